@@ -1,0 +1,105 @@
+"""One error hierarchy for every runtime, mirroring BoxLite's.
+
+Every runtime (bwrap, rest, local) raises only these, so the MCP layer maps
+errors once. Messages are written for a model: what went wrong and what to do.
+"""
+
+from __future__ import annotations
+
+
+class BoxliteError(Exception):
+    """Base of every error a runtime raises."""
+
+    #: Stable, machine-readable kind (also the BoxLite REST ``error.type``).
+    kind: str = "InternalError"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFoundError(BoxliteError):
+    """A box, execution, snapshot, image or path does not exist."""
+
+    kind = "NotFoundError"
+
+
+class AlreadyExistsError(BoxliteError):
+    """A box or snapshot with that name already exists."""
+
+    kind = "AlreadyExistsError"
+
+
+class InvalidStateError(BoxliteError):
+    """The box is in the wrong state for the operation (e.g. running when it must be stopped)."""
+
+    kind = "InvalidStateError"
+
+
+class StoppedError(InvalidStateError):
+    """The box is stopped and the operation needs it running."""
+
+    kind = "StoppedError"
+
+
+class InvalidArgumentError(BoxliteError):
+    """An option or argument is malformed or out of range."""
+
+    kind = "InvalidArgumentError"
+
+
+class UnsupportedError(BoxliteError):
+    """This runtime or server does not offer the operation (capability off, feature absent)."""
+
+    kind = "UnsupportedError"
+
+
+class ImageError(BoxliteError):
+    """The image or rootfs cannot be resolved or prepared."""
+
+    kind = "ImageError"
+
+
+class AuthError(BoxliteError):
+    """Authentication or authorisation failed."""
+
+    kind = "AuthError"
+
+
+class BoxTimeoutError(BoxliteError):
+    """An operation did not finish in time."""
+
+    kind = "TimeoutError"
+
+
+class InternalError(BoxliteError):
+    """Anything else: a runtime failure, an unexpected server answer."""
+
+    kind = "InternalError"
+
+
+class UnavailableError(InternalError):
+    """The runtime or server cannot be reached (connection refused, server gone)."""
+
+    kind = "UnavailableError"
+
+
+ERRORS_BY_KIND: dict[str, type[BoxliteError]] = {
+    cls.kind: cls
+    for cls in (
+        NotFoundError,
+        AlreadyExistsError,
+        InvalidStateError,
+        StoppedError,
+        InvalidArgumentError,
+        UnsupportedError,
+        ImageError,
+        AuthError,
+        BoxTimeoutError,
+        InternalError,
+        UnavailableError,
+    )
+}
