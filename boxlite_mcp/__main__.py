@@ -1,0 +1,5 @@
+"""``python -m boxlite_mcp``: the same as the ``boxlite-mcp`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

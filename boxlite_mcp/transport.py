@@ -1,0 +1,217 @@
+"""Serving an MCPServer over stdio, SSE or streamable HTTP, as ``Settings`` say.
+
+The HTTP transports always check the ``Host`` (and any ``Origin``) header against
+an allow-list, wherever they are bound: the SDK turns DNS-rebinding protection on
+only for loopback binds, so this module passes its own settings. Streamable HTTP
+never answers with plain JSON (that would drop exec progress). Bearer auth, when
+configured, wraps the whole HTTP app; the token's subject is the owner identity
+the tools see through ``get_access_token()``.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import socket
+from typing import Any, Final
+
+import uvicorn
+from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+STREAMABLE_HTTP_PATH: Final = "/mcp"
+SSE_PATH: Final = "/sse"
+SSE_MESSAGE_PATH: Final = "/messages/"
+
+_LOOPBACK_NAMES: Final = ("127.0.0.1", "localhost", "[::1]")
+_WILDCARDS: Final = ("0.0.0.0", "::", "")
+
+
+class TransportConfigError(ValueError):
+    """The transport cannot be set up as configured (bad host, port taken ...)."""
+
+
+def host_header(host: str) -> str:
+    """How ``host`` appears in a Host header: IPv6 literals in brackets."""
+    if host.startswith("["):
+        return host
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return f"[{host}]"
+    except ValueError:
+        pass
+    return host
+
+
+def default_allowed_hosts(host: str, port: int) -> list[str]:
+    """Host header values a server bound to ``host:port`` accepts by default.
+
+    Loopback names always; the bound name itself; for a wildcard bind also this
+    machine's host names (anything else must be listed with ``--allowed-host``).
+    """
+    names: list[str] = list(_LOOPBACK_NAMES)
+    if host in _WILDCARDS:
+        for name in (socket.gethostname(), socket.getfqdn()):
+            if name and name not in names:
+                names.append(name)
+    else:
+        bound = host_header(host)
+        if bound not in names:
+            names.append(bound)
+    allowed = [f"{name}:{port}" if port else f"{name}:*" for name in names]
+    if port in (80, 443):  # clients omit the default port from Host
+        allowed += names
+    return allowed
+
+
+def security_settings(settings: Settings, port: int) -> TransportSecuritySettings:
+    """DNS-rebinding protection for the bound port: on, with defaults plus the configured lists."""
+    hosts = default_allowed_hosts(settings.host, port)
+    hosts += [h for h in settings.allowed_hosts if h not in hosts]
+    origins = [f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")]
+    origins += [o for o in settings.allowed_origins if o not in origins]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+
+
+class BearerAuth:
+    """Require a valid bearer token on every HTTP request; lifespan events pass through.
+
+    Uses the SDK's own pieces, in the order its ``auth=`` setting would: the
+    bearer backend authenticates, the auth context exposes the token to tools,
+    and unauthenticated requests get 401 with ``WWW-Authenticate: Bearer``.
+    """
+
+    def __init__(self, app: ASGIApp, verifier: TokenVerifier) -> None:
+        self._app = app
+        self._guarded = AuthenticationMiddleware(
+            AuthContextMiddleware(RequireAuthMiddleware(app, required_scopes=[])),
+            backend=BearerAuthBackend(verifier),
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            await self._guarded(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
+
+
+def http_app(
+    server: MCPServer[Any],
+    settings: Settings,
+    *,
+    port: int,
+    verifier: TokenVerifier | None = None,
+) -> ASGIApp:
+    """The ASGI app for ``settings.transport`` (``sse`` or ``streamable-http``)."""
+    security = security_settings(settings, port)
+    app: ASGIApp
+    if settings.transport == "streamable-http":
+        app = server.streamable_http_app(
+            streamable_http_path=STREAMABLE_HTTP_PATH,
+            json_response=False,  # JSON responses drop progress notifications
+            stateless_http=False,
+            transport_security=security,
+            host=settings.host,
+        )
+    elif settings.transport == "sse":
+        app = server.sse_app(
+            sse_path=SSE_PATH,
+            message_path=SSE_MESSAGE_PATH,
+            transport_security=security,
+            host=settings.host,
+        )
+    else:
+        raise TransportConfigError(f"transport {settings.transport!r} is not served over HTTP")
+    return BearerAuth(app, verifier) if verifier is not None else app
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: any free port)."""
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise TransportConfigError(f"cannot resolve --host {host!r}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6 and host in ("::", ""):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        hint = (
+            "choose another --port, or stop what is using it"
+            if exc.errno == errno.EADDRINUSE
+            else "check --host and --port"
+        )
+        message = f"cannot listen on {host}:{port}: {exc.strerror}; {hint}"
+        raise TransportConfigError(message) from None
+    sock.set_inheritable(False)
+    return sock
+
+
+def endpoint_url(settings: Settings, port: int) -> str:
+    """The URL clients connect to (for logs and the CLI's startup line)."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
+    host = "[::1]" if host == "::" else host_header(host)
+    path = STREAMABLE_HTTP_PATH if settings.transport == "streamable-http" else SSE_PATH
+    return f"http://{host}:{port}{path}"
+
+
+async def serve(
+    server: MCPServer[Any],
+    settings: Settings,
+    *,
+    verifier: TokenVerifier | None = None,
+    sock: socket.socket | None = None,
+) -> None:
+    """Serve until the client leaves (stdio: EOF) or the process is asked to stop."""
+    if settings.transport == "stdio":
+        if verifier is not None:
+            logger.warning("bearer tokens apply to HTTP transports; stdio serves one local client")
+        logger.info("serving MCP on stdio")
+        await server.run_stdio_async()
+        return
+    if sock is None:
+        sock = bind(settings.host, settings.port)
+    port = int(sock.getsockname()[1])
+    app = http_app(server, settings, port=port, verifier=verifier)
+    security = security_settings(settings, port)
+    if settings.host in _WILDCARDS and not settings.allowed_hosts:
+        logger.warning(
+            "listening on all interfaces; requests must carry one of the Host headers %s "
+            "(add the names clients use with --allowed-host)",
+            ", ".join(security.allowed_hosts),
+        )
+    config = uvicorn.Config(
+        app,
+        log_config=None,  # our handlers: stderr, one format
+        access_log=False,  # request lines carry session ids
+        log_level=settings.log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    logger.info(
+        "serving MCP (%s%s) on %s",
+        settings.transport,
+        ", bearer auth" if verifier is not None else "",
+        endpoint_url(settings, port),
+    )
+    with sock:
+        await uvicorn.Server(config).serve(sockets=[sock])
