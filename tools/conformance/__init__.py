@@ -1,0 +1,1 @@
+"""The official MCP conformance suite, run against boxlite-mcp (see docs/conformance.md)."""
