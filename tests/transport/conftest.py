@@ -1,0 +1,71 @@
+"""Real HTTP servers for transport tests: uvicorn on a loopback socket in the test's task group."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import uvicorn
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.mcpserver import Context, MCPServer
+from starlette.types import ASGIApp
+
+from boxlite_mcp.settings import Settings
+from boxlite_mcp.transport import bind, http_app
+from boxlite_mcp.auth import StaticTokenVerifier
+
+
+def tiny_server() -> MCPServer:
+    """A two-tool server: enough to see who is calling and that progress streams."""
+    server: MCPServer = MCPServer("tiny")
+
+    @server.tool()
+    def whoami() -> str:
+        """The subject of the caller's bearer token, or 'anonymous'."""
+        token = get_access_token()
+        return token.subject or "?" if token is not None else "anonymous"
+
+    @server.tool()
+    async def count(n: int, ctx: Context) -> str:
+        """Report n progress steps, then finish."""
+        for i in range(1, n + 1):
+            await ctx.report_progress(i, n, f"step {i}")
+            await anyio.sleep(0.01)
+        return f"counted {n}"
+
+    return server
+
+
+@asynccontextmanager
+async def serve_app(app: ASGIApp, sock: socket.socket) -> AsyncIterator[None]:
+    """Run ``app`` under uvicorn on ``sock`` until the block ends."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", log_level="warning")
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: server.serve(sockets=[sock]))
+        with anyio.fail_after(10):
+            while not server.started:
+                await anyio.sleep(0.01)
+        try:
+            yield
+        finally:
+            server.should_exit = True
+
+
+@asynccontextmanager
+async def serve_settings(
+    server: MCPServer,
+    settings: Settings,
+    verifier: StaticTokenVerifier | None = None,
+    bind_host: str = "127.0.0.1",
+) -> AsyncIterator[int]:
+    """Serve ``server`` as ``settings`` say (transport, allowed hosts); yields the port."""
+    sock = bind(bind_host, 0)
+    port = int(sock.getsockname()[1])
+    app = http_app(server, settings, port=port, verifier=verifier)
+    with sock:
+        async with serve_app(app, sock):
+            yield port
