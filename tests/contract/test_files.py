@@ -29,7 +29,7 @@ async def box(module_box_maker: BoxMaker) -> AsyncIterator[Box]:
 async def box_dir(box: Box) -> str:
     """A fresh, existing directory in the box for one test."""
     path = f"{WORK}/files-{uuid.uuid4().hex[:8]}"
-    await run(box, "mkdir", "-p", path).check()
+    (await run(box, "mkdir", "-p", path)).check()
     return path
 
 
@@ -117,7 +117,7 @@ async def test_copy_in_directory_copies_its_contents(
 async def test_copy_in_directory_merges_into_an_existing_directory(
     box: Box, box_dir: str, host_dir: Path
 ) -> None:
-    await sh(box, f"echo keep > {box_dir}/keep.txt && echo old > {box_dir}/a.txt").check()
+    (await sh(box, f"echo keep > {box_dir}/keep.txt && echo old > {box_dir}/a.txt")).check()
     src = make_source_dir(host_dir)
     await box.copy_in(src, box_dir)
     expected = host_tree(src)
@@ -158,7 +158,7 @@ async def test_binary_round_trip(box: Box, box_dir: str, host_dir: Path) -> None
 async def test_copy_out_file_to_a_file_path_and_into_a_directory(
     box: Box, box_dir: str, host_dir: Path
 ) -> None:
-    await sh(box, f"printf 'from box' > {box_dir}/out.txt").check()
+    (await sh(box, f"printf 'from box' > {box_dir}/out.txt")).check()
     await box.copy_out(f"{box_dir}/out.txt", host_dir / "renamed.txt")
     assert (host_dir / "renamed.txt").read_text() == "from box"
 
@@ -201,12 +201,12 @@ async def test_copy_out_never_writes_outside_the_destination(
     """Links in the box pointing outside stay harmless on the host."""
     outside = host_dir / "outside"
     outside.mkdir()
-    await sh(
+    (await sh(
         box,
         f"mkdir -p {box_dir}/evil && cd {box_dir}/evil && echo ok > plain.txt && "
         f"ln -s {outside} abs-link && ln -s ../../../../../../{outside} rel-link && "
         "ln -s plain.txt good-link",
-    ).check()
+    )).check()
     dest = host_dir / "dest"
     try:
         await box.copy_out(f"{box_dir}/evil", dest)

@@ -32,7 +32,7 @@ async def test_create_options_round_trip_into_info(make_box: BoxMaker) -> None:
     await box.start()
     info = await box.info()
     assert (info.name, info.cpus, info.memory_mib) == (name, 1, 256)
-    await sh(box, "true").check()
+    (await sh(box, "true")).check()
 
 
 async def test_box_env_and_working_dir_apply_to_execs(make_box: BoxMaker) -> None:
@@ -102,10 +102,10 @@ async def test_start_stop_transitions_and_idempotence(make_box: BoxMaker) -> Non
 
 async def test_exec_starts_configured_and_stopped_boxes(make_box: BoxMaker) -> None:
     box = await make_box()
-    await sh(box, "true").check()
+    (await sh(box, "true")).check()
     assert (await box.info()).running
     await box.stop()
-    await sh(box, "true").check()
+    (await sh(box, "true")).check()
     assert (await box.info()).running
 
 

@@ -115,8 +115,10 @@ async def test_large_output_streams_in_bounded_memory(box: Box) -> None:
             execution = await box.exec(
                 ExecRequest(command="python3", args=["-c", pattern_program(mib)])
             )
-            await anyio.sleep(1.0)  # a slow consumer: unbounded buffering would show here
             async for chunk in execution.output():
+                if total == 0:
+                    # A slow consumer: unbounded buffering would show here.
+                    await anyio.sleep(1.0)
                 if chunk.stream == "stdout":
                     digest.update(chunk.data)
                     total += len(chunk.data)

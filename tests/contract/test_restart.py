@@ -34,7 +34,7 @@ async def test_restart_keeps_boxes_and_files(
         )
         await write_file(running, f"{WORK}/kept.txt", "survives")
         execution = await running.exec(
-            ExecRequest(command="/bin/sh", args=["-c", "echo ready; exec sleep 1000"])
+            ExecRequest(command="/bin/sh", args=["-c", "echo ready; exec sleep 8642"])
         )
         await OutputReader(execution).until(b"ready")
 
@@ -69,7 +69,7 @@ async def test_restart_keeps_boxes_and_files(
             command="/bin/sh", args=["-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]))
         reader = OutputReader(procs)
         await reader.rest()
-        assert b"sleep 1000" not in bytes(reader.stdout)
+        assert b"sleep 8642" not in bytes(reader.stdout)
 
         assert await read_file(await second.get(stopped_name), f"{WORK}/kept.txt") == (
             "stopped too"
