@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import anyio
+from mcp.server.auth.provider import TokenVerifier
 from pydantic import ValidationError
 
 from . import __version__
@@ -292,19 +293,16 @@ async def _watch_signals(scope: anyio.CancelScope) -> None:
             return
 
 
-async def serve(settings: Settings, environ: Mapping[str, str]) -> int:
+async def serve(settings: Settings, verifier: TokenVerifier | None) -> int:
     """Open the runtime, build the server, serve it; close the runtime whatever happens."""
-    from .runtime.select import open_runtime
-    from .server import build_server
     from .transport import bind, serve
 
-    try:
-        verifier = load_verifier(settings.auth_tokens_file, environ)
-    except AuthConfigError as exc:
-        raise ConfigError(str(exc)) from None
     # Bind before opening the runtime: a taken port is a quick, clear error.
     sock = bind(settings.host, settings.port) if settings.transport != "stdio" else None
     try:
+        from .runtime.select import open_runtime
+        from .server import build_server
+
         selected = await open_runtime(settings)
     except BaseException:
         if sock is not None:
@@ -340,7 +338,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             return anyio.run(run_demo, settings)
-        return anyio.run(serve, settings, environ)
+        try:
+            verifier = load_verifier(settings.auth_tokens_file, environ)
+        except AuthConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        return anyio.run(serve, settings, verifier)
     except ConfigError as exc:
         return _fail(EXIT_CONFIG, str(exc))
     except TransportConfigError as exc:

@@ -12,9 +12,9 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context, MCPServer
 from starlette.types import ASGIApp
 
+from boxlite_mcp.auth import StaticTokenVerifier
 from boxlite_mcp.settings import Settings
 from boxlite_mcp.transport import bind, http_app
-from boxlite_mcp.auth import StaticTokenVerifier
 
 
 def tiny_server() -> MCPServer:
@@ -47,7 +47,7 @@ async def serve_app(app: ASGIApp, sock: socket.socket) -> AsyncIterator[None]:
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: server.serve(sockets=[sock]))
         with anyio.fail_after(10):
-            while not server.started:
+            while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
                 await anyio.sleep(0.01)
         try:
             yield

@@ -16,14 +16,16 @@ pytestmark = pytest.mark.anyio
 
 async def _count_with_progress(client: Client) -> tuple[str, list[tuple[float, str | None]]]:
     seen: list[tuple[float, str | None]] = []
+    all_seen = anyio.Event()
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append((progress, message))
+        if len(seen) == 5:
+            all_seen.set()
 
     result = await client.call_tool("count", {"n": 5}, progress_callback=on_progress)
     with anyio.fail_after(5):  # callbacks may still be running when the result is in
-        while len(seen) < 5:
-            await anyio.sleep(0.01)
+        await all_seen.wait()
     return result.content[0].text, seen  # type: ignore[union-attr]
 
 
