@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -188,3 +189,44 @@ async def read_file(box: Box, path: str) -> str | None:
 def entries(path: Path) -> list[Path]:
     """What a host directory holds (a tiny, local, blocking read)."""
     return sorted(path.iterdir())
+
+
+class PeakMemory:
+    """The test process's peak memory over a block: Python allocations and resident size.
+
+    ``traced`` is tracemalloc's peak (every Python object, including an in-process
+    server's); ``resident`` is how far the resident set's high-water mark rose
+    (native buffers too, e.g. an SDK's), or None where Linux's reset is unavailable.
+    """
+
+    def __init__(self) -> None:
+        self.traced = 0
+        self.resident: int | None = None
+        self._rss_before: int | None = None
+
+    def __enter__(self) -> PeakMemory:
+        self._rss_before = _reset_high_water_mark()
+        tracemalloc.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _, self.traced = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        if self._rss_before is not None:
+            self.resident = max(0, _status_kib("VmHWM") * 1024 - self._rss_before)
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise LookupError(field)
+
+
+def _reset_high_water_mark() -> int | None:
+    """Reset the resident high-water mark; the resident size now, or None if impossible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return _status_kib("VmRSS") * 1024
+    except (OSError, LookupError):
+        return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import tracemalloc
 from collections.abc import AsyncIterator
 
 import anyio
@@ -12,7 +11,7 @@ import pytest
 from boxlite_mcp.runtime.base import UNREAD_OUTPUT_LIMIT, Box
 from boxlite_mcp.runtime.types import ExecRequest
 
-from .support import DEADLINE, BoxMaker, OutputReader, drain, run
+from .support import DEADLINE, BoxMaker, OutputReader, PeakMemory, drain, run
 
 pytestmark = pytest.mark.anyio
 
@@ -109,47 +108,41 @@ async def test_large_output_streams_in_bounded_memory(box: Box) -> None:
     digest = hashlib.sha256()
     total = 0
     stderr = bytearray()
-    tracemalloc.start()
-    try:
-        with anyio.fail_after(DEADLINE * 2):
-            execution = await box.exec(
-                ExecRequest(command="python3", args=["-c", pattern_program(mib)])
-            )
-            async for chunk in execution.output():
-                if total == 0:
-                    # A slow consumer: unbounded buffering would show here.
-                    await anyio.sleep(1.0)
-                if chunk.stream == "stdout":
-                    digest.update(chunk.data)
-                    total += len(chunk.data)
-                else:
-                    stderr.extend(chunk.data)
-            result = await execution.wait()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    with PeakMemory() as memory, anyio.fail_after(DEADLINE * 2):
+        execution = await box.exec(
+            ExecRequest(command="python3", args=["-c", pattern_program(mib)])
+        )
+        async for chunk in execution.output():
+            if total == 0:
+                # A slow consumer: unbounded buffering would show here.
+                await anyio.sleep(1.0)
+            if chunk.stream == "stdout":
+                digest.update(chunk.data)
+                total += len(chunk.data)
+            else:
+                stderr.extend(chunk.data)
+        result = await execution.wait()
     assert result.exit_code == 0, bytes(stderr)
     assert total == mib * MIB
     assert digest.hexdigest() == pattern_digest(mib)
-    assert peak < mib * MIB // 3, f"peak traced memory {peak / MIB:.1f} MiB for {mib} MiB"
+    assert memory.traced < mib * MIB // 3, f"Python peak {memory.traced / MIB:.1f} MiB"
+    if memory.resident is not None:
+        assert memory.resident < mib * MIB // 2, f"resident grew {memory.resident / MIB:.1f} MiB"
 
 
 async def test_unread_output_never_blocks_wait_and_keeps_its_head(box: Box) -> None:
     """Nobody reads: the process still ends; a late output() gets at most the earliest 8 MiB."""
     mib = 40
-    tracemalloc.start()
-    try:
-        with anyio.fail_after(DEADLINE * 2):
-            execution = await box.exec(
-                ExecRequest(command="python3", args=["-c", pattern_program(mib)])
-            )
-            await execution.close_stdin()
-            result = await execution.wait()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    with PeakMemory() as memory, anyio.fail_after(DEADLINE * 2):
+        execution = await box.exec(
+            ExecRequest(command="python3", args=["-c", pattern_program(mib)])
+        )
+        await execution.close_stdin()
+        result = await execution.wait()
     assert result.exit_code == 0
-    assert peak < 24 * MIB, f"peak traced memory {peak / MIB:.1f} MiB with nobody reading"
+    assert memory.traced < 24 * MIB, f"Python peak {memory.traced / MIB:.1f} MiB, nobody reading"
+    if memory.resident is not None:
+        assert memory.resident < 30 * MIB, f"resident grew {memory.resident / MIB:.1f} MiB"
 
     with anyio.fail_after(DEADLINE):
         late, late_err = await drain(execution)
