@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from boxlite_mcp.runtime.base import Box
-from boxlite_mcp.runtime.errors import BoxliteError, NotFoundError
+from boxlite_mcp.runtime.errors import BoxliteError, InvalidArgumentError, NotFoundError
 
 from .support import WORK, BoxMaker, entries, read_file, run, sh
 
@@ -219,3 +219,16 @@ async def test_copy_out_never_writes_outside_the_destination(
         if (dest / "good-link").exists():
             assert (dest / "good-link").read_text() == "ok\n"
     assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad", ["", f"{WORK}/../../etc/evil", "../outside"])
+async def test_bad_box_paths_are_invalid_argument(box: Box, host_dir: Path, bad: str) -> None:
+    """BoxLite refuses an empty box path or one with ``..`` before touching anything."""
+    src = host_dir / "f.txt"
+    src.write_text("x")
+    with pytest.raises(InvalidArgumentError):
+        await box.copy_in(src, bad)
+    with pytest.raises(InvalidArgumentError):
+        await box.copy_out(bad, host_dir / "out")
+    assert await read_file(box, "/etc/evil") is None
+    assert entries(host_dir) == [src]
