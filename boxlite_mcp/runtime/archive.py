@@ -1,0 +1,380 @@
+"""Tar archives for file transfer, with BoxLite's semantics, unpacked safely.
+
+Every runtime and the test BoxLite server move files as tar streams, the way
+the BoxLite REST API does (``PUT/GET /boxes/{id}/files``):
+
+- :func:`pack` archives a directory as its *contents* and a file as one entry
+  named after its basename (upstream ``src/shared/src/tar.rs``). The archive is
+  written to a spooled temporary file: small archives stay in memory, big ones
+  go to disk, none is held whole in memory.
+- :func:`unpack` picks BoxLite's extraction mode (``detect_extraction_mode``):
+  a ``dest`` ending in ``/`` or naming an existing directory receives the
+  entries; otherwise an archive holding exactly one regular file is written *as*
+  ``dest``; anything else is extracted into ``dest`` as a directory.
+
+Unpacking is safe and all-or-nothing: absolute names, ``..``, links whose target
+leaves the destination, device nodes and archives over a size cap are refused
+before anything is written; entries are extracted into a temporary directory
+beside ``dest`` and moved into place only when all of them were written.
+
+Async callers use :func:`apack`, :func:`aunpack` and :func:`spool`, which run
+the blocking work in a worker thread and never hold an archive in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import shutil
+import stat
+import tarfile
+import tempfile
+import uuid
+from collections.abc import AsyncIterable, Iterable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import IO, BinaryIO
+
+import anyio.to_thread
+
+from .errors import InvalidArgumentError, NotFoundError
+
+#: Archives above this many bytes of file content are refused (tar-bomb guard).
+DEFAULT_MAX_BYTES = 8 * 1024**3
+#: Archives with more entries than this are refused.
+DEFAULT_MAX_ENTRIES = 1_000_000
+#: Spooled archives stay in memory up to this size, then move to a temp file.
+SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
+CHUNK_BYTES = 256 * 1024
+
+TarFile = IO[bytes]
+
+
+class ExtractionMode(Enum):
+    """Where ``unpack`` puts entries (BoxLite's ``ExtractionMode``)."""
+
+    FILE_TO_FILE = "file_to_file"
+    INTO_DIRECTORY = "into_directory"
+
+
+class UnsafeArchiveError(InvalidArgumentError):
+    """The archive would write outside its destination, or is too big."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps applied while reading an archive."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_entries: int = DEFAULT_MAX_ENTRIES
+
+
+# ---------------------------------------------------------------------------
+# Pack
+
+
+def new_spool() -> tempfile.SpooledTemporaryFile[bytes]:
+    """A binary spooled file: memory up to ``SPOOL_MEMORY_BYTES``, disk beyond."""
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES, mode="w+b")
+
+
+def pack(src: Path, out: BinaryIO | None = None) -> BinaryIO:
+    """Archive ``src`` with BoxLite's rules; the returned file is positioned at 0.
+
+    Symlinks are archived as links (never followed). Raises NotFoundError when
+    ``src`` does not exist.
+    """
+    if not os.path.lexists(src):
+        raise NotFoundError(f"{src} does not exist; pass an existing file or directory")
+    target: BinaryIO = out if out is not None else new_spool()  # type: ignore[assignment]
+    with tarfile.open(fileobj=target, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        if src.is_dir() and not src.is_symlink():
+            for child in sorted(os.listdir(src)):
+                tar.add(src / child, arcname=child, recursive=True)
+        else:
+            tar.add(src, arcname=src.name or "file", recursive=False)
+    target.seek(0)
+    return target
+
+
+def iter_file(f: IO[bytes], chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """Read a file in chunks (e.g. a packed archive as a request body)."""
+    while chunk := f.read(chunk_bytes):
+        yield chunk
+
+
+def spool_chunks(chunks: Iterable[bytes], limits: Limits = Limits()) -> BinaryIO:
+    """Collect an iterator of bytes (a response body) into a spooled file, capped."""
+    spool: BinaryIO = new_spool()  # type: ignore[assignment]
+    total = 0
+    cap = _stream_cap(limits)
+    try:
+        for chunk in chunks:
+            total += len(chunk)
+            if total > cap:
+                raise UnsafeArchiveError(_too_big(limits))
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
+
+
+async def spool(chunks: AsyncIterable[bytes], limits: Limits = Limits()) -> BinaryIO:
+    """Async :func:`spool_chunks`: writes to disk happen in a worker thread."""
+    out: BinaryIO = new_spool()  # type: ignore[assignment]
+    total = 0
+    cap = _stream_cap(limits)
+    try:
+        async for chunk in chunks:
+            total += len(chunk)
+            if total > cap:
+                raise UnsafeArchiveError(_too_big(limits))
+            if total > SPOOL_MEMORY_BYTES:
+                await anyio.to_thread.run_sync(out.write, chunk)
+            else:
+                out.write(chunk)
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+    return out
+
+
+async def apack(src: Path) -> BinaryIO:
+    """:func:`pack` in a worker thread."""
+    return await anyio.to_thread.run_sync(pack, src)
+
+
+# ---------------------------------------------------------------------------
+# Inspect and validate
+
+
+def _too_big(limits: Limits) -> str:
+    return (
+        f"archive exceeds the size cap of {limits.max_bytes} bytes; "
+        "copy less data at once or raise the cap"
+    )
+
+
+def _stream_cap(limits: Limits) -> int:
+    # Tar headers and padding: 1 KiB per entry is generous; the exact check is per entry.
+    return limits.max_bytes + 1024 * min(limits.max_entries, 100_000) + 10 * 1024 * 1024
+
+
+def _clean_name(name: str) -> str:
+    """The entry's path, normalised; refuse absolute paths and ``..``."""
+    if name.startswith("/") or name.startswith("\\"):
+        raise UnsafeArchiveError(f"archive entry {name!r} has an absolute path; refused")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise UnsafeArchiveError(f"archive entry {name!r} contains '..'; refused")
+    return "/".join(parts)
+
+
+def _inside(path: str) -> bool:
+    """Whether a normalised relative path stays within the root."""
+    norm = posixpath.normpath(path)
+    return not (norm == ".." or norm.startswith("../") or norm.startswith("/"))
+
+
+def check_member(member: tarfile.TarInfo) -> str:
+    """Validate one entry; returns its normalised name (may be '' for the root)."""
+    name = _clean_name(member.name)
+    if member.ischr() or member.isblk() or member.isfifo() or not (
+        member.isreg() or member.isdir() or member.issym() or member.islnk()
+    ):
+        raise UnsafeArchiveError(
+            f"archive entry {member.name!r} is a device, fifo or special file; refused"
+        )
+    if member.issym():
+        target = member.linkname
+        joined = posixpath.join(posixpath.dirname(name), target)
+        if target.startswith("/") or not _inside(joined):
+            raise UnsafeArchiveError(
+                f"archive entry {member.name!r} is a symlink to {target!r}, "
+                "outside the destination; refused"
+            )
+    if member.islnk():
+        target = member.linkname
+        if target.startswith("/") or not _inside(target):
+            raise UnsafeArchiveError(
+                f"archive entry {member.name!r} is a hard link to {target!r}, "
+                "outside the destination; refused"
+            )
+    return name
+
+
+def scan(tar_file: BinaryIO, limits: Limits = Limits()) -> list[tarfile.TarInfo]:
+    """Read and validate every header (not the data); leaves the file at 0."""
+    tar_file.seek(0)
+    members: list[tarfile.TarInfo] = []
+    total = 0
+    try:
+        with tarfile.open(fileobj=tar_file, mode="r:") as tar:
+            for member in tar:
+                check_member(member)
+                members.append(member)
+                if len(members) > limits.max_entries:
+                    raise UnsafeArchiveError(
+                        f"archive has more than {limits.max_entries} entries; refused"
+                    )
+                if member.isreg():
+                    total += member.size
+                    if total > limits.max_bytes:
+                        raise UnsafeArchiveError(_too_big(limits))
+    except tarfile.TarError as exc:
+        raise InvalidArgumentError(f"not a valid tar archive: {exc}") from exc
+    finally:
+        tar_file.seek(0)
+    return members
+
+
+def detect_mode(
+    dest: str | Path, dest_is_dir: bool, members: list[tarfile.TarInfo]
+) -> ExtractionMode:
+    """BoxLite's ``detect_extraction_mode``, given what ``dest`` is."""
+    if str(dest).endswith("/") or dest_is_dir:
+        return ExtractionMode.INTO_DIRECTORY
+    if len(members) == 1 and members[0].isreg():
+        return ExtractionMode.FILE_TO_FILE
+    return ExtractionMode.INTO_DIRECTORY
+
+
+# ---------------------------------------------------------------------------
+# Extract
+
+
+def _extract_filter(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarInfo | None:
+    # Second line of defence after check_member: the stdlib's data filter, but
+    # keeping the archive's permission bits (tools like `cp -a` expect them).
+    mode = member.mode
+    filtered = tarfile.data_filter(member, dest_path)
+    if filtered is None:
+        return None
+    if member.isreg() or member.isdir():
+        return filtered.replace(mode=mode & 0o777, deep=False)
+    return filtered
+
+
+def extract_tree(tar_file: BinaryIO, into: Path, limits: Limits = Limits()) -> list[str]:
+    """Validate the archive, then extract every entry under the directory ``into``.
+
+    ``into`` must be a fresh, empty directory: nothing pre-existing can redirect
+    writes. Returns the normalised top-level names written.
+    """
+    members = scan(tar_file, limits)
+    names = {check_member(m) for m in members}
+    with tarfile.open(fileobj=tar_file, mode="r:") as tar:
+        for member in tar:
+            name = _clean_name(member.name)
+            if not name:
+                continue  # the archive's root entry ("./"): the destination itself
+            member.name = name
+            tar.extract(member, path=into, filter=_extract_filter)
+    tar_file.seek(0)
+    return sorted({n.split("/", 1)[0] for n in names if n})
+
+
+def _temp_beside(dest: Path) -> Path:
+    return dest.parent / f".{dest.name or 'dest'}.boxlite-{uuid.uuid4().hex[:12]}.tmp"
+
+
+def _check_merge(src: Path, dst: Path) -> None:
+    """Refuse to merge through a symlink or onto an incompatible file type."""
+    for entry in os.scandir(src):
+        target = dst / entry.name
+        try:
+            st = os.lstat(target)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(st.st_mode) and entry.is_dir(follow_symlinks=False):
+            raise UnsafeArchiveError(
+                f"{target} is a symlink; refusing to extract a directory through it"
+            )
+        if entry.is_dir(follow_symlinks=False):
+            if not stat.S_ISDIR(st.st_mode):
+                raise InvalidArgumentError(
+                    f"{target} exists and is not a directory; the archive has a directory there"
+                )
+            _check_merge(Path(entry.path), target)
+        elif stat.S_ISDIR(st.st_mode):
+            raise InvalidArgumentError(
+                f"{target} is a directory; the archive has a file there"
+            )
+
+
+def _merge(src: Path, dst: Path) -> None:
+    for entry in os.scandir(src):
+        target = dst / entry.name
+        if entry.is_dir(follow_symlinks=False) and os.path.isdir(target) and not os.path.islink(
+            target
+        ):
+            _merge(Path(entry.path), target)
+        else:
+            os.replace(entry.path, target)
+
+
+def unpack(
+    tar_file: BinaryIO | Path,
+    dest: str | Path,
+    limits: Limits = Limits(),
+    *,
+    mkdir_parents: bool = True,
+) -> ExtractionMode:
+    """Unpack an archive at ``dest`` with BoxLite's rules; all-or-nothing.
+
+    ``dest`` keeps a trailing ``/`` if given as a string (it forces directory
+    mode). Returns the extraction mode used.
+    """
+    if isinstance(tar_file, Path):
+        with open(tar_file, "rb") as f:
+            return unpack(f, dest, limits, mkdir_parents=mkdir_parents)
+    dest_str = os.fspath(dest)
+    dest_path = Path(dest_str)
+    members = scan(tar_file, limits)
+    mode = detect_mode(dest_str, dest_path.is_dir(), members)
+    parent = dest_path if mode is ExtractionMode.INTO_DIRECTORY else dest_path.parent
+    if not parent.exists():
+        if not mkdir_parents:
+            raise NotFoundError(f"{parent} does not exist; create it first")
+        anchor = dest_path.parent if mode is ExtractionMode.INTO_DIRECTORY else parent
+        try:
+            anchor.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidArgumentError(f"cannot create {anchor}: {exc.strerror}") from exc
+    elif not parent.is_dir():
+        raise InvalidArgumentError(f"{parent} is not a directory")
+
+    staging = _temp_beside(dest_path)
+    try:
+        staging.mkdir()
+        extract_tree(tar_file, staging, limits)
+        if mode is ExtractionMode.FILE_TO_FILE:
+            entry = staging / _clean_name(members[0].name)
+            if dest_path.is_dir() and not dest_path.is_symlink():
+                raise InvalidArgumentError(f"{dest_path} is a directory")
+            os.replace(entry, dest_path)
+        elif not os.path.lexists(dest_path):
+            os.rename(staging, dest_path)
+        else:
+            _check_merge(staging, dest_path)
+            _merge(staging, dest_path)
+    except OSError as exc:
+        raise InvalidArgumentError(
+            f"cannot unpack into {dest_str}: {exc.strerror or exc}"
+        ) from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(staging)
+    return mode
+
+
+async def aunpack(
+    tar_file: BinaryIO | Path, dest: str | Path, limits: Limits = Limits()
+) -> ExtractionMode:
+    """:func:`unpack` in a worker thread."""
+    return await anyio.to_thread.run_sync(lambda: unpack(tar_file, dest, limits))

@@ -1,0 +1,244 @@
+"""A bwrap box handle: lifecycle, exec, files, snapshots, clone, export, metrics.
+
+A handle is a view: every method looks the box up in its runtime again, so a
+handle of a removed box raises NotFoundError and two handles of one box agree.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..base import Box
+from ..errors import InternalError, InvalidArgumentError
+from ..types import (
+    BoxInfo,
+    BoxMetrics,
+    BoxStatus,
+    ExecRequest,
+    NetworkSpec,
+    SnapshotInfo,
+)
+from . import files, snapshots
+from .boxfs import BoxRoot, normalize
+from .execution import BwrapExecution, spawn
+from .sandbox import JOIN_SCRIPT, BoxSpec, launch
+from .state import LiveRecord
+from .users import resolve_user
+
+if TYPE_CHECKING:
+    from .runtime import BoxState, BwrapRuntime
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class BwrapBox:
+    """One box of a :class:`BwrapRuntime` (implements ``base.Box``)."""
+
+    def __init__(self, runtime: BwrapRuntime, box_id: str) -> None:
+        self._runtime = runtime
+        self._id = box_id
+
+    def __repr__(self) -> str:
+        return f"BwrapBox(id={self._id!r}, name={self.name!r})"
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def name(self) -> str | None:
+        state = self._runtime._states.get(self._id)
+        return state.record.name if state else None
+
+    @property
+    def _state(self) -> BoxState:
+        return self._runtime._state(self._id)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def info(self) -> BoxInfo:
+        state = self._state
+        state.refresh()
+        r = state.record
+        return BoxInfo(
+            id=r.id, name=r.name, status=r.status, image=r.image,
+            cpus=r.limits.cpus, memory_mib=r.limits.memory_mib,
+            created_at=r.created_at, updated_at=r.updated_at,
+            pid=state.sandbox.init_pid if state.sandbox else None,
+            network=r.options.network or NetworkSpec(mode="disabled"),
+            limits=r.limits,
+        )
+
+    async def start(self) -> None:
+        state = self._state
+        async with state.lock:
+            await self._start_locked(state)
+
+    async def _start_locked(self, state: BoxState) -> None:
+        state.refresh()
+        if state.sandbox is not None:
+            return
+        r = state.record
+        rt = self._runtime
+        t0 = time.monotonic()
+        state.cgroup.create(r.limits)
+        network = bool(r.options.network and r.options.network.mode == "enabled")
+        spec = BoxSpec(
+            box_dir=rt.store.box_dir(r.id), lower=Path(r.lower),
+            hostname=(r.name or r.id)[:63], network=network,
+            volumes=[(v.host_path, v.guest_path, v.read_only) for v in r.options.volumes or []],
+            cgroup=state.cgroup,
+        )
+        try:
+            sandbox = await launch(spec, rt.tools)
+        except BaseException:
+            r.status = BoxStatus.FAILED if r.status is BoxStatus.CONFIGURED else r.status
+            rt.boxes_failed_total += 1
+            state.cgroup.remove()
+            rt.store.save(r)
+            raise
+        state.sandbox = sandbox
+        r.live = LiveRecord(init_pid=sandbox.init_pid, init_start_time=sandbox.init_start_time)
+        r.status = BoxStatus.RUNNING
+        if r.boot.box_spawn_ms is None:
+            r.boot.box_spawn_ms = int((time.monotonic() - t0) * 1000)
+        rt.store.save(r)
+
+    async def stop(self, timeout_seconds: float | None = None) -> None:
+        state = self._state
+        async with state.lock:
+            await state.stop(self._runtime, timeout_seconds)
+        if state.record.options.auto_remove:
+            await self._runtime.remove(self._id, force=True)
+
+    async def _ensure_running(self) -> BoxState:
+        state = self._state
+        state.refresh()
+        if state.sandbox is None:
+            async with state.lock:
+                await self._start_locked(state)
+        if state.sandbox is None:  # pragma: no cover - start raises instead
+            raise InternalError(f"box {self._id} did not start")
+        return state
+
+    # -- exec ------------------------------------------------------------------
+
+    async def exec(self, request: ExecRequest) -> BwrapExecution:
+        state = await self._ensure_running()
+        sandbox = state.sandbox
+        assert sandbox is not None
+        rt = self._runtime
+        r = state.record
+        opts = r.options
+        workdir = normalize(request.working_dir or opts.working_dir or "/")
+        with BoxRoot.of_pid(sandbox.init_pid) as root:
+            user = resolve_user(request.user or opts.user, root)
+            try:
+                wd_fd = root.open_dir(workdir)
+            except OSError as exc:
+                raise InvalidArgumentError(
+                    f"working directory {workdir!r} does not exist in box {self._id} "
+                    f"({exc.strerror}); create it first or pass an existing directory"
+                ) from exc
+        env = {"PATH": DEFAULT_PATH, "HOME": user.home, "HOSTNAME": r.name or r.id}
+        if request.tty:
+            env["TERM"] = "xterm-256color"
+        env.update(opts.env or {})
+        env.update(request.env or {})
+        tools = rt.tools
+        argv = [tools.sh, "-c", JOIN_SCRIPT, "boxlite-exec", *state.cgroup.procs_files(), "--"]
+        if request.tty:
+            argv += [tools.setsid, "--ctty"]
+        argv += [
+            tools.nsenter, "-t", str(sandbox.init_pid), "-U", "-m", "-u", "-i", "-n", "-p",
+            "-r", f"--wd=/proc/self/fd/{wd_fd}", "-S", str(user.uid), "-G", str(user.gid),
+            "--", request.command, *request.args,
+        ]
+        exec_id = "ex-" + secrets.token_hex(8)
+        try:
+            execution = spawn(
+                argv, env=env, pass_fds=(wd_fd,), exec_id=exec_id, tty=request.tty,
+                timeout=request.timeout_seconds, on_exit=state.on_exit,
+                oom_check=state.oom_check(),
+            )
+        except OSError as exc:
+            r.exec_errors_total += 1
+            raise InternalError(f"could not start the command: {exc}") from exc
+        finally:
+            os.close(wd_fd)
+        r.commands_executed_total += 1
+        rt.total_commands_executed += 1
+        state.executions.add(execution)
+        return execution
+
+    # -- files -----------------------------------------------------------------
+
+    async def copy_in(self, host_src: Path, box_dest: str) -> None:
+        state = await self._ensure_running()
+        assert state.sandbox is not None
+        await files.copy_in(state.sandbox.init_pid, host_src, box_dest)
+
+    async def copy_out(self, box_src: str, host_dest: Path) -> None:
+        state = await self._ensure_running()
+        assert state.sandbox is not None
+        await files.copy_out(state.sandbox.init_pid, box_src, host_dest)
+
+    # -- metrics ---------------------------------------------------------------
+
+    async def metrics(self) -> BoxMetrics:
+        state = self._state
+        state.refresh()
+        r = state.record
+        cpu_percent: float | None = None
+        memory: int | None = None
+        if state.sandbox is not None:
+            memory = state.cgroup.memory_bytes()
+            cpu_percent = await state.cpu_percent()
+        return BoxMetrics(
+            **r.boot.model_dump(),
+            commands_executed_total=r.commands_executed_total,
+            exec_errors_total=r.exec_errors_total,
+            cpu_percent=cpu_percent, memory_bytes=memory,
+        )
+
+    # -- snapshots, clone, export ---------------------------------------------
+
+    async def snapshot_create(self, name: str) -> SnapshotInfo:
+        state = self._state
+        async with state.lock:
+            return await snapshots.create(self._runtime, state, name)
+
+    async def snapshot_list(self) -> list[SnapshotInfo]:
+        return snapshots.list_(self._runtime, self._state)
+
+    async def snapshot_get(self, name: str) -> SnapshotInfo:
+        return snapshots.get(self._runtime, self._state, name)
+
+    async def snapshot_remove(self, name: str) -> None:
+        state = self._state
+        async with state.lock:
+            await snapshots.remove(self._runtime, state, name)
+
+    async def snapshot_restore(self, name: str) -> None:
+        state = self._state
+        async with state.lock:
+            await snapshots.restore(self._runtime, state, name)
+
+    async def clone(self, name: str | None = None) -> Box:
+        boxes = await self.clone_many(1, [name] if name else None)
+        return boxes[0]
+
+    async def clone_many(self, count: int, names: list[str] | None = None) -> list[Box]:
+        state = self._state
+        async with state.lock:
+            ids = await snapshots.clone(self._runtime, state, count, names)
+        return [BwrapBox(self._runtime, i) for i in ids]
+
+    async def export(self, dest: Path) -> Path:
+        state = self._state
+        async with state.lock:
+            return await snapshots.export(self._runtime, state, dest)

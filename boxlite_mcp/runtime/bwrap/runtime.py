@@ -1,0 +1,366 @@
+"""The bwrap runtime: boxes as bubblewrap sandboxes on this host.
+
+Isolation is namespaces (user, PID, IPC, UTS, mount, network), an overlay root
+per box and cgroup limits: weaker than a VM (one shared kernel), and
+``info()`` says so. See ``sandbox`` for how a box runs and why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+
+from ..errors import (
+    AlreadyExistsError,
+    InvalidArgumentError,
+    InvalidStateError,
+    NotFoundError,
+)
+from ..types import (
+    BoxInfo,
+    BoxLimits,
+    BoxOptions,
+    BoxStatus,
+    Capabilities,
+    ExecResult,
+    RuntimeInfo,
+    RuntimeMetrics,
+)
+from . import rootfs, snapshots
+from .box import BwrapBox
+from .execution import BwrapExecution
+from .host import host_tools
+from .limits import BoxCgroup, cgroup_mode
+from .sandbox import Sandbox, kill_leftovers
+from .state import BoxRecord, Store, default_home
+
+log = logging.getLogger(__name__)
+
+ISOLATION = (
+    "Linux namespaces (user, PID, IPC, UTS, mount, network) with a private overlay root "
+    "filesystem and cgroup limits, via bubblewrap: processes share the host's kernel, so "
+    "this is weaker isolation than a BoxLite micro-VM."
+)
+BOX_ID_RE = re.compile(r"^[0-9a-f]{12}$")
+
+
+class BoxState:
+    """What the runtime holds for one box: its record and, when running, its sandbox."""
+
+    def __init__(self, runtime: BwrapRuntime, record: BoxRecord) -> None:
+        self.runtime = runtime
+        self.record = record
+        self.sandbox: Sandbox | None = None
+        self.lock = anyio.Lock()
+        self.executions: set[BwrapExecution] = set()
+        self.cgroup = BoxCgroup(dirs=list(record.cgroup_dirs), mode=record.cgroup_mode)
+        self._cpu_sample: tuple[float, int] | None = None
+
+    def refresh(self) -> None:
+        """Notice a box whose PID 1 died on its own: it is stopped now."""
+        if self.sandbox is not None and not self.sandbox.alive:
+            self.sandbox.close_block()
+            self.sandbox = None
+            self.record.status = BoxStatus.STOPPED
+            self.record.live = None
+            self.runtime.store.save(self.record)
+
+    async def stop(self, runtime: BwrapRuntime, grace: float | None) -> None:
+        self.refresh()
+        if self.sandbox is None:
+            if self.record.status is BoxStatus.RUNNING:
+                self.record.status = BoxStatus.STOPPED
+                runtime.store.save(self.record)
+            return
+        self.record.status = BoxStatus.STOPPING
+        sandbox = self.sandbox
+        with anyio.CancelScope(shield=True):
+            await sandbox.stop(runtime.stop_timeout if grace is None else grace)
+            for execution in list(self.executions):
+                with anyio.move_on_after(2):
+                    await execution.wait()
+            await anyio.to_thread.run_sync(self.cgroup.remove)
+        self.sandbox = None
+        self._cpu_sample = None
+        self.record.status = BoxStatus.STOPPED
+        self.record.live = None
+        runtime.boxes_stopped_total += 1
+        runtime.store.save(self.record)
+
+    def on_exit(self, execution: BwrapExecution, result: ExecResult) -> None:
+        self.executions.discard(execution)
+        if result.timed_out or result.exit_code == 126 or result.exit_code == 127:
+            self.record.exec_errors_total += 1
+            self.runtime.total_exec_errors += 1
+        with contextlib.suppress(OSError):
+            self.runtime.store.save(self.record)
+
+    def oom_check(self) -> Callable[[], bool]:
+        return self.cgroup.oom_killed
+
+    async def cpu_percent(self) -> float | None:
+        """CPU use since the previous call (first call: over a 100 ms sample)."""
+        usage = self.cgroup.cpu_usage_ns()
+        if usage is None:
+            return None
+        now = time.monotonic()
+        if self._cpu_sample is None:
+            self._cpu_sample = (now, usage)
+            await anyio.sleep(0.1)
+            usage2 = self.cgroup.cpu_usage_ns() or usage
+            now2 = time.monotonic()
+            self._cpu_sample = (now2, usage2)
+            return round((usage2 - usage) / ((now2 - now) * 1e9) * 100, 2)
+        then, before = self._cpu_sample
+        self._cpu_sample = (now, usage)
+        elapsed = max(now - then, 1e-6)
+        return round((usage - before) / (elapsed * 1e9) * 100, 2)
+
+
+class BwrapRuntime:
+    """Boxes as bubblewrap sandboxes (implements ``base.Runtime``).
+
+    ``home`` defaults to ``BOXLITE_HOME``, else ``$XDG_DATA_HOME/boxlite-mcp``.
+    Limits not given in a box's options default to the values here;
+    ``stop_timeout`` is how long ``stop`` waits after SIGTERM before SIGKILL.
+    """
+
+    def __init__(
+        self,
+        home: Path | str | None = None,
+        *,
+        default_cpus: int | None = None,
+        default_memory_mib: int | None = 2048,
+        default_max_processes: int | None = 2048,
+        stop_timeout: float = 3.0,
+    ) -> None:
+        self.tools = host_tools()
+        self.home = Path(home) if home is not None else default_home()
+        self.store = Store(self.home)
+        self.cgroup_mode = cgroup_mode()
+        self.default_cpus = default_cpus
+        self.default_memory_mib = default_memory_mib
+        self.default_max_processes = default_max_processes
+        self.stop_timeout = stop_timeout
+        self.boxes_created_total = 0
+        self.boxes_failed_total = 0
+        self.boxes_stopped_total = 0
+        self.total_commands_executed = 0
+        self.total_exec_errors = 0
+        self._states: dict[str, BoxState] = {}
+        self._create_lock = anyio.Lock()
+        self._recover()
+
+    def __repr__(self) -> str:
+        return f"BwrapRuntime(home={str(self.home)!r}, boxes={len(self._states)})"
+
+    # -- restart ---------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Load every box; boxes that were running come back stopped, leftovers killed."""
+        for record in self.store.load_all():
+            if record.live is not None or record.status in (
+                BoxStatus.RUNNING, BoxStatus.STOPPING
+            ):
+                cgroup = BoxCgroup(dirs=list(record.cgroup_dirs), mode=record.cgroup_mode)
+                live = record.live
+                kill_leftovers(
+                    live.init_pid if live else None, live.init_start_time if live else None,
+                    cgroup,
+                )
+                record.live = None
+                record.status = BoxStatus.STOPPED
+                self.store.save(record)
+            self._states[record.id] = BoxState(self, record)
+        for d in self.store.boxes_dir.iterdir():  # half-created or half-removed boxes
+            if d.is_dir() and not (d / "box.json").exists() and d.name not in self._states:
+                shutil.rmtree(d, ignore_errors=True)
+
+    # -- lookup ----------------------------------------------------------------
+
+    def _state(self, box_id: str) -> BoxState:
+        state = self._states.get(box_id)
+        if state is None:
+            raise NotFoundError(f"box {box_id} no longer exists; {self._existing()}")
+        return state
+
+    def _existing(self) -> str:
+        if not self._states:
+            return "there are no boxes; create one first"
+        shown = [s.record.name or s.record.id for s in list(self._states.values())[:8]]
+        more = len(self._states) - len(shown)
+        text = ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+        return f"existing boxes: {text}"
+
+    def _find(self, box: str) -> BoxState:
+        state = self._states.get(box)
+        if state is not None:
+            return state
+        for state in self._states.values():
+            if state.record.name == box:
+                return state
+        raise NotFoundError(f"no box with id or name {box!r}; {self._existing()}")
+
+    # -- Runtime protocol ------------------------------------------------------
+
+    async def info(self) -> RuntimeInfo:
+        return RuntimeInfo(
+            name="bwrap",
+            version=f"bubblewrap {self.tools.bwrap_version}",
+            isolation=ISOLATION,
+            capabilities=Capabilities(
+                snapshots_enabled=True, clone_enabled=True, export_enabled=True,
+                import_enabled=True, tty_enabled=True, streaming_enabled=True,
+                max_cpus=os.cpu_count(),
+            ),
+            details={
+                "home": str(self.home),
+                "overlay": "kernel overlayfs (lower: image, upper: per-box directory), "
+                           "mounted in a private mount namespace per box",
+                "cgroups": self.cgroup_mode,
+                "user_namespace": "uids 0-65535 mapped to themselves; box root has "
+                                  "capabilities only inside the box",
+                "tmp": "/tmp is a tmpfs for the box's life (cleared when it stops)",
+                "images": "host root (default), rootfs_path directory or OCI image layout; "
+                          "no registry access",
+            },
+        )
+
+    async def create(self, options: BoxOptions) -> BwrapBox:
+        t0 = time.monotonic()
+        rootfs.check_options(options)
+        _check_volumes(options)
+        async with self._create_lock:
+            if options.name is not None:
+                for state in self._states.values():
+                    if state.record.name == options.name:
+                        raise AlreadyExistsError(
+                            f"a box named {options.name!r} already exists "
+                            f"(id {state.record.id}); pick another name or remove it"
+                        )
+            box_id = secrets.token_hex(6)
+            box_dir = self.store.box_dir(box_id)
+            try:
+                t_img = time.monotonic()
+                image = await anyio.to_thread.run_sync(
+                    rootfs.resolve, options, self.store.images_dir
+                )
+                image_ms = int((time.monotonic() - t_img) * 1000)
+                t_fs = time.monotonic()
+                box_dir.mkdir(parents=True)
+                for sub in ("upper", "work", "merged", "snapshots"):
+                    (box_dir / sub).mkdir()
+                fs_ms = int((time.monotonic() - t_fs) * 1000)
+                limits = BoxLimits(
+                    cpus=options.cpus or self.default_cpus,
+                    memory_mib=options.memory_mib or self.default_memory_mib,
+                    max_processes=self.default_max_processes,
+                    enforcement=self.cgroup_mode if self.cgroup_mode != "none" else None,
+                )
+                cgroup = BoxCgroup.plan(box_id, self.cgroup_mode)
+                record = BoxRecord(
+                    id=box_id, name=options.name, options=options, image=image.display,
+                    lower=str(image.lower), limits=limits, cgroup_dirs=cgroup.dirs,
+                    cgroup_mode=cgroup.mode,
+                )
+                record.boot.image_prepare_ms = image_ms
+                record.boot.filesystem_setup_ms = fs_ms
+                record.boot.total_create_ms = int((time.monotonic() - t0) * 1000)
+                self.store.save(record)
+            except BaseException:
+                self.boxes_failed_total += 1
+                shutil.rmtree(box_dir, ignore_errors=True)
+                raise
+            self._states[box_id] = BoxState(self, record)
+            self.boxes_created_total += 1
+        return BwrapBox(self, box_id)
+
+    async def get(self, box: str) -> BwrapBox:
+        return BwrapBox(self, self._find(box).record.id)
+
+    async def list(self) -> list[BoxInfo]:
+        return [await BwrapBox(self, i).info() for i in list(self._states)]
+
+    async def remove(self, box: str, force: bool = False) -> None:
+        state = self._find(box)
+        async with state.lock:
+            state.refresh()
+            if state.sandbox is not None:
+                if not force:
+                    raise InvalidStateError(
+                        f"box {state.record.name or state.record.id} is running; stop it "
+                        "first or remove it with force"
+                    )
+                await state.stop(self, 0)
+            self._states.pop(state.record.id, None)
+            box_dir = self.store.box_dir(state.record.id)
+            # Make it "not a box" first, so a crash mid-removal leaves no half box.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(box_dir / "box.json")
+            await anyio.to_thread.run_sync(_rmtree, box_dir)
+            await anyio.to_thread.run_sync(state.cgroup.remove)
+
+    async def metrics(self) -> RuntimeMetrics:
+        running = 0
+        for state in self._states.values():
+            state.refresh()
+            running += state.sandbox is not None
+        return RuntimeMetrics(
+            boxes_created_total=self.boxes_created_total,
+            boxes_failed_total=self.boxes_failed_total,
+            boxes_stopped_total=self.boxes_stopped_total,
+            num_running_boxes=running,
+            total_commands_executed=self.total_commands_executed,
+            total_exec_errors=self.total_exec_errors,
+        )
+
+    async def import_box(self, archive: Path, name: str | None = None) -> BwrapBox:
+        box_id = await snapshots.import_box(self, archive, name)
+        return BwrapBox(self, box_id)
+
+    async def aclose(self) -> None:
+        """Stop the running boxes (their processes belong to this runtime); keep them."""
+        with anyio.CancelScope(shield=True):
+            for state in list(self._states.values()):
+                async with state.lock:
+                    await state.stop(self, 0)
+
+    # -- used by snapshots/import ---------------------------------------------
+
+    def _add(self, record: BoxRecord) -> BoxState:
+        state = BoxState(self, record)
+        self._states[record.id] = state
+        self.boxes_created_total += 1
+        return state
+
+
+def _rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    if path.exists():
+        # Overlay work dirs can hold root-only 0000 dirs; retry after chmod.
+        for root, dirs, _ in os.walk(path):
+            for d in dirs:
+                with contextlib.suppress(OSError):
+                    os.chmod(os.path.join(root, d), 0o700)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _check_volumes(options: BoxOptions) -> None:
+    for volume in options.volumes or []:
+        if not os.path.isabs(volume.host_path) or not os.path.exists(volume.host_path):
+            raise InvalidArgumentError(
+                f"volume host_path {volume.host_path!r} must be an existing absolute path"
+            )
+        if not volume.guest_path.startswith("/") or ".." in volume.guest_path.split("/"):
+            raise InvalidArgumentError(
+                f"volume guest_path {volume.guest_path!r} must be an absolute path without '..'"
+            )

@@ -1,0 +1,322 @@
+"""A running box: one bubblewrap sandbox holding the box's namespaces.
+
+Why this shape (measured on this host kind, 2 cores): a box is one long-lived
+bubblewrap process and every exec *joins* it with ``nsenter`` (about 2 ms per
+exec, the same as spawning a host process), rather than one bubblewrap per exec
+(about 20 ms, and processes of different execs would not see each other, so a
+server started by one exec could not be reached by the next). Sharing one set of
+namespaces per box is what a VM gives too: background processes survive the
+exec that started them, and all of them end when the box stops.
+
+The launch chain, each step ``exec``-ing the next, so the process we spawn is
+bubblewrap's monitor:
+
+1. ``sh`` joins the box's cgroups (``JOIN_SCRIPT``) so every process of the box,
+   its init included, is limited and can be found and killed;
+2. ``unshare -m`` gives a private mount namespace in which ``sh`` mounts the
+   box's overlay (image lower, ``upper/`` on top): the mount exists only there
+   and disappears with the box, so a crash leaves no mount on the host;
+3. ``bwrap`` enters a user namespace mapping uids 0-65535 to themselves (box
+   root owns files as root, but its capabilities are confined to the box: no
+   mknod, no host mounts, no clock changes), makes new PID, IPC, UTS, mount and
+   (unless networking is enabled) network namespaces, binds the overlay as
+   ``/`` with a fresh ``/proc``, ``/dev`` and a ``/tmp`` tmpfs (as on BoxLite:
+   ``/tmp`` lasts for the box's life, cleared at stop), sets the hostname, and
+   then blocks in ``--block-fd``: that process is PID 1 of the box. It needs no
+   program from the image, so any rootfs works.
+
+The runtime holds the write end of the block pipe. Closing it (or the runtime's
+process dying) lets PID 1 go on to exec a program that does not exist, so it
+exits, and the kernel kills every process left in the box's PID namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import anyio.abc
+
+from ..errors import InternalError, InvalidArgumentError, UnavailableError
+from .host import HostTools
+from .limits import BoxCgroup
+from .state import process_start_time
+
+#: Writes the shell's pid into each cgroup.procs given before "--", then execs the rest.
+JOIN_SCRIPT = (
+    'while [ "$1" != -- ]; do echo $$ > "$1" || exit 126; shift; done; shift; exec "$@"'
+)
+MOUNT_SCRIPT = (
+    'mount -t overlay boxlite -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4" || exit 125; '
+    'shift 4; exec "$@"'
+)
+#: PID 1 execs this after the block pipe closes; it must not exist, so PID 1 ends.
+NO_PROGRAM = "/.boxlite-mcp-box-stopped"
+_READ_SYSCALL = {"x86_64": 0, "aarch64": 63, "arm64": 63}.get(platform.machine())
+UID_MAP = "0 0 65536\n"
+START_TIMEOUT = 20.0
+
+
+@dataclass
+class BoxSpec:
+    """What a sandbox is built from."""
+
+    box_dir: Path
+    lower: Path
+    hostname: str
+    network: bool
+    volumes: list[tuple[str, str, bool]]  # host, guest, read_only
+    cgroup: BoxCgroup
+
+
+class Sandbox:
+    """The process holding a running box's namespaces."""
+
+    def __init__(self, process: anyio.abc.Process, init_pid: int, block_w: int,
+                 cgroup: BoxCgroup) -> None:
+        self.process = process
+        self.init_pid = init_pid
+        self.init_start_time = process_start_time(init_pid) or 0
+        self._block_w = block_w
+        self.cgroup = cgroup
+
+    @property
+    def alive(self) -> bool:
+        return self.process.returncode is None and process_start_time(
+            self.init_pid
+        ) == self.init_start_time
+
+    def box_pids(self) -> list[int]:
+        """Processes inside the box (not its PID 1, not exec helpers outside it)."""
+        found: list[int] = []
+        for pid in self.cgroup.pids():
+            if _box_pid(pid) not in (None, 1):
+                found.append(pid)
+        return found
+
+    async def stop(self, grace: float) -> None:
+        """SIGTERM the box's processes, SIGKILL what remains after ``grace`` seconds."""
+        if grace > 0:
+            for pid in self.box_pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:  # polled: processes exit on their own
+                if not self.box_pids():
+                    break
+                await anyio.sleep(0.01)
+        with contextlib.suppress(ProcessLookupError):
+            if process_start_time(self.init_pid) == self.init_start_time:
+                os.kill(self.init_pid, signal.SIGKILL)
+        self.close_block()
+        await anyio.to_thread.run_sync(self.cgroup.kill_all)
+        with anyio.move_on_after(5):
+            await self.process.wait()
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+
+    def close_block(self) -> None:
+        if self._block_w >= 0:
+            os.close(self._block_w)
+            self._block_w = -1
+
+
+def _box_pid(pid: int) -> int | None:
+    """The pid as seen inside its innermost PID namespace (None if gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    parts = line.split()[1:]
+                    return int(parts[-1]) if len(parts) > 1 else None
+    except OSError:
+        return None
+    return None
+
+
+def _check_overlay_path(path: Path) -> str:
+    text = str(path)
+    if any(c in text for c in ",:\n"):
+        raise InvalidArgumentError(
+            f"path {text!r} contains ',' or ':', which overlayfs mount options cannot "
+            "carry; use a runtime home and rootfs path without them"
+        )
+    return text
+
+
+async def _make_userns(tools: HostTools) -> int:
+    """An fd of a new user namespace mapping uids/gids 0-65535 to themselves."""
+    proc = await anyio.open_process(
+        [tools.unshare, "--user", "--", tools.sh, "-c", "read _"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        mine = os.readlink("/proc/self/ns/user")
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                if os.readlink(f"/proc/{proc.pid}/ns/user") != mine:
+                    break
+            except FileNotFoundError:
+                pass
+            if proc.returncode is not None or time.monotonic() > deadline:
+                err = b""
+                if proc.stderr is not None:
+                    with contextlib.suppress(Exception):
+                        err = await proc.stderr.receive()
+                raise UnavailableError(
+                    "cannot create a user namespace for the box "
+                    f"({err.decode(errors='replace').strip() or 'unshare failed'}); "
+                    "check that user namespaces are enabled (sysctl user.max_user_namespaces)"
+                )
+            await anyio.sleep(0.0005)
+        for name in ("uid_map", "gid_map"):
+            _write(f"/proc/{proc.pid}/{name}", UID_MAP)
+        return os.open(f"/proc/{proc.pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        if proc.stdin is not None:
+            with contextlib.suppress(Exception):
+                await proc.stdin.aclose()
+        with anyio.move_on_after(2):
+            await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def _read_all(fd: int) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        await anyio.wait_readable(fd)
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _blocked_on(pid: int, fd: int) -> bool:
+    """Whether ``pid`` sits in read(fd): bubblewrap finished setting up the box."""
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            fields = f.read().split()
+    except OSError:
+        return False
+    if len(fields) < 2 or not fields[0].isdigit():
+        return False
+    return int(fields[0]) == _READ_SYSCALL and int(fields[1], 16) == fd
+
+
+async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
+    """Start the box's PID 1 and wait until its namespaces are ready."""
+    for sub in ("upper", "work", "merged"):
+        (spec.box_dir / sub).mkdir(exist_ok=True)
+    lower = _check_overlay_path(spec.lower)
+    upper = _check_overlay_path(spec.box_dir / "upper")
+    work = _check_overlay_path(spec.box_dir / "work")
+    merged = str(spec.box_dir / "merged")
+
+    userns_fd = await _make_userns(tools)
+    block_r, block_w = os.pipe()
+    info_r, info_w = os.pipe()
+    os.set_blocking(info_r, False)
+    bwrap = [
+        tools.bwrap, "--userns", str(userns_fd),
+        "--bind", merged, "/",
+        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+        "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+        "--hostname", spec.hostname,
+        "--info-fd", str(info_w), "--block-fd", str(block_r),
+    ]
+    if not spec.network:
+        bwrap.append("--unshare-net")
+    for host, guest, read_only in spec.volumes:
+        bwrap += ["--ro-bind" if read_only else "--bind", host, guest]
+    bwrap += ["--", NO_PROGRAM]
+    argv = [
+        tools.sh, "-c", JOIN_SCRIPT, "boxlite-box", *spec.cgroup.procs_files(), "--",
+        tools.unshare, "-m", "--propagation", "private",
+        tools.sh, "-c", MOUNT_SCRIPT, "boxlite-mount", lower, upper, work, merged,
+        *bwrap,
+    ]
+    log_path = spec.box_dir / "init.log"
+    try:
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            process = await anyio.open_process(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd,
+                pass_fds=(userns_fd, block_r, info_w), env=_launch_env(),
+            )
+        finally:
+            os.close(log_fd)
+    except BaseException:
+        for fd in (block_w, block_r, info_r, info_w, userns_fd):
+            os.close(fd)
+        raise
+    for fd in (block_r, info_w, userns_fd):
+        os.close(fd)
+    sandbox: Sandbox | None = None
+    try:
+        with anyio.fail_after(START_TIMEOUT):
+            info = await _read_all(info_r)
+            if not info:
+                await process.wait()
+                raise InternalError(
+                    f"the box did not start: {_tail(log_path) or 'bubblewrap exited'}"
+                )
+            init_pid = int(json.loads(info)["child-pid"])
+            sandbox = Sandbox(process, init_pid, block_w, spec.cgroup)
+            while not _blocked_on(init_pid, block_r):
+                if process.returncode is not None or process_start_time(init_pid) is None:
+                    raise InternalError(
+                        f"the box did not start: {_tail(log_path) or 'bubblewrap exited'}"
+                    )
+                await anyio.sleep(0.0005)
+        return sandbox
+    except BaseException:
+        if sandbox is not None:
+            with anyio.CancelScope(shield=True):
+                await sandbox.stop(0)
+        else:
+            os.close(block_w)
+            with anyio.CancelScope(shield=True):
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        raise
+    finally:
+        os.close(info_r)
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _tail(path: Path, limit: int = 2000) -> str:
+    try:
+        return path.read_text(errors="replace")[-limit:].strip()
+    except OSError:
+        return ""
+
+
+def _launch_env() -> dict[str, str]:
+    return {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
+
+
+def kill_leftovers(init_pid: int | None, init_start_time: int | None,
+                   cgroup: BoxCgroup) -> None:
+    """After a crash: kill a box's surviving processes and remove its cgroups."""
+    if init_pid and init_start_time and process_start_time(init_pid) == init_start_time:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(init_pid, signal.SIGKILL)
+    cgroup.remove()

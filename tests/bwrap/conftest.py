@@ -1,0 +1,43 @@
+"""Fixtures for bwrap-specific tests: a runtime homed in tmp_path, and a box."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from boxlite_mcp.runtime.bwrap import BwrapRuntime
+from boxlite_mcp.runtime.bwrap.box import BwrapBox
+from boxlite_mcp.runtime.types import BoxOptions, ExecRequest, ExecResult
+from tests.harness.bwrap import factory
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[BwrapRuntime]:
+    async with factory(tmp_path) as rt:
+        assert isinstance(rt, BwrapRuntime)
+        yield rt
+
+
+@pytest.fixture
+async def box(runtime: BwrapRuntime) -> BwrapBox:
+    return await runtime.create(BoxOptions())
+
+
+async def run(box: object, *argv: str, **kw: object) -> tuple[ExecResult, bytes, bytes]:
+    """Run argv in the box; (result, stdout, stderr)."""
+    from boxlite_mcp.runtime.base import Box
+
+    assert isinstance(box, Box)
+    request = ExecRequest(command=argv[0], args=list(argv[1:]), **kw)  # type: ignore[arg-type]
+    execution = await box.exec(request)
+    await execution.close_stdin()
+    out, err = bytearray(), bytearray()
+    async for chunk in execution.output():
+        (out if chunk.stream == "stdout" else err).extend(chunk.data)
+    return await execution.wait(), bytes(out), bytes(err)
+
+
+async def sh(box: object, script: str, **kw: object) -> tuple[ExecResult, bytes, bytes]:
+    return await run(box, "sh", "-c", script, **kw)
