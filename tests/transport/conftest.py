@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import anyio
 import uvicorn
@@ -13,6 +16,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from starlette.types import ASGIApp
 
 from boxlite_mcp.auth import StaticTokenVerifier
+from boxlite_mcp.runtime.base import Runtime
 from boxlite_mcp.settings import Settings
 from boxlite_mcp.transport import bind, http_app
 
@@ -69,3 +73,27 @@ async def serve_settings(
     with sock:
         async with serve_app(app, sock):
             yield port
+
+
+@asynccontextmanager
+async def real_server(
+    home: Path, **overrides: Any
+) -> AsyncIterator[tuple[MCPServer, Runtime, Settings]]:
+    """The real boxlite-mcp server on the bwrap runtime (boxes under ``home``)."""
+    from boxlite_mcp.runtime.select import open_runtime
+    from boxlite_mcp.server import build_server
+
+    settings = Settings(runtime="bwrap", home=home, **overrides)
+    selected = await open_runtime(settings)
+    try:
+        server = build_server(selected.runtime, settings, runtime_reason=selected.reason)
+        yield server, selected.runtime, settings
+    finally:
+        with anyio.CancelScope(shield=True):
+            await selected.runtime.aclose()
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    """The environment for a server subprocess: ours without BOXLITE_* settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXLITE")}
+    return {**env, **extra}
