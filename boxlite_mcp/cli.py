@@ -8,6 +8,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import anyio
+from anyio.abc import TaskStatus
 from mcp.server.auth.provider import TokenVerifier
 from pydantic import ValidationError
 
@@ -279,14 +281,20 @@ def configure_logging(level: str) -> None:
 
 
 def _warn_unknown_env(environ: Mapping[str, str]) -> None:
+    """Point out a likely misspelt BOXLITE_MCP_* variable (others may belong to a runtime)."""
     known = {env_name(f) for f in Settings.model_fields} | _OTHER_ENV
     for name in sorted(environ):
         if name.startswith(ENV_PREFIX) and name not in known:
-            logger.warning("ignoring unknown environment variable %s (see --help)", name)
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+            if close:
+                logger.warning("ignoring environment variable %s; did you mean %s?", name, close[0])
 
 
-async def _watch_signals(scope: anyio.CancelScope) -> None:
+async def _watch_signals(
+    scope: anyio.CancelScope, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        task_status.started()
         async for signum in signals:
             logger.info("received %s, shutting down", signal.Signals(signum).name)
             scope.cancel()
@@ -312,8 +320,10 @@ async def serve(settings: Settings, verifier: TokenVerifier | None) -> int:
     try:
         server = build_server(selected.runtime, settings, runtime_reason=selected.reason)
         async with anyio.create_task_group() as tg:
-            if settings.transport == "stdio":  # uvicorn handles signals for HTTP itself
-                tg.start_soon(_watch_signals, tg.cancel_scope)
+            # stdio: a signal ends the server. HTTP: uvicorn takes the signal while it
+            # serves (graceful shutdown) and re-raises it after; it lands here, harmlessly,
+            # instead of killing the process before the runtime is closed.
+            await tg.start(_watch_signals, tg.cancel_scope)
             await serve(server, settings, verifier=verifier, sock=sock)
             tg.cancel_scope.cancel()
     finally:

@@ -126,3 +126,15 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert exited.value.code == 0
     assert "boxlite-mcp" in capsys.readouterr().out
+
+
+def test_misspelt_variable_is_pointed_out() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli(
+            "--transport", "streamable-http", "--port", str(port), env={"BOXLITE_MCP_PROT": "1"}
+        )
+    assert done.returncode == 2
+    assert "BOXLITE_MCP_PROT; did you mean BOXLITE_MCP_PORT?" in done.stderr
