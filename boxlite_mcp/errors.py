@@ -1,0 +1,86 @@
+"""Turn runtime failures into tool errors a model can act on.
+
+Every runtime raises only ``BoxliteError`` subclasses with messages written for a
+model; this module adds what to do next, rewrites runtime box names into the names
+the owner knows, and strips anything that looks like a credential. Tracebacks never
+leave the server: anything that is not anticipated is left to the SDK, which hides it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from mcp.server.mcpserver.exceptions import ToolError
+
+from . import naming
+from .runtime import errors as rt
+
+logger = logging.getLogger(__name__)
+
+_HINTS: dict[type[rt.BoxliteError], str] = {
+    rt.StoppedError: "Start it with box_start (exec_run starts a box by itself).",
+    rt.InvalidStateError: "Check the box's status with box_info; snapshots, clone and export "
+    "need a stopped box (box_stop), removing a running box needs force.",
+    rt.UnsupportedError: "runtime_info lists what this runtime can do.",
+    rt.ImageError: "Check the image reference, or omit image to use the runtime's default.",
+    rt.AuthError: "The BoxLite server refused this server's credentials; the operator "
+    "must fix the server configuration. Retrying will not help.",
+    rt.BoxTimeoutError: "Retry, or give the operation more time.",
+    rt.UnavailableError: "The box runtime cannot be reached right now; retry in a moment.",
+    rt.AlreadyExistsError: "Pick another name, or use the existing one.",
+}
+
+_SECRET_PATTERNS = (
+    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"),
+    re.compile(
+        r"(?i)\b(api[_-]?key|access[_-]?token|refresh[_-]?token|client[_-]?secret|password|token|secret)"
+        r"(\s*[=:]\s*|\"\s*:\s*\")[^\s\"',;&]+"
+    ),
+    re.compile(r"(?i)(https?://)[^/\s:@]+:[^/\s@]+@"),
+)
+
+
+def redact(text: str) -> str:
+    """Remove anything shaped like a credential from a message."""
+    text = _SECRET_PATTERNS[0].sub(r"\1 [redacted]", text)
+    text = _SECRET_PATTERNS[1].sub(r"\1\2[redacted]", text)
+    return _SECRET_PATTERNS[2].sub(r"\1[redacted]@", text)
+
+
+def clean(text: str) -> str:
+    """A runtime message as the owner should see it."""
+    return redact(naming.display_names_in(text))
+
+
+def hint_for(error: rt.BoxliteError) -> str | None:
+    for cls in type(error).__mro__:
+        if cls in _HINTS:
+            return _HINTS[cls]
+    return None
+
+
+def to_tool_error(error: rt.BoxliteError) -> ToolError:
+    """The ToolError a model sees for a runtime failure."""
+    message = clean(error.message).strip() or error.kind
+    hint = hint_for(error)
+    if hint and hint not in message:
+        message = f"{message} {hint}"
+    return ToolError(f"{error.kind}: {message}")
+
+
+@contextmanager
+def tool_errors() -> Iterator[None]:
+    """Translate anticipated failures inside a tool into ``ToolError``."""
+    try:
+        yield
+    except rt.BoxliteError as exc:
+        raise to_tool_error(exc) from None
+    except OSError as exc:
+        # Host-side file work (temp files, archives): say what failed, not how.
+        detail = exc.strerror or type(exc).__name__
+        where = f" ({exc.filename})" if exc.filename else ""
+        logger.info("host file operation failed: %s%s", detail, where)
+        raise ToolError(f"HostFileError: {detail}{where}.") from None

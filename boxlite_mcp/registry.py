@@ -1,0 +1,324 @@
+"""The per-owner box registry: who owns which box, limits, and when boxes go away.
+
+A box belongs to the identity that created it, and every lookup is by (owner, id or
+name): another owner's box answers exactly like a box that does not exist. Names are
+per owner; in the runtime a box carries the reserved name from ``naming`` so owners
+never collide and a restarted server finds its boxes again.
+
+A box is removed when the session that created it ends, when it has been idle
+longer than the TTL (the reaper), and when the server shuts down, unless it was
+created with ``persist``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import anyio
+
+from . import naming
+from .runtime.base import Box, Runtime
+from .runtime.errors import (
+    AlreadyExistsError,
+    BoxliteError,
+    InvalidArgumentError,
+    NotFoundError,
+    UnsupportedError,
+)
+from .runtime.types import BoxInfo, BoxOptions
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BoxEntry:
+    """What the registry knows about one box."""
+
+    box: Box
+    owner: str
+    name: str | None
+    persist: bool
+    session: str | None
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    last_used: float = field(default_factory=time.monotonic)
+
+    @property
+    def id(self) -> str:
+        return self.box.id
+
+    @property
+    def label(self) -> str:
+        """How to show the box to its owner."""
+        return f"{self.name} ({self.id})" if self.name else self.id
+
+    def touch(self) -> None:
+        self.last_used = time.monotonic()
+
+    def idle_seconds(self, now: float | None = None) -> float:
+        return max(0.0, (time.monotonic() if now is None else now) - self.last_used)
+
+
+BusyCheck = Callable[[str], bool]
+
+
+def _unclaimed(digest: str) -> str:
+    """The placeholder owner of an adopted box until its owner shows up."""
+    return f"#unclaimed:{digest}"
+
+
+class Registry:
+    """Owner-scoped boxes over one runtime, with limits and cleanup."""
+
+    def __init__(self, runtime: Runtime, settings: Settings) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self._entries: dict[str, BoxEntry] = {}  # by runtime box id
+        self._reserved = 0  # creations in flight, counted against the limits
+        self._reserved_by_owner: dict[str, int] = {}
+        self._lock = anyio.Lock()
+        self.is_busy: BusyCheck = lambda _box_id: False
+
+    # -- lookup --------------------------------------------------------------
+    def _claim(self, owner: str) -> None:
+        """Give an owner the boxes adopted at startup under its hash."""
+        placeholder = _unclaimed(naming.owner_hash(owner))
+        for entry in self._entries.values():
+            if entry.owner == placeholder:
+                entry.owner = owner
+
+    def owned_by(self, owner: str) -> list[BoxEntry]:
+        self._claim(owner)
+        return sorted(
+            (e for e in self._entries.values() if e.owner == owner), key=lambda e: e.created_at
+        )
+
+    def total(self) -> int:
+        return len(self._entries)
+
+    def _find(self, owner: str, ref: str) -> BoxEntry | None:
+        self._claim(owner)
+        entry = self._entries.get(ref)
+        if entry is not None and entry.owner == owner:
+            return entry
+        for entry in self._entries.values():
+            if entry.owner == owner and entry.name == ref:
+                return entry
+        return None
+
+    async def resolve(self, owner: str, ref: str) -> BoxEntry:
+        """The owner's box with this id or name; NotFoundError otherwise (no oracle)."""
+        entry = self._find(owner, ref)
+        if entry is None:
+            entry = await self._adopt_one(owner, ref)
+        if entry is None:
+            raise self.not_found(owner, ref)
+        entry.touch()
+        return entry
+
+    def not_found(self, owner: str, ref: str) -> NotFoundError:
+        mine = self.owned_by(owner)
+        if mine:
+            listing = ", ".join(e.label for e in mine[:20])
+            known = f"Your boxes: {listing}."
+        else:
+            known = "You have no boxes; create one with box_create."
+        return NotFoundError(f"No box {ref!r} among your boxes. {known}")
+
+    # -- create / adopt / remove ---------------------------------------------
+    async def _reserve(self, owner: str) -> None:
+        async with self._lock:
+            mine = len(self.owned_by(owner)) + self._reserved_by_owner.get(owner, 0)
+            if mine >= self.settings.max_boxes_per_owner:
+                raise InvalidArgumentError(
+                    f"You already have {mine} boxes, the most one owner may have "
+                    f"({self.settings.max_boxes_per_owner}). Remove one with box_remove first."
+                )
+            if self.total() + self._reserved >= self.settings.max_boxes_total:
+                raise UnsupportedError(
+                    f"This server is at its limit of {self.settings.max_boxes_total} boxes in "
+                    "total. Remove a box you no longer need, or try again later."
+                )
+            self._reserved += 1
+            self._reserved_by_owner[owner] = self._reserved_by_owner.get(owner, 0) + 1
+
+    def _release(self, owner: str) -> None:
+        self._reserved -= 1
+        self._reserved_by_owner[owner] -= 1
+        if not self._reserved_by_owner[owner]:
+            del self._reserved_by_owner[owner]
+
+    def _check_name_free(self, owner: str, name: str | None) -> None:
+        if name is not None and self._find(owner, name) is not None:
+            raise AlreadyExistsError(
+                f"You already have a box named {name!r}. Use it, remove it, or pick another name."
+            )
+
+    def runtime_name(self, owner: str, name: str | None, persist: bool) -> str:
+        if name is not None and len(name) > naming.MAX_NAME_LENGTH:
+            raise InvalidArgumentError(
+                f"A box name has at most {naming.MAX_NAME_LENGTH} characters."
+            )
+        return naming.runtime_name(owner, name, persist=persist)
+
+    async def create(
+        self, owner: str, session: str | None, options: BoxOptions, *, persist: bool
+    ) -> BoxEntry:
+        """Create a box for ``owner`` within the limits, under its reserved name."""
+        name = options.name
+        self._check_name_free(owner, name)
+        await self._reserve(owner)
+        try:
+            runtime_options = options.model_copy(
+                update={"name": self.runtime_name(owner, name, persist)}
+            )
+            box = await self.runtime.create(runtime_options)
+        finally:
+            self._release(owner)
+        return self._add(box, owner, name, persist, session)
+
+    async def add_created(
+        self,
+        owner: str,
+        session: str | None,
+        name: str | None,
+        persist: bool,
+        make: Callable[[str], Awaitable[Box]],
+    ) -> BoxEntry:
+        """Register a box made by ``make(runtime_name)`` (clone, import), within the limits."""
+        self._check_name_free(owner, name)
+        await self._reserve(owner)
+        try:
+            box = await make(self.runtime_name(owner, name, persist))
+        finally:
+            self._release(owner)
+        return self._add(box, owner, name, persist, session)
+
+    def _add(
+        self, box: Box, owner: str, name: str | None, persist: bool, session: str | None
+    ) -> BoxEntry:
+        entry = BoxEntry(box=box, owner=owner, name=name, persist=persist, session=session)
+        self._entries[box.id] = entry
+        logger.info("box %s created (persist=%s)", box.id, persist)
+        return entry
+
+    async def remove(self, owner: str, ref: str, *, force: bool = True) -> BoxEntry:
+        entry = await self.resolve(owner, ref)
+        await self._remove_entry(entry, force=force)
+        return entry
+
+    async def _remove_entry(self, entry: BoxEntry, *, force: bool) -> None:
+        try:
+            await self.runtime.remove(entry.id, force=force)
+        except NotFoundError:
+            pass  # already gone from the runtime: forget it all the same
+        self._entries.pop(entry.id, None)
+        logger.info("box %s removed", entry.id)
+
+    def forget_missing(self, present_ids: set[str]) -> None:
+        """Drop entries whose boxes the runtime no longer has."""
+        for box_id in [i for i in self._entries if i not in present_ids]:
+            self._entries.pop(box_id, None)
+
+    async def _adopt_one(self, owner: str, ref: str) -> BoxEntry | None:
+        """Find an owner's box the runtime has but this process does not know yet."""
+        digest = naming.owner_hash(owner)
+        try:
+            infos = await self.runtime.list()
+        except BoxliteError:
+            return None
+        for info in infos:
+            parsed = naming.parse(info.name)
+            if parsed is None or parsed.owner_hash != digest:
+                continue
+            if ref in (info.id, parsed.name) and info.id not in self._entries:
+                return await self._adopt(info, owner, parsed)
+        return None
+
+    async def _adopt(self, info: BoxInfo, owner: str, parsed: naming.ParsedName) -> BoxEntry | None:
+        try:
+            box = await self.runtime.get(info.id)
+        except NotFoundError:
+            return None
+        entry = BoxEntry(
+            box=box,
+            owner=owner,
+            name=parsed.name,
+            persist=parsed.persist,
+            session=None,
+            created_at=info.created_at,
+        )
+        self._entries[box.id] = entry
+        return entry
+
+    async def adopt_at_startup(self) -> int:
+        """Take back the boxes this server's name scheme marks (after a restart).
+
+        Owners are known only by hash until they ask, so adopted boxes carry a
+        placeholder owner until that owner's first request claims them.
+        Non-persistent ones are reaped after the idle TTL like any other.
+        """
+        try:
+            infos = await self.runtime.list()
+        except BoxliteError as exc:
+            logger.warning("could not list runtime boxes at startup: %s", exc.kind)
+            return 0
+        count = 0
+        for info in infos:
+            parsed = naming.parse(info.name)
+            if parsed is None or info.id in self._entries:
+                continue
+            adopted = await self._adopt(info, _unclaimed(parsed.owner_hash), parsed)
+            count += adopted is not None
+        if count:
+            logger.info("adopted %d boxes left by an earlier run", count)
+        return count
+
+    # -- cleanup -------------------------------------------------------------
+    def expires_in(self, entry: BoxEntry, now: float | None = None) -> float | None:
+        if entry.persist:
+            return None
+        return round(max(0.0, self.settings.box_idle_ttl_seconds - entry.idle_seconds(now)), 3)
+
+    async def reap_idle(self) -> list[str]:
+        """Remove non-persistent boxes idle past the TTL (a running exec is not idle)."""
+        now = time.monotonic()
+        reaped = []
+        for entry in list(self._entries.values()):
+            if entry.persist or self.is_busy(entry.id):
+                continue
+            if entry.idle_seconds(now) >= self.settings.box_idle_ttl_seconds:
+                reaped.append(entry.id)
+                await self._remove_quietly(entry)
+        if reaped:
+            logger.info("reaped %d idle boxes", len(reaped))
+        return reaped
+
+    async def run_reaper(self) -> None:
+        while True:
+            await anyio.sleep(self.settings.reap_interval_seconds)
+            await self.reap_idle()
+
+    async def end_session(self, session: str) -> None:
+        """A session ended: remove the non-persistent boxes it created."""
+        doomed = [e for e in self._entries.values() if e.session == session and not e.persist]
+        for entry in doomed:
+            await self._remove_quietly(entry)
+        if doomed:
+            logger.info("session ended: removed %d boxes", len(doomed))
+
+    async def shutdown(self) -> None:
+        """Remove every non-persistent box (server exit)."""
+        for entry in [e for e in self._entries.values() if not e.persist]:
+            await self._remove_quietly(entry)
+        self._entries.clear()
+
+    async def _remove_quietly(self, entry: BoxEntry) -> None:
+        try:
+            await self._remove_entry(entry, force=True)
+        except BoxliteError as exc:
+            logger.warning("could not remove box %s: %s", entry.id, exc.kind)
