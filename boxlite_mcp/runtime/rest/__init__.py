@@ -1,0 +1,14 @@
+"""The ``rest`` runtime: any BoxLite REST server, API generation 0.9 or 0.10.
+
+``RestRuntime(RestSettings.from_env())`` speaks to ``BOXLITE_REST_URL``. Modules:
+``settings`` (environment, generation choice), ``client`` (HTTP, URLs, retries),
+``auth``, ``errors`` (HTTP → runtime errors), ``types`` (wire models),
+``capabilities`` (gates), ``box``/``runtime`` (the contract), ``execution`` with
+``exec_sse`` (0.9) and ``exec_ws`` (0.10), ``output`` (bounded output), ``files``.
+"""
+
+from .box import RestBox
+from .runtime import RestRuntime
+from .settings import RestSettings
+
+__all__ = ["RestBox", "RestRuntime", "RestSettings"]

@@ -1,0 +1,281 @@
+"""``RestBox``: one box on a BoxLite server, addressed by its id.
+
+A handle holds the id, the name and the execution tasks' registry of its
+runtime; every method asks the server, so a handle stays valid while the box
+exists and answers NotFoundError once it does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import secrets
+from pathlib import Path
+
+import anyio
+import httpx
+import pydantic
+
+from ..base import Box
+from ..errors import BoxliteError, InvalidArgumentError, UnsupportedError
+from ..types import (
+    BOX_NAME_PATTERN,
+    BoxInfo,
+    BoxMetrics,
+    ExecRequest,
+    SnapshotInfo,
+)
+from . import capabilities, files
+from .client import RestClient
+from .errors import unavailable
+from .exec_sse import SseExecution
+from .exec_ws import WsExecution
+from .execution import RestExecution
+from .types import (
+    ExecResponse,
+    ListSnapshotsResponse,
+    WireBox,
+    WireBoxMetrics,
+    WireSnapshot,
+)
+
+#: Export archives are written in pieces of this size (each write is one worker-thread hop).
+_WRITE_BYTES = 1024 * 1024
+
+
+class RestBox:
+    """The runtime contract's ``Box`` over the REST API."""
+
+    def __init__(
+        self, client: RestClient, tasks: set[asyncio.Task[None]], info: BoxInfo
+    ) -> None:
+        self._client = client
+        self._tasks = tasks
+        self._id = info.id
+        self._name = info.name
+
+    def __repr__(self) -> str:
+        return f"RestBox(id={self._id!r}, name={self._name!r})"
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    def _label(self) -> str:
+        return f"box {self._name or self._id}"
+
+    async def _url(self, *tail: str) -> str:
+        return await self._client.url("boxes", self._id, *tail)
+
+    async def _box(self, response: httpx.Response) -> RestBox:
+        info = WireBox.model_validate_json(response.content).to_info()
+        return RestBox(self._client, self._tasks, info)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def info(self) -> BoxInfo:
+        response = await self._client.request(
+            "GET", await self._url(), what=f"read {self._label()}"
+        )
+        info = WireBox.model_validate_json(response.content).to_info()
+        self._name = info.name
+        return info
+
+    async def start(self) -> None:
+        await self._client.request(
+            "POST", await self._url("start"), idempotency_key=True,
+            what=f"start {self._label()}",
+        )
+
+    async def stop(self, timeout_seconds: float | None = None) -> None:
+        if timeout_seconds is not None and timeout_seconds < 0:
+            raise InvalidArgumentError(f"stop timeout must be >= 0, got {timeout_seconds}")
+        body = {"timeout_seconds": timeout_seconds} if timeout_seconds is not None else None
+        await self._client.request(
+            "POST", await self._url("stop"), json=body, idempotency_key=True,
+            what=f"stop {self._label()}",
+        )
+
+    # -- exec ------------------------------------------------------------------------
+
+    async def exec(self, request: ExecRequest) -> RestExecution:
+        try:
+            request = ExecRequest.model_validate(request.model_dump(exclude_unset=True))
+        except pydantic.ValidationError as exc:
+            raise InvalidArgumentError(f"invalid exec request: {_first_error(exc)}") from None
+        if request.user is not None:
+            raise UnsupportedError(
+                "the BoxLite REST API cannot run a command as another user (ExecRequest has "
+                "no 'user'); set the box's user when creating it, or use 'su'/'runuser'"
+            )
+        body: dict[str, object] = {"command": request.command}
+        if request.args:
+            body["args"] = request.args
+        if request.env:
+            body["env"] = request.env
+        if request.timeout_seconds is not None:
+            body["timeout_seconds"] = request.timeout_seconds
+        if request.working_dir is not None:
+            body["working_dir"] = request.working_dir
+        if request.tty:
+            body["tty"] = True
+        response = await self._client.request(
+            "POST", await self._url("exec"), json=body, idempotency_key=True,
+            what=f"run {request.command!r} in {self._label()}",
+        )
+        execution_id = ExecResponse.model_validate_json(response.content).execution_id
+        kind = SseExecution if self._client.generation == "0.9" else WsExecution
+        execution = kind(self._client, self._id, execution_id, request)
+        execution.start(self._tasks)
+        return execution
+
+    # -- files and metrics -----------------------------------------------------------
+
+    async def copy_in(self, host_src: Path, box_dest: str) -> None:
+        await files.copy_in(self._client, self._id, host_src, box_dest)
+
+    async def copy_out(self, box_src: str, host_dest: Path) -> None:
+        await files.copy_out(self._client, self._id, box_src, host_dest)
+
+    async def metrics(self) -> BoxMetrics:
+        response = await self._client.request(
+            "GET", await self._url("metrics"), what=f"read the metrics of {self._label()}"
+        )
+        return WireBoxMetrics.model_validate_json(response.content).to_metrics()
+
+    # -- snapshots -------------------------------------------------------------------
+
+    async def snapshot_create(self, name: str) -> SnapshotInfo:
+        _check_name(name, "snapshot")
+        await capabilities.require(self._client, "snapshots")
+        response = await self._client.request(
+            "POST", await self._url("snapshots"), json={"name": name},
+            what=f"snapshot {self._label()} as {name!r}",
+        )
+        return WireSnapshot.model_validate_json(response.content).to_info()
+
+    async def snapshot_list(self) -> list[SnapshotInfo]:
+        await capabilities.require(self._client, "snapshots")
+        response = await self._client.request(
+            "GET", await self._url("snapshots"), what=f"list the snapshots of {self._label()}"
+        )
+        listed = ListSnapshotsResponse.model_validate_json(response.content)
+        return [snapshot.to_info() for snapshot in listed.snapshots]
+
+    async def snapshot_get(self, name: str) -> SnapshotInfo:
+        await capabilities.require(self._client, "snapshots")
+        response = await self._client.request(
+            "GET", await self._url("snapshots", name),
+            what=f"read snapshot {name!r} of {self._label()}",
+        )
+        return WireSnapshot.model_validate_json(response.content).to_info()
+
+    async def snapshot_remove(self, name: str) -> None:
+        await capabilities.require(self._client, "snapshots")
+        await self._client.request(
+            "DELETE", await self._url("snapshots", name),
+            what=f"remove snapshot {name!r} of {self._label()}",
+        )
+
+    async def snapshot_restore(self, name: str) -> None:
+        await capabilities.require(self._client, "snapshots")
+        await self._client.request(
+            "POST", await self._url("snapshots", name, "restore"),
+            what=f"restore {self._label()} from snapshot {name!r}",
+        )
+
+    # -- clone and export ------------------------------------------------------------
+
+    async def clone(self, name: str | None = None) -> RestBox:
+        if name is not None:
+            _check_name(name, "box")
+        await capabilities.require(self._client, "clone")
+        response = await self._client.request(
+            "POST", await self._url("clone"), json={"name": name} if name else {},
+            what=f"clone {self._label()}",
+        )
+        return await self._box(response)
+
+    async def clone_many(self, count: int, names: list[str] | None = None) -> list[Box]:
+        if count < 1:
+            raise InvalidArgumentError(f"clone count must be at least 1, got {count}")
+        if names is not None and len(names) != count:
+            raise InvalidArgumentError(
+                f"got {len(names)} names for {count} clones; give one name per clone or none"
+            )
+        for name in names or ():
+            _check_name(name, "box")
+        await capabilities.require(self._client, "clone")
+        clones: list[Box] = []
+        try:
+            for index in range(count):
+                clones.append(await self.clone(names[index] if names else None))
+        except BaseException:
+            for made in clones:  # all or nothing
+                with contextlib.suppress(BoxliteError):
+                    await self._client.request(
+                        "DELETE", await self._client.url("boxes", made.id),
+                        params={"force": "true"}, idempotency_key=True,
+                    )
+            raise
+        return clones
+
+    async def export(self, dest: Path) -> Path:
+        await capabilities.require(self._client, "export")
+        is_dir = await anyio.Path(dest).is_dir()
+        target = dest / f"{self._name or self._id}.boxlite" if is_dir else dest
+        if not await anyio.Path(target.parent).is_dir():
+            raise InvalidArgumentError(
+                f"cannot export to {target}: {target.parent} is not an existing directory"
+            )
+        partial = anyio.Path(target.parent / f".{target.name}.partial-{secrets.token_hex(6)}")
+        url = await self._url("export")
+        try:
+            async with await anyio.open_file(partial, "wb") as out:
+                try:
+                    async with self._client.stream(
+                        "POST", url, json={}, what=f"export {self._label()}",
+                    ) as response:
+                        pending = bytearray()
+                        async for chunk in response.aiter_bytes():
+                            pending += chunk
+                            if len(pending) >= _WRITE_BYTES:
+                                await out.write(bytes(pending))
+                                pending.clear()
+                        await out.write(bytes(pending))
+                except httpx.TransportError as exc:
+                    raise unavailable(url, exc) from exc
+            await partial.replace(target)
+        except OSError as exc:
+            raise InvalidArgumentError(
+                f"cannot write the export archive to {target}: {exc.strerror or exc}"
+            ) from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                await partial.unlink()
+        return target
+
+
+def _check_name(name: str, what: str) -> None:
+    """Box names follow BOX_NAME_PATTERN; snapshot names only need to fit in a path segment."""
+    valid = (
+        re.fullmatch(BOX_NAME_PATTERN, name) is not None and len(name) <= 128
+        if what == "box"
+        else 0 < len(name) <= 128 and "/" not in name and "\x00" not in name
+    )
+    if not valid:
+        raise InvalidArgumentError(
+            f"invalid {what} name {name!r}: use 1 to 128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+
+
+def _first_error(exc: pydantic.ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error.get("loc", ()))
+    return f"{where}: {error.get('msg')}" if where else str(error.get("msg"))

@@ -1,0 +1,400 @@
+"""The HTTP layer: one pooled ``httpx.AsyncClient``, URLs per generation, auth, retries.
+
+URLs (``RestClient.url``):
+
+- 0.9: ``{url}/{prefix}/default/...`` for boxes, ``{url}/{prefix}/...`` for
+  ``config`` and ``oauth/tokens``; ``prefix`` defaults to ``v1``.
+- 0.10: ``{url}/v1/{path_prefix}/...`` for boxes, the segment dropped when there is
+  no routing slot; ``{url}/v1/...`` for ``config`` and ``me``.
+
+Retries: a request that never reached the server (connect error, connect or pool
+timeout) is retried whatever it is. A request that may have reached it (connection
+cut mid-way, 502/503/504) is retried only when repeating it is harmless: GET, HEAD,
+PUT, DELETE, or a POST that carries an ``Idempotency-Key``. The key is drawn once
+per logical call and sent unchanged on every attempt, so a create retried after a
+cut connection makes one box. Backoff is exponential with jitter and honours
+``Retry-After``. A 401 makes OAuth2 credentials exchange a new token, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+import secrets
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from httpx_ws import AsyncWebSocketSession
+
+from ..errors import AuthError, InternalError
+from .auth import ApiKeyAuth, Auth, ClientCredentialsAuth
+from .errors import AttachConflictError, error_from_status, parse_error_body, unavailable
+from .settings import Generation, RestSettings
+from .types import Principal, ServerConfig, TokenResponse
+
+logger = logging.getLogger(__name__)
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_RETRY_STATUSES = frozenset({502, 503, 504})
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+Content = bytes | AsyncIterable[bytes] | Callable[[], AsyncIterable[bytes]] | None
+
+_CONFIG_KEYS_010 = frozenset({"max_boxes_per_path_prefix", "linux_capabilities_enabled"})
+_CONFIG_KEYS_09 = frozenset({"max_boxes_per_prefix"})
+
+
+class RestClient:
+    """Everything the runtime sends goes through here. One instance per runtime."""
+
+    def __init__(
+        self, settings: RestSettings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.settings = settings
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
+            limits=httpx.Limits(
+                max_connections=settings.max_connections,
+                max_keepalive_connections=settings.max_keepalive_connections,
+            ),
+            transport=transport,
+            headers={"User-Agent": "boxlite-mcp"},
+        )
+        self._generation: Generation | None = None
+        self._auth: Auth = Auth()
+        self._root = ""
+        self._box_base = ""
+        self._ready = False
+        self._ready_lock = asyncio.Lock()
+        self._config: ServerConfig | None = None
+        self._config_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"RestClient(url={self.settings.url!r}, generation={self._generation!r})"
+
+    # -- readiness: generation, auth, URL bases --------------------------------------
+
+    @property
+    def generation(self) -> Generation:
+        if self._generation is None:
+            raise InternalError("the REST client is not ready yet (call ensure_ready first)")
+        return self._generation
+
+    async def ensure_ready(self) -> None:
+        """Resolve the generation, credentials and URL bases, once."""
+        if self._ready:
+            return
+        async with self._ready_lock:
+            if not self._ready:
+                await self._resolve()
+                self._ready = True
+
+    async def _resolve(self) -> None:
+        s = self.settings
+        generation = s.preferred_generation() or await self._detect_generation()
+        self._generation = generation
+        if generation == "0.9":
+            self._root = f"{s.url}/{(s.prefix or 'v1').strip('/')}"
+            self._box_base = f"{self._root}/default"
+            if s.oauth_credentials:
+                assert s.client_id is not None and s.client_secret is not None
+                self._auth = ClientCredentialsAuth(s.client_id, s.client_secret, self._exchange)
+            elif s.api_key is not None:
+                self._auth = ApiKeyAuth(s.api_key)
+        else:
+            self._root = f"{s.url}/v1"
+            if s.api_key is not None:
+                self._auth = ApiKeyAuth(s.api_key)
+            slot = s.path_prefix if s.path_prefix is not None else await self._routing_slot()
+            slot = slot.strip("/")
+            self._box_base = f"{self._root}/{slot}" if slot else self._root
+        logger.info("BoxLite REST server %s speaks API %s", s.url, generation)
+
+    async def _detect_generation(self) -> Generation:
+        """Rules 2 to 4 of the settings module's docstring."""
+        self._root = f"{self.settings.url}/v1"
+        config = await self.config()
+        caps = config.raw_capability_keys
+        defaults = set(config.defaults or {})
+        ten = bool(caps & _CONFIG_KEYS_010) or "auto_delete" in defaults
+        nine = bool(caps & _CONFIG_KEYS_09) or "auto_remove" in defaults
+        if ten != nine:
+            return "0.10" if ten else "0.9"
+        probe_auth = ApiKeyAuth(self.settings.api_key) if self.settings.api_key else Auth()
+        headers = {}
+        if (value := await probe_auth.authorization()) is not None:
+            headers["Authorization"] = value
+        try:
+            response = await self._http.get(f"{self._root}/me", headers=headers)
+        except httpx.TransportError as exc:
+            raise unavailable(f"{self._root}/me", exc) from exc
+        if response.status_code in (200, 401, 403):
+            return "0.10"
+        return "0.9"
+
+    async def _routing_slot(self) -> str:
+        """0.10: the routing slot from ``GET /v1/me``; none when the server has no /me."""
+        response = await self.request(
+            "GET", f"{self._root}/me", ok_statuses=(404, 405), what="read GET /v1/me"
+        )
+        if response.status_code != 200:
+            return ""
+        return Principal.model_validate_json(response.content).routing_slot
+
+    async def _exchange(self, form: dict[str, str]) -> TokenResponse:
+        """0.9: ``POST {root}/oauth/tokens`` with the client-credentials form."""
+        response = await self.request(
+            "POST", f"{self._root}/oauth/tokens", data=form, auth=False, idempotent=True,
+            ok_statuses=(400, 401, 403), what="exchange the OAuth2 client credentials",
+        )
+        if response.status_code != 200:
+            message, _ = parse_error_body(response.content)
+            raise AuthError(
+                f"the BoxLite server refused the OAuth2 client credentials "
+                f"(HTTP {response.status_code}: {message or 'no details'}); "
+                "check BOXLITE_REST_CLIENT_ID and BOXLITE_REST_CLIENT_SECRET."
+            )
+        try:
+            return TokenResponse.model_validate_json(response.content)
+        except ValueError:
+            raise AuthError(
+                "the BoxLite server answered the OAuth2 token exchange without a usable "
+                "access_token; check that BOXLITE_REST_URL points at a BoxLite 0.9 server."
+            ) from None
+
+    # -- URLs ------------------------------------------------------------------------
+
+    async def url(self, *segments: str, root: bool = False) -> str:
+        """The URL of a box-scoped (or, with ``root``, version-root) resource.
+
+        Segments are percent-encoded one by one, so ids and names cannot add path
+        segments of their own.
+        """
+        await self.ensure_ready()
+        base = self._root if root else self._box_base
+        return base + "".join("/" + quote(segment, safe="") for segment in segments)
+
+    # -- capabilities ----------------------------------------------------------------
+
+    async def config(self) -> ServerConfig:
+        """``GET /v1/config`` (no auth), read once and cached; an absent endpoint is empty."""
+        if self._config is not None:
+            return self._config
+        async with self._config_lock:
+            if self._config is None:
+                root = self._root or f"{self.settings.url}/v1"
+                response = await self.request(
+                    "GET", f"{root}/config", auth=False, ok_statuses=(404,),
+                    what="read the server configuration (GET /v1/config)",
+                )
+                try:
+                    data: Any = response.json() if response.status_code == 200 else {}
+                except ValueError:
+                    data = {}
+                self._config = ServerConfig.from_json(data)
+        return self._config
+
+    # -- requests --------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        data: Mapping[str, str] | None = None,
+        content: Content = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: bool = False,
+        idempotent: bool | None = None,
+        auth: bool = True,
+        timeouts: httpx.Timeout | None = None,
+        ok_statuses: Collection[int] = (),
+        what: str = "",
+    ) -> httpx.Response:
+        """Send, retrying as the module docstring says; a read 2xx or a BoxliteError.
+
+        Statuses in ``ok_statuses`` are returned (body read) instead of raised.
+        """
+        return await self._send(
+            method, url, json=json, data=data, content=content, params=params,
+            headers=headers, idempotency_key=idempotency_key, idempotent=idempotent,
+            auth=auth, timeouts=timeouts, what=what, stream=False, ok_statuses=ok_statuses,
+        )
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        content: Content = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        timeouts: httpx.Timeout | None = None,
+        ok_statuses: Collection[int] = (),
+        what: str = "",
+    ) -> AsyncIterator[httpx.Response]:
+        """Like ``request`` but the 2xx body is left to read as it arrives."""
+        response = await self._send(
+            method, url, json=json, data=None, content=content, params=params,
+            headers=headers, idempotency_key=False, idempotent=idempotent, auth=True,
+            timeouts=timeouts, what=what, stream=True, ok_statuses=ok_statuses,
+        )
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any,
+        data: Mapping[str, str] | None,
+        content: Content,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        idempotency_key: bool,
+        idempotent: bool | None,
+        auth: bool,
+        timeouts: httpx.Timeout | None,
+        what: str,
+        stream: bool,
+        ok_statuses: Collection[int],
+    ) -> httpx.Response:
+        key = str(uuid.uuid4()) if idempotency_key else None
+        retry_unsafe = idempotent if idempotent is not None else (
+            method in _SAFE_METHODS or key is not None
+        )
+        retries = self.settings.retries
+        attempt = 0
+        reauthorized = False
+        while True:
+            request_headers = dict(headers) if headers else {}
+            if auth and (value := await self._auth.authorization()) is not None:
+                request_headers["Authorization"] = value
+            if key is not None:
+                request_headers["Idempotency-Key"] = key
+            body = content() if callable(content) else content
+            request = self._http.build_request(
+                method, url, json=json, data=data, content=body, params=params,
+                headers=request_headers,
+                timeout=timeouts if timeouts is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+            failure: httpx.TransportError | None = None
+            try:
+                response = await self._http.send(request, stream=True)
+            except _NOT_SENT as exc:
+                failure = exc
+            except httpx.TransportError as exc:
+                if not retry_unsafe:
+                    raise unavailable(url, exc) from exc
+                failure = exc
+            if failure is not None:
+                if attempt >= retries:
+                    raise unavailable(url, failure) from failure
+                attempt += 1
+                await self._backoff(attempt, None, method, url, type(failure).__name__)
+                continue
+
+            status = response.status_code
+            if status < 400 or status in ok_statuses:
+                if stream:
+                    return response
+                try:
+                    await response.aread()
+                except httpx.TransportError as exc:
+                    await response.aclose()
+                    if not retry_unsafe or attempt >= retries:
+                        raise unavailable(url, exc) from exc
+                    attempt += 1
+                    await self._backoff(attempt, None, method, url, type(exc).__name__)
+                    continue
+                return response
+            if status in _RETRY_STATUSES and retry_unsafe and attempt < retries:
+                retry_after = response.headers.get("Retry-After")
+                await response.aclose()
+                attempt += 1
+                await self._backoff(attempt, retry_after, method, url, f"HTTP {status}")
+                continue
+            if status == 401 and auth and not reauthorized and self._auth.invalidate():
+                await response.aclose()
+                reauthorized = True
+                continue
+            try:
+                error_body = await response.aread()
+            except httpx.TransportError:
+                error_body = b""
+            finally:
+                await response.aclose()
+            raise error_from_status(status, error_body, what=what)
+
+    async def _backoff(
+        self, attempt: int, retry_after: str | None, method: str, url: str, cause: str
+    ) -> None:
+        s = self.settings
+        delay = min(s.backoff_max, s.backoff_initial * 2 ** (attempt - 1))
+        delay *= 0.5 + random.random() / 2
+        if retry_after is not None and retry_after.strip().isdigit():
+            delay = max(delay, min(float(retry_after), s.backoff_max))
+        logger.debug(
+            "retrying %s %s after %s (attempt %d of %d, in %.2fs)",
+            method, httpx.URL(url).path, cause, attempt, s.retries, delay,
+        )
+        await asyncio.sleep(delay)
+
+    # -- WebSocket -------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def websocket(
+        self, url: str, *, what: str = "", queue_size: int = 16
+    ) -> AsyncIterator[AsyncWebSocketSession]:
+        """An authenticated WebSocket (RFC 6455 upgrade over the pooled client).
+
+        A 409 (someone else attached) raises AttachConflictError, other refusals map
+        as any answer does.
+        """
+        headers = {
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": base64.b64encode(secrets.token_bytes(16)).decode(),
+        }
+        async with self.stream(
+            "GET", url, headers=headers, ok_statuses=(409,), what=what
+        ) as response:
+            if response.status_code == 409:
+                message, _ = parse_error_body(await response.aread())
+                raise AttachConflictError(
+                    f"{what}: another client is attached ({message or 'HTTP 409'})"
+                )
+            if response.status_code != 101:
+                raise InternalError(
+                    f"{what}: the server answered HTTP {response.status_code} "
+                    "instead of upgrading to a WebSocket"
+                )
+            ping = self.settings.ws_ping_interval
+            session = AsyncWebSocketSession(
+                response.extensions["network_stream"],
+                max_message_size_bytes=256 * 1024,
+                queue_size=queue_size,
+                keepalive_ping_interval_seconds=ping,
+                keepalive_ping_timeout_seconds=ping,
+                response=response,
+            )
+            async with session:
+                yield session
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

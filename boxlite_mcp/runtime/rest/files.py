@@ -1,0 +1,108 @@
+"""File transfer: tar streams through ``PUT``/``GET /boxes/{id}/files?path=...``.
+
+Archives are made and unpacked by ``runtime.archive`` (BoxLite's tar semantics,
+safe all-or-nothing unpacking, spooled so nothing big is held in memory); this
+module only moves them. Uploads stream from the spool and are retried from its
+start (PUT is idempotent); downloads are spooled, capped, then unpacked.
+
+Copies land in the box's root filesystem. ``/tmp``, ``/dev/shm`` and ``/run`` are
+tmpfs mounts inside a box, so a file copied there would be invisible to its
+commands (0.9 servers accept it silently, 0.10 servers answer 400): copies into
+them are refused up front, and a copy out of them that finds nothing says why.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import BinaryIO
+
+import httpx
+
+from .. import archive
+from ..errors import InvalidArgumentError, NotFoundError
+from .client import RestClient
+from .errors import unavailable
+
+#: Box paths under a tmpfs mount, invisible to file transfer.
+TMPFS_MOUNTS = ("/tmp", "/dev/shm", "/run")
+
+
+def check_box_path(path: str, role: str) -> str:
+    """A box path must be absolute and NUL-free; returns its tmpfs mount, if under one."""
+    if not path.startswith("/"):
+        raise InvalidArgumentError(
+            f"box {role} path {path!r} must be absolute (start with '/'), e.g. /root/{path}"
+        )
+    if "\x00" in path:
+        raise InvalidArgumentError(f"box {role} path {path!r} contains a NUL byte")
+    normalised = posixpath.normpath(path)
+    for mount in TMPFS_MOUNTS:
+        if normalised == mount or normalised.startswith(mount + "/"):
+            return mount
+    return ""
+
+
+async def copy_in(client: RestClient, box_id: str, host_src: Path, box_dest: str) -> None:
+    """Archive ``host_src`` and extract it at ``box_dest`` in the box."""
+    mount = check_box_path(box_dest, "destination")
+    if mount:
+        raise InvalidArgumentError(
+            f"cannot copy into {box_dest!r}: {mount} is a tmpfs mount inside the box, so files "
+            "copied there would be invisible to commands in it; copy to a path on the box's "
+            "disk instead, e.g. /root or /srv"
+        )
+    spool = await archive.apack(host_src)
+    try:
+        size = spool.seek(0, 2)
+
+        async def body() -> AsyncIterator[bytes]:
+            spool.seek(0)
+            while chunk := spool.read(archive.CHUNK_BYTES):
+                yield chunk
+
+        await client.request(
+            "PUT", await client.url("boxes", box_id, "files"), params={"path": box_dest},
+            content=body, idempotent=True,
+            headers={"Content-Type": "application/x-tar", "Content-Length": str(size)},
+            what=f"copy {host_src.name or host_src} into box {box_id} at {box_dest}",
+        )
+    finally:
+        spool.close()
+
+
+async def copy_out(client: RestClient, box_id: str, box_src: str, host_dest: Path) -> None:
+    """Download ``box_src`` as a tar and unpack it at ``host_dest``, all or nothing."""
+    mount = check_box_path(box_src, "source")
+    url = await client.url("boxes", box_id, "files")
+    try:
+        spool = await _download(client, url, box_src, f"copy {box_src} out of box {box_id}")
+    except NotFoundError as exc:
+        if mount:
+            raise NotFoundError(
+                f"{exc.message}. Note: {mount} is a tmpfs mount inside the box and file "
+                "transfer reads the box's disk, so files under it cannot be copied out; "
+                "write them elsewhere (e.g. /root) first"
+            ) from None
+        raise
+    try:
+        await archive.aunpack(spool, host_dest)
+    finally:
+        spool.close()
+
+
+async def _download(client: RestClient, url: str, box_src: str, what: str) -> BinaryIO:
+    """The tar, spooled; a body cut mid-way is fetched again (GET is idempotent)."""
+    attempt = 0
+    while True:
+        try:
+            async with client.stream(
+                "GET", url, params={"path": box_src}, headers={"Accept": "application/x-tar"},
+                what=what,
+            ) as response:
+                return await archive.spool(response.aiter_bytes())
+        except httpx.TransportError as exc:
+            if attempt >= client.settings.retries:
+                raise unavailable(url, exc) from exc
+            attempt += 1

@@ -1,0 +1,180 @@
+"""``RestRuntime``: the runtime contract on any BoxLite REST server, 0.9 or 0.10."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import httpx
+import pydantic
+
+from ..errors import InvalidArgumentError, NotFoundError
+from ..types import BoxInfo, BoxOptions, Capabilities, RuntimeInfo, RuntimeMetrics
+from . import capabilities
+from .box import RestBox
+from .client import RestClient
+from .errors import unavailable
+from .settings import RestSettings
+from .types import ImageInfo, ListBoxesResponse, WireBox, WireRuntimeMetrics
+
+#: Fields of BoxOptions a 0.10 create request cannot carry (its schema forbids them).
+_NOT_IN_010 = frozenset({"auto_remove"})
+_IMPORT_CHUNK = 256 * 1024
+
+
+class RestRuntime:
+    """Boxes on a BoxLite REST server. One pooled HTTP client; ``aclose()`` releases it."""
+
+    def __init__(
+        self,
+        settings: RestSettings | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else RestSettings.from_env()
+        self.client = RestClient(self.settings, transport=transport)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"RestRuntime(url={self.settings.url!r})"
+
+    def _box(self, wire: WireBox) -> RestBox:
+        return RestBox(self.client, self._tasks, wire.to_info())
+
+    async def info(self) -> RuntimeInfo:
+        await self.client.ensure_ready()
+        config = await self.client.config()
+        caps = config.capabilities.to_capabilities() if config.capabilities else Capabilities()
+        details = {"path": (await self.client.url()).removeprefix(self.settings.url) or "/"}
+        return RuntimeInfo(
+            name="rest",
+            isolation=(
+                "whatever the BoxLite server at this URL isolates boxes with: hardware "
+                "micro-VMs on a BoxLite server, or what its own runtime provides"
+            ),
+            endpoint=self.settings.url,
+            api_generation=self.client.generation,
+            capabilities=caps,
+            details=details,
+        )
+
+    async def create(self, options: BoxOptions) -> RestBox:
+        try:
+            options = BoxOptions.model_validate(options.set_fields())
+        except pydantic.ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error.get("loc", ()))
+            raise InvalidArgumentError(f"invalid box option {where}: {error['msg']}") from None
+        if options.image is not None and options.rootfs_path is not None:
+            raise InvalidArgumentError(
+                "give either image or rootfs_path, not both (they are two ways to pick the root)"
+            )
+        body = options.set_fields()
+        await self.client.ensure_ready()
+        if self.client.generation == "0.10":
+            body = {key: value for key, value in body.items() if key not in _NOT_IN_010}
+        response = await self.client.request(
+            "POST", await self.client.url("boxes"), json=body, idempotency_key=True,
+            what="create a box" + (f" named {options.name!r}" if options.name else ""),
+        )
+        return self._box(WireBox.model_validate_json(response.content))
+
+    async def get(self, box: str) -> RestBox:
+        if not box or "/" in box:
+            raise InvalidArgumentError(f"invalid box id or name {box!r}")
+        try:
+            response = await self.client.request(
+                "GET", await self.client.url("boxes", box), what=f"find box {box!r}"
+            )
+        except NotFoundError:
+            raise NotFoundError(await self._not_found(box)) from None
+        return self._box(WireBox.model_validate_json(response.content))
+
+    async def _not_found(self, box: str) -> str:
+        known = [info.name or info.id for info in await self.list()][:20]
+        listing = ", ".join(known) if known else "none"
+        return f"no box {box!r} on the BoxLite server; boxes that exist: {listing}"
+
+    async def list(self) -> list[BoxInfo]:
+        return [wire.to_info() async for wire in self._pages()]
+
+    async def _pages(self) -> AsyncIterator[WireBox]:
+        url = await self.client.url("boxes")
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            params = {"pageToken": token} if token else None
+            response = await self.client.request("GET", url, params=params, what="list boxes")
+            page = ListBoxesResponse.model_validate_json(response.content)
+            for wire in page.boxes:
+                yield wire
+            token = page.next_page_token
+            if not token or token in seen:  # a server repeating a token must not loop us
+                return
+            seen.add(token)
+
+    async def remove(self, box: str, force: bool = False) -> None:
+        if not box or "/" in box:
+            raise InvalidArgumentError(f"invalid box id or name {box!r}")
+        await self.client.request(
+            "DELETE", await self.client.url("boxes", box),
+            params={"force": "true"} if force else None, idempotency_key=True,
+            what=f"remove box {box!r}",
+        )
+
+    async def metrics(self) -> RuntimeMetrics:
+        response = await self.client.request(
+            "GET", await self.client.url("metrics"), what="read the runtime metrics"
+        )
+        return WireRuntimeMetrics.model_validate_json(response.content).to_metrics()
+
+    async def import_box(self, archive: Path, name: str | None = None) -> RestBox:
+        await capabilities.require(self.client, "import")
+        path = anyio.Path(archive)
+        if not await path.is_file():
+            raise NotFoundError(f"archive {archive} does not exist or is not a file")
+        size = (await path.stat()).st_size
+
+        async def body() -> AsyncIterator[bytes]:
+            async with await anyio.open_file(archive, "rb") as f:
+                while chunk := await f.read(_IMPORT_CHUNK):
+                    yield chunk
+
+        url = await self.client.url("boxes", "import")
+        try:
+            response = await self.client.request(
+                "POST", url, content=body, params={"name": name} if name else None,
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+                what=f"import {archive.name}",
+            )
+        except httpx.TransportError as exc:  # the upload body failed mid-way
+            raise unavailable(url, exc) from exc
+        return self._box(WireBox.model_validate_json(response.content))
+
+    async def pull_image(self, reference: str) -> ImageInfo:
+        """Pull an image into the server's cache (``POST /images/pull``)."""
+        if not reference:
+            raise InvalidArgumentError("an image reference is required, e.g. alpine:latest")
+        response = await self.client.request(
+            "POST", await self.client.url("images", "pull"), json={"reference": reference},
+            idempotency_key=True, what=f"pull image {reference!r}",
+        )
+        return ImageInfo.model_validate_json(response.content)
+
+    async def aclose(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.client.aclose()
+
+    async def __aenter__(self) -> RestRuntime:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
