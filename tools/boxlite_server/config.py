@@ -20,6 +20,8 @@ GenerationChoice = Literal["both", "0.9", "0.10"]
 #: ``all``: any response.
 CutScope = Literal["stream", "keyed", "get", "all"]
 
+DEFAULT_CUT_SCOPES: tuple[CutScope, ...] = ("stream", "keyed")
+
 MiB = 1024 * 1024
 
 
@@ -80,7 +82,7 @@ class ServerConfig(BaseModel):
     # Fault injection (see faults.py). cut_random: probability per opportunity.
     cut_random: float = Field(default=0.0, ge=0.0, le=1.0)
     seed: int | None = None
-    cut_scopes: list[CutScope] = Field(default_factory=lambda: ["stream", "keyed"])
+    cut_scopes: list[CutScope] = Field(default_factory=lambda: list(DEFAULT_CUT_SCOPES))
     #: Lets tests and benchmarks in other processes steer faults over HTTP
     #: (``/_faults``); off unless asked for.
     fault_api: bool = False

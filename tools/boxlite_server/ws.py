@@ -60,3 +60,238 @@ Output kept for replay
 """
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+from starlette.responses import JSONResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from boxlite_mcp.runtime.errors import BoxliteError
+
+from .backlog import Cursor, OffsetError
+from .config import Generation
+from .errors import WIRE_ERRORS, error_response, wire_error
+from .execs import ALLOWED_SIGNALS_10
+from .faults import StreamCutter
+from .sessions import ExecSession
+from .state import ServerState, new_request_id
+from .validation import Violation
+
+log = logging.getLogger("boxlite_server.ws")
+
+CHANNELS = (b"\x01", b"\x02")
+
+
+async def _deny(websocket: WebSocket, response: JSONResponse) -> None:
+    await websocket.send_denial_response(response)
+
+
+def _int_param(websocket: WebSocket, name: str, default: int) -> int:
+    raw = websocket.query_params.get(name)
+    if raw is None:
+        return default
+    value = int(raw)  # ValueError handled by the caller
+    if value < 0:
+        raise ValueError(name)
+    return value
+
+
+async def attach(websocket: WebSocket, state: ServerState, generation: Generation) -> None:
+    """The attach endpoint (see the module docstring for the protocol)."""
+    request_id = new_request_id()
+
+    def deny(kind: str, message: str) -> JSONResponse:
+        response = error_response(generation, WIRE_ERRORS[kind], message, request_id)
+        response.headers["x-request-id"] = request_id
+        return response
+
+    reason = state.auth.check(generation, websocket.headers.get("authorization"))
+    if reason is not None:
+        await _deny(websocket, deny("AuthError", reason))
+        return
+    box_id = websocket.path_params["box_id"]
+    exec_id = websocket.path_params["exec_id"]
+    try:
+        session = state.executions.get(box_id, exec_id)
+    except BoxliteError as exc:
+        response = error_response(generation, wire_error(exc), exc.message, request_id)
+        await _deny(websocket, response)
+        return
+    try:
+        offsets = (_int_param(websocket, "stdout_offset", 0),
+                   _int_param(websocket, "stderr_offset", 0))
+        frame_max = _int_param(websocket, "max_frame_bytes", state.config.ws_frame_max_bytes)
+        if frame_max < 1024:
+            raise ValueError("max_frame_bytes")
+        cursor = session.backlog.open(offsets)
+    except OffsetError as exc:
+        await _deny(websocket, deny("InvalidArgumentError", f"cannot resume: {exc}"))
+        return
+    except ValueError:
+        await _deny(websocket, deny("InvalidArgumentError",
+                                    "stdout_offset and stderr_offset must be integers >= 0, "
+                                    "max_frame_bytes an integer >= 1024"))
+        return
+    if session.attached:
+        await _deny(websocket, deny("InvalidStateError",
+                                    f"another client is attached to execution {exec_id}; "
+                                    "only one attach at a time (retry shortly after a drop)"))
+        return
+    session.attached = True
+    try:
+        await websocket.accept()
+        cutter = state.faults.stream("ws", generation, "attachExecution")
+        await _Attachment(websocket, state, session, cursor, cutter, frame_max).run()
+    finally:
+        session.attached = False
+
+
+class _Attachment:
+    """One attached client: a writer loop (output) and a reader task (stdin, control)."""
+
+    def __init__(self, websocket: WebSocket, state: ServerState, session: ExecSession,
+                 cursor: Cursor, cutter: StreamCutter, frame_max: int) -> None:
+        self.ws = websocket
+        self.state = state
+        self.session = session
+        self.cursor = cursor
+        self.cutter = cutter
+        self.frame_max = frame_max
+        self.gone = asyncio.Event()
+        self.cut = False
+        self.client = websocket.scope.get("client")
+        self.path = websocket.url.path
+
+    async def run(self) -> None:
+        backlog = self.session.backlog
+        token = backlog.attach(self.cursor)
+        reader = asyncio.get_running_loop().create_task(self._read())
+        try:
+            finished = await self._write(token)
+            if finished:
+                with contextlib.suppress(Exception):
+                    await self.ws.close(1000)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # the client went away mid-send
+        finally:
+            backlog.detach(token)
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+
+    async def _send(self, frame: bytes | str) -> bool:
+        """Send one frame, or part of a binary one and cut; False when cut."""
+        size = len(frame) - 1 if isinstance(frame, bytes) else 0
+        point = self.cutter.cut_point(size)
+        if point is None:
+            if isinstance(frame, bytes):
+                await self.ws.send_bytes(frame)
+            else:
+                await self.ws.send_text(frame)
+            return True
+        if point and isinstance(frame, bytes):
+            await self.ws.send_bytes(frame[: point + 1])
+        self.cut = True
+        self.state.transports.cut(self.client, flush=True)
+        return False
+
+    async def _write(self, token: int) -> bool:
+        session, cursor, backlog = self.session, self.cursor, self.session.backlog
+        while not self.gone.is_set():
+            if any(cursor.lost):
+                lost, cursor.lost = cursor.lost, [0, 0]
+                message = {"type": "error", "code": "output_lost",
+                           "message": f"{lost[0]} stdout and {lost[1]} stderr bytes were "
+                                      "discarded before this client received them",
+                           "stdout_lost": lost[0], "stderr_lost": lost[1]}
+                if not await self._send(json.dumps(message)):
+                    return False
+                continue
+            piece = backlog.read(cursor, self.frame_max)
+            if piece is not None:
+                stream, data = piece
+                if not await self._send(CHANNELS[stream] + data):
+                    return False
+                backlog.note_sent(token, cursor)
+                continue
+            if backlog.at_end(cursor):
+                frame = {"type": "exit", **session.exit_payload(),
+                         "stdout_bytes": cursor.offsets[0], "stderr_bytes": cursor.offsets[1]}
+                if session.error_message:
+                    frame["error_message"] = session.error_message
+                if self.state.config.strict:
+                    self._check_exit(frame)
+                return await self._send(json.dumps(frame, separators=(",", ":")))
+            await backlog.wait(None)
+        return False
+
+    def _check_exit(self, frame: dict[str, object]) -> None:
+        if not isinstance(frame.get("exit_code"), int):
+            self.state.violations.record(Violation(
+                "stream", "0.10", "attachExecution", "GET", self.path,
+                f"exit frame {frame} lacks an integer exit_code"))
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                if message.get("bytes") is not None:
+                    await self._control(partial(self.session.execution.write_stdin,
+                                                message["bytes"]))
+                elif message.get("text") is not None:
+                    await self._on_text(message["text"])
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            self.gone.set()
+            self.session.backlog.wake()
+
+    async def _on_text(self, text: str) -> None:
+        try:
+            frame = json.loads(text)
+            kind = frame.get("type") if isinstance(frame, dict) else None
+        except ValueError:
+            kind = None
+            frame = {}
+        execution = self.session.execution
+        if kind == "stdin_eof":
+            await self._control(execution.close_stdin)
+        elif kind == "resize":
+            cols, rows = frame.get("cols"), frame.get("rows")
+            if isinstance(cols, int) and isinstance(rows, int) and cols >= 1 and rows >= 1:
+                await self._control(lambda: execution.resize(cols, rows))
+            else:
+                await self._error("resize needs integer cols and rows >= 1")
+        elif kind == "signal":
+            sig = frame.get("sig")
+            if isinstance(sig, int) and sig in ALLOWED_SIGNALS_10:
+                await self._control(lambda: execution.signal(sig))
+            else:
+                await self._error(f"signal {sig!r} is not allowed (HUP, INT, QUIT, ABRT, USR1, "
+                                  "USR2, TERM, WINCH); to kill, DELETE the execution")
+        else:
+            await self._error(f"unknown control frame {text[:200]!r}: expected type "
+                              "stdin_eof, resize or signal")
+
+    async def _control(self, action: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await action()
+        except BoxliteError as exc:
+            await self._error(exc.message)
+
+    async def _error(self, message: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.send_text(json.dumps({"type": "error", "message": message}))
+
+
+ROUTES: list[tuple[Generation, str, Callable[[WebSocket, ServerState, Generation],
+                                              Awaitable[None]]]] = [
+    ("0.10", "/boxes/{box_id}/executions/{exec_id}/attach", attach),
+]
