@@ -72,7 +72,7 @@ class ServerConfig(BaseModel):
     completed_retention_seconds: float = Field(default=300.0, gt=0)
     max_executions: int = Field(default=1000, ge=1)
     sse_event_max_bytes: int = Field(default=1 * MiB, ge=1024)
-    ws_frame_max_bytes: int = Field(default=1 * MiB, ge=1024)
+    ws_frame_max_bytes: int = Field(default=128 * 1024, ge=1024)
     keepalive_seconds: float = Field(default=15.0, gt=0)
 
     file_transfer_max_bytes: int = Field(default=1024 * MiB, ge=1)

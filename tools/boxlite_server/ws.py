@@ -7,8 +7,9 @@ Server → client
       payload. Frames of both channels come in the order the process produced the
       output. A payload is at most ``max_frame_bytes`` bytes: the query parameter
       of that name if given (>= 1024), else ``ServerConfig.ws_frame_max_bytes``
-      (1 MiB). A client whose WebSocket library caps message size (httpx-ws
-      defaults to 64 KiB) either raises its cap or passes ``max_frame_bytes``.
+      (128 KiB). A client whose WebSocket library caps message size below
+      that + 1 (httpx-ws defaults to 64 KiB) raises its cap or passes
+      ``max_frame_bytes``.
     * Text frame ``{"type":"exit","exit_code":N,"duration_ms":N,
       "stdout_bytes":N,"stderr_bytes":N}`` once the process has exited and every
       byte of output has been sent; then a normal close (1000). ``exit_code`` is
