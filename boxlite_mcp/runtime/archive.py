@@ -165,7 +165,7 @@ def _stream_cap(limits: Limits) -> int:
     return limits.max_bytes + 1024 * min(limits.max_entries, 100_000) + 10 * 1024 * 1024
 
 
-def _clean_name(name: str) -> str:
+def clean_name(name: str) -> str:
     """The entry's path, normalised; refuse absolute paths and ``..``."""
     if name.startswith("/") or name.startswith("\\"):
         raise UnsafeArchiveError(f"archive entry {name!r} has an absolute path; refused")
@@ -181,16 +181,20 @@ def _inside(path: str) -> bool:
     return not (norm == ".." or norm.startswith("../") or norm.startswith("/"))
 
 
-def check_member(member: tarfile.TarInfo) -> str:
-    """Validate one entry; returns its normalised name (may be '' for the root)."""
-    name = _clean_name(member.name)
+def check_member(member: tarfile.TarInfo, *, contained_links: bool = True) -> str:
+    """Validate one entry; returns its normalised name (may be '' for the root).
+
+    ``contained_links=False`` lets symlinks point anywhere: for writers that
+    resolve every path inside a root (a box), where no link can lead out.
+    """
+    name = clean_name(member.name)
     if member.ischr() or member.isblk() or member.isfifo() or not (
         member.isreg() or member.isdir() or member.issym() or member.islnk()
     ):
         raise UnsafeArchiveError(
             f"archive entry {member.name!r} is a device, fifo or special file; refused"
         )
-    if member.issym():
+    if member.issym() and contained_links:
         target = member.linkname
         joined = posixpath.join(posixpath.dirname(name), target)
         if target.startswith("/") or not _inside(joined):
@@ -208,7 +212,9 @@ def check_member(member: tarfile.TarInfo) -> str:
     return name
 
 
-def scan(tar_file: BinaryIO, limits: Limits = Limits()) -> list[tarfile.TarInfo]:
+def scan(
+    tar_file: BinaryIO, limits: Limits = Limits(), *, contained_links: bool = True
+) -> list[tarfile.TarInfo]:
     """Read and validate every header (not the data); leaves the file at 0."""
     tar_file.seek(0)
     members: list[tarfile.TarInfo] = []
@@ -216,7 +222,7 @@ def scan(tar_file: BinaryIO, limits: Limits = Limits()) -> list[tarfile.TarInfo]
     try:
         with tarfile.open(fileobj=tar_file, mode="r:") as tar:
             for member in tar:
-                check_member(member)
+                check_member(member, contained_links=contained_links)
                 members.append(member)
                 if len(members) > limits.max_entries:
                     raise UnsafeArchiveError(
@@ -270,7 +276,7 @@ def extract_tree(tar_file: BinaryIO, into: Path, limits: Limits = Limits()) -> l
     names = {check_member(m) for m in members}
     with tarfile.open(fileobj=tar_file, mode="r:") as tar:
         for member in tar:
-            name = _clean_name(member.name)
+            name = clean_name(member.name)
             if not name:
                 continue  # the archive's root entry ("./"): the destination itself
             member.name = name
@@ -354,7 +360,7 @@ def unpack(
         staging.mkdir()
         extract_tree(tar_file, staging, limits)
         if mode is ExtractionMode.FILE_TO_FILE:
-            entry = staging / _clean_name(members[0].name)
+            entry = staging / clean_name(members[0].name)
             if dest_path.is_dir() and not dest_path.is_symlink():
                 raise InvalidArgumentError(f"{dest_path} is a directory")
             os.replace(entry, dest_path)

@@ -1,4 +1,9 @@
-"""The bwrap runtime for the contract suite: a home under the test's tmp_path."""
+"""The bwrap runtime for the contract suite: its home is the directory given.
+
+Leaving the context closes the runtime: its running boxes stop (their
+processes belong to this process), their state stays on disk, so opening the
+factory again on the same home is a restart (see tests/contract/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +16,12 @@ from boxlite_mcp.runtime.bwrap import BwrapRuntime
 
 
 @asynccontextmanager
-async def factory(tmp_path: Path) -> AsyncIterator[Runtime]:
-    """A BwrapRuntime homed in ``tmp_path``; every box it has is removed on exit."""
-    runtime = BwrapRuntime(home=tmp_path / "bwrap-home")
+async def factory(home: Path) -> AsyncIterator[Runtime]:
+    """A BwrapRuntime homed in ``home``; no box keeps running after the context."""
+    runtime = BwrapRuntime(home=home)
     try:
         yield runtime
     finally:
-        for info in await runtime.list():
-            try:
-                await runtime.remove(info.id, force=True)
-            except Exception:  # removed concurrently by the test: fine
-                pass
         await runtime.aclose()
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..base import Box
-from ..errors import InternalError, InvalidArgumentError
+from ..errors import BoxliteError, InternalError, InvalidArgumentError, NotFoundError
 from ..types import (
     BoxInfo,
     BoxMetrics,
@@ -128,6 +129,15 @@ class BwrapBox:
     # -- exec ------------------------------------------------------------------
 
     async def exec(self, request: ExecRequest) -> BwrapExecution:
+        state = self._state
+        try:
+            return await self._exec(state, request)
+        except BoxliteError:
+            state.record.exec_errors_total += 1
+            self._runtime.total_exec_errors += 1
+            raise
+
+    async def _exec(self, state: BoxState, request: ExecRequest) -> BwrapExecution:
         state = await self._ensure_running()
         sandbox = state.sandbox
         assert sandbox is not None
@@ -137,6 +147,12 @@ class BwrapBox:
         workdir = normalize(request.working_dir or opts.working_dir or "/")
         with BoxRoot.of_pid(sandbox.init_pid) as root:
             user = resolve_user(request.user or opts.user, root)
+            env = {"PATH": DEFAULT_PATH, "HOME": user.home, "HOSTNAME": r.name or r.id}
+            if request.tty:
+                env["TERM"] = "xterm-256color"
+            env.update(opts.env or {})
+            env.update(request.env or {})
+            _find_program(root, request.command, workdir, env["PATH"])
             try:
                 wd_fd = root.open_dir(workdir)
             except OSError as exc:
@@ -144,11 +160,6 @@ class BwrapBox:
                     f"working directory {workdir!r} does not exist in box {self._id} "
                     f"({exc.strerror}); create it first or pass an existing directory"
                 ) from exc
-        env = {"PATH": DEFAULT_PATH, "HOME": user.home, "HOSTNAME": r.name or r.id}
-        if request.tty:
-            env["TERM"] = "xterm-256color"
-        env.update(opts.env or {})
-        env.update(request.env or {})
         tools = rt.tools
         argv = [tools.sh, "-c", JOIN_SCRIPT, "boxlite-exec", *state.cgroup.procs_files(), "--"]
         if request.tty:
@@ -163,10 +174,9 @@ class BwrapBox:
             execution = spawn(
                 argv, env=env, pass_fds=(wd_fd,), exec_id=exec_id, tty=request.tty,
                 timeout=request.timeout_seconds, on_exit=state.on_exit,
-                oom_check=state.oom_check(),
+                oom_kills=state.oom_kills(),
             )
         except OSError as exc:
-            r.exec_errors_total += 1
             raise InternalError(f"could not start the command: {exc}") from exc
         finally:
             os.close(wd_fd)
@@ -178,11 +188,13 @@ class BwrapBox:
     # -- files -----------------------------------------------------------------
 
     async def copy_in(self, host_src: Path, box_dest: str) -> None:
+        files.check_box_path(box_dest)
         state = await self._ensure_running()
         assert state.sandbox is not None
         await files.copy_in(state.sandbox.init_pid, host_src, box_dest)
 
     async def copy_out(self, box_src: str, host_dest: Path) -> None:
+        files.check_box_path(box_src)
         state = await self._ensure_running()
         assert state.sandbox is not None
         await files.copy_out(state.sandbox.init_pid, box_src, host_dest)
@@ -242,3 +254,20 @@ class BwrapBox:
         state = self._state
         async with state.lock:
             return await snapshots.export(self._runtime, state, dest)
+
+
+def _find_program(root: BoxRoot, command: str, workdir: str, path: str) -> str:
+    """The program's path in the box, as execvp would find it; NotFoundError if none."""
+    if "\0" in command:
+        raise InvalidArgumentError("the command contains a NUL byte")
+    if "/" in command:
+        candidates = [command if command.startswith("/") else f"{workdir}/{command}"]
+    else:
+        candidates = [f"{d or '.'}/{command}" for d in path.split(":")]
+    for candidate in candidates:
+        st = root.stat(candidate if candidate.startswith("/") else f"{workdir}/{candidate}")
+        if st is not None and stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+            return candidate
+    where = "" if "/" in command else f" (searched PATH={path})"
+    raise NotFoundError(f"program {command!r} not found in the box{where}; "
+                        "install it in the box or pass its full path")

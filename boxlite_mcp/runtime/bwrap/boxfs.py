@@ -10,13 +10,17 @@ then created or opened relative to a resolved directory fd with
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
 import posixpath
+import secrets
 import stat
+import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import IO
 
 from ..errors import InternalError
 
@@ -136,3 +140,126 @@ class BoxRoot:
             return None
         with os.fdopen(fd, "rb") as f:
             return f.read(limit)
+
+
+class TreeWriter:
+    """Writes tar entries into a root, every path resolved inside it.
+
+    Files are written under a temporary name and renamed into place, so a
+    reader never sees half a file. ``owners`` keeps the archive's uid/gid (image
+    layers); otherwise files belong to root, as BoxLite's guest writes them.
+    Devices are skipped (``/dev`` of a box is its own).
+    """
+
+    def __init__(self, root: BoxRoot, *, owners: bool = False) -> None:
+        self.root = root
+        self.owners = owners
+        self._dirs: dict[str, int] = {}
+
+    def close(self) -> None:
+        for fd in self._dirs.values():
+            os.close(fd)
+        self._dirs.clear()
+
+    def __enter__(self) -> TreeWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def dir_fd(self, path: str) -> int:
+        """An fd of directory ``path`` (absolute in the root), created with parents."""
+        path = normalize(path)
+        fd = self._dirs.get(path)
+        if fd is not None:
+            return fd
+        try:
+            fd = self.root.open_dir(path)
+        except FileNotFoundError:
+            parent, name = posixpath.split(path)
+            pfd = self.dir_fd(parent)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o755, dir_fd=pfd)
+            fd = self.root.open_dir(path)
+        except NotADirectoryError as exc:
+            raise NotADirectoryError(exc.errno, f"{path} is not a directory", path) from exc
+        self._dirs[path] = fd
+        return fd
+
+    def _tmp_name(self, name: str) -> str:
+        return f".{name[:64]}.boxlite-{secrets.token_hex(6)}"
+
+    def _owner(self, fd_or_name: int | str, member: tarfile.TarInfo, dir_fd: int | None) -> None:
+        if not self.owners:
+            return
+        with contextlib.suppress(OSError):
+            if isinstance(fd_or_name, int):
+                os.fchown(fd_or_name, member.uid, member.gid)
+            else:
+                os.chown(fd_or_name, member.uid, member.gid, dir_fd=dir_fd,
+                         follow_symlinks=False)
+
+    def write(self, path: str, member: tarfile.TarInfo, data: IO[bytes] | None,
+              link_base: str = "/") -> None:
+        """Create ``path`` (absolute in the root) as described by ``member``."""
+        path = normalize(path)
+        if path == "/":
+            return
+        parent, name = posixpath.split(path)
+        pfd = self.dir_fd(parent)
+        if member.isdir():
+            try:
+                os.mkdir(name, member.mode & 0o7777 or 0o755, dir_fd=pfd)
+                created = True
+            except FileExistsError:
+                created = False
+                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+                if not stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+                    os.unlink(name, dir_fd=pfd)
+                    os.mkdir(name, member.mode & 0o7777 or 0o755, dir_fd=pfd)
+                    created = True
+            if created:
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=pfd)
+                try:
+                    os.fchmod(fd, member.mode & 0o7777 or 0o755)
+                    self._owner(fd, member, None)
+                finally:
+                    os.close(fd)
+            return
+        tmp = self._tmp_name(name)
+        if member.isreg():
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600, dir_fd=pfd)
+            try:
+                if data is not None:
+                    while chunk := data.read(1024 * 1024):
+                        _write_all(fd, chunk)
+                self._owner(fd, member, None)
+                os.fchmod(fd, member.mode & 0o7777)
+                os.utime(fd, (member.mtime, member.mtime))
+            finally:
+                os.close(fd)
+        elif member.issym():
+            os.symlink(member.linkname, tmp, dir_fd=pfd)
+            self._owner(tmp, member, pfd)
+        elif member.islnk():
+            target = normalize(posixpath.join(link_base, member.linkname))
+            tparent, tname = posixpath.split(target)
+            os.link(tname, tmp, src_dir_fd=self.dir_fd(tparent), dst_dir_fd=pfd,
+                    follow_symlinks=False)
+        elif member.isfifo():
+            os.mkfifo(tmp, member.mode & 0o777, dir_fd=pfd)
+        else:
+            return  # devices and other special files: not in a box's tree
+        try:
+            os.rename(tmp, name, src_dir_fd=pfd, dst_dir_fd=pfd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=pfd)
+            raise
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

@@ -146,7 +146,7 @@ class BwrapExecution:
         pty_master: int | None,
         timeout: float | None,
         on_exit: Callable[[BwrapExecution, ExecResult], None] | None = None,
-        oom_check: Callable[[], bool] | None = None,
+        oom_kills: Callable[[], int] | None = None,
     ) -> None:
         self._id = exec_id
         self.loop = asyncio.get_running_loop()
@@ -161,7 +161,8 @@ class BwrapExecution:
         self._stdin_closed = stdin_fd is None and pty_master is None
         self._stdin_lock = asyncio.Lock()
         self._on_exit = on_exit
-        self._oom_check = oom_check
+        self._oom_kills = oom_kills
+        self._oom_before = oom_kills() if oom_kills is not None else 0
         self._timed_out = False
         self._killed = False
         self._result: ExecResult | None = None
@@ -204,10 +205,9 @@ class BwrapExecution:
         error: str | None = None
         if self._timed_out:
             error = "timed out: the command ran past its timeout and was killed"
-        elif code == -signal.SIGKILL and self._oom_check is not None and self._oom_check():
+        elif (code == -signal.SIGKILL and self._oom_kills is not None
+              and self._oom_kills() > self._oom_before):
             error = "killed: the box ran out of memory (its memory limit)"
-        elif code == 127:
-            error = "command not found in the box (exit code 127)"
         self._result = ExecResult(
             exit_code=code, duration_ms=duration_ms, error_message=error,
             timed_out=self._timed_out,
@@ -336,8 +336,13 @@ class BwrapExecution:
                     return
 
     async def _writable(self, fd: int) -> None:
-        fut = self.loop.create_future()
-        self.loop.add_writer(fd, lambda: fut.done() or fut.set_result(None))
+        fut: asyncio.Future[None] = self.loop.create_future()
+
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        self.loop.add_writer(fd, ready)
         try:
             await asyncio.wait([fut, self._exited], return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -417,7 +422,7 @@ def spawn(
     size: tuple[int, int] = (80, 24),
     timeout: float | None,
     on_exit: Callable[[BwrapExecution, ExecResult], None] | None = None,
-    oom_check: Callable[[], bool] | None = None,
+    oom_kills: Callable[[], int] | None = None,
 ) -> BwrapExecution:
     """Start ``argv`` (the host-side command line that enters the box) as an execution.
 
@@ -442,7 +447,7 @@ def spawn(
         os.set_blocking(control, False)
         return BwrapExecution(
             exec_id, popen, stdout_fd=master, stderr_fd=None, stdin_fd=None,
-            pty_master=control, timeout=timeout, on_exit=on_exit, oom_check=oom_check,
+            pty_master=control, timeout=timeout, on_exit=on_exit, oom_kills=oom_kills,
         )
     popen = subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -457,5 +462,5 @@ def spawn(
         f.close()
     return BwrapExecution(
         exec_id, popen, stdout_fd=stdout_fd, stderr_fd=stderr_fd, stdin_fd=stdin_fd,
-        pty_master=None, timeout=timeout, on_exit=on_exit, oom_check=oom_check,
+        pty_master=None, timeout=timeout, on_exit=on_exit, oom_kills=oom_kills,
     )

@@ -1,18 +1,167 @@
 """copy_in / copy_out for a running box, with BoxLite's tar semantics.
 
-Placeholder until the safe in-box writer lands.
+Both go through the box's root as seen by its PID 1 (``/proc/<pid>/root``), so
+they reach everything an exec sees, ``/tmp`` included. Inside the box every
+path is resolved by ``boxfs`` (``openat2`` with ``RESOLVE_IN_ROOT``): a symlink
+planted by box code cannot lead a copy to a host file. On the host side,
+``archive.unpack`` keeps copy_out inside ``host_dest``, all-or-nothing.
 """
 
 from __future__ import annotations
 
+import os
+import posixpath
+import stat
+import tarfile
 from pathlib import Path
+from typing import BinaryIO
 
-from ..errors import UnsupportedError
+import anyio.to_thread
+
+from .. import archive
+from ..errors import BoxliteError, InvalidArgumentError, NotFoundError
+from .boxfs import BoxRoot, TreeWriter, normalize
+
+
+def check_box_path(path: str) -> str:
+    """BoxLite's guest rule: a non-empty path without ``..``; returned normalised."""
+    if not path or not path.strip():
+        raise InvalidArgumentError("the box path is empty; pass an absolute path in the box")
+    if ".." in path.split("/"):
+        raise InvalidArgumentError(
+            f"box path {path!r} contains '..'; pass an absolute path without '..'"
+        )
+    if "\0" in path:
+        raise InvalidArgumentError("box path contains a NUL byte")
+    return normalize(path)
 
 
 async def copy_in(init_pid: int, host_src: Path, box_dest: str) -> None:
-    raise UnsupportedError("copy_in is not implemented yet in the bwrap runtime")
+    dest = check_box_path(box_dest)
+    trailing_slash = box_dest.endswith("/")
+    spool = await archive.apack(host_src)
+    try:
+        await anyio.to_thread.run_sync(_copy_in, init_pid, spool, dest, trailing_slash)
+    finally:
+        spool.close()
+
+
+def _copy_in(init_pid: int, spool: BinaryIO, dest: str, trailing_slash: bool) -> None:
+    members = archive.scan(spool, contained_links=False)
+    with BoxRoot.of_pid(init_pid) as root, TreeWriter(root) as writer:
+        mode = archive.detect_mode(dest + ("/" if trailing_slash else ""),
+                                   root.is_dir(dest), members)
+        try:
+            with tarfile.open(fileobj=spool, mode="r:") as tar:
+                for member in tar:
+                    name = archive.check_member(member, contained_links=False)
+                    if mode is archive.ExtractionMode.FILE_TO_FILE:
+                        target = dest
+                        base = posixpath.dirname(dest)
+                    else:
+                        writer.dir_fd(dest)
+                        target = posixpath.join(dest, name) if name else dest
+                        base = dest
+                    data = tar.extractfile(member) if member.isreg() else None
+                    writer.write(target, member, data, link_base=base)
+        except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
+            raise InvalidArgumentError(
+                f"cannot copy to {dest} in the box: {exc.strerror} ({exc.filename})"
+            ) from exc
+        except OSError as exc:
+            raise InvalidArgumentError(
+                f"cannot copy to {dest} in the box: {exc.strerror or exc}"
+            ) from exc
 
 
 async def copy_out(init_pid: int, box_src: str, host_dest: Path) -> None:
-    raise UnsupportedError("copy_out is not implemented yet in the bwrap runtime")
+    src = check_box_path(box_src)
+    spool = await anyio.to_thread.run_sync(_pack_from_box, init_pid, src)
+    try:
+        await archive.aunpack(spool, host_dest)
+    finally:
+        spool.close()
+
+
+def _pack_from_box(init_pid: int, src: str) -> BinaryIO:
+    """Archive a box path (a directory as its contents) without following links."""
+    spool: BinaryIO = archive.new_spool()  # type: ignore[assignment]
+    try:
+        with BoxRoot.of_pid(init_pid) as root:
+            try:
+                fd = root.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except FileNotFoundError as exc:
+                raise NotFoundError(f"{src} does not exist in the box") from exc
+            except OSError as exc:
+                if exc.errno == 40:  # ELOOP: src itself is a symlink; follow it in the box
+                    fd = root.open(src, os.O_RDONLY | os.O_NONBLOCK)
+                else:
+                    raise InvalidArgumentError(
+                        f"cannot read {src} in the box: {exc.strerror}"
+                    ) from exc
+            with tarfile.open(fileobj=spool, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                st = os.fstat(fd)
+                if stat.S_ISDIR(st.st_mode):
+                    _add_dir(tar, fd, "", st.st_dev)
+                else:
+                    try:
+                        _add_entry(tar, fd, posixpath.basename(src) or "file", st)
+                    finally:
+                        os.close(fd)
+    except BoxliteError:
+        spool.close()
+        raise
+    except OSError as exc:
+        spool.close()
+        raise InvalidArgumentError(f"cannot read {src} in the box: {exc.strerror}") from exc
+    spool.seek(0)
+    return spool
+
+
+def _info(name: str, st: os.stat_result) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.mode = stat.S_IMODE(st.st_mode)
+    info.mtime = int(st.st_mtime)
+    info.uid, info.gid = st.st_uid, st.st_gid
+    return info
+
+
+def _add_entry(tar: tarfile.TarFile, fd: int, name: str, st: os.stat_result) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidArgumentError(f"{name} is not a regular file or directory")
+    info = _info(name, st)
+    info.size = st.st_size
+    with os.fdopen(os.dup(fd), "rb") as f:
+        tar.addfile(info, f)
+
+
+def _add_dir(tar: tarfile.TarFile, dir_fd: int, prefix: str, dev: int) -> None:
+    """Add a directory's contents; the fd is consumed. One file system only."""
+    try:
+        names = sorted(os.listdir(dir_fd))
+        for name in names:
+            arcname = f"{prefix}{name}"
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                info = _info(arcname, st)
+                info.type = tarfile.SYMTYPE
+                info.linkname = os.readlink(name, dir_fd=dir_fd)
+                tar.addfile(info)
+            elif stat.S_ISDIR(st.st_mode):
+                info = _info(arcname + "/", st)
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+                if st.st_dev != dev:
+                    continue  # a mount point (proc, a volume): not descended
+                child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                                dir_fd=dir_fd)
+                _add_dir(tar, child, arcname + "/", dev)
+            elif stat.S_ISREG(st.st_mode):
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+                try:
+                    _add_entry(tar, fd, arcname, os.fstat(fd))
+                finally:
+                    os.close(fd)
+            # sockets, fifos, devices: skipped
+    finally:
+        os.close(dir_fd)

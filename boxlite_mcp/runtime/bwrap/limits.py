@@ -188,17 +188,18 @@ class BoxCgroup:
                     return int(value) * 1000
         return None
 
-    def oom_killed(self) -> bool:
+    def oom_kills(self) -> int:
+        """How many processes the kernel's OOM killer has killed in the box."""
         d = self._dir("memory")
         if d is None:
-            return False
+            return 0
         with contextlib.suppress(OSError, ValueError):
             name = "memory.oom_control" if self.mode == "cgroup-v1" else "memory.events"
             for line in (d / name).read_text().splitlines():
                 key, value = line.split()
-                if key == "oom_kill" and int(value) > 0:
-                    return True
-        return False
+                if key == "oom_kill":
+                    return int(value)
+        return 0
 
 
 def _write(path: Path, value: str) -> None:

@@ -26,6 +26,7 @@ from ..errors import (
     NotFoundError,
 )
 from ..types import (
+    BOX_NAME_PATTERN,
     BoxInfo,
     BoxLimits,
     BoxOptions,
@@ -98,14 +99,11 @@ class BoxState:
 
     def on_exit(self, execution: BwrapExecution, result: ExecResult) -> None:
         self.executions.discard(execution)
-        if result.timed_out or result.exit_code == 126 or result.exit_code == 127:
-            self.record.exec_errors_total += 1
-            self.runtime.total_exec_errors += 1
         with contextlib.suppress(OSError):
             self.runtime.store.save(self.record)
 
-    def oom_check(self) -> Callable[[], bool]:
-        return self.cgroup.oom_killed
+    def oom_kills(self) -> Callable[[], int]:
+        return self.cgroup.oom_kills
 
     async def cpu_percent(self) -> float | None:
         """CPU use since the previous call (first call: over a 100 ms sample)."""
@@ -237,6 +235,7 @@ class BwrapRuntime:
 
     async def create(self, options: BoxOptions) -> BwrapBox:
         t0 = time.monotonic()
+        _check_options(options)
         rootfs.check_options(options)
         _check_volumes(options)
         async with self._create_lock:
@@ -352,6 +351,45 @@ def _rmtree(path: Path) -> None:
                 with contextlib.suppress(OSError):
                     os.chmod(os.path.join(root, d), 0o700)
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _check_options(options: BoxOptions) -> None:
+    """Re-check what the model checks (callers can bypass it) and what the host allows."""
+    if options.name is not None and (
+        not isinstance(options.name, str) or not 1 <= len(options.name) <= 128
+        or not re.match(BOX_NAME_PATTERN, options.name)
+    ):
+        raise InvalidArgumentError(
+            f"box name {options.name!r} is invalid: use 1-128 letters, digits, '.', '_' or "
+            "'-', starting with a letter or digit"
+        )
+    host_cpus = os.cpu_count() or 1
+    if options.cpus is not None and not (isinstance(options.cpus, int) and options.cpus >= 1):
+        raise InvalidArgumentError(f"cpus must be a whole number >= 1, not {options.cpus!r}")
+    if options.cpus is not None and options.cpus > host_cpus:
+        raise InvalidArgumentError(
+            f"cpus={options.cpus} is more than this host has ({host_cpus}); "
+            f"pass at most {host_cpus}"
+        )
+    if options.memory_mib is not None and not (
+        isinstance(options.memory_mib, int) and options.memory_mib >= 128
+    ):
+        raise InvalidArgumentError(
+            f"memory_mib must be a whole number >= 128, not {options.memory_mib!r}"
+        )
+    if options.disk_size_gb is not None and not (
+        isinstance(options.disk_size_gb, int) and options.disk_size_gb >= 1
+    ):
+        raise InvalidArgumentError(f"disk_size_gb must be >= 1, not {options.disk_size_gb!r}")
+    if options.image and options.rootfs_path:
+        raise InvalidArgumentError(
+            "pass either `image` or `rootfs_path`, not both (rootfs_path is a local "
+            "rootfs directory or OCI layout; image a registry reference)"
+        )
+    if options.working_dir is not None and not options.working_dir.startswith("/"):
+        raise InvalidArgumentError(
+            f"working_dir {options.working_dir!r} must be an absolute path in the box"
+        )
 
 
 def _check_volumes(options: BoxOptions) -> None:

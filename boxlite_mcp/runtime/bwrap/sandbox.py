@@ -55,7 +55,7 @@ JOIN_SCRIPT = (
     'while [ "$1" != -- ]; do echo $$ > "$1" || exit 126; shift; done; shift; exec "$@"'
 )
 MOUNT_SCRIPT = (
-    'mount -t overlay boxlite -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4" || exit 125; '
+    'mount -t overlay boxlite -o "lowerdir=$1,upperdir=$2,workdir=$3,index=off" "$4" || exit 125; '
     'shift 4; exec "$@"'
 )
 #: PID 1 execs this after the block pipe closes; it must not exist, so PID 1 ends.

@@ -1,49 +1,449 @@
-"""Snapshots, clone, export and import of bwrap boxes (placeholder)."""
+"""Snapshots, clone, export and import of bwrap boxes: copies of the writable layer.
+
+A box's disk state is its image (read-only, shared) plus its overlay ``upper/``
+directory, so all of these are copies of ``upper/`` (``cp -a --reflink=auto``:
+it keeps overlayfs whiteouts, xattrs, hard links and ownership, and is nearly
+free on file systems with reflinks). They need a stopped box: the upper layer of
+a mounted overlay must not be read or written behind the kernel's back.
+
+The ``.boxlite`` archive this runtime writes is an uncompressed tar::
+
+    manifest.json   {"format": "boxlite-mcp-bwrap", "version": 1, "box": {...},
+                     "image": {"kind": "host" | "rootfs" | "oci", "display": ...}}
+    upper/...       the writable layer, whiteouts in OCI form (".wh.<name>" for a
+                    deleted file, ".wh..wh..opq" in a directory that hides the image's)
+    image/...       the image's root filesystem, unless the image is the host's root
+
+so the archive is self-contained and readable with ordinary tools. Import
+converts the OCI whiteouts back into overlayfs ones.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import stat
+import subprocess
+import tarfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ..errors import UnsupportedError
-from ..types import SnapshotInfo
+import anyio
+import anyio.to_thread
+
+from .. import archive
+from ..errors import (
+    AlreadyExistsError,
+    BoxliteError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidStateError,
+    NotFoundError,
+)
+from ..types import BOX_NAME_PATTERN, BoxOptions, BoxStatus, SnapshotInfo
+from .boxfs import BoxRoot, TreeWriter
+from .state import BoxRecord, now, write_json_atomic
 
 if TYPE_CHECKING:
     from .runtime import BoxState, BwrapRuntime
 
+FORMAT = "boxlite-mcp-bwrap"
+FORMAT_VERSION = 1
+OPAQUE_XATTR = "trusted.overlay.opaque"
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
 
-def _todo() -> UnsupportedError:
-    return UnsupportedError("not implemented yet in the bwrap runtime")
+
+def _check_stopped(state: BoxState, what: str) -> None:
+    state.refresh()
+    if state.sandbox is not None:
+        raise InvalidStateError(
+            f"box {state.record.name or state.record.id} is running; stop it before {what}"
+        )
 
 
-async def create(rt: BwrapRuntime, state: BoxState, name: str) -> SnapshotInfo:
-    raise _todo()
+def _check_name(name: str, what: str) -> None:
+    if not isinstance(name, str) or not name or len(name) > 128 or not re.match(
+        BOX_NAME_PATTERN, name
+    ):
+        raise InvalidArgumentError(
+            f"{what} name {name!r} is invalid: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+
+
+async def copy_tree(src: Path, dest: Path) -> None:
+    """``cp -a`` (reflinks where possible); dest must not exist."""
+    result = await anyio.run_process(
+        ["cp", "-a", "--reflink=auto", "--", str(src), str(dest)],
+        stdin=subprocess.DEVNULL, check=False,
+    )
+    if result.returncode != 0:
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(dest, ignore_errors=True))
+        raise InternalError(
+            f"copying the box's disk failed: {result.stderr.decode(errors='replace').strip()}"
+        )
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+    return total
+
+
+# -- snapshots -----------------------------------------------------------------
+
+
+def _snap_dir(rt: BwrapRuntime, state: BoxState) -> Path:
+    return rt.store.box_dir(state.record.id) / "snapshots"
+
+
+def _load(path: Path) -> SnapshotInfo:
+    return SnapshotInfo.model_validate_json((path / "snapshot.json").read_bytes())
 
 
 def list_(rt: BwrapRuntime, state: BoxState) -> list[SnapshotInfo]:
-    raise _todo()
+    found: list[SnapshotInfo] = []
+    root = _snap_dir(rt, state)
+    if root.is_dir():
+        for d in root.iterdir():
+            if (d / "snapshot.json").is_file():
+                found.append(_load(d))
+    return sorted(found, key=lambda s: (s.created_at, s.name))
 
 
 def get(rt: BwrapRuntime, state: BoxState, name: str) -> SnapshotInfo:
-    raise _todo()
+    path = _snap_dir(rt, state) / name
+    if not name or "/" in name or not (path / "snapshot.json").is_file():
+        existing = ", ".join(s.name for s in list_(rt, state)) or "none"
+        raise NotFoundError(
+            f"box {state.record.name or state.record.id} has no snapshot {name!r} "
+            f"(its snapshots: {existing})"
+        )
+    return _load(path)
+
+
+async def create(rt: BwrapRuntime, state: BoxState, name: str) -> SnapshotInfo:
+    _check_name(name, "snapshot")
+    _check_stopped(state, "taking a snapshot")
+    target = _snap_dir(rt, state) / name
+    if target.exists():
+        raise AlreadyExistsError(
+            f"box {state.record.name or state.record.id} already has a snapshot {name!r}; "
+            "pick another name or remove it first"
+        )
+    target.parent.mkdir(exist_ok=True)
+    staging = target.parent / f".{name}.{secrets.token_hex(4)}.tmp"
+    staging.mkdir()
+    try:
+        await copy_tree(rt.store.box_dir(state.record.id) / "upper", staging / "upper")
+        size = await anyio.to_thread.run_sync(_tree_size, staging / "upper")
+        info = SnapshotInfo(
+            id=f"snap-{secrets.token_hex(6)}", box_id=state.record.id, name=name,
+            created_at=now(), size_bytes=size, container_disk_bytes=size,
+        )
+        write_json_atomic(staging / "snapshot.json", info.model_dump(mode="json"))
+        os.rename(staging, target)
+    except BaseException:
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(staging, ignore_errors=True))
+        raise
+    return info
 
 
 async def remove(rt: BwrapRuntime, state: BoxState, name: str) -> None:
-    raise _todo()
+    get(rt, state, name)
+    target = _snap_dir(rt, state) / name
+    trash = target.parent / f".{name}.{secrets.token_hex(4)}.removed"
+    os.rename(target, trash)
+    await anyio.to_thread.run_sync(lambda: shutil.rmtree(trash, ignore_errors=True))
 
 
 async def restore(rt: BwrapRuntime, state: BoxState, name: str) -> None:
-    raise _todo()
+    get(rt, state, name)
+    _check_stopped(state, "restoring a snapshot")
+    await replace_upper(rt.store.box_dir(state.record.id),
+                        _snap_dir(rt, state) / name / "upper")
+
+
+async def replace_upper(box_dir: Path, source: Path) -> None:
+    """Make ``box_dir/upper`` a copy of ``source``, swapping it in at the end."""
+    fresh = box_dir / f"upper.{secrets.token_hex(4)}.new"
+    await copy_tree(source, fresh)
+    old = box_dir / f"upper.{secrets.token_hex(4)}.old"
+    os.rename(box_dir / "upper", old)
+    os.rename(fresh, box_dir / "upper")
+    work = box_dir / "work"
+    await anyio.to_thread.run_sync(lambda: _reset_dir(work))
+    await anyio.to_thread.run_sync(lambda: shutil.rmtree(old, ignore_errors=True))
+
+
+def _rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _reset_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(exist_ok=True)
+
+
+# -- clone ---------------------------------------------------------------------
+
+
+def _check_new_names(rt: BwrapRuntime, names: list[str | None]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name is None:
+            continue
+        _check_name(name, "box")
+        if name in seen:
+            raise InvalidArgumentError(f"name {name!r} is given twice; names must be unique")
+        seen.add(name)
+        for other in rt._states.values():
+            if other.record.name == name:
+                raise AlreadyExistsError(
+                    f"a box named {name!r} already exists (id {other.record.id}); "
+                    "pick another name"
+                )
+
+
+def _new_record(source: BoxRecord, box_id: str, name: str | None) -> BoxRecord:
+    options = source.options.model_copy(update={"name": name})
+    record = BoxRecord(
+        id=box_id, name=name, options=options, image=source.image, lower=source.lower,
+        status=BoxStatus.STOPPED, limits=source.limits.model_copy(),
+        cgroup_mode=source.cgroup_mode,
+    )
+    from .limits import BoxCgroup
+
+    record.cgroup_dirs = BoxCgroup.plan(box_id, source.cgroup_mode).dirs
+    return record
 
 
 async def clone(rt: BwrapRuntime, state: BoxState, count: int,
                 names: list[str] | None) -> list[str]:
-    raise _todo()
+    if not isinstance(count, int) or count < 1:
+        raise InvalidArgumentError(f"count must be at least 1, not {count!r}")
+    if names is not None and len(names) != count:
+        raise InvalidArgumentError(
+            f"{len(names)} names given for {count} clones; give one name per clone or none"
+        )
+    _check_stopped(state, "cloning it")
+    wanted: list[str | None] = list(names) if names is not None else [None] * count
+    made: list[str] = []
+    async with rt._create_lock:
+        _check_new_names(rt, wanted)
+        source_dir = rt.store.box_dir(state.record.id)
+        try:
+            for name in wanted:
+                box_id = secrets.token_hex(6)
+                box_dir = rt.store.box_dir(box_id)
+                box_dir.mkdir()
+                made.append(box_id)
+                for sub in ("work", "merged", "snapshots"):
+                    (box_dir / sub).mkdir()
+                await copy_tree(source_dir / "upper", box_dir / "upper")
+                record = _new_record(state.record, box_id, name)
+                if Path(record.lower) == source_dir / "image":  # an imported image
+                    await copy_tree(source_dir / "image", box_dir / "image")
+                    record.lower = str(box_dir / "image")
+                record.boot = state.record.boot.model_copy()
+                rt.store.save(record)
+                rt._add(record)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                for box_id in made:
+                    rt._states.pop(box_id, None)
+                    await anyio.to_thread.run_sync(_rmtree, rt.store.box_dir(box_id))
+            raise
+    return made
+
+
+# -- export ----------------------------------------------------------------------
 
 
 async def export(rt: BwrapRuntime, state: BoxState, dest: Path) -> Path:
-    raise _todo()
+    _check_stopped(state, "exporting it")
+    record = state.record
+    if await anyio.Path(dest).is_dir():
+        dest = dest / f"{record.name or record.id}.boxlite"
+    if not await anyio.Path(dest.parent).is_dir():
+        raise NotFoundError(f"{dest.parent} does not exist; export to an existing directory")
+    box_dir = rt.store.box_dir(record.id)
+    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        await anyio.to_thread.run_sync(_write_export, record, box_dir, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return dest
 
 
-async def import_box(rt: BwrapRuntime, archive: Path, name: str | None) -> str:
-    raise _todo()
+def _write_export(record: BoxRecord, box_dir: Path, out: Path) -> None:
+    manifest = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "box": {
+            "id": record.id, "name": record.name,
+            "options": record.options.model_dump(mode="json", exclude_unset=True),
+            "limits": record.limits.model_dump(mode="json"),
+            "created_at": record.created_at.isoformat(),
+        },
+        "image": {"kind": "host" if record.lower == "/" else "rootfs",
+                  "display": record.image},
+    }
+    data = json.dumps(manifest, indent=1).encode()
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        info.mtime = int(now().timestamp())
+        tar.addfile(info, io.BytesIO(data))
+        _add_layer(tar, box_dir / "upper", "upper")
+        if record.lower != "/":
+            tar.add(record.lower, arcname="image", recursive=True)
+
+
+def _add_layer(tar: tarfile.TarFile, root: Path, prefix: str) -> None:
+    """Add an overlay upper dir, converting whiteouts to their OCI form."""
+    tar.add(root, arcname=prefix, recursive=False)
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        base = prefix if rel == "." else f"{prefix}/{rel}"
+        if rel != "." and _is_opaque(dirpath):
+            _add_marker(tar, f"{base}/{OPAQUE_MARKER}")
+        for name in sorted(dirnames + filenames):
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                _add_marker(tar, f"{base}/{WHITEOUT_PREFIX}{name}")
+            else:
+                tar.add(path, arcname=f"{base}/{name}", recursive=False)
+
+
+def _is_opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def _add_marker(tar: tarfile.TarFile, name: str) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = 0
+    tar.addfile(info)
+
+
+# -- import ----------------------------------------------------------------------
+
+
+async def import_box(rt: BwrapRuntime, path: Path, name: str | None) -> str:
+    if not await anyio.Path(path).is_file():
+        raise NotFoundError(f"{path} does not exist; pass the path of a .boxlite archive")
+    if name is not None:
+        _check_name(name, "box")
+    async with rt._create_lock:
+        _check_new_names(rt, [name])
+        box_id = secrets.token_hex(6)
+        box_dir = rt.store.box_dir(box_id)
+        try:
+            manifest = await anyio.to_thread.run_sync(_read_import, path, box_dir)
+            box = manifest["box"]
+            options = BoxOptions.model_validate({**box.get("options", {}), "name": name})
+            image_kind = manifest["image"]["kind"]
+            lower = "/" if image_kind == "host" else str(box_dir / "image")
+            record = BoxRecord(
+                id=box_id, name=name, options=options,
+                image=manifest["image"].get("display") or "host", lower=lower,
+                status=BoxStatus.STOPPED, cgroup_mode=rt.cgroup_mode,
+            )
+            from .limits import BoxCgroup
+
+            record.limits = record.limits.model_validate(box.get("limits") or {})
+            record.cgroup_dirs = BoxCgroup.plan(box_id, rt.cgroup_mode).dirs
+            rt.store.save(record)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(lambda: shutil.rmtree(box_dir, ignore_errors=True))
+            if isinstance(exc, (BoxliteError, anyio.get_cancelled_exc_class())):
+                raise
+            if isinstance(exc, (tarfile.TarError, ValueError, KeyError, TypeError, OSError)):
+                raise InvalidArgumentError(
+                    f"{path} is not a .boxlite archive this runtime can import ({exc})"
+                ) from exc
+            raise
+        rt._add(record)
+    return box_id
+
+
+def _read_import(path: Path, box_dir: Path) -> dict[str, Any]:
+    box_dir.mkdir()
+    for sub in ("upper", "work", "merged", "snapshots", "image"):
+        (box_dir / sub).mkdir()
+    with open(path, "rb") as f:
+        try:
+            with tarfile.open(fileobj=f, mode="r:") as tar:
+                first = tar.next()
+                if first is None or first.name != "manifest.json" or not first.isreg():
+                    raise InvalidArgumentError(
+                        f"{path} is not a .boxlite archive written by this runtime "
+                        "(it does not start with manifest.json)"
+                    )
+                raw = tar.extractfile(first)
+                assert raw is not None
+                manifest: dict[str, Any] = json.loads(raw.read(1024 * 1024))
+        except tarfile.TarError as exc:
+            raise InvalidArgumentError(f"{path} is not a .boxlite archive: {exc}") from exc
+        if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
+            raise InvalidArgumentError(
+                f"{path} is a {manifest.get('format')!r} archive, version "
+                f"{manifest.get('version')!r}; this runtime imports {FORMAT!r} version "
+                f"{FORMAT_VERSION}"
+            )
+        f.seek(0)
+        _unpack_layers(f, box_dir)
+    return manifest
+
+
+def _unpack_layers(f: BinaryIO, box_dir: Path) -> None:
+    upper_fd = os.open(box_dir / "upper", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    image_fd = os.open(box_dir / "image", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    with TreeWriter(BoxRoot(upper_fd), owners=True) as upper, \
+            TreeWriter(BoxRoot(image_fd), owners=True) as image, \
+            tarfile.open(fileobj=f, mode="r:") as tar:
+        try:
+            for member in tar:
+                name = archive.check_member(member, contained_links=False)
+                top, _, rest = name.partition("/")
+                if top == "manifest.json":
+                    continue
+                if top not in ("upper", "image"):
+                    raise InvalidArgumentError(f"unexpected entry {member.name!r} in the archive")
+                writer = upper if top == "upper" else image
+                path = "/" + rest
+                base = os.path.basename(rest)
+                if top == "upper" and base == OPAQUE_MARKER:
+                    fd = writer.dir_fd(os.path.dirname(path))
+                    os.setxattr(fd, OPAQUE_XATTR, b"y")
+                    continue
+                if top == "upper" and base.startswith(WHITEOUT_PREFIX):
+                    parent = os.path.dirname(path)
+                    fd = writer.dir_fd(parent)
+                    os.mknod(base[len(WHITEOUT_PREFIX):], stat.S_IFCHR | 0o000,
+                             os.makedev(0, 0), dir_fd=fd)
+                    continue
+                if member.islnk():
+                    member.linkname = member.linkname.partition("/")[2]
+                data = tar.extractfile(member) if member.isreg() else None
+                writer.write(path, member, data, link_base="/")
+        finally:
+            os.close(upper_fd)
+            os.close(image_fd)
