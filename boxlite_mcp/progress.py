@@ -22,7 +22,7 @@ from .runtime.types import StreamName
 
 STDERR_MARK = "[stderr] "
 MAX_RATE = 100.0  # notifications per second, at most
-MESSAGE_CHUNKS = 16  # a message holds at most this many chunk_bytes
+MESSAGE_CHUNKS = 64  # a message holds at most this many chunk_bytes (1 MiB by default)
 _LINES = re.compile(r"[^\n]*\n|[^\n]+")
 
 
