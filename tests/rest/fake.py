@@ -88,6 +88,8 @@ class FakeBoxlite:
     cuts: list[int] = field(default_factory=list)
     #: Cut by aborting the connection instead of ending the stream cleanly.
     abort_cuts: bool = False
+    #: Forget the execution when cutting its stream (as a restarted server would).
+    forget_on_cut: bool = False
     #: Answer these statuses, in order, before handling the request (path suffix → list).
     fail_first: dict[str, list[int]] = field(default_factory=dict)
     #: Path suffixes whose response body is cut after the handler ran (once each).
@@ -242,7 +244,7 @@ class FakeBoxlite:
 
     @staticmethod
     def public(box: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in box.items() if k != "request"}
+        return {k: v for k, v in box.items() if k not in ("request", "stop_body")}
 
     async def list_boxes(self, request: Request) -> Response:
         boxes = [self.public(b) for b in self.boxes.values()]
@@ -291,7 +293,9 @@ class FakeBoxlite:
         execution = Exec(uuid.uuid4().hex, box["box_id"], body["command"],
                          body.get("args", []), body.get("tty", False))
         self.executions[execution.id] = execution
-        if execution.command not in ("cat", "sleep"):
+        if execution.command == "timeout":
+            execution.finish(-9, "timed_out")
+        elif execution.command not in ("cat", "sleep"):
             chunks = self.script if self.script is not None else [
                 ("stdout", " ".join([execution.command, *execution.args]).encode() + b"\n")]
             for stream, data in chunks:
@@ -339,6 +343,8 @@ class FakeBoxlite:
         while True:
             while index < len(execution.events):
                 if cut is not None and sent >= cut:
+                    if self.forget_on_cut:
+                        self.executions.pop(execution.id, None)
                     if self.abort_cuts:
                         raise ConnectionResetError("cut")
                     return
@@ -418,6 +424,8 @@ class FakeBoxlite:
                     if skip >= len(data):
                         continue
                     if cut is not None and sent >= cut:
+                        if self.forget_on_cut:
+                            self.executions.pop(execution.id, None)
                         await websocket.close(1011)
                         return
                     sent += 1

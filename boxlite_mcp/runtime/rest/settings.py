@@ -19,11 +19,14 @@ once, on first use, in this order; the first rule that decides wins:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+logger = logging.getLogger(__name__)
 
 ApiChoice = Literal["auto", "0.9", "0.10"]
 Generation = Literal["0.9", "0.10"]
@@ -85,10 +88,19 @@ class RestSettings(BaseModel):
 
     @field_validator("url")
     @classmethod
-    def _strip_url(cls, value: str) -> str:
+    def _clean_url(cls, value: str) -> str:
+        """Strip a trailing ``/``; drop ``user:password@`` so no secret rides in the URL."""
         value = value.strip().rstrip("/")
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"BoxLite REST URL must start with http:// or https://, got {value!r}")
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in ("http", "https"):
+            raise ValueError("the BoxLite REST URL must start with http:// or https://")
+        authority, slash, path = rest.partition("/")
+        if "@" in authority:
+            logger.warning(
+                "credentials in BOXLITE_REST_URL are ignored; use BOXLITE_API_KEY (0.10) or "
+                "BOXLITE_REST_CLIENT_ID/BOXLITE_REST_CLIENT_SECRET (0.9)"
+            )
+            value = f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
         return value
 
     @property
