@@ -25,7 +25,7 @@ from ..types import (
 )
 from . import files, snapshots
 from .boxfs import BoxRoot, normalize
-from .execution import BwrapExecution, spawn
+from .execution import BwrapExecution, open_pty, spawn
 from .sandbox import JOIN_SCRIPT, BoxSpec, launch
 from .state import LiveRecord
 from .users import resolve_user
@@ -153,6 +153,7 @@ class BwrapBox:
             env.update(opts.env or {})
             env.update(request.env or {})
             _find_program(root, request.command, workdir, env["PATH"])
+            pty = _box_pty(root) if request.tty else None
             try:
                 wd_fd = root.open_dir(workdir)
             except OSError as exc:
@@ -172,9 +173,9 @@ class BwrapBox:
         exec_id = "ex-" + secrets.token_hex(8)
         try:
             execution = spawn(
-                argv, env=env, pass_fds=(wd_fd,), exec_id=exec_id, tty=request.tty,
+                argv, env=env, pass_fds=(wd_fd,), exec_id=exec_id, tty=request.tty, pty=pty,
                 timeout=request.timeout_seconds, on_exit=state.on_exit,
-                oom_kills=state.oom_kills(),
+                oom_check=state.oom_check,
             )
         except OSError as exc:
             raise InternalError(f"could not start the command: {exc}") from exc
@@ -254,6 +255,18 @@ class BwrapBox:
         state = self._state
         async with state.lock:
             return await snapshots.export(self._runtime, state, dest)
+
+
+def _box_pty(root: BoxRoot) -> tuple[int, int] | None:
+    """A pty from the box's own devpts (so ``tty`` names it inside); None if it has none."""
+    try:
+        ptmx = root.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return None
+    try:
+        return open_pty(ptmx)
+    except OSError:
+        return None
 
 
 def _find_program(root: BoxRoot, command: str, workdir: str, path: str) -> str:

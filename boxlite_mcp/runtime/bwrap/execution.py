@@ -40,9 +40,26 @@ from ..errors import InvalidStateError
 from ..types import ExecResult, OutputChunk, StreamName
 
 READ_BYTES = 64 * 1024
+TIOCGPTPEER = 0x5441  # Linux >= 4.13: open the slave of a pty master without a path
+TIOCSPTLCK = 0x40045431  # unlock the slave (what unlockpt(3) does)
 HIGH_WATER = 1024 * 1024
 LOW_WATER = 256 * 1024
 DRAIN_QUIET_SECONDS = 0.2
+
+
+def open_pty(ptmx_fd: int) -> tuple[int, int]:
+    """(master, slave) of a new pty from an open ``ptmx`` (e.g. the box's own devpts).
+
+    The slave is opened from the master (``TIOCGPTPEER``), never by path, so it
+    is the pty of that devpts instance and ``tty`` inside the box names it.
+    """
+    try:
+        fcntl.ioctl(ptmx_fd, TIOCSPTLCK, struct.pack("i", 0))
+        slave = fcntl.ioctl(ptmx_fd, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        os.close(ptmx_fd)
+        raise
+    return ptmx_fd, slave
 
 
 class _Output:
@@ -146,7 +163,7 @@ class BwrapExecution:
         pty_master: int | None,
         timeout: float | None,
         on_exit: Callable[[BwrapExecution, ExecResult], None] | None = None,
-        oom_kills: Callable[[], int] | None = None,
+        oom_check: Callable[[], bool] | None = None,
     ) -> None:
         self._id = exec_id
         self.loop = asyncio.get_running_loop()
@@ -161,8 +178,7 @@ class BwrapExecution:
         self._stdin_closed = stdin_fd is None and pty_master is None
         self._stdin_lock = asyncio.Lock()
         self._on_exit = on_exit
-        self._oom_kills = oom_kills
-        self._oom_before = oom_kills() if oom_kills is not None else 0
+        self._oom_check = oom_check
         self._timed_out = False
         self._killed = False
         self._result: ExecResult | None = None
@@ -205,8 +221,7 @@ class BwrapExecution:
         error: str | None = None
         if self._timed_out:
             error = "timed out: the command ran past its timeout and was killed"
-        elif (code == -signal.SIGKILL and self._oom_kills is not None
-              and self._oom_kills() > self._oom_before):
+        elif code == -signal.SIGKILL and self._oom_check is not None and self._oom_check():
             error = "killed: the box ran out of memory (its memory limit)"
         self._result = ExecResult(
             exit_code=code, duration_ms=duration_ms, error_message=error,
@@ -241,7 +256,7 @@ class BwrapExecution:
 
     def _on_timeout(self) -> None:
         self._timed_out = True
-        self._kill_tree()
+        self.kill_tree()
 
     # -- control ---------------------------------------------------------------
 
@@ -260,7 +275,7 @@ class BwrapExecution:
                 continue
         return found
 
-    def _kill_tree(self) -> None:
+    def kill_tree(self) -> None:
         if self.finished:
             return
         self._killed = True
@@ -301,7 +316,7 @@ class BwrapExecution:
             return []
 
     async def kill(self) -> None:
-        self._kill_tree()
+        self.kill_tree()
 
     async def resize(self, cols: int, rows: int) -> None:
         if not self._tty:
@@ -420,17 +435,19 @@ def spawn(
     exec_id: str,
     tty: bool,
     size: tuple[int, int] = (80, 24),
+    pty: tuple[int, int] | None = None,
     timeout: float | None,
     on_exit: Callable[[BwrapExecution, ExecResult], None] | None = None,
-    oom_kills: Callable[[], int] | None = None,
+    oom_check: Callable[[], bool] | None = None,
 ) -> BwrapExecution:
     """Start ``argv`` (the host-side command line that enters the box) as an execution.
 
     stdin is always a pipe or the pty, never the server's own stdin (the MCP
-    stdio transport lives there).
+    stdio transport lives there). ``pty`` is a (master, slave) pair to use, taken
+    over by the execution; without it a host pty is opened.
     """
     if tty:
-        master, slave = os.openpty()
+        master, slave = pty if pty is not None else os.openpty()
         cols, rows = size
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         try:
@@ -447,7 +464,7 @@ def spawn(
         os.set_blocking(control, False)
         return BwrapExecution(
             exec_id, popen, stdout_fd=master, stderr_fd=None, stdin_fd=None,
-            pty_master=control, timeout=timeout, on_exit=on_exit, oom_kills=oom_kills,
+            pty_master=control, timeout=timeout, on_exit=on_exit, oom_check=oom_check,
         )
     popen = subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -462,5 +479,5 @@ def spawn(
         f.close()
     return BwrapExecution(
         exec_id, popen, stdout_fd=stdout_fd, stderr_fd=stderr_fd, stdin_fd=stdin_fd,
-        pty_master=None, timeout=timeout, on_exit=on_exit, oom_kills=oom_kills,
+        pty_master=None, timeout=timeout, on_exit=on_exit, oom_check=oom_check,
     )

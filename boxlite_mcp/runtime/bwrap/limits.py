@@ -121,7 +121,7 @@ class BoxCgroup:
 
     def procs_files(self) -> list[str]:
         """Files a process writes its pid into to join the box."""
-        return [str(Path(d) / "cgroup.procs") for d in self.dirs]
+        return [d + "/cgroup.procs" for d in self.dirs]
 
     def pids(self) -> set[int]:
         found: set[int] = set()

@@ -7,6 +7,7 @@ per box and cgroup limits: weaker than a VM (one shared kernel), and
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -14,7 +15,6 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -65,6 +65,8 @@ class BoxState:
         self.executions: set[BwrapExecution] = set()
         self.cgroup = BoxCgroup(dirs=list(record.cgroup_dirs), mode=record.cgroup_mode)
         self._cpu_sample: tuple[float, int] | None = None
+        self._oom_seen = 0
+        self._save_pending = False
 
     def refresh(self) -> None:
         """Notice a box whose PID 1 died on its own: it is stopped now."""
@@ -85,7 +87,10 @@ class BoxState:
         self.record.status = BoxStatus.STOPPING
         sandbox = self.sandbox
         with anyio.CancelScope(shield=True):
-            await sandbox.stop(runtime.stop_timeout if grace is None else grace)
+            await sandbox.terminate(runtime.stop_timeout if grace is None else grace)
+            for execution in list(self.executions):
+                execution.kill_tree()  # helpers outside the box too: they end as killed
+            await sandbox.kill()
             for execution in list(self.executions):
                 with anyio.move_on_after(2):
                     await execution.wait()
@@ -99,11 +104,29 @@ class BoxState:
 
     def on_exit(self, execution: BwrapExecution, result: ExecResult) -> None:
         self.executions.discard(execution)
-        with contextlib.suppress(OSError):
-            self.runtime.store.save(self.record)
+        self.save_soon()
 
-    def oom_kills(self) -> Callable[[], int]:
-        return self.cgroup.oom_kills
+    def save_soon(self) -> None:
+        """Persist counters within a second, batching the writes of busy boxes."""
+        if self._save_pending:
+            return
+        self._save_pending = True
+
+        def save() -> None:
+            self._save_pending = False
+            if self.runtime._states.get(self.record.id) is self:
+                with contextlib.suppress(OSError):
+                    self.runtime.store.save(self.record)
+
+        asyncio.get_running_loop().call_later(1.0, save)
+
+    def oom_check(self) -> bool:
+        """Whether the OOM killer struck in the box since the last check."""
+        count = self.cgroup.oom_kills()
+        if count > self._oom_seen:
+            self._oom_seen = count
+            return True
+        return False
 
     async def cpu_percent(self) -> float | None:
         """CPU use since the previous call (first call: over a 100 ms sample)."""

@@ -102,17 +102,21 @@ class Sandbox:
                 found.append(pid)
         return found
 
-    async def stop(self, grace: float) -> None:
-        """SIGTERM the box's processes, SIGKILL what remains after ``grace`` seconds."""
-        if grace > 0:
-            for pid in self.box_pids():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline:  # polled: processes exit on their own
-                if not self.box_pids():
-                    break
-                await anyio.sleep(0.01)
+    async def terminate(self, grace: float) -> None:
+        """SIGTERM the box's processes and wait up to ``grace`` seconds for them to end."""
+        if grace <= 0:
+            return
+        for pid in self.box_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:  # polled: processes exit on their own
+            if not self.box_pids():
+                break
+            await anyio.sleep(0.01)
+
+    async def kill(self) -> None:
+        """SIGKILL PID 1 (the kernel then kills the whole box) and whatever is left."""
         with contextlib.suppress(ProcessLookupError):
             if process_start_time(self.init_pid) == self.init_start_time:
                 os.kill(self.init_pid, signal.SIGKILL)
@@ -124,6 +128,10 @@ class Sandbox:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
             await self.process.wait()
+
+    async def stop(self, grace: float) -> None:
+        await self.terminate(grace)
+        await self.kill()
 
     def close_block(self) -> None:
         if self._block_w >= 0:
