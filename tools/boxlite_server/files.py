@@ -6,7 +6,9 @@ Upload: the body is streamed to a temporary file (capped at
 runtime's ``copy_in``. BoxLite's rule decides the shape: an archive holding
 exactly one entry, a regular file, is a file (it lands at ``path`` itself unless
 ``path`` ends with ``/`` or is an existing directory); anything else is a
-directory whose contents land in ``path``.
+directory whose contents land in ``path`` (created if missing). A client
+uploading a directory that holds a single file includes the root entry
+``./`` so it stays a directory.
 
 Download: the runtime's ``copy_out`` writes to a temporary directory, which is
 archived with ``archive.pack``: a directory as its contents, a file as one entry
@@ -64,8 +66,12 @@ async def upload(call: Call) -> Response:
                 return []
 
         single = await anyio.to_thread.run_sync(unpack)
-        source = tree / single[0] if single else tree
-        await box.copy_in(source, dest)
+        if single:
+            await box.copy_in(tree / single[0], dest)
+        else:
+            # A directory: its contents go into dest, even when it holds one file
+            # (the trailing slash keeps copy_in from writing that file *as* dest).
+            await box.copy_in(tree, dest if dest.endswith("/") else dest + "/")
     finally:
         await anyio.to_thread.run_sync(shutil.rmtree, workdir, True)
     return Response(status_code=204)
