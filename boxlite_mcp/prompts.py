@@ -23,6 +23,8 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 
 NOT_GIVEN = "(not given)"
 _ARGUMENT = re.compile(
@@ -105,6 +107,21 @@ def load() -> list[PromptFile]:
     return sorted(found, key=lambda p: p.name)
 
 
+class MarkdownPrompt(Prompt):
+    """A prompt whose missing arguments are a clear invalid-params error, not a crash."""
+
+    async def render(self, arguments: dict[str, Any] | None, context: Any) -> Any:
+        given = {k for k, v in (arguments or {}).items() if v not in (None, "")}
+        missing = [a for a in self.arguments or [] if a.required and a.name not in given]
+        if missing:
+            needed = "; ".join(f"{a.name} ({a.description})" for a in missing)
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"The prompt {self.name} needs these arguments: {needed}.",
+            )
+        return await super().render(arguments, context)
+
+
 def _renderer(prompt_file: PromptFile) -> Any:
     def render(**values: Any) -> str:
         return prompt_file.render(values)
@@ -115,7 +132,7 @@ def _renderer(prompt_file: PromptFile) -> Any:
 def register(server: MCPServer[Any]) -> None:
     for prompt_file in load():
         server.add_prompt(
-            Prompt(
+            MarkdownPrompt(
                 name=prompt_file.name,
                 title=prompt_file.title,
                 description=prompt_file.description,

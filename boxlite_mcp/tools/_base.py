@@ -100,7 +100,7 @@ def _describe_error(error: ErrorDetails, fields: list[str]) -> str:
     where = ".".join(str(part) for part in error["loc"])
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"{where}: unknown argument (valid: {', '.join(fields) or 'none'})"
+        return f"{where!r}: unknown argument (valid: {', '.join(fields) or 'none'})"
     if kind == "missing":
         return f"{where}: required, missing"
     message = error["msg"].removeprefix("Value error, ")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -105,8 +106,10 @@ async def test_clone_export_import(make_server: ServerFactory, host_dir: Path) -
 
         exported = await ok(client, "box_export", box="base", host_path=str(host_dir))
         archive = Path(exported["archive_path"])
-        assert archive == host_dir / "base.boxlite" and archive.stat().st_size > 0
-        assert not [p for p in host_dir.iterdir() if ".partial-" in p.name]
+        assert archive == host_dir / "base.boxlite"
+        assert exported["size_bytes"] == (await anyio.Path(archive).stat()).st_size > 0
+        leftovers = [p async for p in anyio.Path(host_dir).iterdir() if ".partial-" in p.name]
+        assert leftovers == []
         message = await fails(client, "box_export", box="base", host_path=str(archive))
         assert "overwrite=true" in message
         await ok(client, "box_export", box="base", host_path=str(archive), overwrite=True)

@@ -32,7 +32,9 @@ class Progress:
         return "".join(message for _, message in sorted(self.events))
 
 
-async def test_shell_command_result_and_streamed_progress(make_server: ServerFactory, mode: str) -> None:
+async def test_shell_command_result_and_streamed_progress(
+    make_server: ServerFactory, mode: str
+) -> None:
     async with Client(make_server(), mode=mode) as client:
         await ok(client, "box_create", name="dev")
         progress = Progress()
@@ -84,7 +86,9 @@ async def test_argv_env_workdir_and_stdin(make_server: ServerFactory, mode: str)
         assert out["stdout"] == "done\n" and not out["timed_out"]
 
 
-async def test_output_is_live_and_cancel_kills_the_process(make_server: ServerFactory, mode: str) -> None:
+async def test_output_is_live_and_cancel_kills_the_process(
+    make_server: ServerFactory, mode: str
+) -> None:
     """The first chunk arrives while the command runs; cancelling the call kills it in the box."""
     async with Client(make_server(), mode=mode) as client:
         await ok(client, "box_create", name="dev")
@@ -99,7 +103,11 @@ async def test_output_is_live_and_cancel_kills_the_process(make_server: ServerFa
             async def run() -> None:
                 await client.call_tool(
                     "exec_run",
-                    {"box": "dev", "command": "echo started; exec sleep 1000", "timeout_seconds": 600},
+                    {
+                        "box": "dev",
+                        "command": "echo started; exec sleep 1000",
+                        "timeout_seconds": 600,
+                    },
                     progress_callback=on_progress,
                 )
 
@@ -184,7 +192,7 @@ async def test_start_read_write_signal_kill(make_server: ServerFactory, mode: st
             client,
             "exec_start",
             box="dev",
-            command="while read line; do echo \"got $line\"; done; echo bye",
+            command='while read line; do echo "got $line"; done; echo bye',
             keep_stdin_open=True,
         )
         exec_id = started["execution_id"]
@@ -194,13 +202,20 @@ async def test_start_read_write_signal_kill(make_server: ServerFactory, mode: st
         cursor = read["next_cursor"]
         collected = read["stdout"]
         while collected.count("got") < 2:
-            read = await ok(client, "exec_read", execution_id=exec_id, cursor=cursor, wait_seconds=10)
+            read = await ok(
+                client, "exec_read", execution_id=exec_id, cursor=cursor, wait_seconds=10
+            )
             cursor, collected = read["next_cursor"], collected + read["stdout"]
         assert collected == "got a\ngot b\n" and read["running"] is True
         closed = await ok(client, "exec_write", execution_id=exec_id, close=True)
         assert closed["stdin_closed"] is True
         final = await ok(
-            client, "exec_read", execution_id=exec_id, cursor=cursor, wait_seconds=20, until_exit=True
+            client,
+            "exec_read",
+            execution_id=exec_id,
+            cursor=cursor,
+            wait_seconds=20,
+            until_exit=True,
         )
         assert final["running"] is False and final["exit_code"] == 0 and final["stdout"] == "bye\n"
         assert "stdin" in await fails(client, "exec_write", execution_id=exec_id, text="late")
@@ -210,10 +225,16 @@ async def test_start_read_write_signal_kill(make_server: ServerFactory, mode: st
 
         # A signal by name ends a program that does not trap it.
         sleeper = await ok(client, "exec_start", box="dev", command="exec sleep 300")
-        signalled = await ok(client, "exec_signal", execution_id=sleeper["execution_id"], signal="INT")
+        signalled = await ok(
+            client, "exec_signal", execution_id=sleeper["execution_id"], signal="INT"
+        )
         assert signalled["signal"] == 2
         done = await ok(
-            client, "exec_read", execution_id=sleeper["execution_id"], wait_seconds=20, until_exit=True
+            client,
+            "exec_read",
+            execution_id=sleeper["execution_id"],
+            wait_seconds=20,
+            until_exit=True,
         )
         assert done["running"] is False and done["signal"] == 2
 
@@ -241,8 +262,12 @@ async def test_exec_errors_are_actionable(make_server: ServerFactory) -> None:
         message = await fails(client, "exec_signal", execution_id="exec-0000", signal="NOPE")
         assert "No execution" in message
         sleeper = await ok(client, "exec_start", box="dev", command="exec sleep 300")
-        message = await fails(client, "exec_signal", execution_id=sleeper["execution_id"], signal="NOPE")
+        message = await fails(
+            client, "exec_signal", execution_id=sleeper["execution_id"], signal="NOPE"
+        )
         assert "Unknown signal" in message
         await ok(client, "exec_kill", execution_id=sleeper["execution_id"])
-        message = await fails(client, "exec_write", execution_id=sleeper["execution_id"], data_base64="%%%")
+        message = await fails(
+            client, "exec_write", execution_id=sleeper["execution_id"], data_base64="%%%"
+        )
         assert "base64" in message

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.anyio
 async def test_file_write_and_read(make_server: ServerFactory, mode: str) -> None:
     async with Client(make_server(), mode=mode) as client:
         await ok(client, "box_create", name="dev")
-        written = await ok(client, "file_write", box="dev", path="/root/hello.txt", content="héllo\n")
+        written = await ok(
+            client, "file_write", box="dev", path="/root/hello.txt", content="héllo\n"
+        )
         assert written["bytes_written"] == len("héllo\n".encode())
         out = await ok(client, "exec_run", box="dev", command="cat /root/hello.txt")
         assert out["stdout"] == "héllo\n"
@@ -26,8 +28,12 @@ async def test_file_write_and_read(make_server: ServerFactory, mode: str) -> Non
 
         blob = bytes(range(256))
         await ok(
-            client, "file_write", box="dev", path="/root/blob.bin",
-            content=base64.b64encode(blob).decode(), encoding="base64",
+            client,
+            "file_write",
+            box="dev",
+            path="/root/blob.bin",
+            content=base64.b64encode(blob).decode(),
+            encoding="base64",
         )
         read = await ok(client, "file_read", box="dev", path="/root/blob.bin")
         assert read["encoding"] == "base64" and base64.b64decode(read["content"]) == blob
@@ -67,28 +73,46 @@ async def test_copy_in_and_out(make_server: ServerFactory, host_dir: Path, mode:
     (project / "README").write_text("readme\n")
     async with Client(make_server(), mode=mode) as client:
         await ok(client, "box_create", name="dev")
-        copied = await ok(client, "copy_in", box="dev", host_path=str(project), box_path="/workspace")
+        copied = await ok(
+            client, "copy_in", box="dev", host_path=str(project), box_path="/workspace"
+        )
         assert copied["destination"] == "/workspace"
-        out = await ok(client, "exec_run", box="dev", command="cat /workspace/src/main.py /workspace/README")
+        out = await ok(
+            client, "exec_run", box="dev", command="cat /workspace/src/main.py /workspace/README"
+        )
         assert out["stdout"] == "print('hi')\nreadme\n"
         # A relative host path is taken relative to the first allowed root.
         await ok(client, "copy_in", box="dev", host_path="project/README", box_path="/root/README")
         await ok(client, "exec_run", box="dev", command="echo result > /workspace/out.txt")
-        await ok(client, "copy_out", box="dev", box_path="/workspace/out.txt", host_path=str(host_dir / "out.txt"))
+        await ok(
+            client,
+            "copy_out",
+            box="dev",
+            box_path="/workspace/out.txt",
+            host_path=str(host_dir / "out.txt"),
+        )
         assert (host_dir / "out.txt").read_text() == "result\n"
 
 
-async def test_host_paths_are_confined(make_server: ServerFactory, host_dir: Path, tmp_path: Path) -> None:
+async def test_host_paths_are_confined(
+    make_server: ServerFactory, host_dir: Path, tmp_path: Path
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret").write_text("secret\n")
     os.symlink(outside, host_dir / "link")
     async with Client(make_server()) as client:
         await ok(client, "box_create", name="dev")
-        for path in (str(outside / "secret"), str(host_dir / "link" / "secret"), str(host_dir / ".." / "outside")):
+        for path in (
+            str(outside / "secret"),
+            str(host_dir / "link" / "secret"),
+            str(host_dir / ".." / "outside"),
+        ):
             message = await fails(client, "copy_in", box="dev", host_path=path, box_path="/root/x")
             assert "outside the allowed roots" in message and str(host_dir) in message
-        message = await fails(client, "copy_out", box="dev", box_path="/etc/hostname", host_path=str(outside / "x"))
+        message = await fails(
+            client, "copy_out", box="dev", box_path="/etc/hostname", host_path=str(outside / "x")
+        )
         assert "outside the allowed roots" in message
         assert not (outside / "x").exists()
 
@@ -96,7 +120,13 @@ async def test_host_paths_are_confined(make_server: ServerFactory, host_dir: Pat
 async def test_host_copies_disabled_without_roots(make_server: ServerFactory) -> None:
     async with Client(make_server(allow_paths=[])) as client:
         await ok(client, "box_create", name="dev")
-        message = await fails(client, "copy_in", box="dev", host_path="/etc/hostname", box_path="/root/x")
-        assert "disabled" in message and "--allow-path" in message and "BOXLITE_MCP_ALLOW_PATHS" in message
+        message = await fails(
+            client, "copy_in", box="dev", host_path="/etc/hostname", box_path="/root/x"
+        )
+        assert (
+            "disabled" in message
+            and "--allow-path" in message
+            and "BOXLITE_MCP_ALLOW_PATHS" in message
+        )
         info = await ok(client, "runtime_info")
         assert info["policy"]["allowed_host_paths"] == []

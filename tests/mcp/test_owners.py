@@ -45,11 +45,21 @@ async def principal_from_client_name(
         auth_context_var.reset(reset)
 
 
+async def until_removed(runtime: Runtime, box_id: str) -> None:
+    for _ in range(200):
+        if box_id not in {info.id for info in await runtime.list()}:
+            return
+        await anyio.sleep(0.1)
+    raise AssertionError(f"box {box_id} was not removed")
+
+
 def as_user(server: Any, name: str, mode: str) -> Client:
     return Client(server, mode=mode, client_info=Implementation(name=name, version="1"))
 
 
-async def test_two_owners_are_isolated(make_server: ServerFactory, runtime: Runtime, mode: str) -> None:
+async def test_two_owners_are_isolated(
+    make_server: ServerFactory, runtime: Runtime, mode: str
+) -> None:
     server = make_server(middleware=[principal_from_client_name])
     async with as_user(server, "alice", mode) as alice, as_user(server, "bob", mode) as bob:
         a = (await ok(alice, "box_create", name="work"))["box"]
@@ -57,13 +67,21 @@ async def test_two_owners_are_isolated(make_server: ServerFactory, runtime: Runt
         assert a["id"] != b["id"]
         assert [x["id"] for x in (await ok(alice, "box_list"))["boxes"]] == [a["id"]]
         assert [x["id"] for x in (await ok(bob, "box_list"))["boxes"]] == [b["id"]]
-        assert (await ok(alice, "exec_run", box="work", command="echo alice > /root/who"))["exit_code"] == 0
-        assert (await ok(bob, "exec_run", box="work", command="cat /root/who || echo none"))["stdout"] == "none\n"
+        assert (await ok(alice, "exec_run", box="work", command="echo alice > /root/who"))[
+            "exit_code"
+        ] == 0
+        assert (await ok(bob, "exec_run", box="work", command="cat /root/who || echo none"))[
+            "stdout"
+        ] == "none\n"
 
         # Bob addressing Alice's box by id gets exactly what an unknown id gets.
         for tool, extra in [
-            ("box_info", {}), ("exec_run", {"command": "true"}), ("box_remove", {}),
-            ("file_read", {"path": "/root/who"}), ("snapshot_list", {}), ("box_metrics", {}),
+            ("box_info", {}),
+            ("exec_run", {"command": "true"}),
+            ("box_remove", {}),
+            ("file_read", {"path": "/root/who"}),
+            ("snapshot_list", {}),
+            ("box_metrics", {}),
         ]:
             foreign = await fails(bob, tool, box=a["id"], **extra)
             unknown = await fails(bob, tool, box="f" * len(a["id"]), **extra)
@@ -92,7 +110,10 @@ async def test_registry_lookups_are_by_owner(runtime: Runtime) -> None:
     for ref in ("x", mine.id):
         with pytest.raises(NotFoundError) as caught:
             await registry.resolve("owner-b", ref)
-        assert caught.value.message == f"No box {ref!r} among your boxes. You have no boxes; create one with box_create."
+        assert (
+            caught.value.message
+            == f"No box {ref!r} among your boxes. You have no boxes; create one with box_create."
+        )
     with pytest.raises(NotFoundError):
         await registry.remove("owner-b", mine.id)
     assert registry.owned_by("owner-b") == []
@@ -100,7 +121,9 @@ async def test_registry_lookups_are_by_owner(runtime: Runtime) -> None:
     assert await runtime.list() == []
 
 
-async def test_idle_boxes_are_reaped_unless_persistent_or_busy(make_server: ServerFactory, runtime: Runtime) -> None:
+async def test_idle_boxes_are_reaped_unless_persistent_or_busy(
+    make_server: ServerFactory, runtime: Runtime
+) -> None:
     server = make_server(box_idle_ttl_seconds=0.5, reap_interval_seconds=0.1)
     async with Client(server) as client:
         idle = (await ok(client, "box_create", name="idle"))["box"]["id"]
@@ -108,16 +131,14 @@ async def test_idle_boxes_are_reaped_unless_persistent_or_busy(make_server: Serv
         assert kept["lifetime"]["expires_in_seconds"] is None
         busy = (await ok(client, "box_create", name="busy"))["box"]["id"]
         job = await ok(client, "exec_start", box="busy", command="exec sleep 3")
-        with anyio.fail_after(20):
-            while idle in {info.id for info in await runtime.list()}:
-                await anyio.sleep(0.1)
+        await until_removed(runtime, idle)
         ids = {info.id for info in await runtime.list()}
         assert kept["id"] in ids and busy in ids  # persistent, and running an exec
         assert "No box 'idle'" in await fails(client, "box_info", box="idle")
-        await ok(client, "exec_read", execution_id=job["execution_id"], wait_seconds=20, until_exit=True)
-        with anyio.fail_after(20):
-            while busy in {info.id for info in await runtime.list()}:
-                await anyio.sleep(0.1)
+        await ok(
+            client, "exec_read", execution_id=job["execution_id"], wait_seconds=20, until_exit=True
+        )
+        await until_removed(runtime, busy)
         assert kept["id"] in {info.id for info in await runtime.list()}
 
 
@@ -127,14 +148,19 @@ async def test_session_end_removes_its_boxes(make_server: ServerFactory, runtime
         async with Client(server, mode="legacy") as session:
             gone = (await ok(session, "box_create", name="scratch"))["box"]["id"]
             kept = (await ok(session, "box_create", name="kept", persist=True))["box"]["id"]
-            assert "session ends" in (await ok(session, "box_info", box="scratch"))["box"]["lifetime"]["removed_when"]
+            assert (
+                "session ends"
+                in (await ok(session, "box_info", box="scratch"))["box"]["lifetime"]["removed_when"]
+            )
         ids = {info.id for info in await runtime.list()}
         assert gone not in ids and kept in ids
         # The same local owner still sees its persistent box.
         assert [b["name"] for b in (await ok(keeper, "box_list"))["boxes"]] == ["kept"]
 
 
-async def test_shutdown_and_restart(make_server: ServerFactory, runtime: Runtime, mode: str) -> None:
+async def test_shutdown_and_restart(
+    make_server: ServerFactory, runtime: Runtime, mode: str
+) -> None:
     async with Client(make_server(), mode=mode) as client:
         await ok(client, "box_create", name="scratch")
         kept = (await ok(client, "box_create", name="kept", persist=True))["box"]["id"]
@@ -155,11 +181,15 @@ async def test_shutdown_and_restart(make_server: ServerFactory, runtime: Runtime
 async def test_other_owners_persistent_boxes_stay_hidden_after_restart(
     make_server: ServerFactory, runtime: Runtime
 ) -> None:
-    async with as_user(make_server(middleware=[principal_from_client_name]), "alice", "auto") as alice:
+    async with as_user(
+        make_server(middleware=[principal_from_client_name]), "alice", "auto"
+    ) as alice:
         await ok(alice, "box_create", name="mine", persist=True)
     async with as_user(make_server(middleware=[principal_from_client_name]), "bob", "auto") as bob:
         assert (await ok(bob, "box_list"))["count"] == 0
         assert "No box 'mine'" in await fails(bob, "box_info", box="mine")
-    async with as_user(make_server(middleware=[principal_from_client_name]), "alice", "auto") as alice:
+    async with as_user(
+        make_server(middleware=[principal_from_client_name]), "alice", "auto"
+    ) as alice:
         assert [b["name"] for b in (await ok(alice, "box_list"))["boxes"]] == ["mine"]
         await ok(alice, "box_remove", box="mine")

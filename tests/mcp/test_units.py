@@ -1,0 +1,142 @@
+"""The MCP layer's small parts on their own: coalescing, output storage, names, paths, errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from boxlite_mcp import naming
+from boxlite_mcp.errors import redact, to_tool_error
+from boxlite_mcp.executions import Capture, OutputStore, utf8_safe_end
+from boxlite_mcp.paths import HostPaths
+from boxlite_mcp.progress import Coalescer
+from boxlite_mcp.runtime.errors import (
+    InvalidArgumentError,
+    InvalidStateError,
+    NotFoundError,
+    UnsupportedError,
+)
+
+
+def test_coalescer_sends_at_once_after_quiet_then_batches() -> None:
+    co = Coalescer(chunk_bytes=1024, interval=0.05)
+    co.add("stdout", b"first\n")
+    assert co.due_in(now=100.0) == 0  # nothing sent for a while: no delay
+    note = co.take(now=100.0)
+    assert note is not None and (note.progress, note.message) == (6, "first\n")
+    co.add("stdout", b"a")
+    co.add("stdout", b"b")
+    assert co.due_in(now=100.01) == pytest.approx(0.04)  # small output waits for the interval
+    co.add("stdout", b"x" * 2000)
+    assert co.due_in(now=100.02) == 0  # a full chunk goes as soon as the rate allows
+    assert co.due_in(now=100.005) == pytest.approx(0.005)  # never above 100 per second
+    note = co.take(now=100.02)
+    assert note is not None and note.progress == 6 + 2002 and note.message.startswith("ab")
+    assert co.due_in(now=200.0) is None  # nothing pending
+
+
+def test_coalescer_bounds_message_size_and_marks_stderr() -> None:
+    co = Coalescer(chunk_bytes=256, interval=0.05)
+    assert co.room == 256 * 64
+    co.add("stdout", b"out\n")
+    co.add("stderr", b"e1\ne")
+    co.add("stderr", b"2\n")
+    co.add("stdout", b"more")
+    note = co.take(now=1.0)
+    assert note is not None and note.message == "out\n[stderr] e1\n[stderr] e2\nmore"
+    co.add("stderr", b"partial")
+    co.add("stderr", b" line\n")
+    note = co.take(now=2.0)
+    assert note is not None and note.message == "[stderr] partial line\n"
+
+
+def test_coalescer_decodes_split_characters_and_binary() -> None:
+    co = Coalescer(chunk_bytes=256, interval=0.05)
+    euro = "€".encode()
+    co.add("stdout", euro[:1])
+    first = co.take(now=1.0)
+    co.add("stdout", euro[1:] + b"\xff")
+    second = co.take(now=2.0)
+    assert first is None  # half a character: nothing to show yet
+    assert second is not None and second.message == "€\ufffd" and second.progress == 4
+
+
+def test_output_store_interleaves_caps_and_reads_by_cursor() -> None:
+    store = OutputStore(cap_bytes=10)
+    store.append("stdout", b"abc")
+    store.append("stderr", b"de")
+    store.append("stdout", b"fghijkl")
+    assert store.size == 10 and store.dropped == 2
+    assert store.read(0, 100) == [("stdout", b"abc"), ("stderr", b"de"), ("stdout", b"fghij")]
+    assert store.read(4, 3) == [("stderr", b"e"), ("stdout", b"fg")]
+    assert store.read(10, 5) == []
+    store.close()
+    assert store.read(0, 5) == []
+
+
+def test_output_store_spools_large_output(tmp_path: Path) -> None:
+    store = OutputStore(cap_bytes=8 * 1024 * 1024)
+    chunk = bytes(range(256)) * 256
+    for _ in range(40):  # 2.5 MiB, beyond the in-memory threshold
+        store.append("stdout", chunk)
+    assert store.size == 40 * len(chunk)
+    assert store.read(len(chunk) * 39, len(chunk)) == [("stdout", chunk)]
+    store.close()
+
+
+def test_capture_keeps_head_and_tail() -> None:
+    capture = Capture(cap_bytes=10)
+    for part in (b"01234", b"56789", b"abcde"):
+        capture.add(part)
+    assert capture.total == 15 and capture.truncated
+    assert capture.text(lambda n: f"[{n} cut]") == "01234[5 cut]abcde"
+    small = Capture(cap_bytes=10)
+    small.add(b"hello")
+    assert not small.truncated and small.text(lambda n: "?") == "hello"
+
+
+def test_utf8_safe_end() -> None:
+    data = "a€".encode()
+    assert utf8_safe_end(data) == len(data)
+    assert utf8_safe_end(data[:-1]) == 1
+    assert utf8_safe_end(data[:-2]) == 1
+    assert utf8_safe_end(b"abc") == 3
+    assert utf8_safe_end(b"") == 0
+
+
+def test_runtime_names_round_trip() -> None:
+    name = naming.runtime_name("principal:alice", "dev", persist=True)
+    parsed = naming.parse(name)
+    assert parsed == naming.ParsedName(naming.owner_hash("principal:alice"), True, "dev")
+    assert "alice" not in name
+    unnamed = naming.parse(naming.runtime_name("local", None, persist=False))
+    assert unnamed is not None and unnamed.name is None and not unnamed.persist
+    assert naming.parse("my-own-box") is None and naming.parse(None) is None
+    assert naming.display_names_in(f"box {name} is running") == "box dev is running"
+
+
+def test_host_paths(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    os.symlink("/etc", root / "escape")
+    paths = HostPaths([root])
+    assert paths.confine(str(root / "sub")) == root / "sub"
+    assert paths.confine("sub/new-file") == root / "sub" / "new-file"
+    for bad in ("/etc/passwd", str(root / "escape" / "passwd"), str(root / ".." / "x"), "../x"):
+        with pytest.raises(InvalidArgumentError, match="outside the allowed roots"):
+            paths.confine(bad)
+    with pytest.raises(NotFoundError):
+        paths.confine("missing", must_exist=True)
+    with pytest.raises(UnsupportedError, match="--allow-path"):
+        HostPaths([]).confine("/tmp")
+
+
+def test_errors_are_actionable_and_scrubbed() -> None:
+    error = to_tool_error(InvalidStateError("box mcp.0123456789ab.e.dev is running"))
+    assert str(error).startswith("InvalidStateError: box dev is running")
+    assert "box_stop" in str(error)
+    assert "sk-123456" not in redact("Authorization: Bearer sk-1234567890")
+    assert "hunter2" not in redact("password=hunter2 and more")
+    assert "pw" not in redact("http://user:pw@host/path")
