@@ -9,7 +9,6 @@ failure.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -57,8 +56,6 @@ def toolchain() -> Toolchain:
 def server_url(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if shutil.which("bwrap") is None:
         _unavailable("bubblewrap (bwrap) is not installed; the server under test uses it")
-    if importlib.util.find_spec("boxlite_mcp.server") is None:  # until the server lands
-        pytest.skip("boxlite_mcp/server.py does not exist yet")
     with boxlite_server("bwrap", tmp_path_factory.mktemp("conformance-server")) as url:
         yield url
 
