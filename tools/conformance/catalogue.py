@@ -151,15 +151,11 @@ _NEXT_ONLY_FIXTURES: dict[str, str] = {
         "test_input_required_result_multiple_inputs"
     ),
     "input-required-result-multi-round": _tool("test_input_required_result_multi_round"),
-    "input-required-result-missing-input-response": _tool(
-        "test_input_required_result_elicitation"
-    ),
+    "input-required-result-missing-input-response": _tool("test_input_required_result_elicitation"),
     "input-required-result-non-tool-request": _prompt("test_input_required_result_prompt"),
     "input-required-result-result-type": _tool("test_input_required_result_elicitation"),
     "input-required-result-tampered-state": _tool("test_input_required_result_tampered_state"),
-    "input-required-result-capability-check": _tool(
-        "test_input_required_result_capabilities"
-    ),
+    "input-required-result-capability-check": _tool("test_input_required_result_capabilities"),
     "input-required-result-ignore-extra-params": _tool("test_input_required_result_elicitation"),
     "input-required-result-validate-input": _tool("test_input_required_result_elicitation"),
 }
@@ -209,9 +205,7 @@ NEXT_2026 = Leg(
         "server-stateless": {
             # Both probe MissingRequiredClientCapabilityError through a fixture tool
             # that needs sampling; without it the suite reports FAILURE, not "untestable".
-            "sep-2575-server-rejects-undeclared-capability": _lists_tool(
-                "test_missing_capability"
-            ),
+            "sep-2575-server-rejects-undeclared-capability": _lists_tool("test_missing_capability"),
             "sep-2575-missing-capability-http-400": _lists_tool("test_missing_capability"),
         },
     },

@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import platform
+import shlex
 import sys
 import tempfile
 import time
@@ -107,13 +108,19 @@ def _cell(items: list[str]) -> str:
 
 
 def report(
-    verdicts: list[Verdict], problems: list[str], toolchain: Toolchain, runtime: str, url: str
+    verdicts: list[Verdict],
+    problems: list[str],
+    toolchain: Toolchain,
+    runtime: str,
+    url: str,
+    command: str,
 ) -> str:
     judged = [v for v in verdicts if v.status in ("pass", "fail")]
     passing = sum(v.status == "pass" for v in judged)
     lines = [
-        "# MCP conformance: boxlite-mcp",
+        "## MCP conformance results",
         "",
+        f"- command: `{command}`",
         f"- server: boxlite-mcp {_version()} over streamable HTTP ({url}), runtime `{runtime}`",
         f"- suite: {', '.join(f'{k} {v}' for k, v in toolchain.packages.items())}",
         f"- node {toolchain.node_version}; {platform.system()} {platform.machine()}, "
@@ -127,7 +134,7 @@ def report(
             continue
         revision = leg.spec_version or "its default revision (2025-11-25)"
         lines += [
-            f"## {leg.name}: {leg.package} at {revision}",
+            f"### {leg.name}: {leg.package} at {revision}",
             "",
             "| scenario | result | checks passed | failures | warnings (SHOULD) | notes |",
             "|---|---|---|---|---|---|",
@@ -148,7 +155,7 @@ def report(
             )
         lines.append("")
     if problems:
-        lines += ["## Catalogue drift", "", *(f"- {p}" for p in problems), ""]
+        lines += ["### Catalogue drift", "", *(f"- {p}" for p in problems), ""]
     return "\n".join(lines)
 
 
@@ -191,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 verdicts += leg_verdicts
                 problems += leg_problems
-        print(report(verdicts, problems, toolchain, args.runtime, url))
+        given = sys.argv[1:] if argv is None else argv
+        command = shlex.join(["tools/conformance/run.py", *given])
+        print(report(verdicts, problems, toolchain, args.runtime, url, command))
         if args.results:
             log.info("checks.json files kept under %s", args.results)
     if args.json:

@@ -156,9 +156,7 @@ def node_toolchain(install: bool = True) -> Toolchain:
         version = _node_version(node)
         seen.append(f"{node} ({version or 'does not run'})")
         if version and _major(version) >= MIN_NODE_MAJOR:
-            installed = {
-                name: v for name in _locked_versions() if (v := _installed_version(name))
-            }
+            installed = {name: v for name in _locked_versions() if (v := _installed_version(name))}
             return Toolchain(node=node, node_version=version, packages=installed)
     raise Unavailable(
         f"no Node.js >= {MIN_NODE_MAJOR} found (tried: {', '.join(seen) or 'none'}); "
