@@ -347,7 +347,7 @@ class Executions:
             mine = [r.id for r in self._records.values() if r.owner == owner]
             known = ", ".join(mine[-10:]) if mine else "none"
             raise NotFoundError(
-                f"No execution {execution_id!r} among yours (recent: {known}). Execution ids "
+                f"No execution with that id among yours (recent: {known}). Execution ids "
                 "come from exec_run or exec_start; old finished ones are forgotten."
             )
         return record

@@ -127,7 +127,8 @@ class Registry:
             known = f"Your boxes: {listing}."
         else:
             known = "You have no boxes; create one with box_create."
-        return NotFoundError(f"No box {ref!r} among your boxes. {known}")
+        # The reference is not echoed: the message is the same whatever was asked.
+        return NotFoundError(f"No box with that id or name among your boxes. {known}")
 
     # -- create / adopt / remove ---------------------------------------------
     async def _reserve(self, owner: str) -> None:

@@ -43,7 +43,7 @@ async def test_lifecycle(make_server: ServerFactory, mode: str) -> None:
         assert removed["id"] == box["id"]
         assert (await ok(client, "box_list"))["count"] == 0
         message = await fails(client, "box_info", box="dev")
-        assert "No box 'dev'" in message and "box_create" in message
+        assert "No box with that id or name" in message and "box_create" in message
 
 
 async def test_create_and_start_then_unnamed_box(make_server: ServerFactory) -> None:

@@ -252,13 +252,13 @@ async def test_exec_errors_are_actionable(make_server: ServerFactory) -> None:
     async with Client(make_server()) as client:
         await ok(client, "box_create", name="dev")
         message = await fails(client, "exec_run", box="nope", command="true")
-        assert "No box 'nope'" in message and "dev" in message
+        assert "No box with that id or name" in message and "dev" in message
         message = await fails(client, "exec_run", box="dev")
         assert "exactly one of command" in message
         message = await fails(client, "exec_run", box="dev", command="x", argv=["x"])
         assert "exactly one of command" in message
         message = await fails(client, "exec_read", execution_id="exec-0000")
-        assert "No execution 'exec-0000'" in message
+        assert "No execution with that id" in message
         message = await fails(client, "exec_signal", execution_id="exec-0000", signal="NOPE")
         assert "No execution" in message
         sleeper = await ok(client, "exec_start", box="dev", command="exec sleep 300")

@@ -85,7 +85,7 @@ async def test_two_owners_are_isolated(
         ]:
             foreign = await fails(bob, tool, box=a["id"], **extra)
             unknown = await fails(bob, tool, box="f" * len(a["id"]), **extra)
-            assert foreign.replace(a["id"], "?") == unknown.replace("f" * len(a["id"]), "?")
+            assert foreign == unknown
 
         # Executions are owned too.
         run = await ok(alice, "exec_run", box="work", command="echo secret")
@@ -111,8 +111,8 @@ async def test_registry_lookups_are_by_owner(runtime: Runtime) -> None:
         with pytest.raises(NotFoundError) as caught:
             await registry.resolve("owner-b", ref)
         assert (
-            caught.value.message
-            == f"No box {ref!r} among your boxes. You have no boxes; create one with box_create."
+            caught.value.message == "No box with that id or name among your boxes. "
+            "You have no boxes; create one with box_create."
         )
     with pytest.raises(NotFoundError):
         await registry.remove("owner-b", mine.id)
@@ -134,7 +134,7 @@ async def test_idle_boxes_are_reaped_unless_persistent_or_busy(
         await until_removed(runtime, idle)
         ids = {info.id for info in await runtime.list()}
         assert kept["id"] in ids and busy in ids  # persistent, and running an exec
-        assert "No box 'idle'" in await fails(client, "box_info", box="idle")
+        assert "No box with that id or name" in await fails(client, "box_info", box="idle")
         await ok(
             client, "exec_read", execution_id=job["execution_id"], wait_seconds=20, until_exit=True
         )
@@ -187,7 +187,7 @@ async def test_other_owners_persistent_boxes_stay_hidden_after_restart(
         await ok(alice, "box_create", name="mine", persist=True)
     async with as_user(make_server(middleware=[principal_from_client_name]), "bob", "auto") as bob:
         assert (await ok(bob, "box_list"))["count"] == 0
-        assert "No box 'mine'" in await fails(bob, "box_info", box="mine")
+        assert "No box with that id or name" in await fails(bob, "box_info", box="mine")
     async with as_user(
         make_server(middleware=[principal_from_client_name]), "alice", "auto"
     ) as alice:

@@ -105,7 +105,7 @@ async def test_resources(make_server: ServerFactory, mode: str) -> None:
         assert sorted(getattr(output, "text", "").splitlines()) == ["err", "out"]
 
         for uri, expected in [
-            ("boxlite://boxes/nope", "No box 'nope'"),
+            ("boxlite://boxes/nope", "No box with that id or name"),
             ("boxlite://boxes/dev/files/root/missing", "does not exist"),
             ("boxlite://executions/exec-123/output", "No execution"),
         ]:
