@@ -18,11 +18,12 @@ import httpx
 import pydantic
 
 from ..base import Box
-from ..errors import BoxliteError, InvalidArgumentError, UnsupportedError
+from ..errors import BoxliteError, InvalidArgumentError, InvalidStateError, UnsupportedError
 from ..types import (
     BOX_NAME_PATTERN,
     BoxInfo,
     BoxMetrics,
+    BoxStatus,
     ExecRequest,
     SnapshotInfo,
 )
@@ -227,6 +228,13 @@ class RestBox:
 
     async def export(self, dest: Path) -> Path:
         await capabilities.require(self._client, "export")
+        # Both documents define no error answer for export, only "exports a stopped box":
+        # check first, so a running box is a clear InvalidStateError on any server.
+        status = (await self.info()).status
+        if status in (BoxStatus.RUNNING, BoxStatus.STOPPING, BoxStatus.PAUSED):
+            raise InvalidStateError(
+                f"cannot export {self._label()} while it is {status.value}; stop it first"
+            )
         is_dir = await anyio.Path(dest).is_dir()
         target = dest / f"{self._name or self._id}.boxlite" if is_dir else dest
         if not await anyio.Path(target.parent).is_dir():

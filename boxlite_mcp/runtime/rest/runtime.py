@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
 import pydantic
 
-from ..errors import InvalidArgumentError, NotFoundError
-from ..types import BoxInfo, BoxOptions, Capabilities, RuntimeInfo, RuntimeMetrics
+from ..errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from ..types import (
+    BOX_NAME_PATTERN,
+    BoxInfo,
+    BoxOptions,
+    Capabilities,
+    RuntimeInfo,
+    RuntimeMetrics,
+)
 from . import capabilities
 from .box import RestBox
 from .client import RestClient
@@ -23,6 +32,15 @@ from .types import ImageInfo, ListBoxesResponse, WireBox, WireRuntimeMetrics
 #: Fields of BoxOptions a 0.10 create request cannot carry (its schema forbids them).
 _NOT_IN_010 = frozenset({"auto_remove"})
 _IMPORT_CHUNK = 256 * 1024
+
+
+def _without_nulls(value: Any) -> Any:
+    """Drop ``None`` members: a field set to None is not a field set (schemas forbid null)."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
 
 
 class RestRuntime:
@@ -72,7 +90,7 @@ class RestRuntime:
             raise InvalidArgumentError(
                 "give either image or rootfs_path, not both (they are two ways to pick the root)"
             )
-        body = options.set_fields()
+        body = _without_nulls(options.set_fields())
         await self.client.ensure_ready()
         if self.client.generation == "0.10":
             body = {key: value for key, value in body.items() if key not in _NOT_IN_010}
@@ -133,9 +151,24 @@ class RestRuntime:
 
     async def import_box(self, archive: Path, name: str | None = None) -> RestBox:
         await capabilities.require(self.client, "import")
+        if name is not None and not re.fullmatch(BOX_NAME_PATTERN, name):
+            raise InvalidArgumentError(
+                f"invalid box name {name!r}: use letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
         path = anyio.Path(archive)
         if not await path.is_file():
             raise NotFoundError(f"archive {archive} does not exist or is not a file")
+        if name is not None:
+            # importBox documents no conflict answer in either generation: check first.
+            taken = await self.client.request(
+                "GET", await self.client.url("boxes", name), ok_statuses=(404,),
+                what=f"check whether box name {name!r} is free",
+            )
+            if taken.status_code != 404:
+                raise AlreadyExistsError(
+                    f"a box named {name!r} already exists; import under another name"
+                )
         size = (await path.stat()).st_size
 
         async def body() -> AsyncIterator[bytes]:
