@@ -151,3 +151,16 @@ async def test_unknown_execution_is_404(http: httpx.AsyncClient) -> None:
     missing = await http.get(f"{ROOT}/boxes/sse/executions/exec-nope/output")
     assert missing.status_code == 404
     assert missing.json()["error"]["type"] == "NotFoundError"
+
+
+async def test_finished_output_budget_evicts_oldest(start_server: object) -> None:
+    server = await start_server(finished_output_bytes=1024 * 1024)  # type: ignore[operator]
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        first = await start(http, "head -c 900000 /dev/zero")
+        assert len(output(await read(http, first))["stdout"]) == 900000
+        second = await start(http, "head -c 900000 /dev/zero")
+        assert len(output(await read(http, second))["stdout"]) == 900000
+        third = await start(http, "true")  # registering it sweeps finished sessions
+        assert (await http.get(f"{ROOT}/boxes/sse/executions/{first}")).status_code == 404
+        assert (await http.get(f"{ROOT}/boxes/sse/executions/{second}")).status_code == 200
+        assert third

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -159,3 +160,35 @@ async def test_large_output_in_bounded_frames(server: RunningServer,
     async with aconnect_ws(url(server, eid, "max_frame_bytes=65535"), http) as ws:
         await pump(ws, got)
     assert got.streams[1] == b"\0" * 8388608
+
+
+async def test_tty_session_0_9(server: RunningServer, http: httpx.AsyncClient) -> None:
+    await http.post("/v1/default/boxes", json={"name": "tty"})
+    query = urlencode([("command", "sh"), ("args", "-c"),
+                       ("args", "stty size; read x; echo got=$x"), ("cols", 100), ("rows", 30)])
+    output = b""
+    async with aconnect_ws(f"{server.url}/v1/default/boxes/tty/exec/tty?{query}", http) as ws:
+        while b"30 100" not in output:
+            output += (await ws.receive_bytes())
+        await ws.send_bytes(b"hello\r")
+        while True:
+            message = (await ws.receive()).data
+            if isinstance(message, str):
+                assert json.loads(message) == {**json.loads(message), "type": "exit",
+                                               "exit_code": 0}
+                break
+            output += bytes(message)
+    assert b"got=hello" in output
+
+
+async def test_tty_exec_resize_over_attach(server: RunningServer,
+                                           http: httpx.AsyncClient) -> None:
+    await http.post(f"{ROOT}/boxes", json={"name": "ws"})
+    eid = (await http.post(f"{ROOT}/boxes/ws/exec", json={
+        "command": "sh", "args": ["-c", "read x; stty size"], "tty": True})).json()["execution_id"]
+    got = Received()
+    async with aconnect_ws(url(server, eid), http) as ws:
+        await ws.send_text('{"type":"resize","cols":90,"rows":33}')
+        await ws.send_bytes(b"go\r")
+        await pump(ws, got)
+    assert b"33 90" in got.streams[1] and got.streams[2] == b""

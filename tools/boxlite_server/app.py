@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket
 from boxlite_mcp.runtime.base import Runtime
 from boxlite_mcp.runtime.errors import BoxliteError
 
+from .auth import Authenticator
 from .config import Generation, ServerConfig
 from .errors import (
     IDEMPOTENCY_MISMATCH,
@@ -36,10 +37,10 @@ from .errors import (
     error_response,
     wire_error,
 )
-from .faults import protocol_classes
+from .faults import Faults, protocol_classes
 from .idempotency import fingerprint
 from .state import Call, ServerState, new_request_id
-from .validation import Operation, Violation
+from .validation import Violation
 
 log = logging.getLogger("boxlite_server")
 
@@ -107,7 +108,9 @@ def _endpoint(state: ServerState, generation: Generation, op: Op,
               check_generations: tuple[Generation, ...],
               ) -> Callable[[Request], Awaitable[Response]]:
     checker = state.checker
-    spec: Operation = checker.operation(generation, op.operation)
+    # Keys are honoured on every mutation whose body can be fingerprinted, not only
+    # where the documents list the header (a retried clone must not clone twice).
+    keyed = op.method not in ("GET", "HEAD") and not op.stream_body
 
     async def endpoint(request: Request) -> Response:
         request_id = new_request_id()
@@ -149,7 +152,7 @@ def _endpoint(state: ServerState, generation: Generation, op: Op,
                                 f"request does not match the {gen} API ({op.operation}): "
                                 f"{message}")
         call = Call(request, state, generation, op.operation, request_id, body)
-        key = request.headers.get("idempotency-key") if spec.idempotent_key else None
+        key = request.headers.get("idempotency-key") if keyed else None
         if key is None:
             return await _handle(call, fail)
         print_ = fingerprint(request.method, request.url.path, request.url.query, body or b"")
@@ -192,7 +195,7 @@ def _endpoint(state: ServerState, generation: Generation, op: Op,
                        f"unhandled {type(exc).__name__}: {exc}")
             return fail(WIRE_ERRORS["InternalError"],
                         f"internal server error in {op.operation}: {type(exc).__name__}: {exc}")
-        if call.request.headers.get("idempotency-key") is None or not spec.idempotent_key:
+        if call.request.headers.get("idempotency-key") is None or not keyed:
             if state.faults.cut_response(generation, op.operation, call.request.method,
                                          keyed=False):
                 return CutResponse(state)
@@ -324,11 +327,11 @@ class RunningServer:
         return self.state.violations.items
 
     @property
-    def faults(self) -> Any:
+    def faults(self) -> Faults:
         return self.state.faults
 
     @property
-    def auth(self) -> Any:
+    def auth(self) -> Authenticator:
         return self.state.auth
 
 

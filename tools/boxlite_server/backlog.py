@@ -65,6 +65,11 @@ class OutputBacklog:
         self._last_position = 0
         self._detached_at = time.monotonic()
 
+    @property
+    def retained(self) -> int:
+        """Bytes of output held for replay."""
+        return self._retained
+
     # Producer side.
 
     async def append(self, stream: int, data: bytes) -> None:

@@ -71,6 +71,9 @@ class ServerConfig(BaseModel):
     reconnect_grace_seconds: float = Field(default=60.0, gt=0)
     completed_retention_seconds: float = Field(default=300.0, gt=0)
     max_executions: int = Field(default=1000, ge=1)
+    #: Output kept by finished executions, all together; beyond it the oldest
+    #: finished ones are evicted early.
+    finished_output_bytes: int = Field(default=256 * MiB, ge=0)
     sse_event_max_bytes: int = Field(default=1 * MiB, ge=1024)
     ws_frame_max_bytes: int = Field(default=128 * 1024, ge=1024)
     keepalive_seconds: float = Field(default=15.0, gt=0)

@@ -4,8 +4,8 @@ A pump task reads the runtime's output into the backlog from the moment the
 execution starts, then records the result; the status turns from ``running``
 only once every byte is in the backlog, so a client that sees ``completed`` can
 still fetch all the output. Finished sessions are kept for
-``completed_retention_seconds`` (at most ``max_executions`` of them), then
-evicted.
+``completed_retention_seconds`` (at most ``max_executions`` sessions, and at
+most ``finished_output_bytes`` of their output together), then evicted.
 """
 
 from __future__ import annotations
@@ -148,12 +148,16 @@ class ExecRegistry:
         for session in finished:
             if session.finished_at is not None and now - session.finished_at > keep:
                 del self._sessions[session.id]
+        oldest = sorted((s for s in self._sessions.values() if s.finished_at is not None),
+                        key=lambda s: s.finished_at or 0.0)
         excess = len(self._sessions) - self._config.max_executions + 1
-        if excess > 0:
-            oldest = sorted((s for s in self._sessions.values() if s.finished_at is not None),
-                            key=lambda s: s.finished_at or 0.0)
-            for session in oldest[:excess]:
-                del self._sessions[session.id]
+        held = sum(s.backlog.retained for s in oldest)
+        for session in oldest:
+            if excess <= 0 and held <= self._config.finished_output_bytes:
+                break
+            del self._sessions[session.id]
+            excess -= 1
+            held -= session.backlog.retained
 
     async def aclose(self) -> None:
         sessions = list(self._sessions.values())

@@ -73,6 +73,7 @@ from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from boxlite_mcp.runtime.errors import BoxliteError
+from boxlite_mcp.runtime.types import ExecRequest
 
 from .backlog import Cursor, OffsetError
 from .config import Generation
@@ -80,7 +81,7 @@ from .errors import WIRE_ERRORS, error_response, wire_error
 from .execs import ALLOWED_SIGNALS_10
 from .faults import StreamCutter
 from .sessions import ExecSession
-from .state import ServerState, new_request_id
+from .state import ServerState, new_request_id, new_ulid
 from .validation import Violation
 
 log = logging.getLogger("boxlite_server.ws")
@@ -156,8 +157,10 @@ class _Attachment:
     """One attached client: a writer loop (output) and a reader task (stdin, control)."""
 
     def __init__(self, websocket: WebSocket, state: ServerState, session: ExecSession,
-                 cursor: Cursor, cutter: StreamCutter, frame_max: int) -> None:
+                 cursor: Cursor, cutter: StreamCutter, frame_max: int,
+                 raw: bool = False) -> None:
         self.ws = websocket
+        self.channels = (b"", b"") if raw else CHANNELS
         self.state = state
         self.session = session
         self.cursor = cursor
@@ -187,7 +190,8 @@ class _Attachment:
 
     async def _send(self, frame: bytes | str) -> bool:
         """Send one frame, or part of a binary one and cut; False when cut."""
-        size = len(frame) - 1 if isinstance(frame, bytes) else 0
+        prefix = len(self.channels[0])
+        size = len(frame) - prefix if isinstance(frame, bytes) else 0
         point = self.cutter.cut_point(size)
         if point is None:
             if isinstance(frame, bytes):
@@ -196,7 +200,7 @@ class _Attachment:
                 await self.ws.send_text(frame)
             return True
         if point and isinstance(frame, bytes):
-            await self.ws.send_bytes(frame[: point + 1])
+            await self.ws.send_bytes(frame[: point + prefix])
         self.cut = True
         self.state.transports.cut(self.client, flush=True)
         return False
@@ -216,7 +220,7 @@ class _Attachment:
             piece = backlog.read(cursor, self.frame_max)
             if piece is not None:
                 stream, data = piece
-                if not await self._send(CHANNELS[stream] + data):
+                if not await self._send(self.channels[stream] + data):
                     return False
                 backlog.note_sent(token, cursor)
                 continue
@@ -292,7 +296,66 @@ class _Attachment:
             await self.ws.send_text(json.dumps({"type": "error", "message": message}))
 
 
+async def exec_tty(websocket: WebSocket, state: ServerState, generation: Generation) -> None:
+    """0.9 ``GET {root}/boxes/{box_id}/exec/tty``: an interactive TTY session.
+
+    Query: ``command`` (default ``bash``), ``args`` (repeated), ``cols`` (80),
+    ``rows`` (24). Frames as in rest-api-v0.9.yaml: raw PTY output as binary
+    frames (no channel byte), stdin as binary frames, ``{"type":"resize",...}``
+    (and ``stdin_eof``/``signal`` as on attach) as text, then
+    ``{"type":"exit","exit_code":N}`` and a normal close. The accept carries the
+    execution's id in ``X-Boxlite-Execution-Id``, so ``GET .../executions/{id}``,
+    signal and resize work on it too.
+    """
+    request_id = new_request_id()
+    reason = state.auth.check(generation, websocket.headers.get("authorization"))
+    if reason is not None:
+        await _deny(websocket, error_response(generation, WIRE_ERRORS["AuthError"], reason,
+                                              request_id))
+        return
+    if not state.config.tty:
+        await _deny(websocket, error_response(
+            generation, WIRE_ERRORS["UnsupportedError"],
+            "TTY sessions are disabled on this server (capabilities.tty_enabled is false)",
+            request_id))
+        return
+    query = websocket.query_params
+    try:
+        cols, rows = _int_param(websocket, "cols", 80), _int_param(websocket, "rows", 24)
+        if cols < 1 or rows < 1:
+            raise ValueError("size")
+        request = ExecRequest(command=query.get("command") or "bash",
+                              args=query.getlist("args"), tty=True)
+        ref = await state.ids.runtime_ref(websocket.path_params["box_id"])
+        box = await state.runtime.get(ref)
+        execution = await box.exec(request)
+    except ValueError:
+        await _deny(websocket, error_response(
+            generation, WIRE_ERRORS["InvalidArgumentError"],
+            "cols and rows must be integers >= 1, command non-empty", request_id))
+        return
+    except BoxliteError as exc:
+        await _deny(websocket, error_response(generation, wire_error(exc), exc.message,
+                                              request_id))
+        return
+    session = ExecSession(f"exec-{new_ulid()}", state.ids.wire(box.id), box.name, execution,
+                          True, state.config)
+    state.executions.add(session)
+    with contextlib.suppress(BoxliteError):
+        await execution.resize(cols, rows)
+    session.attached = True
+    try:
+        await websocket.accept(headers=[(b"x-boxlite-execution-id", session.id.encode())])
+        cutter = state.faults.stream("ws", generation, "execTty")
+        attachment = _Attachment(websocket, state, session, session.backlog.open(), cutter,
+                                 state.config.ws_frame_max_bytes, raw=True)
+        await attachment.run()
+    finally:
+        session.attached = False
+
+
 ROUTES: list[tuple[Generation, str, Callable[[WebSocket, ServerState, Generation],
                                               Awaitable[None]]]] = [
     ("0.10", "/boxes/{box_id}/executions/{exec_id}/attach", attach),
+    ("0.9", "/boxes/{box_id}/exec/tty", exec_tty),
 ]
