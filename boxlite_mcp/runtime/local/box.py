@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..base import Box
 from ..errors import (
     BoxliteError,
     InvalidArgumentError,
@@ -112,6 +113,10 @@ class LocalBox:
             )
 
     async def metrics(self) -> BoxMetrics:
+        if not self._runtime.remote and not (await self.info()).running:
+            # The SDK would boot the box to read them; a box that is not running has
+            # no live counters, and reading metrics must not start it.
+            return BoxMetrics()
         raw = await self._call(f"read metrics of box {self._label}", lambda box: box.metrics())
         return convert.box_metrics(raw)
 
@@ -148,14 +153,14 @@ class LocalBox:
                                lambda box: box.clone_box(name=name))
         return self._runtime.wrap(raw)
 
-    async def clone_many(self, count: int, names: list[str] | None = None) -> list[LocalBox]:
+    async def clone_many(self, count: int, names: list[str] | None = None) -> list[Box]:
         if count < 1:
             raise InvalidArgumentError(f"clone count must be at least 1, got {count}")
         if names is not None and len(names) != count:
             raise InvalidArgumentError(
                 f"{len(names)} names given for {count} clones; give one name per clone or none"
             )
-        clones: list[LocalBox] = []
+        clones: list[Box] = []
         try:
             for index in range(count):
                 clones.append(await self.clone(names[index] if names else None))
@@ -215,6 +220,12 @@ class LocalBox:
         if status is BoxStatus.RUNNING or status is BoxStatus.STOPPING:
             raise InvalidStateError(
                 f"cannot {verb} box {self._label} while it is {status.value}; stop it first"
+            )
+        if status is BoxStatus.CONFIGURED and not self._runtime.remote:
+            # BoxLite makes a box's disk on first start; before that there is nothing to copy.
+            raise InvalidStateError(
+                f"cannot {verb} box {self._label}: it has never been started, so it has no "
+                "disk yet; start it once (and stop it) first"
             )
 
     async def _no_snapshot(self, name: str) -> str:

@@ -33,7 +33,7 @@ T = TypeVar("T")
 
 #: SDK error class name → (our class, what to do). Hints are for a model reading them.
 _BY_CLASS: dict[str, tuple[type[BoxliteError], str]] = {
-    "NotFoundError": (NotFoundError, "list the boxes to see which exist"),
+    "NotFoundError": (NotFoundError, ""),
     "SessionReapedError": (NotFoundError, "the session was reaped; run the command again"),
     "AlreadyExistsError": (AlreadyExistsError, "choose another name or remove the existing one"),
     "InvalidStateError": (InvalidStateError, "check the box's status (start or stop it first)"),
@@ -81,6 +81,22 @@ _BY_PREFIX: tuple[tuple[str, str], ...] = (
     ("timeout", "TimeoutError"),
 )
 
+#: Refinements by message, checked first: the SDK files some failures under a class
+#: that says less than the message (a duplicate name is an "invalid argument", a
+#: failed image pull a "storage error", an HTTP error during a REST copy "internal").
+_BY_MESSAGE: tuple[tuple[re.Pattern[str], type[BoxliteError], str], ...] = (
+    (re.compile(r"already exists", re.I), AlreadyExistsError,
+     "choose another name or remove the existing one"),
+    (re.compile(r"failed to pull image|pull a registry token", re.I), ImageError,
+     "check the image reference and that the registry is reachable from this host"),
+    (re.compile(r"container disk not found", re.I), InvalidStateError,
+     "the box has no disk until it has been started once; start it (and stop it) first"),
+    (re.compile(r"\(HTTP 404\)"), NotFoundError, ""),
+    (re.compile(r"\(HTTP 409\)"), InvalidStateError, "check the box's status"),
+    (re.compile(r"\(HTTP 4(00|13|22)\)"), InvalidArgumentError, "correct the argument"),
+    (re.compile(r"\(HTTP 40[13]\)"), AuthError, "check BOXLITE_API_KEY"),
+)
+
 _AUTH = re.compile(r"\bauth(entication)?\b|unauthori[sz]ed|forbidden|HTTP 40[13]", re.IGNORECASE)
 _MAX_DETAIL = 1000
 
@@ -101,7 +117,11 @@ def translate(exc: BaseException, action: str) -> BoxliteError:
             "check BOXLITE_API_KEY"
         )
     error_class, hint = _BY_CLASS[kind]
-    return error_class(f"{action} failed: {detail}; {hint}")
+    for pattern, refined, refined_hint in _BY_MESSAGE:
+        if pattern.search(detail):
+            error_class, hint = refined, refined_hint
+            break
+    return error_class(f"{action} failed: {detail}" + (f"; {hint}" if hint else ""))
 
 
 class Translator:

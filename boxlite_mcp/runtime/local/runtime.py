@@ -178,7 +178,13 @@ class LocalRuntime:
 
     async def metrics(self) -> RuntimeMetrics:
         raw = await self.errors.call("read runtime metrics", self._runtime_sdk().metrics())
-        return convert.runtime_metrics(raw)
+        metrics = convert.runtime_metrics(raw)
+        if not self.remote:
+            # The embedded SDK counts every box it has a handle for as running,
+            # configured ones included; the boxes' own states are the truth.
+            boxes = await self.list()
+            metrics.num_running_boxes = sum(1 for box in boxes if box.running)
+        return metrics
 
     async def import_box(self, archive: Path, name: str | None = None) -> LocalBox:
         if not files.archive_exists(archive):
