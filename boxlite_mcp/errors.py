@@ -67,7 +67,8 @@ def to_tool_error(error: rt.BoxliteError) -> ToolError:
     message = clean(error.message).strip() or error.kind
     hint = hint_for(error)
     if hint and hint not in message:
-        message = f"{message} {hint}"
+        stop = "" if message.endswith((".", "!", "?")) else "."
+        message = f"{message}{stop} {hint}"
     return ToolError(f"{error.kind}: {message}")
 
 

@@ -255,12 +255,15 @@ class ExecutionRecord:
         except BoxliteError as exc:
             self.error = clean(exc.message)
             logger.info("execution %s failed: %s", self.id, exc.kind)
+        except Exception:  # a runtime bug must not take the server's task group down
+            logger.exception("following execution %s failed", self.id)
+            self.error = "The server lost track of this execution (internal error); it was killed."
         finally:
             if self.result is None and self.error is None:
                 # Cancelled (server shutting down): never leave the process running.
                 self.error = "The server stopped following this execution; it was killed."
                 with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_GRACE_SECONDS):
-                    await self._kill_quietly()
+                    await self.kill_quietly()
             self._finish(on_exit)
 
     async def _watchdog(self, pump: anyio.CancelScope) -> None:
@@ -271,17 +274,19 @@ class ExecutionRecord:
             return
         self.timed_out = True
         logger.info("execution %s timed out after %ss; killing it", self.id, self.timeout_seconds)
-        await self._kill_quietly()
+        await self.kill_quietly()
         with anyio.move_on_after(KILL_GRACE_SECONDS):
             await self.done.wait()
             return
         pump.cancel()
 
-    async def _kill_quietly(self) -> None:
+    async def kill_quietly(self) -> None:
         try:
             await self.kill()
         except BoxliteError as exc:
             logger.info("killing execution %s failed: %s", self.id, exc.kind)
+        except Exception:  # background cleanup: log, never crash the server
+            logger.exception("killing execution %s failed", self.id)
 
     def _finish(self, on_exit: Callable[[], None]) -> None:
         if self.result is not None:
@@ -370,7 +375,7 @@ class Executions:
         for record in list(self._records.values()):
             if record.running:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_GRACE_SECONDS):
-                    await record._kill_quietly()
+                    await record.kill_quietly()
 
     def close(self) -> None:
         for record in self._records.values():

@@ -220,10 +220,14 @@ class Registry:
         self._entries.pop(entry.id, None)
         logger.info("box %s removed", entry.id)
 
-    def forget_missing(self, present_ids: set[str]) -> None:
-        """Drop entries whose boxes the runtime no longer has."""
-        for box_id in [i for i in self._entries if i not in present_ids]:
-            self._entries.pop(box_id, None)
+    async def listed(self, owner: str) -> list[tuple[BoxEntry, BoxInfo]]:
+        """The owner's boxes with fresh runtime info; boxes gone from the runtime are forgotten."""
+        known = self.owned_by(owner)
+        infos = {info.id: info for info in await self.runtime.list()}
+        for entry in known:  # only entries that existed before the listing started
+            if entry.id not in infos:
+                self._entries.pop(entry.id, None)
+        return [(e, infos[e.id]) for e in self.owned_by(owner) if e.id in infos]
 
     async def _adopt_one(self, owner: str, ref: str) -> BoxEntry | None:
         """Find an owner's box the runtime has but this process does not know yet."""
@@ -302,7 +306,10 @@ class Registry:
     async def run_reaper(self) -> None:
         while True:
             await anyio.sleep(self.settings.reap_interval_seconds)
-            await self.reap_idle()
+            try:
+                await self.reap_idle()
+            except Exception:  # keep reaping; a runtime bug must not stop the server
+                logger.exception("reaping idle boxes failed")
 
     async def end_session(self, session: str) -> None:
         """A session ended: remove the non-persistent boxes it created."""

@@ -40,14 +40,10 @@ class BoxesResource(Resource):
         services: Services = self.services
         who = caller(current_request(), services.registry.end_session)
         try:
-            infos = {info.id: info for info in await services.runtime.list()}
+            listed = await services.registry.listed(who.owner)
         except BoxliteError as exc:
             raise _resource_error(exc) from None
-        views = [
-            services.view(entry, infos[entry.id]).model_dump(mode="json")
-            for entry in services.registry.owned_by(who.owner)
-            if entry.id in infos
-        ]
+        views = [services.view(entry, info).model_dump(mode="json") for entry, info in listed]
         return json.dumps({"boxes": views}, indent=2)
 
 

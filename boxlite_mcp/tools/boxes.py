@@ -49,9 +49,7 @@ def tools(services: Services) -> list[ModelTool]:
 
     async def box_list(args: BoxListInput, ctx: ToolContext) -> BoxListResult:
         who = services.caller(ctx)
-        infos = {info.id: info for info in await services.runtime.list()}
-        registry.forget_missing(set(infos))
-        views = [services.view(e, infos[e.id]) for e in registry.owned_by(who.owner)]
+        views = [services.view(entry, info) for entry, info in await registry.listed(who.owner)]
         return BoxListResult(
             boxes=views, count=len(views), max_boxes=services.settings.max_boxes_per_owner
         )

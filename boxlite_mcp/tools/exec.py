@@ -232,7 +232,7 @@ def tools(services: Services) -> list[ModelTool]:
         finally:
             if not finished:  # cancelled, or the client went away: never leave it running
                 with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_CONFIRM_SECONDS):
-                    await record._kill_quietly()
+                    await record.kill_quietly()
         entry.touch()
         return run_result(record)
 
