@@ -218,7 +218,9 @@ class Demo:
     async def metrics(self) -> None:
         self.t.step("Metrics  (box_metrics)")
         metrics = (await self.call("box_metrics", {"box": self.box}))["metrics"]
-        shown = {k: v for k, v in metrics.items() if v not in (None, 0) or k.endswith("_total")}
+        shown = {
+            k: v for k, v in metrics.items() if v is not None and (v != 0 or k.endswith("_total"))
+        }
         for key, value in shown.items():
             self.t.say(f"{key}: {value}")
         if metrics.get("commands_executed_total", 0) < 1:

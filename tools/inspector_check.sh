@@ -49,10 +49,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# check NAME INSPECTOR_TARGET...: tools/list --strict must exit 0, print tools, and say nothing.
+# check NAME TRANSPORT TARGET...: tools/list --strict must exit 0, list tools, and say nothing.
+# The target goes after `--` so that the server's own flags are not taken for the Inspector's.
 check() {
-  local name=$1; shift
-  if ! inspector "$@" --method tools/list --strict --format json >"$work/out" 2>"$work/err"; then
+  local name=$1 transport=$2; shift 2
+  if ! inspector --transport "$transport" --method tools/list --strict --format json -- "$@" \
+      >"$work/out" 2>"$work/err"; then
     echo "inspector_check: $name: the Inspector failed:" >&2; cat "$work/err" >&2; return 1
   fi
   if [[ -s $work/err ]]; then
@@ -71,7 +73,7 @@ print(f"inspector_check: {name}: {len(tools)} tools, no findings: {' '.join(sort
 PY
 }
 
-check stdio "$python" -m boxlite_mcp --log-level error "${server_args[@]}"
+check stdio stdio "$python" -m boxlite_mcp --log-level error "${server_args[@]}"
 ((stdio_only)) && exit 0
 
 port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -83,4 +85,4 @@ for _ in $(seq 100); do
   kill -0 "$server_pid" 2>/dev/null || { echo "inspector_check: the HTTP server exited:" >&2; cat "$work/server.err" >&2; exit 1; }
   sleep 0.1
 done
-check streamable-http "http://127.0.0.1:$port/mcp" --transport http
+check streamable-http http "http://127.0.0.1:$port/mcp"
