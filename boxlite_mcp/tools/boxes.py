@@ -21,7 +21,7 @@ from ..models import (
     BoxStopInput,
 )
 from ..runtime.errors import AlreadyExistsError, BoxliteError, InvalidArgumentError
-from ..runtime.types import BoxOptions, NetworkSpec
+from ..runtime.types import BoxOptions, NetworkSpec, VolumeSpec
 from ._base import ModelTool, Services, ToolContext, make_tool
 
 
@@ -30,10 +30,22 @@ def tools(services: Services) -> list[ModelTool]:
 
     async def box_create(args: BoxCreateInput, ctx: ToolContext) -> BoxResult:
         who = services.caller(ctx)
-        fields = args.model_dump(exclude={"network", "persist", "start"}, exclude_none=True)
-        options = BoxOptions(
-            **fields, network=NetworkSpec(mode="enabled" if args.network else "disabled")
+        fields: dict[str, object] = args.model_dump(
+            exclude={"network", "persist", "start", "volumes"}, exclude_none=True
         )
+        fields["network"] = NetworkSpec(mode="enabled" if args.network else "disabled")
+        if args.volumes:
+            fields["volumes"] = [
+                VolumeSpec(
+                    host_path=str(
+                        services.host_paths.confine(v.host_path, must_exist=True, purpose="volume")
+                    ),
+                    guest_path=v.guest_path,
+                    read_only=v.read_only,
+                )
+                for v in args.volumes
+            ]
+        options = BoxOptions.model_validate(fields)
         entry = await registry.create(who.owner, who.session, options, persist=args.persist)
         if args.start:
             try:

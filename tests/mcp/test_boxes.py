@@ -123,3 +123,28 @@ async def test_clone_export_import(make_server: ServerFactory, host_dir: Path) -
         assert "outside the allowed roots" in message and str(host_dir) in message
         message = await fails(client, "box_import", host_path=str(host_dir / "missing.boxlite"))
         assert "does not exist" in message
+
+
+async def test_volumes_are_confined_and_mounted(make_server: ServerFactory, host_dir: Path) -> None:
+    project = host_dir / "project"
+    project.mkdir()
+    (project / "data.txt").write_text("mounted\n")
+    async with Client(make_server()) as client:
+        await ok(
+            client,
+            "box_create",
+            name="dev",
+            volumes=[{"host_path": str(project), "guest_path": "/mnt/project"}],
+        )
+        out = await ok(client, "exec_run", box="dev", command="cat /mnt/project/data.txt")
+        assert out["stdout"] == "mounted\n"
+        denied = await ok(client, "exec_run", box="dev", command="echo x > /mnt/project/new")
+        assert denied["exit_code"] != 0  # read-only unless asked
+        message = await fails(
+            client,
+            "box_create",
+            name="bad",
+            volumes=[{"host_path": "/etc", "guest_path": "/mnt/etc"}],
+        )
+        assert "outside the allowed roots" in message
+        assert (await ok(client, "box_list"))["count"] == 1
