@@ -41,3 +41,22 @@ async def run(box: object, *argv: str, **kw: object) -> tuple[ExecResult, bytes,
 
 async def sh(box: object, script: str, **kw: object) -> tuple[ExecResult, bytes, bytes]:
     return await run(box, "sh", "-c", script, **kw)
+
+
+# Tiny blocking host-file helpers (tests only touch small local files).
+
+
+def exists(path: Path) -> bool:
+    return path.exists()
+
+
+def read_text(path: Path) -> str:
+    return path.read_text()
+
+
+def write_text(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+def listdir(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir())

@@ -162,25 +162,30 @@ class BwrapBox:
                     f"({exc.strerror}); create it first or pass an existing directory"
                 ) from exc
         tools = rt.tools
+        me = f"/proc/{os.getpid()}/fd"
         argv = [tools.sh, "-c", JOIN_SCRIPT, "boxlite-exec", *state.cgroup.procs_files(), "--"]
         if request.tty:
             argv += [tools.setsid, "--ctty"]
         argv += [
-            tools.nsenter, "-t", str(sandbox.init_pid), "-U", "-m", "-u", "-i", "-n", "-p",
-            "-r", f"--wd=/proc/self/fd/{wd_fd}", "-S", str(user.uid), "-G", str(user.gid),
+            # Paths into this process's fd table: nothing extra leaks into the box.
+            tools.nsenter, "-t", str(sandbox.init_pid), f"--user={me}/{sandbox.userns_fd}",
+            "-m", "-u", "-i", "-n", "-p", "-r", f"--wd={me}/{wd_fd}",
+            "-S", str(user.uid), "-G", str(user.gid),
             "--", request.command, *request.args,
         ]
         exec_id = "ex-" + secrets.token_hex(8)
         try:
             execution = spawn(
-                argv, env=env, pass_fds=(wd_fd,), exec_id=exec_id, tty=request.tty, pty=pty,
+                argv, env=env, pass_fds=(), exec_id=exec_id,
+                tty=request.tty, pty=pty,
                 timeout=request.timeout_seconds, on_exit=state.on_exit,
-                oom_check=state.oom_check,
+                oom_check=state.oom_check, keep_fds=(wd_fd,),
             )
-        except OSError as exc:
-            raise InternalError(f"could not start the command: {exc}") from exc
-        finally:
+        except BaseException as exc:
             os.close(wd_fd)
+            if isinstance(exc, OSError):
+                raise InternalError(f"could not start the command: {exc}") from exc
+            raise
         r.commands_executed_total += 1
         rt.total_commands_executed += 1
         state.executions.add(execution)

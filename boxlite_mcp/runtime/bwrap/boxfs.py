@@ -167,19 +167,30 @@ class TreeWriter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def dir_fd(self, path: str) -> int:
-        """An fd of directory ``path`` (absolute in the root), created with parents."""
+    def dir_fd(self, path: str, _depth: int = 0) -> int:
+        """An fd of directory ``path`` (absolute in the root), created with parents.
+
+        A dangling symlink on the way is followed (inside the root) and its
+        target created, as ``mkdir -p`` through the link would.
+        """
         path = normalize(path)
         fd = self._dirs.get(path)
         if fd is not None:
             return fd
+        if _depth > 40:
+            raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
         try:
             fd = self.root.open_dir(path)
         except FileNotFoundError:
             parent, name = posixpath.split(path)
-            pfd = self.dir_fd(parent)
-            with contextlib.suppress(FileExistsError):
+            pfd = self.dir_fd(parent, _depth)
+            try:
                 os.mkdir(name, 0o755, dir_fd=pfd)
+            except FileExistsError:
+                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    target = os.readlink(name, dir_fd=pfd)
+                    self.dir_fd(posixpath.join(parent, target), _depth + 1)
             fd = self.root.open_dir(path)
         except NotADirectoryError as exc:
             raise NotADirectoryError(exc.errno, f"{path} is not a directory", path) from exc

@@ -164,8 +164,10 @@ class BwrapExecution:
         timeout: float | None,
         on_exit: Callable[[BwrapExecution, ExecResult], None] | None = None,
         oom_check: Callable[[], bool] | None = None,
+        keep_fds: tuple[int, ...] = (),
     ) -> None:
         self._id = exec_id
+        self._keep_fds = keep_fds
         self.loop = asyncio.get_running_loop()
         self.popen = popen
         self.started = time.monotonic()
@@ -228,6 +230,9 @@ class BwrapExecution:
             timed_out=self._timed_out,
         )
         self._close_stdin_fd()
+        for fd in self._keep_fds:
+            os.close(fd)
+        self._keep_fds = ()
         if self._pty_master is not None:
             os.close(self._pty_master)
             self._pty_master = None
@@ -439,12 +444,14 @@ def spawn(
     timeout: float | None,
     on_exit: Callable[[BwrapExecution, ExecResult], None] | None = None,
     oom_check: Callable[[], bool] | None = None,
+    keep_fds: tuple[int, ...] = (),
 ) -> BwrapExecution:
     """Start ``argv`` (the host-side command line that enters the box) as an execution.
 
     stdin is always a pipe or the pty, never the server's own stdin (the MCP
     stdio transport lives there). ``pty`` is a (master, slave) pair to use, taken
-    over by the execution; without it a host pty is opened.
+    over by the execution; without it a host pty is opened. ``keep_fds`` are
+    closed when the process exits (the command line may name them by path).
     """
     if tty:
         master, slave = pty if pty is not None else os.openpty()
@@ -465,6 +472,7 @@ def spawn(
         return BwrapExecution(
             exec_id, popen, stdout_fd=master, stderr_fd=None, stdin_fd=None,
             pty_master=control, timeout=timeout, on_exit=on_exit, oom_check=oom_check,
+            keep_fds=keep_fds,
         )
     popen = subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -480,4 +488,5 @@ def spawn(
     return BwrapExecution(
         exec_id, popen, stdout_fd=stdout_fd, stderr_fd=stderr_fd, stdin_fd=stdin_fd,
         pty_master=None, timeout=timeout, on_exit=on_exit, oom_check=oom_check,
+        keep_fds=keep_fds,
     )

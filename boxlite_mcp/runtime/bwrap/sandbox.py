@@ -16,14 +16,23 @@ bubblewrap's monitor:
 2. ``unshare -m`` gives a private mount namespace in which ``sh`` mounts the
    box's overlay (image lower, ``upper/`` on top): the mount exists only there
    and disappears with the box, so a crash leaves no mount on the host;
-3. ``bwrap`` enters a user namespace mapping uids 0-65535 to themselves (box
-   root owns files as root, but its capabilities are confined to the box: no
-   mknod, no host mounts, no clock changes), makes new PID, IPC, UTS, mount and
-   (unless networking is enabled) network namespaces, binds the overlay as
-   ``/`` with a fresh ``/proc``, ``/dev`` and a ``/tmp`` tmpfs (as on BoxLite:
-   ``/tmp`` lasts for the box's life, cleared at stop), sets the hostname, and
-   then blocks in ``--block-fd``: that process is PID 1 of the box. It needs no
-   program from the image, so any rootfs works.
+3. ``bwrap``, as real root, makes new PID, IPC, UTS, mount and (unless
+   networking is enabled) network namespaces, binds the overlay as ``/`` with a
+   fresh ``/proc``, a ``/dev`` whose device nodes are the box's own copies, and a
+   ``/tmp`` tmpfs (as on BoxLite: ``/tmp`` lasts for the box's life, cleared at
+   stop), sets the hostname, and then blocks in ``--block-fd``: that process is
+   PID 1 of the box. It needs no program from the image, so any rootfs works.
+
+Every exec joins those namespaces *and* the box's own user namespace, which maps
+uids 0-65535 to themselves: files keep their owners (box root owns what host
+root owns in the image, so package managers work) but box root's capabilities
+count only in that user namespace. Since the box's mount, PID and network
+namespaces belong to the host's user namespace, box root cannot mount, remount
+or unmount anything, load modules, set the clock or make device nodes. Because
+box root still *is* uid 0 to the kernel's plain uid checks, the global knobs of
+``/proc`` that only check the uid (``/proc/sys``, ``/proc/sysrq-trigger`` ...)
+are bound read-only (``PROC_READ_ONLY``) and ``/dev`` nodes are private copies,
+so no write reaches the host's kernel settings or device inodes.
 
 The runtime holds the write end of the block pipe. Closing it (or the runtime's
 process dying) lets PID 1 go on to exec a program that does not exist, so it
@@ -37,6 +46,7 @@ import json
 import os
 import platform
 import signal
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -62,6 +72,14 @@ MOUNT_SCRIPT = (
 NO_PROGRAM = "/.boxlite-mcp-box-stopped"
 _READ_SYSCALL = {"x86_64": 0, "aarch64": 63, "arm64": 63}.get(platform.machine())
 UID_MAP = "0 0 65536\n"
+#: /proc entries with global effect guarded only by uid 0: bound read-only (Docker's list).
+PROC_READ_ONLY = (
+    "sys", "sysrq-trigger", "irq", "bus", "fs", "acpi", "scsi", "driver",
+    "latency_stats", "timer_list", "sched_debug", "keys", "kcore", "kmsg",
+)
+#: Device nodes of a box: private copies (chmod in the box must not touch the host's).
+DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
+           "urandom": (1, 9), "tty": (5, 0)}
 START_TIMEOUT = 20.0
 
 
@@ -81,8 +99,10 @@ class Sandbox:
     """The process holding a running box's namespaces."""
 
     def __init__(self, process: anyio.abc.Process, init_pid: int, block_w: int,
-                 cgroup: BoxCgroup) -> None:
+                 cgroup: BoxCgroup, userns_fd: int) -> None:
         self.process = process
+        #: The box's user namespace, which every exec joins.
+        self.userns_fd = userns_fd
         self.init_pid = init_pid
         self.init_start_time = process_start_time(init_pid) or 0
         self._block_w = block_w
@@ -137,6 +157,9 @@ class Sandbox:
         if self._block_w >= 0:
             os.close(self._block_w)
             self._block_w = -1
+        if self.userns_fd >= 0:
+            os.close(self.userns_fd)
+            self.userns_fd = -1
 
 
 def _box_pid(pid: int) -> int | None:
@@ -233,18 +256,23 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
     work = _check_overlay_path(spec.box_dir / "work")
     merged = str(spec.box_dir / "merged")
 
+    dev_dir = _make_devices(spec.box_dir)
     userns_fd = await _make_userns(tools)
     block_r, block_w = os.pipe()
     info_r, info_w = os.pipe()
     os.set_blocking(info_r, False)
     bwrap = [
-        tools.bwrap, "--userns", str(userns_fd),
+        tools.bwrap,
         "--bind", merged, "/",
         "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
         "--unshare-pid", "--unshare-ipc", "--unshare-uts",
         "--hostname", spec.hostname,
         "--info-fd", str(info_w), "--block-fd", str(block_r),
     ]
+    for name in PROC_READ_ONLY:
+        bwrap += ["--ro-bind-try", f"/proc/{name}", f"/proc/{name}"]
+    for name in DEVICES:
+        bwrap += ["--dev-bind", str(dev_dir / name), f"/dev/{name}"]
     if not spec.network:
         bwrap.append("--unshare-net")
     for host, guest, read_only in spec.volumes:
@@ -262,7 +290,7 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
         try:
             process = await anyio.open_process(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd,
-                pass_fds=(userns_fd, block_r, info_w), env=_launch_env(),
+                pass_fds=(block_r, info_w), env=_launch_env(),
             )
         finally:
             os.close(log_fd)
@@ -270,7 +298,7 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
         for fd in (block_w, block_r, info_r, info_w, userns_fd):
             os.close(fd)
         raise
-    for fd in (block_r, info_w, userns_fd):
+    for fd in (block_r, info_w):
         os.close(fd)
     sandbox: Sandbox | None = None
     try:
@@ -282,7 +310,7 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
                     f"the box did not start: {_tail(log_path) or 'bubblewrap exited'}"
                 )
             init_pid = int(json.loads(info)["child-pid"])
-            sandbox = Sandbox(process, init_pid, block_w, spec.cgroup)
+            sandbox = Sandbox(process, init_pid, block_w, spec.cgroup, userns_fd)
             while not _blocked_on(init_pid, block_r):
                 if process.returncode is not None or process_start_time(init_pid) is None:
                     raise InternalError(
@@ -296,6 +324,7 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
                 await sandbox.stop(0)
         else:
             os.close(block_w)
+            os.close(userns_fd)
             with anyio.CancelScope(shield=True):
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
@@ -303,6 +332,18 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
         raise
     finally:
         os.close(info_r)
+
+
+def _make_devices(box_dir: Path) -> Path:
+    """The box's own device nodes (idempotent)."""
+    dev = box_dir / "dev"
+    dev.mkdir(exist_ok=True)
+    for name, (major, minor) in DEVICES.items():
+        path = dev / name
+        if not path.exists():
+            os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+            os.chmod(path, 0o666)
+    return dev
 
 
 def _write(path: str, text: str) -> None:
