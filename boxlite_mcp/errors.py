@@ -20,18 +20,27 @@ from .runtime import errors as rt
 
 logger = logging.getLogger(__name__)
 
-_HINTS: dict[type[rt.BoxliteError], str] = {
-    rt.StoppedError: "Start it with box_start (exec_run starts a box by itself).",
-    rt.InvalidStateError: "Check the box's status with box_info; snapshots, clone and export "
-    "need a stopped box (box_stop), removing a running box needs force.",
-    rt.UnsupportedError: "runtime_info lists what this runtime can do.",
-    rt.ImageError: "Check the image reference, or omit image to use the runtime's default.",
-    rt.AuthError: "The BoxLite server refused this server's credentials; the operator "
-    "must fix the server configuration. Retrying will not help.",
-    rt.BoxTimeoutError: "Retry, or give the operation more time.",
-    rt.UnavailableError: "The box runtime cannot be reached right now; retry in a moment.",
-    rt.AlreadyExistsError: "Pick another name, or use the existing one.",
-}
+#: (error class, pattern the message must match or None, what to do next in tool terms).
+_HINTS: tuple[tuple[type[rt.BoxliteError], re.Pattern[str] | None, str], ...] = (
+    (rt.StoppedError, None, "Start it with box_start (exec_run starts a box by itself)."),
+    (
+        rt.InvalidStateError,
+        re.compile(r"(?i)\b(is running|stop it)\b"),
+        "Stop the box with box_stop first (snapshots, clone and export need a stopped "
+        "box; box_remove has force for a running one).",
+    ),
+    (rt.UnsupportedError, None, "runtime_info lists what this runtime can do."),
+    (rt.ImageError, None, "Check the image reference, or omit image for the runtime's default."),
+    (
+        rt.AuthError,
+        None,
+        "The BoxLite server refused this server's credentials; the operator must fix the "
+        "server configuration. Retrying will not help.",
+    ),
+    (rt.BoxTimeoutError, None, "Retry, or give the operation more time."),
+    (rt.UnavailableError, None, "The box runtime cannot be reached right now; retry in a moment."),
+    (rt.AlreadyExistsError, None, "Pick another name, or use the existing one."),
+)
 
 _SECRET_PATTERNS = (
     re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"),
@@ -56,9 +65,10 @@ def clean(text: str) -> str:
 
 
 def hint_for(error: rt.BoxliteError) -> str | None:
-    for cls in type(error).__mro__:
-        if cls in _HINTS:
-            return _HINTS[cls]
+    """What to do next, when the error's kind (and message) make it clear."""
+    for cls, pattern, hint in _HINTS:
+        if isinstance(error, cls) and (pattern is None or pattern.search(error.message)):
+            return hint
     return None
 
 

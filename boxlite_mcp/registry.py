@@ -26,8 +26,8 @@ from .runtime.errors import (
     AlreadyExistsError,
     BoxliteError,
     InvalidArgumentError,
+    InvalidStateError,
     NotFoundError,
-    UnsupportedError,
 )
 from .runtime.types import BoxInfo, BoxOptions
 from .settings import Settings
@@ -140,7 +140,7 @@ class Registry:
                     f"({self.settings.max_boxes_per_owner}). Remove one with box_remove first."
                 )
             if self.total() + self._reserved >= self.settings.max_boxes_total:
-                raise UnsupportedError(
+                raise InvalidStateError(
                     f"This server is at its limit of {self.settings.max_boxes_total} boxes in "
                     "total. Remove a box you no longer need, or try again later."
                 )

@@ -121,7 +121,7 @@ def build_services(
     )
 
 
-def all_tools(services: Services) -> list[ModelTool]:
+def _tools(services: Services) -> list[ModelTool]:
     return [
         *boxes.tools(services),
         *exec.tools(services),
@@ -152,12 +152,11 @@ def build_server(
         SERVER_NAME,
         title="BoxLite sandboxes",
         instructions=INSTRUCTIONS,
-        tools=list(all_tools(services)),
+        tools=list(_tools(services)),
         lifespan=_Lifespans(services, owns_runtime),
         middleware=middleware,
         **server_options,
     )
     resources.register(server, services)
     prompts.register(server)
-    server.boxlite_services = services  # type: ignore[attr-defined]
     return server
