@@ -271,3 +271,24 @@ async def test_exec_errors_are_actionable(make_server: ServerFactory) -> None:
             client, "exec_write", execution_id=sleeper["execution_id"], data_base64="%%%"
         )
         assert "base64" in message
+
+
+async def test_output_beyond_the_store_cap_is_counted_not_kept(make_server: ServerFactory) -> None:
+    server = make_server(stored_output_cap_bytes=1024, result_output_cap_bytes=1024)
+    async with Client(server) as client:
+        await ok(client, "box_create", name="dev")
+        progress = Progress()
+        result = await client.call_tool(
+            "exec_run",
+            {"box": "dev", "command": "head -c 5000 /dev/zero | tr '\\0' b"},
+            progress_callback=progress,
+        )
+        out = result.structured_content or {}
+        assert out["stdout_bytes"] == 5000 and out["stdout_truncated"] is True
+        assert progress.events[-1][0] == 5000
+        assert progress.joined.startswith("b" * 1024) and "3976 more bytes" in progress.joined
+        read = await ok(client, "exec_read", execution_id=out["execution_id"], max_bytes=4096)
+        assert read["dropped_bytes"] == 3976 and read["stdout"] == "b" * 1024
+        assert read["total_bytes"] == 5000 and read["has_more"] is False
+        body = (await client.read_resource(out["output_uri"])).contents[0]
+        assert "3976 more bytes" in getattr(body, "text", "")
