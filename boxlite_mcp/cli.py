@@ -12,7 +12,6 @@ import difflib
 import logging
 import os
 import re
-import signal
 import sys
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import anyio
-from anyio.abc import TaskStatus
 from mcp.server.auth.provider import TokenVerifier
 from pydantic import ValidationError
 
@@ -290,17 +288,6 @@ def _warn_unknown_env(environ: Mapping[str, str]) -> None:
                 logger.warning("ignoring environment variable %s; did you mean %s?", name, close[0])
 
 
-async def _watch_signals(
-    scope: anyio.CancelScope, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        task_status.started()
-        async for signum in signals:
-            logger.info("received %s, shutting down", signal.Signals(signum).name)
-            scope.cancel()
-            return
-
-
 async def serve(settings: Settings, verifier: TokenVerifier | None) -> int:
     """Open the runtime, build the server, serve it; close the runtime whatever happens."""
     from .transport import bind, serve
@@ -319,13 +306,7 @@ async def serve(settings: Settings, verifier: TokenVerifier | None) -> int:
     logger.info("runtime: %s (%s)", selected.kind, selected.reason)
     try:
         server = build_server(selected.runtime, settings, runtime_reason=selected.reason)
-        async with anyio.create_task_group() as tg:
-            # stdio: a signal ends the server. HTTP: uvicorn takes the signal while it
-            # serves (graceful shutdown) and re-raises it after; it lands here, harmlessly,
-            # instead of killing the process before the runtime is closed.
-            await tg.start(_watch_signals, tg.cancel_scope)
-            await serve(server, settings, verifier=verifier, sock=sock)
-            tg.cancel_scope.cancel()
+        await serve(server, settings, verifier=verifier, sock=sock)
     finally:
         with anyio.CancelScope(shield=True):
             try:

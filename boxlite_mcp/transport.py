@@ -10,13 +10,21 @@ the tools see through ``get_access_token()``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import logging
+import os
+import signal
 import socket
+import stat
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
+import anyio
 import uvicorn
+from anyio.abc import TaskStatus
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
 from mcp.server.auth.provider import TokenVerifier
@@ -174,19 +182,42 @@ def endpoint_url(settings: Settings, port: int) -> str:
     return f"http://{host}:{port}{path}"
 
 
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handlers: ``serve`` owns signals (one path, no races)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve(
     server: MCPServer[Any],
     settings: Settings,
     *,
     verifier: TokenVerifier | None = None,
     sock: socket.socket | None = None,
+    handle_signals: bool = True,
 ) -> None:
-    """Serve until the client leaves (stdio: EOF) or the process is asked to stop."""
+    """Serve until the client leaves (stdio: EOF) or SIGTERM/SIGINT asks to stop.
+
+    A signal ends stdio at once and HTTP gracefully (open requests finish, then the
+    lifespan removes scratch boxes); a second SIGINT forces HTTP down.
+    """
     if settings.transport == "stdio":
         if verifier is not None:
             logger.warning("bearer tokens apply to HTTP transports; stdio serves one local client")
         logger.info("serving MCP on stdio")
-        await server.run_stdio_async()
+        stdin = _stat_or_none(0)
+        async with anyio.create_task_group() as tg:
+
+            def stop_stdio() -> None:
+                tg.cancel_scope.cancel()
+                _wake_stdin_reader(stdin)
+
+            if handle_signals:
+                await tg.start(_on_signal, stop_stdio)
+            await server.run_stdio_async()
+            tg.cancel_scope.cancel()
         return
     if sock is None:
         sock = bind(settings.host, settings.port)
@@ -207,6 +238,13 @@ async def serve(
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
+    http = _Uvicorn(config)
+
+    def stop() -> None:
+        if http.should_exit:
+            http.force_exit = True
+        http.should_exit = True
+
     logger.info(
         "serving MCP (%s%s) on %s",
         settings.transport,
@@ -214,4 +252,64 @@ async def serve(
         endpoint_url(settings, port),
     )
     with sock:
-        await uvicorn.Server(config).serve(sockets=[sock])
+        async with anyio.create_task_group() as tg:
+            if handle_signals:
+                await tg.start(_on_signal, stop)
+            await http.serve(sockets=[sock])
+            tg.cancel_scope.cancel()
+
+
+async def _on_signal(
+    action: Callable[[], None], *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        task_status.started()
+        async for signum in signals:
+            logger.info("received %s, shutting down", signal.Signals(signum).name)
+            action()
+
+
+def _stat_or_none(fd: int) -> os.stat_result | None:
+    try:
+        return os.fstat(fd)
+    except OSError:
+        return None
+
+
+def _wake_stdin_reader(original: os.stat_result | None) -> None:
+    """Let a cancelled stdio server finish although its stdin stays open.
+
+    The SDK reads stdin with a blocking read in a worker thread, which
+    cancellation waits for; while serving, fd 0 is /dev/null and the wire is a
+    private duplicate. For a pipe (how MCP clients connect) a newline written to
+    that pipe ends the read and the cancellation completes. Otherwise (a
+    terminal) a timer ends the process once the lifespan has had time to clean up.
+    """
+    if original is not None and stat.S_ISFIFO(original.st_mode):
+        for name in os.listdir("/proc/self/fd"):
+            held = _stat_or_none(int(name))
+            if held is None or (held.st_dev, held.st_ino) != (original.st_dev, original.st_ino):
+                continue
+            try:
+                fd = os.open(f"/proc/self/fd/{name}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                os.write(fd, b"\n")
+                return
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+    timer = threading.Timer(_STDIN_GRACE_SECONDS, _exit_blocked)
+    timer.daemon = True
+    timer.start()
+
+
+_STDIN_GRACE_SECONDS: Final = 10.0
+
+
+def _exit_blocked() -> None:
+    logger.warning("stdin is still blocking the shutdown; exiting now")
+    logging.shutdown()
+    os._exit(0)

@@ -97,3 +97,26 @@ def server_env(**extra: str) -> dict[str, str]:
     """The environment for a server subprocess: ours without BOXLITE_* settings, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOXLITE")}
     return {**env, **extra}
+
+
+def server_pid(marker: str) -> int:
+    """The pid of the boxlite_mcp process whose command line holds ``marker``."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            ours = int(entry) == os.getpid()
+            if b"boxlite_mcp" in cmdline and marker.encode() in cmdline and not ours:
+                return int(entry)
+    raise AssertionError("server process not found")
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie awaiting its parent counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

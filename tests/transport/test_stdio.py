@@ -14,7 +14,7 @@ from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp_types import TextContent
 
-from .conftest import server_env
+from .conftest import server_env, server_pid
 
 pytestmark = pytest.mark.anyio
 
@@ -112,19 +112,6 @@ def _pipes(pid: int) -> dict[str, list[str]]:
     return held
 
 
-def _server_pid(marker: str) -> int:
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            ours = int(entry) == os.getpid()
-            if b"boxlite_mcp" in cmdline and marker.encode() in cmdline and not ours:
-                return int(entry)
-    raise AssertionError("server process not found")
-
-
 async def test_box_processes_never_hold_the_transport_pipes(tmp_path: Path) -> None:
     home = tmp_path / "home"
     async with Client(params(home), mode="legacy") as client:
@@ -134,7 +121,7 @@ async def test_box_processes_never_hold_the_transport_pipes(tmp_path: Path) -> N
         assert cat["stdout"] == "done\n"
         # ... and while a command runs, no process under the server holds the wire.
         started = _ok(await client.call_tool("exec_start", {"box": "p", "command": "sleep 30"}))
-        server = _server_pid(str(home))
+        server = server_pid(str(home))
         wire = set(_pipes(server)) & set(_pipes(os.getpid()))
         assert wire, "the server's transport pipes were not found"
         below = _descendants(server)
