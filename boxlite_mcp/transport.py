@@ -21,6 +21,7 @@ import stat
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Final
+from urllib.parse import parse_qs
 
 import anyio
 import uvicorn
@@ -115,6 +116,33 @@ class BearerAuth:
             await self._app(scope, receive, send)
 
 
+class SseSessionHeader:
+    """Show an SSE connection's session id to the tools as ``mcp-session-id``.
+
+    Over SSE each message is a POST to ``/messages/?session_id=...``; the query
+    names the connection but no header does, so without this every SSE client
+    would look like the same anonymous owner. The header is what a legacy
+    streamable-HTTP session carries, so owners work the same on both; a header a
+    client sends itself is dropped, never trusted.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(SSE_MESSAGE_PATH):
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            session = (query.get("session_id") or [""])[0]
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != _SESSION_HEADER]
+            if session:
+                headers.append((_SESSION_HEADER, session.encode("latin-1")))
+            scope = {**scope, "headers": headers}
+        await self._app(scope, receive, send)
+
+
+_SESSION_HEADER: Final = b"mcp-session-id"
+
+
 def http_app(
     server: MCPServer[Any],
     settings: Settings,
@@ -134,11 +162,13 @@ def http_app(
             host=settings.host,
         )
     elif settings.transport == "sse":
-        app = server.sse_app(
-            sse_path=SSE_PATH,
-            message_path=SSE_MESSAGE_PATH,
-            transport_security=security,
-            host=settings.host,
+        app = SseSessionHeader(
+            server.sse_app(
+                sse_path=SSE_PATH,
+                message_path=SSE_MESSAGE_PATH,
+                transport_security=security,
+                host=settings.host,
+            )
         )
     else:
         raise TransportConfigError(f"transport {settings.transport!r} is not served over HTTP")

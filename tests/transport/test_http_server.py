@@ -8,6 +8,7 @@ from typing import Any
 import anyio
 import pytest
 from mcp.client.client import Client
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types import CallToolResult, TextContent
@@ -130,3 +131,38 @@ async def test_session_delete_removes_its_scratch_boxes(tmp_path: Path) -> None:
                     await anyio.sleep(0.05)
             assert keeper in {box.id for box in await runtime.list()}
             await runtime.remove(keeper, force=True)
+
+
+async def test_sse_clients_are_separate_owners_and_stream_progress(tmp_path: Path) -> None:
+    async with real_server(tmp_path / "home", transport="sse") as (server, runtime, settings):
+        async with serve_settings(server, settings) as port:
+            url = f"http://127.0.0.1:{port}/sse"
+            async with Client(sse_client(url), mode="legacy") as a:
+                async with Client(sse_client(url), mode="legacy") as b:
+                    seen: dict[str, Any] = {}
+                    await _create_and_run(a, "sse-a", seen)
+                    expected = ["sse-a-1", "sse-a-2", "sse-a-3"]
+                    assert seen["sse-a"]["run"]["stdout"].split() == expected
+                    assert (await _ok(b, "box_list", {}))["boxes"] == []
+                    assert (await b.call_tool("box_info", {"box": "sse-a"})).is_error
+                    listed = await _ok(a, "box_list", {})
+                    assert [box["name"] for box in listed["boxes"]] == ["sse-a"]
+                sse_a = seen["sse-a"]["id"]
+                assert sse_a in {box.id for box in await runtime.list()}
+            with anyio.fail_after(15):  # a's stream closed: its session's boxes go
+                while sse_a in {box.id for box in await runtime.list()}:  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+
+
+async def test_sse_ignores_a_forged_session_header(tmp_path: Path) -> None:
+    async with real_server(tmp_path / "home", transport="sse") as (server, _runtime, settings):
+        async with serve_settings(server, settings) as port:
+            url = f"http://127.0.0.1:{port}/sse"
+            sessions: list[str] = []
+            async with Client(
+                sse_client(url, on_session_created=sessions.append), mode="legacy"
+            ) as a:
+                await _ok(a, "box_create", {"name": "victim"})
+                forged = {"mcp-session-id": sessions[0]}
+                async with Client(sse_client(url, headers=forged), mode="legacy") as b:
+                    assert (await _ok(b, "box_list", {}))["boxes"] == []
