@@ -141,6 +141,12 @@ class Sandbox:
             if process_start_time(self.init_pid) == self.init_start_time:
                 os.kill(self.init_pid, signal.SIGKILL)
         self.close_block()
+        # PID 1 first, alone (see kill_leftovers), then whatever is left.
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:  # polled: the kernel tears the box down
+            if not _running(self.init_pid, self.init_start_time):
+                break
+            await anyio.sleep(0.002)
         await anyio.to_thread.run_sync(self.cgroup.kill_all)
         with anyio.move_on_after(5):
             await self.process.wait()
@@ -364,8 +370,27 @@ def _launch_env() -> dict[str, str]:
 
 def kill_leftovers(init_pid: int | None, init_start_time: int | None,
                    cgroup: BoxCgroup) -> None:
-    """After a crash: kill a box's surviving processes and remove its cgroups."""
+    """After a crash: kill a box's surviving processes and remove its cgroups.
+
+    PID 1 goes first, alone: the kernel then kills the rest of the box while the
+    exec helpers outside it are still alive to reap their children. Killing all
+    at once would orphan those children to the host's init, and the box's PID 1
+    could not finish exiting until that init reaps them.
+    """
     if init_pid and init_start_time and process_start_time(init_pid) == init_start_time:
         with contextlib.suppress(ProcessLookupError):
             os.kill(init_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and _running(init_pid, init_start_time):
+            time.sleep(0.005)
     cgroup.remove()
+
+
+def _running(pid: int, start_time: int) -> bool:
+    """Alive and not a zombie (the same process: start time checked)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z" and int(fields[19]) == start_time
