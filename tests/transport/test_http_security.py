@@ -69,6 +69,20 @@ async def test_loopback_server_refuses_a_foreign_host() -> None:
         assert origin.status_code == 403
 
 
+async def test_modern_protocol_requests_are_checked_too() -> None:
+    discover = {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}}
+    modern = {**ACCEPT, "MCP-Protocol-Version": "2026-07-28"}
+    async with serve_settings(tiny_server(), Settings(transport="streamable-http")) as port:
+        async with httpx.AsyncClient() as http:
+            url = f"http://127.0.0.1:{port}/mcp"
+            ok = await http.post(url, json=discover, headers=modern)
+            foreign = await http.post(
+                url, json=discover, headers={**modern, "Host": "attacker.example"}
+            )
+    assert ok.status_code != 421  # past the Host check (the body's details aside)
+    assert foreign.status_code == 421
+
+
 async def test_wildcard_bind_still_checks_host_and_accepts_configured_names() -> None:
     settings = Settings(
         transport="streamable-http", host="0.0.0.0", allowed_hosts=["mcp.example.com:*"]
