@@ -234,6 +234,14 @@ class Capabilities(_Model):
     max_concurrent_executions: int | None = None
     file_transfer_max_bytes: int | None = None
     exec_timeout_max_seconds: float | None = None
+    #: Not BoxLite's: what this project's runtimes guarantee about exec output.
+    #: ``binary_output``: output bytes arrive exactly as written (False: the runtime
+    #: decodes them as UTF-8 and invalid bytes arrive as U+FFFD, as the official
+    #: SDK does). ``output_backpressure``: a slow reader slows the process and
+    #: memory stays bounded (False: unread output is buffered without bound below
+    #: this runtime, as inside the official SDK).
+    binary_output: bool = True
+    output_backpressure: bool = True
 
 
 class RuntimeInfo(_Model):

@@ -76,6 +76,15 @@ async def test_unread_output_keeps_the_earliest_bytes_up_to_the_limit() -> None:
     assert buffer.discarded_bytes == 150
 
 
+async def test_a_late_reader_after_truncation_gets_only_the_head() -> None:
+    buffer = OutputBuffer(producers=1, unread_limit=10)
+    await buffer.put(chunk("stdout", b"0123456789abc"))  # over the limit: cut
+    reader = buffer.chunks()
+    await buffer.put(chunk("stdout", b"later"))  # after the gap: not delivered
+    await buffer.close()
+    assert [c.data async for c in reader] == [b"0123456789"]
+
+
 async def test_late_reader_gets_kept_output_then_live_output() -> None:
     buffer = OutputBuffer(producers=1, unread_limit=10)
     await buffer.put(chunk("stdout", b"early"))

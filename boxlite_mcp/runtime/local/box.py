@@ -22,7 +22,7 @@ from ..errors import (
     UnsupportedError,
 )
 from ..types import BoxInfo, BoxMetrics, BoxStatus, ExecRequest, SnapshotInfo
-from . import convert, files
+from . import checks, convert, files
 from .execution import SDK_TIMEOUT_GRACE_SECONDS, LocalExecution
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ class LocalBox:
             self._handle = None  # spent either way
 
     async def exec(self, request: ExecRequest) -> LocalExecution:
+        request = checks.exec_request(request)
         if request.user is not None and self._runtime.remote:
             raise UnsupportedError(
                 "a per-exec user is not supported: the BoxLite REST API has no user field on "
@@ -118,9 +119,10 @@ class LocalBox:
             # no live counters, and reading metrics must not start it.
             return BoxMetrics()
         raw = await self._call(f"read metrics of box {self._label}", lambda box: box.metrics())
-        return convert.box_metrics(raw)
+        return convert.box_metrics(raw, rest=self._runtime.remote)
 
     async def snapshot_create(self, name: str) -> SnapshotInfo:
+        checks.name(name, "snapshot")
         await self._require_stopped("snapshot")
         raw = await self._call(f"snapshot box {self._label} as {name!r}",
                                lambda box: box.snapshot.create(name=name))
@@ -132,6 +134,7 @@ class LocalBox:
         return [convert.snapshot_info(item) for item in raw or []]
 
     async def snapshot_get(self, name: str) -> SnapshotInfo:
+        checks.name(name, "snapshot")
         raw = await self._call(f"get snapshot {name!r} of box {self._label}",
                                lambda box: box.snapshot.get(name))
         if raw is None:
@@ -139,15 +142,18 @@ class LocalBox:
         return convert.snapshot_info(raw)
 
     async def snapshot_remove(self, name: str) -> None:
+        checks.name(name, "snapshot")
         await self._call(f"remove snapshot {name!r} of box {self._label}",
                          lambda box: box.snapshot.remove(name))
 
     async def snapshot_restore(self, name: str) -> None:
+        checks.name(name, "snapshot")
         await self._require_stopped("restore a snapshot of")
         await self._call(f"restore box {self._label} to snapshot {name!r}",
                          lambda box: box.snapshot.restore(name))
 
     async def clone(self, name: str | None = None) -> LocalBox:
+        checks.name(name, "box")
         await self._require_stopped("clone")
         raw = await self._call(f"clone box {self._label}",
                                lambda box: box.clone_box(name=name))
@@ -156,6 +162,8 @@ class LocalBox:
     async def clone_many(self, count: int, names: list[str] | None = None) -> list[Box]:
         if count < 1:
             raise InvalidArgumentError(f"clone count must be at least 1, got {count}")
+        for clone_name in names or []:
+            checks.name(clone_name, "box")
         if names is not None and len(names) != count:
             raise InvalidArgumentError(
                 f"{len(names)} names given for {count} clones; give one name per clone or none"

@@ -77,9 +77,13 @@ def box_info(raw: Any) -> BoxInfo:
     )
 
 
-def box_metrics(raw: Any) -> BoxMetrics:
-    """Box metrics with BoxLite's boot-timing stages flattened in."""
-    return BoxMetrics(
+def box_metrics(raw: Any, *, rest: bool = False) -> BoxMetrics:
+    """Box metrics with BoxLite's boot-timing stages flattened in.
+
+    Over REST the SDK turns byte counters a server did not send into 0; a 0 there
+    means "not reported", so it becomes None.
+    """
+    metrics = BoxMetrics(
         commands_executed_total=_int(getattr(raw, "commands_executed_total", 0)) or 0,
         exec_errors_total=_int(getattr(raw, "exec_errors_total", 0)) or 0,
         bytes_sent_total=_int(getattr(raw, "bytes_sent_total", None)),
@@ -99,6 +103,10 @@ def box_metrics(raw: Any) -> BoxMetrics:
         box_spawn_ms=_int(getattr(raw, "stage_box_spawn_ms", None)),
         container_init_ms=_int(getattr(raw, "stage_container_init_ms", None)),
     )
+    if rest:
+        metrics.bytes_sent_total = metrics.bytes_sent_total or None
+        metrics.bytes_received_total = metrics.bytes_received_total or None
+    return metrics
 
 
 def runtime_metrics(raw: Any) -> RuntimeMetrics:

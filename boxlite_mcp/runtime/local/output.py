@@ -5,7 +5,9 @@ The SDK hands out stdout and stderr as two separate async iterators; an
 with the contract's memory rules (``base.Execution``):
 
 - before anyone reads, producers never wait (the process must run to its end);
-  the earliest ``unread_limit`` bytes are kept and the rest is discarded;
+  the earliest ``unread_limit`` bytes are kept and the rest is discarded, also
+  what arrives after a late reader shows up (it gets the head, never a head with
+  a gap in it);
 - once a reader iterates, producers wait while ``high_water`` bytes are queued,
   so a slow reader slows them and nothing is dropped;
 - a reader that stops early (breaks out of its loop) is treated as gone: the
@@ -42,6 +44,7 @@ class OutputBuffer:
         self._high_water = high_water
         self._unread_limit = unread_limit
         self._state = "unread"  # -> "reading" -> "gone"
+        self._truncated = False  # the unread limit was hit: nothing more is kept
         self._changed = asyncio.Condition()
         self.discarded_bytes = 0
 
@@ -59,12 +62,13 @@ class OutputBuffer:
                 await self._changed.wait_for(
                     lambda: self._size < self._high_water or self._state != "reading"
                 )
-            if self._state == "gone":
+            if self._state == "gone" or self._truncated:
                 self.discarded_bytes += len(chunk.data)
                 return
             if self._state == "unread":
                 room = self._unread_limit - self._size
                 if room < len(chunk.data):
+                    self._truncated = True
                     self.discarded_bytes += len(chunk.data) - max(room, 0)
                     if room <= 0:
                         return

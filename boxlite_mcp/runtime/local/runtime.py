@@ -32,7 +32,7 @@ from ..errors import (
     NotFoundError,
 )
 from ..types import BoxInfo, BoxOptions, Capabilities, RuntimeInfo, RuntimeMetrics
-from . import convert, files, oci, sdk
+from . import checks, convert, files, oci, sdk
 from .box import LocalBox
 from .errors import Translator
 from .execution import LocalExecution
@@ -145,8 +145,7 @@ class LocalRuntime:
 
     async def create(self, options: BoxOptions) -> LocalBox:
         module = self._runtime_sdk()
-        if options.image is not None and options.rootfs_path is not None:
-            raise InvalidArgumentError("give either image or rootfs_path, not both")
+        options = checks.box_options(options)
         rootfs = await self._resolve_rootfs(options.rootfs_path)
         what = f"create box {options.name!r}" if options.name else "create a box"
         async with self.errors.translated(what):
@@ -187,6 +186,7 @@ class LocalRuntime:
         return metrics
 
     async def import_box(self, archive: Path, name: str | None = None) -> LocalBox:
+        checks.name(name, "box")
         if not files.archive_exists(archive):
             raise NotFoundError(f"archive {archive} does not exist (or is not a file)")
         handle = await self.errors.call(
@@ -270,12 +270,18 @@ class LocalRuntime:
     async def _read_capabilities(self) -> Capabilities:
         if self._capabilities is None:
             if self.remote:
-                self._capabilities = await _server_capabilities(str(self._url))
+                capabilities = await _server_capabilities(str(self._url))
             else:
-                self._capabilities = Capabilities(
+                capabilities = Capabilities(
                     snapshots_enabled=True, clone_enabled=True, export_enabled=True,
                     import_enabled=True, tty_enabled=True, streaming_enabled=True,
                 )
+            # Both are the SDK's, whatever is behind it: it hands output over as
+            # str decoded from UTF-8 (invalid bytes become U+FFFD), and it reads
+            # output into unbounded queues whether or not anyone consumes it.
+            capabilities.binary_output = False
+            capabilities.output_backpressure = False
+            self._capabilities = capabilities
         return self._capabilities
 
 
