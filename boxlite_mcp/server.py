@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 from mcp.server.mcpserver import MCPServer
 
-from . import prompts, resources
+from . import __version__, prompts, resources
 from .executions import Executions
 from .identity import remember_request
 from .paths import HostPaths
@@ -148,9 +148,10 @@ def build_server(
     """
     services = build_services(runtime, settings, runtime_reason=runtime_reason)
     middleware = [remember_request, *server_options.pop("middleware", [])]
-    server: MCPServer[Any] = MCPServer(
+    server: MCPServer[Any] = prompts.PromptAwareServer(
         SERVER_NAME,
         title="BoxLite sandboxes",
+        version=__version__,
         instructions=INSTRUCTIONS,
         tools=list(_tools(services)),
         lifespan=_Lifespans(services, owns_runtime),

@@ -9,6 +9,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from boxlite_mcp import __version__
 from boxlite_mcp.prompts import load
 
 from .conftest import ServerFactory, ok
@@ -129,6 +130,16 @@ async def test_prompts(make_server: ServerFactory, mode: str) -> None:
         assert "{{" not in body
         with pytest.raises(MCPError, match="project_path"):
             await client.get_prompt("run_tests", {})
+        with pytest.raises(MCPError, match="No prompt named 'nope'.*run_tests") as unknown:
+            await client.get_prompt("nope", {})
+        assert unknown.value.error.code == -32602
+
+
+async def test_server_identifies_itself(make_server: ServerFactory, mode: str) -> None:
+    async with Client(make_server(), mode=mode) as client:
+        info = client.server_info
+        assert info is not None
+        assert info.name == "boxlite-mcp" and info.version == __version__
 
 
 def test_prompt_files_ship_and_parse() -> None:
