@@ -126,3 +126,30 @@ async def test_planted_symlinks_do_not_lead_copies_to_the_host(
     with pytest.raises(Exception):  # noqa: B017 - the box's target does not exist
         await box.copy_out("/root/trap/leak", dest)
     assert not dest.exists()
+
+
+async def test_volumes_read_write_and_read_only(runtime: BwrapRuntime, tmp_path: Path) -> None:
+    from boxlite_mcp.runtime.types import VolumeSpec
+
+    shared, locked = tmp_path / "shared", tmp_path / "locked"
+    shared.mkdir()
+    locked.mkdir()
+    write_text(locked / "ro.txt", "read only")
+    box = await runtime.create(BoxOptions(volumes=[
+        VolumeSpec(host_path=str(shared), guest_path="/mnt/shared"),
+        VolumeSpec(host_path=str(locked), guest_path="/mnt/locked", read_only=True),
+    ]))
+    assert (await sh(box, "echo from-box > /mnt/shared/out.txt"))[0].exit_code == 0
+    assert read_text(shared / "out.txt") == "from-box\n"
+    assert (await sh(box, "cat /mnt/locked/ro.txt"))[1] == b"read only"
+    for script in ("echo x > /mnt/locked/new.txt", "mount -o remount,rw /mnt/locked"):
+        assert (await sh(box, script + " 2>/dev/null"))[0].exit_code != 0, script
+    assert listdir(locked) == ["ro.txt"]
+
+
+async def test_network_allow_list_is_unsupported(runtime: BwrapRuntime) -> None:
+    from boxlite_mcp.runtime.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError, match="allow_net"):
+        await runtime.create(BoxOptions(network=NetworkSpec(mode="enabled",
+                                                            allow_net=["pypi.org"])))

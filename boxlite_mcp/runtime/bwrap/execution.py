@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import signal
 import struct
@@ -38,6 +39,8 @@ from collections.abc import AsyncIterator, Callable
 from ..base import UNREAD_OUTPUT_LIMIT
 from ..errors import InvalidStateError
 from ..types import ExecResult, OutputChunk, StreamName
+
+log = logging.getLogger(__name__)
 
 READ_BYTES = 64 * 1024
 TIOCGPTPEER = 0x5441  # Linux >= 4.13: open the slave of a pty master without a path
@@ -116,10 +119,9 @@ class _Reader:
         except BlockingIOError:
             return
         except OSError as exc:
-            if exc.errno == errno.EIO and self.pty:  # pty: every slave end closed
-                data = b""
-            else:
-                raise
+            if not (exc.errno == errno.EIO and self.pty):  # EIO: every pty slave closed
+                log.warning("reading the output of %s failed: %s", self.ex.id, exc)
+            data = b""
         if not data:
             self.finish()
             return

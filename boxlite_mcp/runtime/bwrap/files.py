@@ -9,6 +9,7 @@ planted by box code cannot lead a copy to a host file. On the host side,
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import stat
@@ -93,7 +94,7 @@ def _pack_from_box(init_pid: int, src: str) -> BinaryIO:
             except FileNotFoundError as exc:
                 raise NotFoundError(f"{src} does not exist in the box") from exc
             except OSError as exc:
-                if exc.errno == 40:  # ELOOP: src itself is a symlink; follow it in the box
+                if exc.errno == errno.ELOOP:  # src itself is a symlink: follow it in the box
                     fd = root.open(src, os.O_RDONLY | os.O_NONBLOCK)
                 else:
                     raise InvalidArgumentError(

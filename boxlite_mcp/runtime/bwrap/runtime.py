@@ -24,6 +24,7 @@ from ..errors import (
     InvalidArgumentError,
     InvalidStateError,
     NotFoundError,
+    UnsupportedError,
 )
 from ..types import (
     BOX_NAME_PATTERN,
@@ -253,6 +254,9 @@ class BwrapRuntime:
                 "tmp": "/tmp is a tmpfs for the box's life (cleared when it stops)",
                 "images": "host root (default), rootfs_path directory or OCI image layout; "
                           "no registry access",
+                "network": "none (default) or the host's network namespace; no allow_net",
+                "not_enforced": "disk_size_gb (the writable layer shares the home's file "
+                                "system); entrypoint/cmd are stored, not run",
             },
         )
 
@@ -408,6 +412,12 @@ def _check_options(options: BoxOptions) -> None:
         raise InvalidArgumentError(
             "pass either `image` or `rootfs_path`, not both (rootfs_path is a local "
             "rootfs directory or OCI layout; image a registry reference)"
+        )
+    if options.network is not None and options.network.allow_net:
+        raise UnsupportedError(
+            "network.allow_net (an allow-list of destinations) is not supported by the "
+            "bwrap runtime: a box has either no network or the host's. Drop allow_net, "
+            "or use the rest or local runtime."
         )
     if options.working_dir is not None and not options.working_dir.startswith("/"):
         raise InvalidArgumentError(

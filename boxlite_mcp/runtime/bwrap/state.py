@@ -76,8 +76,12 @@ class Store:
         self.home = home
         self.boxes_dir = home / "boxes"
         self.images_dir = home / "images"
-        self.boxes_dir.mkdir(parents=True, exist_ok=True)
-        self.images_dir.mkdir(parents=True, exist_ok=True)
+        # Root only: a box's upper layer can hold set-uid files its root made, and
+        # its device nodes; no other host user may reach them.
+        for d in (home, self.boxes_dir, self.images_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        for d in (self.boxes_dir, self.images_dir):
+            os.chmod(d, 0o700)
 
     def box_dir(self, box_id: str) -> Path:
         return self.boxes_dir / box_id
