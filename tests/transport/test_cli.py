@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,18 +61,50 @@ def test_help_documents_every_flag_and_its_environment_variable() -> None:
         (["demo", "--transport", "sse"], {}, "unrecognized arguments"),
     ],
 )
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """main() configures the root logger; put it back for the tests that follow."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("root_logging")
 def test_bad_configuration_is_one_line_and_exit_2(
-    args: list[str], env: dict[str, str], says: str
+    args: list[str],
+    env: dict[str, str],
+    says: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    done = run_cli(*args, env=env)
-    assert done.returncode == 2, done.stderr
-    assert done.stdout == ""
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
+    for name in [n for n in os.environ if n.startswith("BOXLITE")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        status = main(args)
+    except SystemExit as exited:  # argparse's own errors
+        status = exited.code  # type: ignore[assignment]
+    out, err = capsys.readouterr()
+    assert status == 2, err
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
     assert lines[0].startswith("boxlite-mcp: error: ")
     assert says in lines[0]
-    assert "Traceback" not in done.stderr
-    assert "tooshort" not in done.stderr
+    assert "tooshort" not in err
+
+
+def test_exit_status_and_stderr_of_the_real_command() -> None:
+    done = run_cli("--port", "70000")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == (
+        "boxlite-mcp: error: invalid configuration: --port / BOXLITE_MCP_PORT: "
+        "Input should be less than or equal to 65535\n"
+    )
 
 
 def test_bad_token_file_line_is_named_not_echoed(tmp_path: Path) -> None:
