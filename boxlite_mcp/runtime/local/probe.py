@@ -19,6 +19,8 @@ the answer comes in two steps:
 - ``auto`` (default): step 1, then step 2 from the cache or fresh;
 - ``static``: step 1 only (trust the host; for hosts known to be good);
 - ``fresh``: step 1, then step 2 ignoring the cache;
+- ``on``: no checks: choose ``local`` whenever the SDK is installed (for hosts
+  known to boot VMs that the checks misjudge);
 - ``off``: never choose ``local`` automatically (``--runtime local`` still works).
 
 Run ``python -m boxlite_mcp.runtime.local.probe`` to see the verdict and why.
@@ -43,8 +45,8 @@ from typing import Literal
 from . import sdk
 
 PROBE_ENV = "BOXLITE_MCP_LOCAL_PROBE"
-ProbeMode = Literal["auto", "static", "fresh", "off"]
-PROBE_MODES: tuple[ProbeMode, ...] = ("auto", "static", "fresh", "off")
+ProbeMode = Literal["auto", "static", "fresh", "on", "off"]
+PROBE_MODES: tuple[ProbeMode, ...] = ("auto", "static", "fresh", "on", "off")
 
 #: How long a boot attempt may take, image preparation included.
 BOOT_TIMEOUT_SECONDS = 90.0
@@ -105,6 +107,10 @@ def can_boot(mode: ProbeMode, *, timeout: float = BOOT_TIMEOUT_SECONDS,
     """The verdict ``--runtime auto`` acts on, per ``mode`` (see the module docstring)."""
     if mode == "off":
         return Verdict(False, f"{PROBE_ENV}=off: the local runtime is never chosen automatically")
+    if mode == "on":
+        if not sdk.available():
+            return Verdict(False, "the boxlite SDK is not installed (" + sdk.INSTALL_HINT + ")")
+        return Verdict(True, f"{PROBE_ENV}=on: the host is trusted to boot micro-VMs unchecked")
     static = host_check()
     if not static.ok or mode == "static":
         return static

@@ -1,0 +1,175 @@
+"""Which runtime to serve: ``--runtime auto`` and the explicit choices.
+
+``auto`` takes the first that applies, and says why in a sentence the user sees
+in ``runtime_info``:
+
+1. ``rest`` when a BoxLite server is configured (``--url`` or ``BOXLITE_REST_URL``);
+2. ``local`` when the ``boxlite`` SDK is installed and this host can boot its
+   micro-VMs. ``/dev/kvm`` alone is not trusted: ``local.probe`` checks the host
+   (KVM usable, CPU with vmx/svm; or Apple Silicon) and then boots a probe VM once
+   per boot, caching the verdict. ``BOXLITE_MCP_LOCAL_PROBE`` (``auto`` |
+   ``static`` | ``fresh`` | ``on`` | ``off``) tunes that (see ``local.probe``);
+3. ``bwrap`` when bubblewrap is installed and a trial sandbox runs;
+4. otherwise an error listing the ways out.
+
+An explicit ``rest``, ``local`` or ``bwrap`` opens that runtime or fails saying
+what is missing; ``local`` chosen explicitly skips the boot probe (the user
+knows their host) but the reason notes a failed host check.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import anyio
+
+from ..settings import Settings
+from .base import Runtime
+from .errors import BoxliteError, InvalidArgumentError, UnavailableError
+
+logger = logging.getLogger(__name__)
+
+RuntimeKind = Literal["rest", "local", "bwrap"]
+REST_URL_ENV = "BOXLITE_REST_URL"
+
+_WAYS_OUT = (
+    "set BOXLITE_REST_URL (or --url) to use a BoxLite server; "
+    "or install bubblewrap (`apt-get install bubblewrap`) and run as root for the bwrap "
+    "runtime; or install the local extra (`pip install 'boxlite-mcp[local]'`) on a host with "
+    "hardware virtualisation (Linux with KVM and vmx/svm, or an Apple Silicon Mac)"
+)
+
+
+@dataclass(frozen=True)
+class SelectedRuntime:
+    """The runtime opened, which kind it is, and why it was chosen."""
+
+    runtime: Runtime
+    kind: RuntimeKind
+    reason: str
+
+
+async def open_runtime(settings: Settings,
+                       environ: Mapping[str, str] | None = None) -> SelectedRuntime:
+    """Open the runtime ``settings.runtime`` names (``auto``: see the module docstring)."""
+    env = os.environ if environ is None else environ
+    url = settings.url or env.get(REST_URL_ENV) or None
+    choice = settings.runtime
+    if choice == "rest":
+        if url is None:
+            raise InvalidArgumentError(
+                "the rest runtime needs a BoxLite server: set BOXLITE_REST_URL or pass --url")
+        return SelectedRuntime(await _open_rest(url, env), "rest",
+                               f"the rest runtime was asked for; BoxLite server at {url}")
+    if choice == "local":
+        return await _open_local_explicitly(settings)
+    if choice == "bwrap":
+        return SelectedRuntime(await _open_bwrap(settings), "bwrap",
+                               "the bwrap runtime was asked for; " + _BWRAP_CAVEAT)
+    return await _auto(settings, url, env)
+
+
+_BWRAP_CAVEAT = (
+    "boxes are bubblewrap namespaces on this host's kernel, weaker isolation than a micro-VM"
+)
+
+
+async def _auto(settings: Settings, url: str | None, env: Mapping[str, str]) -> SelectedRuntime:
+    if url is not None:
+        source = "--url is given" if settings.url else f"{REST_URL_ENV} is set"
+        return SelectedRuntime(await _open_rest(url, env), "rest",
+                               f"{source}, so boxes live on the BoxLite server at {url}")
+
+    from .local import probe
+
+    try:
+        mode = probe.probe_mode(dict(env))
+    except ValueError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+    verdict = await anyio.to_thread.run_sync(lambda: probe.can_boot(mode))
+    if verdict.ok:
+        return SelectedRuntime(
+            await _open_local(settings), "local",
+            f"the boxlite SDK is installed and this host boots micro-VMs ({verdict.reason})",
+        )
+    why_not_local = f"not local: {verdict.reason}"
+
+    try:
+        bwrap_runtime = await _open_bwrap(settings)
+    except BoxliteError as exc:
+        raise UnavailableError(
+            f"no runtime can run boxes here ({why_not_local}; not bwrap: "
+            f"{exc.message.rstrip('. ')}). Ways out: {_WAYS_OUT}"
+        ) from None
+    return SelectedRuntime(
+        bwrap_runtime, "bwrap",
+        f"no BoxLite server is configured and no micro-VM can boot here ({verdict.reason}), "
+        f"so bwrap: {_BWRAP_CAVEAT}",
+    )
+
+
+async def _open_local_explicitly(settings: Settings) -> SelectedRuntime:
+    from .local import probe
+
+    runtime = await _open_local(settings)
+    check = probe.host_check()
+    if check.ok:
+        return SelectedRuntime(runtime, "local",
+                               f"the local runtime was asked for; {check.reason}")
+    logger.warning("--runtime local on a host that may not boot micro-VMs: %s", check.reason)
+    return SelectedRuntime(
+        runtime, "local",
+        f"the local runtime was asked for, but boxes may fail to start: {check.reason}",
+    )
+
+
+async def _open_local(settings: Settings) -> Runtime:
+    from .local import LocalRuntime
+
+    return LocalRuntime.embedded(settings.home)
+
+
+async def _open_rest(url: str, env: Mapping[str, str]) -> Runtime:
+    from pydantic import ValidationError
+
+    from .rest import RestRuntime
+    from .rest.settings import RestSettings
+
+    try:
+        rest_settings = RestSettings.from_env(env, url=url)
+    except ValidationError as exc:
+        problems = "; ".join(str(error.get("msg", "")) for error in exc.errors())
+        raise InvalidArgumentError(f"BoxLite server settings are invalid: {problems}") from None
+    return RestRuntime(rest_settings)
+
+
+async def _open_bwrap(settings: Settings) -> Runtime:
+    from .bwrap import BwrapRuntime
+    from .bwrap.host import host_tools
+
+    tools = host_tools()  # UnavailableError saying what to install
+    await anyio.to_thread.run_sync(_trial_sandbox, tools.bwrap)
+    return BwrapRuntime(home=settings.home)
+
+
+def _trial_sandbox(bwrap: str) -> None:
+    """Run ``true`` in a throwaway bubblewrap sandbox: installed is not the same as working."""
+    command = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+               "--unshare-all", "--die-with-parent", "--", "true"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=20,
+                              stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UnavailableError(f"a trial bubblewrap sandbox failed to run ({exc})") from exc
+    if done.returncode != 0:
+        detail = " ".join(done.stderr.split())[-300:] or f"exit {done.returncode}"
+        raise UnavailableError(
+            f"bubblewrap is installed but a trial sandbox failed ({detail}); it needs user "
+            "namespaces (and root here)"
+        )
+
