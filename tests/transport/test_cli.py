@@ -45,6 +45,16 @@ def test_help_documents_every_flag_and_its_environment_variable() -> None:
     assert done.stderr == ""
 
 
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """main() configures the root logger; put it back for the tests that follow."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.mark.parametrize(
     ("args", "env", "says"),
     [
@@ -61,16 +71,6 @@ def test_help_documents_every_flag_and_its_environment_variable() -> None:
         (["demo", "--transport", "sse"], {}, "unrecognized arguments"),
     ],
 )
-@pytest.fixture
-def root_logging() -> Iterator[None]:
-    """main() configures the root logger; put it back for the tests that follow."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 @pytest.mark.usefixtures("root_logging")
 def test_bad_configuration_is_one_line_and_exit_2(
     args: list[str],
