@@ -137,7 +137,6 @@ def _endpoint(state: ServerState, generation: Generation, op: Op,
             body = await request.body()
             if len(body) > BODY_LIMIT:
                 return fail(PAYLOAD_TOO_LARGE, f"request body over {BODY_LIMIT} bytes")
-        request.state.valid = True
         if state.config.strict:
             for gen in check_generations:
                 problems = checker.check_request(
@@ -145,7 +144,6 @@ def _endpoint(state: ServerState, generation: Generation, op: Op,
                     _path_params(state, gen, request, op),
                     request.query_params.multi_items(), request.headers, body)
                 if problems:
-                    request.state.valid = False
                     message = "; ".join(problems)
                     _violation(state, "request", gen, op.operation, request, message)
                     return fail(WIRE_ERRORS["InvalidArgumentError"],
@@ -205,13 +203,12 @@ def _endpoint(state: ServerState, generation: Generation, op: Op,
                         fail: Callable[[Any, str], Response]) -> Response:
         if response.status_code == 599:
             return response
-        valid = bool(getattr(request.state, "valid", True))
         problems: list[str] = []
         for gen in check_generations:
             problems += checker.check_response(
                 gen, checker.operation(gen, op.operation), request.method,
                 response.status_code, response.headers.get("content-type"),
-                _response_body(response), request_was_valid=valid)
+                _response_body(response))
         if not problems:
             return response
         message = "; ".join(problems)

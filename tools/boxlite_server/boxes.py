@@ -318,20 +318,26 @@ _RUNTIME_METRICS = ("boxes_created_total", "boxes_failed_total", "boxes_stopped_
                     "num_running_boxes", "total_commands_executed", "total_exec_errors")
 
 
+#: Counters both documents type as (non-nullable) integers: left out when the
+#: runtime does not count them, rather than reported as a made-up 0.
+_NOT_NULLABLE = frozenset({"commands_executed_total", "exec_errors_total", "bytes_sent_total",
+                           "bytes_received_total", *_RUNTIME_METRICS})
+
+
+def _known(metrics: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {k: metrics[k] for k in names
+            if metrics[k] is not None or k not in _NOT_NULLABLE}
+
+
 async def box_metrics(call: Call) -> Response:
     metrics = (await (await call.box()).metrics()).model_dump()
-    body: dict[str, Any] = {k: metrics[k] for k in _BOX_METRICS}
-    for counter in ("bytes_sent_total", "bytes_received_total"):
-        body[counter] = body[counter] or 0  # integers, not nullable, in both documents
+    body = _known(metrics, _BOX_METRICS)
     body["boot_timing"] = {k: metrics[k] for k in _BOOT}
     return JSONResponse(body)
 
 
 async def runtime_metrics(call: Call) -> Response:
-    metrics = (await call.runtime.metrics()).model_dump()
-    body = {k: metrics[k] for k in _RUNTIME_METRICS}
-    body["boxes_stopped_total"] = body["boxes_stopped_total"] or 0
-    return JSONResponse(body)
+    return JSONResponse(_known((await call.runtime.metrics()).model_dump(), _RUNTIME_METRICS))
 
 
 # -- images and tunnels -------------------------------------------------------------------
