@@ -248,16 +248,15 @@ def _check_paths(settings: Settings) -> Settings:
 
 
 class _RedactIds(logging.Filter):
-    """Shorten session ids in the SDK's HTTP transport logs: on an open server they are keys."""
+    """Shorten session ids (32 hex digits) in logs: on a server without auth they are keys."""
 
     _ID = re.compile(r"\b([0-9a-f]{8})[0-9a-f]{24}\b")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name.startswith("mcp.server."):
-            message = record.getMessage()
-            redacted = self._ID.sub(r"\1…", message)
-            if redacted != message:
-                record.msg, record.args = redacted, None
+        message = record.getMessage()
+        redacted = self._ID.sub(r"\1…", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
         return True
 
 

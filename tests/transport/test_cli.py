@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from boxlite_mcp.cli import FLAG_FIELDS, build_parser, env_name, main, settings_from_args
+from boxlite_mcp.cli import (
+    FLAG_FIELDS,
+    build_parser,
+    configure_logging,
+    env_name,
+    main,
+    settings_from_args,
+)
 from boxlite_mcp.settings import Settings
 
 
@@ -172,3 +179,18 @@ def test_misspelt_variable_is_pointed_out() -> None:
         )
     assert done.returncode == 2
     assert "BOXLITE_MCP_PROT; did you mean BOXLITE_MCP_PORT?" in done.stderr
+
+
+@pytest.mark.usefixtures("root_logging")
+def test_logs_go_to_stderr_with_level_and_logger_and_session_ids_shortened(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("info")
+    session = "fbc38494" + "0" * 24
+    logging.getLogger("mcp.server.streamable_http").info("Terminating session: %s", session)
+    logging.getLogger("boxlite_mcp.registry").debug("not shown at info")
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "INFO mcp.server.streamable_http: Terminating session: fbc38494…" in err
+    assert session not in err
+    assert "not shown" not in err
