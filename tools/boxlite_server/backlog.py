@@ -131,9 +131,11 @@ class OutputBacklog:
         return token
 
     def detach(self, token: int) -> None:
+        """Unregister a consumer; idempotent."""
         position = self._consumers.pop(token, None)
-        if position is not None:
-            self._last_position = max(self._last_position, position)
+        if position is None:
+            return
+        self._last_position = max(self._last_position, position)
         if not self._consumers:
             self._detached_at = time.monotonic()
         self._notify()

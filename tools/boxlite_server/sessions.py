@@ -109,12 +109,20 @@ class ExecSession:
         await self.execution.kill()
 
     async def aclose(self) -> None:
+        """Kill the process if it still runs; streams still open see the end."""
         if not self.done.is_set():
             with contextlib.suppress(BoxliteError):
                 await self.kill()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._task
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.done.wait()), 2.0)
+        if not self.done.is_set():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self.status, self.exit_code = "killed", self.exit_code or -9
+            self.error_message = "the server shut down"
+            self.backlog.close()
+            self.done.set()
 
 
 class ExecRegistry:

@@ -91,17 +91,17 @@ class SseOutput(Response):
         watcher = asyncio.get_running_loop().create_task(watch())
         token = backlog.attach(self._cursor)
         config = self._state.config
-        strict = config.strict
         try:
             completed = await self._stream(send, gone, config.sse_event_max_bytes,
-                                           config.keepalive_seconds, token, strict)
+                                           config.keepalive_seconds, token, config.strict)
+            backlog.detach(token)
+            if completed:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            else:
+                await gone.wait()  # cut or client gone: wait for the connection to close
         finally:
             backlog.detach(token)
-        if completed:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        else:
-            await gone.wait()  # cut or client gone: wait for the connection to close
-        watcher.cancel()
+            watcher.cancel()
 
     async def _emit(self, send: Send, event: bytes) -> bool:
         """Send one event, or part of it and cut; False when cut."""
