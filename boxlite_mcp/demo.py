@@ -83,6 +83,13 @@ def server_parameters(settings: Settings, environ: Mapping[str, str]) -> StdioSe
     return StdioServerParameters(command=sys.executable, args=args, env=env)
 
 
+def _innermost(exc: BaseException) -> BaseException:
+    """The first leaf of (nested) exception groups: what actually went wrong."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def _text(result: CallToolResult) -> str:
     return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
 
@@ -255,14 +262,18 @@ async def run_demo(settings: Settings, out: TextIO | None = None) -> int:
                 if demo.created:
                     with anyio.CancelScope(shield=True), anyio.move_on_after(30):
                         await client.call_tool("box_remove", {"box": demo.box, "force": True})
-    except DemoFailure as exc:
+    except Exception as exc:  # a step went wrong, the server did not start, the link broke ...
+        leaf = _innermost(exc)
         t.line()
-        t.line(f"DEMO FAILED at step {t.steps}: {exc}")
-        return 1
-    except Exception as exc:  # the server did not start, the connection broke ...
-        t.line()
-        t.line(f"DEMO FAILED at step {t.steps}: {type(exc).__name__}: {exc}".rstrip(": "))
-        t.line("  (the server's own messages, if any, are on stderr above)")
+        if isinstance(leaf, DemoFailure):
+            t.line(f"DEMO FAILED at step {t.steps}: {leaf}")
+        else:
+            text = str(leaf).strip().splitlines()[0] if str(leaf).strip() else ""
+            what = f"{type(leaf).__name__}: {text}".rstrip(": ")
+            if t.steps == 0:
+                what = f"the server did not start or answer ({what})"
+            t.line(f"DEMO FAILED at step {t.steps}: {what}")
+            t.line("  (the server's own messages, if any, are on stderr)")
         return 1
     t.line()
     t.line(f"[{t.elapsed():6.2f}s] All {t.steps} steps went as expected.")

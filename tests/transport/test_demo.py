@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,3 +50,21 @@ async def test_demo_succeeds_and_lines_arrive_while_the_program_runs(tmp_path: P
     for step in ("box_create", "exec_run", "file_read", "snapshot_create", "snapshot_restore",
                  "box_metrics", "box_remove"):  # fmt: skip
         assert step in transcript
+
+
+def test_demo_fails_with_the_reason_and_a_non_zero_status(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"  # nothing listens here
+    done = subprocess.run(
+        [sys.executable, "-m", "boxlite_mcp", "demo", "--runtime", "rest", "--url", url],
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 1
+    assert "DEMO FAILED at step 1: runtime_info failed" in done.stdout
+    assert "cannot reach the BoxLite server" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
