@@ -23,7 +23,9 @@ the answer comes in two steps:
   known to boot VMs that the checks misjudge);
 - ``off``: never choose ``local`` automatically (``--runtime local`` still works).
 
-Run ``python -m boxlite_mcp.runtime.local.probe`` to see the verdict and why.
+Run ``python -m boxlite_mcp.runtime.local.probe [--boot] [--fresh]`` to see both
+verdicts and why (``--boot`` tries a boot even when the host check fails;
+``--fresh`` ignores the cache).
 """
 
 from __future__ import annotations
@@ -193,7 +195,7 @@ def _attempt_boot(timeout: float) -> Verdict:
     what = (f"tried booting a BoxLite {sdk.version() or ''} micro-VM from a host-built OCI "
             f"layout (timeout {timeout:.0f} s)")
     with tempfile.TemporaryDirectory(prefix="boxlite-probe-") as scratch:
-        command = [sys.executable, "-m", __name__, "--child", scratch]
+        command = [sys.executable, "-m", "boxlite_mcp.runtime.local.probe", "--child", scratch]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    start_new_session=True, text=True)
         try:
@@ -328,10 +330,14 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["--child"] and len(args) == 2:
         return _run_child(Path(args[1]))
-    mode: ProbeMode = "fresh" if "--fresh" in args else "auto"
-    verdict = can_boot(mode)
-    print(("yes: " if verdict.ok else "no: ") + verdict.reason)
-    return 0 if verdict.ok else 1
+    static = host_check()
+    print(("host check passed: " if static.ok else "host check failed: ") + static.reason)
+    if not static.ok and "--boot" not in args:
+        print("(pass --boot to try booting a VM anyway)")
+        return 1
+    booted = boot_check(fresh="--fresh" in args)
+    print(("boot check passed: " if booted.ok else "boot check failed: ") + booted.reason)
+    return 0 if static.ok and booted.ok else 1
 
 
 if __name__ == "__main__":
