@@ -66,3 +66,16 @@ def test_requests(checker: ContractChecker) -> None:
     start = checker.operation("0.9", "startBox")
     assert checker.check_request(start, {"prefix": "default", "box_id": "b"}, [], {},
                                  b"{}") == ["this operation takes no request body"]
+
+
+def test_every_error_kind_has_a_documented_shape(checker: ContractChecker) -> None:
+    from boxlite_mcp.runtime.errors import ERRORS_BY_KIND
+    from tools.boxlite_server.errors import WIRE_ERRORS, error_body
+
+    assert set(ERRORS_BY_KIND) <= set(WIRE_ERRORS)
+    for kind, wire in WIRE_ERRORS.items():
+        for generation in ("0.9", "0.10"):
+            payload = error_body(generation, wire, f"a {kind}", "req_1")  # type: ignore[arg-type]
+            problems = checker.check_response(generation, None, "GET", wire.status,  # type: ignore[arg-type]
+                                              "application/json", body(payload))
+            assert problems == [], (kind, generation, problems)
