@@ -287,12 +287,12 @@ def _warn_unknown_env(environ: Mapping[str, str]) -> None:
                 logger.warning("ignoring environment variable %s; did you mean %s?", name, close[0])
 
 
-async def serve(settings: Settings, verifier: TokenVerifier | None) -> int:
+async def run_server(settings: Settings, verifier: TokenVerifier | None) -> int:
     """Open the runtime, build the server, serve it; close the runtime whatever happens."""
-    from .transport import bind, serve
+    from . import transport
 
     # Bind before opening the runtime: a taken port is a quick, clear error.
-    sock = bind(settings.host, settings.port) if settings.transport != "stdio" else None
+    sock = None if settings.transport == "stdio" else transport.bind(settings.host, settings.port)
     try:
         from .runtime.select import open_runtime
         from .server import build_server
@@ -305,7 +305,7 @@ async def serve(settings: Settings, verifier: TokenVerifier | None) -> int:
     logger.info("runtime: %s (%s)", selected.kind, selected.reason)
     try:
         server = build_server(selected.runtime, settings, runtime_reason=selected.reason)
-        await serve(server, settings, verifier=verifier, sock=sock)
+        await transport.serve(server, settings, verifier=verifier, sock=sock)
     finally:
         with anyio.CancelScope(shield=True):
             try:
@@ -332,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             verifier = load_verifier(settings.auth_tokens_file, environ)
         except AuthConfigError as exc:
             raise ConfigError(str(exc)) from None
-        return anyio.run(serve, settings, verifier)
+        return anyio.run(run_server, settings, verifier)
     except ConfigError as exc:
         return _fail(EXIT_CONFIG, str(exc))
     except TransportConfigError as exc:
