@@ -15,8 +15,10 @@ Every cut is recorded in ``Faults.fired``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import socket
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -191,7 +193,14 @@ class TransportRegistry:
 
 
 def protocol_classes(registry: TransportRegistry) -> tuple[type[H11Protocol], type[WSProtocol]]:
-    """uvicorn protocol classes that register their transports in ``registry``."""
+    """uvicorn protocol classes that register their transports in ``registry``
+    (and turn Nagle off: small responses must not wait for delayed ACKs)."""
+
+    def _nodelay(transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _peer(transport: asyncio.BaseTransport) -> Address | None:
         peer = transport.get_extra_info("peername")
@@ -199,6 +208,7 @@ def protocol_classes(registry: TransportRegistry) -> tuple[type[H11Protocol], ty
 
     class CuttableHttp(H11Protocol):
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            _nodelay(transport)
             registry.add(_peer(transport), transport)
             super().connection_made(transport)
 
