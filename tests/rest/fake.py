@@ -352,7 +352,7 @@ class FakeBoxlite:
                 index += 1
                 sent += 1
                 ident = f"id: {index}\n" if self.sse_ids else ""
-                payload = json.dumps({"data": base64.b64encode(data).decode()})
+                payload = '{"data":"' + base64.b64encode(data).decode() + '"}'
                 yield f"{ident}event: {stream}\ndata: {payload}\n\n".encode()
                 yield b"event: ping\ndata: {}\n\n"
             if execution.exit_code is not None:

@@ -43,7 +43,8 @@ def test_settings_come_from_the_official_sdk_names() -> None:
 
 
 def test_an_empty_path_prefix_means_no_routing_slot() -> None:
-    settings = RestSettings.from_env({"BOXLITE_REST_URL": "http://h", "BOXLITE_REST_PATH_PREFIX": ""})
+    env = {"BOXLITE_REST_URL": "http://h", "BOXLITE_REST_PATH_PREFIX": ""}
+    settings = RestSettings.from_env(env)
     assert settings.path_prefix == ""
     assert settings.preferred_generation() == "0.10"
 

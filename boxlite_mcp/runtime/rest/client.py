@@ -294,7 +294,7 @@ class RestClient:
             )
             failure: httpx.TransportError | None = None
             try:
-                response = await self._http.send(request, stream=True)
+                response = await self._dispatch(request)
             except _NOT_SENT as exc:
                 failure = exc
             except httpx.TransportError as exc:
@@ -339,6 +339,23 @@ class RestClient:
             finally:
                 await response.aclose()
             raise error_from_status(status, error_body, what=what)
+
+    async def _dispatch(self, request: httpx.Request) -> httpx.Response:
+        """Hand the request to the pooled transport, body unread.
+
+        The exec hot path sends two requests per command; ``AsyncClient.send`` adds
+        redirect, cookie and hook handling this API never needs (~0.1 ms each).
+        Going straight to the client's transport (proxies from the environment
+        included) skips that; it falls back to ``send`` if httpx changes.
+        """
+        transport_for_url = getattr(self._http, "_transport_for_url", None)
+        if transport_for_url is None:
+            return await self._http.send(request, stream=True)
+        transport: httpx.AsyncBaseTransport = transport_for_url(request.url)
+        response = await transport.handle_async_request(request)
+        response.request = request
+        logger.debug("%s %s -> %d", request.method, request.url.path, response.status_code)
+        return response
 
     async def _backoff(
         self, attempt: int, retry_after: str | None, method: str, url: str, cause: str

@@ -49,6 +49,8 @@ from .execution import RestExecution
 logger = logging.getLogger(__name__)
 
 _DATA_PREFIX = '{"data":"'
+#: After the exit event, how long to wait for the stream's end (keeps the connection).
+_TAIL_SECONDS = 1.0
 
 
 def decode_output(event: str, raw: str) -> bytes:
@@ -136,6 +138,7 @@ class SseExecution(RestExecution):
         attempt = 0
         drop_started: float | None = None
 
+        result: ExecResult | None = None
         while True:
             headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
             if last_id is not None:
@@ -144,7 +147,7 @@ class SseExecution(RestExecution):
                 async with client.stream(
                     "GET", url, headers=headers, timeouts=timeouts,
                     what=f"stream the output of execution {self._id}",
-                ) as response:
+                ) as response, asyncio.timeout(None) as tail:
                     if "text/event-stream" not in response.headers.get("content-type", ""):
                         raise InternalError(
                             f"the server answered the output stream of execution {self._id} "
@@ -153,6 +156,8 @@ class SseExecution(RestExecution):
                         )
                     connected = True
                     async for sse in EventSource(response).aiter_sse():
+                        if result is not None:
+                            continue  # after exit: only reading to the end of the stream
                         event = sse.event
                         if sse.id:
                             last_id = sse.id  # SSE carries the last id over to id-less events
@@ -161,24 +166,32 @@ class SseExecution(RestExecution):
                         elif event == "stderr":
                             await put("stderr", decode_output(event, sse.data))
                         elif event == "exit":
-                            return parse_exit(sse.data, error_text)
+                            result = parse_exit(sse.data, error_text)
+                            await self._settle(result)
+                            # Read on to the end, briefly, so the connection is reused.
+                            tail.reschedule(asyncio.get_running_loop().time() + _TAIL_SECONDS)
                         elif event == "error":
                             error_text = parse_error(sse.data)
                         else:
                             continue  # keep-alive or unknown: ignored, not progress
                         attempt = 0
                         drop_started = None
+                if result is not None:
+                    return result
                 if error_text is not None:
                     return ExecResult(exit_code=-1, error_message=error_text)
                 cause = "the output stream ended before the exit event"
+            except (TimeoutError, httpx.TransportError, UnavailableError) as exc:
+                if result is not None:
+                    return result
+                if isinstance(exc, UnavailableError):
+                    cause = exc.message
+                else:
+                    cause = f"the output stream broke ({type(exc).__name__})"
             except NotFoundError:
                 if connected:
                     raise self._gone("the output stream dropped") from None
                 raise
-            except UnavailableError as exc:
-                cause = exc.message
-            except httpx.TransportError as exc:
-                cause = f"the output stream broke ({type(exc).__name__})"
 
             now = time.monotonic()
             if drop_started is None:

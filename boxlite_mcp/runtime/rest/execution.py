@@ -76,11 +76,17 @@ class RestExecution:
     async def _pump(self) -> ExecResult:
         raise NotImplementedError
 
+    async def _settle(self, result: ExecResult) -> None:
+        """Publish the result; a pump may call this early and tidy its connection after."""
+        if not self._done.is_set():
+            self._result = await self._complete(result)
+            self._pipe.close()
+            self._done.set()
+
     async def _run(self) -> None:
         error: BoxliteError | None = None
         try:
-            result = await self._pump()
-            self._result = await self._complete(result)
+            await self._settle(await self._pump())
         except asyncio.CancelledError:
             error = UnavailableError(
                 f"execution {self._id} was abandoned: the runtime was closed before it finished"
@@ -92,9 +98,10 @@ class RestExecution:
             logger.exception("execution %s: output stream failed", self._id)
             error = InternalError(f"execution {self._id}: reading its output failed: {exc!r}")
         finally:
-            self._error = error
-            self._pipe.close(error)
-            self._done.set()
+            if not self._done.is_set():
+                self._error = error
+                self._pipe.close(error)
+                self._done.set()
 
     async def _complete(self, result: ExecResult) -> ExecResult:
         """Fill what the stream did not say: whether a timeout killed it, its duration."""
