@@ -1,0 +1,117 @@
+"""Processes the benchmark starts and watches: the REST test server, RSS, process trees."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The repository root: subprocesses import ``tools.*`` from here.
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 30.0
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Our environment without BOXLITE_* settings (they would steer the servers), plus
+    the repository on PYTHONPATH so ``python -m tools.…`` works from anywhere."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXLITE")}
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = f"{REPO}{os.pathsep}{path}" if path else str(REPO)
+    return {**env, **extra}
+
+
+@dataclass(frozen=True)
+class RestServer:
+    url: str
+    pid: int
+
+
+@contextlib.asynccontextmanager
+async def rest_server(home: Path, api_key: str, log: Path) -> AsyncIterator[RestServer]:
+    """``python -m tools.boxlite_server`` (both API generations, bwrap) in its own process.
+
+    Its own process, so that it never shares an event loop or the GIL with the
+    clients being measured, as a real BoxLite server would not.
+    """
+    with log.open("ab") as errors:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tools.boxlite_server", "--home", str(home),
+            "--api-key", api_key, "--generation", "both", "--log-level", "warning",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=errors,
+            cwd=REPO, env=child_env(),
+        )
+    try:
+        assert process.stdout is not None
+        try:
+            line = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)
+        except TimeoutError:
+            raise RuntimeError(f"the BoxLite test server did not start in {START_TIMEOUT:g}s; "
+                               f"see {log}") from None
+        text = line.decode().strip()
+        if "listening on " not in text:
+            raise RuntimeError(f"the BoxLite test server failed to start ({text!r}); see {log}")
+        yield RestServer(text.rsplit(" ", 1)[1], process.pid)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 20)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of one process, KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid``."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def tree_rss_kib(pids: set[int]) -> int:
+    """Summed RSS of ``pids`` that still exist (shared pages count once per process)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, RuntimeError):
+            total += rss_kib(pid)
+    return total
+
+
+def find_child(marker: str) -> int:
+    """The pid of a descendant of this process whose command line holds ``marker``."""
+    for pid in sorted(descendants(os.getpid())):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker.encode() in cmdline:
+            return pid
+    raise RuntimeError(f"no child process with {marker!r} in its command line")
