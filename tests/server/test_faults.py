@@ -166,3 +166,19 @@ async def test_random_cuts_lose_nothing(start_server: StartServer) -> None:
 async def _count_boxes(server: RunningServer) -> int:
     async with httpx.AsyncClient(base_url=server.url) as http:
         return len((await http.get("/v1/boxes")).json()["boxes"])
+
+
+async def test_fault_api_over_http(start_server: StartServer) -> None:
+    server = await start_server(fault_api=True)
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        plan = await http.post("/_faults", json={
+            "rules": [{"where": "response", "operation": "listBoxes"}]})
+        assert plan.json()["rules"][0]["operation"] == "listBoxes"
+        with pytest.raises(httpx.HTTPError):
+            await http.get("/v1/boxes")
+        fired = (await http.get("/_faults")).json()["fired"]
+        assert fired == [{"where": "response", "operation": "listBoxes", "generation": "0.10",
+                          "at_bytes": 0, "random": False}]
+        assert (await http.get("/v1/boxes")).status_code == 200
+        assert (await http.delete("/_faults")).json()["fired"] == []
+        assert (await http.get("/_violations")).json() == []

@@ -38,12 +38,12 @@ class _OverreportingRuntime:
         return getattr(self._runtime, name)
 
     async def get(self, box: str) -> Box:
-        return _OverreportingBox(await self._runtime.get(box))  # type: ignore[return-value]
+        return _OverreportingBox(await self._runtime.get(box))
 
 
 async def test_bad_response_is_a_500_and_a_violation(tmp_path: Path) -> None:
     async with bwrap_factory(tmp_path) as real:
-        runtime: Runtime = _OverreportingRuntime(real)  # type: ignore[assignment]
+        runtime: Runtime = _OverreportingRuntime(real)
         async with serve(runtime, ServerConfig(strict=True)) as server, \
                 httpx.AsyncClient(base_url=server.url) as http:
             assert (await http.post("/v1/boxes", json={"name": "liar"})).status_code == 201

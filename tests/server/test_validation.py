@@ -75,7 +75,7 @@ def test_every_error_kind_has_a_documented_shape(checker: ContractChecker) -> No
     assert set(ERRORS_BY_KIND) <= set(WIRE_ERRORS)
     for kind, wire in WIRE_ERRORS.items():
         for generation in ("0.9", "0.10"):
-            payload = error_body(generation, wire, f"a {kind}", "req_1")  # type: ignore[arg-type]
-            problems = checker.check_response(generation, None, "GET", wire.status,  # type: ignore[arg-type]
+            payload = error_body(generation, wire, f"a {kind}", "req_1")
+            problems = checker.check_response(generation, None, "GET", wire.status,
                                               "application/json", body(payload))
             assert problems == [], (kind, generation, problems)

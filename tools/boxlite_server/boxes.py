@@ -9,7 +9,6 @@ import base64
 import binascii
 import contextlib
 import os
-import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -28,10 +27,8 @@ from boxlite_mcp.runtime.errors import (
 from boxlite_mcp.runtime.types import BoxInfo, BoxOptions, NetworkSpec, SnapshotInfo, VolumeSpec
 
 from .app import Op
-from .errors import PAYLOAD_TOO_LARGE, HttpError
+from .bodies import file_chunks, receive_to_file, remove_tree
 from .state import Call
-
-CHUNK = 256 * 1024
 
 #: 0.9's BoxStatus enum has no "failed".
 _STATUS_09 = {"failed": "unknown"}
@@ -252,10 +249,6 @@ async def clone_box(call: Call) -> Response:
     return _box_response(call, await clone.info(), 201)
 
 
-def _remove_tree(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-
-
 async def export_box(call: Call) -> Response:
     _require(call, "export")
     call.json()  # ExportBoxRequest: no options yet, but must be JSON if present
@@ -265,34 +258,13 @@ async def export_box(call: Call) -> Response:
         archive = await box.export(Path(workdir))
         size = (await anyio.Path(archive).stat()).st_size
     except BaseException:
-        _remove_tree(workdir)
+        remove_tree(workdir)
         raise
-    return StreamingResponse(_file_chunks(archive), media_type="application/octet-stream",
+    return StreamingResponse(file_chunks(archive), media_type="application/octet-stream",
                              headers={"content-length": str(size),
                                       "content-disposition":
                                           f'attachment; filename="{archive.name}"'},
-                             background=BackgroundTask(_remove_tree, workdir))
-
-
-async def _file_chunks(path: Path) -> Any:
-    async with await anyio.open_file(path, "rb") as f:
-        while chunk := await f.read(CHUNK):
-            yield chunk
-
-
-async def receive_to_file(call: Call, dest: Path) -> int:
-    """Stream the request body to ``dest``, capped; returns its size."""
-    limit = call.config.file_transfer_max_bytes
-    size = 0
-    async with await anyio.open_file(dest, "wb") as f:
-        async for chunk in call.request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise HttpError(PAYLOAD_TOO_LARGE,
-                                f"request body over the {limit}-byte transfer limit "
-                                "(capabilities.file_transfer_max_bytes)")
-            await f.write(chunk)
-    return size
+                             background=BackgroundTask(remove_tree, workdir))
 
 
 async def import_box(call: Call) -> Response:

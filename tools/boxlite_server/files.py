@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from boxlite_mcp.runtime import archive
 from boxlite_mcp.runtime.errors import InvalidArgumentError
 
 from .app import Op
-from .boxes import _file_chunks, receive_to_file
+from .bodies import file_chunks, receive_to_file, remove_tree
 from .state import Call
 
 
@@ -73,7 +72,7 @@ async def upload(call: Call) -> Response:
             # (the trailing slash keeps copy_in from writing that file *as* dest).
             await box.copy_in(tree, dest if dest.endswith("/") else dest + "/")
     finally:
-        await anyio.to_thread.run_sync(shutil.rmtree, workdir, True)
+        await anyio.to_thread.run_sync(remove_tree, workdir)
     return Response(status_code=204)
 
 
@@ -98,11 +97,11 @@ async def download(call: Call) -> Response:
 
         size = await anyio.to_thread.run_sync(pack)
     except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_tree(workdir)
         raise
-    return StreamingResponse(_file_chunks(tar_path), media_type="application/x-tar",
+    return StreamingResponse(file_chunks(tar_path), media_type="application/x-tar",
                              headers={"content-length": str(size)},
-                             background=BackgroundTask(shutil.rmtree, workdir, True))
+                             background=BackgroundTask(remove_tree, workdir))
 
 
 OPS = [
