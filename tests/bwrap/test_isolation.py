@@ -153,3 +153,17 @@ async def test_network_allow_list_is_unsupported(runtime: BwrapRuntime) -> None:
     with pytest.raises(UnsupportedError, match="allow_net"):
         await runtime.create(BoxOptions(network=NetworkSpec(mode="enabled",
                                                             allow_net=["pypi.org"])))
+
+
+async def test_loader_variables_reach_only_the_box(box: BwrapBox, tmp_path: Path) -> None:
+    """LD_PRELOAD & co. must never be honoured by the runtime's host-side helpers."""
+    host_only = tmp_path / "evil.so"
+    write_text(host_only, "not an ELF file")  # exists on the host, not in the box
+    result, out, err = await run(
+        box, "sh", "-c", 'echo "$LD_LIBRARY_PATH|$GCONV_PATH|$KEEP"',
+        env={"LD_PRELOAD": str(host_only), "LD_LIBRARY_PATH": "/opt/lib",
+             "GCONV_PATH": "/opt/gconv", "KEEP": "plain"},
+    )
+    assert result.exit_code == 0
+    assert out == b"/opt/lib|/opt/gconv|plain\n"
+    assert b"ELF" not in err and b"too short" not in err  # no host helper loaded it

@@ -35,6 +35,30 @@ if TYPE_CHECKING:
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+#: Variables the host-side helpers (sh, nsenter: root, outside the box) must not
+#: see, as they change how a program loads or what it reads (LD_PRELOAD would
+#: run a library of the caller's choosing as host root). When an exec asks for
+#: them, the box's own /bin/sh sets them, inside the box (``ENV_SHIM``).
+HELPER_UNSAFE = frozenset({
+    "GCONV_PATH", "GETCONF_DIR", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH", "NIS_PATH",
+    "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TZDIR", "GLIBC_TUNABLES", "BASH_ENV",
+    "ENV", "SHELLOPTS", "BASHOPTS", "IFS", "CDPATH", "PS4",
+})
+HELPER_UNSAFE_PREFIXES = ("LD_", "MALLOC_")
+ENV_SHIM = 'while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec "$@"'
+
+
+def split_env(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(what the host helpers may carry, what only the box may set)."""
+    safe: dict[str, str] = {}
+    boxed: dict[str, str] = {}
+    for key, value in env.items():
+        if key in HELPER_UNSAFE or key.startswith(HELPER_UNSAFE_PREFIXES):
+            boxed[key] = value
+        else:
+            safe[key] = value
+    return safe, boxed
+
 
 class BwrapBox:
     """One box of a :class:`BwrapRuntime` (implements ``base.Box``)."""
@@ -131,13 +155,13 @@ class BwrapBox:
     async def exec(self, request: ExecRequest) -> BwrapExecution:
         state = self._state
         try:
-            return await self._exec(state, request)
+            return await self._exec(request)
         except BoxliteError:
             state.record.exec_errors_total += 1
             self._runtime.total_exec_errors += 1
             raise
 
-    async def _exec(self, state: BoxState, request: ExecRequest) -> BwrapExecution:
+    async def _exec(self, request: ExecRequest) -> BwrapExecution:
         state = await self._ensure_running()
         sandbox = state.sandbox
         assert sandbox is not None
@@ -153,7 +177,10 @@ class BwrapBox:
             env.update(opts.env or {})
             env.update(request.env or {})
             _find_program(root, request.command, workdir, env["PATH"])
-            pty = _box_pty(root) if request.tty else None
+            env, boxed = split_env(env)
+            command = [request.command, *request.args]
+            if boxed:
+                command = _env_shim(root, boxed, command)
             try:
                 wd_fd = root.open_dir(workdir)
             except OSError as exc:
@@ -161,6 +188,7 @@ class BwrapBox:
                     f"working directory {workdir!r} does not exist in box {self._id} "
                     f"({exc.strerror}); create it first or pass an existing directory"
                 ) from exc
+            pty = _box_pty(root) if request.tty else None
         tools = rt.tools
         me = f"/proc/{os.getpid()}/fd"
         argv = [tools.sh, "-c", JOIN_SCRIPT, "boxlite-exec", *state.cgroup.procs_files(), "--"]
@@ -171,7 +199,7 @@ class BwrapBox:
             tools.nsenter, "-t", str(sandbox.init_pid), f"--user={me}/{sandbox.userns_fd}",
             "-m", "-u", "-i", "-n", "-p", "-r", f"--wd={me}/{wd_fd}",
             "-S", str(user.uid), "-G", str(user.gid),
-            "--", request.command, *request.args,
+            "--", *command,
         ]
         exec_id = "ex-" + secrets.token_hex(8)
         try:
@@ -260,6 +288,22 @@ class BwrapBox:
         state = self._state
         async with state.lock:
             return await snapshots.export(self._runtime, state, dest)
+
+
+def _env_shim(root: BoxRoot, boxed: dict[str, str], command: list[str]) -> list[str]:
+    """The command wrapped so that the box's /bin/sh sets ``boxed`` in the box."""
+    for key in boxed:
+        if not key.replace("_", "a").isalnum() or key[0].isdigit():
+            raise InvalidArgumentError(f"environment variable name {key!r} is invalid")
+    st = root.stat("/bin/sh")
+    if st is None or not stat.S_ISREG(st.st_mode):
+        names = ", ".join(sorted(boxed))
+        raise InvalidArgumentError(
+            f"{names} can only be set in a box that has /bin/sh (these variables are "
+            "applied inside the box, never by the runtime's own helpers)"
+        )
+    return ["/bin/sh", "-c", ENV_SHIM, "boxlite-env",
+            *[f"{k}={v}" for k, v in boxed.items()], "--", *command]
 
 
 def _box_pty(root: BoxRoot) -> tuple[int, int] | None:
