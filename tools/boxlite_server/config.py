@@ -76,7 +76,9 @@ class ServerConfig(BaseModel):
     finished_output_bytes: int = Field(default=256 * MiB, ge=0)
     sse_event_max_bytes: int = Field(default=1 * MiB, ge=1024)
     ws_frame_max_bytes: int = Field(default=128 * 1024, ge=1024)
-    keepalive_seconds: float = Field(default=15.0, gt=0)
+    #: WebSocket pings and SSE keep-alive comments while idle. Under 10 s: the
+    #: official SDK gives up on an attach that shows no frame for 10 s.
+    keepalive_seconds: float = Field(default=5.0, gt=0)
 
     file_transfer_max_bytes: int = Field(default=1024 * MiB, ge=1)
     idempotency_ttl_seconds: float = Field(default=24 * 3600.0, gt=0)

@@ -21,7 +21,8 @@ Server → client
       already discarded, the first frame is ``{"type":"error","code":"output_lost",
       "message":...,"stdout_lost":N,"stderr_lost":N}`` and streaming continues
       from the oldest byte kept.
-    * A WebSocket Ping every ``keepalive_seconds`` (15 s).
+    * A WebSocket Ping every ``keepalive_seconds`` (5 s: the official SDK treats
+      an attach with no frame for 10 s as dead and re-attaches after 15 s).
 
 Client → server
     * Binary frame: bytes for the process's stdin.
