@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from boxlite_mcp.runtime.base import Runtime
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
-from tools.boxlite_server.app import serve
+from tools.boxlite_server.app import RunningServer, serve
 from tools.boxlite_server.config import ServerConfig
 
 API_KEY = "blk_test_contract-suite-key"
@@ -47,6 +47,19 @@ async def rest_runtime(
     home: Path, generation: str, **server_fields: Any
 ) -> AsyncIterator[RestRuntime]:
     """A RestRuntime speaking ``generation`` to a strict server over bwrap in ``home``."""
+    async with rest_stack(home, generation, **server_fields) as (runtime, _server):
+        yield runtime
+
+
+@asynccontextmanager
+async def rest_stack(
+    home: Path, generation: str, client_fields: dict[str, Any] | None = None,
+    **server_fields: Any,
+) -> AsyncIterator[tuple[RestRuntime, RunningServer]]:
+    """``rest_runtime`` and the server behind it (for faults and violations).
+
+    ``client_fields`` go to RestSettings (e.g. quicker backoff for fault tests).
+    """
     server_auth, client_auth = _credentials(generation)
     fields: dict[str, Any] = {"backlog_bytes": BACKLOG_BYTES, **server_auth, **server_fields}
     config = ServerConfig(generation=generation, strict=True, **fields)  # type: ignore[arg-type]
@@ -54,10 +67,10 @@ async def rest_runtime(
     try:
         async with serve(backend, config) as server:
             settings = RestSettings(url=server.url, api=generation,  # type: ignore[arg-type]
-                                    **client_auth)
+                                    **client_auth, **(client_fields or {}))
             runtime = RestRuntime(settings)
             try:
-                yield runtime
+                yield runtime, server
             finally:
                 await runtime.aclose()
             if server.violations:
