@@ -52,7 +52,7 @@ from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
 from boxlite_mcp.runtime.types import BoxOptions
 from tools.benchlib import mcp, procs, runtime
-from tools.benchlib.machine import describe
+from tools.benchlib.machine import describe, load_average
 from tools.benchlib.stats import Summary, fmt_ratio, ms, ratio
 from tools.benchlib.table import Goal, Row, failed, render
 
@@ -407,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     plan = Plan.quick() if args.quick else Plan()
     work = Path(tempfile.mkdtemp(prefix="boxlite-bench-"))
+    load = load_average()
     start = time.perf_counter()
     try:
         results = asyncio.run(run(plan, work))
@@ -419,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = results.ordered()
     command = "python tools/bench.py" + (" --quick" if args.quick else "")
     print(f"## boxlite-mcp benchmarks (`{command}`, {elapsed:.0f} s)\n")
-    print("\n".join(describe(procs.REPO)))
+    print("\n".join(describe(procs.REPO, load)))
     print()
     print(render(rows))
     if args.json:

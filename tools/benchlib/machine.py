@@ -75,8 +75,13 @@ def _virtualisation() -> str:
     return f"/dev/kvm {'present' if kvm else 'absent'}, vmx/svm {'yes' if vmx else 'no'}"
 
 
-def describe(repo: Path) -> list[str]:
-    """Markdown bullet lines: CPU, cores, memory, kernel, OS, Python, versions, commit."""
+def load_average() -> float:
+    """The 1-minute load average: other work on the machine skews every figure."""
+    return os.getloadavg()[0]
+
+
+def describe(repo: Path, load_at_start: float | None = None) -> list[str]:
+    """Markdown bullet lines: CPU, cores, memory, kernel, OS, Python, versions, commit, load."""
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     cores = f"{os.cpu_count()} logical" + (f" ({affinity} usable)" if affinity else "")
     commit = _run("git", "-C", str(repo), "rev-parse", "--short", "HEAD")
@@ -92,4 +97,7 @@ def describe(repo: Path) -> list[str]:
         f"bubblewrap: {_run('bwrap', '--version')}",
         f"- packages: {versions}",
         f"- boxlite-mcp commit: {commit}",
+        "- load average (1 min): "
+        + (f"{load_at_start:.2f} at start, " if load_at_start is not None else "")
+        + f"{load_average():.2f} at end (other work on the machine skews every figure)",
     ]
