@@ -156,26 +156,27 @@ def _endpoint(state: ServerState, generation: Generation, op: Op,
         print_ = fingerprint(request.method, request.url.path, request.url.query, body or b"")
         store = state.idempotency
         scoped_key = f"{generation}:{key}"
-        async with store.lock(scoped_key):
-            stored = store.get(scoped_key)
-            if stored is not None:
-                if stored.fingerprint != print_:
+        try:
+            async with store.lock(scoped_key):
+                stored = store.get(scoped_key)
+                if stored is not None and stored.fingerprint != print_:
                     return fail(IDEMPOTENCY_MISMATCH,
                                 "Idempotency-Key was already used for a different request; "
                                 "use a new key for a new request")
-                store.replays += 1
-                replay = Response(stored.body, status_code=stored.status,
-                                  headers=dict(stored.headers))
-                replay.headers["idempotent-replayed"] = "true"
-                response = replay
-            else:
-                response = await _handle(call, fail)
-                body_bytes = _response_body(response)
-                if response.status_code < 500 and body_bytes is not None:
-                    store.put(scoped_key, print_, response.status_code,
-                              [(k, v) for k, v in response.headers.items()
-                               if k.lower() != "content-length"], body_bytes)
-        store.release(scoped_key)
+                if stored is not None:
+                    store.replays += 1
+                    response = Response(stored.body, status_code=stored.status,
+                                        headers=dict(stored.headers))
+                    response.headers["idempotent-replayed"] = "true"
+                else:
+                    response = await _handle(call, fail)
+                    body_bytes = _response_body(response)
+                    if response.status_code < 500 and body_bytes is not None:
+                        store.put(scoped_key, print_, response.status_code,
+                                  [(k, v) for k, v in response.headers.items()
+                                   if k.lower() != "content-length"], body_bytes)
+        finally:
+            store.release(scoped_key)
         if state.faults.cut_response(generation, op.operation, request.method, keyed=True):
             return CutResponse(state)
         return response
