@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import tracemalloc
+import contextlib
+import ctypes
+import gc
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -14,7 +16,7 @@ import anyio
 
 from boxlite_mcp.runtime.base import Box, Execution, Runtime
 from boxlite_mcp.runtime.errors import BoxliteError
-from boxlite_mcp.runtime.types import BoxOptions, ExecRequest, ExecResult
+from boxlite_mcp.runtime.types import BoxOptions, Capabilities, ExecRequest, ExecResult
 
 #: Upper bound for anything that should finish promptly; a hang fails, it never blocks.
 DEADLINE = 60.0
@@ -192,28 +194,25 @@ def entries(path: Path) -> list[Path]:
 
 
 class PeakMemory:
-    """The test process's peak memory over a block: Python allocations and resident size.
+    """How far this process's resident high-water mark rose over a block, in bytes.
 
-    ``traced`` is tracemalloc's peak (every Python object, including an in-process
-    server's); ``resident`` is how far the resident set's high-water mark rose
-    (native buffers too, e.g. an SDK's), or None where Linux's reset is unavailable.
+    The resident set counts everything in the process: Python objects, an
+    in-process server's buffers, an SDK's native buffers. (tracemalloc is not
+    used: stopping it while an SDK's native threads allocate crashes CPython 3.11.)
+    ``grew`` is None where Linux's high-water-mark reset is unavailable.
     """
 
     def __init__(self) -> None:
-        self.traced = 0
-        self.resident: int | None = None
-        self._rss_before: int | None = None
+        self.grew: int | None = None
+        self._before: int | None = None
 
     def __enter__(self) -> PeakMemory:
-        self._rss_before = _reset_high_water_mark()
-        tracemalloc.start()
+        self._before = _reset_high_water_mark()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _, self.traced = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        if self._rss_before is not None:
-            self.resident = max(0, _status_kib("VmHWM") * 1024 - self._rss_before)
+        if self._before is not None:
+            self.grew = max(0, _status_kib("VmHWM") * 1024 - self._before)
 
 
 def _status_kib(field: str) -> int:
@@ -224,9 +223,27 @@ def _status_kib(field: str) -> int:
 
 
 def _reset_high_water_mark() -> int | None:
-    """Reset the resident high-water mark; the resident size now, or None if impossible."""
+    """Reset the resident high-water mark; the resident size now, or None if impossible.
+
+    Freed memory is handed back first (a collection, then glibc's ``malloc_trim``),
+    so a buffer that reuses memory freed by an earlier test still shows as growth.
+    """
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return _status_kib("VmRSS") * 1024
     except (OSError, LookupError):
         return None
+
+
+def as_delivered(data: bytes, capabilities: Capabilities) -> bytes:
+    """The output bytes a runtime delivers for ``data`` written by a process.
+
+    Exactly ``data``, unless the runtime declares ``binary_output`` false: then
+    output is decoded as UTF-8 with invalid bytes as U+FFFD (the official SDK).
+    """
+    if capabilities.binary_output:
+        return data
+    return data.decode("utf-8", errors="replace").encode()

@@ -9,9 +9,9 @@ import anyio
 import pytest
 
 from boxlite_mcp.runtime.base import UNREAD_OUTPUT_LIMIT, Box
-from boxlite_mcp.runtime.types import ExecRequest
+from boxlite_mcp.runtime.types import Capabilities, ExecRequest
 
-from .support import DEADLINE, BoxMaker, OutputReader, PeakMemory, drain, run
+from .support import DEADLINE, BoxMaker, OutputReader, PeakMemory, as_delivered, drain, run
 
 pytestmark = pytest.mark.anyio
 
@@ -31,10 +31,10 @@ def pattern_program(mib: int, stream: str = "stdout") -> str:
     )
 
 
-def pattern_digest(mib: int) -> str:
+def pattern_digest(mib: int, block: bytes = BLOCK) -> str:
     digest = hashlib.sha256()
     for _ in range(mib):
-        digest.update(BLOCK)
+        digest.update(block)
     return digest.hexdigest()
 
 
@@ -77,7 +77,9 @@ async def test_lines_arrive_one_by_one(box: Box) -> None:
     assert bytes(reader.stdout) == b"".join(f"line{i}\n".encode() for i in range(1, 6))
 
 
-async def test_binary_output_is_byte_exact_on_both_streams(box: Box) -> None:
+async def test_binary_output_is_byte_exact_on_both_streams(
+    box: Box, capabilities: Capabilities
+) -> None:
     program = (
         "import sys\n"
         "data = bytes(range(256)) * 3 + bytes(range(255, -1, -1))\n"
@@ -86,8 +88,8 @@ async def test_binary_output_is_byte_exact_on_both_streams(box: Box) -> None:
     )
     done = await run(box, "python3", "-c", program)
     data = bytes(range(256)) * 3 + bytes(range(255, -1, -1))
-    assert done.check().stdout == data
-    assert done.stderr == data[::-1]
+    assert done.check().stdout == as_delivered(data, capabilities)
+    assert done.stderr == as_delivered(data[::-1], capabilities)
 
 
 async def test_each_stream_keeps_its_order(box: Box) -> None:
@@ -102,9 +104,17 @@ async def test_each_stream_keeps_its_order(box: Box) -> None:
     assert done.err == "".join(f"e{i}\n" for i in range(3000))
 
 
-async def test_large_output_streams_in_bounded_memory(box: Box) -> None:
-    """48 MiB through output(), read slowly at first: the producer waits, memory stays flat."""
-    mib = 48
+async def test_large_output_streams_in_bounded_memory(
+    box: Box, capabilities: Capabilities
+) -> None:
+    """64 MiB through output(), read slowly at first: the producer waits, memory stays flat.
+
+    A bounded pipeline's working set does not depend on the output's size (measured:
+    5-20 MiB for the REST runtimes at 48 and 128 MiB alike); buffering it all shows
+    as 64 MiB or more.
+    """
+    mib = 64
+    block = as_delivered(BLOCK, capabilities)
     digest = hashlib.sha256()
     total = 0
     stderr = bytearray()
@@ -123,16 +133,23 @@ async def test_large_output_streams_in_bounded_memory(box: Box) -> None:
                 stderr.extend(chunk.data)
         result = await execution.wait()
     assert result.exit_code == 0, bytes(stderr)
-    assert total == mib * MIB
-    assert digest.hexdigest() == pattern_digest(mib)
-    assert memory.traced < mib * MIB // 3, f"Python peak {memory.traced / MIB:.1f} MiB"
-    if memory.resident is not None:
-        assert memory.resident < mib * MIB // 2, f"resident grew {memory.resident / MIB:.1f} MiB"
+    assert total == mib * len(block)
+    assert digest.hexdigest() == pattern_digest(mib, block)
+    if not capabilities.output_backpressure:
+        return  # declared: output is buffered without bound below this runtime
+    if memory.grew is None:
+        pytest.skip("no resident high-water mark to measure on this host")
+    assert memory.grew < mib * MIB // 2, f"resident memory grew {memory.grew / MIB:.1f} MiB"
 
 
-async def test_unread_output_never_blocks_wait_and_keeps_its_head(box: Box) -> None:
-    """Nobody reads: the process still ends; a late output() gets at most the earliest 8 MiB."""
-    mib = 40
+async def test_unread_output_never_blocks_wait_and_keeps_its_head(
+    box: Box, capabilities: Capabilities
+) -> None:
+    """Nobody reads: the process still ends; a late output() gets at most the earliest 8 MiB.
+
+    Memory: the kept 8 MiB plus a working set independent of the output's size.
+    """
+    mib = 64
     with PeakMemory() as memory, anyio.fail_after(DEADLINE * 2):
         execution = await box.exec(
             ExecRequest(command="python3", args=["-c", pattern_program(mib)])
@@ -140,15 +157,17 @@ async def test_unread_output_never_blocks_wait_and_keeps_its_head(box: Box) -> N
         await execution.close_stdin()
         result = await execution.wait()
     assert result.exit_code == 0
-    assert memory.traced < 24 * MIB, f"Python peak {memory.traced / MIB:.1f} MiB, nobody reading"
-    if memory.resident is not None:
-        assert memory.resident < 30 * MIB, f"resident grew {memory.resident / MIB:.1f} MiB"
+    if capabilities.output_backpressure:
+        assert memory.grew is None or memory.grew < 40 * MIB, (
+            f"resident memory grew {(memory.grew or 0) / MIB:.1f} MiB with nobody reading"
+        )
 
     with anyio.fail_after(DEADLINE):
         late, late_err = await drain(execution)
     assert late_err == b""
     assert 0 < len(late) <= UNREAD_OUTPUT_LIMIT
-    expected_head = (BLOCK * (len(late) // MIB + 1))[: len(late)]
+    block = as_delivered(BLOCK, capabilities)
+    expected_head = (block * (len(late) // len(block) + 1))[: len(late)]
     assert late == expected_head, "late output is the earliest output, in order"
 
 
@@ -163,8 +182,8 @@ async def test_output_read_after_wait_is_complete(box: Box) -> None:
     assert (out, err) == (b"out1\nout2\n", b"err1\n")
 
 
-async def test_big_stderr_with_little_stdout(box: Box) -> None:
+async def test_big_stderr_with_little_stdout(box: Box, capabilities: Capabilities) -> None:
     """A full stderr pipe must not stall a process whose stdout is quiet."""
     done = await run(box, "python3", "-c", pattern_program(4, "stderr"))
     assert done.check().stdout == b""
-    assert done.stderr == BLOCK * 4
+    assert done.stderr == as_delivered(BLOCK, capabilities) * 4

@@ -14,7 +14,16 @@ from boxlite_mcp.runtime.base import Box
 from boxlite_mcp.runtime.errors import InvalidStateError, UnsupportedError
 from boxlite_mcp.runtime.types import Capabilities, ExecRequest
 
-from .support import DEADLINE, WORK, BoxMaker, OutputReader, drain, read_file, run
+from .support import (
+    DEADLINE,
+    WORK,
+    BoxMaker,
+    OutputReader,
+    as_delivered,
+    drain,
+    read_file,
+    run,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -24,7 +33,7 @@ async def box(module_box_maker: BoxMaker) -> AsyncIterator[Box]:
     yield await module_box_maker()
 
 
-async def test_stdin_writes_then_close(box: Box) -> None:
+async def test_stdin_writes_then_close(box: Box, capabilities: Capabilities) -> None:
     execution = await box.exec(ExecRequest(command="cat"))
     reader = OutputReader(execution)
     await execution.write_stdin(b"hello ")
@@ -36,7 +45,7 @@ async def test_stdin_writes_then_close(box: Box) -> None:
     await reader.rest()
     with anyio.fail_after(DEADLINE):
         assert (await execution.wait()).exit_code == 0
-    assert bytes(reader.stdout) == b"hello world\n" + bytes(range(256))
+    assert bytes(reader.stdout) == as_delivered(b"hello world\n" + bytes(range(256)), capabilities)
 
 
 async def test_write_after_close_is_invalid_state(box: Box) -> None:
