@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from boxlite_mcp.runtime.errors import AuthError
+from boxlite_mcp.runtime.errors import AuthError, InvalidArgumentError
 from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
 
 from .conftest import FAST
@@ -154,3 +154,22 @@ async def test_ids_and_names_cannot_add_path_segments() -> None:
         async with RestRuntime(RestSettings(url=url, api="0.9", **FAST)) as runtime:
             url_for = await runtime.client.url("boxes", "a/../b", "snapshots", "s?x=1")
     assert url_for.endswith("/v1/default/boxes/a%2F..%2Fb/snapshots/s%3Fx%3D1")
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({}, "BOXLITE_REST_URL"),
+        ({"BOXLITE_REST_URL": "ftp://user:pw-SECRET@h"}, "BOXLITE_REST_URL"),
+        ({"BOXLITE_REST_URL": "http://h", "BOXLITE_REST_TIMEOUT": "soon"},
+         "BOXLITE_REST_TIMEOUT"),
+        ({"BOXLITE_REST_URL": "http://h", "BOXLITE_REST_API": "0.11"}, "BOXLITE_REST_API"),
+    ],
+)
+def test_bad_environment_is_a_clear_error_without_the_values(
+    env: dict[str, str], variable: str
+) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        RestSettings.from_env(env)
+    assert variable in caught.value.message
+    assert "SECRET" not in caught.value.message

@@ -81,6 +81,13 @@ class RestClient:
     # -- readiness: generation, auth, URL bases --------------------------------------
 
     @property
+    def auth_scheme(self) -> str:
+        """How requests authenticate: ``oauth2-client-credentials``, ``api-key`` or ``none``."""
+        if isinstance(self._auth, ClientCredentialsAuth):
+            return "oauth2-client-credentials"
+        return "api-key" if isinstance(self._auth, ApiKeyAuth) else "none"
+
+    @property
     def generation(self) -> Generation:
         if self._generation is None:
             raise InternalError("the REST client is not ready yet (call ensure_ready first)")

@@ -66,7 +66,10 @@ class RestRuntime:
         await self.client.ensure_ready()
         config = await self.client.config()
         caps = config.capabilities.to_capabilities() if config.capabilities else Capabilities()
-        details = {"path": (await self.client.url()).removeprefix(self.settings.url) or "/"}
+        details = {
+            "path": (await self.client.url()).removeprefix(self.settings.url) or "/",
+            "auth": self.client.auth_scheme,
+        }
         return RuntimeInfo(
             name="rest",
             isolation=(

@@ -24,7 +24,9 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from ..errors import InvalidArgumentError
 
 logger = logging.getLogger(__name__)
 
@@ -132,4 +134,13 @@ class RestSettings(BaseModel):
             if raw is not None and (raw != "" or field == "path_prefix"):
                 values[field] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(values)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:  # never echo the input: it may hold a secret
+            names = {field: var for var, field in ENV_NAMES.items()}
+            problems = "; ".join(
+                f"{names.get(str(where[0]), where[0]) if where else 'settings'}: {error['msg']}"
+                for error in exc.errors()
+                for where in [error["loc"]]
+            )
+            raise InvalidArgumentError(f"invalid BoxLite REST settings: {problems}") from None
