@@ -1,6 +1,6 @@
 """boxlite-mcp benchmarks: one command, one Markdown table, every figure from one run.
 
-    python tools/bench.py            # the full run (about 3 minutes on 2 cores)
+    python tools/bench.py            # the full run (about 2 minutes on 2 cores)
     python tools/bench.py --quick    # a fast variant (under 40 s): same rows, fewer samples
 
 It prints the machine it ran on, then one table with, side by side:
@@ -68,13 +68,13 @@ class Plan:
 
     rest_iterations: int = 200
     rest_flood_mib: int = 64
-    rest_flood_repeats: int = 3
+    rest_flood_repeats: int = 5
     create_samples: int = 20
     exec_iterations: int = 200
     scale_boxes: int = 100
     scale_concurrency: int = 64
     scale_jobs: int = 640
-    mcp_iterations: int = 200
+    mcp_iterations: int = 300
     mcp_flood_mib: int = 64
     mcp_flood_repeats: int = 3
     first_output_samples: int = 30
