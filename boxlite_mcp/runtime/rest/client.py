@@ -30,13 +30,13 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from httpx_ws import AsyncWebSocketSession
 
 from ..errors import AuthError, InternalError
 from .auth import ApiKeyAuth, Auth, ClientCredentialsAuth
 from .errors import AttachConflictError, error_from_status, parse_error_body, unavailable
 from .settings import Generation, RestSettings
 from .types import Principal, ServerConfig, TokenResponse
+from .websocket import WebSocket
 
 logger = logging.getLogger(__name__)
 
@@ -382,8 +382,8 @@ class RestClient:
 
     @asynccontextmanager
     async def websocket(
-        self, url: str, *, what: str = "", queue_size: int = 16
-    ) -> AsyncIterator[AsyncWebSocketSession]:
+        self, url: str, *, what: str = ""
+    ) -> AsyncIterator[WebSocket]:
         """An authenticated WebSocket (RFC 6455 upgrade over the pooled client).
 
         A 409 (someone else attached) raises AttachConflictError, other refusals map
@@ -408,17 +408,14 @@ class RestClient:
                     f"{what}: the server answered HTTP {response.status_code} "
                     "instead of upgrading to a WebSocket"
                 )
-            ping = self.settings.ws_ping_interval
-            session = AsyncWebSocketSession(
+            socket = WebSocket(
                 response.extensions["network_stream"],
-                max_message_size_bytes=256 * 1024,
-                queue_size=queue_size,
-                keepalive_ping_interval_seconds=ping,
-                keepalive_ping_timeout_seconds=ping,
-                response=response,
+                ping_interval=self.settings.ws_ping_interval,
             )
-            async with session:
-                yield session
+            try:
+                yield socket
+            finally:
+                await socket.aclose()
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -52,27 +52,25 @@ import time
 from typing import Any
 
 import httpx
-from httpx_ws import AsyncWebSocketSession, HTTPXWSException, WebSocketDisconnect
 from wsproto.events import BytesMessage, TextMessage
-from wsproto.utilities import LocalProtocolError
 
 from ..errors import InternalError, InvalidStateError, NotFoundError, UnavailableError
 from ..types import ExecResult
 from .errors import AttachConflictError, display_url
 from .execution import SIGKILL, RestExecution
 from .types import ExecutionInfo
+from .websocket import WebSocket, WebSocketClosed
 
 logger = logging.getLogger(__name__)
 
 _STDOUT, _STDERR = 1, 2
 _EOF_FRAME = '{"type":"stdin_eof"}'
-_SEND_ERRORS = (HTTPXWSException, LocalProtocolError, httpx.TransportError, OSError)
 
 
 class WsExecution(RestExecution):
     """0.10: one attach socket at a time, re-attached with replay after a drop."""
 
-    _ws: AsyncWebSocketSession | None = None
+    _ws: WebSocket | None = None
     _pump_finished = False
 
     def start(self, tasks: set[asyncio.Task[None]]) -> None:
@@ -112,8 +110,6 @@ class WsExecution(RestExecution):
                     url + params, what=f"attach to execution {self._id}"
                 ) as ws:
                     attached = True
-                    # Nothing may escape this block: the session's task group would
-                    # wrap it in an ExceptionGroup.
                     try:
                         outcome = await self._read(ws)
                     except Exception as exc:
@@ -130,8 +126,8 @@ class WsExecution(RestExecution):
                 attempt = 0
                 drop_started = None
 
-            if isinstance(outcome, WebSocketDisconnect):
-                cause = f"the attach socket closed (code {outcome.code}) before the exit frame"
+            if isinstance(outcome, WebSocketClosed):
+                cause = f"the attach socket closed ({outcome.code}) before the exit frame"
             elif isinstance(outcome, AttachConflictError):
                 cause = "the server still holds a previous attach (409)"
             elif isinstance(outcome, NotFoundError):
@@ -144,7 +140,7 @@ class WsExecution(RestExecution):
                 raise self._gone("its attach socket dropped") from None
             elif isinstance(outcome, UnavailableError):
                 cause = outcome.message
-            elif isinstance(outcome, HTTPXWSException | httpx.TransportError | OSError):
+            elif isinstance(outcome, httpx.TransportError | OSError):
                 cause = f"the attach socket broke ({type(outcome).__name__})"
             else:
                 raise outcome
@@ -164,7 +160,7 @@ class WsExecution(RestExecution):
             logger.debug("execution %s: %s; re-attaching in %.2fs", self._id, cause, delay)
             await asyncio.sleep(delay * (0.5 + random.random() / 2))
 
-    async def _read(self, ws: AsyncWebSocketSession) -> ExecResult:
+    async def _read(self, ws: WebSocket) -> ExecResult:
         """One attach: deliver what arrives after the offsets, until the exit frame."""
         if self._stdin_closed:
             await ws.send_text(_EOF_FRAME)
@@ -240,7 +236,7 @@ class WsExecution(RestExecution):
 
     # -- stdin and control -----------------------------------------------------------
 
-    async def _socket(self) -> AsyncWebSocketSession:
+    async def _socket(self) -> WebSocket:
         """The current attach socket; waits through a re-attach."""
         while True:
             if self._ws is not None:
@@ -258,7 +254,7 @@ class WsExecution(RestExecution):
                 else:
                     await ws.send_text(data)
                 return
-            except _SEND_ERRORS:
+            except WebSocketClosed:
                 if self._ws is ws:  # the pump has not noticed yet: wait for it to
                     self._ws = None
                     self._attach_changed.clear()
