@@ -1,11 +1,12 @@
-"""The server under test as a child process: ``python -m tools.boxlite_server``.
+"""A server under test as a child process: ``python -m tools.boxlite_server`` by default.
 
 A separate process, so it can be killed with SIGKILL mid-exec (the crash a proxy
 cannot fake) and so the client and the server do not share one event loop.
-``ServerProcess`` starts it on a free port over the bwrap runtime in ``home``,
-reads where it listens from its first line, and on exit stops it. After a kill,
-the boxes it started may still run: ``reap_boxes`` opens the bwrap runtime on the
-same home, whose restart recovery kills them, and closes it.
+``ServerProcess`` starts it on a free port (over the bwrap runtime in ``home``,
+when given), reads where it listens from its first line (``... listening on
+URL``), and on exit stops it. After a kill, the boxes it started may still run:
+``reap_boxes`` opens the bwrap runtime on the same home, whose restart recovery
+kills them, and closes it.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ _LISTENING = re.compile(r"listening on (http://\S+)")
 
 
 class ServerProcess:
-    """``python -m tools.boxlite_server <args>`` with its own home and log file."""
+    """``python -m <module> [--home HOME] <args>``, its stderr in a log file."""
 
-    def __init__(self, home: Path, *args: str, log_path: Path | None = None,
-                 start_timeout: float = 30.0) -> None:
+    def __init__(self, home: Path | None, *args: str, module: str = "tools.boxlite_server",
+                 log_path: Path | None = None, start_timeout: float = 30.0) -> None:
+        if home is None and log_path is None:
+            raise ValueError("a server without a home needs a log_path")
         self.home = home
         self.args = list(args)
-        self.log_path = log_path or home.parent / f"{home.name}-server.log"
+        self.module = module
+        self.log_path = log_path or Path(f"{home}-server.log")
         self.start_timeout = start_timeout
         self.url = ""
         self.process: asyncio.subprocess.Process | None = None
@@ -41,13 +45,15 @@ class ServerProcess:
         return int(self.url.rsplit(":", 1)[1])
 
     async def start(self) -> str:
-        self.home.mkdir(parents=True, exist_ok=True)
+        home_args: list[str] = []
+        if self.home is not None:
+            self.home.mkdir(parents=True, exist_ok=True)
+            home_args = ["--home", str(self.home)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         with open(self.log_path, "ab") as log:  # noqa: ASYNC230 (a local file, opened once)
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tools.boxlite_server", "--home", str(self.home),
-                *self.args, cwd=REPO, env=env, stdin=asyncio.subprocess.DEVNULL,
+                sys.executable, "-m", self.module, *home_args, *self.args, cwd=REPO, env=env, stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=log, start_new_session=True,
             )
         assert self.process.stdout is not None
@@ -59,7 +65,7 @@ class ServerProcess:
         if found is None:
             await self.stop()
             tail = self.log_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"the BoxLite server did not start; its log ends:\n{tail}")
+            raise RuntimeError(f"{self.module} did not start; its log ends:\n{tail}")
         self.url = found.group(1)
         return self.url
 
@@ -84,7 +90,7 @@ class ServerProcess:
                 await process.wait()
         else:
             await process.wait()
-        if self.killed:
+        if self.killed and self.home is not None:
             await reap_boxes(self.home)
 
     async def __aenter__(self) -> ServerProcess:
