@@ -7,7 +7,7 @@ import pytest
 
 from boxlite_mcp.runtime.base import Runtime
 from boxlite_mcp.runtime.errors import InvalidStateError, NotFoundError
-from boxlite_mcp.runtime.types import BoxOptions, BoxStatus, ExecRequest
+from boxlite_mcp.runtime.types import BoxOptions, BoxStatus, ExecRequest, RuntimeInfo
 
 from .support import DEADLINE, WORK, BoxMaker, OutputReader, read_file, sh, unique_name, write_file
 
@@ -64,11 +64,26 @@ async def test_get_by_id_and_by_name(runtime: Runtime, make_box: BoxMaker) -> No
     assert (await by_name.info()).name == name
 
 
-async def test_get_unknown_raises_not_found_naming_it(runtime: Runtime) -> None:
+async def test_get_unknown_raises_not_found_naming_what_exists(
+    runtime: Runtime, make_box: BoxMaker
+) -> None:
+    existing = unique_name("exists")
+    await make_box(name=existing)
     missing = unique_name("missing")
     with pytest.raises(NotFoundError) as caught:
         await runtime.get(missing)
     assert missing in str(caught.value)
+    assert existing in str(caught.value), "the error names the boxes that do exist"
+
+
+async def test_runtime_info_says_what_it_is(runtime_info: RuntimeInfo, runtime_id: str) -> None:
+    """The harness id starts with the runtime's name; a REST id ends with its API generation."""
+    kind = runtime_id.split("-")[0]
+    assert runtime_info.name == kind
+    assert runtime_info.isolation.strip()
+    if kind == "rest":
+        assert runtime_info.api_generation == runtime_id.split("-", 1)[1]
+        assert runtime_info.endpoint and "@" not in runtime_info.endpoint
 
 
 async def test_list_shows_boxes_with_their_state(runtime: Runtime, make_box: BoxMaker) -> None:
