@@ -53,6 +53,7 @@ class Recorded:
     query: str
     headers: dict[str, str]
     body: bytes = b""
+    client_port: int = 0
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -74,6 +75,7 @@ class Recorder:
             path=scope["path"],
             query=scope.get("query_string", b"").decode(),
             headers={k.decode().lower(): v.decode() for k, v in scope["headers"]},
+            client_port=(scope.get("client") or ("", 0))[1],
         )
         self.requests.append(record)
         if scope["type"] == "websocket":

@@ -245,6 +245,27 @@ async def test_resuming_without_event_ids_warns(caplog: pytest.LogCaptureFixture
     assert "without event ids" in caplog.text
 
 
+async def test_execs_reuse_the_keep_alive_connection() -> None:
+    """0.9: exec and output share the pooled keep-alive connections. 0.10: the POSTs
+    do, and each attach has its own (opened while the POST was in flight)."""
+    for generation in ("0.9", "0.10"):
+        fake = FakeBoxlite()
+        async with running(fake, generation) as runtime:
+            box = await runtime.create(BoxOptions())
+            for _ in range(6):
+                await (await box.exec(ExecRequest(command="true"))).wait()
+        assert fake.recorder is not None
+        posts = {r.client_port for r in fake.recorder.matching("POST", "/exec")}
+        assert len(posts) <= 2, generation  # the last exec's stream may still be ending
+        if generation == "0.9":
+            outputs = {r.client_port for r in fake.recorder.matching("GET", "/output")}
+            assert len(posts | outputs) <= 2
+        else:
+            attaches = [r.client_port for r in fake.recorder.requests
+                        if r.method == "WEBSOCKET"]
+            assert len(set(attaches)) == 6 and not set(attaches) & posts
+
+
 def _unused(box: RestBox) -> None:  # keeps the import for type checkers
     del box
 

@@ -31,7 +31,7 @@ from . import capabilities, files
 from .client import RestClient
 from .errors import unavailable
 from .exec_sse import SseExecution
-from .exec_ws import WsExecution
+from .exec_ws import WsExecution, discard_preconnect
 from .execution import RestExecution
 from .types import (
     ExecResponse,
@@ -125,13 +125,28 @@ class RestBox:
             body["working_dir"] = request.working_dir
         if request.tty:
             body["tty"] = True
-        response = await self._client.request(
-            "POST", await self._url("exec"), json=body, idempotency_key=True,
-            what=f"run {request.command!r} in {self._label()}",
+        url = await self._url("exec")
+        websocket = self._client.generation == "0.10"
+        # 0.10 attaches on a connection of its own: open it while the POST is in flight.
+        preconnect = (
+            asyncio.get_running_loop().create_task(self._client.open_stream(url))
+            if websocket else None
         )
-        execution_id = ExecResponse.model_validate_json(response.content).execution_id
-        kind = SseExecution if self._client.generation == "0.9" else WsExecution
-        execution = kind(self._client, self._id, execution_id, request)
+        try:
+            response = await self._client.request(
+                "POST", url, json=body, idempotency_key=True,
+                what=f"run {request.command!r} in {self._label()}",
+            )
+            execution_id = ExecResponse.model_validate_json(response.content).execution_id
+        except BaseException:
+            await discard_preconnect(preconnect)
+            raise
+        execution: RestExecution
+        if websocket:
+            execution = WsExecution(self._client, self._id, execution_id, request)
+            execution.preconnect = preconnect
+        else:
+            execution = SseExecution(self._client, self._id, execution_id, request)
         execution.start(self._tasks)
         return execution
 

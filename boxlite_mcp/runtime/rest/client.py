@@ -23,12 +23,21 @@ import base64
 import logging
 import random
 import secrets
+import ssl
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Mapping,
+)
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
+import httpcore
 import httpx
 
 from ..errors import AuthError, InternalError
@@ -74,6 +83,8 @@ class RestClient:
         self._ready_lock = asyncio.Lock()
         self._config: ServerConfig | None = None
         self._config_lock = asyncio.Lock()
+        self._backend = httpcore.AnyIOBackend()
+        self._ssl_context: ssl.SSLContext | None = None
 
     def __repr__(self) -> str:
         return f"RestClient(url={self.settings.url!r}, generation={self._generation!r})"
@@ -380,11 +391,41 @@ class RestClient:
 
     # -- WebSocket -------------------------------------------------------------------
 
+    async def open_stream(self, url: str) -> httpcore.AsyncNetworkStream | None:
+        """A fresh connection to ``url``'s server, opened ahead of a WebSocket upgrade.
+
+        An exec attach needs its own connection (the upgrade takes it over); opening
+        it while ``POST /exec`` is in flight takes the TCP (and TLS) handshake off
+        the exec's critical path, and leaves the pooled keep-alive connection to
+        the REST calls. None when that cannot work (a proxy is configured) or the
+        connect failed: the upgrade then goes through the pooled client, with its
+        retries.
+        """
+        target = httpx.URL(url)
+        transport_for_url = getattr(self._http, "_transport_for_url", None)
+        default = getattr(self._http, "_transport", None)
+        if transport_for_url is None or transport_for_url(target) is not default:
+            return None
+        port = target.port or (443 if target.scheme == "https" else 80)
+        timeout = self.settings.connect_timeout
+        try:
+            stream = await self._backend.connect_tcp(target.host, port, timeout=timeout)
+            if target.scheme == "https":
+                if self._ssl_context is None:
+                    self._ssl_context = httpx.create_ssl_context()
+                stream = await stream.start_tls(
+                    self._ssl_context, server_hostname=target.host, timeout=timeout
+                )
+        except (httpcore.ConnectError, httpcore.ConnectTimeout, OSError) as exc:
+            logger.debug("pre-connecting to %s failed: %r", target.host, exc)
+            return None
+        return stream
+
     @asynccontextmanager
     async def websocket(
-        self, url: str, *, what: str = ""
+        self, url: str, *, what: str = "", stream: httpcore.AsyncNetworkStream | None = None
     ) -> AsyncIterator[WebSocket]:
-        """An authenticated WebSocket (RFC 6455 upgrade over the pooled client).
+        """An authenticated WebSocket (RFC 6455 upgrade), on ``stream`` if given.
 
         A 409 (someone else attached) raises AttachConflictError, other refusals map
         as any answer does.
@@ -395,19 +436,19 @@ class RestClient:
             "Sec-WebSocket-Version": "13",
             "Sec-WebSocket-Key": base64.b64encode(secrets.token_bytes(16)).decode(),
         }
+        if stream is not None:
+            upgraded = await self._upgrade_on(stream, url, headers, what)
+            if upgraded is not None:
+                socket = WebSocket(upgraded, ping_interval=self.settings.ws_ping_interval)
+                try:
+                    yield socket
+                finally:
+                    await socket.aclose()
+                return
         async with self.stream(
             "GET", url, headers=headers, ok_statuses=(409,), what=what
         ) as response:
-            if response.status_code == 409:
-                message, _ = parse_error_body(await response.aread())
-                raise AttachConflictError(
-                    f"{what}: another client is attached ({message or 'HTTP 409'})"
-                )
-            if response.status_code != 101:
-                raise InternalError(
-                    f"{what}: the server answered HTTP {response.status_code} "
-                    "instead of upgrading to a WebSocket"
-                )
+            await self._upgraded(response.status_code, response.aread, what)
             socket = WebSocket(
                 response.extensions["network_stream"],
                 ping_interval=self.settings.ws_ping_interval,
@@ -416,6 +457,57 @@ class RestClient:
                 yield socket
             finally:
                 await socket.aclose()
+
+    async def _upgrade_on(
+        self, stream: httpcore.AsyncNetworkStream, url: str, headers: dict[str, str],
+        what: str,
+    ) -> httpcore.AsyncNetworkStream | None:
+        """The upgrade request on a pre-opened connection; None if that connection failed."""
+        target = httpx.URL(url)
+        origin = httpcore.Origin(target.raw_scheme, target.raw_host, target.port or (
+            443 if target.scheme == "https" else 80))
+        request_headers = [(b"Host", target.netloc), (b"User-Agent", b"boxlite-mcp")]
+        request_headers += [(k.encode(), v.encode()) for k, v in headers.items()]
+        if (value := await self._auth.authorization()) is not None:
+            request_headers.append((b"Authorization", value.encode()))
+        timeout = self.settings.timeout
+        connection = httpcore.AsyncHTTP11Connection(origin=origin, stream=stream)
+        try:
+            response = await connection.handle_async_request(httpcore.Request(
+                "GET", url, headers=request_headers,
+                extensions={"timeout": {"read": timeout, "write": timeout}},
+            ))
+        except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError) as exc:
+            logger.debug("upgrade on a pre-opened connection failed: %r", exc)
+            await connection.aclose()
+            return None
+        try:
+            if response.status == 401 and self._auth.invalidate():
+                return None  # let the pooled path fetch new credentials and retry
+            await self._upgraded(response.status, response.aread, what)
+        except BaseException:
+            await connection.aclose()
+            raise
+        network: httpcore.AsyncNetworkStream = response.extensions["network_stream"]
+        return network
+
+    async def _upgraded(
+        self, status: int, read: Callable[[], Awaitable[bytes]], what: str
+    ) -> None:
+        """Raise the right error unless the answer is ``101 Switching Protocols``."""
+        if status == 101:
+            return
+        body = await read()
+        if status == 409:
+            message, _ = parse_error_body(body)
+            raise AttachConflictError(
+                f"{what}: another client is attached ({message or 'HTTP 409'})"
+            )
+        if status >= 400:
+            raise error_from_status(status, body, what=what)
+        raise InternalError(
+            f"{what}: the server answered HTTP {status} instead of upgrading to a WebSocket"
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -45,12 +45,14 @@ repeats ``stdin_eof`` if it had closed stdin.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 import time
 from typing import Any
 
+import httpcore
 import httpx
 from wsproto.events import BytesMessage, TextMessage
 
@@ -72,6 +74,8 @@ class WsExecution(RestExecution):
 
     _ws: WebSocket | None = None
     _pump_finished = False
+    #: A connection opened while ``POST /exec`` was in flight, for the first attach.
+    preconnect: asyncio.Task[httpcore.AsyncNetworkStream | None] | None = None
 
     def start(self, tasks: set[asyncio.Task[None]]) -> None:
         self._attach_changed = asyncio.Event()
@@ -84,6 +88,12 @@ class WsExecution(RestExecution):
             self._ws = None
             self._pump_finished = True
             self._attach_changed.set()
+            await discard_preconnect(self.preconnect)
+            self.preconnect = None
+
+    async def _take_preconnected(self) -> httpcore.AsyncNetworkStream | None:
+        task, self.preconnect = self.preconnect, None
+        return await task if task is not None else None
 
     async def _attach_loop(self) -> ExecResult:
         settings = self._client.settings
@@ -107,7 +117,8 @@ class WsExecution(RestExecution):
                     if offsets[_STDOUT] or offsets[_STDERR] else ""
                 )
                 async with self._client.websocket(
-                    url + params, what=f"attach to execution {self._id}"
+                    url + params, what=f"attach to execution {self._id}",
+                    stream=await self._take_preconnected(),
                 ) as ws:
                     attached = True
                     try:
@@ -182,7 +193,9 @@ class WsExecution(RestExecution):
                 frame = _control(event.data)
                 kind = frame.get("type")
                 if kind == "exit":
-                    return self._exit_result(frame)
+                    result = self._exit_result(frame)
+                    await self._settle(result)  # before the close handshake
+                    return result
                 if kind == "error":
                     self._on_error_frame(frame)
 
@@ -270,6 +283,18 @@ class WsExecution(RestExecution):
         await self._client.request(
             "DELETE", await self._url(), what=f"kill execution {self._id}"
         )
+
+
+async def discard_preconnect(task: asyncio.Task[httpcore.AsyncNetworkStream | None] | None) -> None:
+    """Close a pre-opened connection nobody will use."""
+    if task is None:
+        return
+    if not task.done():
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        stream = await task
+        if stream is not None:
+            await stream.aclose()
 
 
 def _control(text: str) -> dict[str, Any]:
