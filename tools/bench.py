@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - start
     rows = results.ordered()
     command = "python tools/bench.py" + (" --quick" if args.quick else "")
-    print(f"## boxlite-mcp benchmarks (`{command}`, {elapsed:.0f} s)\n")
+    print(f"### boxlite-mcp benchmarks (`{command}`, {elapsed:.0f} s)\n")
     print("\n".join(describe(procs.REPO, load)))
     print()
     print(render(rows))

@@ -33,7 +33,7 @@ def test_quick_run_completes_and_prints_one_table_with_every_row(
     done, _ = quick_run
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("## boxlite-mcp benchmarks (`python tools/bench.py --quick`")
+    assert lines[0].startswith("### boxlite-mcp benchmarks (`python tools/bench.py --quick`")
     header = [i for i, line in enumerate(lines) if line.startswith("| what |")]
     assert len(header) == 1, "exactly one table"
     table = lines[header[0] + 2:]
