@@ -151,20 +151,20 @@ class Memory:
         return self.boxes_kib / self.boxes
 
 
-async def memory(server: McpServer, count: int, prefix: str) -> Memory:
-    """RSS of the server process before and after ``count`` running boxes.
+async def memory(server: McpServer, names: list[str]) -> Memory:
+    """RSS of the server process before and after one running box per name.
 
     Each box is created with box_create and started by one exec_run; the
     server's own RSS is measured, and separately the box processes it spawned.
     """
     before_children = descendants(server.pid)
     before = rss_kib(server.pid)
-    for i in range(count):
-        await call(server.client, "box_create", {"name": f"{prefix}-{i}"})
-        await exec_true(server.client, f"{prefix}-{i}")
+    for name in names:
+        await call(server.client, "box_create", {"name": name})
+        await exec_true(server.client, name)
     after = rss_kib(server.pid)
     new = descendants(server.pid) - before_children
-    return Memory(count, before, after, tree_rss_kib(new), len(new))
+    return Memory(len(names), before, after, tree_rss_kib(new), len(new))
 
 
 async def remove_boxes(client: Client, names: list[str]) -> None:
