@@ -2,7 +2,7 @@
 """Hostile fuzz: the REST runtime against a malicious BoxLite server, every behaviour.
 
     python tools/hostile_fuzz.py                 # full sizes: 256 MiB bodies, 1.1M-entry tars
-    python tools/hostile_fuzz.py --quick         # test-suite sizes (48 MiB, 20,000 entries)
+    python tools/hostile_fuzz.py --quick         # test-suite sizes (48 MiB, 5,000 entries)
     python tools/hostile_fuzz.py --only tar-dotdot,sse-trickle --generations 0.9
 
 Starts ``python -m tools.hostile_server`` (a child process, so its memory is not
@@ -48,13 +48,14 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `tools.*` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import httpx
 from pydantic import SecretStr
 
 from boxlite_mcp.runtime.errors import BoxliteError
@@ -91,10 +92,10 @@ class Scale:
         return float(self.exec_timeout + c["reconnect_seconds"] + per_request + 2.0)
 
 
-QUICK = Scale(big_bytes=48 * MiB, tar_entries=20_000, memory_bound_mib=32, exec_timeout=1.0,
+QUICK = Scale(big_bytes=48 * MiB, tar_entries=5_000, memory_bound_mib=24, exec_timeout=1.0,
               client={"timeout": 1.0, "connect_timeout": 1.0, "stream_idle_timeout": 1.0,
                       "retries": 1, "backoff_initial": 0.05, "backoff_max": 0.2,
-                      "reconnect_seconds": 1.5, "ws_ping_interval": 1.0})
+                      "reconnect_seconds": 1.5, "ws_ping_interval": 1.0}, concurrency=48)
 FULL = Scale(big_bytes=256 * MiB, tar_entries=1_100_000, memory_bound_mib=64, exec_timeout=2.0,
              client={"timeout": 5.0, "connect_timeout": 2.0, "stream_idle_timeout": 5.0,
                      "retries": 2, "backoff_initial": 0.1, "backoff_max": 1.0,
@@ -346,7 +347,8 @@ async def probe(server_url: str, behaviour: Behaviour, generation: str, root: Pa
     temp_area = [Path(tempfile.gettempdir()), root, root.parent]
     markers_before = set(marker_hits(temp_area))
     deadline = behaviour.deadline or scale.budget
-    runtime = RestRuntime(settings_for(f"{server_url}/b/{behaviour.name}", generation, scale))
+    url = f"{server_url}/b/{behaviour.name}~{generation}"
+    runtime = RestRuntime(settings_for(url, generation, scale))
     rss = reset_peak() if measure else 0
     started = time.perf_counter()
     try:
@@ -416,11 +418,21 @@ async def run_probes(server_url: str, pairs: list[tuple[Behaviour, str]], root: 
 async def fuzz(scale: Scale, root: Path, only: set[str] | None = None,
                generations: frozenset[str] = frozenset({"0.9", "0.10"}),
                full: bool = False) -> list[Result]:
-    """Start the hostile server in a child process and run every probe against it."""
+    """Start the hostile server in a child process and run every probe against it.
+
+    A probe whose behaviour the server never got to play (the client stopped
+    before reaching it) fails: it proved nothing.
+    """
     async with ServerProcess(None, *server_args(scale), module="tools.hostile_server",
                              log_path=root / "hostile-server.log") as server:
-        return await run_probes(server.url, plan(scale, only, set(generations), full),
-                                root, scale)
+        results = await run_probes(server.url, plan(scale, only, set(generations), full),
+                                   root, scale)
+        async with httpx.AsyncClient() as http:
+            hits: dict[str, int] = (await http.get(f"{server.url}/_hits")).json()
+    for result in results:
+        if not hits.get(f"{result.behaviour.name}~{result.generation}"):
+            result.problems.append("never met: the client did not reach the hostile answer")
+    return results
 
 
 # -- report --------------------------------------------------------------------------
@@ -428,7 +440,7 @@ async def fuzz(scale: Scale, root: Path, only: set[str] | None = None,
 
 def summary_table(results: list[Result]) -> str:
     lines = ["| category | probes | pass | crash | hang | escape | memory | unclear | "
-             "wrong outcome |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "wrong outcome | never met |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     categories = sorted({r.behaviour.category for r in results})
     for category in [*categories, "all"]:
         rows = [r for r in results if category in ("all", r.behaviour.category)]
@@ -436,7 +448,8 @@ def summary_table(results: list[Result]) -> str:
         label = f"**{category}**" if category == "all" else category
         lines.append(f"| {label} | {len(rows)} | {sum(r.passed for r in rows)} | "
                      f"{count['crash']} | {count['hang']} | {count['escape']} | "
-                     f"{count['memory']} | {count['unclear']} | {count['outcome']} |")
+                     f"{count['memory']} | {count['unclear']} | {count['outcome']} | "
+                     f"{count['unmet']} |")
     return "\n".join(lines)
 
 
@@ -451,6 +464,8 @@ def _kind(problem: str) -> str:
         return "memory"
     if problem.startswith("unclear"):
         return "unclear"
+    if problem.startswith("never met"):
+        return "unmet"
     return "outcome"
 
 
@@ -478,14 +493,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", default=None, help="comma-separated behaviour names")
     p.add_argument("--generations", default="0.9,0.10")
     p.add_argument("--memory-bound", type=int, default=None, help="MiB (default: by scale)")
+    p.add_argument("--big-mib", type=int, default=None, help="size of huge bodies, MiB")
+    p.add_argument("--tar-entries", type=int, default=None, help="entries of the tar bomb")
     p.add_argument("-v", "--verbose", action="store_true", help="show the client's warnings")
     return p.parse_args(argv)
 
 
 async def main_async(args: argparse.Namespace) -> int:
     scale = QUICK if args.quick else FULL
-    if args.memory_bound is not None:
-        scale = Scale(**{**scale.__dict__, "memory_bound_mib": args.memory_bound})
+    overrides = {"memory_bound_mib": args.memory_bound, "tar_entries": args.tar_entries,
+                 "big_bytes": args.big_mib * MiB if args.big_mib else None}
+    scale = replace(scale, **{k: v for k, v in overrides.items() if v is not None})
     only = set(args.only.split(",")) if args.only else None
     with tempfile.TemporaryDirectory(prefix="hostile-fuzz-") as tmp:
         started = time.perf_counter()

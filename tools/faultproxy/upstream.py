@@ -53,7 +53,8 @@ class ServerProcess:
             filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         with open(self.log_path, "ab") as log:  # noqa: ASYNC230 (a local file, opened once)
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", self.module, *home_args, *self.args, cwd=REPO, env=env, stdin=asyncio.subprocess.DEVNULL,
+                sys.executable, "-m", self.module, *home_args, *self.args, cwd=REPO, env=env,
+                stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=log, start_new_session=True,
             )
         assert self.process.stdout is not None

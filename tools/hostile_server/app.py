@@ -2,8 +2,11 @@
 
 A client pointed at ``{server}/b/{behaviour}`` (as its BoxLite REST URL) meets a
 server of both generations that answers correctly except where that behaviour
-misbehaves. ``serve_hostile`` runs it with uvicorn in the current event loop;
-``python -m tools.hostile_server`` runs it as a process.
+misbehaves. A tag after ``~`` (``/b/tar-dotdot~0.9``) is ignored but counted:
+``GET /_hits`` answers how many hostile answers each ``behaviour~tag`` got, so a
+fuzz can tell that every probe met its behaviour. ``serve_hostile`` runs it with
+uvicorn in the current event loop; ``python -m tools.hostile_server`` runs it as a
+process.
 """
 
 from __future__ import annotations
@@ -35,16 +38,17 @@ NORMAL = "normal"  # a behaviour name that misbehaves nowhere
 class HostileState:
     config: base.HostileConfig
     transports: Transports = field(default_factory=Transports)
-    hits: dict[str, int] = field(default_factory=dict)  # behaviour -> hostile answers given
-    per_behaviour: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hits: dict[str, int] = field(default_factory=dict)  # behaviour~tag -> hostile answers
 
-    def ctx(self, behaviour: str, path: str, method: str) -> base.Ctx | None:
+    def ctx(self, segment: str, path: str, method: str) -> base.Ctx | None:
+        """The request's context; None when the path or the behaviour is unknown."""
+        behaviour = segment.partition("~")[0]
         found = base.route(method, path)
-        if found is None:
+        if found is None or (behaviour != NORMAL and behaviour not in BY_NAME):
             return None
         generation, op, params = found
         return base.Ctx(behaviour, generation, op, params, self.config, self.transports,
-                        state=self.per_behaviour.setdefault(behaviour, {}))
+                        segment=segment)
 
     def handler(self, ctx: base.Ctx) -> Any:
         behaviour = BY_NAME.get(ctx.behaviour)
@@ -54,7 +58,7 @@ class HostileState:
             return None
         handler = behaviour.handlers.get(ctx.op)
         if handler is not None:
-            self.hits[ctx.behaviour] = self.hits.get(ctx.behaviour, 0) + 1
+            self.hits[ctx.segment] = self.hits.get(ctx.segment, 0) + 1
         return handler
 
 
@@ -62,10 +66,8 @@ def create_app(config: base.HostileConfig | None = None) -> Starlette:
     state = HostileState(config or base.HostileConfig())
 
     async def http(request: Request) -> Response:
-        name = request.path_params["behaviour"]
-        if name != NORMAL and name not in BY_NAME:
-            return not_found_json()
-        ctx = state.ctx(name, request.path_params["rest"], request.method)
+        ctx = state.ctx(request.path_params["behaviour"], request.path_params["rest"],
+                        request.method)
         if ctx is None:
             return not_found_json()
         ctx.request = request
@@ -76,9 +78,8 @@ def create_app(config: base.HostileConfig | None = None) -> Starlette:
         return response
 
     async def websocket(ws: WebSocket) -> None:
-        name = ws.path_params["behaviour"]
-        ctx = state.ctx(name, ws.path_params["rest"], "WS")
-        if ctx is None or (name != NORMAL and name not in BY_NAME):
+        ctx = state.ctx(ws.path_params["behaviour"], ws.path_params["rest"], "WS")
+        if ctx is None:
             await ws.close(1008)
             return
         ctx.websocket = ws

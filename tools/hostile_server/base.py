@@ -15,7 +15,7 @@ import json
 import re
 import tarfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -51,7 +51,7 @@ class Ctx:
     transports: Transports
     request: Request | None = None
     websocket: WebSocket | None = None
-    state: dict[str, Any] = field(default_factory=dict)  # per-behaviour, lives with the server
+    segment: str = ""  # the URL segment naming the behaviour, with its ~tag
 
     @property
     def query(self) -> dict[str, str]:

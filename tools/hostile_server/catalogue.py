@@ -107,7 +107,7 @@ BEHAVIOURS: list[Behaviour] = [
     _files("tar-bomb-size", tars.bomb_size,
            "a member declaring 1 TiB (none of it sent): refuse by the size cap"),
     _files("tar-bomb-entries", tars.bomb_entries,
-           "tens of thousands of entries (over a million in the full run): unpack inside the "
+           "thousands of entries (over a million in the full run): unpack inside the "
            "destination or refuse by the entry cap, in bounded memory", "either", memory=True),
     _files("tar-trickle", tars.trickle,
            "a valid header, then one byte per 0.1 s forever: give up within the timeouts"),
@@ -174,8 +174,12 @@ BEHAVIOURS: list[Behaviour] = [
     _ws("ws-masked", streams.ws_masked, "a masked frame from the server"),
     _ws("ws-invalid-utf8-text", streams.ws_invalid_utf8_text, "a text frame of invalid UTF-8"),
     _ws("ws-huge-message", streams.ws_huge_message,
-        "one frame claiming 2^40 bytes, 48 MiB of it sent: refuse in bounded memory",
+        "one frame claiming 2^40 bytes, 48 MiB of it sent, then a close: refuse in bounded "
+        "memory",
         memory=True),
+    _ws("ws-frame-trickle", streams.ws_frame_trickle,
+        "one frame claiming 2^40 bytes, its payload one byte per 0.1 s: the frame never "
+        "completes, give up within the timeouts"),
     _ws("ws-silent-forever", streams.ws_silent_forever,
         "accepted, then nothing (pings answered), past the exec's timeout_seconds"),
     _ws("ws-output-forever", streams.ws_output_forever,

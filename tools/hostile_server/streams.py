@@ -83,7 +83,7 @@ async def sse_gigantic_line(ctx: Ctx) -> Response:
 
 async def _endless_event(ctx: Ctx) -> AsyncIterator[bytes]:
     yield b"event: stdout\n"
-    sent, block = 0, b"data: x\n" * (CHUNK // 8)
+    sent, block = 0, (b"data: " + b"x" * 1017 + b"\n") * (CHUNK // 1024)
     while sent < ctx.config.big_bytes:
         yield block
         sent += len(block)
@@ -244,17 +244,26 @@ async def exec_status_bogus(ctx: Ctx) -> Response:
 
 
 async def _raw_after_accept(ctx: Ctx, chunks: AsyncIterator[bytes]) -> None:
+    """Accept, write raw bytes (until the client leaves, for endless ones), then close."""
     ws = ctx.websocket
     assert ws is not None
     await ws.accept()
     transport = ctx.transports.of(ws.scope)
-    await write_raw(transport, chunks)
+    writer = asyncio.get_running_loop().create_task(write_raw(transport, chunks))
+    gone = asyncio.get_running_loop().create_task(_until_gone(ctx))
+    await asyncio.wait({writer, gone}, return_when=asyncio.FIRST_COMPLETED)
+    writer.cancel()
     await asyncio.sleep(0.05)
     transport.close()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await writer
+    gone.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await gone
 
 
 async def ws_bad_opcode(ctx: Ctx) -> None:
-    await _raw_after_accept(ctx, _parts(ws_frame(0x2, b"\x01" + HELLO), ws_frame(0x3, b"??")))
+    await _raw_after_accept(ctx, _parts(ws_frame(0x3, b"??")))
 
 
 async def ws_masked(ctx: Ctx) -> None:
@@ -275,8 +284,20 @@ async def _huge_frame(ctx: Ctx) -> AsyncIterator[bytes]:
 
 
 async def ws_huge_message(ctx: Ctx) -> None:
-    """One binary frame that claims 2^40 bytes and sends ``big_bytes`` of them."""
+    """One binary frame that claims 2^40 bytes, sends ``big_bytes`` of them, closes."""
     await _raw_after_accept(ctx, _huge_frame(ctx))
+
+
+async def _frame_trickle(ctx: Ctx) -> AsyncIterator[bytes]:
+    yield ws_frame(0x2, b"", length=1 << 40)[:10] + b"\x01"
+    while True:
+        await asyncio.sleep(ctx.config.trickle_seconds)
+        yield b"z"
+
+
+async def ws_frame_trickle(ctx: Ctx) -> None:
+    """One binary frame that claims 2^40 bytes and trickles them, one per 0.1 s."""
+    await _raw_after_accept(ctx, _frame_trickle(ctx))
 
 
 async def ws_bad_accept(ctx: Ctx) -> None:
