@@ -311,6 +311,7 @@ class Executions:
         self.stored_cap_bytes = stored_cap_bytes
         self.result_cap_bytes = result_cap_bytes
         self._records: OrderedDict[str, ExecutionRecord] = OrderedDict()
+        self._running: set[ExecutionRecord] = set()  # kept so counting never walks history
 
     def start(
         self,
@@ -336,15 +337,21 @@ class Executions:
             result_cap_bytes=self.result_cap_bytes,
         )
         self._records[record.id] = record
+        self._running.add(record)
         self._evict()
-        task_group.start_soon(record.run, task_group, on_exit)
+
+        def finished() -> None:
+            self._running.discard(record)
+            on_exit()
+
+        task_group.start_soon(record.run, task_group, finished)
         return record
 
     def running_count(self) -> int:
-        return sum(1 for record in self._records.values() if record.running)
+        return len(self._running)
 
     def running_on(self, box_id: str) -> int:
-        return sum(1 for r in self._records.values() if r.box_id == box_id and r.running)
+        return sum(1 for record in self._running if record.box_id == box_id)
 
     def get(self, owner: str, execution_id: str) -> ExecutionRecord:
         record = self._records.get(execution_id)
@@ -372,12 +379,12 @@ class Executions:
 
     async def kill_all(self) -> None:
         """Kill every running execution (shutdown)."""
-        for record in list(self._records.values()):
-            if record.running:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_GRACE_SECONDS):
-                    await record.kill_quietly()
+        for record in list(self._running):
+            with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_GRACE_SECONDS):
+                await record.kill_quietly()
 
     def close(self) -> None:
         for record in self._records.values():
             record.store.close()
         self._records.clear()
+        self._running.clear()
