@@ -34,6 +34,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .event_store import BoundedEventStore
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -158,6 +159,7 @@ def http_app(
             streamable_http_path=STREAMABLE_HTTP_PATH,
             json_response=False,  # JSON responses drop progress notifications
             stateless_http=False,
+            event_store=BoundedEventStore(),  # a dropped stream resumes with Last-Event-ID
             transport_security=security,
             host=settings.host,
         )
