@@ -1,0 +1,337 @@
+"""The leak soak: MCP clients create boxes and work, then vanish; after the TTL nothing is left.
+
+Kinds of vanishing client (each client runs in a worker process, see ``worker``):
+
+- ``stdio-killed``: each client starts its own ``python -m boxlite_mcp`` over stdio
+  (its own home); the worker holding the pipes is SIGKILLed, so the server sees EOF
+  and must clean up on its own;
+- ``http-legacy-dropped``: a handshake-era streamable-HTTP session (``mcp-session-id``)
+  whose client is SIGKILLed: connections reset, no DELETE ever comes;
+- ``http-modern-dropped``: the same in the 2026-07-28 protocol (no session at all);
+- ``stdio-silent`` and ``http-legacy-silent``: clients that stay connected and
+  simply stop talking: only the idle TTL can remove their boxes.
+
+The HTTP kinds share one server (a child process on its own home). After every
+client has done its work, the killed kinds are killed and the silent ones left
+alone; when the TTL, one reap interval and a margin have passed, four witnesses
+must agree that no box of any kind remains: the box records in the homes, the
+processes, mounts and cgroups on the host (``host.scan``), and a ``BwrapRuntime``
+opened on each home.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import anyio.abc
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from tools.benchlib.procs import REPO, child_env
+
+from . import host
+from .host import Leftovers, Proc
+from .server import McpHttpServer, settings_env
+from .table import render
+
+Vanish = Literal["kill", "silent"]
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    name: str
+    transport: Literal["stdio", "http"]
+    mode: str  # the client's protocol mode: "legacy" (handshake era) or "auto" (2026-07-28)
+    vanish: Vanish
+    share: float  # of all clients
+    what: str
+
+
+KINDS: tuple[KindSpec, ...] = (
+    KindSpec("stdio-killed", "stdio", "legacy", "kill", 0.25,
+             "stdio client SIGKILLed: the server sees EOF"),
+    KindSpec("http-legacy-dropped", "http", "legacy", "kill", 0.25,
+             "legacy HTTP session, client SIGKILLed, no DELETE"),
+    KindSpec("http-modern-dropped", "http", "auto", "kill", 0.25,
+             "2026-07-28 HTTP client SIGKILLed"),
+    KindSpec("stdio-silent", "stdio", "legacy", "silent", 0.125,
+             "stdio client connected but silent"),
+    KindSpec("http-legacy-silent", "http", "legacy", "silent", 0.125,
+             "legacy HTTP session connected but silent"),
+)
+PER_WORKER = {"stdio": 10, "http": 25}
+READY_TIMEOUT = 600.0
+
+
+def split(clients: int, kinds: tuple[KindSpec, ...] = KINDS) -> dict[str, int]:
+    """Clients per kind, in proportion to each kind's share, summing to ``clients``."""
+    counts = {k.name: int(clients * k.share) for k in kinds}
+    for k in kinds:  # hand out the rounding remainder, first kinds first
+        if sum(counts.values()) >= clients:
+            break
+        counts[k.name] += 1
+    return counts
+
+
+@dataclass
+class KindResult:
+    spec: KindSpec
+    clients: int
+    ok: int = 0
+    errors: list[str] = field(default_factory=list)
+    boxes: set[str] = field(default_factory=set)
+    busy: set[str] = field(default_factory=set)  # a long exec or an exec_run in flight at vanish
+    protocols: set[str] = field(default_factory=set)
+    homes: list[Path] = field(default_factory=list)  # stdio: one home per client
+    left: list[str] = field(default_factory=list)  # box records after the TTL
+    runtime_left: list[str] = field(default_factory=list)  # what a BwrapRuntime lists
+    processes: list[Proc] = field(default_factory=list)  # box processes after the TTL
+    servers: list[Proc] = field(default_factory=list)  # stdio servers of killed clients alive
+    mounts: list[str] = field(default_factory=list)
+    cgroups: list[str] = field(default_factory=list)
+    cleared_after: float | None = None  # seconds from vanish until no record was left
+
+    @property
+    def leaked(self) -> bool:
+        return bool(self.left or self.runtime_left or self.processes or self.servers
+                    or self.mounts or self.cgroups)
+
+
+@dataclass
+class SoakResult:
+    kinds: list[KindResult]
+    ttl: float
+    reap_interval: float
+    margin: float
+    after_shutdown: Leftovers
+    seconds: float
+    root: Path
+
+    @property
+    def passed(self) -> bool:
+        every_client_worked = all(k.ok == k.clients for k in self.kinds)
+        return every_client_worked and not any(k.leaked for k in self.kinds) \
+            and self.after_shutdown.clean and not self.after_shutdown.servers
+
+
+class _Worker:
+    """One ``python -m tools.soaklib.worker`` process and what it reported."""
+
+    def __init__(self, kind: KindResult, process: anyio.abc.Process) -> None:
+        self.kind = kind
+        self.process = process
+        self.ready = False
+
+    async def read_until_ready(self) -> None:
+        assert self.process.stdout is not None
+        stream = BufferedByteReceiveStream(self.process.stdout)
+        while True:
+            try:
+                raw = await stream.receive_until(b"\n", 1 << 20)
+            except (anyio.EndOfStream, anyio.IncompleteRead):
+                self.kind.errors.append("a worker exited before it was ready")
+                return
+            line: dict[str, Any] = json.loads(raw)
+            if line.get("ready"):
+                self.ready = True
+                return
+            if line.get("error"):
+                self.kind.errors.append(str(line["error"]))
+                continue
+            self.kind.ok += 1
+            self.kind.boxes.update(line["boxes"])
+            self.kind.protocols.add(str(line.get("protocol")))
+            if line.get("long") or line.get("inflight"):
+                self.kind.busy.add(line["boxes"][0])
+
+    def kill(self) -> None:
+        if self.process.returncode is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+
+
+async def _start_workers(kind: KindResult, root: Path, url: str, server_env: dict[str, str],
+                         first: int, log: Path, plan: list[str]) -> list[_Worker]:
+    spec = kind.spec
+    per = PER_WORKER[spec.transport]
+    workers = []
+    home_root = root / spec.name
+    home_root.mkdir(parents=True, exist_ok=True)
+    for start in range(0, kind.clients, per):
+        count = min(per, kind.clients - start)
+        argv = [sys.executable, "-m", "tools.soaklib.worker", "--transport", spec.transport,
+                "--mode", spec.mode, "--clients", str(count), "--first", str(first + start),
+                "--concurrency", "4" if spec.transport == "stdio" else "8", *plan]
+        if spec.transport == "stdio":
+            argv += ["--home-root", str(home_root), "--server-env", json.dumps(server_env)]
+            kind.homes += [home_root / f"c{i}" for i in range(first + start, first + start + count)]
+        else:
+            argv += ["--url", url]
+        with log.open("ab") as errors:
+            process = await anyio.open_process(argv, stdin=subprocess.DEVNULL,
+                                               stdout=subprocess.PIPE, stderr=errors, cwd=REPO,
+                                               env=child_env())
+        workers.append(_Worker(kind, process))
+    return workers
+
+
+def _remaining(kind: KindResult, http_home: Path) -> list[str]:
+    """Box records of this kind still in the homes."""
+    if kind.spec.transport == "stdio":
+        return [r for home in kind.homes for r in host.box_dirs(home)[0]]
+    return [r for r in host.box_dirs(http_home)[0] if r in kind.boxes]
+
+
+def _witness(kind: KindResult, http_home: Path, server_pid: int | None) -> None:
+    """Fill in what the host shows of this kind after the TTL."""
+    kind.left = _remaining(kind, http_home)
+    homes = kind.homes if kind.spec.transport == "stdio" else []
+    seen = host.scan(homes, kind.boxes, exclude=[server_pid] if server_pid else [])
+    kind.processes = seen.processes
+    kind.mounts = seen.mounts
+    kind.cgroups = seen.cgroups
+    if kind.spec.vanish == "kill":
+        kind.servers = seen.servers  # a stdio server whose client died must have exited
+
+
+async def run_soak(clients: int = 200, ttl: float = 3.0, reap_interval: float = 0.5,
+                   margin: float = 10.0, root: Path | None = None, long_every: int = 3,
+                   inflight_every: int = 3,
+                   kinds: tuple[KindSpec, ...] = KINDS) -> SoakResult:
+    """Run the soak; ``root`` (a fresh temporary directory by default) holds homes and logs."""
+    began = time.monotonic()
+    root = Path(tempfile.mkdtemp(prefix="boxlite-leak-soak-")) if root is None else root
+    root.mkdir(parents=True, exist_ok=True)
+    settings = settings_env(box_idle_ttl_seconds=ttl, reap_interval_seconds=reap_interval,
+                            max_boxes_per_owner=10_000, max_boxes_total=10_000,
+                            max_executions_kept=10_000)
+    counts = split(clients, kinds)
+    results = [KindResult(spec, counts[spec.name]) for spec in kinds if counts[spec.name]]
+    http_home = root / "http" / "home"
+    (root / "http").mkdir(exist_ok=True)
+    server = McpHttpServer(http_home, root / "http" / "server.log", env=settings)
+    needs_http = any(k.spec.transport == "http" for k in results)
+    workers: list[_Worker] = []
+    try:
+        if needs_http:
+            await server.start()
+        first = 0
+        for kind in results:
+            workers += await _start_workers(
+                kind, root, server.url, settings, first, root / "workers.log",
+                ["--long-every", str(long_every), "--inflight-every", str(inflight_every)])
+            first += kind.clients
+        with anyio.fail_after(READY_TIMEOUT):
+            async with anyio.create_task_group() as tg:
+                for worker in workers:
+                    tg.start_soon(worker.read_until_ready)
+        vanished = time.monotonic()
+        for worker in workers:
+            if worker.kind.spec.vanish == "kill":
+                worker.kill()
+        deadline = vanished + ttl + reap_interval + margin
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            for kind in results:
+                if kind.cleared_after is None and not _remaining(kind, http_home):
+                    kind.cleared_after = now - vanished
+            await anyio.sleep(0.25)
+        server_pid = server.pid if needs_http else None
+        for kind in results:
+            _witness(kind, http_home, server_pid)
+        listed_http = await host.runtime_boxes(http_home) if needs_http else []
+        for kind in results:
+            if kind.spec.transport == "http":
+                kind.runtime_left = [b for b in listed_http if b in kind.boxes]
+            else:
+                for home in kind.homes:
+                    if home.exists():
+                        kind.runtime_left += await host.runtime_boxes(home)
+    finally:
+        with anyio.CancelScope(shield=True):
+            for worker in workers:
+                worker.kill()
+            for worker in workers:
+                await worker.process.wait()
+            await server.stop()
+            after = await _after_shutdown(root, results, http_home)
+    return SoakResult(results, ttl, reap_interval, margin, after, time.monotonic() - began, root)
+
+
+async def _after_shutdown(root: Path, results: list[KindResult], http_home: Path,
+                          patience: float = 30.0) -> Leftovers:
+    """Everything once every client and server is gone (servers clean up as they stop)."""
+    homes = [http_home, *(h for k in results for h in k.homes)]
+    ids = {b for k in results for b in k.boxes}
+    deadline = time.monotonic() + patience
+    while True:
+        seen = host.scan(homes, ids)
+        if (seen.clean and not seen.servers) or time.monotonic() > deadline:
+            return seen
+        await anyio.sleep(0.25)
+
+
+def cleanup(result: SoakResult) -> None:
+    shutil.rmtree(result.root, ignore_errors=True)
+
+
+def report(result: SoakResult, command: str) -> str:
+    """The Markdown table and the lines around it."""
+    header = ("kind", "clients (ok)", "boxes created", "busy at vanish", "boxes left after TTL",
+              "runtime lists", "processes left", "mounts / cgroups left", "cleared after")
+    rows = []
+    for k in result.kinds:
+        cleared = f"{k.cleared_after:.1f} s" if k.cleared_after is not None else "**never**"
+        rows.append((
+            f"{k.spec.name}: {k.spec.what}", f"{k.clients} ({k.ok})", str(len(k.boxes)),
+            str(len(k.busy)), _flag(len(k.left)), _flag(len(k.runtime_left)),
+            _flag(len(k.processes) + len(k.servers)),
+            _flag(len(k.mounts)) + " / " + _flag(len(k.cgroups)), cleared))
+    total = (
+        "**total**", f"{sum(k.clients for k in result.kinds)} "
+        f"({sum(k.ok for k in result.kinds)})", str(sum(len(k.boxes) for k in result.kinds)),
+        str(sum(len(k.busy) for k in result.kinds)),
+        _flag(sum(len(k.left) for k in result.kinds)),
+        _flag(sum(len(k.runtime_left) for k in result.kinds)),
+        _flag(sum(len(k.processes) + len(k.servers) for k in result.kinds)),
+        _flag(sum(len(k.mounts) for k in result.kinds)) + " / "
+        + _flag(sum(len(k.cgroups) for k in result.kinds)), "")
+    after = result.after_shutdown
+    lines = [
+        f"### Leak soak (`{command}`, {result.seconds:.0f} s)", "",
+        f"- idle TTL {result.ttl:g} s, reap interval {result.reap_interval:g} s; checked "
+        f"{result.ttl + result.reap_interval + result.margin:g} s after the clients vanished "
+        f"(TTL + reap interval + {result.margin:g} s margin)",
+        "- busy at vanish: boxes with an `exec_start` of `sleep 600` or an `exec_run` of it "
+        "in flight when the client vanished",
+        f"- protocols seen: {', '.join(sorted({p for k in result.kinds for p in k.protocols}))}",
+        "",
+        render(header, [*rows, total]),
+        "",
+        f"After every client and server stopped: {after.summary()}.",
+    ]
+    errors = [f"{k.spec.name}: {e}" for k in result.kinds for e in k.errors]
+    if errors:
+        lines += ["", f"Client errors ({len(errors)}):", *[f"- {e}" for e in errors[:20]]]
+    leaks = [k for k in result.kinds if k.leaked]
+    for k in leaks:
+        busy_left = len(set(k.left) & k.busy)
+        lines += ["", f"Left by {k.spec.name}: {len(k.left)} boxes ({busy_left} of them busy at "
+                  f"vanish), {len(k.processes)} box processes, {len(k.servers)} servers"]
+        lines += [f"  - process {p.pid}: {p.cmdline[:160]}" for p in
+                  [*k.servers, *k.processes][:5]]
+    lines += ["", "PASSED: nothing left" if result.passed else "FAILED: see above"]
+    return "\n".join(lines)
+
+
+def _flag(n: int) -> str:
+    return str(n) if n == 0 else f"**{n}**"
