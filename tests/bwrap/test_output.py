@@ -105,3 +105,14 @@ async def test_resize_without_tty_is_invalid_state(box: BwrapBox) -> None:
     with pytest.raises(InvalidStateError):
         await execution.resize(80, 24)
     await execution.wait()
+
+
+async def test_bad_signal_numbers_are_invalid_arguments(box: BwrapBox) -> None:
+    from boxlite_mcp.runtime.errors import InvalidArgumentError
+
+    execution = await box.exec(ExecRequest(command="sleep", args=["60"]))
+    for bad in (0, -1, 10_000):
+        with pytest.raises(InvalidArgumentError):
+            await execution.signal(bad)
+    await execution.signal(15)
+    assert (await execution.wait()).exit_code == -15

@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 
 from ..base import UNREAD_OUTPUT_LIMIT
-from ..errors import InvalidStateError
+from ..errors import InvalidArgumentError, InvalidStateError
 from ..types import ExecResult, OutputChunk, StreamName
 
 log = logging.getLogger(__name__)
@@ -297,6 +297,11 @@ class BwrapExecution:
                 break
 
     async def signal(self, signum: int) -> None:
+        if not isinstance(signum, int) or not 1 <= signum < signal.NSIG:
+            raise InvalidArgumentError(
+                f"signal {signum!r} is not a signal number; pass 1-{signal.NSIG - 1} "
+                "(e.g. 15 for SIGTERM, 9 for SIGKILL)"
+            )
         if self.finished:
             return
         if signum == signal.SIGKILL:
