@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 ISOLATION = (
     "Linux namespaces (user, PID, IPC, UTS, mount, network) with a private overlay root "
     "filesystem and cgroup limits, via bubblewrap: processes share the host's kernel, so "
-    "this is weaker isolation than a BoxLite micro-VM."
+    "this is weaker isolation than a BoxLite micro-VM, and with the default image the "
+    "host's root file system is readable (never writable) inside the box."
 )
 BOX_ID_RE = re.compile(r"^[0-9a-f]{12}$")
 
@@ -252,6 +253,12 @@ class BwrapRuntime:
                 "user_namespace": "uids 0-65535 mapped to themselves; box root has "
                                   "capabilities only inside the box",
                 "tmp": "/tmp is a tmpfs for the box's life (cleared when it stops)",
+                "host_files": "default image: every file of the host's root file system "
+                              "is readable in the box (writes go to the box's own layer); "
+                              "pass rootfs_path to show a box only its image",
+                "hardening": "box root is capable only in its own user namespace; it "
+                             "cannot mount; /proc's global knobs are read-only; /dev "
+                             "nodes are the box's own",
                 "images": "host root (default), rootfs_path directory or OCI image layout; "
                           "no registry access",
                 "network": "none (default) or the host's network namespace; no allow_net",
