@@ -1,0 +1,484 @@
+"""The isolation probe: owner B tries everything on owner A's boxes, executions, files, snapshots.
+
+Two scenarios, each against its own ``python -m boxlite_mcp`` over streamable HTTP
+(bwrap runtime, its own home, one allowed host directory):
+
+- ``bearer``: bearer auth with two tokens (owners ``alice`` = A and ``bob`` = B, from a
+  tokens file as an operator would configure them); B attacks from a handshake-era
+  session and from a 2026-07-28 client;
+- ``sessions``: no auth; A and B are two handshake-era sessions (``mcp-session-id``).
+
+A first makes things worth stealing: a running box with a secret file and a running
+execution (stdin open), a finished execution with secret output, a stopped box with
+a snapshot, and, in the allowed host directory, a copied-out file and an exported
+archive. B then attacks, each attempt recorded with whether it *succeeded* (every
+success is a breach):
+
+- ``box ids``/``box names``/``runtime names``: every tool that takes a box, given A's
+  real ids, A's names, and A's reserved runtime names (``mcp.<owner-hash>.<e|p>.<name>``,
+  read from the server's home: the worst case of a leak); B's own box named like A's
+  must not be A's;
+- ``executions``: ``exec_read``/``exec_write``/``exec_signal``/``exec_kill`` on A's ids;
+- ``snapshots``, ``clone & export``: on A's stopped box, its snapshot by name;
+- ``resources``: ``boxlite://boxes/{A's id|name}``, its files, A's execution outputs;
+- ``listings``: ``box_list``, ``boxlite://boxes``, ``runtime_info`` must not name
+  anything of A's;
+- ``error oracles``: B's error for A's real id, name or execution id must be
+  byte-identical to B's error for a random one of the same shape;
+- ``inside a box``: from B's own box, the server's home (named by ``runtime_info``)
+  and the tokens file, which the default host image can reach;
+- ``host roots``: what A left in the allowed host directory (copy_out, box_export),
+  read and overwritten through B's own tools.
+
+Finally A checks that nothing of its own changed (``A unharmed``).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
+from mcp_types import TextResourceContents
+
+from .calls import error_core, ok, text_of
+from .server import McpHttpServer
+from .table import render
+
+A_SECRET = "A-SECRET-" + "7f3a9c"
+A_OUTPUT = "A-OUTPUT-" + "51be02"
+A_SNAP_SECRET = "A-SNAP-SECRET-" + "c0ffee"
+
+KINDS = ("box ids", "box names", "runtime names", "executions", "snapshots", "clone & export",
+         "resources", "listings", "error oracles", "inside a box", "host roots", "A unharmed")
+
+
+@dataclass
+class Attempt:
+    kind: str
+    attack: str
+    success: bool
+    detail: str
+
+
+@dataclass
+class AState:
+    """What A made, and the names of it B will try."""
+
+    running: str  # box id: running, /root/secret, an execution running in it
+    stopped: str  # box id: stopped, with snapshot "snap1"
+    running_name: str = "secret-box"
+    stopped_name: str = "snap-box"
+    runtime_names: list[str] = field(default_factory=list)
+    exec_running: str = ""
+    exec_done: str = ""
+    home: str = ""
+    subject: str = ""
+    token: str = ""
+
+    def secrets(self) -> list[str]:
+        """Everything of A's that must never reach B unless B sent it itself."""
+        return [A_SECRET, A_OUTPUT, A_SNAP_SECRET, self.running, self.stopped, self.exec_running,
+                self.exec_done, *self.runtime_names, self.token]
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    attackers: list[str]
+    attempts: list[Attempt]
+
+    def successes(self, kind: str | None = None) -> list[Attempt]:
+        return [a for a in self.attempts if a.success and (kind is None or a.kind == kind)]
+
+
+@dataclass
+class ProbeResult:
+    scenarios: list[ScenarioResult]
+    seconds: float
+
+    @property
+    def successes(self) -> list[Attempt]:
+        return [a for s in self.scenarios for a in s.successes()]
+
+
+def _client(url: str, token: str | None, mode: str) -> Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    http = create_mcp_http_client(headers=headers)
+    return Client(streamable_http_client(url, http_client=http), mode=mode)
+
+
+#: Tools that take a box, with arguments that would make the call valid otherwise.
+BOX_TOOLS: dict[str, dict[str, Any]] = {
+    "box_info": {}, "box_metrics": {}, "box_start": {}, "box_stop": {},
+    "box_clone": {"name": "stolen"}, "box_export": {"host_path": "b-export.boxlite"},
+    "exec_run": {"command": "cat /root/secret"}, "exec_start": {"command": "cat /root/secret"},
+    "file_read": {"path": "/root/secret"},
+    "file_write": {"path": "/root/pwned", "content": "B was here"},
+    "copy_in": {"host_path": "b-in.txt", "box_path": "/root/pwned"},
+    "copy_out": {"box_path": "/root/secret", "host_path": "b-out.txt"},
+    "snapshot_create": {"name": "b-snap"}, "snapshot_list": {},
+    "snapshot_restore": {"name": "snap1"}, "snapshot_remove": {"name": "snap1"},
+    "box_remove": {},
+}
+EXEC_TOOLS: dict[str, dict[str, Any]] = {
+    "exec_read": {"wait_seconds": 0}, "exec_write": {"text": "B was here\n"},
+    "exec_signal": {"signal": "TERM"}, "exec_kill": {},
+}
+
+
+class Attacker:
+    """B: calls that must all fail, each recorded as an attempt."""
+
+    def __init__(self, client: Client, label: str, a: AState, attempts: list[Attempt]) -> None:
+        self.client = client
+        self.label = label
+        self.a = a
+        self.attempts = attempts
+
+    def _leaks(self, text: str, sent: str) -> list[str]:
+        return [s for s in self.a.secrets() if s and s in text and s not in sent]
+
+    def record(self, kind: str, attack: str, success: bool, detail: str) -> None:
+        self.attempts.append(Attempt(kind, f"{self.label}: {attack}", success, detail[:300]))
+
+    async def tool(self, kind: str, tool: str, arguments: dict[str, Any]) -> str:
+        """Call a tool that must fail (and leak nothing); its message."""
+        sent = json.dumps(arguments)
+        try:
+            result = await self.client.call_tool(tool, arguments)
+        except MCPError as exc:
+            message = str(exc)
+            self.record(kind, f"{tool} {sent}", bool(self._leaks(message, sent)), message)
+            return message
+        message = text_of(result)
+        leaks = self._leaks(message + json.dumps(result.structured_content or {}), sent)
+        success = not result.is_error or bool(leaks)
+        self.record(kind, f"{tool} {sent}", success,
+                    f"leaked {leaks}: {message}" if leaks else message)
+        return message
+
+    async def resource(self, kind: str, uri: str) -> str:
+        """Read a resource that must not be readable (and leak nothing); the error."""
+        try:
+            read = await self.client.read_resource(uri)
+        except MCPError as exc:
+            message = str(exc)
+            self.record(kind, f"read {uri}", bool(self._leaks(message, uri)), message)
+            return message
+        body = " ".join(c.text for c in read.contents if isinstance(c, TextResourceContents))
+        self.record(kind, f"read {uri}", True, f"readable: {body[:200]}")
+        return body
+
+
+async def _setup_a(a: Client, host: Path, home: Path, subject: str, token: str) -> AState:
+    running = (await ok(a, "box_create", {"name": "secret-box"}))["box"]["id"]
+    await ok(a, "exec_run", {"box": running, "command": f"echo {A_SECRET} > /root/secret"})
+    live = await ok(a, "exec_start", {"box": running, "command": "cat; sleep 300",
+                                      "keep_stdin_open": True, "timeout_seconds": 600})
+    done = await ok(a, "exec_run", {"box": running, "command": f"echo {A_OUTPUT}"})
+    stopped = (await ok(a, "box_create", {"name": "snap-box"}))["box"]["id"]
+    await ok(a, "exec_run", {"box": stopped, "command": f"echo {A_SNAP_SECRET} > /root/snap"})
+    await ok(a, "box_stop", {"box": stopped})
+    await ok(a, "snapshot_create", {"box": stopped, "name": "snap1"})
+    await ok(a, "copy_out", {"box": running, "box_path": "/root/secret",
+                             "host_path": "a-secret.txt"})
+    await ok(a, "box_export", {"box": stopped, "host_path": "a-snap.boxlite"})
+    await ok(a, "box_export", {"box": stopped, "host_path": "a-victim.boxlite"})
+    names = []
+    for box_id in (running, stopped):
+        record = json.loads((home / "boxes" / box_id / "box.json").read_text())
+        names.append(str(record["name"]))
+    info = await ok(a, "runtime_info")
+    return AState(running=running, stopped=stopped, runtime_names=names,
+                  exec_running=live["execution_id"], exec_done=done["execution_id"],
+                  home=str(info["runtime"]["details"].get("home", home)), subject=subject,
+                  token=token)
+
+
+def _random_like(value: str) -> str:
+    """A random reference of the same shape (hex stays hex, the same length)."""
+    if value.startswith("exec-"):
+        return "exec-" + secrets.token_hex(8)
+    if value.startswith("mcp."):
+        head, _, name = value.rpartition(".")
+        return f"{head}.{name[:-4]}{secrets.token_hex(2)}"
+    if all(c in "0123456789abcdef" for c in value):
+        return secrets.token_hex(len(value) // 2)
+    return "x" + secrets.token_hex(max(1, (len(value) - 1) // 2))[: len(value) - 1]
+
+
+async def _attack(b: Attacker, host: Path, tokens_file: Path | None) -> None:
+    a = b.a
+    # Box references: ids, names, reserved runtime names.
+    refs = {"box ids": [a.running, a.stopped], "box names": [a.running_name, a.stopped_name],
+            "runtime names": a.runtime_names}
+    for kind, values in refs.items():
+        for ref in values:
+            for tool, extra in BOX_TOOLS.items():
+                await b.tool(kind, tool, {"box": ref, **extra})
+    # B's own box under A's name is B's alone.
+    mine = await b.client.call_tool("box_create", {"name": a.running_name})
+    if mine.is_error:
+        b.record("box names", "box_create under A's name", False, text_of(mine))
+    else:
+        seen = await b.client.call_tool("exec_run", {
+            "box": a.running_name, "command": "cat /root/secret 2>&1; ls /root"})
+        text = text_of(seen)
+        b.record("box names", "B's own box named like A's shows A's files", A_SECRET in text,
+                 text[:200])
+        await b.client.call_tool("box_remove", {"box": a.running_name})
+    # Executions.
+    for execution in (a.exec_running, a.exec_done):
+        for tool, extra in EXEC_TOOLS.items():
+            await b.tool("executions", tool, {"execution_id": execution, **extra})
+    # Snapshots, clone and export, by id and name.
+    for ref in (a.stopped, a.stopped_name):
+        for tool in ("snapshot_list", "snapshot_restore", "snapshot_remove", "snapshot_create"):
+            await b.tool("snapshots", tool, {"box": ref, **BOX_TOOLS[tool]})
+        await b.tool("clone & export", "box_clone", {"box": ref, "name": "stolen"})
+        await b.tool("clone & export", "box_export", {"box": ref, "host_path": "stolen.boxlite",
+                                                      "overwrite": True})
+    # Resources.
+    for ref in (a.running, a.running_name, *a.runtime_names):
+        await b.resource("resources", f"boxlite://boxes/{ref}")
+        await b.resource("resources", f"boxlite://boxes/{ref}/files/root/secret")
+        await b.resource("resources", f"boxlite://boxes/{ref}/files/etc/hostname")
+    for execution in (a.exec_running, a.exec_done):
+        await b.resource("resources", f"boxlite://executions/{execution}/output")
+    await _listings(b)
+    await _oracles(b)
+    await _inside(b, tokens_file)
+    await _host_roots(b, host)
+
+
+async def _listings(b: Attacker) -> None:
+    a = b.a
+    listed = await b.client.call_tool("box_list", {})
+    dump = text_of(listed) + json.dumps(listed.structured_content or {})
+    shown = [s for s in (a.running, a.stopped, *a.runtime_names) if s in dump]
+    b.record("listings", "box_list shows A's boxes", bool(shown), f"shown: {shown}")
+    resource = await b.client.read_resource("boxlite://boxes")
+    body = " ".join(c.text for c in resource.contents if isinstance(c, TextResourceContents))
+    shown = [s for s in (a.running, a.stopped, *a.runtime_names) if s in body]
+    b.record("listings", "boxlite://boxes shows A's boxes", bool(shown), f"shown: {shown}")
+    info = await b.client.call_tool("runtime_info", {})
+    dump = text_of(info) + json.dumps(info.structured_content or {})
+    hashes = [name.split(".")[1] for name in a.runtime_names]
+    named = [*a.secrets(), *hashes, *([a.subject] if a.subject else [])]
+    leaked = [s for s in named if s and s in dump]
+    b.record("listings", "runtime_info names anything of A's", bool(leaked), f"named: {leaked}")
+
+
+async def _oracles(b: Attacker) -> None:
+    """B's error for A's real reference vs a random one: byte-identical or it is an oracle."""
+    a = b.a
+
+    async def answer(tool: str, arguments: dict[str, Any]) -> str:
+        """What B learns from a call: the error text, or that it worked."""
+        if tool == "read":
+            try:
+                await b.client.read_resource(str(arguments["uri"]))
+            except MCPError as exc:
+                return f"MCPError {exc.error.code}: {exc}"
+            return "readable"
+        try:
+            result = await b.client.call_tool(tool, arguments)
+        except MCPError as exc:
+            return f"MCPError {exc.error.code}: {exc}"
+        return ("ok " if not result.is_error else "") + error_core(text_of(result))
+
+    async def compare(tool: str, real: dict[str, Any], fake: dict[str, Any]) -> None:
+        mine, other = await answer(tool, real), await answer(tool, fake)
+        label = f"{tool} {json.dumps(real)} vs {json.dumps(fake)}"
+        b.record("error oracles", label, mine != other,
+                 "identical" if mine == other else f"real: {mine[:120]} | random: {other[:120]}")
+
+    for ref in (a.running, a.stopped, a.running_name, *a.runtime_names):
+        fake = _random_like(ref)
+        for tool, extra in BOX_TOOLS.items():
+            if tool in ("box_remove", "box_stop", "snapshot_remove", "snapshot_restore"):
+                continue  # destructive ones were already refused above; the rest suffice
+            await compare(tool, {"box": ref, **extra}, {"box": fake, **extra})
+        for suffix in ("", "/files/etc/hostname"):
+            await compare("read", {"uri": f"boxlite://boxes/{ref}{suffix}"},
+                          {"uri": f"boxlite://boxes/{fake}{suffix}"})
+    for execution in (a.exec_running, a.exec_done):
+        fake = _random_like(execution)
+        for tool, extra in EXEC_TOOLS.items():
+            await compare(tool, {"execution_id": execution, **extra},
+                          {"execution_id": fake, **extra})
+        await compare("read", {"uri": f"boxlite://executions/{execution}/output"},
+                      {"uri": f"boxlite://executions/{fake}/output"})
+
+
+async def _inside(b: Attacker, tokens_file: Path | None) -> None:
+    """From B's own box: A's box files in the server's home, and the tokens file."""
+    a = b.a
+    created = await b.client.call_tool("box_create", {"name": "b-box"})
+    if created.is_error:
+        b.record("inside a box", "create B's own box", False, text_of(created))
+        return
+    home = a.home
+    probes = {
+        "list the server's home (A's box ids)": (f"ls {home}/boxes 2>&1", [a.running, a.stopped]),
+        "read A's file through the server's home": (
+            f"cat {home}/boxes/{a.running}/upper/root/secret 2>&1", [A_SECRET]),
+        "read A's stopped box and snapshot through the server's home": (
+            f"cat {home}/boxes/{a.stopped}/upper/root/snap "
+            f"{home}/boxes/{a.stopped}/snapshots/*/upper/root/snap 2>&1", [A_SNAP_SECRET]),
+    }
+    if tokens_file is not None:
+        probes["read the bearer tokens file"] = (f"cat {tokens_file} 2>&1", [a.token])
+    for attack, (command, needles) in probes.items():
+        ran = await b.client.call_tool("exec_run", {"box": "b-box", "command": command})
+        out = str((ran.structured_content or {}).get("stdout", "")) if not ran.is_error else ""
+        found = [n for n in needles if n and n in out]
+        b.record("inside a box", attack, bool(found),
+                 f"found {len(found)} of A's secrets" if found else out[:150])
+    await b.client.call_tool("box_remove", {"box": "b-box"})
+
+
+async def _host_roots(b: Attacker, host: Path) -> None:
+    """What A put in the allowed host directory, through B's own tools."""
+    created = await b.client.call_tool("box_create", {"name": "b-host"})
+    if created.is_error:
+        b.record("host roots", "create B's own box", False, text_of(created))
+        return
+    copied = await b.client.call_tool("copy_in", {"box": "b-host", "host_path": "a-secret.txt",
+                                                  "box_path": "/root/got"})
+    read = await b.client.call_tool("file_read", {"box": "b-host", "path": "/root/got"})
+    got = str((read.structured_content or {}).get("content", ""))
+    b.record("host roots", "copy_in A's copied-out file, then file_read it",
+             not copied.is_error and A_SECRET in got, text_of(copied)[:150])
+    imported = await b.client.call_tool("box_import", {"host_path": "a-snap.boxlite",
+                                                       "name": "b-imported"})
+    shown = ""
+    if not imported.is_error:
+        ran = await b.client.call_tool("exec_run", {"box": "b-imported",
+                                                    "command": "cat /root/snap"})
+        shown = str((ran.structured_content or {}).get("stdout", ""))
+        await b.client.call_tool("box_remove", {"box": "b-imported"})
+    b.record("host roots", "box_import A's exported archive", A_SNAP_SECRET in shown,
+             text_of(imported)[:150] if imported.is_error else f"box has: {shown[:80]}")
+    before = (host / "a-victim.boxlite").stat().st_mtime_ns
+    await b.client.call_tool("box_stop", {"box": "b-host"})
+    overwrite = await b.client.call_tool("box_export", {"box": "b-host",
+                                                        "host_path": "a-victim.boxlite",
+                                                        "overwrite": True})
+    after = (host / "a-victim.boxlite").stat().st_mtime_ns
+    b.record("host roots", "overwrite A's exported archive with box_export",
+             not overwrite.is_error and after != before, text_of(overwrite)[:150])
+    await b.client.call_tool("box_remove", {"box": "b-host"})
+
+
+async def _unharmed(a_client: Client, a: AState, attempts: list[Attempt]) -> None:
+    """A's things are as A left them (a breach may have been silent)."""
+
+    def record(attack: str, harmed: bool, detail: str) -> None:
+        attempts.append(Attempt("A unharmed", attack, harmed, detail[:300]))
+
+    listed = {x["id"]: x for x in (await ok(a_client, "box_list"))["boxes"]}
+    record("A still has both boxes", set(listed) != {a.running, a.stopped}, f"{sorted(listed)}")
+    if a.running in listed:
+        record("running box still running", listed[a.running]["status"] != "running",
+               listed[a.running]["status"])
+        seen = await ok(a_client, "exec_run", {
+            "box": a.running, "command": "cat /root/secret; ls /root/pwned 2>/dev/null"})
+        record("secret intact, nothing planted", seen["stdout"].split() != [A_SECRET],
+               seen["stdout"])
+    if a.stopped in listed:
+        record("stopped box still stopped", listed[a.stopped]["status"] != "stopped",
+               listed[a.stopped]["status"])
+        snaps = await ok(a_client, "snapshot_list", {"box": a.stopped})
+        record("snapshot intact", [s["name"] for s in snaps["snapshots"]] != ["snap1"],
+               f"{snaps['snapshots']}")
+    live = await a_client.call_tool("exec_read", {"execution_id": a.exec_running})
+    state = live.structured_content or {}
+    record("running execution untouched (running, no input from B)",
+           bool(live.is_error or not state.get("running") or state.get("stdout")),
+           text_of(live)[:200])
+
+
+@asynccontextmanager
+async def _server(root: Path, name: str, args: list[str]) -> AsyncIterator[McpHttpServer]:
+    server = McpHttpServer(root / name / "home", root / name / "server.log", args=args)
+    (root / name).mkdir(parents=True, exist_ok=True)
+    async with server:
+        yield server
+
+
+async def _scenario(name: str, root: Path, use_auth: bool) -> ScenarioResult:
+    host = root / name / "host"
+    host.mkdir(parents=True)
+    (host / "b-in.txt").write_text("B's file\n")
+    args = ["--allow-path", str(host)]
+    tokens_file: Path | None = None
+    token_a = token_b = None
+    if use_auth:
+        token_a, token_b = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        tokens_file = root / name / "tokens"
+        tokens_file.write_text(f"{token_a} alice\n{token_b} bob\n")
+        tokens_file.chmod(0o600)
+        args += ["--auth-tokens-file", str(tokens_file)]
+    attempts: list[Attempt] = []
+    async with _server(root, name, args) as server, AsyncExitStack() as stack:
+        a_client = await stack.enter_async_context(_client(server.url, token_a, "legacy"))
+        a = await _setup_a(a_client, host, server.home, "alice" if use_auth else "",
+                           token_a or "")
+        attackers = [("B legacy session", "legacy")]
+        if use_auth:
+            attackers.append(("B 2026-07-28", "auto"))
+        for label, mode in attackers:
+            b_client = await stack.enter_async_context(_client(server.url, token_b, mode))
+            await _attack(Attacker(b_client, label, a, attempts), host, tokens_file)
+        await _unharmed(a_client, a, attempts)
+    return ScenarioResult(name, [label for label, _ in attackers], attempts)
+
+
+async def run_probe(root: Path | None = None) -> ProbeResult:
+    """Both scenarios. ``root`` holds homes and host directories; it should not be under
+    /tmp, which boxes see as their own tmpfs: the default home (~/.local/share) is not."""
+    began = anyio.current_time()
+    root = Path(tempfile.mkdtemp(prefix="boxlite-isolation-", dir="/var/tmp")) \
+        if root is None else root
+    scenarios = [await _scenario("bearer", root, use_auth=True),
+                 await _scenario("sessions", root, use_auth=False)]
+    return ProbeResult(scenarios, anyio.current_time() - began)
+
+
+def report(result: ProbeResult, command: str) -> str:
+    lines = [f"### Isolation probe (`{command}`, {result.seconds:.0f} s)", ""]
+    for scenario in result.scenarios:
+        title = ("bearer auth, owners alice (A) and bob (B)" if scenario.name == "bearer"
+                 else "no auth, two handshake-era sessions")
+        lines += [f"#### {scenario.name}: {title}; B attacks as {', '.join(scenario.attackers)}",
+                  ""]
+        rows = []
+        for kind in KINDS:
+            of_kind = [x for x in scenario.attempts if x.kind == kind]
+            if not of_kind:
+                continue
+            wins = [x for x in of_kind if x.success]
+            example = wins[0] if wins else of_kind[0]
+            rows.append((kind, len(of_kind), f"**{len(wins)}**" if wins else "0",
+                         f"{example.attack[:90]} → {example.detail[:110]}"))
+        lines += [render(("attack kind", "attempts", "successes", "example (a success if any)"),
+                         rows), ""]
+    wins = result.successes
+    total = sum(len(s.attempts) for s in result.scenarios)
+    lines.append(f"{total} attempts, {len(wins)} successes.")
+    if wins:
+        lines += ["", "Successes (breaches):"]
+        lines += [f"- [{w.kind}] {w.attack[:120]}: {w.detail[:160]}" for w in wins]
+    return "\n".join(lines)
