@@ -372,7 +372,8 @@ class RestClient:
         transport: httpx.AsyncBaseTransport = transport_for_url(request.url)
         response = await transport.handle_async_request(request)
         response.request = request
-        logger.debug("%s %s -> %d", request.method, request.url.path, response.status_code)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s -> %d", request.method, request.url.path, response.status_code)
         return response
 
     async def _backoff(
