@@ -28,7 +28,7 @@ from ..types import (
     SnapshotInfo,
 )
 from . import capabilities, files
-from .client import RestClient
+from .client import Answer, RestClient
 from .errors import unavailable
 from .exec_sse import SseExecution
 from .exec_ws import WsExecution, discard_preconnect
@@ -39,6 +39,7 @@ from .types import (
     WireBox,
     WireBoxMetrics,
     WireSnapshot,
+    parse,
 )
 
 #: Export archives are written in pieces of this size (each write is one worker-thread hop).
@@ -73,9 +74,8 @@ class RestBox:
     async def _url(self, *tail: str) -> str:
         return await self._client.url("boxes", self._id, *tail)
 
-    async def _box(self, response: httpx.Response) -> RestBox:
-        info = WireBox.model_validate_json(response.content).to_info()
-        return RestBox(self._client, self._tasks, info)
+    def _box(self, answer: Answer, what: str) -> RestBox:
+        return RestBox(self._client, self._tasks, parse(WireBox, answer.content, what).to_info())
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -83,7 +83,7 @@ class RestBox:
         response = await self._client.request(
             "GET", await self._url(), what=f"read {self._label()}"
         )
-        info = WireBox.model_validate_json(response.content).to_info()
+        info = parse(WireBox, response.content, f"read {self._label()}").to_info()
         self._name = info.name
         return info
 
@@ -137,7 +137,7 @@ class RestBox:
                 "POST", url, json=body, idempotency_key=True,
                 what=f"run {request.command!r} in {self._label()}",
             )
-            execution_id = ExecResponse.model_validate_json(response.content).execution_id
+            execution_id = parse(ExecResponse, response.content, "start an exec").execution_id
         except BaseException:
             await discard_preconnect(preconnect)
             raise
@@ -162,7 +162,7 @@ class RestBox:
         response = await self._client.request(
             "GET", await self._url("metrics"), what=f"read the metrics of {self._label()}"
         )
-        return WireBoxMetrics.model_validate_json(response.content).to_metrics()
+        return parse(WireBoxMetrics, response.content, "read box metrics").to_metrics()
 
     # -- snapshots -------------------------------------------------------------------
 
@@ -173,14 +173,14 @@ class RestBox:
             "POST", await self._url("snapshots"), json={"name": name},
             what=f"snapshot {self._label()} as {name!r}",
         )
-        return WireSnapshot.model_validate_json(response.content).to_info()
+        return parse(WireSnapshot, response.content, "create a snapshot").to_info()
 
     async def snapshot_list(self) -> list[SnapshotInfo]:
         await capabilities.require(self._client, "snapshots")
         response = await self._client.request(
             "GET", await self._url("snapshots"), what=f"list the snapshots of {self._label()}"
         )
-        listed = ListSnapshotsResponse.model_validate_json(response.content)
+        listed = parse(ListSnapshotsResponse, response.content, "list snapshots")
         return [snapshot.to_info() for snapshot in listed.snapshots]
 
     async def snapshot_get(self, name: str) -> SnapshotInfo:
@@ -189,7 +189,7 @@ class RestBox:
             "GET", await self._url("snapshots", name),
             what=f"read snapshot {name!r} of {self._label()}",
         )
-        return WireSnapshot.model_validate_json(response.content).to_info()
+        return parse(WireSnapshot, response.content, "read a snapshot").to_info()
 
     async def snapshot_remove(self, name: str) -> None:
         await capabilities.require(self._client, "snapshots")
@@ -215,7 +215,7 @@ class RestBox:
             "POST", await self._url("clone"), json={"name": name} if name else {},
             what=f"clone {self._label()}",
         )
-        return await self._box(response)
+        return self._box(response, "clone a box")
 
     async def clone_many(self, count: int, names: list[str] | None = None) -> list[Box]:
         if count < 1:

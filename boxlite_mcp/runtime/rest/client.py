@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json as json_module
 import logging
 import random
 import secrets
@@ -34,17 +35,24 @@ from collections.abc import (
     Mapping,
 )
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpcore
 import httpx
 
-from ..errors import AuthError, InternalError
+from ..errors import AuthError, BoxliteError, BoxTimeoutError, InternalError
 from .auth import ApiKeyAuth, Auth, ClientCredentialsAuth
-from .errors import AttachConflictError, error_from_status, parse_error_body, unavailable
+from .errors import (
+    AttachConflictError,
+    display_url,
+    error_from_status,
+    parse_error_body,
+    unavailable,
+)
 from .settings import Generation, RestSettings
-from .types import Principal, ServerConfig, TokenResponse
+from .types import Principal, ServerConfig, TokenResponse, parse
 from .websocket import WebSocket
 
 logger = logging.getLogger(__name__)
@@ -57,6 +65,52 @@ Content = bytes | AsyncIterable[bytes] | Callable[[], AsyncIterable[bytes]] | No
 
 _CONFIG_KEYS_010 = frozenset({"max_boxes_per_path_prefix", "linux_capabilities_enabled"})
 _CONFIG_KEYS_09 = frozenset({"max_boxes_per_prefix"})
+
+
+#: The most a JSON answer may weigh; anything bigger is refused, not buffered.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+#: How much of an error answer is read for its message.
+ERROR_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A read answer: status, headers and the (size-capped) body."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+
+async def _read(response: httpx.Response, cap: int, what: str, *, truncate: bool = False) -> bytes:
+    """The body, at most ``cap`` bytes: refused beyond that, or cut with ``truncate``."""
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        async for chunk in response.aiter_raw():
+            total += len(chunk)
+            if total > cap:
+                if truncate:
+                    chunks.append(chunk[: cap - (total - len(chunk))])
+                    break
+                raise InternalError(
+                    f"{what + ': ' if what else ''}the server's answer is larger than "
+                    f"{cap // (1024 * 1024)} MiB; refused (a BoxLite answer is small)"
+                )
+            chunks.append(chunk)
+    finally:
+        await response.aclose()
+    return b"".join(chunks)
+
+
+def _failed(url: str, exc: BaseException, timeout: float) -> BoxliteError:
+    """A transport failure or a missed deadline, as an error naming the URL only."""
+    if isinstance(exc, TimeoutError):
+        return BoxTimeoutError(
+            f"the BoxLite server at {display_url(url)} did not answer within {timeout:g}s "
+            "(BOXLITE_REST_TIMEOUT)"
+        )
+    return unavailable(url, exc)
 
 
 class RestClient:
@@ -73,7 +127,7 @@ class RestClient:
                 max_keepalive_connections=settings.max_keepalive_connections,
             ),
             transport=transport,
-            headers={"User-Agent": "boxlite-mcp"},
+            headers={"User-Agent": "boxlite-mcp", "Accept-Encoding": "identity"},
         )
         self._generation: Generation | None = None
         self._auth: Auth = Auth()
@@ -163,7 +217,7 @@ class RestClient:
         )
         if response.status_code != 200:
             return ""
-        return Principal.model_validate_json(response.content).routing_slot
+        return parse(Principal, response.content, "read GET /v1/me").routing_slot
 
     async def _exchange(self, form: dict[str, str]) -> TokenResponse:
         """0.9: ``POST {root}/oauth/tokens`` with the client-credentials form."""
@@ -212,8 +266,10 @@ class RestClient:
                     what="read the server configuration (GET /v1/config)",
                 )
                 try:
-                    data: Any = response.json() if response.status_code == 200 else {}
-                except ValueError:
+                    data: Any = (
+                        json_module.loads(response.content) if response.status_code == 200 else {}
+                    )
+                except (ValueError, RecursionError):
                     data = {}
                 self._config = ServerConfig.from_json(data)
         return self._config
@@ -236,16 +292,18 @@ class RestClient:
         timeouts: httpx.Timeout | None = None,
         ok_statuses: Collection[int] = (),
         what: str = "",
-    ) -> httpx.Response:
+    ) -> Answer:
         """Send, retrying as the module docstring says; a read 2xx or a BoxliteError.
 
         Statuses in ``ok_statuses`` are returned (body read) instead of raised.
         """
-        return await self._send(
+        answer = await self._send(
             method, url, json=json, data=data, content=content, params=params,
             headers=headers, idempotency_key=idempotency_key, idempotent=idempotent,
             auth=auth, timeouts=timeouts, what=what, stream=False, ok_statuses=ok_statuses,
         )
+        assert isinstance(answer, Answer)
+        return answer
 
     @asynccontextmanager
     async def stream(
@@ -268,6 +326,7 @@ class RestClient:
             headers=headers, idempotency_key=False, idempotent=idempotent, auth=True,
             timeouts=timeouts, what=what, stream=True, ok_statuses=ok_statuses,
         )
+        assert isinstance(response, httpx.Response)
         try:
             yield response
         finally:
@@ -290,7 +349,8 @@ class RestClient:
         what: str,
         stream: bool,
         ok_statuses: Collection[int],
-    ) -> httpx.Response:
+    ) -> httpx.Response | Answer:
+        """One logical request: a streamed response (``stream``) or a read Answer."""
         key = str(uuid.uuid4()) if idempotency_key else None
         retry_unsafe = idempotent if idempotent is not None else (
             method in _SAFE_METHODS or key is not None
@@ -310,36 +370,44 @@ class RestClient:
                 headers=request_headers,
                 timeout=timeouts if timeouts is not None else httpx.USE_CLIENT_DEFAULT,
             )
-            failure: httpx.TransportError | None = None
+            failure: BaseException | None = None
+            response: httpx.Response | None = None
+            answer: Answer | None = None
             try:
-                response = await self._dispatch(request)
+                # The whole answer (headers, and the body unless streamed) within
+                # ``timeout``: a server trickling bytes cannot hold a request forever.
+                async with asyncio.timeout(self.settings.timeout):
+                    response = await self._dispatch(request)
+                    status = response.status_code
+                    self._check_answer(response, what, ok_statuses)
+                    if not stream and (status < 300 or status in ok_statuses):
+                        answer = Answer(status, response.headers,
+                                        await _read(response, MAX_ANSWER_BYTES, what))
             except _NOT_SENT as exc:
                 failure = exc
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, TimeoutError) as exc:
+                if response is not None:
+                    await response.aclose()
                 if not retry_unsafe:
-                    raise unavailable(url, exc) from exc
+                    raise _failed(url, exc, self.settings.timeout) from exc
                 failure = exc
+            except BaseException:
+                if response is not None:
+                    await response.aclose()
+                raise
             if failure is not None:
                 if attempt >= retries:
-                    raise unavailable(url, failure) from failure
+                    raise _failed(url, failure, self.settings.timeout) from failure
                 attempt += 1
                 await self._backoff(attempt, None, method, url, type(failure).__name__)
                 continue
 
+            assert response is not None
+            if answer is not None:
+                return answer
             status = response.status_code
-            if status < 400 or status in ok_statuses:
-                if stream:
-                    return response
-                try:
-                    await response.aread()
-                except httpx.TransportError as exc:
-                    await response.aclose()
-                    if not retry_unsafe or attempt >= retries:
-                        raise unavailable(url, exc) from exc
-                    attempt += 1
-                    await self._backoff(attempt, None, method, url, type(exc).__name__)
-                    continue
-                return response
+            if status < 300 or status in ok_statuses:
+                return response  # streamed
             if status in _RETRY_STATUSES and retry_unsafe and attempt < retries:
                 retry_after = response.headers.get("Retry-After")
                 await response.aclose()
@@ -351,12 +419,31 @@ class RestClient:
                 reauthorized = True
                 continue
             try:
-                error_body = await response.aread()
-            except httpx.TransportError:
+                async with asyncio.timeout(self.settings.timeout):
+                    error_body = await _read(response, ERROR_BODY_BYTES, what, truncate=True)
+            except (httpx.TransportError, TimeoutError):
                 error_body = b""
             finally:
                 await response.aclose()
             raise error_from_status(status, error_body, what=what)
+
+    @staticmethod
+    def _check_answer(response: httpx.Response, what: str, ok_statuses: Collection[int]) -> None:
+        """Refuse answers this client cannot take safely: redirects, compressed bodies."""
+        status = response.status_code
+        prefix = f"{what}: " if what else ""
+        if 300 <= status < 400 and status not in ok_statuses:
+            location = response.headers.get("location", "elsewhere")
+            raise InternalError(
+                f"{prefix}the server redirected the request (HTTP {status}) to "
+                f"{location[:200]}; set BOXLITE_REST_URL to the address it should use"
+            )
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise InternalError(
+                f"{prefix}the server compressed its answer ({encoding[:40]}) although the "
+                "client asked for none; a proxy may be rewriting answers"
+            )
 
     async def _dispatch(self, request: httpx.Request) -> httpx.Response:
         """Hand the request to the pooled transport, body unread.

@@ -64,7 +64,7 @@ def parse_error_body(body: bytes) -> tuple[str | None, str | None]:
     """``(message, type)`` from an error body of any shape; ``(None, None)`` if not JSON."""
     try:
         data: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None, None
     if not isinstance(data, dict):
         return None, None
@@ -86,6 +86,8 @@ def error_from_status(status: int, body: bytes, *, what: str = "") -> BoxliteErr
     message, error_type = parse_error_body(body)
     if message is None:
         message = _body_text(body) or httpx.codes.get_reason_phrase(status) or "no details"
+    elif len(message) > _MAX_TEXT:
+        message = message[:_MAX_TEXT] + "…"
     prefix = f"{what}: " if what else ""
     if status == 404:
         return NotFoundError(f"{prefix}{message}")

@@ -24,7 +24,7 @@ from ..errors import (
 from ..types import ExecRequest, ExecResult, OutputChunk
 from .client import RestClient
 from .output import OutputPipe
-from .types import ExecutionInfo
+from .types import ExecutionInfo, parse
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class RestExecution:
         response = await self._client.request(
             "GET", await self._url(), what=f"read the status of execution {self._id}"
         )
-        return ExecutionInfo.model_validate_json(response.content)
+        return parse(ExecutionInfo, response.content, f"read execution {self._id}")
 
     async def _info_or_none(self) -> ExecutionInfo | None:
         try:

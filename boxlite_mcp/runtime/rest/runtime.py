@@ -13,7 +13,7 @@ import anyio
 import httpx
 import pydantic
 
-from ..errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from ..errors import AlreadyExistsError, InternalError, InvalidArgumentError, NotFoundError
 from ..types import (
     BOX_NAME_PATTERN,
     BoxInfo,
@@ -27,11 +27,13 @@ from .box import RestBox
 from .client import RestClient
 from .errors import unavailable
 from .settings import RestSettings
-from .types import ImageInfo, ListBoxesResponse, WireBox, WireRuntimeMetrics
+from .types import ImageInfo, ListBoxesResponse, WireBox, WireRuntimeMetrics, parse
 
 #: Fields of BoxOptions a 0.10 create request cannot carry (its schema forbids them).
 _NOT_IN_010 = frozenset({"auto_remove"})
 _IMPORT_CHUNK = 256 * 1024
+#: Pages of ``GET /boxes`` followed at most (a server inventing tokens cannot loop us).
+MAX_PAGES = 1000
 
 
 def _without_nulls(value: Any) -> Any:
@@ -59,8 +61,8 @@ class RestRuntime:
     def __repr__(self) -> str:
         return f"RestRuntime(url={self.settings.url!r})"
 
-    def _box(self, wire: WireBox) -> RestBox:
-        return RestBox(self.client, self._tasks, wire.to_info())
+    def _box(self, body: bytes, what: str) -> RestBox:
+        return RestBox(self.client, self._tasks, parse(WireBox, body, what).to_info())
 
     async def info(self) -> RuntimeInfo:
         await self.client.ensure_ready()
@@ -101,7 +103,7 @@ class RestRuntime:
             "POST", await self.client.url("boxes"), json=body, idempotency_key=True,
             what="create a box" + (f" named {options.name!r}" if options.name else ""),
         )
-        return self._box(WireBox.model_validate_json(response.content))
+        return self._box(response.content, "create a box")
 
     async def get(self, box: str) -> RestBox:
         if not box or "/" in box:
@@ -112,7 +114,7 @@ class RestRuntime:
             )
         except NotFoundError:
             raise NotFoundError(await self._not_found(box)) from None
-        return self._box(WireBox.model_validate_json(response.content))
+        return self._box(response.content, f"find box {box!r}")
 
     async def _not_found(self, box: str) -> str:
         known = [info.name or info.id for info in await self.list()][:20]
@@ -126,16 +128,19 @@ class RestRuntime:
         url = await self.client.url("boxes")
         token: str | None = None
         seen: set[str] = set()
-        while True:
+        for _ in range(MAX_PAGES):
             params = {"pageToken": token} if token else None
             response = await self.client.request("GET", url, params=params, what="list boxes")
-            page = ListBoxesResponse.model_validate_json(response.content)
+            page = parse(ListBoxesResponse, response.content, "list boxes")
             for wire in page.boxes:
                 yield wire
             token = page.next_page_token
             if not token or token in seen:  # a server repeating a token must not loop us
                 return
             seen.add(token)
+        raise InternalError(
+            f"the server kept paginating the box list past {MAX_PAGES} pages; refused"
+        )
 
     async def remove(self, box: str, force: bool = False) -> None:
         if not box or "/" in box:
@@ -150,7 +155,7 @@ class RestRuntime:
         response = await self.client.request(
             "GET", await self.client.url("metrics"), what="read the runtime metrics"
         )
-        return WireRuntimeMetrics.model_validate_json(response.content).to_metrics()
+        return parse(WireRuntimeMetrics, response.content, "read metrics").to_metrics()
 
     async def import_box(self, archive: Path, name: str | None = None) -> RestBox:
         await capabilities.require(self.client, "import")
@@ -188,7 +193,7 @@ class RestRuntime:
             )
         except httpx.TransportError as exc:  # the upload body failed mid-way
             raise unavailable(url, exc) from exc
-        return self._box(WireBox.model_validate_json(response.content))
+        return self._box(response.content, f"import {archive.name}")
 
     async def pull_image(self, reference: str) -> ImageInfo:
         """Pull an image into the server's cache (``POST /images/pull``)."""
@@ -198,7 +203,7 @@ class RestRuntime:
             "POST", await self.client.url("images", "pull"), json={"reference": reference},
             idempotency_key=True, what=f"pull image {reference!r}",
         )
-        return ImageInfo.model_validate_json(response.content)
+        return parse(ImageInfo, response.content, f"pull image {reference!r}")
 
     async def aclose(self) -> None:
         tasks = list(self._tasks)

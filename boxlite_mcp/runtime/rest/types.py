@@ -8,10 +8,11 @@ servers reject unknown fields with 400.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from ..errors import InternalError
 from ..types import (
     BootTiming,
     BoxInfo,
@@ -25,6 +26,22 @@ from ..types import (
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+
+W = TypeVar("W", bound=BaseModel)
+
+
+def parse(model: type[W], body: bytes, what: str) -> W:
+    """A wire model from an answer body; InternalError (no input echoed) if it does not fit."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(part) for part in first.get("loc", ())) or "the body"
+        raise InternalError(
+            f"{what + ': ' if what else ''}the server's answer does not match the BoxLite API "
+            f"({where}: {first.get('msg', 'invalid')}); is BOXLITE_REST_URL a BoxLite server?"
+        ) from None
 
 
 class TokenResponse(_Wire):
@@ -87,11 +104,20 @@ class ServerConfig(_Wire):
 
     @classmethod
     def from_json(cls, data: Any) -> ServerConfig:
+        """The config; a malformed one is InternalError (capabilities would be guesses)."""
         if not isinstance(data, dict):
-            return cls()
+            data = {}
         caps = data.get("capabilities")
         keys = frozenset(caps) if isinstance(caps, dict) else frozenset()
-        return cls.model_validate({**data, "raw_capability_keys": keys})
+        try:
+            return cls.model_validate({**data, "raw_capability_keys": keys})
+        except ValidationError as exc:
+            first = exc.errors(include_input=False, include_url=False)[0]
+            where = ".".join(str(part) for part in first.get("loc", ()))
+            raise InternalError(
+                f"the server's GET /v1/config does not match the BoxLite API "
+                f"({where}: {first.get('msg', 'invalid')})"
+            ) from None
 
 
 class Principal(_Wire):
