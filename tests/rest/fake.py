@@ -90,6 +90,8 @@ class FakeBoxlite:
     abort_cuts: bool = False
     #: Forget the execution when cutting its stream (as a restarted server would).
     forget_on_cut: bool = False
+    #: Replay from the first event on every connection, whatever Last-Event-ID says.
+    ignore_last_event_id: bool = False
     #: Answer these statuses, in order, before handling the request (path suffix → list).
     fail_first: dict[str, list[int]] = field(default_factory=dict)
     #: Path suffixes whose response body is cut after the handler ran (once each).
@@ -332,7 +334,7 @@ class FakeBoxlite:
         self.output_connections += 1
         cut = self.cuts[connection] if connection < len(self.cuts) else None
         last = request.headers.get("last-event-id")
-        start = int(last) if last and self.sse_ids else 0
+        start = int(last) if last and self.sse_ids and not self.ignore_last_event_id else 0
         return StreamingResponse(self.sse(execution, start, cut),
                                  media_type="text/event-stream")
 

@@ -237,12 +237,26 @@ async def test_closing_the_runtime_ends_pending_executions(generation: str) -> N
     assert "closed" in str(caught.value)
 
 
-async def test_resuming_without_event_ids_warns(caplog: pytest.LogCaptureFixture) -> None:
-    fake = FakeBoxlite(script=[("stdout", b"a"), ("stdout", b"b")], cuts=[1], sse_ids=False)
+async def test_without_event_ids_a_resume_never_repeats_output() -> None:
+    """The fake replays everything on each connection when it sends no ids."""
+    script = [("stdout", b"a"), ("stdout", b"b"), ("stdout", b"c")]
+    fake = FakeBoxlite(script=script, cuts=[1], sse_ids=False)
     async with running(fake, "0.9") as runtime:
         execution = await start(runtime, "run")
+        got = b"".join([chunk.data async for chunk in execution.output()])
+        result = await execution.wait()
+    assert got == b"a" and result.exit_code == 0
+    assert result.error_message is not None and "not delivered" in result.error_message
+
+
+async def test_a_server_ignoring_last_event_id_is_not_repeated() -> None:
+    script = [("stdout", f"{i},".encode()) for i in range(6)]
+    fake = FakeBoxlite(script=script, cuts=[2, 4], ignore_last_event_id=True)
+    async with running(fake, "0.9") as runtime:
+        execution = await start(runtime, "run")
+        got = b"".join([chunk.data async for chunk in execution.output()])
         assert (await execution.wait()).exit_code == 0
-    assert "without event ids" in caplog.text
+    assert got == b"0,1,2,3,4,5,"
 
 
 async def test_execs_reuse_the_keep_alive_connection() -> None:

@@ -12,16 +12,20 @@ A malformed ``stdout``/``stderr``/``exit`` event fails the execution with an
 InternalError saying what was wrong.
 
 Resuming: when the connection drops (reset, cut, the stream ending before
-``exit``, or ``stream_idle_timeout`` of silence) the pump reconnects with
-``Last-Event-ID`` set to the id of the last complete event it handled, so the
-server sends only what came after: nothing lost, nothing twice. A partial event
-cut mid-way is never handled (SSE dispatches an event only at its blank line), so
-its id is never acknowledged and the server sends it again. A server that sends
-no ids cannot be resumed exactly; the pump then reconnects
-without ``Last-Event-ID`` and logs that output may repeat or be missing.
+``exit``, ``stream_idle_timeout`` of silence, or an event that began and did not
+end within it) the pump reconnects with ``Last-Event-ID`` set to the id of the
+last complete event it handled, so the server sends only what came after:
+nothing lost, nothing twice. A partial event cut mid-way is never handled (an
+event is dispatched only at its blank line), so its id is never acknowledged and
+the server sends it again. A server that ignores ``Last-Event-ID`` and replays is
+recognised by ids already seen; replayed events are skipped (see ``_Resume``).
+A server whose events carry no ids cannot be resumed exactly: after a drop the
+pump takes only the exit event and says in the result that later output was not
+delivered, rather than risk delivering output twice.
 If the server answers the reconnect with 404, it lost the execution (restarted,
 reaped it): the execution fails with a NotFoundError saying so. Reconnecting
-gives up after ``reconnect_seconds`` without progress.
+gives up after ``reconnect_seconds`` without progress (new output or the exit).
+Events are read by ``sse.read_events``: size-capped, on bytes.
 
 Stdin: ``POST .../input`` with an ``application/octet-stream`` body;
 ``X-Close-Stdin: true`` on an empty body closes it. Signals and resize: POST
@@ -39,25 +43,81 @@ import time
 from typing import Any
 
 import httpx
-from httpx_sse import EventSource
 
-from ..errors import InternalError, NotFoundError, UnavailableError
+from ..errors import BoxliteError, InternalError, NotFoundError, UnavailableError
 from ..types import ExecResult
 from .errors import display_url
 from .execution import RestExecution
+from .sse import SseStalled, read_events
 
 logger = logging.getLogger(__name__)
 
-_DATA_PREFIX = '{"data":"'
+_DATA_PREFIX = b'{"data":"'
 #: After the exit event, how long to wait for the stream's end (keeps the connection).
 _TAIL_SECONDS = 1.0
 
 
-def decode_output(event: str, raw: str) -> bytes:
+_ID_LESS_LOSS = (
+    "the output stream dropped and this server's events carry no ids to resume from: "
+    "output written after the drop was not delivered (never twice)"
+)
+#: Event ids remembered to recognise a server replaying what was already delivered.
+_RECENT_IDS = 4096
+
+
+class _Resume:
+    """What resuming needs: the last id, and enough memory to spot replayed events.
+
+    A server that ignores ``Last-Event-ID`` and replays from the start (or from any
+    recent point) sends ids already seen: from the first such id on, events are
+    skipped until the last id delivered comes round again. Skipped events are not
+    progress, so a server that replays and drops forever runs out the reconnect
+    budget instead of repeating output.
+    """
+
+    __slots__ = ("catch_up", "delivered", "dropped", "exit_only", "first_id", "last_id",
+                 "recent")
+
+    def __init__(self) -> None:
+        self.last_id: str | None = None
+        self.first_id: str | None = None
+        self.recent: dict[str, None] = {}
+        self.catch_up: str | None = None
+        self.delivered = False  # any output delivered
+        self.exit_only = False  # resumed without ids: only the exit may still be taken
+        self.dropped = False  # output discarded in exit-only mode
+
+    def fresh(self, ident: str | None) -> bool:
+        """Whether an output event with this own ``id`` (None: it had none) is new.
+
+        Only output events are judged: servers may use positions as ids, so an exit
+        or error event can carry the id of the output event before it.
+        """
+        if self.catch_up is not None:
+            if ident == self.catch_up:
+                self.catch_up = None
+            return False
+        if ident is None:
+            return True
+        if ident in self.recent or ident == self.first_id:
+            if ident != self.last_id:
+                self.catch_up = self.last_id
+            return False
+        self.recent[ident] = None
+        if len(self.recent) > _RECENT_IDS:
+            del self.recent[next(iter(self.recent))]
+        if self.first_id is None:
+            self.first_id = ident
+        self.last_id = ident
+        return True
+
+
+def decode_output(event: str, raw: bytes) -> bytes:
     """The bytes of a ``stdout``/``stderr`` event's data; InternalError if malformed."""
-    if raw.startswith(_DATA_PREFIX) and raw.endswith('"}'):
+    encoded: bytes | str
+    if raw.startswith(_DATA_PREFIX) and raw.endswith(b'"}'):
         encoded = raw[len(_DATA_PREFIX) : -2]
-        if '"' in encoded or "\\" in encoded:
+        if b'"' in encoded or b"\\" in encoded:
             encoded = _data_field(event, raw)
     else:
         encoded = _data_field(event, raw)
@@ -69,10 +129,10 @@ def decode_output(event: str, raw: str) -> bytes:
         ) from None
 
 
-def _data_field(event: str, raw: str) -> str:
+def _data_field(event: str, raw: bytes) -> str:
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InternalError(
             f"the server sent a malformed SSE '{event}' event: its data is not JSON "
             f"(expected {{\"data\": \"<base64>\"}}, got {raw[:80]!r})"
@@ -86,11 +146,11 @@ def _data_field(event: str, raw: str) -> str:
     return encoded
 
 
-def parse_exit(raw: str, error_text: str | None) -> ExecResult:
+def parse_exit(raw: bytes, error_text: str | None) -> ExecResult:
     """The result an ``exit`` event announces; InternalError if malformed."""
     try:
         value: Any = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         value = None
     code = value.get("exit_code") if isinstance(value, dict) else None
     if not isinstance(code, int) or isinstance(code, bool):
@@ -108,17 +168,18 @@ def parse_exit(raw: str, error_text: str | None) -> ExecResult:
     )
 
 
-def parse_error(raw: str) -> str:
+def parse_error(raw: bytes) -> str:
     """The message of an ``error`` event: plain text, or JSON with ``message``/``error``."""
+    text = raw[:2000].decode("utf-8", "replace")
     try:
         value = json.loads(raw)
-    except ValueError:
-        return raw
+    except (ValueError, RecursionError):
+        return text[:500]
     if isinstance(value, dict):
         for key in ("message", "error"):
             if isinstance(value.get(key), str):
-                return str(value[key])
-    return raw
+                return str(value[key])[:500]
+    return text[:500]
 
 
 class SseExecution(RestExecution):
@@ -132,7 +193,8 @@ class SseExecution(RestExecution):
             settings.timeout, connect=settings.connect_timeout, read=settings.stream_idle_timeout
         )
         put = self._pipe.put
-        last_id: str | None = None
+        loop = asyncio.get_running_loop()
+        resume = _Resume()
         error_text: str | None = None
         connected = False
         attempt = 0
@@ -141,8 +203,10 @@ class SseExecution(RestExecution):
         result: ExecResult | None = None
         while True:
             headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
-            if last_id is not None:
-                headers["Last-Event-ID"] = last_id
+            if resume.last_id is not None:
+                headers["Last-Event-ID"] = resume.last_id
+            elif connected and resume.delivered:
+                resume.exit_only = True  # no id to resume from: never deliver output twice
             try:
                 async with client.stream(
                     "GET", url, headers=headers, timeouts=timeouts,
@@ -151,27 +215,38 @@ class SseExecution(RestExecution):
                     if "text/event-stream" not in response.headers.get("content-type", ""):
                         raise InternalError(
                             f"the server answered the output stream of execution {self._id} "
-                            f"with {response.headers.get('content-type')!r}, "
+                            f"with {response.headers.get('content-type', 'no type')[:60]!r}, "
                             "not text/event-stream"
                         )
                     connected = True
-                    async for sse in EventSource(response).aiter_sse():
+                    async for sse in read_events(
+                        response.aiter_raw(), max_event_bytes=settings.sse_max_event_bytes,
+                        stall_seconds=settings.stream_idle_timeout,
+                    ):
                         if result is not None:
-                            continue  # after exit: only reading to the end of the stream
+                            continue  # after exit: reading on to the end of the stream
                         event = sse.event
-                        if sse.id:
-                            last_id = sse.id  # SSE carries the last id over to id-less events
-                        if event == "stdout":
-                            await put("stdout", decode_output(event, sse.data))
-                        elif event == "stderr":
-                            await put("stderr", decode_output(event, sse.data))
-                        elif event == "exit":
-                            result = parse_exit(sse.data, error_text)
-                            await self._settle(result)
-                            # Read on to the end, briefly, so the connection is reused.
-                            tail.reschedule(asyncio.get_running_loop().time() + _TAIL_SECONDS)
-                        elif event == "error":
-                            error_text = parse_error(sse.data)
+                        if event == "stdout" or event == "stderr":
+                            if not resume.fresh(sse.id):
+                                continue  # replayed by the server: not progress
+                            if resume.exit_only:
+                                resume.dropped = True
+                                continue
+                            data = decode_output(event, sse.data)
+                            await put("stdout" if event == "stdout" else "stderr", data)
+                            resume.delivered = True
+                        elif event == "exit" or event == "error":
+                            if sse.id is not None:
+                                resume.last_id = sse.id  # ids may be positions: no replay test
+                            if event == "error":
+                                error_text = parse_error(sse.data)
+                            else:
+                                result = parse_exit(sse.data, error_text)
+                                if resume.dropped and result.error_message is None:
+                                    result.error_message = _ID_LESS_LOSS
+                                await self._settle(result)
+                                # Read on to the end, briefly, so the connection is reused.
+                                tail.reschedule(loop.time() + _TAIL_SECONDS)
                         else:
                             continue  # keep-alive or unknown: ignored, not progress
                         attempt = 0
@@ -181,16 +256,24 @@ class SseExecution(RestExecution):
                 if error_text is not None:
                     return ExecResult(exit_code=-1, error_message=error_text)
                 cause = "the output stream ended before the exit event"
-            except (TimeoutError, httpx.TransportError, UnavailableError) as exc:
+            except (TimeoutError, httpx.TransportError, UnavailableError, SseStalled) as exc:
                 if result is not None:
                     return result
                 if isinstance(exc, UnavailableError):
                     cause = exc.message
+                elif isinstance(exc, SseStalled):
+                    cause = str(exc)
                 else:
                     cause = f"the output stream broke ({type(exc).__name__})"
             except NotFoundError:
+                if result is not None:
+                    return result
                 if connected:
                     raise self._gone("the output stream dropped") from None
+                raise
+            except BoxliteError:
+                if result is not None:
+                    return result
                 raise
 
             now = time.monotonic()
@@ -202,13 +285,9 @@ class SseExecution(RestExecution):
                     f"{display_url(url)} and could not resume it within "
                     f"{settings.reconnect_seconds:g}s: {cause}"
                 )
-            if connected and last_id is None:
-                logger.warning(
-                    "execution %s: resuming an SSE stream without event ids; output may "
-                    "repeat or be missing", self._id,
-                )
             attempt += 1
-            delay = min(settings.backoff_max, settings.backoff_initial * 2 ** (attempt - 1))
+            delay = min(settings.backoff_max,
+                        settings.backoff_initial * 2 ** min(attempt - 1, 20))
             logger.debug("execution %s: %s; resuming in %.2fs", self._id, cause, delay)
             await asyncio.sleep(delay * (0.5 + random.random() / 2))
 

@@ -167,7 +167,8 @@ class WsExecution(RestExecution):
                     f"and could not re-attach within {settings.reconnect_seconds:g}s: {cause}"
                 )
             attempt += 1
-            delay = min(settings.backoff_max, settings.backoff_initial * 2 ** (attempt - 1))
+            delay = min(settings.backoff_max,
+                        settings.backoff_initial * 2 ** min(attempt - 1, 20))
             logger.debug("execution %s: %s; re-attaching in %.2fs", self._id, cause, delay)
             await asyncio.sleep(delay * (0.5 + random.random() / 2))
 

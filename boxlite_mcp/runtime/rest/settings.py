@@ -77,6 +77,12 @@ class RestSettings(BaseModel):
     timeout: float = Field(default=300.0, gt=0)
     stream_idle_timeout: float | None = Field(default=120.0, gt=0)
     ws_ping_interval: float | None = Field(default=20.0, gt=0)
+    # How long past an exec's timeout_seconds a server may take to end it before the
+    # client kills it itself (capped at ``timeout``).
+    exec_grace: float = Field(default=30.0, ge=0)
+    # Largest SSE event / WebSocket message accepted; a bigger one is a server fault.
+    sse_max_event_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    ws_max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
 
     # Retries of idempotent requests (connect errors, 502/503/504), with backoff.
     retries: int = Field(default=3, ge=0, le=20)
