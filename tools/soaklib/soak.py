@@ -224,16 +224,26 @@ async def run_soak(clients: int = 200, ttl: float = 3.0, reap_interval: float = 
     try:
         if needs_http:
             await server.start()
-        first = 0
+        first: dict[str, int] = {}
+        starts = 0
         for kind in results:
-            workers += await _start_workers(
-                kind, root, server.url, settings, first, root / "workers.log",
-                ["--long-every", str(long_every), "--inflight-every", str(inflight_every)])
-            first += kind.clients
-        with anyio.fail_after(READY_TIMEOUT):
-            async with anyio.create_task_group() as tg:
-                for worker in workers:
-                    tg.start_soon(worker.read_until_ready)
+            first[kind.spec.name] = starts
+            starts += kind.clients
+        plan = ["--long-every", str(long_every), "--inflight-every", str(inflight_every)]
+        # HTTP clients first, then the stdio ones: booting dozens of stdio servers at once
+        # starves the HTTP server, and a client slower than the TTL loses its box mid-work.
+        for transport in ("http", "stdio"):
+            started: list[_Worker] = []
+            for kind in results:
+                if kind.spec.transport == transport:
+                    started += await _start_workers(kind, root, server.url, settings,
+                                                    first[kind.spec.name],
+                                                    root / "workers.log", plan)
+            with anyio.fail_after(READY_TIMEOUT):
+                async with anyio.create_task_group() as tg:
+                    for worker in started:
+                        tg.start_soon(worker.read_until_ready)
+            workers += started
         vanished = time.monotonic()
         for worker in workers:
             if worker.kind.spec.vanish == "kill":
