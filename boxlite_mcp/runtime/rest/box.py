@@ -28,7 +28,7 @@ from ..types import (
     SnapshotInfo,
 )
 from . import capabilities, files
-from .client import Answer, RestClient
+from .client import Answer, RestClient, paced
 from .errors import unavailable
 from .exec_sse import SseExecution
 from .exec_ws import WsExecution, discard_preconnect
@@ -265,7 +265,9 @@ class RestBox:
                         "POST", url, json={}, what=f"export {self._label()}",
                     ) as response:
                         pending = bytearray()
-                        async for chunk in response.aiter_bytes():
+                        body = paced(response.aiter_raw(), window=self._client.settings.timeout,
+                                     what=f"export {self._label()}")
+                        async for chunk in body:
                             pending += chunk
                             if len(pending) >= _WRITE_BYTES:
                                 await out.write(bytes(pending))

@@ -53,7 +53,7 @@ from .errors import (
 )
 from .settings import Generation, RestSettings
 from .types import Principal, ServerConfig, TokenResponse, parse
-from .websocket import WebSocket
+from .websocket import WebSocket, accept_for
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +101,38 @@ async def _read(response: httpx.Response, cap: int, what: str, *, truncate: bool
     finally:
         await response.aclose()
     return b"".join(chunks)
+
+
+#: A streamed body must bring at least this much per ``timeout`` window (see ``paced``).
+MIN_PACE_BYTES = 64 * 1024
+
+
+async def paced(
+    chunks: AsyncIterator[bytes], *, window: float, what: str, min_bytes: int = MIN_PACE_BYTES
+) -> AsyncIterator[bytes]:
+    """A body's chunks, failing with BoxTimeoutError if a ``window`` passes with fewer
+    than ``min_bytes`` arriving: a per-read timeout never fires on a trickle, and a
+    whole-body deadline would cut off a big, healthy download."""
+    loop = asyncio.get_running_loop()
+    iterator = chunks.__aiter__()
+    window_end = loop.time() + window
+    pending = 0
+    while True:
+        try:
+            async with asyncio.timeout_at(window_end):
+                chunk = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise BoxTimeoutError(
+                f"{what + ': ' if what else ''}the server sent less than "
+                f"{min_bytes // 1024} KiB in {window:g}s; gave up (BOXLITE_REST_TIMEOUT)"
+            ) from None
+        pending += len(chunk)
+        if pending >= min_bytes:
+            pending = 0
+            window_end = loop.time() + window
+        yield chunk
 
 
 def _failed(url: str, exc: BaseException, timeout: float) -> BoxliteError:
@@ -527,7 +559,8 @@ class RestClient:
         if stream is not None:
             upgraded = await self._upgrade_on(stream, url, headers, what)
             if upgraded is not None:
-                socket = WebSocket(upgraded, ping_interval=self.settings.ws_ping_interval)
+                socket = WebSocket(upgraded, ping_interval=self.settings.ws_ping_interval,
+                                   max_message_bytes=self.settings.ws_max_message_bytes)
                 try:
                     yield socket
                 finally:
@@ -537,9 +570,11 @@ class RestClient:
             "GET", url, headers=headers, ok_statuses=(409,), what=what
         ) as response:
             await self._upgraded(response.status_code, response.aread, what)
+            self._check_accept(response.headers.get("sec-websocket-accept"), headers, what)
             socket = WebSocket(
                 response.extensions["network_stream"],
                 ping_interval=self.settings.ws_ping_interval,
+                max_message_bytes=self.settings.ws_max_message_bytes,
             )
             try:
                 yield socket
@@ -573,11 +608,23 @@ class RestClient:
             if response.status == 401 and self._auth.invalidate():
                 return None  # let the pooled path fetch new credentials and retry
             await self._upgraded(response.status, response.aread, what)
+            accept = dict((k.lower(), v) for k, v in response.headers).get(
+                b"sec-websocket-accept", b"")
+            self._check_accept(accept.decode("latin-1"), headers, what)
         except BaseException:
             await connection.aclose()
             raise
         network: httpcore.AsyncNetworkStream = response.extensions["network_stream"]
         return network
+
+    @staticmethod
+    def _check_accept(accept: str | None, headers: dict[str, str], what: str) -> None:
+        """RFC 6455 4.1: fail the connection unless the server proved it read the key."""
+        if accept != accept_for(headers["Sec-WebSocket-Key"]):
+            raise InternalError(
+                f"{what}: the server's WebSocket handshake is invalid (wrong "
+                "Sec-WebSocket-Accept); a proxy may be in the way"
+            )
 
     async def _upgraded(
         self, status: int, read: Callable[[], Awaitable[bytes]], what: str

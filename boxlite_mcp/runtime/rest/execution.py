@@ -10,6 +10,7 @@ task, whether or not anyone reads the output.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -76,6 +77,42 @@ class RestExecution:
     async def _pump(self) -> ExecResult:
         raise NotImplementedError
 
+    def _grace(self) -> float:
+        settings = self._client.settings
+        return min(settings.exec_grace, settings.timeout)
+
+    async def _pump_until_overdue(self) -> ExecResult:
+        """The pump, bounded: a request's ``timeout_seconds`` is the server's to enforce,
+        but a server that does not end the execution ``_grace()`` seconds after it has
+        the client kill it and stop waiting."""
+        timeout = self._request.timeout_seconds
+        if timeout is None:
+            return await self._pump()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() - (time.monotonic() - self._started) + timeout + self._grace()
+        try:
+            async with asyncio.timeout_at(deadline) as scope:
+                return await self._pump()
+        except TimeoutError:
+            if not scope.expired():
+                raise
+        return await self._overdue(limit=timeout)
+
+    async def _overdue(self, *, limit: float) -> ExecResult:
+        self._killed = True
+        with contextlib.suppress(BoxliteError, TimeoutError):
+            async with asyncio.timeout(self._client.settings.timeout):
+                await self._send_kill()
+        return ExecResult(
+            exit_code=-SIGKILL,
+            duration_ms=int((time.monotonic() - self._started) * 1000),
+            timed_out=True,
+            error_message=(
+                f"the server did not end the execution within {self._grace():g}s of its "
+                f"{limit:g}s timeout; the client killed it and stopped reading its output"
+            ),
+        )
+
     async def _settle(self, result: ExecResult) -> None:
         """Publish the result; a pump may call this early and tidy its connection after."""
         if not self._done.is_set():
@@ -86,7 +123,7 @@ class RestExecution:
     async def _run(self) -> None:
         error: BoxliteError | None = None
         try:
-            await self._settle(await self._pump())
+            await self._settle(await self._pump_until_overdue())
         except asyncio.CancelledError:
             error = UnavailableError(
                 f"execution {self._id} was abandoned: the runtime was closed before it finished"

@@ -22,7 +22,7 @@ import httpx
 
 from .. import archive
 from ..errors import InvalidArgumentError, NotFoundError
-from .client import RestClient
+from .client import RestClient, paced
 from .errors import unavailable
 
 #: Box paths under a tmpfs mount, invisible to file transfer.
@@ -101,7 +101,8 @@ async def _download(client: RestClient, url: str, box_src: str, what: str) -> Bi
                 "GET", url, params={"path": box_src}, headers={"Accept": "application/x-tar"},
                 what=what,
             ) as response:
-                return await archive.spool(response.aiter_bytes())
+                body = paced(response.aiter_raw(), window=client.settings.timeout, what=what)
+                return await archive.spool(body)
         except httpx.TransportError as exc:
             if attempt >= client.settings.retries:
                 raise unavailable(url, exc) from exc

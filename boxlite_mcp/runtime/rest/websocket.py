@@ -12,11 +12,15 @@ no extra tasks, no queue, about half a millisecond less per exec.
   connection is dead and ``receive()`` raises ``WebSocketClosed(1006)``.
 - A close from the server is answered and raised as ``WebSocketClosed(code)``.
 - ``send_*`` may be called from other tasks (stdin) while ``receive()`` waits.
+- A message over ``max_message_bytes`` closes the socket (1009) and raises
+  ``WebSocketTooLarge``: memory stays bounded whatever the server sends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 from collections import deque
 
 import httpcore
@@ -30,8 +34,11 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+from ..errors import InternalError
+
 #: Bytes asked of the socket per read.
 READ_BYTES = 256 * 1024
+_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class WebSocketClosed(Exception):
@@ -43,13 +50,29 @@ class WebSocketClosed(Exception):
         self.reason = reason
 
 
+class WebSocketTooLarge(InternalError):
+    """A message over the size cap: a server fault, not a dropped connection."""
+
+
+def accept_for(key: str) -> str:
+    """The ``Sec-WebSocket-Accept`` a server must answer to ``Sec-WebSocket-Key`` (RFC 6455)."""
+    digest = hashlib.sha1((key + _GUID).encode(), usedforsecurity=False).digest()
+    return base64.b64encode(digest).decode()
+
+
 class WebSocket:
     """One client WebSocket on an upgraded network stream."""
 
     def __init__(
-        self, stream: httpcore.AsyncNetworkStream, *, ping_interval: float | None = 20.0
+        self,
+        stream: httpcore.AsyncNetworkStream,
+        *,
+        ping_interval: float | None = 20.0,
+        max_message_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self._stream = stream
+        self._max_message_bytes = max_message_bytes
+        self._partial_bytes = 0
         self._ws = Connection(ConnectionType.CLIENT)
         self._events: deque[Event] = deque()
         self._partial: list[bytes | bytearray | str] = []
@@ -64,9 +87,17 @@ class WebSocket:
             while self._events:
                 event = self._events.popleft()
                 if isinstance(event, BytesMessage | TextMessage):
+                    self._partial_bytes += len(event.data)
+                    if self._partial_bytes > self._max_message_bytes:
+                        await self.aclose(1009)
+                        raise WebSocketTooLarge(
+                            f"the server sent a WebSocket message over "
+                            f"{self._max_message_bytes} bytes; refused"
+                        )
                     if not event.message_finished:
                         self._partial.append(event.data)
                         continue
+                    self._partial_bytes = 0
                     if not self._partial:
                         return event
                     self._partial.append(event.data)
