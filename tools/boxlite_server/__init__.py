@@ -15,9 +15,10 @@ Tests embed it::
         assert server.violations == []
 """
 
-from .app import RunningServer, create_app, serve
+from .app import RunningServer, create_app, serve, serve_in_thread
 from .config import ServerConfig
 from .faults import CutRule
 from .validation import Violation
 
-__all__ = ["CutRule", "RunningServer", "ServerConfig", "Violation", "create_app", "serve"]
+__all__ = ["CutRule", "RunningServer", "ServerConfig", "Violation", "create_app", "serve",
+           "serve_in_thread"]

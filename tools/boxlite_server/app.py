@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -395,3 +397,49 @@ async def serve(runtime: Runtime,
         with contextlib.suppress(asyncio.CancelledError):
             await task
         sock.close()
+
+
+@contextlib.contextmanager
+def serve_in_thread(make_runtime: Callable[[], Runtime],
+                    config: ServerConfig | None = None) -> Iterator[RunningServer]:
+    """Run the server (and a runtime it makes) on its own thread and event loop.
+
+    For clients that block the calling thread, like the official SDK (its
+    ``Execution.stdout()`` can wait for its attach to connect): with the server
+    in the same loop that is a deadlock. ``make_runtime`` is called on the
+    server's thread; the runtime is closed there on exit. The RunningServer's
+    ``state`` belongs to that thread: read ``url`` and ``violations`` freely,
+    change nothing.
+    """
+    ready: queue.Queue[RunningServer | BaseException] = queue.Queue()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        try:
+            runtime = make_runtime()
+        except BaseException as exc:
+            ready.put(exc)
+            return
+        try:
+            async with serve(runtime, config) as server:
+                ready.put(server)
+                await stop.wait()
+        except BaseException as exc:
+            ready.put(exc)
+        finally:
+            await runtime.aclose()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),),
+                              name="boxlite-server", daemon=True)
+    thread.start()
+    started = ready.get()
+    if isinstance(started, BaseException):
+        thread.join()
+        raise started
+    try:
+        yield started
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join()
+        loop.close()

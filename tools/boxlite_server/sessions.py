@@ -42,6 +42,7 @@ class ExecSession:
         self.error_message: str | None = None
         self.kill_requested = False
         self.attached = False
+        self.evicted = False
         self.finished_at: float | None = None
         self.done = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._pump(),
@@ -136,15 +137,24 @@ class ExecRegistry:
         self._gc()
         self._sessions[session.id] = session
 
-    def get(self, box: str, session_id: str) -> ExecSession:
+    def get(self, box: str, session_id: str, *, evicted: bool = False) -> ExecSession:
+        """The session; a killed-and-evicted one only when ``evicted`` (attach)."""
         self._gc()
         session = self._sessions.get(session_id)
-        if session is None or not session.belongs_to(box):
+        if (session is None or not session.belongs_to(box)
+                or (session.evicted and not evicted)):
             raise NotFoundError(f"execution not found: {session_id} in box {box}")
         return session
 
     def evict(self, session_id: str) -> None:
-        self._sessions.pop(session_id, None)
+        """Hide a killed session from status and control routes (0.10 DELETE).
+
+        It stays attachable until the usual retention ends, so a client whose
+        attach raced its own DELETE still gets the exit frame, not a 404.
+        """
+        session = self._sessions.get(session_id)
+        if session is not None:
+            session.evicted = True
 
     def running(self) -> list[ExecSession]:
         return [s for s in self._sessions.values() if not s.done.is_set()]

@@ -49,8 +49,11 @@ Re-attaching without losing or repeating output
     slot as soon as it sees the old socket close; a client that gets 409 right
     after a drop retries with a short backoff. After the process exits the
     execution stays attachable (remaining output, then the exit frame) for
-    ``completed_retention_seconds`` (300 s); after that, or after a DELETE, an
-    attach or ``GET .../executions/{exec_id}`` answers 404.
+    ``completed_retention_seconds`` (300 s); after that an attach or
+    ``GET .../executions/{exec_id}`` answers 404. After a DELETE (kill), status,
+    signal and resize answer 404 at once, but an attach still gets the rest of
+    the output and the exit frame (a client whose first attach raced its own
+    kill learns the real exit code).
 
 Output kept for replay
     Each execution keeps its most recent ``backlog_bytes`` (16 MiB) of output. The
@@ -120,7 +123,7 @@ async def attach(websocket: WebSocket, state: ServerState, generation: Generatio
     box_id = websocket.path_params["box_id"]
     exec_id = websocket.path_params["exec_id"]
     try:
-        session = state.executions.get(box_id, exec_id)
+        session = state.executions.get(box_id, exec_id, evicted=True)
     except BoxliteError as exc:
         response = error_response(generation, wire_error(exc), exc.message, request_id)
         await _deny(websocket, response)
