@@ -1,8 +1,9 @@
 """The tool-call fuzz: thousands of generated calls, none may crash the server.
 
-Calls are drawn with hypothesis from the input schemas the server serves
-(``list_tools``), half valid-shaped (``schemagen.arguments``, fed real box ids,
-execution ids and paths) and half deliberately broken (``schemagen.hostile``).
+Calls go in rounds over the tools the server lists, a few per tool at a time; their
+arguments are drawn with hypothesis from the input schemas it serves (``list_tools``),
+about half valid-shaped (``schemagen.arguments``, fed real box ids, execution ids and
+paths) and half deliberately broken (``schemagen.hostile``).
 Most go to an in-memory ``Client`` (both protocol eras) of a server over a bwrap
 runtime in this process; a share goes to a real ``python -m boxlite_mcp`` over stdio.
 
@@ -59,7 +60,7 @@ from tools.benchlib.procs import REPO, child_env
 
 from . import host
 from .calls import ToolFailed, crash_reason, error_core, ok, text_of
-from .schemagen import Pool, arguments, hostile
+from .schemagen import MUTATIONS, Pool, arguments, hostile
 from .server import settings_env, stdio_server_args
 from .table import render
 
@@ -123,7 +124,9 @@ class FuzzResult:
 
 
 _NORMALISE = [
-    (re.compile(r"(Your boxes|recent|its snapshots|existing boxes): [^)\n]*"), r"\1: <list>"),
+    (re.compile(r"Your boxes: [^\n]*?\.(?= |$)"), "Your boxes: <list>."),
+    (re.compile(r"\((recent|its snapshots): [^)\n]*\)"), r"(\1: <list>)"),
+    (re.compile(r"existing boxes: [^;\n]*"), "existing boxes: <list>"),
     (re.compile(r"exec-[0-9a-f]{4,}"), "exec-<id>"),
     (re.compile(r"\b[0-9a-f]{12}\b"), "<box>"),
     (re.compile(r"\(got .*\)$", re.M), "(got <value>)"),
@@ -414,20 +417,7 @@ def run_fuzz(calls: int = 10_000, stdio_share: float = 0.1, batch: int = 200,
                         maintenance_failures.append(f"{target.name}: {exc}"[:400])
                     target.new_errors()
 
-            @settings(max_examples=calls, database=None, deadline=None,
-                      phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-            @seed(seed_value)
-            @given(st.data())
-            def one_call(data: st.DataObject) -> None:
-                use_stdio = len(targets) > 1 and int(
-                    (counters["calls"] + 1) * stdio_share) > int(counters["calls"] * stdio_share)
-                target = targets[1] if use_stdio else targets[0]
-                tool = data.draw(st.sampled_from(names), label="tool")
-                schema = schemas[tool]
-                if data.draw(st.booleans(), label="valid-shaped"):
-                    shape, args = "valid", data.draw(arguments(schema, pool=target.pool))
-                else:
-                    shape, args = data.draw(hostile(schema, target.pool, max_huge))
+            def record(target: Target, tool: str, shape: str, args: Any) -> None:
                 args, tamed = tame(tool, args)
                 counters["tamed"] += tamed
                 verdict, message = portal.call(target.call, tool, args)
@@ -453,7 +443,32 @@ def run_fuzz(calls: int = 10_000, stdio_share: float = 0.1, batch: int = 200,
                 if counters["calls"] % batch == 0:
                     between_batches()
 
-            one_call()
+            def chunk(target: Target, tool: str, count: int, index: int) -> None:
+                """``count`` calls of one tool: one hypothesis run, valid-shaped or broken
+                (in this chunk's way: the ways take turns, chunk by chunk)."""
+                schema = schemas[tool]
+                mutation = MUTATIONS[index % len(MUTATIONS)]
+
+                @settings(max_examples=count, database=None, deadline=None,
+                          phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+                @seed(seed_value * 1_000_003 + index)
+                @given(st.data())
+                def one_call(data: st.DataObject) -> None:
+                    if data.draw(st.booleans(), label="valid-shaped"):
+                        shape, args = "valid", data.draw(arguments(schema, pool=target.pool))
+                    else:
+                        shape, args = data.draw(hostile(schema, target.pool, max_huge,
+                                                        mutation))
+                    record(target, tool, shape, args)
+
+                one_call()
+
+            # Rounds over every tool, CHUNK calls each, so that tools interleave (box
+            # limits, fixture state) and each gets its share; every n-th chunk over stdio.
+            for index, (tool, count) in enumerate(schedule(names, calls)):
+                use_stdio = len(targets) > 1 and int((index + 1) * stdio_share) > int(
+                    index * stdio_share)
+                chunk(targets[1] if use_stdio else targets[0], tool, count, index)
             between_batches()
             for target in targets:
                 try:
@@ -490,6 +505,23 @@ def run_fuzz(calls: int = 10_000, stdio_share: float = 0.1, batch: int = 200,
     return FuzzResult(counters["calls"], stats, crashes, by_target, by_shape, counters["tamed"],
                       counters["batches"], unresponsive, maintenance_failures, sentinel_problems,
                       leftovers, time.monotonic() - began, seed_value)
+
+
+CHUNK = 4
+
+
+def schedule(names: list[str], calls: int) -> list[tuple[str, int]]:
+    """(tool, calls) chunks: rounds over ``names``, ``CHUNK`` calls each, ``calls`` in all."""
+    chunks: list[tuple[str, int]] = []
+    left = calls
+    while left > 0:
+        for name in names:
+            count = min(CHUNK, left)
+            if count <= 0:
+                break
+            chunks.append((name, count))
+            left -= count
+    return chunks
 
 
 def _settled(home: Path, patience: float = 20.0) -> host.Leftovers:

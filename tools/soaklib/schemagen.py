@@ -290,12 +290,16 @@ def _number_fields(schema: Schema) -> list[str]:
 
 @st.composite
 def hostile(draw: st.DrawFn, schema: Schema, pool: Pool | None = None,
-            max_huge: int = 1 << 20) -> tuple[str, Any]:
-    """(mutation, arguments): a valid-shaped object broken in one deliberate way."""
+            max_huge: int = 1 << 20, mutation: str | None = None) -> tuple[str, Any]:
+    """(mutation, arguments): a valid-shaped object broken in one deliberate way.
+
+    ``mutation`` picks the way (one of ``MUTATIONS``); None lets hypothesis choose,
+    which favours the first ones.
+    """
     pool = pool or Pool()
     args: Any = draw(arguments(schema, pool=pool))
     properties: Schema = schema.get("properties", {})
-    mutation = draw(st.sampled_from(MUTATIONS))
+    mutation = mutation or draw(st.sampled_from(MUTATIONS))
     strings = _string_fields(schema)
     numbers = _number_fields(schema)
     if mutation == "retype" and properties:

@@ -1,0 +1,78 @@
+"""The isolation probe in full (``tools/isolation_probe.py``): B never reaches A's things.
+
+Both scenarios (bearer tokens; two handshake-era sessions without auth) over real
+streamable HTTP. Every owner-scoped surface must give B nothing: a success there is a
+breach. The two surfaces that are not owner-scoped today are strict xfails naming
+the fix.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tools.soaklib.isolation import KINDS, ProbeResult, run_probe
+
+OWNER_SCOPED = [k for k in KINDS if k not in ("inside a box", "host roots")]
+
+
+@pytest.fixture(scope="module")
+def probe() -> Iterator[ProbeResult]:
+    # Not under /tmp: boxes see /tmp as their own tmpfs, the default home is elsewhere.
+    root = Path(tempfile.mkdtemp(prefix="boxlite-isolation-", dir="/var/tmp"))
+    try:
+        yield anyio.run(run_probe, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_both_scenarios_ran_every_attack(probe: ProbeResult) -> None:
+    assert [s.name for s in probe.scenarios] == ["bearer", "sessions"]
+    assert probe.scenarios[0].attackers == ["B legacy session", "B 2026-07-28"]
+    for scenario in probe.scenarios:
+        kinds = {a.kind for a in scenario.attempts}
+        assert kinds == set(KINDS), scenario.name
+    assert sum(len(s.attempts) for s in probe.scenarios) > 600
+
+
+@pytest.mark.parametrize("kind", OWNER_SCOPED)
+def test_no_attempt_succeeds(probe: ProbeResult, kind: str) -> None:
+    for scenario in probe.scenarios:
+        wins = [(a.attack, a.detail) for a in scenario.successes(kind)]
+        assert wins == [], scenario.name
+
+
+def test_errors_for_real_and_random_references_are_identical(probe: ProbeResult) -> None:
+    for scenario in probe.scenarios:
+        oracles = [a for a in scenario.attempts if a.kind == "error oracles"]
+        assert len(oracles) >= 80 and all(a.detail == "identical" for a in oracles)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "boxlite_mcp/runtime/bwrap: the default image is the host's root as the overlay's "
+    "lower layer, and box root is uid 0 with DAC power over host files; the runtime home "
+    "(default ~/.local/share/boxlite-mcp, named by runtime_info) is part of that root, so "
+    "any box reads every other box's writable layer and snapshots "
+    "(<home>/boxes/<id>/upper), and the bearer tokens file. Fix: hide the home (and the "
+    "tokens file) from boxes, e.g. a --tmpfs over the home's path in sandbox.launch's bwrap "
+    "argv, or keep the home on a mount the overlay lower does not include; stop naming the "
+    "home in runtime_info."))
+def test_no_box_reaches_another_owners_files_through_the_home(probe: ProbeResult) -> None:
+    for scenario in probe.scenarios:
+        assert scenario.successes("inside a box") == [], scenario.name
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "boxlite_mcp/paths.py HostPaths: the allowed host roots are shared by every owner, so "
+    "B reads (copy_in, box_import) and overwrites (copy_out, box_export overwrite=true) "
+    "what A wrote there. Fix: confine each owner to its own directory under each root "
+    "(e.g. <root>/<owner hash>/) when more than one owner can connect, or refuse host "
+    "paths on multi-owner servers unless the operator opts in."))
+def test_host_roots_are_not_shared_between_owners(probe: ProbeResult) -> None:
+    for scenario in probe.scenarios:
+        assert scenario.successes("host roots") == [], scenario.name
