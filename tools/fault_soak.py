@@ -47,6 +47,7 @@ from typing import Literal
 if __package__ in (None, ""):  # run as a script: make `tools.*` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import httpx
 from pydantic import SecretStr
 
 from boxlite_mcp.runtime.errors import BoxliteError, UnavailableError
@@ -262,10 +263,10 @@ async def soak_generation(server: ServerProcess, generation: Generation, execs: 
         for name in names:
             if name and name.startswith(prefix):
                 await direct.remove(name, force=True)
-        response = await direct.client.request("GET", f"{server.url}/_violations", auth=False)
-        result.violations = list(response.json())
     finally:
         await direct.aclose()
+    async with httpx.AsyncClient(timeout=30) as http:
+        result.violations = list((await http.get(f"{server.url}/_violations")).json())
     return result
 
 
@@ -349,7 +350,8 @@ def judge_kill(result: KillResult, url: str) -> tuple[bool, str]:
     if result.error_type != UnavailableError.__name__:
         return False, f"expected UnavailableError, got {result.error_type}: {result.message}"
     host = url.removeprefix("http://")
-    if host not in result.message or "reach" not in result.message:
+    words = ("reach", "resume", "re-attach", "refused", "unavailable")
+    if host not in result.message or not any(w in result.message.lower() for w in words):
         return False, f"the message does not say which server cannot be reached: {result.message}"
     if result.seconds > result.budget:
         return False, f"the error took {result.seconds:.1f}s, over the {result.budget:g}s budget"

@@ -231,6 +231,8 @@ class Result:
     memory_mib: float | None = None
     problems: list[str] = field(default_factory=list)
     note: str = ""
+    explained: bool = False  # an exec result that is no success and says why
+    stdout_bytes: int = 0  # delivered by an exec probe, whatever its end
 
     @property
     def passed(self) -> bool:
@@ -253,21 +255,24 @@ async def _exec(runtime: RestRuntime, box: Sandbox, scale: Scale, result: Result
     handle = await runtime.get("box-hostile-1")
     execution = await handle.exec(ExecRequest(command="echo", args=["hello"],
                                               timeout_seconds=scale.exec_timeout))
-    kept, total = bytearray(), 0
+    kept = bytearray()
     if read:
         async for chunk in execution.output():
             if chunk.stream == "stdout":
-                total += len(chunk.data)
+                result.stdout_bytes += len(chunk.data)
                 if len(kept) < KEEP_OUTPUT:
                     kept += chunk.data[: KEEP_OUTPUT - len(kept)]
     outcome = await execution.wait()
     if not read:
         async for chunk in execution.output():  # what was kept for a late reader
-            total += len(chunk.data)
+            result.stdout_bytes += len(chunk.data)
+    total = result.stdout_bytes
     result.note = f"exit {outcome.exit_code}, {total} bytes of stdout"
     if outcome.error_message:
         result.note += f", error_message {outcome.error_message[:80]!r}"
-    want = result.behaviour.stdout
+    result.explained = not outcome.success and bool(outcome.error_message)
+    behaviour = result.behaviour
+    want = behaviour.stdout
     if want is not None and (bytes(kept) != want or total != len(want)):
         result.problems.append(f"stdout {bytes(kept[:40])!r} ({total} bytes), expected {want!r}")
 
@@ -378,6 +383,12 @@ async def probe(server_url: str, behaviour: Behaviour, generation: str, root: Pa
                                f"(bound {scale.memory_bound_mib} MiB)")
     if behaviour.expect == "error" and result.outcome == "ok":
         result.problems.append("accepted what a correct client refuses")
+    most = behaviour.stdout_at_most
+    if most is not None and result.stdout_bytes > most:
+        result.problems.append(f"duplicated output: {result.stdout_bytes} bytes of stdout "
+                               f"delivered, the server produced {most}")
+    if behaviour.expect == "stopped" and result.outcome == "ok" and not result.explained:
+        result.problems.append("a result that does not say the execution did not end normally")
     if behaviour.expect == "ok" and result.outcome == "error":
         result.problems.append("refused what a correct client accepts")
     result.problems += [f"written outside: {p}" for p in
@@ -427,10 +438,15 @@ async def fuzz(scale: Scale, root: Path, only: set[str] | None = None,
                              log_path=root / "hostile-server.log") as server:
         results = await run_probes(server.url, plan(scale, only, set(generations), full),
                                    root, scale)
-        async with httpx.AsyncClient() as http:
-            hits: dict[str, int] = (await http.get(f"{server.url}/_hits")).json()
+        hits: dict[str, int] | None = None
+        try:  # the server may still be busy with what abandoned probes asked of it
+            async with httpx.AsyncClient(timeout=120) as http:
+                hits = (await http.get(f"{server.url}/_hits")).json()
+        except httpx.HTTPError as exc:
+            print(f"hostile_fuzz: cannot read the server's hits ({exc!r}); not checked",
+                  file=sys.stderr)
     for result in results:
-        if not hits.get(f"{result.behaviour.name}~{result.generation}"):
+        if hits is not None and not hits.get(f"{result.behaviour.name}~{result.generation}"):
             result.problems.append("never met: the client did not reach the hostile answer")
     return results
 
@@ -440,7 +456,8 @@ async def fuzz(scale: Scale, root: Path, only: set[str] | None = None,
 
 def summary_table(results: list[Result]) -> str:
     lines = ["| category | probes | pass | crash | hang | escape | memory | unclear | "
-             "wrong outcome | never met |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "duplicated | wrong outcome | never met |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     categories = sorted({r.behaviour.category for r in results})
     for category in [*categories, "all"]:
         rows = [r for r in results if category in ("all", r.behaviour.category)]
@@ -448,7 +465,8 @@ def summary_table(results: list[Result]) -> str:
         label = f"**{category}**" if category == "all" else category
         lines.append(f"| {label} | {len(rows)} | {sum(r.passed for r in rows)} | "
                      f"{count['crash']} | {count['hang']} | {count['escape']} | "
-                     f"{count['memory']} | {count['unclear']} | {count['outcome']} | "
+                     f"{count['memory']} | {count['unclear']} | {count['duplicated']} | "
+                     f"{count['outcome']} | "
                      f"{count['unmet']} |")
     return "\n".join(lines)
 
@@ -466,6 +484,8 @@ def _kind(problem: str) -> str:
         return "unclear"
     if problem.startswith("never met"):
         return "unmet"
+    if problem.startswith("duplicated"):
+        return "duplicated"
     return "outcome"
 
 

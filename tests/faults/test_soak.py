@@ -4,6 +4,7 @@ SIGKILL mid-exec is a clear UnavailableError within the client's patience."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -30,8 +31,9 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
 @pytest.mark.parametrize("generation", GENERATIONS)
 async def test_100_execs_through_random_cuts_lose_nothing(server: ServerProcess,
                                                           generation: str) -> None:
-    result = await soak_generation(server, generation, 100, POLICY, concurrency=8,  # type: ignore[arg-type]
-                                   deadline=60.0, boxes=2, seed=7)
+    async with asyncio.timeout(240):  # each exec has its deadline; this bounds the rest
+        result = await soak_generation(server, generation, 100, POLICY, concurrency=8,  # type: ignore[arg-type]
+                                       deadline=60.0, boxes=2, seed=7)
     bad = [(o.job.kind, o.verdict, o.detail) for o in result.outcomes if o.verdict != "ok"]
     assert len(result.outcomes) == 100 and bad == []
     assert result.boxes_found == result.boxes_expected == 2  # retried creates made one box each
@@ -44,10 +46,11 @@ async def test_100_execs_through_random_cuts_lose_nothing(server: ServerProcess,
 @pytest.mark.parametrize("generation", GENERATIONS)
 async def test_a_server_killed_mid_exec_is_a_clear_error_in_time(tmp_path: Path,
                                                                  generation: str) -> None:
-    result = await kill_scenario(tmp_path / "home", generation)  # type: ignore[arg-type]
+    async with asyncio.timeout(120):
+        result = await kill_scenario(tmp_path / "home", generation)  # type: ignore[arg-type]
     assert result.passed, result.problem
     assert result.error_type == "UnavailableError" and result.seconds <= result.budget
-    assert "could not" in result.message and "Check BOXLITE_REST_URL" in result.message
+    assert result.next_call.startswith("UnavailableError")
 
 
 def test_the_command_prints_its_tables(tmp_path: Path) -> None:

@@ -21,6 +21,15 @@ from pathlib import Path
 from types import TracebackType
 
 REPO = Path(__file__).resolve().parents[2]
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the parent dies, so no server outlives a killed run."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 _LISTENING = re.compile(r"listening on (http://\S+)")
 
 
@@ -56,6 +65,7 @@ class ServerProcess:
                 sys.executable, "-m", self.module, *home_args, *self.args, cwd=REPO, env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=log, start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         assert self.process.stdout is not None
         try:

@@ -10,6 +10,7 @@ exported; execs do not care). Routes are parsed here too:
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -111,6 +112,16 @@ def route(method: str, path: str) -> tuple[str, str, dict[str, str]] | None:
 
 
 # -- well-behaved answers ------------------------------------------------------------
+
+
+async def pace() -> None:
+    """Let the event loop run between the chunks of a big body.
+
+    uvicorn's ``send`` returns at once, without suspending, when the client is gone
+    (and while its buffer has room): a generator that never awaits anything else
+    would spin forever and starve the server, disconnect handling included.
+    """
+    await asyncio.sleep(0)
 
 
 def box_body(ctx: Ctx, box_id: str | None = None, name: str | None = "hostile") -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from .base import Ctx, box_body
+from .base import Ctx, box_body, pace
 from .raw import RawResponse
 
 CHUNK = 64 * 1024
@@ -107,6 +107,7 @@ async def _repeat(total: int, head: bytes = b"", tail: bytes = b"",
     while sent < total:
         yield block
         sent += len(block)
+        await pace()
     yield tail
 
 

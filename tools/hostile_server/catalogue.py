@@ -5,7 +5,12 @@ A behaviour overrides one or two operations (``handlers``, keyed by the operatio
 names of ``base.route``); everything else is answered correctly. ``probe`` names the
 client call that meets it (``tools/hostile_fuzz.py`` implements the probes).
 ``expect`` is what a correct client does: ``error`` (a clear ``BoxliteError``),
-``ok`` (a result; for execs, ``stdout`` exactly), or ``either``. Whatever it
+``ok`` (a result; for execs, ``stdout`` exactly), ``either``, or, for execs,
+``stopped``: a clear error, or a result that is not a success and whose
+``error_message`` says why (a client that ends an execution the server would
+not end, e.g. at its ``timeout_seconds``, reports it so). ``stdout_at_most``
+bounds what an exec may deliver when the server replays output: more is
+duplicated output. Whatever it
 expects, a correct client never raises anything else, never writes outside the
 destination, keeps its memory bounded and never waits past its configured
 timeouts. ``memory`` marks behaviours whose point is size (measured one at a
@@ -26,7 +31,7 @@ from .base import HELLO, Ctx
 Handler = Callable[[Ctx], Awaitable[Response | None]]
 Probe = Literal["create", "get", "list", "exec", "exec_unread", "copy_out", "snapshot_list",
                 "metrics", "export"]
-Expect = Literal["error", "ok", "either"]
+Expect = Literal["error", "ok", "either", "stopped"]
 BOTH = ("0.9", "0.10")
 
 
@@ -42,6 +47,7 @@ class Behaviour:
     memory: bool = False
     full_only: bool = False
     stdout: bytes | None = None  # exact stdout of an ``ok`` exec
+    stdout_at_most: int | None = None  # more stdout than this is output delivered twice
     deadline: float | None = None  # seconds, when the default does not fit
     tags: frozenset[str] = field(default_factory=frozenset)
 
@@ -60,13 +66,13 @@ def _files(name: str, stream: Callable[[Ctx], AsyncIterator[bytes]], description
                      expect, **extra)  # type: ignore[arg-type]
 
 
-def _sse(name: str, handler: Handler, description: str, expect: Expect = "error",
+def _sse(name: str, handler: Handler, description: str, expect: Expect = "stopped",
          **extra: object) -> Behaviour:
     return Behaviour(name, "sse", "exec", {"output": handler}, description, expect,
                      generations=("0.9",), **extra)  # type: ignore[arg-type]
 
 
-def _ws(name: str, handler: Handler, description: str, expect: Expect = "error",
+def _ws(name: str, handler: Handler, description: str, expect: Expect = "stopped",
         **extra: object) -> Behaviour:
     return Behaviour(name, "websocket", "exec", {"attach": handler}, description, expect,
                      generations=("0.10",), **extra)  # type: ignore[arg-type]
@@ -123,12 +129,13 @@ BEHAVIOURS: list[Behaviour] = [
     _sse("sse-non-json", streams.sse_non_json, "stdout data that is not JSON"),
     _sse("sse-missing-exit", streams.sse_missing_exit,
          "output, then the stream ends without exit; resumed streams stay empty: give up "
-         "within reconnect_seconds"),
+         "within the timeouts", stdout_at_most=len(HELLO)),
     _sse("sse-missing-exit-replay", streams.sse_missing_exit_replay,
          "output without ids, then the end, the same output on every reconnect: never "
-         "deliver it twice, give up within the timeouts"),
+         "deliver it twice, give up within the timeouts", stdout_at_most=len(HELLO)),
     _sse("sse-replay-ignoring-id", streams.sse_replay_ignoring_id,
-         "event ids, but Last-Event-ID ignored: every reconnect replays, none ends"),
+         "event ids, but Last-Event-ID ignored: every reconnect replays, none ends",
+         stdout_at_most=len(HELLO)),
     _sse("sse-invalid-utf8", streams.sse_invalid_utf8, "invalid UTF-8 in event names and data"),
     _sse("sse-gigantic-line", streams.sse_gigantic_line,
          "one data line of 48 MiB (512 MiB in the full run): refuse in bounded memory",
@@ -165,7 +172,7 @@ BEHAVIOURS: list[Behaviour] = [
         "reconnect_seconds"),
     _ws("ws-close-replay", streams.ws_close_replay,
         "output then a close without exit on every attach, offsets ignored: never deliver it "
-        "twice, give up within the timeouts"),
+        "twice, give up within the timeouts", stdout_at_most=len(HELLO)),
     _ws("ws-no-upgrade", streams.ws_no_upgrade, "HTTP 200 with JSON instead of 101"),
     _ws("ws-bad-accept", streams.ws_bad_accept,
         "a 101 whose Sec-WebSocket-Accept does not match the key (RFC 6455: the client must "
@@ -187,7 +194,8 @@ BEHAVIOURS: list[Behaviour] = [
     Behaviour("ws-drop-then-bogus-status", "websocket", "exec",
               {"attach": streams.ws_close_without_exit,
                "exec_status": streams.exec_status_bogus},
-              "the attach drops; the execution's status is bogus JSON", generations=("0.10",)),
+              "the attach drops; the execution's status is bogus JSON", "stopped",
+              generations=("0.10",)),
     # -- JSON shapes -----------------------------------------------------------------
     _json("box-missing-id", "create", "create", bodies.box_missing_id,
           "a created box without box_id"),

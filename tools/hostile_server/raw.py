@@ -83,6 +83,7 @@ async def write_raw(transport: asyncio.Transport, chunks: AsyncIterator[bytes]) 
         if transport.is_closing():
             return
         transport.write(chunk)
+        await asyncio.sleep(0)
         # Transports offer no awaitable drain without a protocol of our own: poll.
         while transport.get_write_buffer_size() > HIGH_WATER and not transport.is_closing():  # noqa: ASYNC110
             await asyncio.sleep(0.005)

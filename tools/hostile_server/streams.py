@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.websockets import WebSocketDisconnect
 
-from .base import HELLO, Ctx, sse_event
+from .base import HELLO, Ctx, pace, sse_event
 from .raw import accept_key, write_raw, ws_frame
 
 HELLO_B64 = base64.b64encode(HELLO).decode()
@@ -74,6 +74,7 @@ async def _gigantic_line(ctx: Ctx) -> AsyncIterator[bytes]:
     while sent < ctx.config.big_bytes:
         yield block
         sent += len(block)
+        await pace()
     yield b"\n\n" + EXIT_0
 
 
@@ -87,6 +88,7 @@ async def _endless_event(ctx: Ctx) -> AsyncIterator[bytes]:
     while sent < ctx.config.big_bytes:
         yield block
         sent += len(block)
+        await pace()
     yield b"\n" + EXIT_0
 
 
@@ -112,7 +114,7 @@ async def _output_forever(ctx: Ctx) -> AsyncIterator[bytes]:
     while sent < ctx.config.endless_bytes:
         yield event
         sent += CHUNK
-        await asyncio.sleep(0)
+        await pace()
 
 
 async def sse_output_forever(ctx: Ctx) -> Response:
@@ -126,6 +128,7 @@ async def _output_big(ctx: Ctx) -> AsyncIterator[bytes]:
     while sent < ctx.config.big_bytes:
         yield event
         sent += CHUNK
+        await pace()
     yield EXIT_0
 
 
@@ -281,6 +284,7 @@ async def _huge_frame(ctx: Ctx) -> AsyncIterator[bytes]:
     while sent < ctx.config.big_bytes:
         yield block
         sent += len(block)
+        await pace()
 
 
 async def ws_huge_message(ctx: Ctx) -> None:

@@ -17,7 +17,7 @@ import os
 import tarfile
 from collections.abc import AsyncIterator, Callable
 
-from .base import Ctx
+from .base import Ctx, pace
 
 MARKER = "hostile-escape"
 BLOCK = 512
@@ -127,6 +127,7 @@ async def bomb_entries(ctx: Ctx) -> AsyncIterator[bytes]:
         if len(batch) >= CHUNK:
             yield bytes(batch)
             batch.clear()
+            await pace()
     yield bytes(batch) + END
 
 
@@ -146,6 +147,7 @@ async def endless(ctx: Ctx) -> AsyncIterator[bytes]:
     while sent < ctx.config.endless_bytes:
         yield zeros
         sent += len(zeros)
+        await pace()
 
 
 def garbage(ctx: Ctx) -> AsyncIterator[bytes]:
