@@ -173,3 +173,15 @@ async def test_metrics(http: httpx.AsyncClient) -> None:
     assert "total_create_ms" in metrics["boot_timing"]
     runtime = (await http.get("/v1/default/metrics")).json()
     assert runtime["boxes_created_total"] >= 1
+
+
+async def test_0_10_routing_prefix(start_server: object) -> None:
+    server: RunningServer = await start_server(v10_prefix="acme/team-1")  # type: ignore[operator]
+    assert server.v10_url.endswith("/v1/acme/team-1")
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        assert (await http.get("/v1/me")).json()["path_prefix"] == "acme/team-1"
+        created = await http.post("/v1/acme/team-1/boxes", json={"name": "p"})
+        assert created.status_code == 201
+        assert created.headers["location"].startswith("/v1/acme/team-1/boxes/")
+        assert (await http.get("/v1/boxes")).status_code == 404
+        assert (await http.get("/v1/default/boxes")).json()["boxes"][0]["name"] == "p"
