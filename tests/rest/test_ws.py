@@ -111,6 +111,34 @@ async def test_a_cut_socket_is_reattached_with_offsets() -> None:
     assert queries == ["", "stdout_offset=6&stderr_offset=4"]
 
 
+@pytest.mark.parametrize(("stated", "expected_out", "lost"), [
+    ("stdout=0, stderr=0", b"hello world", False),  # replays from the start: skip what we had
+    ("stdout=9, stderr=4", b"hello rld", True),  # resumes past a gap: said, not hidden
+])
+async def test_a_stated_resume_position_is_honoured(
+    stated: str, expected_out: bytes, lost: bool
+) -> None:
+    async def attach(ws: WebSocket, nth: int) -> None:
+        if nth == 0:
+            await ws.accept()
+            await ws.send_bytes(b"\x01hello ")
+            await ws.send_bytes(b"\x02warn")
+            await ws.close(1011)
+            return
+        await ws.accept(headers=[(b"x-boxlite-resume", stated.encode())])
+        if stated.startswith("stdout=0"):  # ignores the offsets asked, replays everything
+            await ws.send_bytes(b"\x01hello ")
+            await ws.send_bytes(b"\x02warn")
+            await ws.send_bytes(b"\x01world")
+        else:
+            await ws.send_bytes(b"\x01rld")
+        await exit_frame(ws)
+
+    out, err, result, _ = await run(attach)
+    assert (out, err) == (expected_out, b"warn")
+    assert (result.error_message is not None and "lost" in result.error_message) is lost
+
+
 async def test_a_409_on_reattach_is_retried() -> None:
     async def attach(ws: WebSocket, nth: int) -> None:
         if nth == 0:

@@ -559,8 +559,10 @@ class RestClient:
         if stream is not None:
             upgraded = await self._upgrade_on(stream, url, headers, what)
             if upgraded is not None:
-                socket = WebSocket(upgraded, ping_interval=self.settings.ws_ping_interval,
-                                   max_message_bytes=self.settings.ws_max_message_bytes)
+                network, answer_headers = upgraded
+                socket = WebSocket(network, ping_interval=self.settings.ws_ping_interval,
+                                   max_message_bytes=self.settings.ws_max_message_bytes,
+                                   headers=answer_headers)
                 try:
                     yield socket
                 finally:
@@ -575,6 +577,7 @@ class RestClient:
                 response.extensions["network_stream"],
                 ping_interval=self.settings.ws_ping_interval,
                 max_message_bytes=self.settings.ws_max_message_bytes,
+                headers={k.lower(): v for k, v in response.headers.items()},
             )
             try:
                 yield socket
@@ -584,8 +587,9 @@ class RestClient:
     async def _upgrade_on(
         self, stream: httpcore.AsyncNetworkStream, url: str, headers: dict[str, str],
         what: str,
-    ) -> httpcore.AsyncNetworkStream | None:
-        """The upgrade request on a pre-opened connection; None if that connection failed."""
+    ) -> tuple[httpcore.AsyncNetworkStream, dict[str, str]] | None:
+        """The upgrade request on a pre-opened connection: the upgraded stream and the
+        answer's headers; None if that connection failed."""
         target = httpx.URL(url)
         origin = httpcore.Origin(target.raw_scheme, target.raw_host, target.port or (
             443 if target.scheme == "https" else 80))
@@ -608,14 +612,14 @@ class RestClient:
             if response.status == 401 and self._auth.invalidate():
                 return None  # let the pooled path fetch new credentials and retry
             await self._upgraded(response.status, response.aread, what)
-            accept = dict((k.lower(), v) for k, v in response.headers).get(
-                b"sec-websocket-accept", b"")
-            self._check_accept(accept.decode("latin-1"), headers, what)
+            answer_headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                              for k, v in response.headers}
+            self._check_accept(answer_headers.get("sec-websocket-accept"), headers, what)
         except BaseException:
             await connection.aclose()
             raise
         network: httpcore.AsyncNetworkStream = response.extensions["network_stream"]
-        return network
+        return network, answer_headers
 
     @staticmethod
     def _check_accept(accept: str | None, headers: dict[str, str], what: str) -> None:

@@ -251,6 +251,7 @@ class SseExecution(RestExecution):
                             continue  # keep-alive or unknown: ignored, not progress
                         attempt = 0
                         drop_started = None
+                        self._drop_cause = None
                 if result is not None:
                     return result
                 if error_text is not None:
@@ -276,6 +277,7 @@ class SseExecution(RestExecution):
                     return result
                 raise
 
+            self._drop_cause = cause
             now = time.monotonic()
             if drop_started is None:
                 drop_started = now

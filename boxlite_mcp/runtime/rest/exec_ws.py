@@ -30,6 +30,12 @@ This one re-attaches and resumes, as ``tools/boxlite_server/ws.py`` specifies:
    when they differ from what the client received, ``error_message`` says so.
 4. **Single attach.** While the old socket is still registered, an attach gets
    409; the client retries with backoff.
+5. **Stated resume position (optional).** A server may say in the upgrade answer
+   where it resumes: ``X-Boxlite-Resume: stdout=N, stderr=M``. Earlier than the
+   offsets asked (a server that replays from the start, as upstream ones do): the
+   client skips what it already has. Later: the gap is reported as lost output.
+   Without the header the offsets asked are taken as honoured; a server that
+   ignores them and says nothing would have its replay delivered twice.
 
 After a dropped socket the client reads ``GET .../executions/{eid}``: a 404 means
 the server lost the execution (restart, reaping) and it fails with a NotFoundError
@@ -66,6 +72,8 @@ from .websocket import WebSocket, WebSocketClosed
 logger = logging.getLogger(__name__)
 
 _STDOUT, _STDERR = 1, 2
+#: Upgrade-answer header in which a server states the offsets it resumes from.
+RESUME_HEADER = "x-boxlite-resume"
 _EOF_FRAME = '{"type":"stdin_eof"}'
 
 
@@ -136,6 +144,7 @@ class WsExecution(RestExecution):
             if self._progress:
                 attempt = 0
                 drop_started = None
+                self._drop_cause = None
 
             if isinstance(outcome, WebSocketClosed):
                 cause = f"the attach socket closed ({outcome.code}) before the exit frame"
@@ -156,6 +165,7 @@ class WsExecution(RestExecution):
             else:
                 raise outcome
 
+            self._drop_cause = cause
             if attached:
                 info = await self._probe(cause)
             now = time.monotonic()
@@ -177,18 +187,27 @@ class WsExecution(RestExecution):
         if self._stdin_closed:
             await ws.send_text(_EOF_FRAME)
         self._ws = ws
+        self._drop_cause = None  # attached: the stream is up again
         self._attach_changed.set()
         put = self._pipe.put
         offsets = self._offsets
+        skip = self._resume_gap(ws.headers.get(RESUME_HEADER))
         while True:
             event = await ws.receive()
             if isinstance(event, BytesMessage):
                 data = event.data
                 channel = data[0] if data else 0
                 if channel == _STDOUT or channel == _STDERR:
-                    payload = bytes(data[1:])
+                    start = 1
+                    if skip[channel]:  # the server resumed earlier than asked: had these
+                        start += min(skip[channel], len(data) - 1)
+                        skip[channel] -= start - 1
+                        if start >= len(data):
+                            continue
+                    payload = bytes(data[start:])
                     offsets[channel] += len(payload)
                     self._progress = True
+                    self._drop_cause = None
                     await put("stdout" if channel == _STDOUT else "stderr", payload)
             elif isinstance(event, TextMessage):
                 frame = _control(event.data)
@@ -199,6 +218,33 @@ class WsExecution(RestExecution):
                     return result
                 if kind == "error":
                     self._on_error_frame(frame)
+
+    def _resume_gap(self, header: str | None) -> list[int]:
+        """Bytes to skip per channel, from the server's statement of where it resumed.
+
+        ``X-Boxlite-Resume: stdout=N, stderr=M`` on the upgrade answer says from which
+        offsets the server streams. Earlier than asked: the difference is skipped (had
+        it). Later: a gap, counted as lost. No header: the offsets asked were honoured.
+        """
+        skip = [0, 0, 0]
+        if not header:
+            return skip
+        stated = dict(part.strip().partition("=")[::2] for part in header.split(","))
+        for channel, name in ((_STDOUT, "stdout"), (_STDERR, "stderr")):
+            value = stated.get(name, "")
+            if not value.isdigit():
+                continue
+            start = int(value)
+            if start < self._offsets[channel]:
+                skip[channel] = self._offsets[channel] - start
+            elif start > self._offsets[channel]:
+                self._lost[channel] += start - self._offsets[channel]
+                self._offsets[channel] = start
+                self._error_text = (
+                    f"output was lost while the attach socket was down: "
+                    f"{self._lost[_STDOUT]} bytes of stdout, {self._lost[_STDERR]} of stderr"
+                )
+        return skip
 
     def _on_error_frame(self, frame: dict[str, Any]) -> None:
         if frame.get("code") == "output_lost":

@@ -54,6 +54,8 @@ class RestExecution:
         self._stdin_lock = asyncio.Lock()
         self._killed = False
         self._started = time.monotonic()
+        #: Why the stream is down, while the pump is reconnecting; None while it flows.
+        self._drop_cause: str | None = None
 
     def start(self, tasks: set[asyncio.Task[None]]) -> None:
         """Start the pump; ``tasks`` holds it until it ends (the runtime cancels leftovers)."""
@@ -103,6 +105,11 @@ class RestExecution:
         with contextlib.suppress(BoxliteError, TimeoutError):
             async with asyncio.timeout(self._client.settings.timeout):
                 await self._send_kill()
+        if self._drop_cause is not None:  # the server's fault, not the command's timeout
+            raise UnavailableError(
+                f"execution {self._id}: its output stream was down when its {limit:g}s "
+                f"timeout ran out ({self._drop_cause}); the client killed it"
+            )
         return ExecResult(
             exit_code=-SIGKILL,
             duration_ms=int((time.monotonic() - self._started) * 1000),

@@ -50,6 +50,10 @@ class WebSocketClosed(Exception):
         self.reason = reason
 
 
+class WebSocketProtocolError(InternalError):
+    """The server broke RFC 6455 (bad opcode, invalid UTF-8 text...): a fault, not a drop."""
+
+
 class WebSocketTooLarge(InternalError):
     """A message over the size cap: a server fault, not a dropped connection."""
 
@@ -69,7 +73,10 @@ class WebSocket:
         *,
         ping_interval: float | None = 20.0,
         max_message_bytes: int = 4 * 1024 * 1024,
+        headers: dict[str, str] | None = None,
     ) -> None:
+        #: The handshake answer's headers, names in lower case.
+        self.headers = headers or {}
         self._stream = stream
         self._max_message_bytes = max_message_bytes
         self._partial_bytes = 0
@@ -133,8 +140,10 @@ class WebSocket:
                 self._ws.receive_data(data)
                 self._events.extend(self._ws.events())
             except RemoteProtocolError as exc:
-                self._closed = True
-                raise WebSocketClosed(1002, str(exc)) from None
+                await self.aclose(1002)
+                raise WebSocketProtocolError(
+                    f"the server broke the WebSocket protocol ({str(exc)[:120]})"
+                ) from None
 
     async def send_bytes(self, data: bytes) -> None:
         await self._write(BytesMessage(data))
