@@ -4,7 +4,8 @@
 ``settings`` (environment, generation choice), ``client`` (HTTP, URLs, retries),
 ``auth``, ``errors`` (HTTP → runtime errors), ``types`` (wire models),
 ``capabilities`` (gates), ``box``/``runtime`` (the contract), ``execution`` with
-``exec_sse`` (0.9) and ``exec_ws`` (0.10), ``output`` (bounded output), ``files``.
+``exec_sse`` (0.9, over the bounded reader in ``sse``) and ``exec_ws`` (0.10, over the
+lean ``websocket``), ``output`` (bounded output), ``files``.
 """
 
 from .box import RestBox
