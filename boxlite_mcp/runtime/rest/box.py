@@ -28,7 +28,8 @@ from ..types import (
     SnapshotInfo,
 )
 from . import capabilities, files
-from .client import Answer, RestClient, paced
+from .bodies import Answer, paced
+from .client import RestClient
 from .errors import unavailable
 from .exec_sse import SseExecution
 from .exec_ws import WsExecution, discard_preconnect

@@ -14,6 +14,12 @@ PUT, DELETE, or a POST that carries an ``Idempotency-Key``. The key is drawn onc
 per logical call and sent unchanged on every attempt, so a create retried after a
 cut connection makes one box. Backoff is exponential with jitter and honours
 ``Retry-After``. A 401 makes OAuth2 credentials exchange a new token, once.
+
+Bounds (a hostile or broken server can hold neither memory nor a caller): each
+attempt's answer (headers, and the body unless streamed) must come within
+``timeout``; bodies are capped (``bodies``); compressed answers (none are asked
+for) and redirects are refused. WebSocket upgrades for exec attaches may run on a
+connection opened ahead of time (``open_stream``), checked per RFC 6455.
 """
 
 from __future__ import annotations
@@ -35,7 +41,6 @@ from collections.abc import (
     Mapping,
 )
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -44,6 +49,7 @@ import httpx
 
 from ..errors import AuthError, BoxliteError, BoxTimeoutError, InternalError
 from .auth import ApiKeyAuth, Auth, ClientCredentialsAuth
+from .bodies import ERROR_BODY_BYTES, MAX_ANSWER_BYTES, Answer, read_capped
 from .errors import (
     AttachConflictError,
     display_url,
@@ -65,74 +71,6 @@ Content = bytes | AsyncIterable[bytes] | Callable[[], AsyncIterable[bytes]] | No
 
 _CONFIG_KEYS_010 = frozenset({"max_boxes_per_path_prefix", "linux_capabilities_enabled"})
 _CONFIG_KEYS_09 = frozenset({"max_boxes_per_prefix"})
-
-
-#: The most a JSON answer may weigh; anything bigger is refused, not buffered.
-MAX_ANSWER_BYTES = 16 * 1024 * 1024
-#: How much of an error answer is read for its message.
-ERROR_BODY_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A read answer: status, headers and the (size-capped) body."""
-
-    status_code: int
-    headers: httpx.Headers
-    content: bytes
-
-
-async def _read(response: httpx.Response, cap: int, what: str, *, truncate: bool = False) -> bytes:
-    """The body, at most ``cap`` bytes: refused beyond that, or cut with ``truncate``."""
-    chunks: list[bytes] = []
-    total = 0
-    try:
-        async for chunk in response.aiter_raw():
-            total += len(chunk)
-            if total > cap:
-                if truncate:
-                    chunks.append(chunk[: cap - (total - len(chunk))])
-                    break
-                raise InternalError(
-                    f"{what + ': ' if what else ''}the server's answer is larger than "
-                    f"{cap // (1024 * 1024)} MiB; refused (a BoxLite answer is small)"
-                )
-            chunks.append(chunk)
-    finally:
-        await response.aclose()
-    return b"".join(chunks)
-
-
-#: A streamed body must bring at least this much per ``timeout`` window (see ``paced``).
-MIN_PACE_BYTES = 64 * 1024
-
-
-async def paced(
-    chunks: AsyncIterator[bytes], *, window: float, what: str, min_bytes: int = MIN_PACE_BYTES
-) -> AsyncIterator[bytes]:
-    """A body's chunks, failing with BoxTimeoutError if a ``window`` passes with fewer
-    than ``min_bytes`` arriving: a per-read timeout never fires on a trickle, and a
-    whole-body deadline would cut off a big, healthy download."""
-    loop = asyncio.get_running_loop()
-    iterator = chunks.__aiter__()
-    window_end = loop.time() + window
-    pending = 0
-    while True:
-        try:
-            async with asyncio.timeout_at(window_end):
-                chunk = await anext(iterator)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise BoxTimeoutError(
-                f"{what + ': ' if what else ''}the server sent less than "
-                f"{min_bytes // 1024} KiB in {window:g}s; gave up (BOXLITE_REST_TIMEOUT)"
-            ) from None
-        pending += len(chunk)
-        if pending >= min_bytes:
-            pending = 0
-            window_end = loop.time() + window
-        yield chunk
 
 
 def _failed(url: str, exc: BaseException, timeout: float) -> BoxliteError:
@@ -414,7 +352,7 @@ class RestClient:
                     self._check_answer(response, what, ok_statuses)
                     if not stream and (status < 300 or status in ok_statuses):
                         answer = Answer(status, response.headers,
-                                        await _read(response, MAX_ANSWER_BYTES, what))
+                                        await read_capped(response, MAX_ANSWER_BYTES, what))
             except _NOT_SENT as exc:
                 failure = exc
             except (httpx.TransportError, TimeoutError) as exc:
@@ -452,7 +390,7 @@ class RestClient:
                 continue
             try:
                 async with asyncio.timeout(self.settings.timeout):
-                    error_body = await _read(response, ERROR_BODY_BYTES, what, truncate=True)
+                    error_body = await read_capped(response, ERROR_BODY_BYTES, what, truncate=True)
             except (httpx.TransportError, TimeoutError):
                 error_body = b""
             finally:

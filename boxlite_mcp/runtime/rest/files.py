@@ -22,7 +22,8 @@ import httpx
 
 from .. import archive
 from ..errors import InvalidArgumentError, NotFoundError
-from .client import RestClient, paced
+from .bodies import paced
+from .client import RestClient
 from .errors import unavailable
 
 #: Box paths under a tmpfs mount, invisible to file transfer.
