@@ -74,7 +74,8 @@ async def test_signal_death_is_negative_exit_code(box: Box, signum: int) -> None
 
 
 async def test_exec_env(box: Box) -> None:
-    env = {"ONE": "1", "WITH_SPACE": "a b", "WITH_EQ": "k=v", "UNI": "ü😀", "EMPTY": ""}
+    env = {"ONE": "1", "WITH_SPACE": "a b", "WITH_EQ": "k=v", "UNI": "ü😀", "EMPTY": "",
+           "NEWLINE": "line1\nline2", "QUOTES": "'\"$x`"}
     done = await run(
         box, "python3", "-c",
         "import json, os, sys; sys.stdout.write(json.dumps({k: os.environ.get(k) for k in "

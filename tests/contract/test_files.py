@@ -168,6 +168,15 @@ async def test_copy_out_file_to_a_file_path_and_into_a_directory(
     assert (into / "out.txt").read_text() == "from box"
 
 
+async def test_copy_out_creates_missing_host_parents(
+    box: Box, box_dir: str, host_dir: Path
+) -> None:
+    (await sh(box, f"printf deep > {box_dir}/d.txt")).check()
+    dest = host_dir / "a" / "b" / "d-copy.txt"
+    await box.copy_out(f"{box_dir}/d.txt", dest)
+    assert dest.read_text() == "deep"
+
+
 async def test_copy_out_directory_copies_its_contents(
     box: Box, box_dir: str, host_dir: Path
 ) -> None:

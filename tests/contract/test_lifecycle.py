@@ -35,6 +35,15 @@ async def test_create_options_round_trip_into_info(make_box: BoxMaker) -> None:
     (await sh(box, "true")).check()
 
 
+@pytest.mark.parametrize("name", ["a", "dots.and_underscores-1", "N" * 128])
+async def test_any_valid_name_works(make_box: BoxMaker, runtime: Runtime, name: str) -> None:
+    """Every name the model accepts makes a working box (e.g. longer than a hostname)."""
+    name = name if len(name) == 128 else f"{name}-{unique_name('n')}"
+    box = await make_box(name=name)
+    assert (await runtime.get(name)).id == box.id
+    (await sh(box, "echo ok")).check()
+
+
 async def test_box_env_and_working_dir_apply_to_execs(make_box: BoxMaker) -> None:
     box = await make_box(
         BoxOptions(env={"BOX_A": "from box", "BOX_B": "b=1 ü"}, working_dir="/usr")
@@ -201,4 +210,5 @@ async def test_remove_kills_running_processes(runtime: Runtime, make_box: BoxMak
     await runtime.remove(box.id, force=True)
     with anyio.fail_after(DEADLINE):
         result = await execution.wait()
+        await reader.rest()  # the output ends too
     assert result.exit_code != 0

@@ -182,6 +182,12 @@ async def test_output_read_after_wait_is_complete(box: Box) -> None:
     assert (out, err) == (b"out1\nout2\n", b"err1\n")
 
 
+async def test_closed_output_is_not_an_exit(box: Box) -> None:
+    """A process that closes stdout and stderr keeps running until it exits."""
+    done = await run(box, "/bin/sh", "-c", "echo bye; exec >&- 2>&-; sleep 0.5; exit 3")
+    assert (done.stdout, done.exit_code) == (b"bye\n", 3)
+
+
 async def test_big_stderr_with_little_stdout(box: Box, capabilities: Capabilities) -> None:
     """A full stderr pipe must not stall a process whose stdout is quiet."""
     done = await run(box, "python3", "-c", pattern_program(4, "stderr"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import signal
@@ -69,6 +70,24 @@ async def test_large_binary_stdin(box: Box) -> None:
         assert after.bytes_sent_total - before.bytes_sent_total >= len(data)
 
 
+async def test_stdin_and_output_stream_together(box: Box) -> None:
+    """8 MiB through cat: stdin is written while output is read, neither side stalls."""
+    data = base64.b64encode(os.urandom(6 * 1024 * 1024))
+    done = await run(box, "cat", stdin=data)
+    assert done.check().stdout == data
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+async def test_signal_right_after_start(box: Box, signum: int) -> None:
+    """A signal sent before the process is surely running still reaches it."""
+    execution = await box.exec(ExecRequest(command="sleep", args=["1000"]))
+    await execution.signal(signum)
+    with anyio.fail_after(DEADLINE):
+        await drain(execution)
+        result = await execution.wait()
+    assert result.exit_code == -signum
+
+
 async def test_sigterm_to_a_sleeping_process(box: Box) -> None:
     execution = await box.exec(
         ExecRequest(command="/bin/sh", args=["-c", "echo ready; exec sleep 1000"])
@@ -134,6 +153,18 @@ async def test_timeout_kills_a_command_that_never_ends(box: Box) -> None:
         result = await execution.wait()
     assert result.timed_out is True
     assert result.exit_code != 0
+
+
+async def test_timeout_keeps_output_and_ends_children(box: Box) -> None:
+    """Output before the timeout is delivered; children holding the output die too."""
+    with anyio.fail_after(DEADLINE / 2):
+        execution = await box.exec(ExecRequest(
+            command="/bin/sh", args=["-c", "echo before; sleep 1000 & wait"], timeout_seconds=1,
+        ))
+        out, _ = await drain(execution)
+        result = await execution.wait()
+    assert result.timed_out is True
+    assert out == b"before\n"
 
 
 async def test_timeout_does_not_touch_a_quick_command(box: Box) -> None:
