@@ -23,7 +23,7 @@ from ..errors import (
 )
 from ..types import BoxInfo, BoxMetrics, BoxStatus, ExecRequest, SnapshotInfo
 from . import checks, convert, files
-from .execution import SDK_TIMEOUT_GRACE_SECONDS, LocalExecution
+from .execution import SDK_TIMEOUT_GRACE_SECONDS, LocalExecution, take_handles
 
 if TYPE_CHECKING:
     from .runtime import LocalRuntime
@@ -94,7 +94,8 @@ class LocalBox:
                 user=request.user, timeout_secs=timeout, cwd=request.working_dir,
             ),
         )
-        execution = LocalExecution(raw, request, self._runtime.errors, started)
+        handles = await take_handles(raw)
+        execution = LocalExecution(raw, handles, request, self._runtime.errors, started)
         self._runtime.track(execution)
         return execution
 

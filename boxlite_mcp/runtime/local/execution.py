@@ -8,6 +8,11 @@ The SDK decodes output to ``str`` (lossily: bytes that are not UTF-8 arrive as
 U+FFFD) and queues it without bound inside the native layer; this side is
 bounded, but cannot push back further than the SDK lets it.
 
+The SDK's stdio handles are taken once, in a worker thread, before the execution
+is handed out: taking one is a synchronous call that can block on a lock the SDK
+holds while it talks to its server (a kill in flight, say), and on the event loop
+thread that could stall everything, a server in the same process included.
+
 Timeouts are enforced here: at ``timeout_seconds`` the process is killed and the
 result says ``timed_out``. The SDK also gets the timeout, plus a grace period, as
 a backstop should this process stop watching.
@@ -20,7 +25,10 @@ import logging
 import signal as signals
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Literal
+
+import anyio
 
 from ..errors import (
     BoxliteError,
@@ -44,6 +52,7 @@ class LocalExecution:
     def __init__(
         self,
         sdk_execution: Any,
+        handles: StdioHandles,
         request: ExecRequest,
         translator: Translator,
         started: float,
@@ -52,11 +61,13 @@ class LocalExecution:
         self._request = request
         self._errors = translator
         self._started = started
-        self._id = str(sdk_execution.id())
+        self._id = handles.id
         self._buffer = OutputBuffer(producers=2)
-        self._stdin = _take(sdk_execution, "stdin")
+        self._sources = {"stdout": handles.stdout, "stderr": handles.stderr}
+        self._stdin = handles.stdin
         self._stdin_closed = self._stdin is None
         self._timed_out = False
+        self._killed = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._result: asyncio.Task[ExecResult] = asyncio.create_task(self._await_exit())
         self._result.add_done_callback(_retrieve)
@@ -110,6 +121,7 @@ class LocalExecution:
 
     async def kill(self) -> None:
         await self._ignore_gone(f"kill execution {self._id}", self._sdk.kill)
+        self._killed = True
 
     async def resize(self, cols: int, rows: int) -> None:
         if not self._request.tty:
@@ -146,7 +158,7 @@ class LocalExecution:
 
     async def _pump(self, stream: Literal["stdout", "stderr"]) -> None:
         try:
-            source = _take(self._sdk, stream)
+            source = self._sources.pop(stream)
             if source is None:
                 return
             async for piece in source:
@@ -166,6 +178,12 @@ class LocalExecution:
         duration_ms = int((time.monotonic() - self._started) * 1000)
         exit_code = int(raw.exit_code)
         message = getattr(raw, "error_message", None)
+        if self._killed and exit_code == -1 and message and "not found" in str(message):
+            # Killed before the SDK attached to its output: BoxLite's kill also
+            # forgets the execution, so the SDK only learns "not found". It was
+            # this kill that ended it.
+            logger.debug("execution %s killed before attach: %s", self._id, message)
+            exit_code, message = -signals.SIGKILL, None
         timed_out = self._timed_out or (
             self._request.timeout_seconds is not None
             and exit_code < 0
@@ -190,6 +208,30 @@ class LocalExecution:
                 logger.warning("could not kill timed-out execution %s: %s", self._id, exc)
         except BoxliteError:
             pass  # the waiter failed; wait() reports it
+
+
+@dataclass(frozen=True)
+class StdioHandles:
+    """What ``take_handles`` got from an SDK execution (None: the execution has none)."""
+
+    id: str
+    stdin: Any
+    stdout: Any
+    stderr: Any
+
+
+async def take_handles(sdk_execution: Any) -> StdioHandles:
+    """The SDK execution's id and stdio handles, taken off the event loop thread."""
+    return await anyio.to_thread.run_sync(_take_all, sdk_execution)
+
+
+def _take_all(sdk_execution: Any) -> StdioHandles:
+    return StdioHandles(
+        id=str(sdk_execution.id()),
+        stdin=_take(sdk_execution, "stdin"),
+        stdout=_take(sdk_execution, "stdout"),
+        stderr=_take(sdk_execution, "stderr"),
+    )
 
 
 def _take(sdk_execution: Any, stream: str) -> Any:
