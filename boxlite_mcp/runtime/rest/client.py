@@ -73,6 +73,18 @@ _CONFIG_KEYS_010 = frozenset({"max_boxes_per_path_prefix", "linux_capabilities_e
 _CONFIG_KEYS_09 = frozenset({"max_boxes_per_prefix"})
 
 
+async def _head_of(response: httpcore.Response) -> bytes:
+    """At most ERROR_BODY_BYTES of an httpcore answer's body (for an error message)."""
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in response.aiter_stream():
+        chunks.append(chunk)
+        total += len(chunk)
+        if total >= ERROR_BODY_BYTES:
+            break
+    return b"".join(chunks)[:ERROR_BODY_BYTES]
+
+
 def _failed(url: str, exc: BaseException, timeout: float) -> BoxliteError:
     """A transport failure or a missed deadline, as an error naming the URL only."""
     if isinstance(exc, TimeoutError):
@@ -509,7 +521,10 @@ class RestClient:
         async with self.stream(
             "GET", url, headers=headers, ok_statuses=(409,), what=what
         ) as response:
-            await self._upgraded(response.status_code, response.aread, what)
+            await self._upgraded(
+                response.status_code,
+                lambda: read_capped(response, ERROR_BODY_BYTES, what, truncate=True), what,
+            )
             self._check_accept(response.headers.get("sec-websocket-accept"), headers, what)
             socket = WebSocket(
                 response.extensions["network_stream"],
@@ -538,18 +553,20 @@ class RestClient:
         timeout = self.settings.timeout
         connection = httpcore.AsyncHTTP11Connection(origin=origin, stream=stream)
         try:
-            response = await connection.handle_async_request(httpcore.Request(
-                "GET", url, headers=request_headers,
-                extensions={"timeout": {"read": timeout, "write": timeout}},
-            ))
-        except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError) as exc:
+            async with asyncio.timeout(timeout):
+                response = await connection.handle_async_request(httpcore.Request(
+                    "GET", url, headers=request_headers,
+                    extensions={"timeout": {"read": timeout, "write": timeout}},
+                ))
+        except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError,
+                TimeoutError) as exc:
             logger.debug("upgrade on a pre-opened connection failed: %r", exc)
             await connection.aclose()
             return None
         try:
             if response.status == 401 and self._auth.invalidate():
                 return None  # let the pooled path fetch new credentials and retry
-            await self._upgraded(response.status, response.aread, what)
+            await self._upgraded(response.status, lambda: _head_of(response), what)
             answer_headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                               for k, v in response.headers}
             self._check_accept(answer_headers.get("sec-websocket-accept"), headers, what)

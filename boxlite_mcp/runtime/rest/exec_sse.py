@@ -44,7 +44,13 @@ from typing import Any
 
 import httpx
 
-from ..errors import BoxliteError, InternalError, NotFoundError, UnavailableError
+from ..errors import (
+    BoxliteError,
+    BoxTimeoutError,
+    InternalError,
+    NotFoundError,
+    UnavailableError,
+)
 from ..types import ExecResult
 from .errors import display_url
 from .execution import RestExecution
@@ -257,10 +263,11 @@ class SseExecution(RestExecution):
                 if error_text is not None:
                     return ExecResult(exit_code=-1, error_message=error_text)
                 cause = "the output stream ended before the exit event"
-            except (TimeoutError, httpx.TransportError, UnavailableError, SseStalled) as exc:
+            except (TimeoutError, httpx.TransportError, UnavailableError, BoxTimeoutError,
+                    SseStalled) as exc:
                 if result is not None:
                     return result
-                if isinstance(exc, UnavailableError):
+                if isinstance(exc, UnavailableError | BoxTimeoutError):
                     cause = exc.message
                 elif isinstance(exc, SseStalled):
                     cause = str(exc)

@@ -62,7 +62,13 @@ import httpcore
 import httpx
 from wsproto.events import BytesMessage, TextMessage
 
-from ..errors import InternalError, InvalidStateError, NotFoundError, UnavailableError
+from ..errors import (
+    BoxTimeoutError,
+    InternalError,
+    InvalidStateError,
+    NotFoundError,
+    UnavailableError,
+)
 from ..types import ExecResult
 from .errors import AttachConflictError, display_url
 from .execution import SIGKILL, RestExecution
@@ -158,7 +164,7 @@ class WsExecution(RestExecution):
                 if info is not None and info.finished:
                     return _status_result(info)
                 raise self._gone("its attach socket dropped") from None
-            elif isinstance(outcome, UnavailableError):
+            elif isinstance(outcome, UnavailableError | BoxTimeoutError):
                 cause = outcome.message
             elif isinstance(outcome, httpx.TransportError | OSError):
                 cause = f"the attach socket broke ({type(outcome).__name__})"
