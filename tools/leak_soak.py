@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Leak soak: MCP clients create boxes and vanish; after the idle TTL no box is left.
 
-    python tools/leak_soak.py                      # 200 clients, TTL 3 s
+    python tools/leak_soak.py                      # 200 clients, TTL 10 s
     python tools/leak_soak.py --clients 40 --ttl 2 --margin 8
     python tools/leak_soak.py --long-every 0 --inflight-every 0   # no long-running execs
 
@@ -41,7 +41,9 @@ from tools.soaklib.soak import cleanup, report, run_soak
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=200, help="clients in all (default 200)")
-    parser.add_argument("--ttl", type=float, default=3.0, help="box idle TTL, seconds")
+    parser.add_argument("--ttl", type=float, default=10.0,
+                        help="box idle TTL, seconds (default 10; it must exceed the slowest "
+                        "gap between two calls of one client on this machine under this load)")
     parser.add_argument("--reap-interval", type=float, default=0.5, help="seconds")
     parser.add_argument("--margin", type=float, default=10.0,
                         help="seconds after TTL + reap interval before checking")

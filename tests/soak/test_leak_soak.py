@@ -24,7 +24,7 @@ from tools.soaklib.soak import KINDS, SoakResult, run_soak, split
 @pytest.fixture(scope="module")
 def soak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoakResult]:
     root = tmp_path_factory.mktemp("leak-soak")
-    yield anyio.run(lambda: run_soak(clients=40, ttl=2.0, reap_interval=0.3, margin=6.0,
+    yield anyio.run(lambda: run_soak(clients=40, ttl=4.0, reap_interval=0.3, margin=6.0,
                                      root=root))
 
 

@@ -130,18 +130,29 @@ class _Worker:
     def __init__(self, kind: KindResult, process: anyio.abc.Process) -> None:
         self.kind = kind
         self.process = process
+        assert process.stdout is not None
+        self.stream = BufferedByteReceiveStream(process.stdout)
         self.ready = False
 
-    async def read_until_ready(self) -> None:
-        assert self.process.stdout is not None
-        stream = BufferedByteReceiveStream(self.process.stdout)
-        while True:
-            try:
-                raw = await stream.receive_until(b"\n", 1 << 20)
-            except (anyio.EndOfStream, anyio.IncompleteRead):
-                self.kind.errors.append("a worker exited before it was ready")
-                return
-            line: dict[str, Any] = json.loads(raw)
+    async def _line(self) -> dict[str, Any] | None:
+        try:
+            raw = await self.stream.receive_until(b"\n", 1 << 20)
+        except (anyio.EndOfStream, anyio.IncompleteRead):
+            self.kind.errors.append("a worker exited before it was ready")
+            return None
+        line: dict[str, Any] = json.loads(raw)
+        return line
+
+    async def until_connected(self) -> None:
+        while (line := await self._line()) is not None and not line.get("connected"):
+            pass
+
+    async def go(self) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send(b"go\n")
+
+    async def until_ready(self) -> None:
+        while (line := await self._line()) is not None:
             if line.get("ready"):
                 self.ready = True
                 return
@@ -177,7 +188,7 @@ async def _start_workers(kind: KindResult, root: Path, url: str, server_env: dic
         else:
             argv += ["--url", url]
         with log.open("ab") as errors:
-            process = await anyio.open_process(argv, stdin=subprocess.DEVNULL,
+            process = await anyio.open_process(argv, stdin=subprocess.PIPE,
                                                stdout=subprocess.PIPE, stderr=errors, cwd=REPO,
                                                env=child_env())
         workers.append(_Worker(kind, process))
@@ -203,7 +214,7 @@ def _witness(kind: KindResult, http_home: Path, server_pid: int | None) -> None:
         kind.servers = seen.servers  # a stdio server whose client died must have exited
 
 
-async def run_soak(clients: int = 200, ttl: float = 3.0, reap_interval: float = 0.5,
+async def run_soak(clients: int = 200, ttl: float = 10.0, reap_interval: float = 0.5,
                    margin: float = 10.0, root: Path | None = None, long_every: int = 3,
                    inflight_every: int = 3,
                    kinds: tuple[KindSpec, ...] = KINDS) -> SoakResult:
@@ -230,20 +241,20 @@ async def run_soak(clients: int = 200, ttl: float = 3.0, reap_interval: float = 
             first[kind.spec.name] = starts
             starts += kind.clients
         plan = ["--long-every", str(long_every), "--inflight-every", str(inflight_every)]
-        # HTTP clients first, then the stdio ones: booting dozens of stdio servers at once
-        # starves the HTTP server, and a client slower than the TTL loses its box mid-work.
-        for transport in ("http", "stdio"):
-            started: list[_Worker] = []
-            for kind in results:
-                if kind.spec.transport == transport:
-                    started += await _start_workers(kind, root, server.url, settings,
-                                                    first[kind.spec.name],
-                                                    root / "workers.log", plan)
-            with anyio.fail_after(READY_TIMEOUT):
-                async with anyio.create_task_group() as tg:
-                    for worker in started:
-                        tg.start_soon(worker.read_until_ready)
-            workers += started
+        for kind in results:
+            workers += await _start_workers(kind, root, server.url, settings,
+                                            first[kind.spec.name], root / "workers.log", plan)
+        # Every client connects (dozens of stdio servers start) before any works: a
+        # client slower than the TTL between two of its own calls would lose its box.
+        with anyio.fail_after(READY_TIMEOUT):
+            async with anyio.create_task_group() as tg:
+                for worker in workers:
+                    tg.start_soon(worker.until_connected)
+            for worker in workers:
+                await worker.go()
+            async with anyio.create_task_group() as tg:
+                for worker in workers:
+                    tg.start_soon(worker.until_ready)
         vanished = time.monotonic()
         for worker in workers:
             if worker.kind.spec.vanish == "kill":

@@ -14,8 +14,10 @@ and work behind, as an agent that crashes mid-task does:
 - every ``--inflight-every``-th client (offset 1) an ``exec_run`` of a long command
   still in flight (its first output received) when the process dies.
 
-One JSON line per client on stdout (``client``, ``boxes``, ``execs``, ``long``,
-``inflight``, ``protocol``, ``error``), then ``{"ready": ...}``. Then every client
+Every client connects first (``{"connected": true}`` once all have), then all wait
+for a line on stdin before working. One JSON line per client on stdout (``client``,
+``boxes``, ``execs``, ``long``, ``inflight``, ``protocol``, ``error``), then
+``{"ready": ...}``. Then every client
 stays connected and silent until the process is killed: the driver SIGKILLs it (a
 crashed client: stdio servers see EOF, HTTP connections are reset, no DELETE is
 sent), or leaves it running (a client that only stops talking).
@@ -83,9 +85,12 @@ async def _work(client: Client, index: int, ns: argparse.Namespace,
             first_output.set()
 
         async def run_forever() -> None:
-            await client.call_tool("exec_run", {
-                "box": a, "command": f"echo started; sleep {LONG_SECONDS}",
-                "timeout_seconds": LONG_SECONDS}, progress_callback=on_progress)
+            try:
+                await client.call_tool("exec_run", {
+                    "box": a, "command": f"echo started; sleep {LONG_SECONDS}",
+                    "timeout_seconds": LONG_SECONDS}, progress_callback=on_progress)
+            except Exception:  # the connection may end first; the driver judges the boxes
+                first_output.set()
 
         tg.start_soon(run_forever)
         with anyio.fail_after(START_TIMEOUT):
@@ -94,33 +99,71 @@ async def _work(client: Client, index: int, ns: argparse.Namespace,
     return line
 
 
-async def _one(ns: argparse.Namespace, index: int, done: anyio.abc.ObjectSendStream[bool],
-               limiter: anyio.CapacityLimiter) -> None:
-    async with AsyncExitStack() as stack, anyio.create_task_group() as tg:
+def _innermost(exc: BaseException) -> BaseException:
+    """The first leaf of an exception group: what actually went wrong."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+class _Client:
+    """One client's life: connect, wait for the go, work, report, then stay silent."""
+
+    def __init__(self, ns: argparse.Namespace, index: int) -> None:
+        self.ns = ns
+        self.index = index
+        self.connected = anyio.Event()
+        self.reported = anyio.Event()
+        self.ok = False
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.reported.is_set():
+            _emit({"client": self.index, "boxes": [], "execs": [],
+                   "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
+            self.reported.set()
+        self.connected.set()
+
+    async def live(self, limiter: anyio.CapacityLimiter, go: anyio.Event) -> None:
         try:
-            async with limiter:
-                client = await stack.enter_async_context(_client(ns, index, stack))
-                with anyio.fail_after(START_TIMEOUT * 2):
-                    line = await _work(client, index, ns, tg)
-        except Exception as exc:  # report it; the driver counts failed clients
-            _emit({"client": index, "boxes": [], "execs": [], "error": f"{type(exc).__name__}: "
-                   f"{str(exc)[:300]}"})
-            await done.send(False)
-            tg.cancel_scope.cancel()
-            return
-        _emit(line)
-        await done.send(True)
-        await anyio.sleep_forever()  # connected and silent until killed
+            async with AsyncExitStack() as stack:
+                async with limiter:  # (no deadline here: it would wrap the client's own scopes)
+                    client = await stack.enter_async_context(_client(self.ns, self.index, stack))
+                self.connected.set()
+                await go.wait()
+                async with anyio.create_task_group() as tg:  # inside the client's scopes
+                    async with limiter:
+                        with anyio.fail_after(START_TIMEOUT):
+                            line = await _work(client, self.index, self.ns, tg)
+                    _emit(line)
+                    self.ok = True
+                    self.reported.set()
+                    await anyio.sleep_forever()  # connected and silent until killed
+        except Exception as exc:  # report it (groups too); the driver counts failed clients
+            self.fail(_innermost(exc))
 
 
 async def main(ns: argparse.Namespace) -> None:
-    send, receive = anyio.create_memory_object_stream[bool](ns.clients)
+    """Connect every client, say so, wait for ``go`` on stdin, work, report ``ready``.
+
+    The barrier keeps the work of all workers' clients together and away from the
+    storm of stdio servers starting: a client slower than the idle TTL between two of
+    its own calls would lose its box to the reaper, which is right but not the point.
+    """
     limiter = anyio.CapacityLimiter(ns.concurrency)
+    go = anyio.Event()
+    clients = [_Client(ns, i) for i in range(ns.first, ns.first + ns.clients)]
     async with anyio.create_task_group() as tg:
-        for index in range(ns.first, ns.first + ns.clients):
-            tg.start_soon(_one, ns, index, send, limiter)
-        results = [await receive.receive() for _ in range(ns.clients)]
-        _emit({"ready": True, "ok": sum(results), "failed": len(results) - sum(results)})
+        for client in clients:
+            tg.start_soon(client.live, limiter, go)
+        for client in clients:
+            await client.connected.wait()
+        _emit({"connected": True})
+        await anyio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+        go.set()
+        for client in clients:
+            await client.reported.wait()
+        ok_count = sum(c.ok for c in clients)
+        _emit({"ready": True, "ok": ok_count, "failed": len(clients) - ok_count})
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
