@@ -355,7 +355,7 @@ async def _runtime(home: Path) -> AsyncIterator[Runtime]:
 
 
 def run_fuzz(calls: int = 10_000, stdio_share: float = 0.1, batch: int = 200,
-             seed_value: int = 0, root: Path | None = None, max_huge: int = 1 << 20) -> FuzzResult:
+             seed_value: int = 0, root: Path | None = None, max_huge: int = 17 << 20) -> FuzzResult:
     """Run the fuzz (synchronously: hypothesis drives, a portal runs the async calls)."""
     began = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="boxlite-fuzz-")) if root is None else root

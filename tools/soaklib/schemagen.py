@@ -290,7 +290,7 @@ def _number_fields(schema: Schema) -> list[str]:
 
 @st.composite
 def hostile(draw: st.DrawFn, schema: Schema, pool: Pool | None = None,
-            max_huge: int = 1 << 20, mutation: str | None = None) -> tuple[str, Any]:
+            max_huge: int = 17 << 20, mutation: str | None = None) -> tuple[str, Any]:
     """(mutation, arguments): a valid-shaped object broken in one deliberate way.
 
     ``mutation`` picks the way (one of ``MUTATIONS``); None lets hypothesis choose,
@@ -316,8 +316,8 @@ def hostile(draw: st.DrawFn, schema: Schema, pool: Pool | None = None,
         name = draw(st.sampled_from(strings))
         limit = max((int(s.get("maxLength", 0)) for s in
                      properties[name].get("anyOf", [properties[name]])), default=0)
-        size = draw(st.sampled_from([limit + 1, 65_537, max_huge]))
-        args[name] = draw(st.sampled_from(["x", "é", "\x00", "/"])) * min(size, max_huge)
+        size = min(draw(st.sampled_from([limit + 1, 65_537, 1 << 20])), max_huge)
+        args[name] = draw(st.sampled_from(["x", "é", "\x00", "/"])) * size
     elif mutation in ("weird-text", "nul", "traversal") and strings:
         name = draw(st.sampled_from(strings))
         if mutation == "weird-text":
