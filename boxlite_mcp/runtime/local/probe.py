@@ -246,40 +246,45 @@ def _diagnostics(scratch: Path) -> str:
 
 async def _child(scratch: Path) -> dict[str, object]:
     """In the subprocess: boot a box from a host-built layout and run one command."""
+    from ..errors import BoxliteError
     from ..types import BoxOptions, ExecRequest
     from .oci import build_layout, host_rootfs
     from .runtime import LocalRuntime
 
     layout = build_layout(host_rootfs(scratch / "rootfs"), scratch / "layout")
     runtime = LocalRuntime.embedded(scratch / "home")
+    report: dict[str, object]
     try:
         box = await runtime.create(BoxOptions(rootfs_path=str(layout)))
         execution = await box.exec(ExecRequest(command="/bin/sh",
                                                args=["-c", f"echo {_MARKER}"]))
         output = b"".join([chunk.data async for chunk in execution.output()])
         result = await execution.wait()
-        if result.exit_code != 0 or _MARKER.encode() not in output:
-            return {"ok": False, "error": f"the probe command exited {result.exit_code} "
-                                          f"with {output[:200]!r}"}
-        await runtime.remove(box.id, force=True)
-        return {"ok": True}
+        if result.exit_code == 0 and _MARKER.encode() in output:
+            await runtime.remove(box.id, force=True)
+            return {"ok": True}
+        report = {"ok": False, "error": f"the probe command exited {result.exit_code} "
+                                        f"with {output[:200]!r}"}
+    except BoxliteError as exc:
+        report = {"ok": False, "error": exc.message.split(";")[0]}
+    except Exception as exc:  # the verdict must come out whatever happened
+        report = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     finally:
+        # Read BoxLite's traces before closing the runtime tidies the failed box away.
+        diagnostic = _diagnostics(scratch)
         await runtime.aclose()
+    report["diagnostic"] = diagnostic
+    return report
 
 
 def _run_child(scratch: Path) -> int:
     import asyncio
 
-    from ..errors import BoxliteError
-
     try:
         report = asyncio.run(_child(scratch))
-    except BoxliteError as exc:
-        report = {"ok": False, "error": exc.message.split(";")[0]}
-    except Exception as exc:  # the verdict must come out whatever happened
-        report = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    if not report.get("ok"):
-        report["diagnostic"] = _diagnostics(scratch)
+    except Exception as exc:  # setting up failed (no sh to build from, home unusable)
+        report = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
+                  "diagnostic": _diagnostics(scratch)}
     print(json.dumps(report), flush=True)
     return 0
 
