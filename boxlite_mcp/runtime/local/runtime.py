@@ -18,7 +18,6 @@ import os
 import shutil
 import weakref
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import anyio
@@ -121,10 +120,6 @@ class LocalRuntime:
     def remote(self) -> bool:
         """True in REST mode (a server does the work), False for embedded VMs."""
         return self._url is not None
-
-    @property
-    def sdk_module(self) -> ModuleType:
-        return self._sdk_module
 
     async def info(self) -> RuntimeInfo:
         details = {"mode": "rest" if self.remote else "embedded",
