@@ -45,12 +45,15 @@ def _os_name() -> str:
 
 
 def _run(*argv: str) -> str:
+    """The first line a command prints ("" when it prints nothing), or "unavailable"."""
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return "unavailable"
-    return (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 \
-        else "unavailable"
+    if done.returncode != 0:
+        return "unavailable"
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _version(package: str) -> str:
