@@ -34,6 +34,9 @@ def tools(services: Services) -> list[ModelTool]:
             exclude={"network", "persist", "start", "volumes"}, exclude_none=True
         )
         fields["network"] = NetworkSpec(mode="enabled" if args.network else "disabled")
+        # The registry decides when a box goes; BoxLite servers default auto_remove to
+        # true, which would delete a box on box_stop (before a snapshot, say).
+        fields["auto_remove"] = False
         if args.volumes:
             fields["volumes"] = [
                 VolumeSpec(
