@@ -149,3 +149,39 @@ async def test_copy_out_writes_no_more_than_the_cap_before_refusing(
         for info in await runtime.list():
             await runtime.remove(info.id, force=True)
         await runtime.aclose()
+
+
+@pytest.mark.anyio
+@pytest.mark.xfail(strict=True, reason=(
+    "boxlite_mcp/tools/files.py _stat runs `stat` in the box without a working directory, "
+    "so a box created with a bad working_dir (the fuzz made one with /dev/zero), or an "
+    "image without stat, makes the probe fail; read_box_file then falls back to copying "
+    "the path out whole and refusing afterwards: file_read of '/' copied the host image "
+    "(gigabytes, no answer within 60 s in tools/fuzz_tools.py). Fix: give the probe "
+    "working_dir='/', and never fall back to an uncapped copy_out (refuse, or copy with "
+    "the in-band cap enforced while packing)."))
+async def test_file_read_refuses_a_directory_without_copying_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from boxlite_mcp.server import build_server
+    from boxlite_mcp.settings import Settings
+
+    copies: list[str] = []
+    real_aunpack = archive.aunpack
+
+    async def watched(tar_file: Any, dest: Any, limits: archive.Limits | None = None) -> Any:
+        copies.append(str(dest))
+        return await (real_aunpack(tar_file, dest) if limits is None
+                      else real_aunpack(tar_file, dest, limits))
+
+    monkeypatch.setattr(archive, "aunpack", watched)
+    runtime = BwrapRuntime(home=tmp_path / "home")
+    try:
+        async with Client(build_server(runtime, Settings())) as client:
+            await ok(client, "box_create", {"name": "w", "working_dir": "/dev/zero"})
+            read = await client.call_tool("file_read", {"box": "w", "path": "/etc"})
+        assert read.is_error and "directory" in text_of(read)
+        assert copies == []  # refused from the size probe, before anything reached the host
+    finally:
+        for info in await runtime.list():
+            await runtime.remove(info.id, force=True)
+        await runtime.aclose()

@@ -19,9 +19,10 @@ restored, so the per-owner box limit never wedges the run. At the end: sentinel
 files outside the allowed host root are unchanged and nothing new appeared outside
 it, and no box is left in either server's runtime, on the host or in its home.
 
-``copy_out`` of the host image's big directories (``/``, ``/usr``, ``/root``...)
-is replaced by ``/tmp/fuzz`` before sending: it would copy gigabytes of the host
-by design (see the report for what that does to the host's temporary directory).
+``copy_out`` (and ``file_read``) of the host image's big directories (``/``,
+``/usr``, ``/root``...) is replaced by ``/tmp/fuzz`` before sending: copy_out would
+copy gigabytes of the host by design, and so does file_read when its size probe
+fails (see docs/soak.md, the spool and stat findings).
 """
 
 from __future__ import annotations
@@ -143,16 +144,20 @@ def normalise(message: str) -> str:
     return text[:400]
 
 
+TAMED = {"copy_out": "box_path", "file_read": "path"}
+
+
 def tame(tool: str, args: Any) -> tuple[Any, bool]:
-    """Keep copy_out off the host image's big directories (see the module docstring)."""
-    if tool != "copy_out" or not isinstance(args, dict):
+    """Keep copy_out and file_read off the host image's big directories (module docstring)."""
+    field_name = TAMED.get(tool)
+    if field_name is None or not isinstance(args, dict):
         return args, False
-    path = args.get("box_path")
+    path = args.get(field_name)
     if not isinstance(path, str) or not path.startswith("/") or "\x00" in path:
         return args, False
     top = posixpath.normpath(path).lstrip("/").split("/", 1)[0]
     if top in HEAVY_TOP:
-        return {**args, "box_path": "/tmp/fuzz"}, True
+        return {**args, field_name: "/tmp/fuzz"}, True
     return args, False
 
 
@@ -182,6 +187,7 @@ class Target:
         self.secret = secret
         self.turn = 0
         self.errors_seen = 0
+        self.fixture: dict[str, str] = {}  # fixture box name -> id
 
     def new_errors(self) -> list[str]:  # overridden per kind of server
         return []
@@ -236,14 +242,16 @@ class Target:
         """Remove the run's boxes, restore the fixture, refresh the pool."""
         client = self.clients[0]
         listed = (await ok(client, "box_list"))["boxes"]
-        have = {b["name"]: b for b in listed if b["name"] in FIXTURE_BOXES}
+        # The fixture's own boxes only: the run may have removed one and made its own
+        # under the same name (with a broken working_dir, say).
+        have = {b["name"]: b for b in listed if self.fixture.get(b["name"]) == b["id"]}
         for box in listed:
-            if box["name"] not in FIXTURE_BOXES:
+            if box["name"] not in have:
                 await ok(client, "box_remove", {"box": box["id"], "force": True})
-        if "dev" not in have:
-            have["dev"] = (await ok(client, "box_create", {"name": "dev"}))["box"]
-        if "stopped" not in have:
-            have["stopped"] = (await ok(client, "box_create", {"name": "stopped"}))["box"]
+        for name in FIXTURE_BOXES:
+            if name not in have:
+                have[name] = (await ok(client, "box_create", {"name": name}))["box"]
+                self.fixture[name] = have[name]["id"]
         stopped = have["stopped"]["id"]
         if have["stopped"].get("status") != "stopped":
             await ok(client, "box_stop", {"box": stopped})
@@ -573,7 +581,8 @@ def report(result: FuzzResult, command: str) -> str:
         f"- {result.batches} batches: after each, the server answered list_tools/runtime_info"
         f"/ping ({len(result.unresponsive)} failures) and the fixture was restored "
         f"({len(result.maintenance_failures)} failures)",
-        f"- copy_out of the host image's big directories replaced by /tmp/fuzz: {result.tamed}",
+        "- copy_out/file_read of the host image's big directories replaced by /tmp/fuzz: "
+        f"{result.tamed}",
         "- refused: arguments the client library would not send (not counted as calls to the "
         f"server): {sum(s.refused for s in result.stats.values())}",
         "",
