@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from . import __version__
 from .auth import TOKENS_ENV, AuthConfigError, load_verifier
 from .runtime.errors import BoxliteError, InternalError
+from .runtime.local.probe import PROBE_ENV
 from .settings import Settings
 from .transport import TransportConfigError
 
@@ -56,7 +57,7 @@ FLAG_FIELDS: dict[str, str] = {
 _FIELD_FLAGS = {field: flag for flag, field in FLAG_FIELDS.items()}
 
 #: Environment variables read directly rather than through Settings.
-_OTHER_ENV = {TOKENS_ENV}
+_OTHER_ENV = {TOKENS_ENV, PROBE_ENV}
 
 
 class ConfigError(Exception):
