@@ -13,6 +13,7 @@ restarted server would.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ class Leftovers:
     box_dirs: list[str] = field(default_factory=list)  # any directory under boxes/
     processes: list[Proc] = field(default_factory=list)  # box processes (not servers)
     servers: list[Proc] = field(default_factory=list)  # boxlite_mcp server processes
-    mounts: list[str] = field(default_factory=list)  # mountinfo lines naming a home
+    mounts: list[str] = field(default_factory=list)  # overlay mounts of boxes (upper dirs)
     cgroups: list[str] = field(default_factory=list)  # cgroup directories of known boxes
 
     @property
@@ -96,6 +97,8 @@ def scan(homes: Iterable[Path], box_ids: Iterable[str] = (),
     cgroup_marks = [f"/boxlite-mcp/{i}".encode() for i in sorted(ids)]
     skip = {os.getpid(), *exclude}
     seen_ns: set[bytes] = set()
+    mount_marks = [*home_bytes, *(f"/boxes/{i}/".encode() for i in sorted(ids))]
+    mount_points: set[str] = set()
     for pid in _pids():
         if int(pid) in skip or _state(pid) in ("Z", "X", "?"):
             continue
@@ -114,8 +117,12 @@ def scan(homes: Iterable[Path], box_ids: Iterable[str] = (),
             continue
         seen_ns.add(ns)
         for line in _read(f"/proc/{pid}/mountinfo").splitlines():
-            if any(h in line for h in home_bytes):
-                found.mounts.append(line.decode(errors="replace")[:300])
+            # A box's overlay root, in whichever mount namespace holds it (one per upper dir).
+            if b" - overlay " in line and any(m in line for m in mount_marks):
+                upper = re.search(rb"upperdir=([^,\s]+)", line)
+                mount_points.add((upper.group(1) if upper else line.split()[4]).decode(
+                    errors="replace"))
+    found.mounts = sorted(mount_points)
     mode = cgroup_mode()
     for box_id in sorted(ids):
         for directory in BoxCgroup.plan(box_id, mode).dirs:
