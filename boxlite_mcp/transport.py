@@ -34,6 +34,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from . import stdio
 from .event_store import BoundedEventStore
 from .settings import Settings
 
@@ -240,15 +241,17 @@ async def serve(
             logger.warning("bearer tokens apply to HTTP transports; stdio serves one local client")
         logger.info("serving MCP on stdio")
         stdin = _stat_or_none(0)
+        threaded = not stdio.serves_without_threads()  # the SDK's transport reads stdin
         async with anyio.create_task_group() as tg:
 
             def stop_stdio() -> None:
                 tg.cancel_scope.cancel()
-                _wake_stdin_reader(stdin)
+                if threaded:
+                    _wake_stdin_reader(stdin)
 
             if handle_signals:
                 await tg.start(_on_signal, stop_stdio)
-            await server.run_stdio_async()
+            await stdio.run_stdio(server)
             tg.cancel_scope.cancel()
         return
     if sock is None:
