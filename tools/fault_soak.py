@@ -462,9 +462,12 @@ async def main_async(args: argparse.Namespace) -> int:
             started = time.perf_counter()
             results = await soak(args, root)
             policy = policy_from(args)
-            print(f"Cuts: probability {policy.probability} per {policy.per} "
-                  f"({policy.stream_probability} for output streams), at a {policy.scale}-"
-                  f"uniform byte offset below {policy.window_bytes}, either direction, "
+            streams = (f" ({policy.stream_probability} for output streams)"
+                       if policy.per == "exchange" and policy.stream_probability is not None
+                       else "")
+            spread = "log-uniform" if policy.scale == "log" else "uniform"
+            print(f"Cuts: probability {policy.probability} per {policy.per}{streams}, at a "
+                  f"{spread} byte offset below {policy.window_bytes}, either direction, "
                   f"mode {policy.mode}, seed {policy.seed}; "
                   f"{args.concurrency} execs at a time; deadline {args.deadline:g} s per exec; "
                   f"{time.perf_counter() - started:.0f} s in all.\n")

@@ -21,9 +21,10 @@ client:
   file by file (only the destination may change, and a refused copy leaves no
   destination and no staging directory behind), and the temporary directory of
   the host is searched for the marker every hostile entry name carries;
-- **bounded memory**: for behaviours about size, the peak resident memory of this
-  process during the probe (``VmHWM``, reset before it) may grow by at most
-  ``--memory-bound`` MiB;
+- **bounded memory**: a behaviour about size is met in a fresh child process of
+  its own (so memory an earlier probe freed but the allocator kept cannot hide a
+  new peak), whose peak resident memory (``VmHWM``) may grow by at most
+  ``--memory-bound`` MiB over what it held when the probe began;
 - **no hang**: every probe must end within the time its settings allow
   (``--quick``: exec timeout 1 s, request timeout 1 s, one retry, resuming for
   1.5 s); past it, it is cut off and counted as a hang.
@@ -38,6 +39,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import platform
@@ -48,7 +50,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +64,9 @@ from boxlite_mcp.runtime.errors import BoxliteError
 from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
 from boxlite_mcp.runtime.types import BoxOptions, ExecRequest
 from tools.faultproxy.upstream import ServerProcess
-from tools.hostile_server import BEHAVIOURS, MARKER, Behaviour
+from tools.hostile_server import BEHAVIOURS, BY_NAME, MARKER, Behaviour
 
+SCRIPT = str(Path(__file__).resolve())
 MiB = 1024 * 1024
 MESSAGE_LIMIT = 1000
 UNCLEAR = ("Traceback", "pydantic.dev", "TaskGroup", "ExceptionGroup", " object at 0x")
@@ -82,6 +85,8 @@ class Scale:
     memory_bound_mib: int
     exec_timeout: float
     client: dict[str, Any]
+    #: Probes at once. Each makes a RestRuntime, whose httpx client costs ~50 ms of
+    #: event-loop time to build (SSL context): more at once starves the others' timers.
     concurrency: int = 16
 
     @property
@@ -92,10 +97,10 @@ class Scale:
         return float(self.exec_timeout + c["reconnect_seconds"] + per_request + 2.0)
 
 
-QUICK = Scale(big_bytes=48 * MiB, tar_entries=5_000, memory_bound_mib=24, exec_timeout=1.0,
-              client={"timeout": 1.0, "connect_timeout": 1.0, "stream_idle_timeout": 1.0,
+QUICK = Scale(big_bytes=48 * MiB, tar_entries=5_000, memory_bound_mib=32, exec_timeout=1.0,
+              client={"timeout": 3.0, "connect_timeout": 2.0, "stream_idle_timeout": 1.0,
                       "retries": 1, "backoff_initial": 0.05, "backoff_max": 0.2,
-                      "reconnect_seconds": 1.5, "ws_ping_interval": 1.0}, concurrency=48)
+                      "reconnect_seconds": 1.5, "ws_ping_interval": 1.0})
 FULL = Scale(big_bytes=256 * MiB, tar_entries=1_100_000, memory_bound_mib=64, exec_timeout=2.0,
              client={"timeout": 5.0, "connect_timeout": 2.0, "stream_idle_timeout": 5.0,
                      "retries": 2, "backoff_initial": 0.1, "backoff_max": 1.0,
@@ -206,15 +211,16 @@ def _status_kib(field_name: str) -> int:
     return 0
 
 
-def reset_peak() -> int:
-    """Reset the peak-RSS counter (Linux ``clear_refs`` 5); returns the current RSS in KiB."""
+def start_measuring() -> int:
+    """Reset the peak-RSS counter (Linux ``clear_refs`` 5); returns the RSS now, in KiB."""
     with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     return _status_kib("VmRSS")
 
 
-def peak_kib() -> int:
-    return _status_kib("VmHWM")
+def peak_since(baseline_kib: int) -> float:
+    """MiB of resident memory at the peak since ``start_measuring``, above its baseline."""
+    return max(0, _status_kib("VmHWM") - baseline_kib) / 1024
 
 
 # -- probes --------------------------------------------------------------------------
@@ -354,7 +360,7 @@ async def probe(server_url: str, behaviour: Behaviour, generation: str, root: Pa
     deadline = behaviour.deadline or scale.budget
     url = f"{server_url}/b/{behaviour.name}~{generation}"
     runtime = RestRuntime(settings_for(url, generation, scale))
-    rss = reset_peak() if measure else 0
+    baseline = start_measuring() if measure else 0
     started = time.perf_counter()
     try:
         async with asyncio.timeout(deadline):
@@ -374,7 +380,7 @@ async def probe(server_url: str, behaviour: Behaviour, generation: str, root: Pa
     finally:
         result.seconds = time.perf_counter() - started
         if measure:
-            result.memory_mib = max(0, peak_kib() - rss) / 1024
+            result.memory_mib = peak_since(baseline)
         with contextlib.suppress(Exception):
             async with asyncio.timeout(10):
                 await runtime.aclose()
@@ -410,7 +416,7 @@ def plan(scale: Scale, only: set[str] | None, generations: set[str],
 
 async def run_probes(server_url: str, pairs: list[tuple[Behaviour, str]], root: Path,
                      scale: Scale) -> list[Result]:
-    """Size probes one at a time (their memory is measured), the rest concurrently."""
+    """Size probes each in a child process (their memory is measured), the rest here."""
     results: list[Result] = []
     limit = asyncio.Semaphore(scale.concurrency)
 
@@ -419,11 +425,46 @@ async def run_probes(server_url: str, pairs: list[tuple[Behaviour, str]], root: 
             results.append(await probe(server_url, behaviour, generation, root, scale, False))
 
     await asyncio.gather(*(one(b, g) for b, g in pairs if not b.memory))
-    for behaviour, generation in pairs:
-        if behaviour.memory:
-            results.append(await probe(server_url, behaviour, generation, root, scale, True))
+    async def alone(behaviour: Behaviour, generation: str) -> None:
+        async with limit:
+            results.append(await probe_in_child(server_url, behaviour, generation, root, scale))
+
+    limit = asyncio.Semaphore(4)  # each in its own process: measurements do not mix
+    await asyncio.gather(*(alone(b, g) for b, g in pairs if b.memory))
     order = {pair: i for i, pair in enumerate((b.name, g) for b, g in pairs)}
     return sorted(results, key=lambda r: order[(r.behaviour.name, r.generation)])
+
+
+async def probe_in_child(server_url: str, behaviour: Behaviour, generation: str, root: Path,
+                         scale: Scale) -> Result:
+    """``probe`` with memory measured, in a fresh ``python tools/hostile_fuzz.py --child``."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, SCRIPT, "--child", json.dumps({
+            "server": server_url, "behaviour": behaviour.name, "generation": generation,
+            "root": str(root), "scale": asdict(scale)}),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    deadline = (behaviour.deadline or scale.budget) + 60
+    try:
+        out, _ = await asyncio.wait_for(child.communicate(), deadline)
+        data = json.loads(out.decode().strip().splitlines()[-1])
+    except (TimeoutError, ValueError, IndexError) as exc:
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+        await child.wait()
+        return Result(behaviour, generation, outcome="crash",
+                      problems=[f"crash: the probe's child process failed ({exc!r})"])
+    return Result(behaviour, generation, **data)
+
+
+async def child_main(spec: str) -> int:
+    """``--child``: one probe, memory measured; its Result as JSON on the last line."""
+    args = json.loads(spec)
+    scale = Scale(**args["scale"])
+    result = await probe(args["server"], BY_NAME[args["behaviour"]], args["generation"],
+                         Path(args["root"]), scale, True)
+    print(json.dumps({f.name: getattr(result, f.name) for f in fields(result)
+                      if f.name not in ("behaviour", "generation")}))
+    return 0
 
 
 async def fuzz(scale: Scale, root: Path, only: set[str] | None = None,
@@ -516,6 +557,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--big-mib", type=int, default=None, help="size of huge bodies, MiB")
     p.add_argument("--tar-entries", type=int, default=None, help="entries of the tar bomb")
     p.add_argument("-v", "--verbose", action="store_true", help="show the client's warnings")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -547,6 +589,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.verbose else logging.CRITICAL,
                         stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    if args.child is not None:
+        raise SystemExit(asyncio.run(child_main(args.child)))
     raise SystemExit(asyncio.run(main_async(args)))
 
 

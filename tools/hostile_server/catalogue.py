@@ -114,7 +114,8 @@ BEHAVIOURS: list[Behaviour] = [
            "a member declaring 1 TiB (none of it sent): refuse by the size cap"),
     _files("tar-bomb-entries", tars.bomb_entries,
            "thousands of entries (over a million in the full run): unpack inside the "
-           "destination or refuse by the entry cap, in bounded memory", "either", memory=True),
+           "destination or refuse by the entry cap, in bounded memory", "either", memory=True,
+           deadline=300.0),
     _files("tar-trickle", tars.trickle,
            "a valid header, then one byte per 0.1 s forever: give up within the timeouts"),
     _files("tar-endless", tars.endless,

@@ -235,8 +235,9 @@ async def ws_output_forever(ctx: Ctx) -> None:
     frame, sent = b"\x01" + b"y\n" * (CHUNK // 2), 0
     with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
         while sent < ctx.config.endless_bytes:
-            await ws.send_bytes(frame)
+            await ws.send_bytes(frame)  # returns at once, unsuspended, once the socket closes
             sent += len(frame)
+            await pace()
 
 
 async def exec_status_bogus(ctx: Ctx) -> Response:
