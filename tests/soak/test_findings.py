@@ -1,8 +1,8 @@
 """Bugs the soak, probe and fuzz runs led to, each pinned down on its own.
 
-Each is a strict xfail whose reason names the file, the cause and a fix: when the
-fix lands the test passes, strict xfail turns that into a failure, and the marker
-comes off.
+An open one is a strict xfail whose reason names the file, the cause and a fix: when
+the fix lands the test passes, strict xfail turns that into a failure, and the marker
+comes off (as it did for the stdio exit below).
 """
 
 from __future__ import annotations
@@ -76,14 +76,12 @@ def _read(process: subprocess.Popen[bytes]) -> dict[str, Any]:
     return dict(json.loads(process.stdout.readline()))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A stdio client that vanishes while a call is streaming: the server cleans up, then "
-    "exits with status 1 and an ExceptionGroup traceback on stderr (BrokenPipeError from "
-    "the SDK's stdout writer, mcp/server/stdio.py, escaping boxlite_mcp/transport.py serve "
-    "and cli.py main). Fix: in transport.serve's stdio branch treat BrokenPipeError / "
-    "ConnectionResetError (except* around run_stdio_async) as the client having left: log "
-    "one INFO line and return, so the CLI exits 0."))
 def test_stdio_server_exits_cleanly_when_its_client_vanishes_mid_call(tmp_path: Path) -> None:
+    """A client gone while a call streams: the server cleans up and exits 0, no traceback.
+
+    Found by the leak soak (exit status 1 and a BrokenPipeError ExceptionGroup from the
+    SDK's stdout writer); fixed by boxlite_mcp/stdio.py (95b5ab5). A regression test now.
+    """
     home = tmp_path / "home"
     process = subprocess.Popen(
         [sys.executable, *stdio_server_args(home)], cwd=REPO, env=child_env(),
