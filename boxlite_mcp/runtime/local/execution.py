@@ -1,7 +1,7 @@
 """An SDK ``Execution`` behind the runtime contract's ``Execution``.
 
 Two pump tasks read the SDK's stdout and stderr iterators as output arrives and
-feed one ``OutputBuffer``; one task awaits the SDK's ``wait()`` so that ``wait()``
+feed one ``OutputPipe``; one task awaits the SDK's ``wait()`` so that ``wait()``
 here can be awaited any number of times by any number of tasks.
 
 The SDK decodes output to ``str`` (lossily: bytes that are not UTF-8 arrive as
@@ -36,9 +36,9 @@ from ..errors import (
     InvalidStateError,
     NotFoundError,
 )
+from ..output import OutputPipe
 from ..types import ExecRequest, ExecResult, OutputChunk
 from .errors import Translator
-from .output import OutputBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class LocalExecution:
         self._errors = translator
         self._started = started
         self._id = handles.id
-        self._buffer = OutputBuffer(producers=2)
+        self._pipe = OutputPipe(producers=2)
         self._sources = {"stdout": handles.stdout, "stderr": handles.stderr}
         self._stdin = handles.stdin
         self._stdin_closed = self._stdin is None
@@ -86,7 +86,7 @@ class LocalExecution:
         return self._result.done()
 
     def output(self) -> AsyncIterator[OutputChunk]:
-        return self._buffer.chunks()
+        return self._pipe.chunks()
 
     async def write_stdin(self, data: bytes) -> None:
         if self._stdin_closed or self._stdin is None:
@@ -164,14 +164,14 @@ class LocalExecution:
             async for piece in source:
                 data = piece.encode("utf-8", "surrogateescape") if isinstance(piece, str) \
                     else bytes(piece)
-                await self._buffer.put(OutputChunk(stream=stream, data=data))
+                await self._pipe.put(stream, data)
         except asyncio.CancelledError:
             raise
         except Exception:  # the SDK ended the stream with an error: the result tells why
             logger.debug("%s of execution %s ended with an error", stream, self._id,
                          exc_info=True)
         finally:
-            await self._buffer.close()
+            self._pipe.close()
 
     async def _await_exit(self) -> ExecResult:
         raw = await self._errors.call(f"wait for execution {self._id}", self._sdk.wait())

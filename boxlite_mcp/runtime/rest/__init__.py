@@ -5,7 +5,7 @@
 ``auth``, ``errors`` (HTTP → runtime errors), ``types`` (wire models),
 ``capabilities`` (gates), ``box``/``runtime`` (the contract), ``execution`` with
 ``exec_sse`` (0.9, over the bounded reader in ``sse``) and ``exec_ws`` (0.10, over the
-lean ``websocket``), ``output`` (bounded output), ``files``.
+lean ``websocket``; output is buffered by the shared ``runtime.output``), ``files``.
 """
 
 from .box import RestBox

@@ -22,9 +22,9 @@ from ..errors import (
     NotFoundError,
     UnavailableError,
 )
+from ..output import OutputPipe
 from ..types import ExecRequest, ExecResult, OutputChunk
 from .client import RestClient
-from .output import OutputPipe
 from .types import ExecutionInfo, parse
 
 logger = logging.getLogger(__name__)
