@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..base import Box
+from ..boxpaths import check_box_path
 from ..errors import (
     BoxliteError,
     InvalidArgumentError,
@@ -107,7 +108,7 @@ class LocalBox:
         )
 
     async def copy_out(self, box_src: str, host_dest: Path) -> None:
-        files.check_box_path(box_src, "source")
+        check_box_path(box_src, "source")
         async with files.staged_copy_out(box_src, host_dest) as staging:
             await self._call(
                 f"copy {box_src} out of box {self._label} to {host_dest}",

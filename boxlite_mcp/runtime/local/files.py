@@ -18,20 +18,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from ..boxpaths import check_copy_destination
 from ..errors import InternalError, InvalidArgumentError, NotFoundError
-
-#: Box paths on a tmpfs: copies land in the box's root filesystem, under the mount.
-TMPFS_PATHS = ("/tmp", "/dev/shm", "/run")
-
-
-def check_box_path(path: str, role: str) -> None:
-    """A box path must be absolute; copies into a tmpfs mount would be invisible."""
-    if not path.startswith("/"):
-        raise InvalidArgumentError(
-            f"box {role} path {path!r} must be absolute (start with '/'), e.g. /root/{path}"
-        )
-    if "\x00" in path:
-        raise InvalidArgumentError(f"box {role} path {path!r} contains a NUL byte")
 
 
 def copy_in_source(host_src: Path, box_dest: str) -> str:
@@ -40,15 +28,7 @@ def copy_in_source(host_src: Path, box_dest: str) -> str:
     A directory is spelled ``DIR/.`` so that its *contents* are copied (the SDK
     follows ``docker cp``: a bare ``DIR`` would land as ``box_dest/DIR``).
     """
-    check_box_path(box_dest, "destination")
-    normalised = posixpath.normpath(box_dest)
-    for mount in TMPFS_PATHS:
-        if normalised == mount or normalised.startswith(mount + "/"):
-            raise InvalidArgumentError(
-                f"cannot copy into {box_dest!r}: {mount} is a tmpfs mount inside the box, so "
-                "files copied there would be invisible to commands in it; copy to a path on "
-                "the box's disk instead, e.g. /root or /srv"
-            )
+    check_copy_destination(box_dest)
     if not host_src.exists() and not host_src.is_symlink():
         raise NotFoundError(f"host path {host_src} does not exist")
     if host_src.is_dir():

@@ -8,12 +8,12 @@ start (PUT is idempotent); downloads are spooled, capped, then unpacked.
 Copies land in the box's root filesystem. ``/tmp``, ``/dev/shm`` and ``/run`` are
 tmpfs mounts inside a box, so a file copied there would be invisible to its
 commands (0.9 servers accept it silently, 0.10 servers answer 400): copies into
-them are refused up front, and a copy out of them that finds nothing says why.
+them are refused up front (``runtime.boxpaths``), and a copy out of them that
+finds nothing says why.
 """
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
@@ -21,39 +21,16 @@ from typing import BinaryIO
 import httpx
 
 from .. import archive
-from ..errors import InvalidArgumentError, NotFoundError
+from ..boxpaths import check_box_path, check_copy_destination
+from ..errors import NotFoundError
 from .bodies import paced
 from .client import RestClient
 from .errors import unavailable
 
-#: Box paths under a tmpfs mount, invisible to file transfer.
-TMPFS_MOUNTS = ("/tmp", "/dev/shm", "/run")
-
-
-def check_box_path(path: str, role: str) -> str:
-    """A box path must be absolute and NUL-free; returns its tmpfs mount, if under one."""
-    if not path.startswith("/"):
-        raise InvalidArgumentError(
-            f"box {role} path {path!r} must be absolute (start with '/'), e.g. /root/{path}"
-        )
-    if "\x00" in path:
-        raise InvalidArgumentError(f"box {role} path {path!r} contains a NUL byte")
-    normalised = posixpath.normpath(path)
-    for mount in TMPFS_MOUNTS:
-        if normalised == mount or normalised.startswith(mount + "/"):
-            return mount
-    return ""
-
 
 async def copy_in(client: RestClient, box_id: str, host_src: Path, box_dest: str) -> None:
     """Archive ``host_src`` and extract it at ``box_dest`` in the box."""
-    mount = check_box_path(box_dest, "destination")
-    if mount:
-        raise InvalidArgumentError(
-            f"cannot copy into {box_dest!r}: {mount} is a tmpfs mount inside the box, so files "
-            "copied there would be invisible to commands in it; copy to a path on the box's "
-            "disk instead, e.g. /root or /srv"
-        )
+    check_copy_destination(box_dest)
     spool = await archive.apack(host_src)
     try:
         size = spool.seek(0, 2)
