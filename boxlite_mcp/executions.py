@@ -368,14 +368,19 @@ class Executions:
         return [r for r in self._records.values() if r.owner == owner]
 
     def _evict(self) -> None:
+        """Forget the oldest finished records beyond ``max_kept`` (visits only those)."""
         excess = len(self._records) - self.max_kept
-        for record in list(self._records.values()):
-            if excess <= 0:
-                break
+        if excess <= 0:
+            return
+        victims: list[ExecutionRecord] = []
+        for record in self._records.values():
             if not record.running:
-                del self._records[record.id]
-                record.store.close()
-                excess -= 1
+                victims.append(record)
+                if len(victims) == excess:
+                    break
+        for record in victims:
+            del self._records[record.id]
+            record.store.close()
 
     async def kill_all(self) -> None:
         """Kill every running execution (shutdown)."""
