@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -46,6 +47,8 @@ class BoxEntry:
     session: str | None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     last_used: float = field(default_factory=time.monotonic)
+    #: Requests in flight that wait on this box (exec_run, a waiting exec_read).
+    attached: int = 0
 
     @property
     def id(self) -> str:
@@ -60,10 +63,25 @@ class BoxEntry:
         self.last_used = time.monotonic()
 
     def idle_seconds(self, now: float | None = None) -> float:
+        if self.attached:
+            return 0.0
         return max(0.0, (time.monotonic() if now is None else now) - self.last_used)
 
+    @contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Mark the box as used by a request for as long as the block runs.
 
-BusyCheck = Callable[[str], bool]
+        Only an attached request keeps a box from idling: a command started with
+        exec_start and then left alone does not, so a client that vanishes cannot
+        keep its box (and the command in it) alive past the TTL.
+        """
+        self.attached += 1
+        self.touch()
+        try:
+            yield
+        finally:
+            self.attached -= 1
+            self.touch()
 
 
 def _unclaimed(digest: str) -> str:
@@ -81,7 +99,6 @@ class Registry:
         self._reserved = 0  # creations in flight, counted against the limits
         self._reserved_by_owner: dict[str, int] = {}
         self._lock = anyio.Lock()
-        self.is_busy: BusyCheck = lambda _box_id: False
 
     # -- lookup --------------------------------------------------------------
     def _claim(self, owner: str) -> None:
@@ -119,6 +136,16 @@ class Registry:
             raise self.not_found(owner, ref)
         entry.touch()
         return entry
+
+    def entry_by_id(self, owner: str, box_id: str) -> BoxEntry | None:
+        """The owner's box with this id, if it still exists (no error, no touch)."""
+        entry = self._entries.get(box_id)
+        return entry if entry is not None and entry.owner == owner else None
+
+    def touch_id(self, owner: str, box_id: str) -> None:
+        """The owner attended to this box (an execution of it): restart its idle clock."""
+        if (entry := self.entry_by_id(owner, box_id)) is not None:
+            entry.touch()
 
     def not_found(self, owner: str, ref: str) -> NotFoundError:
         mine = self.owned_by(owner)
@@ -290,11 +317,15 @@ class Registry:
         return round(max(0.0, self.settings.box_idle_ttl_seconds - entry.idle_seconds(now)), 3)
 
     async def reap_idle(self) -> list[str]:
-        """Remove non-persistent boxes idle past the TTL (a running exec is not idle)."""
+        """Remove non-persistent boxes idle past the TTL, killing what still runs in them.
+
+        Idle means no request of its owner touched the box for the TTL and none is
+        attached to it now; a command left running without attention does not count.
+        """
         now = time.monotonic()
         reaped = []
         for entry in list(self._entries.values()):
-            if entry.persist or self.is_busy(entry.id):
+            if entry.persist:
                 continue
             if entry.idle_seconds(now) >= self.settings.box_idle_ttl_seconds:
                 reaped.append(entry.id)

@@ -110,7 +110,6 @@ def build_services(
         stored_cap_bytes=settings.stored_output_cap_bytes,
         result_cap_bytes=settings.result_output_cap_bytes,
     )
-    registry.is_busy = lambda box_id: executions.running_on(box_id) > 0
     return Services(
         runtime=runtime,
         settings=settings,

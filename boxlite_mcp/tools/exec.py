@@ -8,6 +8,7 @@ import logging
 import math
 import shlex
 import signal as signals
+from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated, Any
 
 import anyio
@@ -223,17 +224,17 @@ def tools(services: Services) -> list[ModelTool]:
     ) -> Annotated[CallToolResult, ExecRunResult]:
         who = services.caller(ctx)
         entry = await registry.resolve(who.owner, args.box)
-        record = await start(who, entry, args, ctx, keep_open=False)
-        finished = False
-        try:
-            await stream_progress(record, ctx)
-            await record.done.wait()
-            finished = True
-        finally:
-            if not finished:  # cancelled, or the client went away: never leave it running
-                with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_CONFIRM_SECONDS):
-                    await record.kill_quietly()
-        entry.touch()
+        with entry.in_use():
+            record = await start(who, entry, args, ctx, keep_open=False)
+            finished = False
+            try:
+                await stream_progress(record, ctx)
+                await record.done.wait()
+                finished = True
+            finally:
+                if not finished:  # cancelled, or the client went away: never leave it running
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_CONFIRM_SECONDS):
+                        await record.kill_quietly()
         return run_result(record)
 
     async def exec_start(args: ExecStartInput, ctx: ToolContext) -> ExecStartResult:
@@ -249,16 +250,22 @@ def tools(services: Services) -> list[ModelTool]:
             output_uri=record.uri,
         )
 
+    def attending(owner: str, record: ExecutionRecord) -> AbstractContextManager[None]:
+        """Its owner is attending to this execution: its box is in use meanwhile."""
+        entry = registry.entry_by_id(owner, record.box_id)
+        return entry.in_use() if entry is not None else nullcontext()
+
     async def exec_read(args: ExecReadInput, ctx: ToolContext) -> ExecReadResult:
         who = services.caller(ctx)
         record = executions.get(who.owner, args.execution_id)
         cursor = min(args.cursor, record.store.size)
-        if args.wait_seconds > 0:
-            with anyio.move_on_after(args.wait_seconds):
-                if args.until_exit:
-                    await record.done.wait()
-                else:
-                    await record.wait_beyond(cursor)
+        with attending(who.owner, record):
+            if args.wait_seconds > 0:
+                with anyio.move_on_after(args.wait_seconds):
+                    if args.until_exit:
+                        await record.done.wait()
+                    else:
+                        await record.wait_beyond(cursor)
         pieces = record.read(cursor, args.max_bytes)
         if pieces:
             stream, last = pieces[-1]
@@ -287,10 +294,11 @@ def tools(services: Services) -> list[ModelTool]:
                 raise InvalidArgumentError("data_base64 is not valid base64.") from None
         else:
             data = (args.text or "").encode()
-        if data:
-            await record.write_stdin(data)
-        if args.close:
-            await record.close_stdin()
+        with attending(who.owner, record):
+            if data:
+                await record.write_stdin(data)
+            if args.close:
+                await record.close_stdin()
         return ExecWriteResult(
             execution_id=record.id, bytes_written=len(data), stdin_closed=record.stdin_closed
         )
@@ -299,6 +307,7 @@ def tools(services: Services) -> list[ModelTool]:
         who = services.caller(ctx)
         record = executions.get(who.owner, args.execution_id)
         number = _parse_signal(args.signal)
+        registry.touch_id(who.owner, record.box_id)
         if not record.running:
             return ExecControlResult(
                 execution_id=record.id,
@@ -319,6 +328,7 @@ def tools(services: Services) -> list[ModelTool]:
     async def exec_kill(args: ExecKillInput, ctx: ToolContext) -> ExecControlResult:
         who = services.caller(ctx)
         record = executions.get(who.owner, args.execution_id)
+        registry.touch_id(who.owner, record.box_id)
         if not record.running:
             return ExecControlResult(
                 execution_id=record.id,

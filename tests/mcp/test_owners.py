@@ -121,7 +121,7 @@ async def test_registry_lookups_are_by_owner(runtime: Runtime) -> None:
     assert await runtime.list() == []
 
 
-async def test_idle_boxes_are_reaped_unless_persistent_or_busy(
+async def test_idle_boxes_are_reaped_unless_persistent_or_attended(
     make_server: ServerFactory, runtime: Runtime
 ) -> None:
     server = make_server(box_idle_ttl_seconds=0.5, reap_interval_seconds=0.1)
@@ -129,17 +129,34 @@ async def test_idle_boxes_are_reaped_unless_persistent_or_busy(
         idle = (await ok(client, "box_create", name="idle"))["box"]["id"]
         kept = (await ok(client, "box_create", name="kept", persist=True))["box"]
         assert kept["lifetime"]["expires_in_seconds"] is None
+        # A command started and then left alone does not keep its box alive.
+        abandoned = (await ok(client, "box_create", name="abandoned"))["box"]["id"]
+        await ok(client, "exec_start", box="abandoned", command="exec sleep 30")
+        # A client waiting on its command does, however long it runs.
         busy = (await ok(client, "box_create", name="busy"))["box"]["id"]
-        job = await ok(client, "exec_start", box="busy", command="exec sleep 3")
-        await until_removed(runtime, idle)
-        ids = {info.id for info in await runtime.list()}
-        assert kept["id"] in ids and busy in ids  # persistent, and running an exec
-        assert "No box with that id or name" in await fails(client, "box_info", box="idle")
-        await ok(
+        job = await ok(client, "exec_start", box="busy", command="exec sleep 2")
+        done = await ok(
             client, "exec_read", execution_id=job["execution_id"], wait_seconds=20, until_exit=True
         )
+        assert done["exit_code"] == 0
+        ids = {info.id for info in await runtime.list()}
+        assert kept["id"] in ids and busy in ids  # persistent, and attended to
+        assert idle not in ids and abandoned not in ids
+        assert "No box with that id or name" in await fails(client, "box_info", box="idle")
         await until_removed(runtime, busy)
         assert kept["id"] in {info.id for info in await runtime.list()}
+
+
+async def test_a_box_is_not_reaped_under_a_running_exec_run(
+    make_server: ServerFactory, runtime: Runtime
+) -> None:
+    server = make_server(box_idle_ttl_seconds=0.3, reap_interval_seconds=0.1)
+    async with Client(server) as client:
+        box = (await ok(client, "box_create", name="long"))["box"]["id"]
+        out = await ok(client, "exec_run", box="long", command="sleep 1.5; echo survived")
+        assert out["stdout"] == "survived\n"
+        assert box in {info.id for info in await runtime.list()}
+        await until_removed(runtime, box)
 
 
 async def test_session_end_removes_its_boxes(make_server: ServerFactory, runtime: Runtime) -> None:
