@@ -130,7 +130,7 @@ async def test_prompts(make_server: ServerFactory, mode: str) -> None:
         assert "{{" not in body
         with pytest.raises(MCPError, match="project_path"):
             await client.get_prompt("run_tests", {})
-        with pytest.raises(MCPError, match="No prompt named 'nope'.*run_tests") as unknown:
+        with pytest.raises(MCPError, match=r"No prompt named 'nope'.*run_tests") as unknown:
             await client.get_prompt("nope", {})
         assert unknown.value.error.code == -32602
 
