@@ -23,7 +23,7 @@ from ..types import (
     NetworkSpec,
     SnapshotInfo,
 )
-from . import files, snapshots
+from . import files, nul, snapshots
 from .boxfs import BoxRoot, normalize
 from .execution import BwrapExecution, open_pty, spawn
 from .sandbox import JOIN_SCRIPT, BoxSpec, launch
@@ -155,6 +155,7 @@ class BwrapBox:
     async def exec(self, request: ExecRequest) -> BwrapExecution:
         state = self._state
         try:
+            nul.check_request(request)  # before anything is spawned
             return await self._exec(request)
         except BoxliteError:
             state.record.exec_errors_total += 1
@@ -222,6 +223,7 @@ class BwrapBox:
     # -- files -----------------------------------------------------------------
 
     async def copy_in(self, host_src: Path, box_dest: str) -> None:
+        nul.check("host_src", os.fspath(host_src))
         files.check_box_path(box_dest)
         state = await self._ensure_running()
         assert state.sandbox is not None
@@ -229,6 +231,7 @@ class BwrapBox:
 
     async def copy_out(self, box_src: str, host_dest: Path) -> None:
         files.check_box_path(box_src)
+        nul.check("host_dest", os.fspath(host_dest))
         state = await self._ensure_running()
         assert state.sandbox is not None
         await files.copy_out(state.sandbox.init_pid, box_src, host_dest)
@@ -254,6 +257,7 @@ class BwrapBox:
     # -- snapshots, clone, export ---------------------------------------------
 
     async def snapshot_create(self, name: str) -> SnapshotInfo:
+        nul.check("snapshot name", name)
         state = self._state
         async with state.lock:
             return await snapshots.create(self._runtime, state, name)
@@ -262,14 +266,17 @@ class BwrapBox:
         return snapshots.list_(self._runtime, self._state)
 
     async def snapshot_get(self, name: str) -> SnapshotInfo:
+        nul.check("snapshot name", name)
         return snapshots.get(self._runtime, self._state, name)
 
     async def snapshot_remove(self, name: str) -> None:
+        nul.check("snapshot name", name)
         state = self._state
         async with state.lock:
             await snapshots.remove(self._runtime, state, name)
 
     async def snapshot_restore(self, name: str) -> None:
+        nul.check("snapshot name", name)
         state = self._state
         async with state.lock:
             await snapshots.restore(self._runtime, state, name)
@@ -279,12 +286,14 @@ class BwrapBox:
         return boxes[0]
 
     async def clone_many(self, count: int, names: list[str] | None = None) -> list[Box]:
+        nul.check_all("names", names or [])
         state = self._state
         async with state.lock:
             ids = await snapshots.clone(self._runtime, state, count, names)
         return [BwrapBox(self._runtime, i) for i in ids]
 
     async def export(self, dest: Path) -> Path:
+        nul.check("dest", os.fspath(dest))
         state = self._state
         async with state.lock:
             return await snapshots.export(self._runtime, state, dest)

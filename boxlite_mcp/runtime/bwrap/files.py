@@ -28,12 +28,12 @@ def check_box_path(path: str) -> str:
     """BoxLite's guest rule: a non-empty path without ``..``; returned normalised."""
     if not path or not path.strip():
         raise InvalidArgumentError("the box path is empty; pass an absolute path in the box")
+    if "\0" in path:
+        raise InvalidArgumentError("the box path contains a NUL byte; remove it")
     if ".." in path.split("/"):
         raise InvalidArgumentError(
             f"box path {path!r} contains '..'; pass an absolute path without '..'"
         )
-    if "\0" in path:
-        raise InvalidArgumentError("box path contains a NUL byte")
     return normalize(path)
 
 

@@ -37,7 +37,7 @@ from ..types import (
     RuntimeInfo,
     RuntimeMetrics,
 )
-from . import rootfs, snapshots
+from . import nul, rootfs, snapshots
 from .box import BwrapBox
 from .execution import BwrapExecution
 from .host import host_tools
@@ -269,6 +269,7 @@ class BwrapRuntime:
 
     async def create(self, options: BoxOptions) -> BwrapBox:
         t0 = time.monotonic()
+        nul.check_options(options)
         _check_options(options)
         rootfs.check_options(options)
         _check_volumes(options)
@@ -357,6 +358,8 @@ class BwrapRuntime:
         )
 
     async def import_box(self, archive: Path, name: str | None = None) -> BwrapBox:
+        nul.check("archive", os.fspath(archive))
+        nul.check("name", name)
         box_id = await snapshots.import_box(self, archive, name)
         return BwrapBox(self, box_id)
 
