@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .. import inputs
 from ..base import Box
 from ..boxpaths import check_box_path
 from ..errors import (
@@ -77,7 +78,7 @@ class LocalBox:
             self._handle = None  # spent either way
 
     async def exec(self, request: ExecRequest) -> LocalExecution:
-        request = checks.exec_request(request)
+        request = inputs.exec_request(request)
         if request.user is not None and self._runtime.remote:
             raise UnsupportedError(
                 "a per-exec user is not supported: the BoxLite REST API has no user field on "

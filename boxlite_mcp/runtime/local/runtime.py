@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import httpx
 
+from .. import inputs
 from ..errors import (
     BoxliteError,
     ImageError,
@@ -140,7 +141,7 @@ class LocalRuntime:
 
     async def create(self, options: BoxOptions) -> LocalBox:
         module = self._runtime_sdk()
-        options = checks.box_options(options)
+        options = inputs.box_options(options)
         rootfs = await self._resolve_rootfs(options.rootfs_path)
         what = f"create box {options.name!r}" if options.name else "create a box"
         async with self.errors.translated(what):

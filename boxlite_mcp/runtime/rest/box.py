@@ -15,8 +15,8 @@ from pathlib import Path
 
 import anyio
 import httpx
-import pydantic
 
+from .. import inputs
 from ..base import Box
 from ..errors import BoxliteError, InvalidArgumentError, InvalidStateError, UnsupportedError
 from ..types import (
@@ -106,10 +106,7 @@ class RestBox:
     # -- exec ------------------------------------------------------------------------
 
     async def exec(self, request: ExecRequest) -> RestExecution:
-        try:
-            request = ExecRequest.model_validate(request.model_dump(exclude_unset=True))
-        except pydantic.ValidationError as exc:
-            raise InvalidArgumentError(f"invalid exec request: {_first_error(exc)}") from None
+        request = inputs.exec_request(request)
         if request.user is not None:
             raise UnsupportedError(
                 "the BoxLite REST API cannot run a command as another user (ExecRequest has "
@@ -299,9 +296,3 @@ def _check_name(name: str, what: str) -> None:
             f"invalid {what} name {name!r}: use 1 to 128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
-
-
-def _first_error(exc: pydantic.ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error.get("loc", ()))
-    return f"{where}: {error.get('msg')}" if where else str(error.get("msg"))

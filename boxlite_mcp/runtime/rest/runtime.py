@@ -11,8 +11,8 @@ from typing import Any
 
 import anyio
 import httpx
-import pydantic
 
+from .. import inputs
 from ..errors import AlreadyExistsError, InternalError, InvalidArgumentError, NotFoundError
 from ..types import (
     BOX_NAME_PATTERN,
@@ -85,16 +85,7 @@ class RestRuntime:
         )
 
     async def create(self, options: BoxOptions) -> RestBox:
-        try:
-            options = BoxOptions.model_validate(options.set_fields())
-        except pydantic.ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(part) for part in error.get("loc", ()))
-            raise InvalidArgumentError(f"invalid box option {where}: {error['msg']}") from None
-        if options.image is not None and options.rootfs_path is not None:
-            raise InvalidArgumentError(
-                "give either image or rootfs_path, not both (they are two ways to pick the root)"
-            )
+        options = inputs.box_options(options)
         body = _without_nulls(options.set_fields())
         await self.client.ensure_ready()
         if self.client.generation == "0.10":
