@@ -11,7 +11,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from .identity import LOCAL_OWNER
+from .naming import owner_hash
 from .runtime.errors import InvalidArgumentError, NotFoundError, UnsupportedError
+
+#: Under each allowed root, the private directories of the owners of a shared server.
+OWNERS_DIR = "owners"
 
 ENABLE_HINT = (
     "Host file access is disabled on this server. The operator enables it for chosen "
@@ -32,6 +37,21 @@ class HostPaths:
 
     def describe(self) -> str:
         return ", ".join(str(root) for root in self.roots) or "(none)"
+
+    def for_owner(self, owner: str) -> HostPaths:
+        """The roots ``owner`` may touch.
+
+        The one local client (stdio) gets the roots themselves. On a shared server
+        (HTTP principals and sessions) each owner gets a private directory
+        ``<root>/owners/<owner hash>/`` under each root instead, so that owners
+        never read or overwrite each other's files there.
+        """
+        if owner == LOCAL_OWNER or not self.roots:
+            return self
+        private = [root / OWNERS_DIR / owner_hash(owner) for root in self.roots]
+        for path in private:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return HostPaths(private)
 
     def confine(self, raw: str, *, must_exist: bool = False, purpose: str = "path") -> Path:
         """The resolved host path, or an error naming the allowed roots."""

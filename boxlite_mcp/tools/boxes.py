@@ -41,7 +41,9 @@ def tools(services: Services) -> list[ModelTool]:
             fields["volumes"] = [
                 VolumeSpec(
                     host_path=str(
-                        services.host_paths.confine(v.host_path, must_exist=True, purpose="volume")
+                        services.host_paths.for_owner(who.owner).confine(
+                            v.host_path, must_exist=True, purpose="volume"
+                        )
                     ),
                     guest_path=v.guest_path,
                     read_only=v.read_only,
@@ -119,7 +121,9 @@ def tools(services: Services) -> list[ModelTool]:
 
     async def box_export(args: BoxExportInput, ctx: ToolContext) -> BoxExportResult:
         who = services.caller(ctx)
-        dest = services.host_paths.confine(args.host_path, purpose="archive path")
+        dest = services.host_paths.for_owner(who.owner).confine(
+            args.host_path, purpose="archive path"
+        )
         entry = await registry.resolve(who.owner, args.box)
         if dest.is_dir():
             dest = dest / f"{entry.name or entry.id}.boxlite"
@@ -142,7 +146,9 @@ def tools(services: Services) -> list[ModelTool]:
 
     async def box_import(args: BoxImportInput, ctx: ToolContext) -> BoxResult:
         who = services.caller(ctx)
-        archive = services.host_paths.confine(args.host_path, must_exist=True, purpose="archive")
+        archive = services.host_paths.for_owner(who.owner).confine(
+            args.host_path, must_exist=True, purpose="archive"
+        )
 
         async def make(runtime_name: str):  # type: ignore[no-untyped-def]
             return await services.runtime.import_box(archive, name=runtime_name)

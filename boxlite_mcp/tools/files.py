@@ -145,7 +145,9 @@ def tools(services: Services) -> list[ModelTool]:
 
     async def copy_in(args: CopyInInput, ctx: ToolContext) -> CopyResult:
         who = services.caller(ctx)
-        source = services.host_paths.confine(args.host_path, must_exist=True, purpose="source")
+        source = services.host_paths.for_owner(who.owner).confine(
+            args.host_path, must_exist=True, purpose="source"
+        )
         entry = await registry.resolve(who.owner, args.box)
         await entry.box.copy_in(source, args.box_path)
         entry.touch()
@@ -153,7 +155,9 @@ def tools(services: Services) -> list[ModelTool]:
 
     async def copy_out(args: CopyOutInput, ctx: ToolContext) -> CopyResult:
         who = services.caller(ctx)
-        dest = services.host_paths.confine(args.host_path, purpose="destination")
+        dest = services.host_paths.for_owner(who.owner).confine(
+            args.host_path, purpose="destination"
+        )
         if not dest.parent.is_dir():
             raise InvalidArgumentError(f"The host directory {str(dest.parent)!r} does not exist.")
         entry = await registry.resolve(who.owner, args.box)

@@ -34,7 +34,9 @@ def tools(services: Services) -> list[ModelTool]:
             runtime=info,
             reason=services.runtime_reason,
             policy=Policy(
-                allowed_host_paths=[str(root) for root in services.host_paths.roots],
+                allowed_host_paths=[
+                    str(root) for root in services.host_paths.for_owner(who.owner).roots
+                ],
                 max_boxes_per_owner=settings.max_boxes_per_owner,
                 max_boxes_total=settings.max_boxes_total,
                 box_idle_ttl_seconds=settings.box_idle_ttl_seconds,

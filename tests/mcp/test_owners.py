@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -210,3 +211,31 @@ async def test_other_owners_persistent_boxes_stay_hidden_after_restart(
     ) as alice:
         assert [b["name"] for b in (await ok(alice, "box_list"))["boxes"]] == ["mine"]
         await ok(alice, "box_remove", box="mine")
+
+
+async def test_owners_of_a_shared_server_have_private_host_directories(
+    make_server: ServerFactory, host_dir: Path
+) -> None:
+    server = make_server(middleware=[principal_from_client_name])
+    async with as_user(server, "alice", "auto") as alice, as_user(server, "bob", "auto") as bob:
+        await ok(alice, "box_create", name="a")
+        await ok(alice, "file_write", box="a", path="/root/secret.txt", content="alice's")
+        out = await ok(alice, "copy_out", box="a", box_path="/root/secret.txt", host_path="s.txt")
+        landed = Path(out["destination"])
+        assert landed.read_text() == "alice's"  # noqa: ASYNC240
+        assert landed.parent.parent == host_dir / "owners"  # <root>/owners/<alice's hash>/
+
+        await ok(bob, "box_create", name="b")
+        # Bob's relative path names his own directory: Alice's file is not there.
+        assert "does not exist" in await fails(
+            bob, "copy_in", box="b", host_path="s.txt", box_path="/root/"
+        )
+        # And her directory is outside his roots, by any spelling.
+        assert "outside the allowed roots" in await fails(
+            bob, "copy_in", box="b", host_path=str(landed), box_path="/root/"
+        )
+        assert "outside the allowed roots" in await fails(
+            bob, "copy_out", box="b", box_path="/etc/hostname", host_path=str(landed)
+        )
+        info = await ok(bob, "runtime_info")
+        assert info["policy"]["allowed_host_paths"] != [str(landed.parent)]
