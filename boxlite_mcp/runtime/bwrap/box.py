@@ -234,7 +234,8 @@ class BwrapBox:
         nul.check("host_dest", os.fspath(host_dest))
         state = await self._ensure_running()
         assert state.sandbox is not None
-        await files.copy_out(state.sandbox.init_pid, box_src, host_dest)
+        await files.copy_out(state.sandbox.init_pid, box_src, host_dest,
+                             self._runtime.copy_limits)
 
     # -- metrics ---------------------------------------------------------------
 

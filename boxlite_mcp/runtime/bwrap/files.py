@@ -75,17 +75,50 @@ def _copy_in(init_pid: int, spool: BinaryIO, dest: str, trailing_slash: bool) ->
             ) from exc
 
 
-async def copy_out(init_pid: int, box_src: str, host_dest: Path) -> None:
+async def copy_out(init_pid: int, box_src: str, host_dest: Path,
+                   limits: archive.Limits | None = None) -> None:
+    """Copy a box path to the host; refused while packing once it passes ``limits``."""
     src = check_box_path(box_src)
-    spool = await anyio.to_thread.run_sync(_pack_from_box, init_pid, src)
+    limits = limits or archive.Limits()
+    spool = await anyio.to_thread.run_sync(_pack_from_box, init_pid, src, limits)
     try:
-        await archive.aunpack(spool, host_dest)
+        await archive.aunpack(spool, host_dest, limits)
     finally:
         spool.close()
 
 
-def _pack_from_box(init_pid: int, src: str) -> BinaryIO:
-    """Archive a box path (a directory as its contents) without following links."""
+class _Budget:
+    """Bytes and entries packed so far: the unpack caps, enforced before writing."""
+
+    def __init__(self, src: str, limits: archive.Limits) -> None:
+        self.src = src
+        self.limits = limits
+        self.bytes = 0
+        self.entries = 0
+
+    def take(self, size: int) -> None:
+        self.entries += 1
+        self.bytes += size
+        if self.bytes > self.limits.max_bytes:
+            raise InvalidArgumentError(
+                f"{self.src} in the box holds at least {self.bytes} bytes, over the copy "
+                f"cap of {self.limits.max_bytes} bytes; copy a smaller path (or "
+                "compress it in the box first)"
+            )
+        if self.entries > self.limits.max_entries:
+            raise InvalidArgumentError(
+                f"{self.src} in the box holds more than {self.limits.max_entries} "
+                "entries, the copy cap; copy a smaller path (or archive it in the box first)"
+            )
+
+
+def _pack_from_box(init_pid: int, src: str, limits: archive.Limits) -> BinaryIO:
+    """Archive a box path (a directory as its contents) without following links.
+
+    The caps are checked before each entry is written, so a path bigger than
+    the cap (a host-image box's ``/``, a sparse file) never reaches the host.
+    """
+    budget = _Budget(src, limits)
     spool: BinaryIO = archive.new_spool()  # type: ignore[assignment]
     try:
         with BoxRoot.of_pid(init_pid) as root:
@@ -103,10 +136,10 @@ def _pack_from_box(init_pid: int, src: str) -> BinaryIO:
             with tarfile.open(fileobj=spool, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 st = os.fstat(fd)
                 if stat.S_ISDIR(st.st_mode):
-                    _add_dir(tar, fd, "", st.st_dev)
+                    _add_dir(tar, fd, "", st.st_dev, budget)
                 else:
                     try:
-                        _add_entry(tar, fd, posixpath.basename(src) or "file", st)
+                        _add_entry(tar, fd, posixpath.basename(src) or "file", st, budget)
                     finally:
                         os.close(fd)
     except BoxliteError:
@@ -127,16 +160,19 @@ def _info(name: str, st: os.stat_result) -> tarfile.TarInfo:
     return info
 
 
-def _add_entry(tar: tarfile.TarFile, fd: int, name: str, st: os.stat_result) -> None:
+def _add_entry(tar: tarfile.TarFile, fd: int, name: str, st: os.stat_result,
+               budget: _Budget) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise InvalidArgumentError(f"{name} is not a regular file or directory")
+    budget.take(st.st_size)
     info = _info(name, st)
     info.size = st.st_size
     with os.fdopen(os.dup(fd), "rb") as f:
         tar.addfile(info, f)
 
 
-def _add_dir(tar: tarfile.TarFile, dir_fd: int, prefix: str, dev: int) -> None:
+def _add_dir(tar: tarfile.TarFile, dir_fd: int, prefix: str, dev: int,
+             budget: _Budget) -> None:
     """Add a directory's contents; the fd is consumed. One file system only."""
     try:
         names = sorted(os.listdir(dir_fd))
@@ -144,11 +180,13 @@ def _add_dir(tar: tarfile.TarFile, dir_fd: int, prefix: str, dev: int) -> None:
             arcname = f"{prefix}{name}"
             st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
+                budget.take(0)
                 info = _info(arcname, st)
                 info.type = tarfile.SYMTYPE
                 info.linkname = os.readlink(name, dir_fd=dir_fd)
                 tar.addfile(info)
             elif stat.S_ISDIR(st.st_mode):
+                budget.take(0)
                 info = _info(arcname + "/", st)
                 info.type = tarfile.DIRTYPE
                 tar.addfile(info)
@@ -156,11 +194,11 @@ def _add_dir(tar: tarfile.TarFile, dir_fd: int, prefix: str, dev: int) -> None:
                     continue  # a mount point (proc, a volume): not descended
                 child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
                                 dir_fd=dir_fd)
-                _add_dir(tar, child, arcname + "/", dev)
+                _add_dir(tar, child, arcname + "/", dev, budget)
             elif stat.S_ISREG(st.st_mode):
                 fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
                 try:
-                    _add_entry(tar, fd, arcname, os.fstat(fd))
+                    _add_entry(tar, fd, arcname, os.fstat(fd), budget)
                 finally:
                     os.close(fd)
             # sockets, fifos, devices: skipped

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import anyio
 
+from .. import archive
 from ..errors import (
     AlreadyExistsError,
     InvalidArgumentError,
@@ -155,6 +156,7 @@ class BwrapRuntime:
     ``home`` defaults to ``BOXLITE_HOME``, else ``$XDG_DATA_HOME/boxlite-mcp``.
     Limits not given in a box's options default to the values here;
     ``stop_timeout`` is how long ``stop`` waits after SIGTERM before SIGKILL.
+    ``copy_limits`` caps what copy_out takes from a box (checked while packing).
     """
 
     def __init__(
@@ -165,6 +167,7 @@ class BwrapRuntime:
         default_memory_mib: int | None = 2048,
         default_max_processes: int | None = 2048,
         stop_timeout: float = 3.0,
+        copy_limits: archive.Limits | None = None,
     ) -> None:
         self.tools = host_tools()
         self.home = Path(home) if home is not None else default_home()
@@ -174,6 +177,7 @@ class BwrapRuntime:
         self.default_memory_mib = default_memory_mib
         self.default_max_processes = default_max_processes
         self.stop_timeout = stop_timeout
+        self.copy_limits = copy_limits or archive.Limits()
         self.boxes_created_total = 0
         self.boxes_failed_total = 0
         self.boxes_stopped_total = 0
