@@ -188,7 +188,9 @@ def test_logs_go_to_stderr_with_level_and_logger_and_session_ids_shortened(
     configure_logging("info")
     session = "fbc38494" + "0" * 24
     logging.getLogger("mcp.server.streamable_http").info("Terminating session: %s", session)
-    logging.getLogger("boxlite_mcp.cli_test_probe").debug("not shown at info")
+    probe = logging.getLogger("cli-test-probe")  # no ancestor but root: its level rules
+    probe.setLevel(logging.NOTSET)
+    probe.debug("not shown at info")
     out, err = capsys.readouterr()
     assert out == ""
     assert "INFO mcp.server.streamable_http: Terminating session: fbc38494…" in err
