@@ -36,6 +36,7 @@ Finally A checks that nothing of its own changed (``A unharmed``).
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import tempfile
 from collections.abc import AsyncIterator
@@ -85,6 +86,7 @@ class AState:
     home: str = ""
     subject: str = ""
     token: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # A's host files: name -> abs path
 
     def secrets(self) -> list[str]:
         """Everything of A's that must never reach B unless B sent it itself."""
@@ -181,7 +183,7 @@ class Attacker:
         return body
 
 
-async def _setup_a(a: Client, host: Path, home: Path, subject: str, token: str) -> AState:
+async def _setup_a(a: Client, home: Path, subject: str, token: str) -> AState:
     running = (await ok(a, "box_create", {"name": "secret-box"}))["box"]["id"]
     await ok(a, "exec_run", {"box": running, "command": f"echo {A_SECRET} > /root/secret"})
     live = await ok(a, "exec_start", {"box": running, "command": "cat; sleep 300",
@@ -191,10 +193,11 @@ async def _setup_a(a: Client, host: Path, home: Path, subject: str, token: str) 
     await ok(a, "exec_run", {"box": stopped, "command": f"echo {A_SNAP_SECRET} > /root/snap"})
     await ok(a, "box_stop", {"box": stopped})
     await ok(a, "snapshot_create", {"box": stopped, "name": "snap1"})
-    await ok(a, "copy_out", {"box": running, "box_path": "/root/secret",
-                             "host_path": "a-secret.txt"})
-    await ok(a, "box_export", {"box": stopped, "host_path": "a-snap.boxlite"})
-    await ok(a, "box_export", {"box": stopped, "host_path": "a-victim.boxlite"})
+    files = {"a-secret.txt": (await ok(a, "copy_out", {
+        "box": running, "box_path": "/root/secret", "host_path": "a-secret.txt"}))["destination"]}
+    for name in ("a-snap.boxlite", "a-victim.boxlite"):
+        files[name] = (await ok(a, "box_export", {"box": stopped, "host_path": name}))[
+            "archive_path"]
     names = []
     for box_id in (running, stopped):
         record = json.loads((home / "boxes" / box_id / "box.json").read_text())
@@ -203,7 +206,7 @@ async def _setup_a(a: Client, host: Path, home: Path, subject: str, token: str) 
     return AState(running=running, stopped=stopped, runtime_names=names,
                   exec_running=live["execution_id"], exec_done=done["execution_id"],
                   home=str(info["runtime"]["details"].get("home", home)), subject=subject,
-                  token=token)
+                  token=token, files=files)
 
 
 def _random_like(value: str) -> str:
@@ -218,7 +221,7 @@ def _random_like(value: str) -> str:
     return "x" + secrets.token_hex(max(1, (len(value) - 1) // 2))[: len(value) - 1]
 
 
-async def _attack(b: Attacker, host: Path, tokens_file: Path | None) -> None:
+async def _attack(b: Attacker, tokens_file: Path | None) -> None:
     a = b.a
     # Box references: ids, names, reserved runtime names.
     refs = {"box ids": [a.running, a.stopped], "box names": [a.running_name, a.stopped_name],
@@ -259,7 +262,7 @@ async def _attack(b: Attacker, host: Path, tokens_file: Path | None) -> None:
     await _listings(b)
     await _oracles(b)
     await _inside(b, tokens_file)
-    await _host_roots(b, host)
+    await _host_roots(b)
 
 
 async def _listings(b: Attacker) -> None:
@@ -349,36 +352,59 @@ async def _inside(b: Attacker, tokens_file: Path | None) -> None:
     await b.client.call_tool("box_remove", {"box": "b-box"})
 
 
-async def _host_roots(b: Attacker, host: Path) -> None:
-    """What A put in the allowed host directory, through B's own tools."""
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+async def _host_roots(b: Attacker) -> None:
+    """What A put in the allowed host directory, through B's own tools.
+
+    B names each of A's files three ways: as A did (relative to the root), by the
+    absolute path A's results showed (a leak), and relative to B's own root.
+    """
+    a = b.a
     created = await b.client.call_tool("box_create", {"name": "b-host"})
     if created.is_error:
         b.record("host roots", "create B's own box", False, text_of(created))
         return
-    copied = await b.client.call_tool("copy_in", {"box": "b-host", "host_path": "a-secret.txt",
-                                                  "box_path": "/root/got"})
-    read = await b.client.call_tool("file_read", {"box": "b-host", "path": "/root/got"})
-    got = str((read.structured_content or {}).get("content", ""))
-    b.record("host roots", "copy_in A's copied-out file, then file_read it",
-             not copied.is_error and A_SECRET in got, text_of(copied)[:150])
-    imported = await b.client.call_tool("box_import", {"host_path": "a-snap.boxlite",
-                                                       "name": "b-imported"})
-    shown = ""
-    if not imported.is_error:
-        ran = await b.client.call_tool("exec_run", {"box": "b-imported",
-                                                    "command": "cat /root/snap"})
-        shown = str((ran.structured_content or {}).get("stdout", ""))
-        await b.client.call_tool("box_remove", {"box": "b-imported"})
-    b.record("host roots", "box_import A's exported archive", A_SNAP_SECRET in shown,
-             text_of(imported)[:150] if imported.is_error else f"box has: {shown[:80]}")
-    before = (host / "a-victim.boxlite").stat().st_mtime_ns
+    info = await ok(b.client, "runtime_info")
+    own_root = Path(info["policy"]["allowed_host_paths"][0])
+
+    def names(name: str) -> list[str]:
+        path = a.files[name]
+        return list(dict.fromkeys([name, path, os.path.relpath(path, own_root)]))
+
+    for ref in names("a-secret.txt"):
+        copied = await b.client.call_tool("copy_in", {"box": "b-host", "host_path": ref,
+                                                      "box_path": "/root/got"})
+        read = await b.client.call_tool("file_read", {"box": "b-host", "path": "/root/got"})
+        got = str((read.structured_content or {}).get("content", ""))
+        b.record("host roots", f"copy_in A's copied-out file as {ref!r}, then file_read it",
+                 not copied.is_error and A_SECRET in got, text_of(copied)[:150])
+    for ref in names("a-snap.boxlite"):
+        imported = await b.client.call_tool("box_import", {"host_path": ref,
+                                                           "name": "b-imported"})
+        shown = ""
+        if not imported.is_error:
+            ran = await b.client.call_tool("exec_run", {"box": "b-imported",
+                                                        "command": "cat /root/snap"})
+            shown = str((ran.structured_content or {}).get("stdout", ""))
+            await b.client.call_tool("box_remove", {"box": "b-imported"})
+        b.record("host roots", f"box_import A's exported archive as {ref!r}",
+                 A_SNAP_SECRET in shown,
+                 text_of(imported)[:150] if imported.is_error else f"box has: {shown[:80]}")
+    victim = a.files["a-victim.boxlite"]
     await b.client.call_tool("box_stop", {"box": "b-host"})
-    overwrite = await b.client.call_tool("box_export", {"box": "b-host",
-                                                        "host_path": "a-victim.boxlite",
-                                                        "overwrite": True})
-    after = (host / "a-victim.boxlite").stat().st_mtime_ns
-    b.record("host roots", "overwrite A's exported archive with box_export",
-             not overwrite.is_error and after != before, text_of(overwrite)[:150])
+    for ref in names("a-victim.boxlite"):
+        before = _mtime(victim)
+        overwrite = await b.client.call_tool("box_export", {"box": "b-host", "host_path": ref,
+                                                            "overwrite": True})
+        changed = _mtime(victim) != before
+        b.record("host roots", f"overwrite A's exported archive as {ref!r} with box_export",
+                 changed, text_of(overwrite)[:150])
     await b.client.call_tool("box_remove", {"box": "b-host"})
 
 
@@ -421,7 +447,6 @@ async def _server(root: Path, name: str, args: list[str]) -> AsyncIterator[McpHt
 async def _scenario(name: str, root: Path, use_auth: bool) -> ScenarioResult:
     host = root / name / "host"
     host.mkdir(parents=True)
-    (host / "b-in.txt").write_text("B's file\n")
     args = ["--allow-path", str(host)]
     tokens_file: Path | None = None
     token_a = token_b = None
@@ -434,14 +459,16 @@ async def _scenario(name: str, root: Path, use_auth: bool) -> ScenarioResult:
     attempts: list[Attempt] = []
     async with _server(root, name, args) as server, AsyncExitStack() as stack:
         a_client = await stack.enter_async_context(_client(server.url, token_a, "legacy"))
-        a = await _setup_a(a_client, host, server.home, "alice" if use_auth else "",
+        a = await _setup_a(a_client, server.home, "alice" if use_auth else "",
                            token_a or "")
         attackers = [("B legacy session", "legacy")]
         if use_auth:
             attackers.append(("B 2026-07-28", "auto"))
         for label, mode in attackers:
             b_client = await stack.enter_async_context(_client(server.url, token_b, mode))
-            await _attack(Attacker(b_client, label, a, attempts), host, tokens_file)
+            mine = Path((await ok(b_client, "runtime_info"))["policy"]["allowed_host_paths"][0])
+            (mine / "b-in.txt").write_text("B's file\n")  # so copy_in gets past the path
+            await _attack(Attacker(b_client, label, a, attempts), tokens_file)
         await _unharmed(a_client, a, attempts)
     return ScenarioResult(name, [label for label, _ in attackers], attempts)
 
