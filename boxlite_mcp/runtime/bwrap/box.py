@@ -116,7 +116,7 @@ class BwrapBox:
             box_dir=rt.store.box_dir(r.id), lower=Path(r.lower),
             hostname=(r.name or r.id)[:63], network=network,
             volumes=[(v.host_path, v.guest_path, v.read_only) for v in r.options.volumes or []],
-            cgroup=state.cgroup,
+            cgroup=state.cgroup, hidden=rt.hidden_paths,
         )
         try:
             sandbox = await launch(spec, rt.tools)

@@ -15,6 +15,7 @@ import re
 import secrets
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
@@ -38,7 +39,7 @@ from ..types import (
     RuntimeInfo,
     RuntimeMetrics,
 )
-from . import nul, rootfs, snapshots
+from . import hide, nul, rootfs, snapshots
 from .box import BwrapBox
 from .execution import BwrapExecution
 from .host import host_tools
@@ -157,6 +158,8 @@ class BwrapRuntime:
     Limits not given in a box's options default to the values here;
     ``stop_timeout`` is how long ``stop`` waits after SIGTERM before SIGKILL.
     ``copy_limits`` caps what copy_out takes from a box (checked while packing).
+    No box sees the home or ``hidden_paths`` (default: the auth tokens file named
+    by ``BOXLITE_MCP_AUTH_TOKENS_FILE``, if set); see ``hide``.
     """
 
     def __init__(
@@ -168,6 +171,7 @@ class BwrapRuntime:
         default_max_processes: int | None = 2048,
         stop_timeout: float = 3.0,
         copy_limits: archive.Limits | None = None,
+        hidden_paths: Sequence[Path | str] | None = None,
     ) -> None:
         self.tools = host_tools()
         self.home = Path(home) if home is not None else default_home()
@@ -178,6 +182,8 @@ class BwrapRuntime:
         self.default_max_processes = default_max_processes
         self.stop_timeout = stop_timeout
         self.copy_limits = copy_limits or archive.Limits()
+        extra = hide.default_hidden() if hidden_paths is None else list(hidden_paths)
+        self.hidden_paths = hide.resolve([self.home, *extra])
         self.boxes_created_total = 0
         self.boxes_failed_total = 0
         self.boxes_stopped_total = 0
@@ -250,7 +256,8 @@ class BwrapRuntime:
                 max_cpus=os.cpu_count(),
             ),
             details={
-                "home": str(self.home),
+                "home": "hidden from boxes (as are the server's auth tokens file and any "
+                        "other hidden path)",
                 "overlay": "kernel overlayfs (lower: image, upper: per-box directory), "
                            "mounted in a private mount namespace per box",
                 "cgroups": self.cgroup_mode,

@@ -49,6 +49,7 @@ import signal
 import stat
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,7 @@ import anyio
 import anyio.abc
 
 from ..errors import InternalError, InvalidArgumentError, UnavailableError
+from . import hide
 from .host import HostTools
 from .limits import BoxCgroup
 from .state import process_start_time
@@ -93,6 +95,8 @@ class BoxSpec:
     network: bool
     volumes: list[tuple[str, str, bool]]  # host, guest, read_only
     cgroup: BoxCgroup
+    #: Host paths no box may see (the runtime home, secrets): see ``hide``.
+    hidden: Sequence[str] = ()
 
 
 class Sandbox:
@@ -283,6 +287,7 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
         bwrap.append("--unshare-net")
     for host, guest, read_only in spec.volumes:
         bwrap += ["--ro-bind" if read_only else "--bind", host, guest]
+    bwrap += hide.bwrap_args(spec.hidden, str(spec.lower), spec.volumes)
     bwrap += ["--", NO_PROGRAM]
     argv = [
         tools.sh, "-c", JOIN_SCRIPT, "boxlite-box", *spec.cgroup.procs_files(), "--",
