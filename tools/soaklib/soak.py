@@ -132,13 +132,15 @@ class _Worker:
         self.process = process
         assert process.stdout is not None
         self.stream = BufferedByteReceiveStream(process.stdout)
-        self.ready = False
+        self.gone = False
 
     async def _line(self) -> dict[str, Any] | None:
         try:
             raw = await self.stream.receive_until(b"\n", 1 << 20)
         except (anyio.EndOfStream, anyio.IncompleteRead):
-            self.kind.errors.append("a worker exited before it was ready")
+            if not self.gone:
+                self.gone = True
+                self.kind.errors.append("a worker exited before it was ready")
             return None
         line: dict[str, Any] = json.loads(raw)
         return line
@@ -149,12 +151,14 @@ class _Worker:
 
     async def go(self) -> None:
         assert self.process.stdin is not None
-        await self.process.stdin.send(b"go\n")
+        try:
+            await self.process.stdin.send(b"go\n")
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass  # it died before the go; until_ready reports it
 
     async def until_ready(self) -> None:
         while (line := await self._line()) is not None:
             if line.get("ready"):
-                self.ready = True
                 return
             if line.get("error"):
                 self.kind.errors.append(str(line["error"]))
@@ -235,15 +239,12 @@ async def run_soak(clients: int = 200, ttl: float = 10.0, reap_interval: float =
     try:
         if needs_http:
             await server.start()
-        first: dict[str, int] = {}
-        starts = 0
-        for kind in results:
-            first[kind.spec.name] = starts
-            starts += kind.clients
         plan = ["--long-every", str(long_every), "--inflight-every", str(inflight_every)]
+        first = 0  # client indexes are unique across kinds: names and homes stay apart
         for kind in results:
-            workers += await _start_workers(kind, root, server.url, settings,
-                                            first[kind.spec.name], root / "workers.log", plan)
+            workers += await _start_workers(kind, root, server.url, settings, first,
+                                            root / "workers.log", plan)
+            first += kind.clients
         # Every client connects (dozens of stdio servers start) before any works: a
         # client slower than the TTL between two of its own calls would lose its box.
         with anyio.fail_after(READY_TIMEOUT):
