@@ -28,7 +28,6 @@ import asyncio
 import base64
 import json as json_module
 import logging
-import random
 import secrets
 import ssl
 import uuid
@@ -449,8 +448,7 @@ class RestClient:
         self, attempt: int, retry_after: str | None, method: str, url: str, cause: str
     ) -> None:
         s = self.settings
-        delay = min(s.backoff_max, s.backoff_initial * 2 ** min(attempt - 1, 20))
-        delay *= 0.5 + random.random() / 2
+        delay = s.backoff(attempt)
         if retry_after is not None and retry_after.strip().isdigit():
             delay = max(delay, min(float(retry_after), s.backoff_max))
         logger.debug(

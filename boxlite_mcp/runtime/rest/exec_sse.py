@@ -38,7 +38,6 @@ import asyncio
 import binascii
 import json
 import logging
-import random
 import time
 from typing import Any
 
@@ -295,10 +294,9 @@ class SseExecution(RestExecution):
                     f"{settings.reconnect_seconds:g}s: {cause}"
                 )
             attempt += 1
-            delay = min(settings.backoff_max,
-                        settings.backoff_initial * 2 ** min(attempt - 1, 20))
+            delay = settings.backoff(attempt)
             logger.debug("execution %s: %s; resuming in %.2fs", self._id, cause, delay)
-            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            await asyncio.sleep(delay)
 
     async def _send_stdin(self, data: bytes) -> None:
         await self._post_input(data, close=False)

@@ -54,7 +54,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import time
 from typing import Any
 
@@ -183,10 +182,9 @@ class WsExecution(RestExecution):
                     f"and could not re-attach within {settings.reconnect_seconds:g}s: {cause}"
                 )
             attempt += 1
-            delay = min(settings.backoff_max,
-                        settings.backoff_initial * 2 ** min(attempt - 1, 20))
+            delay = settings.backoff(attempt)
             logger.debug("execution %s: %s; re-attaching in %.2fs", self._id, cause, delay)
-            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            await asyncio.sleep(delay)
 
     async def _read(self, ws: WebSocket) -> ExecResult:
         """One attach: deliver what arrives after the offsets, until the exit frame."""

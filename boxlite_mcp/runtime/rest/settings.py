@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from collections.abc import Mapping
 from typing import Literal
 
@@ -110,6 +111,13 @@ class RestSettings(BaseModel):
             )
             value = f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
         return value
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before retry ``attempt`` (from 1): doubling from
+        ``backoff_initial`` up to ``backoff_max``, less up to half at random so that
+        clients dropped together do not come back together."""
+        delay = min(self.backoff_max, self.backoff_initial * 2.0 ** min(attempt - 1, 20))
+        return delay * (0.5 + random.random() / 2)
 
     @property
     def oauth_credentials(self) -> bool:
