@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import socket
 import subprocess
 import sys
 import time
@@ -176,3 +177,52 @@ print((before.st_dev, before.st_ino) == (after.st_dev, after.st_ino),
         env=server_env(), timeout=60,
     )  # fmt: skip
     assert process.stderr.decode().split()[-2:] == ["True", "True"], process.stderr.decode()
+
+
+def test_a_stderr_sharing_the_stdout_pipe_stays_blocking(tmp_path: Path) -> None:
+    """O_NONBLOCK on a shared description would make the server's own logging fail."""
+    code = """
+import anyio, os, sys
+from boxlite_mcp.stdio import run_stdio
+from tests.transport.conftest import tiny_server
+async def main():
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run_stdio, tiny_server())
+        await anyio.sleep(0.3)
+        print("stderr-blocking", os.get_blocking(2), file=sys.stderr, flush=True)
+anyio.run(main)
+"""
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, cwd=REPO, env=server_env(),
+    )  # fmt: skip
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(INIT + b"\n")
+    process.stdin.flush()
+    lines = [process.stdout.readline(), process.stdout.readline()]
+    rest, _ = process.communicate(timeout=60)  # closes stdin: EOF ends the server
+    assert json.loads(lines[0])["id"] == 1
+    assert lines[1] == b"stderr-blocking True\n", (lines, rest)
+    assert process.returncode == 0, rest
+
+
+def test_a_socket_for_stdin_and_stdout_is_served_threadless(tmp_path: Path) -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        process = subprocess.Popen(
+            [sys.executable, "-c", CHILD], stdin=theirs.fileno(), stdout=theirs.fileno(),
+            stderr=subprocess.PIPE, cwd=REPO, env=server_env(),
+        )  # fmt: skip
+        theirs.close()
+        ours.sendall(INIT + b"\n")
+        ours.settimeout(60)
+        received = b""
+        while b"\n" not in received:
+            chunk = ours.recv(65536)
+            assert chunk, "the server closed the socket without answering"
+            received += chunk
+        ours.shutdown(socket.SHUT_WR)  # EOF: the server ends
+        _, err = process.communicate(timeout=60)
+    text = err.decode(errors="replace")
+    assert json.loads(received.split(b"\n")[0])["id"] == 1
+    assert (process.returncode, text.split()[0], "served" in text) == (0, "threadless", True), text
