@@ -52,6 +52,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, ServerConfig
         p.add_argument(f"--no-{cap}", action="store_true", help=f"turn {cap} off")
     p.add_argument("--backlog-bytes", type=int, default=None,
                    help="output kept per execution for replay")
+    p.add_argument("--sse-event-bytes", type=int, default=None,
+                   help="largest output event on 0.9 SSE streams (a resume restarts an event)")
     p.add_argument("--cut-random", type=float, default=0.0,
                    help="probability of cutting at each opportunity (0..1)")
     p.add_argument("--cut-scope", default="stream,keyed",
@@ -76,6 +78,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, ServerConfig
     }
     if args.backlog_bytes is not None:
         values["backlog_bytes"] = args.backlog_bytes
+    if args.sse_event_bytes is not None:
+        values["sse_event_max_bytes"] = args.sse_event_bytes
     try:
         return args, ServerConfig.model_validate(values)
     except ValidationError as exc:

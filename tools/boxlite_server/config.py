@@ -22,7 +22,8 @@ CutScope = Literal["stream", "keyed", "get", "all"]
 
 DEFAULT_CUT_SCOPES: tuple[CutScope, ...] = ("stream", "keyed")
 
-MiB = 1024 * 1024
+KiB = 1024
+MiB = 1024 * KiB
 
 
 class ServerConfig(BaseModel):
@@ -74,7 +75,9 @@ class ServerConfig(BaseModel):
     #: Output kept by finished executions, all together; beyond it the oldest
     #: finished ones are evicted early.
     finished_output_bytes: int = Field(default=256 * MiB, ge=0)
-    sse_event_max_bytes: int = Field(default=1 * MiB, ge=1024)
+    # Small enough that a flaky network still gets whole events through (SSE resumes
+    # only at event boundaries), large enough to keep per-event overhead low.
+    sse_event_max_bytes: int = Field(default=64 * KiB, ge=1024)
     ws_frame_max_bytes: int = Field(default=128 * 1024, ge=1024)
     #: WebSocket pings and SSE keep-alive comments while idle. Under 10 s: the
     #: official SDK gives up on an attach that shows no frame for 10 s.

@@ -3,7 +3,7 @@
 Server-Sent Events, as rest-api-v0.9.yaml describes, plus exact resume:
 
 * ``event: stdout`` / ``event: stderr``, ``data: {"data":"<base64>"}``. One event
-  carries up to ``sse_event_max_bytes`` (1 MiB) of one stream; events come in the
+  carries up to ``sse_event_max_bytes`` (64 KiB) of one stream; events come in the
   order the process wrote the output.
 * ``event: exit``, ``data: {"exit_code":N,"duration_ms":N}`` (plus ``"error"``
   when the runtime reported one) once all output was sent; then the body ends.
