@@ -53,7 +53,7 @@ BoxPath = Annotated[
     Field(
         min_length=1,
         max_length=4096,
-        pattern=r"^/",
+        pattern=r"^/[^\x00]*$",  # absolute; no NUL byte (no OS path can hold one)
         description="An absolute path inside the box, e.g. /workspace/data.csv.",
     ),
 ]

@@ -154,7 +154,9 @@ async def _open_bwrap(settings: Settings) -> Runtime:
 
     tools = host_tools()  # UnavailableError saying what to install
     await anyio.to_thread.run_sync(_trial_sandbox, tools.bwrap)
-    return BwrapRuntime(home=settings.home)
+    # The server's own secrets live on the host root that default-image boxes see.
+    hidden = [settings.auth_tokens_file] if settings.auth_tokens_file else None
+    return BwrapRuntime(home=settings.home, hidden_paths=hidden)
 
 
 def _trial_sandbox(bwrap: str) -> None:

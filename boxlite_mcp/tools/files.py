@@ -21,7 +21,7 @@ from ..models import (
     FileWriteResult,
 )
 from ..registry import BoxEntry
-from ..runtime.errors import BoxliteError, InvalidArgumentError, NotFoundError
+from ..runtime.errors import BoxliteError, InvalidArgumentError, NotFoundError, UnsupportedError
 from ..runtime.types import ExecRequest
 from ._base import ModelTool, Services, ToolContext, make_tool
 
@@ -35,7 +35,10 @@ async def _stat(entry: BoxEntry, path: str) -> tuple[int, str] | None:
     Asking first keeps a huge file from being copied to the host only to be refused.
     """
     request = ExecRequest(
-        command="stat", args=["-L", "-c", "%s %F", "--", path], timeout_seconds=STAT_TIMEOUT_SECONDS
+        command="stat",
+        args=["-L", "-c", "%s %F", "--", path],
+        working_dir="/",  # the box's default working_dir may not exist
+        timeout_seconds=STAT_TIMEOUT_SECONDS,
     )
     try:
         execution = await entry.box.exec(request)
@@ -67,15 +70,19 @@ async def read_box_file(services: Services, entry: BoxEntry, path: str) -> bytes
     """A box file's bytes, within the in-band cap, via a private temporary directory."""
     cap = services.settings.file_transfer_cap_bytes
     stat = await _stat(entry, path)
-    if stat is not None:
-        size, kind = stat
-        if kind == "directory":
-            raise InvalidArgumentError(
-                f"{path} is a directory. List it with exec_run(command='ls -la {path}'), "
-                "or read a file inside it."
-            )
-        if size > cap:
-            raise _too_big(path, size, cap)
+    if stat is None:  # never copy a path of unknown size out just to refuse it afterwards
+        raise UnsupportedError(
+            f"Cannot tell the size of {path} in this box (no working `stat` there). "
+            "Read it with exec_run (cat, head, base64) instead."
+        )
+    size, kind = stat
+    if kind == "directory":
+        raise InvalidArgumentError(
+            f"{path} is a directory. List it with exec_run(command='ls -la {path}'), "
+            "or read a file inside it."
+        )
+    if size > cap:
+        raise _too_big(path, size, cap)
     with tempfile.TemporaryDirectory(prefix="boxlite-mcp-read-") as tmp:
         local = Path(tmp) / "content"
         await entry.box.copy_out(path, local)

@@ -112,14 +112,6 @@ def test_stdio_server_exits_cleanly_when_its_client_vanishes_mid_call(tmp_path: 
 
 
 @pytest.mark.anyio
-@pytest.mark.xfail(strict=True, reason=(
-    "boxlite_mcp/tools/files.py _stat runs `stat` in the box without a working directory, "
-    "so a box created with a bad working_dir (the fuzz made one with /dev/zero), or an "
-    "image without stat, makes the probe fail; read_box_file then falls back to copying "
-    "the path out whole and refusing afterwards: file_read of '/' copied the host image "
-    "(gigabytes, no answer within 60 s in tools/fuzz_tools.py). Fix: give the probe "
-    "working_dir='/', and never fall back to an uncapped copy_out (refuse, or copy with "
-    "the in-band cap enforced while packing)."))
 async def test_file_read_refuses_a_directory_without_copying_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from boxlite_mcp.server import build_server

@@ -107,13 +107,6 @@ def test_messages_are_normalised_and_crashes_recognised() -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.xfail(strict=True, reason=(
-    "boxlite_mcp/runtime/bwrap/execution.py spawn: subprocess.Popen raises ValueError "
-    "('embedded null byte') for a NUL in argv or env, which is not a BoxliteError, so the "
-    "tool crashes (the SDK hides it as 'Error executing tool ...'); file_read/file_write "
-    "reach it through the stat exec (tools/files.py _stat). Fix: refuse NUL bytes with "
-    "InvalidArgumentError in BwrapBox.exec (argv, env, working_dir) and in the tool models "
-    "(command, argv, env, BoxPath pattern '^/[^\\x00]*$')."))
 async def test_nul_bytes_in_arguments_are_clear_errors(tmp_path: Path) -> None:
     async with factory(tmp_path) as runtime:
         server = build_server(runtime, Settings())
