@@ -241,13 +241,13 @@ async def serve(
             logger.warning("bearer tokens apply to HTTP transports; stdio serves one local client")
         logger.info("serving MCP on stdio")
         stdin = _stat_or_none(0)
-        threaded = not stdio.serves_without_threads()  # the SDK's transport reads stdin
         async with anyio.create_task_group() as tg:
 
             def stop_stdio() -> None:
                 tg.cancel_scope.cancel()
-                if threaded:
-                    _wake_stdin_reader(stdin)
+                # Needed when the SDK's transport serves (a thread blocks reading
+                # stdin); harmless when boxlite_mcp.stdio does (nothing reads it).
+                _wake_stdin_reader(stdin)
 
             if handle_signals:
                 await tg.start(_on_signal, stop_stdio)
