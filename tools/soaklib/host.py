@@ -6,17 +6,20 @@ the box's PID 1, exec helpers, everything run inside), its overlay mount (in a
 private mount namespace held by those processes) and its cgroups
 (``<controller>/<path>/boxlite-mcp/<id>``). ``scan`` looks at all four for the
 given homes and box ids, from ``/proc`` and ``/sys/fs/cgroup``, without asking
-any server; ``runtime_boxes`` asks a ``BwrapRuntime`` opened on the home, as a
-restarted server would.
+any server; ``runtime_boxes`` asks a ``BwrapRuntime`` opened on the home once its
+server is gone, as a restarted server would.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import anyio
 
 from boxlite_mcp.runtime.bwrap.limits import BoxCgroup, cgroup_mode
 
@@ -27,6 +30,7 @@ SERVER_MARKER = b"boxlite_mcp"
 class Proc:
     pid: int
     cmdline: str
+    box: str | None = None  # the box it belongs to, when its cgroup or command line says
 
 
 @dataclass
@@ -94,20 +98,22 @@ def scan(homes: Iterable[Path], box_ids: Iterable[str] = (),
         found.records += records
         found.box_dirs += dirs
     ids = {*box_ids, *found.box_dirs}
-    cgroup_marks = [f"/boxlite-mcp/{i}".encode() for i in sorted(ids)]
+    ordered = sorted(ids)
+    cgroup_marks = [f"/boxlite-mcp/{i}".encode() for i in ordered]
     skip = {os.getpid(), *exclude}
     seen_ns: set[bytes] = set()
-    mount_marks = [*home_bytes, *(f"/boxes/{i}/".encode() for i in sorted(ids))]
+    mount_marks = [*home_bytes, *(f"/boxes/{i}/".encode() for i in ordered)]
     mount_points: set[str] = set()
     for pid in _pids():
         if int(pid) in skip or _state(pid) in ("Z", "X", "?"):
             continue
         cmdline = _read(f"/proc/{pid}/cmdline")
         cgroup = _read(f"/proc/{pid}/cgroup")
-        ours = any(h in cmdline for h in home_bytes) or any(
-            m in cgroup or m in cmdline for m in cgroup_marks)
-        if ours:
-            proc = Proc(int(pid), cmdline.replace(b"\0", b" ").decode(errors="replace")[:300])
+        box = next((i for i, m in zip(ordered, cgroup_marks, strict=True)
+                    if m in cgroup or m in cmdline or f"/boxes/{i}/".encode() in cmdline), None)
+        if box is not None or any(h in cmdline for h in home_bytes):
+            proc = Proc(int(pid), cmdline.replace(b"\0", b" ").decode(errors="replace")[:300],
+                        box)
             (found.servers if SERVER_MARKER in cmdline else found.processes).append(proc)
         try:
             ns = os.readlink(f"/proc/{pid}/ns/mnt").encode()
@@ -131,16 +137,31 @@ def scan(homes: Iterable[Path], box_ids: Iterable[str] = (),
     return found
 
 
-async def runtime_boxes(home: Path) -> list[str]:
-    """The box ids a ``BwrapRuntime`` opened on ``home`` lists (as a restarted server would).
+async def runtime_boxes(home: Path, *, remove: bool = False,
+                        patience: float = 15.0) -> list[str]:
+    """The box ids a ``BwrapRuntime`` opened on ``home`` lists, as a restarted server would.
 
-    Opening the runtime recovers the home: boxes left running are killed and marked
-    stopped. Call it after the host scan, which must see things as they were.
+    A runtime holds its home for its life, so this waits (up to ``patience``) for the
+    server using it to be gone. Opening it recovers the home (boxes left running are
+    killed and marked stopped); ``remove`` then removes every box it listed.
     """
     from boxlite_mcp.runtime.bwrap import BwrapRuntime
+    from boxlite_mcp.runtime.errors import UnavailableError
 
-    runtime = BwrapRuntime(home=home)
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            runtime = BwrapRuntime(home=home)
+            break
+        except UnavailableError:  # still held by a server that is going away
+            if time.monotonic() > deadline:
+                raise
+            await anyio.sleep(0.1)
     try:
-        return sorted(info.id for info in await runtime.list())
+        listed = sorted(info.id for info in await runtime.list())
+        if remove:
+            for box_id in listed:
+                await runtime.remove(box_id, force=True)
+        return listed
     finally:
         await runtime.aclose()

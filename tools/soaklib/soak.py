@@ -16,11 +16,14 @@ client has done its work, the killed kinds are killed and the silent ones left
 alone; when the TTL, one reap interval and a margin have passed, four witnesses
 must agree that no box of any kind remains: the box records in the homes, the
 processes, mounts and cgroups on the host (``host.scan``), and a ``BwrapRuntime``
-opened on each home.
+opened on each home once its server is gone (servers still running are SIGKILLed
+for it: a runtime holds its home). That runtime removes what it lists; then nothing
+at all may be left on the host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -90,7 +93,8 @@ class KindResult:
     ok: int = 0
     errors: list[str] = field(default_factory=list)
     boxes: set[str] = field(default_factory=set)
-    busy: set[str] = field(default_factory=set)  # a long exec or an exec_run in flight at vanish
+    jobs: set[str] = field(default_factory=set)  # boxes left running an exec_start job
+    inflight: set[str] = field(default_factory=set)  # boxes with an exec_run in flight
     protocols: set[str] = field(default_factory=set)
     homes: list[Path] = field(default_factory=list)  # stdio: one home per client
     left: list[str] = field(default_factory=list)  # box records after the TTL
@@ -102,9 +106,25 @@ class KindResult:
     cleared_after: float | None = None  # seconds from vanish until no record was left
 
     @property
+    def awaited(self) -> set[str]:
+        """Boxes a client still connected is waiting on (an exec_run it awaits): not idle."""
+        return self.inflight if self.spec.vanish == "silent" else set()
+
+    def unexpected(self) -> dict[str, list[str]]:
+        """What is left that should not be, by witness (empty lists: nothing)."""
+        ok = self.awaited
+        return {
+            "boxes": [b for b in self.left if b not in ok],
+            "runtime": [b for b in self.runtime_left if b not in ok],
+            "processes": [f"{p.pid} {p.cmdline[:120]}" for p in self.processes if p.box not in ok],
+            "servers": [f"{p.pid} {p.cmdline[:120]}" for p in self.servers],
+            "mounts": [m for m in self.mounts if not any(f"/{b}/" in m for b in ok)],
+            "cgroups": [c for c in self.cgroups if Path(c).name not in ok],
+        }
+
+    @property
     def leaked(self) -> bool:
-        return bool(self.left or self.runtime_left or self.processes or self.servers
-                    or self.mounts or self.cgroups)
+        return any(self.unexpected().values())
 
 
 @dataclass
@@ -113,7 +133,7 @@ class SoakResult:
     ttl: float
     reap_interval: float
     margin: float
-    after_shutdown: Leftovers
+    at_the_end: Leftovers  # after the runtime witness removed what it listed
     seconds: float
     root: Path
 
@@ -121,7 +141,7 @@ class SoakResult:
     def passed(self) -> bool:
         every_client_worked = all(k.ok == k.clients for k in self.kinds)
         return every_client_worked and not any(k.leaked for k in self.kinds) \
-            and self.after_shutdown.clean and not self.after_shutdown.servers
+            and self.at_the_end.clean and not self.at_the_end.servers
 
 
 class _Worker:
@@ -166,8 +186,10 @@ class _Worker:
             self.kind.ok += 1
             self.kind.boxes.update(line["boxes"])
             self.kind.protocols.add(str(line.get("protocol")))
-            if line.get("long") or line.get("inflight"):
-                self.kind.busy.add(line["boxes"][0])
+            if line.get("long"):
+                self.kind.jobs.add(line["boxes"][0])
+            if line.get("inflight"):
+                self.kind.inflight.add(line["boxes"][0])
 
     def kill(self) -> None:
         if self.process.returncode is None:
@@ -270,14 +292,18 @@ async def run_soak(clients: int = 200, ttl: float = 10.0, reap_interval: float =
         server_pid = server.pid if needs_http else None
         for kind in results:
             _witness(kind, http_home, server_pid)
-        listed_http = await host.runtime_boxes(http_home) if needs_http else []
+        # The runtime witness: a BwrapRuntime on each home. A server holds its home while
+        # it runs, so those still running are SIGKILLed first: no clean-up of theirs, what
+        # they held is what a restarted server would find.
+        await _kill_servers(server, results)
+        listed_http = await host.runtime_boxes(http_home, remove=True) if needs_http else []
         for kind in results:
             if kind.spec.transport == "http":
                 kind.runtime_left = [b for b in listed_http if b in kind.boxes]
             else:
                 for home in kind.homes:
                     if home.exists():
-                        kind.runtime_left += await host.runtime_boxes(home)
+                        kind.runtime_left += await host.runtime_boxes(home, remove=True)
     finally:
         with anyio.CancelScope(shield=True):
             for worker in workers:
@@ -285,13 +311,26 @@ async def run_soak(clients: int = 200, ttl: float = 10.0, reap_interval: float =
             for worker in workers:
                 await worker.process.wait()
             await server.stop()
-            after = await _after_shutdown(root, results, http_home)
+            after = await _at_the_end(results, http_home)
     return SoakResult(results, ttl, reap_interval, margin, after, time.monotonic() - began, root)
 
 
-async def _after_shutdown(root: Path, results: list[KindResult], http_home: Path,
-                          patience: float = 30.0) -> Leftovers:
-    """Everything once every client and server is gone (servers clean up as they stop)."""
+async def _kill_servers(server: McpHttpServer, results: list[KindResult]) -> None:
+    """SIGKILL the HTTP server and every stdio server still running, and wait for them."""
+    await server.stop(signal.SIGKILL)
+    homes = [h for k in results if k.spec.transport == "stdio" for h in k.homes]
+    for proc in host.scan(homes).servers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+
+
+async def _at_the_end(results: list[KindResult], http_home: Path,
+                      patience: float = 30.0) -> Leftovers:
+    """What is left on the host once the runtimes removed what they listed.
+
+    Anything here is something no runtime knows about: an orphan process, mount or
+    cgroup.
+    """
     homes = [http_home, *(h for k in results for h in k.homes)]
     ids = {b for k in results for b in k.boxes}
     deadline = time.monotonic() + patience
@@ -308,49 +347,83 @@ def cleanup(result: SoakResult) -> None:
 
 def report(result: SoakResult, command: str) -> str:
     """The Markdown table and the lines around it."""
-    header = ("kind", "clients (ok)", "boxes created", "busy at vanish", "boxes left after TTL",
-              "runtime lists", "processes left", "mounts / cgroups left", "cleared after")
+    header = ("kind", "clients (ok)", "boxes created", "jobs / calls in flight",
+              "boxes left after TTL", "runtime lists", "processes left",
+              "mounts / cgroups left", "cleared after")
+
+    def left(count: int, awaited: int, wrong: int) -> str:
+        text = str(count) + (f" ({awaited} awaited)" if awaited else "")
+        return f"**{text}**" if wrong else text
+
     rows = []
     for k in result.kinds:
-        cleared = f"{k.cleared_after:.1f} s" if k.cleared_after is not None else "**never**"
+        bad = k.unexpected()
+        awaited = k.awaited
+        cleared = f"{k.cleared_after:.1f} s" if k.cleared_after is not None else "never"
         rows.append((
             f"{k.spec.name}: {k.spec.what}", f"{k.clients} ({k.ok})", str(len(k.boxes)),
-            str(len(k.busy)), _flag(len(k.left)), _flag(len(k.runtime_left)),
-            _flag(len(k.processes) + len(k.servers)),
-            _flag(len(k.mounts)) + " / " + _flag(len(k.cgroups)), cleared))
-    total = (
-        "**total**", f"{sum(k.clients for k in result.kinds)} "
-        f"({sum(k.ok for k in result.kinds)})", str(sum(len(k.boxes) for k in result.kinds)),
-        str(sum(len(k.busy) for k in result.kinds)),
-        _flag(sum(len(k.left) for k in result.kinds)),
-        _flag(sum(len(k.runtime_left) for k in result.kinds)),
-        _flag(sum(len(k.processes) + len(k.servers) for k in result.kinds)),
-        _flag(sum(len(k.mounts) for k in result.kinds)) + " / "
-        + _flag(sum(len(k.cgroups) for k in result.kinds)), "")
-    after = result.after_shutdown
+            f"{len(k.jobs)} / {len(k.inflight)}",
+            left(len(k.left), len(set(k.left) & awaited), len(bad["boxes"])),
+            left(len(k.runtime_left), len(set(k.runtime_left) & awaited), len(bad["runtime"])),
+            left(len(k.processes) + len(k.servers),
+                 sum(p.box in awaited for p in k.processes),
+                 len(bad["processes"]) + len(bad["servers"])),
+            left(len(k.mounts), len(k.mounts) - len(bad["mounts"]), len(bad["mounts"]))
+            + " / " + left(len(k.cgroups), len(k.cgroups) - len(bad["cgroups"]),
+                           len(bad["cgroups"])),
+            cleared))
+    kinds = result.kinds
+    bad_all = [k.unexpected() for k in kinds]
+
+    def total(what: str) -> int:
+        return sum(len(b[what]) for b in bad_all)
+
+    rows.append((
+        "**total**", f"{sum(k.clients for k in kinds)} ({sum(k.ok for k in kinds)})",
+        str(sum(len(k.boxes) for k in kinds)),
+        f"{sum(len(k.jobs) for k in kinds)} / {sum(len(k.inflight) for k in kinds)}",
+        left(sum(len(k.left) for k in kinds), sum(len(set(k.left) & k.awaited) for k in kinds),
+             total("boxes")),
+        left(sum(len(k.runtime_left) for k in kinds),
+             sum(len(set(k.runtime_left) & k.awaited) for k in kinds), total("runtime")),
+        left(sum(len(k.processes) + len(k.servers) for k in kinds),
+             sum(sum(p.box in k.awaited for p in k.processes) for k in kinds),
+             total("processes") + total("servers")),
+        left(sum(len(k.mounts) for k in kinds),
+             sum(len(k.mounts) for k in kinds) - total("mounts"), total("mounts")) + " / "
+        + left(sum(len(k.cgroups) for k in kinds),
+               sum(len(k.cgroups) for k in kinds) - total("cgroups"), total("cgroups")),
+        ""))
+    after = result.at_the_end
     lines = [
         f"### Leak soak (`{command}`, {result.seconds:.0f} s)", "",
         f"- idle TTL {result.ttl:g} s, reap interval {result.reap_interval:g} s; checked "
         f"{result.ttl + result.reap_interval + result.margin:g} s after the clients vanished "
         f"(TTL + reap interval + {result.margin:g} s margin)",
-        "- busy at vanish: boxes with an `exec_start` of `sleep 600` or an `exec_run` of it "
-        "in flight when the client vanished",
+        "- jobs / calls in flight: boxes where the client left an `exec_start` of `sleep 600` "
+        "running / boxes with an `exec_run` of it in flight when the client vanished",
+        "- awaited: left because a client that is still connected waits on a call there "
+        "(not idle, so not a leak); anything else left is in bold",
         f"- protocols seen: {', '.join(sorted({p for k in result.kinds for p in k.protocols}))}",
         "",
-        render(header, [*rows, total]),
+        render(header, rows),
         "",
-        f"After every client and server stopped: {after.summary()}.",
+        "At the end (servers SIGKILLed, then a BwrapRuntime on each home listed and removed "
+        f"what they left): {after.summary()}.",
     ]
     errors = [f"{k.spec.name}: {e}" for k in result.kinds for e in k.errors]
     if errors:
         lines += ["", f"Client errors ({len(errors)}):", *[f"- {e}" for e in errors[:20]]]
-    leaks = [k for k in result.kinds if k.leaked]
-    for k in leaks:
-        busy_left = len(set(k.left) & k.busy)
-        lines += ["", f"Left by {k.spec.name}: {len(k.left)} boxes ({busy_left} of them busy at "
-                  f"vanish), {len(k.processes)} box processes, {len(k.servers)} servers"]
-        lines += [f"  - process {p.pid}: {p.cmdline[:160]}" for p in
-                  [*k.servers, *k.processes][:5]]
+    for k in result.kinds:
+        bad = {what: items for what, items in k.unexpected().items() if items}
+        if not bad:
+            continue
+        jobs = len(set(bad.get("boxes", [])) & k.jobs)
+        calls = len(set(bad.get("boxes", [])) & k.inflight)
+        lines += ["", f"Left by {k.spec.name} ({jobs} with a job, {calls} with a call in "
+                  "flight at vanish): " + ", ".join(f"{len(v)} {w}" for w, v in bad.items())]
+        lines += [f"  - process {p[:160]}" for p in
+                  [*bad.get("servers", []), *bad.get("processes", [])][:5]]
     lines += ["", "PASSED: nothing left" if result.passed else "FAILED: see above"]
     return "\n".join(lines)
 
