@@ -25,16 +25,8 @@ from boxlite_mcp.settings import Settings
 from tests.harness.bwrap import factory
 from tools.benchlib.procs import REPO
 from tools.soaklib.calls import crash_reason, text_of
-from tools.soaklib.fuzz import FuzzResult, Outcome, normalise, run_fuzz, tame
+from tools.soaklib.fuzz import FuzzResult, normalise, run_fuzz, tame
 from tools.soaklib.schemagen import Pool, arguments, hostile
-
-NUL_TOOLS = {"exec_run", "exec_start", "file_read", "file_write"}
-
-
-def known_nul_bug(crash: Outcome) -> bool:
-    """The crash ``test_nul_bytes_in_arguments_are_clear_errors`` pins down (see there)."""
-    return crash.tool in NUL_TOOLS and "\\u0000" in crash.arguments \
-        and "unanticipated exception" in crash.message
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +37,7 @@ def fuzz() -> Iterator[FuzzResult]:
 
 
 def test_no_crash_and_no_hang(fuzz: FuzzResult) -> None:
-    unknown = [(c.tool, c.arguments, c.message) for c in fuzz.crashes if not known_nul_bug(c)]
-    assert unknown == []
+    assert [(c.tool, c.arguments, c.message) for c in fuzz.crashes] == []
 
 
 def test_server_stays_responsive_writes_only_inside_its_roots_and_leaks_no_box(
@@ -108,6 +99,8 @@ def test_messages_are_normalised_and_crashes_recognised() -> None:
 
 @pytest.mark.anyio
 async def test_nul_bytes_in_arguments_are_clear_errors(tmp_path: Path) -> None:
+    """Found by the fuzz (ValueError from subprocess crashed the tools); fixed in d904819
+    and the bwrap runtime's NUL checks. A regression test now."""
     async with factory(tmp_path) as runtime:
         server = build_server(runtime, Settings())
         async with Client(server) as client:

@@ -1,8 +1,8 @@
 """The isolation probe in full (``tools/isolation_probe.py``): B never reaches A's things.
 
 Both scenarios (bearer tokens; two handshake-era sessions without auth) over real
-streamable HTTP. Every owner-scoped surface must give B nothing: a success there is a
-breach. What a box can reach on the host is a strict xfail naming the fix.
+streamable HTTP. Every surface must give B nothing: a success is a breach. The last
+two tests pin what the probe found and the fixes closed.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 from tools.soaklib.isolation import KINDS, ProbeResult, run_probe
 
-OWNER_SCOPED = [k for k in KINDS if k != "inside a box"]
+OWNER_SCOPED = [k for k in KINDS if k not in ("inside a box", "host roots")]
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +52,10 @@ def test_errors_for_real_and_random_references_are_identical(probe: ProbeResult)
         assert len(oracles) >= 80 and all(a.detail == "identical" for a in oracles)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "boxlite_mcp/runtime/bwrap: the default image is the host's root as the overlay's "
-    "lower layer, and box root is uid 0 with DAC power over host files; the runtime home "
-    "(default ~/.local/share/boxlite-mcp, named by runtime_info) is part of that root, so "
-    "any box reads every other box's writable layer and snapshots "
-    "(<home>/boxes/<id>/upper), and the bearer tokens file. Fix: hide the home (and the "
-    "tokens file) from boxes, e.g. a --tmpfs over the home's path in sandbox.launch's bwrap "
-    "argv, or keep the home on a mount the overlay lower does not include; stop naming the "
-    "home in runtime_info."))
-def test_no_box_reaches_another_owners_files_through_the_home(probe: ProbeResult) -> None:
+def test_no_box_reaches_another_owners_files_or_secrets(probe: ProbeResult) -> None:
+    """Found by this probe: boxes on the host image read the runtime home (other boxes'
+    layers and snapshots) and the tokens file; fixed by hiding both (bwrap/hide.py,
+    384f730, d904819)."""
     for scenario in probe.scenarios:
         assert scenario.successes("inside a box") == [], scenario.name
 
