@@ -8,6 +8,7 @@ import pytest
 
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.bwrap.box import BwrapBox
+from boxlite_mcp.runtime.errors import UnavailableError
 from boxlite_mcp.runtime.types import BoxOptions, BoxStatus, ExecRequest
 
 from .conftest import exists, sh
@@ -54,6 +55,7 @@ async def test_restart_after_a_crash_cleans_up(tmp_path: Path) -> None:
     init_pid = state.sandbox.init_pid
     cgroup_dirs = list(state.cgroup.dirs)
 
+    first.store.release()  # a crashed process's home lock goes with it
     second = BwrapRuntime(home=home)  # the first is never closed: as after a crash
     try:
         infos = {i.name: i for i in await second.list()}
@@ -66,3 +68,16 @@ async def test_restart_after_a_crash_cleans_up(tmp_path: Path) -> None:
     finally:
         await second.aclose()
         state.sandbox.close_block()
+
+
+async def test_a_second_runtime_on_a_home_in_use_is_refused(tmp_path: Path) -> None:
+    """Two servers on one home would kill and adopt each other's boxes: one per home."""
+    home = tmp_path / "home"
+    first = BwrapRuntime(home=home)
+    try:
+        with pytest.raises(UnavailableError, match="another boxlite-mcp runtime is using"):
+            BwrapRuntime(home=home)
+    finally:
+        await first.aclose()
+    again = BwrapRuntime(home=home)  # released by aclose
+    await again.aclose()

@@ -377,9 +377,12 @@ class BwrapRuntime:
     async def aclose(self) -> None:
         """Stop the running boxes (their processes belong to this runtime); keep them."""
         with anyio.CancelScope(shield=True):
-            for state in list(self._states.values()):
-                async with state.lock:
-                    await state.stop(self, 0)
+            try:
+                for state in list(self._states.values()):
+                    async with state.lock:
+                        await state.stop(self, 0)
+            finally:
+                self.store.release()
 
     # -- used by snapshots/import ---------------------------------------------
 

@@ -14,14 +14,17 @@ Layout under the runtime home::
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import UnavailableError
 from ..types import BootTiming, BoxLimits, BoxOptions, BoxStatus
 
 RECORD_VERSION = 1
@@ -69,6 +72,26 @@ class BoxRecord(BaseModel):
     exec_errors_total: int = 0
 
 
+def _lock_home(home: Path) -> IO[bytes]:
+    """Hold the home for this runtime's life: one runtime per home.
+
+    A second one would take the first's running boxes for leftovers of a crash and
+    kill them, and its registry would adopt them (two agents on one machine, both on
+    the default home).
+    """
+    handle = open(home / ".lock", "a+b")  # held for the runtime's life
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UnavailableError(
+            f"another boxlite-mcp runtime is using the home {home} (its boxes would be "
+            "taken for crash leftovers). Give each server its own home: --home DIR or "
+            "BOXLITE_HOME."
+        ) from None
+    return handle
+
+
 class Store:
     """The runtime home: box directories and their records."""
 
@@ -82,6 +105,11 @@ class Store:
             d.mkdir(parents=True, exist_ok=True)
         for d in (self.boxes_dir, self.images_dir):
             os.chmod(d, 0o700)
+        self._lock = _lock_home(home)
+
+    def release(self) -> None:
+        """Let another runtime use this home (the lock also goes with the process)."""
+        self._lock.close()
 
     def box_dir(self, box_id: str) -> Path:
         return self.boxes_dir / box_id
