@@ -24,6 +24,7 @@ import os
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import anyio
@@ -156,7 +157,42 @@ async def _open_bwrap(settings: Settings) -> Runtime:
     await anyio.to_thread.run_sync(_trial_sandbox, tools.bwrap)
     # The server's own secrets live on the host root that default-image boxes see.
     hidden = [settings.auth_tokens_file] if settings.auth_tokens_file else None
-    return BwrapRuntime(home=settings.home, hidden_paths=hidden)
+    if settings.home is not None or os.environ.get("BOXLITE_HOME"):
+        return BwrapRuntime(home=settings.home, hidden_paths=hidden)  # as asked, or refused
+    return _open_in_free_default_home(hidden)
+
+
+#: How many servers may share the default home at once (each in its own slot).
+DEFAULT_HOME_SLOTS = 16
+
+
+def _open_in_free_default_home(hidden: list[Path] | None) -> Runtime:
+    """The default home, or its first free slot when another server holds it.
+
+    Two agents on one machine (say Claude Desktop and Claude Code) each start a
+    stdio server on the default home; a home holds one runtime, so the second takes
+    ``<default>/instances/<n>``, the lowest free one. A restarted server takes the
+    same slot again when the others still run, so its persistent boxes come back.
+    """
+    from .bwrap import BwrapRuntime
+    from .bwrap.state import default_home
+
+    base = default_home()
+    candidates = [base, *(base / "instances" / str(n) for n in range(1, DEFAULT_HOME_SLOTS))]
+    for home in candidates:
+        try:
+            runtime = BwrapRuntime(home=home, hidden_paths=hidden)
+        except UnavailableError as exc:
+            if "is using the home" not in exc.message:
+                raise
+            continue
+        if home != base:
+            logger.info("the default home is in use by another server; using %s", home)
+        return runtime
+    raise UnavailableError(
+        f"{len(candidates)} servers already use the default home {base}; give this one "
+        "its own with --home DIR or BOXLITE_HOME."
+    )
 
 
 def _trial_sandbox(bwrap: str) -> None:

@@ -160,6 +160,30 @@ async def test_explicit_bwrap(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> 
         await selected.runtime.aclose()
 
 
+async def test_servers_sharing_the_default_home_take_free_slots(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two agents on one machine, both on the default home: the second is not refused."""
+    clean_env.delenv("BOXLITE_HOME", raising=False)
+    clean_env.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    first = await opened(Settings(runtime="bwrap"))
+    second = await opened(Settings(runtime="bwrap"))
+    try:
+        default = tmp_path / "xdg" / "boxlite-mcp"
+        assert first.runtime.home == default  # type: ignore[attr-defined]
+        assert second.runtime.home == default / "instances" / "1"  # type: ignore[attr-defined]
+    finally:
+        await second.runtime.aclose()
+        await first.runtime.aclose()
+    # An explicit home in use is refused, not silently moved.
+    held = await opened(Settings(runtime="bwrap", home=tmp_path / "mine"))
+    try:
+        with pytest.raises(errors.UnavailableError, match="is using the home"):
+            await open_runtime(Settings(runtime="bwrap", home=tmp_path / "mine"))
+    finally:
+        await held.runtime.aclose()
+
+
 async def test_explicit_local_opens_and_notes_a_failed_host_check(
     clean_env: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
