@@ -77,11 +77,11 @@ def test_generated_arguments_follow_the_schema_or_break_it_on_purpose() -> None:
     assert len(set(seen)) >= 5
 
 
-def test_copy_out_and_file_read_of_big_host_directories_are_tamed() -> None:
+def test_copy_out_of_big_host_directories_is_tamed() -> None:
     assert tame("copy_out", {"box": "b", "box_path": "/usr/../", "host_path": "x"})[1]
     assert tame("copy_out", {"box": "b", "box_path": "/root", "host_path": "x"})[1]
     assert not tame("copy_out", {"box": "b", "box_path": "/tmp/x", "host_path": "x"})[1]
-    assert tame("file_read", {"box": "b", "path": "/"})[1]
+    assert not tame("file_read", {"box": "b", "path": "/"})[1]  # refused from its size
     assert not tame("file_read", {"box": "b", "path": "/etc/hostname"})[1]
     assert not tame("exec_run", {"box": "b", "command": "ls /"})[1]
 
