@@ -202,10 +202,9 @@ async def _setup_a(a: Client, home: Path, subject: str, token: str) -> AState:
     for box_id in (running, stopped):
         record = json.loads((home / "boxes" / box_id / "box.json").read_text())
         names.append(str(record["name"]))
-    info = await ok(a, "runtime_info")
     return AState(running=running, stopped=stopped, runtime_names=names,
                   exec_running=live["execution_id"], exec_done=done["execution_id"],
-                  home=str(info["runtime"]["details"].get("home", home)), subject=subject,
+                  home=os.path.realpath(home), subject=subject,
                   token=token, files=files)
 
 
@@ -326,7 +325,10 @@ async def _oracles(b: Attacker) -> None:
 
 
 async def _inside(b: Attacker, tokens_file: Path | None) -> None:
-    """From B's own box: A's box files in the server's home, and the tokens file."""
+    """From B's own box: A's box files in the server's home, and the tokens file.
+
+    B is given the real paths (the default home is well known; worst case: leaked).
+    """
     a = b.a
     created = await b.client.call_tool("box_create", {"name": "b-box"})
     if created.is_error:
