@@ -204,7 +204,7 @@ async def _setup_a(a: Client, home: Path, subject: str, token: str) -> AState:
         names.append(str(record["name"]))
     return AState(running=running, stopped=stopped, runtime_names=names,
                   exec_running=live["execution_id"], exec_done=done["execution_id"],
-                  home=os.path.realpath(home), subject=subject,
+                  home=str(await anyio.Path(home).resolve()), subject=subject,
                   token=token, files=files)
 
 
