@@ -31,11 +31,11 @@ import stat
 import tarfile
 import tempfile
 import uuid
-from collections.abc import AsyncIterable, Iterable, Iterator
+from collections.abc import AsyncIterable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, overload
 
 import anyio.to_thread
 
@@ -212,19 +212,106 @@ def check_member(member: tarfile.TarInfo, *, contained_links: bool = True) -> st
     return name
 
 
+class Scanned(Sequence[tarfile.TarInfo]):
+    """What :func:`scan` learnt: the entry count and the first entry, nothing more.
+
+    Holding every header would cost ~400 bytes per entry up to the entry cap, so
+    only the first one is kept; ``len()`` is the entry count and index 0 is the
+    first entry (all ``detect_mode`` and single-file callers need).
+    """
+
+    def __init__(self, count: int, first: tarfile.TarInfo | None, total_bytes: int) -> None:
+        self.entries = count
+        self.first = first
+        self.total_bytes = total_bytes
+
+    def __len__(self) -> int:
+        return self.entries
+
+    @overload
+    def __getitem__(self, index: int) -> tarfile.TarInfo: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[tarfile.TarInfo]: ...
+
+    def __getitem__(self, index: int | slice) -> tarfile.TarInfo | Sequence[tarfile.TarInfo]:
+        if isinstance(index, slice):
+            raise TypeError("a scan keeps only the first entry; it cannot be sliced")
+        if self.first is None or index not in (0, -self.entries):
+            raise IndexError("a scan keeps only the first entry")
+        return self.first
+
+
+def _through_symlink(
+    parts: Iterable[str], symlinks: set[str], *, last: bool = False
+) -> str | None:
+    """The earlier symlink entry a path walks through (or, if ``last``, ends at).
+
+    Link targets are judged as text by :func:`check_member`; on disk, ``l1 -> .``
+    then ``l2 -> l1/..`` makes l2 the destination's parent. Refusing any path
+    that *crosses* a symlink of the archive closes every such chain.
+    """
+    stack: list[str] = []
+    items = [p for p in parts if p not in ("", ".")]
+    for index, part in enumerate(items):
+        if part == "..":
+            if stack:
+                stack.pop()
+            continue
+        stack.append(part)
+        if (last or index < len(items) - 1) and "/".join(stack) in symlinks:
+            return "/".join(stack)
+    return None
+
+
+def _check_chain(member: tarfile.TarInfo, name: str, symlinks: set[str]) -> None:
+    crossed = _through_symlink(name.split("/"), symlinks)
+    if crossed is None and member.issym():
+        crossed = _through_symlink(
+            posixpath.dirname(name).split("/") + member.linkname.split("/"), symlinks
+        )
+    elif crossed is None and member.islnk():
+        # os.link follows a symlink source: a hard link to one is a link through it.
+        crossed = _through_symlink(member.linkname.split("/"), symlinks, last=True)
+    if crossed is not None:
+        raise UnsafeArchiveError(
+            f"archive entry {member.name!r} goes through the archive's symlink "
+            f"{crossed!r}; refused (links may not be chained through other links)"
+        )
+
+
+def _entries(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """Iterate a tar stream without TarFile keeping every header in ``members``."""
+    kept: list[tarfile.TarInfo] = tar.members  # type: ignore[attr-defined]
+    while (member := tar.next()) is not None:
+        kept.clear()
+        yield member
+
+
 def scan(
     tar_file: BinaryIO, limits: Limits = Limits(), *, contained_links: bool = True
-) -> list[tarfile.TarInfo]:
-    """Read and validate every header (not the data); leaves the file at 0."""
+) -> Scanned:
+    """Read and validate every header (not the data) in bounded memory.
+
+    Leaves the file at 0. The entry and size caps fire while streaming.
+    """
     tar_file.seek(0)
-    members: list[tarfile.TarInfo] = []
+    count = 0
     total = 0
+    first: tarfile.TarInfo | None = None
+    symlinks: set[str] = set()
     try:
         with tarfile.open(fileobj=tar_file, mode="r:") as tar:
-            for member in tar:
-                check_member(member, contained_links=contained_links)
-                members.append(member)
-                if len(members) > limits.max_entries:
+            for member in _entries(tar):
+                name = check_member(member, contained_links=contained_links)
+                if contained_links:
+                    _check_chain(member, name, symlinks)
+                    if member.issym():
+                        symlinks.add(name)
+                count += 1
+                if first is None:
+                    first = member
+                if count > limits.max_entries:
                     raise UnsafeArchiveError(
                         f"archive has more than {limits.max_entries} entries; refused"
                     )
@@ -236,11 +323,11 @@ def scan(
         raise InvalidArgumentError(f"not a valid tar archive: {exc}") from exc
     finally:
         tar_file.seek(0)
-    return members
+    return Scanned(count, first, total)
 
 
 def detect_mode(
-    dest: str | Path, dest_is_dir: bool, members: list[tarfile.TarInfo]
+    dest: str | Path, dest_is_dir: bool, members: Sequence[tarfile.TarInfo]
 ) -> ExtractionMode:
     """BoxLite's ``detect_extraction_mode``, given what ``dest`` is."""
     if str(dest).endswith("/") or dest_is_dir:
@@ -272,17 +359,24 @@ def extract_tree(tar_file: BinaryIO, into: Path, limits: Limits = Limits()) -> l
     ``into`` must be a fresh, empty directory: nothing pre-existing can redirect
     writes. Returns the normalised top-level names written.
     """
-    members = scan(tar_file, limits)
-    names = {check_member(m) for m in members}
-    with tarfile.open(fileobj=tar_file, mode="r:") as tar:
-        for member in tar:
-            name = clean_name(member.name)
-            if not name:
-                continue  # the archive's root entry ("./"): the destination itself
-            member.name = name
-            tar.extract(member, path=into, filter=_extract_filter)
-    tar_file.seek(0)
-    return sorted({n.split("/", 1)[0] for n in names if n})
+    scan(tar_file, limits)
+    tops: set[str] = set()
+    try:
+        with tarfile.open(fileobj=tar_file, mode="r:") as tar:
+            for member in tar:
+                name = check_member(member)
+                if not name:
+                    continue  # the archive's root entry ("./"): the destination itself
+                tops.add(name.split("/", 1)[0])
+                member.name = name
+                tar.extract(member, path=into, filter=_extract_filter)
+    except tarfile.TarError as exc:
+        # The stdlib filter is the second line of defence: if it stops an entry
+        # check_member let through, say so as a refusal, not a tarfile traceback.
+        raise UnsafeArchiveError(f"archive refused while extracting: {exc}") from exc
+    finally:
+        tar_file.seek(0)
+    return sorted(tops)
 
 
 def _temp_beside(dest: Path) -> Path:

@@ -13,8 +13,6 @@ import tarfile
 import tempfile
 import tracemalloc
 
-import pytest
-
 from boxlite_mcp.runtime import archive
 
 ENTRIES = 25_000
@@ -30,10 +28,6 @@ def many_entries(count: int) -> tempfile.SpooledTemporaryFile[bytes]:
     return spool
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "archive.scan keeps every TarInfo (and tarfile keeps its own members list): memory "
-    "grows about 400 bytes per entry up to the 1,000,000-entry cap; validate while "
-    "streaming without keeping members (or lower the cap)"))
 def test_scanning_many_entries_takes_bounded_memory() -> None:
     spool = many_entries(ENTRIES)
     try:

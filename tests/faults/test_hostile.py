@@ -27,11 +27,6 @@ from tools.hostile_server import BEHAVIOURS
 pytestmark = pytest.mark.anyio
 
 KNOWN_BUGS: dict[str, str] = {
-    "tar-symlink-chain": (
-        "archive.unpack: check_member judges link targets as text, so l1 -> . then "
-        "l2 -> l1/.. passes; the stdlib data filter then stops the write, but its "
-        "tarfile.LinkOutsideDestinationError escapes unpack() instead of an "
-        "UnsafeArchiveError"),
     "ws-close-replay": (
         "rest 0.10 re-attach: a server that ignores stdout_offset/stderr_offset (upstream "
         "0.10 servers replay from the start) has its replay appended: output delivered twice; "
