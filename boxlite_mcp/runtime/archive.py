@@ -105,16 +105,113 @@ def iter_file(f: IO[bytes], chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
         yield chunk
 
 
+class HeaderWatch:
+    """Check entry headers as a tar stream arrives, before it is all spooled.
+
+    A header declaring 1 TiB followed by zeros would otherwise fill the spool up to
+    the byte cap before :func:`scan` refuses it. This follows the 512-byte blocks:
+    each header's declared size (a PAX ``size`` record included) counts against
+    ``limits.max_bytes`` and each entry against ``limits.max_entries`` at once.
+    What it cannot parse it leaves to :func:`scan` (a clear "not a tar" error).
+    """
+
+    _META_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+                   tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+    _META_MAX = 1024 * 1024
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.total = 0
+        self.entries = 0
+        self._header = bytearray()
+        self._skip = 0  # data and padding bytes before the next header
+        self._meta: bytearray | None = None  # a PAX/GNU extension's data, being read
+        self._meta_left = 0
+        self._pax_size: int | None = None
+        self._off = False
+
+    def feed(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view and not self._off:
+            if self._skip:
+                take = min(self._skip, len(view))
+                if self._meta is not None and self._meta_left:
+                    keep = min(take, self._meta_left)
+                    self._meta += view[:keep]
+                    self._meta_left -= keep
+                self._skip -= take
+                view = view[take:]
+                if not self._skip and self._meta is not None:
+                    self._pax_size = _pax_size(bytes(self._meta))
+                    self._meta = None
+                continue
+            take = min(tarfile.BLOCKSIZE - len(self._header), len(view))
+            self._header += view[:take]
+            view = view[take:]
+            if len(self._header) == tarfile.BLOCKSIZE:
+                block, self._header = bytes(self._header), bytearray()
+                self._on_header(block)
+
+    def _on_header(self, block: bytes) -> None:
+        if block.count(0) == tarfile.BLOCKSIZE:
+            return  # end-of-archive marker
+        try:
+            info = tarfile.TarInfo.frombuf(block, tarfile.ENCODING, "surrogateescape")
+        except tarfile.HeaderError:
+            self._off = True  # not ours to judge: scan() says what is wrong
+            return
+        size = max(info.size, 0)
+        if info.type in self._META_TYPES:
+            if size > self._META_MAX:
+                raise UnsafeArchiveError(
+                    f"archive has a {size}-byte extended header; refused"
+                )
+            self._meta, self._meta_left = bytearray(), size
+            self._skip = _blocks(size)
+            return
+        if self._pax_size is not None:
+            size, self._pax_size = self._pax_size, None
+        self.entries += 1
+        if self.entries > self.limits.max_entries:
+            raise UnsafeArchiveError(
+                f"archive has more than {self.limits.max_entries} entries; refused"
+            )
+        if info.isreg() or info.type not in tarfile.SUPPORTED_TYPES:
+            self.total += size
+            if self.total > self.limits.max_bytes:
+                raise UnsafeArchiveError(_too_big(self.limits))
+            self._skip = _blocks(size)
+
+
+def _blocks(size: int) -> int:
+    return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+
+
+def _pax_size(data: bytes) -> int | None:
+    """The ``size`` record of PAX extended-header data, if any."""
+    for record in data.split(b"\n"):
+        _, _, keyword_value = record.partition(b" ")
+        keyword, _, value = keyword_value.partition(b"=")
+        if keyword == b"size" and value.isdigit():
+            return int(value)
+    return None
+
+
 def spool_chunks(chunks: Iterable[bytes], limits: Limits = Limits()) -> BinaryIO:
-    """Collect an iterator of bytes (a response body) into a spooled file, capped."""
+    """Collect an iterator of bytes (a response body) into a spooled file, capped.
+
+    Entry headers are checked as they arrive (:class:`HeaderWatch`).
+    """
     spool: BinaryIO = new_spool()  # type: ignore[assignment]
     total = 0
     cap = _stream_cap(limits)
+    watch = HeaderWatch(limits)
     try:
         for chunk in chunks:
             total += len(chunk)
             if total > cap:
                 raise UnsafeArchiveError(_too_big(limits))
+            watch.feed(chunk)
             spool.write(chunk)
     except BaseException:
         spool.close()
@@ -128,11 +225,13 @@ async def spool(chunks: AsyncIterable[bytes], limits: Limits = Limits()) -> Bina
     out: BinaryIO = new_spool()  # type: ignore[assignment]
     total = 0
     cap = _stream_cap(limits)
+    watch = HeaderWatch(limits)
     try:
         async for chunk in chunks:
             total += len(chunk)
             if total > cap:
                 raise UnsafeArchiveError(_too_big(limits))
+            watch.feed(chunk)
             if total > SPOOL_MEMORY_BYTES:
                 await anyio.to_thread.run_sync(out.write, chunk)
             else:

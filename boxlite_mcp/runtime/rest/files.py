@@ -3,7 +3,9 @@
 Archives are made and unpacked by ``runtime.archive`` (BoxLite's tar semantics,
 safe all-or-nothing unpacking, spooled so nothing big is held in memory); this
 module only moves them. Uploads stream from the spool and are retried from its
-start (PUT is idempotent); downloads are spooled, capped, then unpacked.
+start (PUT is idempotent); downloads are spooled, capped, then unpacked. A download's
+entry headers are checked as they arrive, so a member declaring more than the size cap
+(the server's ``file_transfer_max_bytes`` when it advertises one) stops it at once.
 
 Copies land in the box's root filesystem. ``/tmp``, ``/dev/shm`` and ``/run`` are
 tmpfs mounts inside a box, so a file copied there would be invisible to its
@@ -54,8 +56,10 @@ async def copy_out(client: RestClient, box_id: str, box_src: str, host_dest: Pat
     """Download ``box_src`` as a tar and unpack it at ``host_dest``, all or nothing."""
     mount = check_box_path(box_src, "source")
     url = await client.url("boxes", box_id, "files")
+    limits = await _limits(client)
     try:
-        spool = await _download(client, url, box_src, f"copy {box_src} out of box {box_id}")
+        spool = await _download(client, url, box_src, f"copy {box_src} out of box {box_id}",
+                                limits)
     except NotFoundError as exc:
         if mount:
             raise NotFoundError(
@@ -65,12 +69,22 @@ async def copy_out(client: RestClient, box_id: str, box_src: str, host_dest: Pat
             ) from None
         raise
     try:
-        await archive.aunpack(spool, host_dest)
+        await archive.aunpack(spool, host_dest, limits)
     finally:
         spool.close()
 
 
-async def _download(client: RestClient, url: str, box_src: str, what: str) -> BinaryIO:
+async def _limits(client: RestClient) -> archive.Limits:
+    """The archive caps, lowered to the server's ``file_transfer_max_bytes`` if it says one."""
+    config = await client.config()
+    advertised = config.capabilities.file_transfer_max_bytes if config.capabilities else None
+    if isinstance(advertised, int) and 0 < advertised < archive.DEFAULT_MAX_BYTES:
+        return archive.Limits(max_bytes=advertised)
+    return archive.Limits()
+
+
+async def _download(client: RestClient, url: str, box_src: str, what: str,
+                    limits: archive.Limits) -> BinaryIO:
     """The tar, spooled; a body cut mid-way is fetched again (GET is idempotent)."""
     attempt = 0
     while True:
@@ -80,7 +94,7 @@ async def _download(client: RestClient, url: str, box_src: str, what: str) -> Bi
                 what=what,
             ) as response:
                 body = paced(response.aiter_raw(), window=client.settings.timeout, what=what)
-                return await archive.spool(body)
+                return await archive.spool(body, limits)
         except httpx.TransportError as exc:
             if attempt >= client.settings.retries:
                 raise unavailable(url, exc) from exc
