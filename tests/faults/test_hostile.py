@@ -27,10 +27,6 @@ from tools.hostile_server import BEHAVIOURS
 pytestmark = pytest.mark.anyio
 
 KNOWN_BUGS: dict[str, str] = {
-    "ws-close-replay": (
-        "rest 0.10 re-attach: a server that ignores stdout_offset/stderr_offset (upstream "
-        "0.10 servers replay from the start) has its replay appended: output delivered twice; "
-        "the server must confirm the resume position, else the client must skip what it has"),
 }
 
 CASES = [(b.name, g) for b, g in plan(QUICK, None, {"0.9", "0.10"}, full=False)]

@@ -34,8 +34,14 @@ This one re-attaches and resumes, as ``tools/boxlite_server/ws.py`` specifies:
    where it resumes: ``X-Boxlite-Resume: stdout=N, stderr=M``. Earlier than the
    offsets asked (a server that replays from the start, as upstream ones do): the
    client skips what it already has. Later: the gap is reported as lost output.
-   Without the header the offsets asked are taken as honoured; a server that
-   ignores them and says nothing would have its replay delivered twice.
+   Without the header (upstream servers ignore the offsets and replay from the
+   start, saying nothing), each channel's first bytes after the re-attach are
+   held back and compared with the first bytes delivered (the first 64 KiB are
+   kept): a replay repeats them and is skipped up to the offset; anything else,
+   or output ending (exit, ``output_lost``) before that many bytes, is new and
+   delivered. Nothing is delivered twice. The one ambiguity: new output that
+   repeats the start exactly (``yes``) is taken for a replay; the exit totals
+   then say that bytes are missing.
 
 After a dropped socket the client reads ``GET .../executions/{eid}``: a 404 means
 the server lost the execution (restart, reaping) and it fails with a NotFoundError
@@ -80,6 +86,8 @@ _STDOUT, _STDERR = 1, 2
 #: Upgrade-answer header in which a server states the offsets it resumes from.
 RESUME_HEADER = "x-boxlite-resume"
 _EOF_FRAME = '{"type":"stdin_eof"}'
+#: Bytes kept per channel to recognise a replay from the start after a re-attach.
+_HEAD_BYTES = 64 * 1024
 
 
 class WsExecution(RestExecution):
@@ -113,6 +121,7 @@ class WsExecution(RestExecution):
         url = await self._url("attach")
         self._offsets = [0, 0, 0]  # payload bytes received; index 1: stdout, 2: stderr
         self._lost = [0, 0, 0]
+        self._head = [bytearray(), bytearray(), bytearray()]  # first bytes delivered
         self._error_text: str | None = None
         self._progress = False
         attached = False
@@ -193,35 +202,79 @@ class WsExecution(RestExecution):
         self._ws = ws
         self._drop_cause = None  # attached: the stream is up again
         self._attach_changed.set()
-        put = self._pipe.put
         offsets = self._offsets
-        skip = self._resume_gap(ws.headers.get(RESUME_HEADER))
+        header = ws.headers.get(RESUME_HEADER)
+        skip = self._resume_gap(header)
+        # Offsets asked but no stated position: the server may have honoured them or
+        # replayed from the start (upstream ones do). Hold each channel's first bytes
+        # until they show which: a replay repeats what was delivered first.
+        held: list[bytearray | None] = [None, None, None]
+        if not header:
+            for channel in (_STDOUT, _STDERR):
+                if offsets[channel]:
+                    held[channel] = bytearray()
         while True:
             event = await ws.receive()
             if isinstance(event, BytesMessage):
                 data = event.data
                 channel = data[0] if data else 0
                 if channel == _STDOUT or channel == _STDERR:
-                    start = 1
+                    payload = bytes(data[1:])
+                    hold = held[channel]
+                    if hold is not None:
+                        hold += payload
+                        verdict = self._replayed(channel, hold)
+                        if verdict is None:
+                            continue  # not enough yet to tell
+                        held[channel] = None
+                        payload = bytes(hold)
+                        if verdict:
+                            skip[channel] = offsets[channel]
                     if skip[channel]:  # the server resumed earlier than asked: had these
-                        start += min(skip[channel], len(data) - 1)
-                        skip[channel] -= start - 1
-                        if start >= len(data):
-                            continue
-                    payload = bytes(data[start:])
-                    offsets[channel] += len(payload)
-                    self._progress = True
-                    self._drop_cause = None
-                    await put("stdout" if channel == _STDOUT else "stderr", payload)
+                        dropped = min(skip[channel], len(payload))
+                        skip[channel] -= dropped
+                        payload = payload[dropped:]
+                    if payload:
+                        await self._deliver(channel, payload)
             elif isinstance(event, TextMessage):
                 frame = _control(event.data)
                 kind = frame.get("type")
+                if kind == "exit" or (kind == "error" and frame.get("code") == "output_lost"):
+                    # The server knows offsets, or output ends short of a replay:
+                    # what is held is new output.
+                    for channel in (_STDOUT, _STDERR):
+                        hold, held[channel] = held[channel], None
+                        if hold:
+                            await self._deliver(channel, bytes(hold))
                 if kind == "exit":
                     result = self._exit_result(frame)
                     await self._settle(result)  # before the close handshake
                     return result
                 if kind == "error":
                     self._on_error_frame(frame)
+
+    async def _deliver(self, channel: int, payload: bytes) -> None:
+        self._offsets[channel] += len(payload)
+        head = self._head[channel]
+        if len(head) < _HEAD_BYTES:
+            head += payload[: _HEAD_BYTES - len(head)]
+        self._progress = True
+        self._drop_cause = None
+        await self._pipe.put("stdout" if channel == _STDOUT else "stderr", payload)
+
+    def _replayed(self, channel: int, hold: bytearray) -> bool | None:
+        """Whether held re-attach output is a replay from the start; None: cannot tell yet.
+
+        A replay begins with the first bytes delivered (the first ``_HEAD_BYTES`` are
+        kept to compare); anything else is output after the offsets asked.
+        """
+        head = self._head[channel]
+        need = min(self._offsets[channel], len(head))
+        if not need:
+            return False  # nothing delivered to compare (offsets from lost output only)
+        if hold[: min(need, len(hold))] != head[: min(need, len(hold))]:
+            return False
+        return True if len(hold) >= need else None
 
     def _resume_gap(self, header: str | None) -> list[int]:
         """Bytes to skip per channel, from the server's statement of where it resumed.
