@@ -150,7 +150,10 @@ async def attach(websocket: WebSocket, state: ServerState, generation: Generatio
         return
     session.attached = True
     try:
-        await websocket.accept()
+        # Say where the stream resumes, so a re-attaching client need not guess
+        # whether this server honours its offsets (upstream servers replay from 0).
+        resume = f"stdout={offsets[0]}, stderr={offsets[1]}".encode()
+        await websocket.accept(headers=[(b"x-boxlite-resume", resume)])
         cutter = state.faults.stream("ws", generation, "attachExecution")
         await _Attachment(websocket, state, session, cursor, cutter, frame_max).run()
     finally:
