@@ -142,7 +142,9 @@ async def test_idle_boxes_are_reaped_unless_persistent_or_attended(
         assert done["exit_code"] == 0
         ids = {info.id for info in await runtime.list()}
         assert kept["id"] in ids and busy in ids  # persistent, and attended to
-        assert idle not in ids and abandoned not in ids
+        # Removed long before its 30 s command would end (removal itself may take a while).
+        await until_removed(runtime, abandoned)
+        await until_removed(runtime, idle)
         assert "No box with that id or name" in await fails(client, "box_info", box="idle")
         await until_removed(runtime, busy)
         assert kept["id"] in {info.id for info in await runtime.list()}
