@@ -14,6 +14,8 @@ from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp_types import TextContent
 
+from tools.benchlib.procs import descendants
+
 from .conftest import server_env, server_pid
 
 pytestmark = pytest.mark.anyio
@@ -74,27 +76,6 @@ async def test_stdio_lists_tools_and_streams_exec_output(tmp_path: Path, mode: s
         assert sorted(progress) == sorted(set(progress))  # strictly increasing when sorted
 
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
 def _pipes(pid: int) -> dict[str, list[str]]:
     """pipe:[inode] → the fds of ``pid`` that hold it."""
     held: dict[str, list[str]] = {}
@@ -124,7 +105,7 @@ async def test_box_processes_never_hold_the_transport_pipes(tmp_path: Path) -> N
         server = server_pid(str(home))
         wire = set(_pipes(server)) & set(_pipes(os.getpid()))
         assert wire, "the server's transport pipes were not found"
-        below = _descendants(server)
+        below = descendants(server)
         assert below, "no box processes found under the server"
         for pid in below:
             leaked = wire & set(_pipes(pid))
