@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import anyio
+
 from ..base import Box
 from ..errors import BoxliteError, InternalError, InvalidArgumentError, NotFoundError
 from ..types import (
@@ -26,6 +28,7 @@ from ..types import (
 from . import files, nul, snapshots
 from .boxfs import BoxRoot, normalize
 from .execution import BwrapExecution, open_pty, spawn
+from .network import RESOLV_CONF, BoxNetwork, proxy_env
 from .sandbox import JOIN_SCRIPT, BoxSpec, launch
 from .state import LiveRecord
 from .users import resolve_user
@@ -112,14 +115,26 @@ class BwrapBox:
         t0 = time.monotonic()
         state.cgroup.create(r.limits)
         network = bool(r.options.network and r.options.network.mode == "enabled")
+        resolv_conf = rt.store.box_dir(r.id) / "resolv.conf"
+        if network:
+            resolv_conf.write_text(RESOLV_CONF)
         spec = BoxSpec(
             box_dir=rt.store.box_dir(r.id), lower=Path(r.lower),
             hostname=(r.name or r.id)[:63], network=network,
             volumes=[(v.host_path, v.guest_path, v.read_only) for v in r.options.volumes or []],
             cgroup=state.cgroup, hidden=rt.hidden_paths,
+            resolv_conf=resolv_conf if network else None,
         )
         try:
             sandbox = await launch(spec, rt.tools)
+            if network:  # before any process of the box runs: its only way out
+                try:
+                    state.network = await BoxNetwork.start(sandbox.init_pid,
+                                                           rt.net_policy(r.options))
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await sandbox.stop(0)
+                    raise
         except BaseException:
             r.status = BoxStatus.FAILED if r.status is BoxStatus.CONFIGURED else r.status
             rt.boxes_failed_total += 1
@@ -175,6 +190,8 @@ class BwrapBox:
             env = {"PATH": DEFAULT_PATH, "HOME": user.home, "HOSTNAME": r.name or r.id}
             if request.tty:
                 env["TERM"] = "xterm-256color"
+            if state.network is not None:
+                env.update(proxy_env())
             env.update(opts.env or {})
             env.update(request.env or {})
             _find_program(root, request.command, workdir, env["PATH"])

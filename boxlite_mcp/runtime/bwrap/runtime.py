@@ -26,8 +26,9 @@ from ..errors import (
     InvalidArgumentError,
     InvalidStateError,
     NotFoundError,
-    UnsupportedError,
 )
+from ..network.hostaddrs import host_addresses
+from ..network.policy import AllowList, NetPolicy, PolicyError
 from ..types import (
     BOX_NAME_PATTERN,
     BoxInfo,
@@ -44,6 +45,7 @@ from .box import BwrapBox
 from .execution import BwrapExecution
 from .host import host_tools
 from .limits import BoxCgroup, cgroup_mode
+from .network import BoxNetwork
 from .sandbox import Sandbox, kill_leftovers
 from .state import BoxRecord, Store, default_home
 
@@ -65,6 +67,8 @@ class BoxState:
         self.runtime = runtime
         self.record = record
         self.sandbox: Sandbox | None = None
+        #: The host side of its network while running (boxes with network only).
+        self.network: BoxNetwork | None = None
         self.lock = anyio.Lock()
         self.executions: set[BwrapExecution] = set()
         self.cgroup = BoxCgroup(dirs=list(record.cgroup_dirs), mode=record.cgroup_mode)
@@ -77,6 +81,7 @@ class BoxState:
         if self.sandbox is not None and not self.sandbox.alive:
             self.sandbox.close_block()
             self.sandbox = None
+            self.close_network()
             self.record.status = BoxStatus.STOPPED
             self.record.live = None
             self.runtime.store.save(self.record)
@@ -100,11 +105,17 @@ class BoxState:
                     await execution.wait()
             await anyio.to_thread.run_sync(self.cgroup.remove)
         self.sandbox = None
+        self.close_network()
         self._cpu_sample = None
         self.record.status = BoxStatus.STOPPED
         self.record.live = None
         runtime.boxes_stopped_total += 1
         runtime.store.save(self.record)
+
+    def close_network(self) -> None:
+        if self.network is not None:
+            self.network.close()
+            self.network = None
 
     def on_exit(self, execution: BwrapExecution, result: ExecResult) -> None:
         self.executions.discard(execution)
@@ -160,6 +171,8 @@ class BwrapRuntime:
     ``copy_limits`` caps what copy_out takes from a box (checked while packing).
     No box sees the home or ``hidden_paths`` (default: the auth tokens file named
     by ``BOXLITE_MCP_AUTH_TOKENS_FILE``, if set); see ``hide``.
+    ``net_allow`` is the widest set of destinations any box with network may reach
+    (``policy`` syntax; default ``*``, the public internet only); see ``network``.
     """
 
     def __init__(
@@ -172,7 +185,10 @@ class BwrapRuntime:
         stop_timeout: float = 3.0,
         copy_limits: archive.Limits | None = None,
         hidden_paths: Sequence[Path | str] | None = None,
+        net_allow: Sequence[str] | None = None,
     ) -> None:
+        self.net_allow = AllowList.parse(["*"] if net_allow is None else net_allow)
+        self.host_addresses = host_addresses()
         self.tools = host_tools()
         self.home = Path(home) if home is not None else default_home()
         self.store = Store(self.home)
@@ -272,7 +288,11 @@ class BwrapRuntime:
                              "nodes are the box's own",
                 "images": "host root (default), rootfs_path directory or OCI image layout; "
                           "no registry access",
-                "network": "none (default) or the host's network namespace; no allow_net",
+                "network": "none (default), or a network namespace of the box's own whose "
+                           "only way out is a filtering proxy on the host (HTTP(S)_PROXY, "
+                           "ALL_PROXY; DNS answered per policy); nothing on the host or "
+                           f"private networks unless listed. Widest set (--net-allow): "
+                           f"{self.net_allow}; boxes narrow it with allow_net",
                 "not_enforced": "disk_size_gb (the writable layer shares the home's file "
                                 "system); entrypoint/cmd are stored, not run",
             },
@@ -282,6 +302,7 @@ class BwrapRuntime:
         t0 = time.monotonic()
         nul.check_options(options)
         _check_options(options)
+        self._check_network(options)
         rootfs.check_options(options)
         _check_volumes(options)
         async with self._create_lock:
@@ -384,6 +405,38 @@ class BwrapRuntime:
             finally:
                 self.store.release()
 
+    # -- network ---------------------------------------------------------------
+
+    def _check_network(self, options: BoxOptions) -> None:
+        """allow_net entries readable and within the operator's set, before anything exists."""
+        if options.network is None or options.network.allow_net is None:
+            return
+        if options.network.mode != "enabled":
+            raise InvalidArgumentError(
+                "network.allow_net was given with network mode 'disabled'; set mode "
+                "'enabled' (allow_net narrows what a box with network may reach)"
+            )
+        try:
+            asked = AllowList.parse(options.network.allow_net)
+        except PolicyError as exc:
+            raise InvalidArgumentError(f"network.allow_net: {exc}") from None
+        outside = self.net_allow.outside(asked)
+        if outside:
+            names = ", ".join(repr(e.text) for e in outside)
+            raise InvalidArgumentError(
+                f"network.allow_net entries {names} are outside what this server allows "
+                f"(its --net-allow: {self.net_allow}); pass entries within it, or ask the "
+                "operator to widen --net-allow"
+            )
+
+    def net_policy(self, options: BoxOptions) -> NetPolicy:
+        """The policy a box with these options runs under (operator's list, narrowed)."""
+        asked = options.network.allow_net if options.network else None
+        return NetPolicy(
+            self.net_allow, None if asked is None else AllowList.parse(asked),
+            self.host_addresses,
+        )
+
     # -- used by snapshots/import ---------------------------------------------
 
     def _add(self, record: BoxRecord) -> BoxState:
@@ -436,12 +489,6 @@ def _check_options(options: BoxOptions) -> None:
         raise InvalidArgumentError(
             "pass either `image` or `rootfs_path`, not both (rootfs_path is a local "
             "rootfs directory or OCI layout; image a registry reference)"
-        )
-    if options.network is not None and options.network.allow_net:
-        raise UnsupportedError(
-            "network.allow_net (an allow-list of destinations) is not supported by the "
-            "bwrap runtime: a box has either no network or the host's. Drop allow_net, "
-            "or use the rest or local runtime."
         )
     if options.working_dir is not None and not options.working_dir.startswith("/"):
         raise InvalidArgumentError(

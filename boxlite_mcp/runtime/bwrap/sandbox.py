@@ -16,8 +16,9 @@ bubblewrap's monitor:
 2. ``unshare -m`` gives a private mount namespace in which ``sh`` mounts the
    box's overlay (image lower, ``upper/`` on top): the mount exists only there
    and disappears with the box, so a crash leaves no mount on the host;
-3. ``bwrap``, as real root, makes new PID, IPC, UTS, mount and (unless
-   networking is enabled) network namespaces, binds the overlay as ``/`` with a
+3. ``bwrap``, as real root, makes new PID, IPC, UTS, mount and network
+   namespaces (a box with network gets its own too: see ``network``), binds
+   the overlay as ``/`` with a
    fresh ``/proc``, a ``/dev`` whose device nodes are the box's own copies, and a
    ``/tmp`` tmpfs (as on BoxLite: ``/tmp`` lasts for the box's life, cleared at
    stop), sets the hostname, and then blocks in ``--block-fd``: that process is
@@ -97,6 +98,8 @@ class BoxSpec:
     cgroup: BoxCgroup
     #: Host paths no box may see (the runtime home, secrets): see ``hide``.
     hidden: Sequence[str] = ()
+    #: Bound read-only over /etc/resolv.conf (boxes with network: DNS via the host).
+    resolv_conf: Path | None = None
 
 
 class Sandbox:
@@ -283,8 +286,9 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
         bwrap += ["--ro-bind-try", f"/proc/{name}", f"/proc/{name}"]
     for name in DEVICES:
         bwrap += ["--dev-bind", str(dev_dir / name), f"/dev/{name}"]
-    if not spec.network:
-        bwrap.append("--unshare-net")
+    bwrap.append("--unshare-net")  # always: a box with network gets its own (``network``)
+    if spec.resolv_conf is not None:
+        bwrap += ["--ro-bind", str(spec.resolv_conf), "/etc/resolv.conf"]
     for host, guest, read_only in spec.volumes:
         bwrap += ["--ro-bind" if read_only else "--bind", host, guest]
     bwrap += hide.bwrap_args(spec.hidden, str(spec.lower), spec.volumes)

@@ -99,8 +99,9 @@ class Entry:
     net: IPNetwork | None = None
     port: int | None = None
 
-    def port_ok(self, port: int) -> bool:
-        return self.port is None or self.port == port
+    def port_ok(self, port: int | None) -> bool:
+        """Whether the entry allows ``port`` (None: some port, as for a DNS question)."""
+        return self.port is None or port is None or self.port == port
 
 
 def normalize_address(address: IPAddress) -> IPAddress:
@@ -333,7 +334,7 @@ class AllowList:
         """The entries of ``other`` that this list does not cover."""
         return [e for e in other.entries if not any(covers(o, e) for o in self.entries)]
 
-    def name_matches(self, name: str, port: int) -> bool:
+    def name_matches(self, name: str, port: int | None) -> bool:
         for e in self.entries:
             if not e.port_ok(port):
                 continue
@@ -346,11 +347,15 @@ class AllowList:
     def has_net_entry(self) -> bool:
         return any(e.kind == "net" for e in self.entries)
 
-    def host_alias(self, port: int) -> bool:
+    def host_alias(self, port: int | None) -> bool:
         return any(e.kind == "host" and e.port_ok(port) for e in self.entries)
 
     def address_ok(
-        self, address: IPAddress, port: int, via_name: bool, host_addresses: frozenset[IPAddress]
+        self,
+        address: IPAddress,
+        port: int | None,
+        via_name: bool,
+        host_addresses: frozenset[IPAddress],
     ) -> bool:
         """An address: covered by an IP/CIDR entry, or public and reached by a listed
         name (``via_name``) or a ``*`` entry; the host's own addresses only by IP/CIDR."""
@@ -393,13 +398,20 @@ class NetPolicy:
         shown = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
         if not 1 <= port <= 65535:
             return Verdict(False, shown, reason=f"port {port} is not a TCP port")
+        return await self._decide(host, port, shown, resolve)
+
+    async def lookup(self, name: str, resolve: Resolver) -> Verdict:
+        """A DNS question from the box: the addresses it may reach on some port."""
+        return await self._decide(name, None, name, resolve)
+
+    async def _decide(self, host: str, port: int | None, shown: str, resolve: Resolver) -> Verdict:
         target = parse_target(host)
         if target is None:
             return Verdict(False, shown, reason=f"{host!r} is not a valid host name or address")
         if target.kind == "host":
             if all(lst.host_alias(port) for lst in self.lists):
                 return Verdict(True, shown, (HOST_ALIAS_ADDRESS,))
-            return Verdict(False, shown, reason=f"{HOST_ALIAS}:{port} is not listed")
+            return Verdict(False, shown, reason=f"{shown} is not listed")
         if target.kind == "ip":
             assert target.address is not None
             if all(

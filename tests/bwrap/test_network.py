@@ -1,0 +1,218 @@
+"""A bwrap box's own network, with real traffic on the host's loopback only.
+
+The "internet" here is HTTP servers this test starts on 127.0.0.1; the operator's
+list (``net_allow``) opens one of them as ``host.boxlite.internal:PORT``. No
+packet goes to any address outside 127.0.0.0/8: names the box asks for are
+refused by policy before anything is resolved on the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from boxlite_mcp.runtime.bwrap import BwrapRuntime
+from boxlite_mcp.runtime.bwrap.box import BwrapBox
+from boxlite_mcp.runtime.types import BoxOptions, NetworkSpec
+
+from .conftest import run, sh
+
+pytestmark = pytest.mark.anyio
+
+FETCH = """
+import sys, urllib.request, urllib.error
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())
+except urllib.error.HTTPError as e:
+    print("HTTP", e.code, e.read().decode()); sys.exit(3)
+except Exception as e:
+    print("ERR", e); sys.exit(4)
+"""
+
+
+async def _serve(body: bytes) -> tuple[asyncio.Server, int]:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+                + body
+            )
+            await writer.drain()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[tuple[int, int, int]]:
+    """(allowed port, other port, the "MCP server's own" port), all on 127.0.0.1."""
+    started = [await _serve(b"allowed"), await _serve(b"other"), await _serve(b"mcp")]
+    yield started[0][1], started[1][1], started[2][1]
+    for server, _ in started:
+        server.close()
+
+
+@pytest.fixture
+async def netrt(tmp_path: Path, servers: tuple[int, int, int]) -> AsyncIterator[BwrapRuntime]:
+    rt = BwrapRuntime(home=tmp_path / "home", net_allow=[f"host.boxlite.internal:{servers[0]}"])
+    try:
+        yield rt
+    finally:
+        await rt.aclose()
+
+
+async def _netbox(rt: BwrapRuntime, allow_net: list[str] | None = None) -> BwrapBox:
+    return await rt.create(BoxOptions(network=NetworkSpec(mode="enabled", allow_net=allow_net)))
+
+
+async def fetch(box: BwrapBox, url: str) -> tuple[int, str]:
+    result, out, err = await run(box, "python3", "-c", FETCH, url)
+    return result.exit_code, (out + err).decode()
+
+
+async def test_reaches_only_the_listed_host_port(
+    netrt: BwrapRuntime, servers: tuple[int, int, int]
+) -> None:
+    allowed, other, mcp = servers
+    box = await _netbox(netrt)
+    assert await fetch(box, f"http://host.boxlite.internal:{allowed}/") == (0, "allowed\n")
+    for port in (other, mcp):
+        code, text = await fetch(box, f"http://host.boxlite.internal:{port}/")
+        assert code == 3 and "HTTP 403" in text, text
+        assert f"host.boxlite.internal:{port}" in text and "not listed" in text
+        assert "--net-allow" in text
+    # The host's loopback by address: the box's own loopback, where nothing listens.
+    code, text = await fetch(box, f"http://127.0.0.1:{allowed}/")
+    assert code == 4 and "refused" in text.lower(), text
+    info = await box.info()
+    assert info.network is not None and info.network.mode == "enabled"
+
+
+async def test_https_connect_and_socks_refused_fast_with_reason(
+    netrt: BwrapRuntime, servers: tuple[int, int, int]
+) -> None:
+    allowed, other, _ = servers
+    box = await _netbox(netrt)
+    # curl with HTTPS_PROXY (CONNECT) and with ALL_PROXY (SOCKS5).
+    _, out, err = await sh(
+        box,
+        f"curl -sS -m 5 https://host.boxlite.internal:{other}/; "
+        f"echo; curl -sS -m 5 --noproxy '' https://127.0.0.1:{other}/; "
+        f"echo; curl -sS -m 5 --proxy socks5h://127.0.0.1:3128 "
+        f"http://host.boxlite.internal:{allowed}/; echo; curl -sS -m 5 --proxy "
+        f"socks5h://127.0.0.1:3128 http://host.boxlite.internal:{other}/",
+    )
+    text = (out + err).decode()
+    assert text.count("403") == 2, text  # CONNECT refused with 403, twice
+    assert "\nallowed\n" in text  # SOCKS5 to the listed port works
+    assert "SOCKS5 connection to host.boxlite.internal. (2)" in text, text  # "not allowed"
+    network = netrt._states[box.id].network
+    assert network is not None
+    denied = [d.destination for d in network.denials]
+    assert f"127.0.0.1:{other}" in denied and f"host.boxlite.internal:{other}" in denied
+
+
+async def test_box_sees_only_its_own_sockets(
+    netrt: BwrapRuntime, servers: tuple[int, int, int]
+) -> None:
+    box = await _netbox(netrt)
+    _, out, _ = await sh(box, "cat /proc/net/tcp /proc/net/tcp6")
+    ports = {
+        int(line.split()[1].rsplit(":", 1)[1], 16)
+        for line in out.decode().splitlines()
+        if ":" in line.split()[1]
+    }
+    assert not ports & set(servers)
+    assert 3128 in ports  # the proxy, served from outside the box
+
+
+async def test_box_root_cannot_widen_its_policy(
+    netrt: BwrapRuntime, servers: tuple[int, int, int]
+) -> None:
+    allowed, other, _ = servers
+    box = await _netbox(netrt)
+    attempts = {
+        "route": "ip route add default dev lo",
+        "address": "ip addr add 10.9.9.9/32 dev lo",
+        "link": "ip link add dummy0 type dummy",
+        "resolv.conf": "echo nameserver 10.0.0.1 > /etc/resolv.conf",
+        "resolv.conf unmount": "umount /etc/resolv.conf",
+        "ip_forward": "echo 1 > /proc/sys/net/ipv4/ip_forward",
+        "raw socket": "python3 -c 'import socket; socket.socket(socket.AF_INET, "
+        "socket.SOCK_RAW, socket.IPPROTO_TCP)'",
+        "host netns": "nsenter --net=/proc/1/ns/net true",
+    }
+    for what, script in attempts.items():
+        result, _, _ = await sh(box, script + " 2>/dev/null")
+        assert result.exit_code != 0, what
+    _, out, _ = await sh(box, "cat /etc/resolv.conf; ip route; cat /proc/net/dev")
+    assert "nameserver 127.0.0.1" in out.decode()
+    assert "default" not in out.decode()
+    # Taking the proxy's port away is not possible either: it is bound already.
+    result, _, _ = await run(
+        box, "python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1', 3128))"
+    )
+    assert result.exit_code != 0
+    # And after all that: still exactly the listed destination.
+    code, text = await fetch(box, f"http://host.boxlite.internal:{other}/")
+    assert code == 3 and "HTTP 403" in text
+    assert await fetch(box, f"http://host.boxlite.internal:{allowed}/") == (0, "allowed\n")
+
+
+async def test_dns_answers_per_policy(netrt: BwrapRuntime, servers: tuple[int, int, int]) -> None:
+    box = await _netbox(netrt)
+    result, out, _ = await sh(box, "getent hosts host.boxlite.internal")
+    assert result.exit_code == 0 and out.split()[0] == b"198.18.0.1"
+    result, _, _ = await sh(box, "getent hosts blocked.example.org")
+    assert result.exit_code != 0
+    network = netrt._states[box.id].network
+    assert network is not None
+    assert any(d.destination == "blocked.example.org (DNS)" for d in network.denials)
+
+
+async def test_allow_net_narrows_the_operators_set(
+    tmp_path: Path, servers: tuple[int, int, int]
+) -> None:
+    allowed, other, _ = servers
+    rt = BwrapRuntime(
+        home=tmp_path / "home",
+        net_allow=[f"host.boxlite.internal:{allowed}", f"host.boxlite.internal:{other}"],
+    )
+    try:
+        box = await _netbox(rt, [f"host.boxlite.internal:{other}"])
+        assert await fetch(box, f"http://host.boxlite.internal:{other}/") == (0, "other\n")
+        code, text = await fetch(box, f"http://host.boxlite.internal:{allowed}/")
+        assert code == 3 and "not listed" in text
+        assert f"allow_net: host.boxlite.internal:{other} (within" in text
+    finally:
+        await rt.aclose()
+
+
+async def test_stopping_the_box_ends_its_network(
+    netrt: BwrapRuntime, servers: tuple[int, int, int]
+) -> None:
+    box = await _netbox(netrt)
+    await sh(box, "true")
+    state = netrt._states[box.id]
+    network = state.network
+    assert network is not None
+    fd = network.netns.fd
+    await box.stop()
+    assert state.network is None and network.netns.fd == -1
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    assert await fetch(box, f"http://host.boxlite.internal:{servers[0]}/") == (0, "allowed\n")
+
+
+async def test_box_without_network_has_no_proxy(netrt: BwrapRuntime) -> None:
+    box = await netrt.create(BoxOptions())
+    _, out, _ = await sh(box, "echo ${HTTP_PROXY:-none}")
+    assert out == b"none\n"
+    assert netrt._states[box.id].network is None
