@@ -13,6 +13,7 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
@@ -216,3 +217,74 @@ async def test_box_without_network_has_no_proxy(netrt: BwrapRuntime) -> None:
     _, out, _ = await sh(box, "echo ${HTTP_PROXY:-none}")
     assert out == b"none\n"
     assert netrt._states[box.id].network is None
+
+
+def _wheel(directory: Path) -> Path:
+    """A minimal pure-Python wheel (built by hand: no network, no build backend)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    name = "boxlite_probe_pkg-1.0-py3-none-any.whl"
+    files = {
+        "boxlite_probe_pkg/__init__.py": b"VALUE = 'installed through the box proxy'\n",
+        "boxlite_probe_pkg-1.0.dist-info/METADATA":
+            b"Metadata-Version: 2.1\nName: boxlite-probe-pkg\nVersion: 1.0\n",
+        "boxlite_probe_pkg-1.0.dist-info/WHEEL":
+            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append("boxlite_probe_pkg-1.0.dist-info/RECORD,,")
+    files["boxlite_probe_pkg-1.0.dist-info/RECORD"] = ("\n".join(record) + "\n").encode()
+    (directory / "simple" / "boxlite-probe-pkg").mkdir(parents=True)
+    with zipfile.ZipFile(directory / "simple" / "boxlite-probe-pkg" / name, "w") as zf:
+        for path, data in files.items():
+            zf.writestr(path, data)
+    (directory / "simple" / "boxlite-probe-pkg" / "index.html").write_text(
+        f'<html><body><a href="{name}">{name}</a></body></html>\n')
+    return directory
+
+
+async def test_pip_install_from_a_local_index(tmp_path: Path) -> None:
+    """A PEP 503 index served by ``python -m http.server`` on loopback; allow_net names it."""
+    import socket
+    import subprocess
+    import sys
+
+    index = _wheel(tmp_path / "index")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = await anyio.open_process(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+        cwd=index, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    rt = BwrapRuntime(home=tmp_path / "home", net_allow=["*", f"host.boxlite.internal:{port}"])
+    try:
+        for _ in range(200):  # polled: the index server starts on its own
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            await asyncio.sleep(0.02)
+        box = await _netbox(rt, [f"host.boxlite.internal:{port}"])
+        url = f"http://host.boxlite.internal:{port}/simple/"
+        result, out, err = await sh(
+            box,
+            f"python3 -m pip install -q --disable-pip-version-check --no-deps --target /opt/t "
+            f"--index-url {url} --trusted-host host.boxlite.internal boxlite-probe-pkg && "
+            "PYTHONPATH=/opt/t python3 -c 'import boxlite_probe_pkg as p; print(p.VALUE)'",
+            timeout_seconds=120,
+        )
+        assert result.exit_code == 0, (out + err).decode()
+        assert out.decode().strip().endswith("installed through the box proxy")
+        network = rt._states[box.id].network
+        assert network is not None and not network.denials  # nothing else was tried
+        code, text = await fetch(box, "http://pypi.org/simple/")  # the rest: refused
+        assert code == 3 and "pypi.org:80" in text and "not listed" in text
+    finally:
+        await rt.aclose()
+        server.terminate()
+        await server.wait()
