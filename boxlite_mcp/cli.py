@@ -53,6 +53,7 @@ FLAG_FIELDS: dict[str, str] = {
     "--auth-tokens-file": "auth_tokens_file",
     "--allowed-host": "allowed_hosts",
     "--allowed-origin": "allowed_origins",
+    "--net-allow": "net_allow",
 }
 _FIELD_FLAGS = {field: flag for flag, field in FLAG_FIELDS.items()}
 
@@ -189,6 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra Origin header value accepted over HTTP; repeatable "
         + _env_help("allowed_origins"),
     )
+    parser.add_argument(
+        "--net-allow",
+        dest="net_allow",
+        type=lambda text: [part for part in text.split(",") if part.strip()],
+        metavar="LIST",
+        help="comma-separated destinations boxes with network may reach, the widest set "
+        "(host names, *.domain, IPs, CIDRs, host.boxlite.internal for the host's "
+        "loopback; each optionally :PORT); boxes narrow it with allow_net (default: *, "
+        "the public internet only: never the host, link-local or private ranges) "
+        + _env_help("net_allow"),
+    )
     commands = parser.add_subparsers(dest="command", metavar="{demo}")
     demo = commands.add_parser(
         "demo",
@@ -213,7 +225,17 @@ def settings_from_args(ns: argparse.Namespace, environ: Mapping[str, str]) -> Se
         settings = Settings.from_env(dict(environ), **overrides)
     except ValidationError as exc:
         raise ConfigError(_describe_validation(exc)) from None
+    _check_net_allow(settings)
     return _check_paths(settings)
+
+
+def _check_net_allow(settings: Settings) -> None:
+    from .runtime.network.policy import AllowList, PolicyError
+
+    try:
+        AllowList.parse(settings.net_allow)
+    except PolicyError as exc:
+        raise ConfigError(f"--net-allow / {env_name('net_allow')}: {exc}") from None
 
 
 def _describe_validation(exc: ValidationError) -> str:

@@ -36,6 +36,10 @@ class Settings(BaseModel):
     url: str | None = None  # BoxLite REST server (implies runtime rest under auto)
     home: Path | None = None  # bwrap/local runtime home (else BOXLITE_HOME, else XDG)
 
+    # The widest set of destinations a box with network may reach (allow_net syntax
+    # plus :PORT; "*" is the public internet only). Boxes narrow it with allow_net.
+    net_allow: list[str] = Field(default_factory=lambda: ["*"])
+
     # Host paths that copy_in/copy_out/export/import may touch. Empty: none.
     allow_paths: list[Path] = Field(default_factory=list)
 

@@ -187,7 +187,10 @@ class BwrapRuntime:
         hidden_paths: Sequence[Path | str] | None = None,
         net_allow: Sequence[str] | None = None,
     ) -> None:
-        self.net_allow = AllowList.parse(["*"] if net_allow is None else net_allow)
+        try:
+            self.net_allow = AllowList.parse(["*"] if net_allow is None else net_allow)
+        except PolicyError as exc:
+            raise InvalidArgumentError(f"--net-allow: {exc}") from None
         self.host_addresses = host_addresses()
         self.tools = host_tools()
         self.home = Path(home) if home is not None else default_home()
