@@ -39,6 +39,7 @@ class Settings(BaseModel):
     # The widest set of destinations a box with network may reach (allow_net syntax
     # plus :PORT; "*" is the public internet only). Boxes narrow it with allow_net.
     net_allow: list[str] = Field(default_factory=lambda: ["*"])
+    expose_host: str = "127.0.0.1"  # where box_expose listens on the host
 
     # Host paths that copy_in/copy_out/export/import may touch. Empty: none.
     allow_paths: list[Path] = Field(default_factory=list)

@@ -25,7 +25,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 
@@ -159,8 +159,16 @@ async def _open_bwrap(settings: Settings) -> Runtime:
     hidden = [settings.auth_tokens_file] if settings.auth_tokens_file else None
     if settings.home is not None or os.environ.get("BOXLITE_HOME"):
         return BwrapRuntime(home=settings.home, hidden_paths=hidden,  # as asked, or refused
-                            net_allow=settings.net_allow)
-    return _open_in_free_default_home(hidden, settings.net_allow)
+                            **_network_options(settings))
+    return _open_in_free_default_home(hidden, settings)
+
+
+def _network_options(settings: Settings) -> dict[str, Any]:
+    """What the bwrap runtime needs for boxes' networks (the server's own port too)."""
+    return {
+        "net_allow": settings.net_allow, "expose_host": settings.expose_host,
+        "server_ports": [] if settings.transport == "stdio" else [settings.port],
+    }
 
 
 #: How many servers may share the default home at once (each in its own slot).
@@ -168,7 +176,7 @@ DEFAULT_HOME_SLOTS = 16
 
 
 def _open_in_free_default_home(hidden: list[Path] | None,
-                               net_allow: list[str] | None = None) -> Runtime:
+                               settings: Settings | None = None) -> Runtime:
     """The default home, or its first free slot when another server holds it.
 
     Two agents on one machine (say Claude Desktop and Claude Code) each start a
@@ -183,7 +191,8 @@ def _open_in_free_default_home(hidden: list[Path] | None,
     candidates = [base, *(base / "instances" / str(n) for n in range(1, DEFAULT_HOME_SLOTS))]
     for home in candidates:
         try:
-            runtime = BwrapRuntime(home=home, hidden_paths=hidden, net_allow=net_allow)
+            runtime = BwrapRuntime(home=home, hidden_paths=hidden,
+                                   **(_network_options(settings) if settings else {}))
         except UnavailableError as exc:
             if "is using the home" not in exc.message:
                 raise

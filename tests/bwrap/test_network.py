@@ -18,7 +18,8 @@ import pytest
 
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.bwrap.box import BwrapBox
-from boxlite_mcp.runtime.types import BoxOptions, NetworkSpec
+from boxlite_mcp.runtime.errors import InvalidArgumentError
+from boxlite_mcp.runtime.types import BoxOptions, ExecRequest, NetworkSpec
 
 from .conftest import run, sh
 
@@ -228,10 +229,12 @@ def _wheel(directory: Path) -> Path:
     name = "boxlite_probe_pkg-1.0-py3-none-any.whl"
     files = {
         "boxlite_probe_pkg/__init__.py": b"VALUE = 'installed through the box proxy'\n",
-        "boxlite_probe_pkg-1.0.dist-info/METADATA":
-            b"Metadata-Version: 2.1\nName: boxlite-probe-pkg\nVersion: 1.0\n",
-        "boxlite_probe_pkg-1.0.dist-info/WHEEL":
-            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        "boxlite_probe_pkg-1.0.dist-info/METADATA": (
+            b"Metadata-Version: 2.1\nName: boxlite-probe-pkg\nVersion: 1.0\n"
+        ),
+        "boxlite_probe_pkg-1.0.dist-info/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
     }
     record = []
     for path, data in files.items():
@@ -244,7 +247,8 @@ def _wheel(directory: Path) -> Path:
         for path, data in files.items():
             zf.writestr(path, data)
     (directory / "simple" / "boxlite-probe-pkg" / "index.html").write_text(
-        f'<html><body><a href="{name}">{name}</a></body></html>\n')
+        f'<html><body><a href="{name}">{name}</a></body></html>\n'
+    )
     return directory
 
 
@@ -260,7 +264,9 @@ async def test_pip_install_from_a_local_index(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     server = await anyio.open_process(
         [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
-        cwd=index, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=index,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     rt = BwrapRuntime(home=tmp_path / "home", net_allow=["*", f"host.boxlite.internal:{port}"])
     try:
@@ -288,3 +294,109 @@ async def test_pip_install_from_a_local_index(tmp_path: Path) -> None:
         await rt.aclose()
         server.terminate()
         await server.wait()
+
+
+async def _get(url: str) -> bytes:
+    host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+    try:
+        async with asyncio.timeout(10):
+            return await reader.read(-1)
+    finally:
+        writer.close()
+
+
+async def _start_http_server(box: BwrapBox, port: int) -> None:
+    execution = await box.exec(
+        ExecRequest(
+            command="sh",
+            args=[
+                "-c",
+                f"mkdir -p /srv && echo served-from-box > /srv/index.html && "
+                f"cd /srv && exec python3 -m http.server {port} --bind 127.0.0.1",
+            ],
+        )
+    )
+    await execution.close_stdin()
+    for _ in range(500):  # polled: the server in the box starts on its own
+        result, _, _ = await sh(
+            box, f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 1)\""
+        )
+        if result.exit_code == 0:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the box's http.server did not start")
+
+
+async def test_expose_serves_a_box_http_server_to_the_host(
+    netrt: BwrapRuntime, servers: tuple[int, int, int]
+) -> None:
+    box = await netrt.create(BoxOptions())  # no network needed to be reached from the host
+    await _start_http_server(box, 8000)
+    exposed = await box.expose(8000)
+    assert exposed.port == 8000 and exposed.url == f"http://127.0.0.1:{exposed.host_port}/"
+    assert (await box.expose(8000)) == exposed  # idempotent
+    reply = await _get(exposed.url)
+    assert reply.startswith(b"HTTP/1.0 200") and reply.endswith(b"served-from-box\n")
+    # A raw TCP client too: the bytes go through unchanged.
+    reader, writer = await asyncio.open_connection("127.0.0.1", exposed.host_port)
+    writer.write(b"HEAD / HTTP/1.0\r\n\r\n")
+    async with asyncio.timeout(10):
+        assert (await reader.read(-1)).startswith(b"HTTP/1.0 200")
+    writer.close()
+    info = await box.info()
+    assert info.network_status is not None and info.network_status.exposed == [exposed]
+    # Another box, with network, cannot reach it through host.boxlite.internal.
+    other = await _netbox(netrt)
+    code, text = await fetch(other, f"http://host.boxlite.internal:{exposed.host_port}/")
+    assert code == 3 and "HTTP 403" in text, text
+    # Nothing listens on 8001 in the box: the host's client sees the connection close.
+    assert await _get((await box.expose(8001)).url) == b""
+    # It ends with the box.
+    await box.stop()
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", exposed.host_port)
+    assert (await box.info()).network_status is None
+
+
+@pytest.mark.parametrize("port", [0, -1, 65536, True, "80"])
+async def test_expose_refuses_bad_ports(netrt: BwrapRuntime, port: object) -> None:
+    box = await netrt.create(BoxOptions())
+    with pytest.raises(InvalidArgumentError, match="not a TCP port"):
+        await box.expose(port)  # type: ignore[arg-type]
+    assert (await box.info()).status.value == "configured"  # nothing started
+
+
+async def test_info_and_metrics_show_policy_denials_and_traffic(
+    netrt: BwrapRuntime, servers: tuple[int, int, int]
+) -> None:
+    allowed, other, _ = servers
+    box = await _netbox(netrt)
+    assert (await fetch(box, f"http://host.boxlite.internal:{allowed}/"))[0] == 0
+    assert (await fetch(box, f"http://host.boxlite.internal:{other}/"))[0] == 3
+    status = (await box.info()).network_status
+    assert status is not None
+    assert f"host.boxlite.internal:{allowed}" in status.policy
+    assert status.proxy == "http://127.0.0.1:3128 (in the box)"
+    (denial,) = status.recent_denials
+    assert denial.destination == f"host.boxlite.internal:{other}" and "not listed" in denial.reason
+    metrics = await box.metrics()
+    assert metrics.network_tcp_connections == 1
+    assert (metrics.network_bytes_sent or 0) > 0 and (metrics.network_bytes_received or 0) > 0
+
+
+async def test_server_own_port_refused_even_where_all_host_ports_are_listed(
+    tmp_path: Path, servers: tuple[int, int, int]
+) -> None:
+    allowed, _, mcp = servers
+    rt = BwrapRuntime(
+        home=tmp_path / "home", net_allow=["host.boxlite.internal"], server_ports=[mcp]
+    )
+    try:
+        box = await _netbox(rt)
+        assert await fetch(box, f"http://host.boxlite.internal:{allowed}/") == (0, "allowed\n")
+        code, text = await fetch(box, f"http://host.boxlite.internal:{mcp}/")
+        assert code == 3 and "MCP server's own" in text
+    finally:
+        await rt.aclose()

@@ -10,6 +10,7 @@ import os
 import secrets
 import stat
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,12 +18,18 @@ import anyio
 
 from ..base import Box
 from ..errors import BoxliteError, InternalError, InvalidArgumentError, NotFoundError
+from ..network.expose import ExposedService
+from ..network.netns import Netns
+from ..network.proxy import PROXY_PORT
 from ..types import (
     BoxInfo,
     BoxMetrics,
     BoxStatus,
     ExecRequest,
+    ExposedPort,
+    NetworkDenial,
     NetworkSpec,
+    NetworkStatus,
     SnapshotInfo,
 )
 from . import files, nul, snapshots
@@ -99,7 +106,47 @@ class BwrapBox:
             pid=state.sandbox.init_pid if state.sandbox else None,
             network=r.options.network or NetworkSpec(mode="disabled"),
             limits=r.limits,
+            network_status=self._network_status(state),
         )
+
+    def _network_status(self, state: BoxState) -> NetworkStatus | None:
+        net = state.network
+        exposed = [ExposedPort(port=p, url=s.url, host_port=s.host_port)
+                   for p, s in sorted(state.exposed.items())]
+        if net is None:
+            if not exposed:
+                return None
+            return NetworkStatus(policy="no network: nothing outside the box is reachable "
+                                        "from it", exposed=exposed)
+        return NetworkStatus(
+            policy=net.policy.describe(), proxy=f"http://127.0.0.1:{PROXY_PORT} (in the box)",
+            recent_denials=[
+                NetworkDenial(at=datetime.fromtimestamp(d.at, UTC), destination=d.destination,
+                              reason=d.reason)
+                for d in reversed(net.denials)
+            ],
+            exposed=exposed,
+        )
+
+    async def expose(self, port: int) -> ExposedPort:
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise InvalidArgumentError(
+                f"port {port!r} is not a TCP port; pass the port (1-65535) a service in box "
+                f"{self.name or self._id} listens on"
+            )
+        state = await self._ensure_running()
+        async with state.lock:
+            service = state.exposed.get(port)
+            if service is None:
+                assert state.sandbox is not None
+                service = ExposedService(Netns(state.sandbox.init_pid), port)
+                try:
+                    await service.start(self._runtime.expose_host)
+                except BaseException:
+                    service.close()
+                    raise
+                state.exposed[port] = service
+        return ExposedPort(port=port, url=service.url, host_port=service.host_port)
 
     async def start(self) -> None:
         state = self._state
@@ -129,8 +176,8 @@ class BwrapBox:
             sandbox = await launch(spec, rt.tools)
             if network:  # before any process of the box runs: its only way out
                 try:
-                    state.network = await BoxNetwork.start(sandbox.init_pid,
-                                                           rt.net_policy(r.options))
+                    state.network = await BoxNetwork.start(
+                        sandbox.init_pid, rt.net_policy(r.options), rt.host_port_refused)
                 except BaseException:
                     with anyio.CancelScope(shield=True):
                         await sandbox.stop(0)
@@ -265,11 +312,16 @@ class BwrapBox:
         if state.sandbox is not None:
             memory = state.cgroup.memory_bytes()
             cpu_percent = await state.cpu_percent()
+        counters = state.network.counters if state.network is not None else None
         return BoxMetrics(
             **r.boot.model_dump(),
             commands_executed_total=r.commands_executed_total,
             exec_errors_total=r.exec_errors_total,
             cpu_percent=cpu_percent, memory_bytes=memory,
+            network_bytes_sent=counters.bytes_sent if counters else None,
+            network_bytes_received=counters.bytes_received if counters else None,
+            network_tcp_connections=counters.tcp_connections if counters else None,
+            network_tcp_errors=counters.tcp_errors if counters else None,
         )
 
     # -- snapshots, clone, export ---------------------------------------------

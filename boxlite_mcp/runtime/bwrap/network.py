@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..network.dns import DnsServer
@@ -61,16 +62,18 @@ def proxy_env() -> dict[str, str]:
 class BoxNetwork:
     """The host side of one running box's network; ``close`` ends all of it."""
 
-    def __init__(self, policy: NetPolicy, netns: Netns) -> None:
+    def __init__(self, policy: NetPolicy, netns: Netns,
+                 host_port_refused: Callable[[int], str | None]) -> None:
         self.policy = policy
         self.netns = netns
         self.denials: collections.deque[Denial] = collections.deque(maxlen=RECENT_DENIALS)
-        self.proxy = EgressProxy(policy, self._denied)
+        self.proxy = EgressProxy(policy, self._denied, host_port_refused=host_port_refused)
         self.dns = DnsServer(policy, self._denied)
 
     @classmethod
-    async def start(cls, init_pid: int, policy: NetPolicy) -> BoxNetwork:
-        net = cls(policy, Netns(init_pid))
+    async def start(cls, init_pid: int, policy: NetPolicy,
+                    host_port_refused: Callable[[int], str | None]) -> BoxNetwork:
+        net = cls(policy, Netns(init_pid), host_port_refused)
         try:
             await net.proxy.serve(await net.netns.listen_tcp("127.0.0.1", PROXY_PORT))
             await net.dns.serve(await net.netns.bind_udp("127.0.0.1", 53))

@@ -27,6 +27,7 @@ from ..errors import (
     InvalidStateError,
     NotFoundError,
 )
+from ..network.expose import ExposedService
 from ..network.hostaddrs import host_addresses
 from ..network.policy import AllowList, NetPolicy, PolicyError
 from ..types import (
@@ -69,6 +70,8 @@ class BoxState:
         self.sandbox: Sandbox | None = None
         #: The host side of its network while running (boxes with network only).
         self.network: BoxNetwork | None = None
+        #: box_expose listeners by the box's port, while running.
+        self.exposed: dict[int, ExposedService] = {}
         self.lock = anyio.Lock()
         self.executions: set[BwrapExecution] = set()
         self.cgroup = BoxCgroup(dirs=list(record.cgroup_dirs), mode=record.cgroup_mode)
@@ -113,9 +116,16 @@ class BoxState:
         runtime.store.save(self.record)
 
     def close_network(self) -> None:
+        """End the box's proxy, DNS and exposed ports (the box stopped)."""
         if self.network is not None:
             self.network.close()
             self.network = None
+        for service in self.exposed.values():
+            service.close()
+        self.exposed.clear()
+
+    def exposed_host_ports(self) -> set[int]:
+        return {service.host_port for service in self.exposed.values()}
 
     def on_exit(self, execution: BwrapExecution, result: ExecResult) -> None:
         self.executions.discard(execution)
@@ -186,7 +196,12 @@ class BwrapRuntime:
         copy_limits: archive.Limits | None = None,
         hidden_paths: Sequence[Path | str] | None = None,
         net_allow: Sequence[str] | None = None,
+        expose_host: str = "127.0.0.1",
+        server_ports: Sequence[int] = (),
     ) -> None:
+        self.expose_host = expose_host
+        #: The server's own listening ports: no box reaches them unless listed by number.
+        self.server_ports = frozenset(server_ports)
         try:
             self.net_allow = AllowList.parse(["*"] if net_allow is None else net_allow)
         except PolicyError as exc:
@@ -431,6 +446,17 @@ class BwrapRuntime:
                 f"(its --net-allow: {self.net_allow}); pass entries within it, or ask the "
                 "operator to widen --net-allow"
             )
+
+    def host_port_refused(self, port: int) -> str | None:
+        """Why the host's loopback ``port`` stays closed to every box's proxy, if it does."""
+        if any(port in state.exposed_host_ports() for state in self._states.values()):
+            return (f"port {port} on the host is a box's exposed service (box_expose); "
+                    "boxes do not reach each other's services")
+        if port in self.server_ports and not any(
+            e.kind == "host" and e.port == port for e in self.net_allow.entries
+        ):
+            return f"port {port} on the host is this MCP server's own"
+        return None
 
     def net_policy(self, options: BoxOptions) -> NetPolicy:
         """The policy a box with these options runs under (operator's list, narrowed)."""

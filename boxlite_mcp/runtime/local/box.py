@@ -23,7 +23,7 @@ from ..errors import (
     StoppedError,
     UnsupportedError,
 )
-from ..types import BoxInfo, BoxMetrics, BoxStatus, ExecRequest, SnapshotInfo
+from ..types import BoxInfo, BoxMetrics, BoxStatus, ExecRequest, ExposedPort, SnapshotInfo
 from . import checks, convert, files
 from .execution import SDK_TIMEOUT_GRACE_SECONDS, LocalExecution, take_handles
 
@@ -154,6 +154,13 @@ class LocalBox:
         await self._require_stopped("restore a snapshot of")
         await self._call(f"restore box {self._label} to snapshot {name!r}",
                          lambda box: box.snapshot.restore(name))
+
+    async def expose(self, port: int) -> ExposedPort:
+        raise UnsupportedError(
+            f"box_expose is not supported by the local runtime yet (port {port} of box "
+            f"{self._label}); the SDK's ports are not wired in. Use the bwrap runtime to "
+            "expose a box's service."
+        )
 
     async def clone(self, name: str | None = None) -> LocalBox:
         checks.name(name, "box")

@@ -30,6 +30,7 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from .pipe import CHUNK, pipe
 from .policy import IPAddress, NetPolicy, Resolver, Verdict
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,6 @@ Refuse = Callable[[Verdict], Awaitable[None]]
 Fail = Callable[[str], Awaitable[None]]
 HEAD_LIMIT = 64 * 1024
 CONNECT_TIMEOUT = 10.0
-CHUNK = 256 * 1024
 
 
 async def system_resolve(name: str) -> Sequence[IPAddress]:
@@ -70,8 +70,12 @@ class EgressProxy:
         policy: NetPolicy,
         on_denied: Callable[[Verdict], None],
         resolve: Resolver = system_resolve,
+        host_port_refused: Callable[[int], str | None] = lambda port: None,
     ) -> None:
         self.policy = policy
+        #: Why a port on the host's loopback stays closed even where the policy lists it
+        #: (another box's exposed service, the server's own port); None: it does not.
+        self.host_port_refused = host_port_refused
         self.on_denied = on_denied
         self.resolve = resolve
         self.counters = Counters()
@@ -216,6 +220,10 @@ class EgressProxy:
         self, host: str, port: int, refuse: Refuse, fail: Fail
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         verdict = await self.policy.decide(host, port, self.resolve)
+        if verdict.allowed and any(a.is_loopback for a in verdict.addresses):
+            why = self.host_port_refused(port)
+            if why is not None:
+                verdict = Verdict(False, verdict.destination, reason=why)
         if not verdict.allowed:
             self.on_denied(verdict)
             await refuse(verdict)
@@ -242,24 +250,15 @@ class EgressProxy:
         up_reader: asyncio.StreamReader,
         up_writer: asyncio.StreamWriter,
     ) -> None:
-        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter, out: bool) -> None:
-            try:
-                while data := await src.read(CHUNK):
-                    dst.write(data)
-                    if out:
-                        self.counters.bytes_sent += len(data)
-                    else:
-                        self.counters.bytes_received += len(data)
-                    await dst.drain()
-                if dst.can_write_eof():
-                    dst.write_eof()
-            except OSError:
-                dst.close()
+        c = self.counters
 
-        try:
-            await asyncio.gather(copy(reader, up_writer, True), copy(up_reader, writer, False))
-        finally:
-            up_writer.close()
+        def sent(n: int) -> None:
+            c.bytes_sent += n
+
+        def received(n: int) -> None:
+            c.bytes_received += n
+
+        await pipe(reader, writer, up_reader, up_writer, sent, received)
 
 
 def _authority(text: str, default_port: int | None) -> tuple[str | None, int | None]:

@@ -25,6 +25,7 @@ from ..types import (
     BoxMetrics,
     BoxStatus,
     ExecRequest,
+    ExposedPort,
     SnapshotInfo,
 )
 from . import capabilities, files
@@ -201,6 +202,13 @@ class RestBox:
         await self._client.request(
             "POST", await self._url("snapshots", name, "restore"),
             what=f"restore {self._label()} from snapshot {name!r}",
+        )
+
+    async def expose(self, port: int) -> ExposedPort:
+        raise UnsupportedError(
+            f"box_expose is not supported by the rest runtime yet (port {port} of "
+            f"{self._label()}); BoxLite 0.10's tunnel endpoint and 0.9's create-time ports "
+            "are not wired in. Use the bwrap runtime to expose a box's service."
         )
 
     # -- clone and export ------------------------------------------------------------
