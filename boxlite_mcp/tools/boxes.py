@@ -10,6 +10,8 @@ from ..models import (
     BoxCreateInput,
     BoxExportInput,
     BoxExportResult,
+    BoxExposeInput,
+    BoxExposeResult,
     BoxImportInput,
     BoxInfoResult,
     BoxListInput,
@@ -31,9 +33,12 @@ def tools(services: Services) -> list[ModelTool]:
     async def box_create(args: BoxCreateInput, ctx: ToolContext) -> BoxResult:
         who = services.caller(ctx)
         fields: dict[str, object] = args.model_dump(
-            exclude={"network", "persist", "start", "volumes"}, exclude_none=True
+            exclude={"network", "allow_net", "persist", "start", "volumes"}, exclude_none=True
         )
-        fields["network"] = NetworkSpec(mode="enabled" if args.network else "disabled")
+        network = args.network or args.allow_net is not None  # allow_net implies network
+        fields["network"] = NetworkSpec(
+            mode="enabled" if network else "disabled", allow_net=args.allow_net
+        )
         # The registry decides when a box goes; BoxLite servers default auto_remove to
         # true, which would delete a box on box_stop (before a snapshot, say).
         fields["auto_remove"] = False
@@ -81,7 +86,18 @@ def tools(services: Services) -> list[ModelTool]:
             if r.box_id == entry.id and r.running
         ]
         return BoxInfoResult(
-            box=services.view(entry, info), limits=info.limits, running_executions=running
+            box=services.view(entry, info), limits=info.limits, running_executions=running,
+            network=info.network_status,
+        )
+
+    async def box_expose(args: BoxExposeInput, ctx: ToolContext) -> BoxExposeResult:
+        who = services.caller(ctx)
+        entry = await registry.resolve(who.owner, args.box)
+        exposed = await entry.box.expose(args.port)
+        return BoxExposeResult(
+            box_id=entry.id, port=exposed.port, url=exposed.url,
+            message=f"Port {exposed.port} of box {entry.label} is reachable from the server's "
+            f"host at {exposed.url} until the box stops.",
         )
 
     async def box_start(args: BoxRefInput, ctx: ToolContext) -> BoxResult:
@@ -198,6 +214,19 @@ idle) and the ids of executions still running in it.""",
             output_model=BoxInfoResult,
             handler=box_info,
             read_only=True,
+        ),
+        make_tool(
+            name="box_expose",
+            title="Expose a box's port to the host",
+            description="""
+Make a TCP service listening inside a box (a web app, an API, a notebook) reachable
+from the server's host and return its URL; give that URL to the user to look at.
+Start the service in the box first (exec_start), listening on 127.0.0.1 or 0.0.0.0.
+Calling it again for the same port returns the same URL; it ends when the box stops.""",
+            input_model=BoxExposeInput,
+            output_model=BoxExposeResult,
+            handler=box_expose,
+            idempotent=True,
         ),
         make_tool(
             name="box_start",
