@@ -66,6 +66,8 @@ class BoxOptions(_Model):
     user: str | None = None
     volumes: list[VolumeSpec] | None = None
     network: NetworkSpec | None = None
+    #: Not BoxLite's shape: names of the operator's secrets (values never pass here).
+    secrets: list[str] | None = None
     auto_remove: bool | None = None
     detach: bool | None = None
 

@@ -35,7 +35,7 @@ from ..types import (
 from . import files, nul, snapshots
 from .boxfs import BoxRoot, normalize
 from .execution import BwrapExecution, open_pty, spawn
-from .network import RESOLV_CONF, BoxNetwork, proxy_env
+from .network import BoxNetwork, prepare_files
 from .sandbox import JOIN_SCRIPT, BoxSpec, launch
 from .state import LiveRecord
 from .users import resolve_user
@@ -162,22 +162,21 @@ class BwrapBox:
         t0 = time.monotonic()
         state.cgroup.create(r.limits)
         network = bool(r.options.network and r.options.network.mode == "enabled")
-        resolv_conf = rt.store.box_dir(r.id) / "resolv.conf"
-        if network:
-            resolv_conf.write_text(RESOLV_CONF)
+        netfiles = prepare_files(rt.store.box_dir(r.id), r.options) if network else None
         spec = BoxSpec(
             box_dir=rt.store.box_dir(r.id), lower=Path(r.lower),
             hostname=(r.name or r.id)[:63], network=network,
             volumes=[(v.host_path, v.guest_path, v.read_only) for v in r.options.volumes or []],
             cgroup=state.cgroup, hidden=rt.hidden_paths,
-            resolv_conf=resolv_conf if network else None,
+            ro_files=netfiles.ro_files if netfiles else (),
         )
         try:
             sandbox = await launch(spec, rt.tools)
-            if network:  # before any process of the box runs: its only way out
+            if netfiles is not None:  # before any process of the box runs: its only way out
                 try:
                     state.network = await BoxNetwork.start(
-                        sandbox.init_pid, rt.net_policy(r.options), rt.host_port_refused)
+                        sandbox.init_pid, rt.net_policy(r.options), rt.host_port_refused,
+                        rt.substitution(r.options), netfiles.interception(rt.net_ca_file))
                 except BaseException:
                     with anyio.CancelScope(shield=True):
                         await sandbox.stop(0)
@@ -238,7 +237,7 @@ class BwrapBox:
             if request.tty:
                 env["TERM"] = "xterm-256color"
             if state.network is not None:
-                env.update(proxy_env())
+                env.update(state.network.env())
             env.update(opts.env or {})
             env.update(request.env or {})
             _find_program(root, request.command, workdir, env["PATH"])

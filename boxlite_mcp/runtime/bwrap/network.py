@@ -27,13 +27,21 @@ import collections
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..network.dns import DnsServer
 from ..network.netns import Netns
 from ..network.policy import NetPolicy, Verdict
-from ..network.proxy import PROXY_PORT, Counters, EgressProxy
+from ..network.proxy import PROXY_PORT, Counters, EgressProxy, Interception
+from ..network.secrets import Substitution
+from ..network.tls import BoxCA, system_bundle, upstream_context
+from ..types import BoxOptions
 
 RESOLV_CONF = "# boxlite-mcp: DNS answered on the host per the box's policy\nnameserver 127.0.0.1\n"
+#: The host's CAs plus the box's own (boxes with secrets), where the box's programs look.
+CA_BUNDLE = "/etc/boxlite-mcp/ca-bundle.pem"
+CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "NODE_EXTRA_CA_CERTS",
+                "CURL_CA_BUNDLE")
 RECENT_DENIALS = 20
 
 
@@ -44,6 +52,34 @@ class Denial:
     at: float  # time.time()
     destination: str
     reason: str
+
+
+@dataclass(frozen=True)
+class NetworkFiles:
+    """What a box with network gets bound in at start, and its CA (boxes with secrets)."""
+
+    ro_files: tuple[tuple[str, str], ...]
+    ca: BoxCA | None
+
+    def interception(self, ca_file: str | None) -> Interception | None:
+        return None if self.ca is None else Interception(self.ca, upstream_context(ca_file))
+
+
+def prepare_files(box_dir: Path, options: BoxOptions) -> NetworkFiles:
+    """resolv.conf, and for a box with secrets a fresh CA and the bundle trusting it.
+
+    The CA's key stays in this process; only its certificate reaches the box.
+    """
+    resolv = box_dir / "resolv.conf"
+    resolv.write_text(RESOLV_CONF)
+    files = [(str(resolv), "/etc/resolv.conf")]
+    ca = None
+    if options.secrets:
+        ca = BoxCA(box_dir.name, box_dir)
+        bundle = box_dir / "ca-bundle.pem"
+        bundle.write_bytes(system_bundle().rstrip(b"\n") + b"\n" + ca.pem())
+        files.append((str(bundle), CA_BUNDLE))
+    return NetworkFiles(tuple(files), ca)
 
 
 def proxy_env() -> dict[str, str]:
@@ -63,17 +99,23 @@ class BoxNetwork:
     """The host side of one running box's network; ``close`` ends all of it."""
 
     def __init__(self, policy: NetPolicy, netns: Netns,
-                 host_port_refused: Callable[[int], str | None]) -> None:
+                 host_port_refused: Callable[[int], str | None],
+                 substitution: Substitution, tls: Interception | None) -> None:
         self.policy = policy
         self.netns = netns
+        self.substitution = substitution
         self.denials: collections.deque[Denial] = collections.deque(maxlen=RECENT_DENIALS)
-        self.proxy = EgressProxy(policy, self._denied, host_port_refused=host_port_refused)
+        self.proxy = EgressProxy(policy, self._denied, host_port_refused=host_port_refused,
+                                 substitution=substitution, tls=tls)
         self.dns = DnsServer(policy, self._denied)
 
     @classmethod
     async def start(cls, init_pid: int, policy: NetPolicy,
-                    host_port_refused: Callable[[int], str | None]) -> BoxNetwork:
-        net = cls(policy, Netns(init_pid), host_port_refused)
+                    host_port_refused: Callable[[int], str | None],
+                    substitution: Substitution | None = None,
+                    tls: Interception | None = None) -> BoxNetwork:
+        net = cls(policy, Netns(init_pid), host_port_refused,
+                  substitution or Substitution({}), tls)
         try:
             await net.proxy.serve(await net.netns.listen_tcp("127.0.0.1", PROXY_PORT))
             await net.dns.serve(await net.netns.bind_udp("127.0.0.1", 53))
@@ -81,6 +123,14 @@ class BoxNetwork:
             net.close()
             raise
         return net
+
+    def env(self) -> dict[str, str]:
+        """Every exec's proxy variables, CA variables and secret placeholders."""
+        env = proxy_env()
+        if self.proxy.tls is not None:
+            env.update(dict.fromkeys(CA_VARIABLES, CA_BUNDLE))
+        env.update(self.substitution.env())
+        return env
 
     def _denied(self, verdict: Verdict) -> None:
         self.denials.append(Denial(time.time(), verdict.destination, verdict.reason))

@@ -15,7 +15,7 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import anyio
@@ -30,6 +30,7 @@ from ..errors import (
 from ..network.expose import ExposedService
 from ..network.hostaddrs import host_addresses
 from ..network.policy import AllowList, NetPolicy, PolicyError
+from ..network.secrets import Secret, SecretError, Substitution, choose
 from ..types import (
     BOX_NAME_PATTERN,
     BoxInfo,
@@ -198,7 +199,12 @@ class BwrapRuntime:
         net_allow: Sequence[str] | None = None,
         expose_host: str = "127.0.0.1",
         server_ports: Sequence[int] = (),
+        secrets: Mapping[str, Secret] | None = None,
+        net_ca_file: str | None = None,
     ) -> None:
+        #: The operator's secrets (values from the server's environment, never on disk).
+        self.secrets = dict(secrets or {})
+        self.net_ca_file = net_ca_file
         self.expose_host = expose_host
         #: The server's own listening ports: no box reaches them unless listed by number.
         self.server_ports = frozenset(server_ports)
@@ -426,7 +432,19 @@ class BwrapRuntime:
     # -- network ---------------------------------------------------------------
 
     def _check_network(self, options: BoxOptions) -> None:
-        """allow_net entries readable and within the operator's set, before anything exists."""
+        """allow_net entries readable and within the operator's set, secrets known, before
+        anything exists."""
+        enabled = options.network is not None and options.network.mode == "enabled"
+        if options.secrets is not None:
+            if not enabled:
+                raise InvalidArgumentError(
+                    "secrets were given with network mode 'disabled'; a secret is only used "
+                    "in the box's outbound requests, so enable the network"
+                )
+            try:
+                choose(self.secrets, options.secrets)
+            except SecretError as exc:
+                raise InvalidArgumentError(str(exc)) from None
         if options.network is None or options.network.allow_net is None:
             return
         if options.network.mode != "enabled":
@@ -457,6 +475,13 @@ class BwrapRuntime:
         ):
             return f"port {port} on the host is this MCP server's own"
         return None
+
+    def substitution(self, options: BoxOptions) -> Substitution:
+        """The box's secrets (checked at create; a server restarted without one refuses)."""
+        try:
+            return Substitution(choose(self.secrets, options.secrets or []))
+        except SecretError as exc:
+            raise InvalidStateError(f"cannot start the box: {exc}") from None
 
     def net_policy(self, options: BoxOptions) -> NetPolicy:
         """The policy a box with these options runs under (operator's list, narrowed)."""

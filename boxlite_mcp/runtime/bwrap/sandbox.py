@@ -98,8 +98,8 @@ class BoxSpec:
     cgroup: BoxCgroup
     #: Host paths no box may see (the runtime home, secrets): see ``hide``.
     hidden: Sequence[str] = ()
-    #: Bound read-only over /etc/resolv.conf (boxes with network: DNS via the host).
-    resolv_conf: Path | None = None
+    #: (host file, box path) bound read-only: a box's resolv.conf and CA bundle (``network``).
+    ro_files: Sequence[tuple[str, str]] = ()
 
 
 class Sandbox:
@@ -287,8 +287,8 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
     for name in DEVICES:
         bwrap += ["--dev-bind", str(dev_dir / name), f"/dev/{name}"]
     bwrap.append("--unshare-net")  # always: a box with network gets its own (``network``)
-    if spec.resolv_conf is not None:
-        bwrap += ["--ro-bind", str(spec.resolv_conf), "/etc/resolv.conf"]
+    for host_file, box_path in spec.ro_files:
+        bwrap += ["--ro-bind", host_file, box_path]
     for host, guest, read_only in spec.volumes:
         bwrap += ["--ro-bind" if read_only else "--bind", host, guest]
     bwrap += hide.bwrap_args(spec.hidden, str(spec.lower), spec.volumes)

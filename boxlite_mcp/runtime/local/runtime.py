@@ -142,6 +142,7 @@ class LocalRuntime:
     async def create(self, options: BoxOptions) -> LocalBox:
         module = self._runtime_sdk()
         options = inputs.box_options(options)
+        inputs.refuse_secrets(options, "local")
         rootfs = await self._resolve_rootfs(options.rootfs_path)
         what = f"create box {options.name!r}" if options.name else "create a box"
         async with self.errors.translated(what):

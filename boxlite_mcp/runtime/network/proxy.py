@@ -15,6 +15,14 @@ A refusal is immediate: HTTP gets ``403`` with a body naming the destination,
 the reason and the policy; SOCKS gets "not allowed by ruleset". Each refusal is
 reported to ``on_denied`` (``box_info`` lists the recent ones).
 
+Secrets (``secrets``): every HTTP request is rewritten as one request per
+connection (``Connection: close``), with the box's placeholders swapped for the
+values where the destination is the secret's host, in the request line, the
+headers and a body of known length (up to ``BODY_LIMIT``; chunked bodies pass
+unchanged); a placeholder bound for any other host is refused with 403 before
+anything is sent. HTTPS to a secret's host is terminated here (``tls``) so the
+request can be read; HTTPS elsewhere, and SOCKS, stay end-to-end tunnels.
+
 Hand-written on asyncio streams rather than taken from a proxy library: the
 policy check must sit between parsing and connecting, the listening socket
 comes from another network namespace, and the protocol subset is small.
@@ -27,15 +35,20 @@ import contextlib
 import ipaddress
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from .pipe import CHUNK, pipe
 from .policy import IPAddress, NetPolicy, Resolver, Verdict
+from .secrets import SecretError, Substitution
+from .tls import BoxCA
 
 log = logging.getLogger(__name__)
 
 PROXY_PORT = 3128
+BODY_LIMIT = 16 * 1024 * 1024  # bodies up to this size get secrets swapped in
+_HOP_HEADERS = (b"proxy-connection:", b"proxy-authorization:", b"connection:", b"keep-alive:")
 Refuse = Callable[[Verdict], Awaitable[None]]
 Fail = Callable[[str], Awaitable[None]]
 HEAD_LIMIT = 64 * 1024
@@ -50,6 +63,14 @@ async def system_resolve(name: str) -> Sequence[IPAddress]:
         if family in (socket.AF_INET, socket.AF_INET6):
             seen.setdefault(ipaddress.ip_address(str(sockaddr[0]).split("%")[0]), None)
     return list(seen)
+
+
+@dataclass(frozen=True)
+class Interception:
+    """What terminating TLS for secret hosts takes: the box's CA, the upstream check."""
+
+    ca: BoxCA
+    upstream: ssl.SSLContext
 
 
 @dataclass
@@ -71,8 +92,14 @@ class EgressProxy:
         on_denied: Callable[[Verdict], None],
         resolve: Resolver = system_resolve,
         host_port_refused: Callable[[int], str | None] = lambda port: None,
+        substitution: Substitution | None = None,
+        tls: Interception | None = None,
     ) -> None:
         self.policy = policy
+        #: The box's secrets (empty: nothing to swap, no request is rewritten for them).
+        self.substitution = substitution or Substitution({})
+        #: TLS termination for the hosts of the box's secrets (None: HTTPS is tunnelled).
+        self.tls = tls
         #: Why a port on the host's loopback stays closed even where the policy lists it
         #: (another box's exposed service, the server's own port); None: it does not.
         self.host_port_refused = host_port_refused
@@ -131,6 +158,9 @@ class EgressProxy:
             if upstream is None:
                 return
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            if self.tls is not None and self.substitution.wanted_by(host):
+                await self._intercept(host, reader, writer, *upstream)
+                return
             await self._pipe(reader, writer, *upstream)
             return
         if not target.lower().startswith("http://"):
@@ -146,26 +176,75 @@ class EgressProxy:
         if host is None or port is None:
             await _reply(writer, 400, f"URL {target!r} has no valid host")
             return
+        request = await self._request(f"{method} /{path} {version}", rest, reader, writer, host)
+        if request is None:
+            return
         upstream = await self._open(host, port, *self._http_errors(writer))
         if upstream is None:
             return
         up_reader, up_writer = upstream
-        headers = [
-            h
-            for h in rest[:-4].split(b"\r\n")
-            if h
-            and not h.lower().startswith(
-                (b"proxy-connection:", b"proxy-authorization:", b"connection:", b"keep-alive:")
-            )
-        ]
-        new_head = (
-            f"{method} /{path} {version}\r\n".encode("latin-1")
-            + b"".join(h + b"\r\n" for h in headers)
-            + b"Connection: close\r\n\r\n"
-        )
-        up_writer.write(new_head)
-        self.counters.bytes_sent += len(new_head)
+        up_writer.write(request)
+        self.counters.bytes_sent += len(request)
         await self._pipe(reader, writer, up_reader, up_writer)
+
+    async def _request(self, line: str, rest: bytes, reader: asyncio.StreamReader,
+                       writer: asyncio.StreamWriter, host: str) -> bytes | None:
+        """The request to send upstream (one per connection), secrets swapped in.
+
+        None after answering the box with 403 (a placeholder bound for a host its
+        secret is not for: nothing is sent) or 400.
+        """
+        headers = [
+            h for h in rest[:-4].split(b"\r\n")
+            if h and not h.lower().startswith(_HOP_HEADERS)
+        ]
+        body = b""
+        if self.substitution:
+            length = _content_length(headers)
+            if length is not None and length <= BODY_LIMIT:
+                body = await reader.readexactly(length)
+        request = (line.encode("latin-1") + b"\r\n" + b"".join(h + b"\r\n" for h in headers)
+                   + b"Connection: close\r\n\r\n")
+        if not self.substitution:
+            return request
+        try:
+            request = self.substitution.apply(request, host)
+            if body:
+                new_body = self.substitution.apply(body, host)
+                if new_body != body:
+                    request = _set_content_length(request, len(new_body))
+                body = new_body
+        except SecretError as exc:
+            self.on_denied(Verdict(False, host, reason=str(exc)))
+            await _reply(writer, 403, f"boxlite-mcp: {exc}")
+            return None
+        return request + body
+
+    async def _intercept(self, host: str, reader: asyncio.StreamReader,
+                         writer: asyncio.StreamWriter, up_reader: asyncio.StreamReader,
+                         up_writer: asyncio.StreamWriter) -> None:
+        """HTTPS to a host the box's secrets are for: read the request, swap, re-encrypt."""
+        assert self.tls is not None
+        try:
+            await writer.drain()
+            await writer.start_tls(self.tls.ca.server_context(host))
+            head = await reader.readuntil(b"\r\n\r\n")
+            line, _, rest = head.partition(b"\r\n")
+            request = await self._request(line.decode("latin-1"), rest, reader, writer, host)
+            if request is None:
+                return
+            try:
+                await up_writer.start_tls(self.tls.upstream, server_hostname=host)
+            except (ssl.SSLError, OSError) as exc:
+                await _reply(writer, 502, f"boxlite-mcp: TLS with {host} failed: {exc}; the "
+                                          "server checks it against the host's trust store "
+                                          "and --net-ca-file")
+                return
+            up_writer.write(request)
+            self.counters.bytes_sent += len(request)
+            await self._pipe(reader, writer, up_reader, up_writer)
+        finally:
+            up_writer.close()
 
     def _http_errors(self, writer: asyncio.StreamWriter) -> tuple[Refuse, Fail]:
         async def refuse(verdict: Verdict) -> None:
@@ -259,6 +338,23 @@ class EgressProxy:
             c.bytes_received += n
 
         await pipe(reader, writer, up_reader, up_writer, sent, received)
+
+
+def _content_length(headers: list[bytes]) -> int | None:
+    for h in headers:
+        name, _, value = h.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            return int(value.strip())
+    return None
+
+
+def _set_content_length(request: bytes, length: int) -> bytes:
+    head, _, _ = request.partition(b"\r\n\r\n")
+    lines = [
+        f"Content-Length: {length}".encode() if h.lower().startswith(b"content-length:") else h
+        for h in head.split(b"\r\n")
+    ]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
 def _authority(text: str, default_port: int | None) -> tuple[str | None, int | None]:

@@ -86,6 +86,7 @@ class RestRuntime:
 
     async def create(self, options: BoxOptions) -> RestBox:
         options = inputs.box_options(options)
+        inputs.refuse_secrets(options, "rest")
         body = _without_nulls(options.set_fields())
         await self.client.ensure_ready()
         if self.client.generation == "0.10":
