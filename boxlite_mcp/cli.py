@@ -54,6 +54,8 @@ FLAG_FIELDS: dict[str, str] = {
     "--allowed-host": "allowed_hosts",
     "--allowed-origin": "allowed_origins",
     "--net-allow": "net_allow",
+    "--secret": "secrets",
+    "--net-ca-file": "net_ca_file",
 }
 _FIELD_FLAGS = {field: flag for flag, field in FLAG_FIELDS.items()}
 
@@ -201,6 +203,23 @@ def build_parser() -> argparse.ArgumentParser:
         "the public internet only: never the host, link-local or private ranges) "
         + _env_help("net_allow"),
     )
+    parser.add_argument(
+        "--secret",
+        dest="secrets",
+        action="append",
+        metavar="NAME[:HOST,...]",
+        help="a secret boxes may use without seeing it: its value is this server's "
+        "environment variable NAME; boxes get <BOXLITE_SECRET:NAME>, swapped for the value "
+        "in their HTTP(S) requests to HOST (default: any host); repeatable "
+        + _env_help("secrets", ", items separated by ';'"),
+    )
+    parser.add_argument(
+        "--net-ca-file",
+        type=Path,
+        metavar="FILE",
+        help="extra CA certificates the proxy trusts when it opens HTTPS for a secret "
+        + _env_help("net_ca_file"),
+    )
     commands = parser.add_subparsers(dest="command", metavar="{demo}")
     demo = commands.add_parser(
         "demo",
@@ -230,12 +249,22 @@ def settings_from_args(ns: argparse.Namespace, environ: Mapping[str, str]) -> Se
 
 
 def _check_net_allow(settings: Settings) -> None:
+    from .runtime.network import secrets
     from .runtime.network.policy import AllowList, PolicyError
 
     try:
         AllowList.parse(settings.net_allow)
     except PolicyError as exc:
         raise ConfigError(f"--net-allow / {env_name('net_allow')}: {exc}") from None
+    try:
+        secrets.load(secrets.parse_specs(settings.secrets), os.environ)
+    except secrets.SecretError as exc:
+        raise ConfigError(f"--secret / {env_name('secrets')}: {exc}") from None
+    if settings.net_ca_file is not None and not settings.net_ca_file.is_file():
+        raise ConfigError(
+            f"--net-ca-file / {env_name('net_ca_file')}: {str(settings.net_ca_file)!r} is not "
+            "a file; name a PEM file of CA certificates"
+        )
 
 
 def _describe_validation(exc: ValidationError) -> str:

@@ -190,6 +190,14 @@ class BoxCreateInput(ToolInput):
         '["pypi.org", "files.pythonhosted.org:443"]. Must lie within what the server '
         "allows (runtime_info shows it); omit for all of that.",
     )
+    secrets: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
+        default=None,
+        max_length=32,
+        description="Names of the server's secrets the box may use (implies network; "
+        "runtime_info lists them). The box sees only the placeholder <BOXLITE_SECRET:NAME> in "
+        "its environment variable NAME; the server puts the real value into the box's "
+        "HTTP(S) requests to that secret's hosts. You never see the value either.",
+    )
     persist: bool = Field(
         default=False,
         description="Keep the box after your session ends, when idle, and across server "

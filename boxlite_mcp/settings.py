@@ -40,6 +40,10 @@ class Settings(BaseModel):
     # plus :PORT; "*" is the public internet only). Boxes narrow it with allow_net.
     net_allow: list[str] = Field(default_factory=lambda: ["*"])
     expose_host: str = "127.0.0.1"  # where box_expose listens on the host
+    # Secrets boxes may use without seeing them: "NAME[:HOST,HOST...]" each, the value in
+    # the server's environment variable NAME (env form: "NAME:HOST,HOST;NAME2:*").
+    secrets: list[str] = Field(default_factory=list)
+    net_ca_file: Path | None = None  # extra CAs the proxy trusts for upstream HTTPS
 
     # Host paths that copy_in/copy_out/export/import may touch. Empty: none.
     allow_paths: list[Path] = Field(default_factory=list)
@@ -70,7 +74,9 @@ class Settings(BaseModel):
             if raw is None:
                 continue
             annotation = str(field.annotation)
-            if "list" in annotation:
+            if name == "secrets":  # items hold commas (hosts): ';' separates them
+                values[name] = [part for part in raw.split(";") if part.strip()]
+            elif "list" in annotation:
                 values[name] = [part for part in raw.split(os.pathsep if "Path" in annotation
                                                              else ",") if part]
             else:

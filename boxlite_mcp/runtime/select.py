@@ -165,9 +165,13 @@ async def _open_bwrap(settings: Settings) -> Runtime:
 
 def _network_options(settings: Settings) -> dict[str, Any]:
     """What the bwrap runtime needs for boxes' networks (the server's own port too)."""
+    from .network import secrets
+
     return {
         "net_allow": settings.net_allow, "expose_host": settings.expose_host,
         "server_ports": [] if settings.transport == "stdio" else [settings.port],
+        "secrets": secrets.load(secrets.parse_specs(settings.secrets), os.environ),
+        "net_ca_file": str(settings.net_ca_file) if settings.net_ca_file else None,
     }
 
 

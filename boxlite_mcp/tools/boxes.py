@@ -35,7 +35,8 @@ def tools(services: Services) -> list[ModelTool]:
         fields: dict[str, object] = args.model_dump(
             exclude={"network", "allow_net", "persist", "start", "volumes"}, exclude_none=True
         )
-        network = args.network or args.allow_net is not None  # allow_net implies network
+        # allow_net and secrets imply network
+        network = args.network or args.allow_net is not None or bool(args.secrets)
         fields["network"] = NetworkSpec(
             mode="enabled" if network else "disabled", allow_net=args.allow_net
         )

@@ -7,6 +7,7 @@ starts (as ``host.boxlite.internal:PORT``); real in-memory MCP clients.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mcp import Client
 
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.server import build_server
@@ -142,3 +144,57 @@ async def test_malformed_allow_net_is_a_clear_error_and_creates_nothing(
         message = "\n".join(getattr(block, "text", "") for block in result.content)
         assert "allow_net" in message and "Traceback" not in message
         assert (await ok(client, "box_list"))["count"] == 0
+
+
+async def test_secret_never_reaches_results_progress_or_logs(
+    tmp_path: Path, web: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The value goes out in the box's request; no tool result, progress or log has it."""
+    import secrets as random
+
+    from boxlite_mcp.runtime.network.secrets import Secret
+
+    value = "tok-" + random.token_hex(16)
+    caplog.set_level(logging.DEBUG)
+    rt = BwrapRuntime(
+        home=tmp_path / "home",
+        net_allow=[f"host.boxlite.internal:{web}"],
+        secrets={"API_TOKEN": Secret("API_TOKEN", ("host.boxlite.internal",), value)},
+    )
+    seen: list[str] = []
+    try:
+        server = build_server(rt, Settings(), runtime_reason="test")
+        async with Client(server) as client:
+            created = await ok(client, "box_create", secrets=["API_TOKEN"])
+            box = created["box"]["id"]
+            assert created["box"]["network_enabled"] is True
+
+            async def progress(done: float, total: float | None, message: str | None) -> None:
+                seen.append(message or "")
+
+            result = await client.call_tool(
+                "exec_run",
+                {
+                    "box": box,
+                    "command": f'echo "$API_TOKEN"; curl -sS -H "X-Key: $API_TOKEN" '
+                    f"http://host.boxlite.internal:{web}/; env; "
+                    f'curl -sS "http://host.boxlite.internal:{web + 1}/$API_TOKEN"',
+                },
+                progress_callback=progress,
+            )
+            assert not result.is_error
+            out = result.structured_content or {}
+            assert out["stdout"].startswith("<BOXLITE_SECRET:API_TOKEN>\nhello")
+            seen.append(str(result.model_dump()))
+            for tool, args in (
+                ("box_info", {"box": box}),
+                ("box_metrics", {"box": box}),
+                ("runtime_info", {}),
+                ("box_list", {}),
+            ):
+                seen.append(str((await client.call_tool(tool, args)).model_dump()))
+            assert "API_TOKEN (for host.boxlite.internal)" in seen[-2]  # runtime_info names it
+        seen.append(caplog.text)
+        assert all(value not in text for text in seen)
+    finally:
+        await rt.aclose()

@@ -317,6 +317,11 @@ class BwrapRuntime:
                            "ALL_PROXY; DNS answered per policy); nothing on the host or "
                            f"private networks unless listed. Widest set (--net-allow): "
                            f"{self.net_allow}; boxes narrow it with allow_net",
+                "secrets": (", ".join(f"{s.name} (for {', '.join(s.hosts)})"
+                                      for s in self.secrets.values())
+                            or "none configured (--secret)")
+                           + "; a box sees <BOXLITE_SECRET:NAME>, the server swaps the value "
+                             "into its HTTP(S) requests to those hosts",
                 "not_enforced": "disk_size_gb (the writable layer shares the home's file "
                                 "system); entrypoint/cmd are stored, not run",
             },
