@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from boxlite_mcp.runtime.base import Runtime
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
+from tests.harness.network import NET_ALLOW
 from tools.boxlite_server.app import RunningServer, serve
 from tools.boxlite_server.config import ServerConfig
 
@@ -63,7 +64,7 @@ async def rest_stack(
     server_auth, client_auth = _credentials(generation)
     fields: dict[str, Any] = {"backlog_bytes": BACKLOG_BYTES, **server_auth, **server_fields}
     config = ServerConfig(generation=generation, strict=True, **fields)  # type: ignore[arg-type]
-    backend = BwrapRuntime(home=home)
+    backend = BwrapRuntime(home=home, net_allow=NET_ALLOW)
     try:
         async with serve(backend, config) as server:
             settings = RestSettings(url=server.url, api=generation,  # type: ignore[arg-type]

@@ -367,8 +367,12 @@ async def image_exists(call: Call) -> Response:
 
 
 async def prepare_tunnel(call: Call) -> Response:
-    await call.box()
-    raise UnsupportedError("service tunnels are not supported by this server")
+    """0.10's tunnel: the backend's exposed port (a URI on this server's host)."""
+    box = await call.box()
+    if call.query("port") is None:
+        raise InvalidArgumentError("query parameter port is required (the box's TCP port)")
+    exposed = await box.expose(call.query_int("port", 0, 1, 65535))
+    return JSONResponse({"uri": exposed.url})
 
 
 OPS = [

@@ -41,6 +41,7 @@ from .types import (
     WireBox,
     WireBoxMetrics,
     WireSnapshot,
+    WireTunnel,
     parse,
 )
 
@@ -205,11 +206,22 @@ class RestBox:
         )
 
     async def expose(self, port: int) -> ExposedPort:
-        raise UnsupportedError(
-            f"box_expose is not supported by the rest runtime yet (port {port} of "
-            f"{self._label()}); BoxLite 0.10's tunnel endpoint and 0.9's create-time ports "
-            "are not wired in. Use the bwrap runtime to expose a box's service."
+        """0.10: the box service tunnel (an opaque URI); 0.9 has only create-time ports."""
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise InvalidArgumentError(f"port {port!r} is not a TCP port (1-65535)")
+        await self._client.ensure_ready()
+        if self._client.generation != "0.10":
+            raise UnsupportedError(
+                f"box_expose (port {port} of {self._label()}) needs a BoxLite 0.10 server's "
+                "service tunnel; this is a 0.9 server, where ports are fixed when a box is "
+                "created, which this server does not offer yet"
+            )
+        response = await self._client.request(
+            "POST", await self._url("network", "tunnel"), params={"port": str(port)},
+            idempotent=True, what=f"expose port {port} of {self._label()}",
         )
+        tunnel = parse(WireTunnel, response.content, f"expose port {port}")
+        return ExposedPort(port=port, url=tunnel.uri)
 
     # -- clone and export ------------------------------------------------------------
 
