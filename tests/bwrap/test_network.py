@@ -400,3 +400,24 @@ async def test_server_own_port_refused_even_where_all_host_ports_are_listed(
         assert code == 3 and "MCP server's own" in text
     finally:
         await rt.aclose()
+
+
+async def test_network_in_a_rootfs_without_etc(
+    netrt: BwrapRuntime, servers: tuple[int, int, int], tmp_path: Path
+) -> None:
+    """A small image without /etc/resolv.conf still gets the box's DNS and proxy."""
+    from boxlite_mcp.runtime.local.oci import host_rootfs
+
+    for dangling in (False, True):  # absent, or a link to a file the image lacks
+        root = host_rootfs(tmp_path / f"root-{dangling}")
+        resolv = root / "etc" / "resolv.conf"
+        if resolv.exists() or resolv.is_symlink():
+            resolv.unlink()
+        if dangling:
+            resolv.symlink_to("../run/systemd/resolve/stub-resolv.conf")
+        box = await netrt.create(
+            BoxOptions(rootfs_path=str(root), network=NetworkSpec(mode="enabled"))
+        )
+        result, out, err = await sh(box, "cat /etc/resolv.conf; echo $HTTP_PROXY")
+        assert result.exit_code == 0, err
+        assert out.decode().endswith("nameserver 127.0.0.1\nhttp://127.0.0.1:3128\n")

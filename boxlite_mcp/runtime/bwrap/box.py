@@ -162,7 +162,8 @@ class BwrapBox:
         t0 = time.monotonic()
         state.cgroup.create(r.limits)
         network = bool(r.options.network and r.options.network.mode == "enabled")
-        netfiles = prepare_files(rt.store.box_dir(r.id), r.options) if network else None
+        netfiles = (prepare_files(rt.store.box_dir(r.id), r.options, Path(r.lower))
+                    if network else None)
         spec = BoxSpec(
             box_dir=rt.store.box_dir(r.id), lower=Path(r.lower),
             hostname=(r.name or r.id)[:63], network=network,

@@ -40,8 +40,13 @@ from ..types import BoxOptions
 RESOLV_CONF = "# boxlite-mcp: DNS answered on the host per the box's policy\nnameserver 127.0.0.1\n"
 #: The host's CAs plus the box's own (boxes with secrets), where the box's programs look.
 CA_BUNDLE = "/etc/boxlite-mcp/ca-bundle.pem"
-CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "NODE_EXTRA_CA_CERTS",
-                "CURL_CA_BUNDLE")
+CA_VARIABLES = (
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "PIP_CERT",
+    "NODE_EXTRA_CA_CERTS",
+    "CURL_CA_BUNDLE",
+)
 RECENT_DENIALS = 20
 
 
@@ -65,11 +70,12 @@ class NetworkFiles:
         return None if self.ca is None else Interception(self.ca, upstream_context(ca_file))
 
 
-def prepare_files(box_dir: Path, options: BoxOptions) -> NetworkFiles:
+def prepare_files(box_dir: Path, options: BoxOptions, lower: Path) -> NetworkFiles:
     """resolv.conf, and for a box with secrets a fresh CA and the bundle trusting it.
 
     The CA's key stays in this process; only its certificate reaches the box.
     """
+    _unlink_resolv_conf(box_dir / "upper", lower)
     resolv = box_dir / "resolv.conf"
     resolv.write_text(RESOLV_CONF)
     files = [(str(resolv), "/etc/resolv.conf")]
@@ -80,6 +86,23 @@ def prepare_files(box_dir: Path, options: BoxOptions) -> NetworkFiles:
         bundle.write_bytes(system_bundle().rstrip(b"\n") + b"\n" + ca.pem())
         files.append((str(bundle), CA_BUNDLE))
     return NetworkFiles(tuple(files), ca)
+
+
+def _unlink_resolv_conf(upper: Path, lower: Path) -> None:
+    """Where the image's /etc/resolv.conf is a symlink (often to a file the image lacks,
+    which bubblewrap cannot bind over), put a plain file in the box's own layer."""
+    own = upper / "etc" / "resolv.conf"
+    effective = own if own.exists() or own.is_symlink() else lower / "etc" / "resolv.conf"
+    if not effective.is_symlink():
+        return
+    if own.is_symlink():
+        own.unlink()
+    if not own.parent.is_dir():
+        own.parent.mkdir(parents=True)
+        if (lower / "etc").is_dir():
+            own.parent.chmod((lower / "etc").stat().st_mode & 0o7777)
+    own.write_text("")
+    own.chmod(0o644)
 
 
 def proxy_env() -> dict[str, str]:
@@ -98,24 +121,37 @@ def proxy_env() -> dict[str, str]:
 class BoxNetwork:
     """The host side of one running box's network; ``close`` ends all of it."""
 
-    def __init__(self, policy: NetPolicy, netns: Netns,
-                 host_port_refused: Callable[[int], str | None],
-                 substitution: Substitution, tls: Interception | None) -> None:
+    def __init__(
+        self,
+        policy: NetPolicy,
+        netns: Netns,
+        host_port_refused: Callable[[int], str | None],
+        substitution: Substitution,
+        tls: Interception | None,
+    ) -> None:
         self.policy = policy
         self.netns = netns
         self.substitution = substitution
         self.denials: collections.deque[Denial] = collections.deque(maxlen=RECENT_DENIALS)
-        self.proxy = EgressProxy(policy, self._denied, host_port_refused=host_port_refused,
-                                 substitution=substitution, tls=tls)
+        self.proxy = EgressProxy(
+            policy,
+            self._denied,
+            host_port_refused=host_port_refused,
+            substitution=substitution,
+            tls=tls,
+        )
         self.dns = DnsServer(policy, self._denied)
 
     @classmethod
-    async def start(cls, init_pid: int, policy: NetPolicy,
-                    host_port_refused: Callable[[int], str | None],
-                    substitution: Substitution | None = None,
-                    tls: Interception | None = None) -> BoxNetwork:
-        net = cls(policy, Netns(init_pid), host_port_refused,
-                  substitution or Substitution({}), tls)
+    async def start(
+        cls,
+        init_pid: int,
+        policy: NetPolicy,
+        host_port_refused: Callable[[int], str | None],
+        substitution: Substitution | None = None,
+        tls: Interception | None = None,
+    ) -> BoxNetwork:
+        net = cls(policy, Netns(init_pid), host_port_refused, substitution or Substitution({}), tls)
         try:
             await net.proxy.serve(await net.netns.listen_tcp("127.0.0.1", PROXY_PORT))
             await net.dns.serve(await net.netns.bind_udp("127.0.0.1", 53))
