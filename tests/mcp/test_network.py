@@ -198,3 +198,18 @@ async def test_secret_never_reaches_results_progress_or_logs(
         assert all(value not in text for text in seen)
     finally:
         await rt.aclose()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(names=st.lists(st.text(min_size=0, max_size=40), min_size=1, max_size=3))
+async def test_unknown_or_malformed_secret_names_create_nothing(
+    server: Any, names: list[str]
+) -> None:
+    async with as_user(server, "dave", "auto") as client:
+        result = await client.call_tool("box_create", {"secrets": names})
+        assert result.is_error  # the server in this module has no secrets at all
+        message = "\n".join(getattr(block, "text", "") for block in result.content)
+        assert "secret" in message and "Traceback" not in message
+        assert (await ok(client, "box_list"))["count"] == 0
