@@ -212,3 +212,20 @@ async def test_close_ends_open_tunnels(setup: Setup) -> None:
     writer.close()
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", setup.port)
+
+
+async def test_too_many_connections_are_closed_at_once(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from boxlite_mcp.runtime.network import proxy
+
+    monkeypatch.setattr(proxy, "MAX_CONNECTIONS", 2)
+    held = [await asyncio.open_connection("127.0.0.1", setup.port) for _ in range(2)]
+    await asyncio.sleep(0.05)  # both accepted and waiting for a request
+    reader, writer = await asyncio.open_connection("127.0.0.1", setup.port)
+    async with asyncio.timeout(10):
+        assert await reader.read(-1) == b""
+    writer.close()
+    assert setup.proxy.counters.tcp_errors == 1
+    for _, w in held:
+        w.close()

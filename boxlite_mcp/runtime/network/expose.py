@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import socket
 
 from .netns import Netns
 from .pipe import pipe
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
 
@@ -68,6 +71,8 @@ class ExposedService:
             await pipe(reader, writer, box_reader, box_writer)
         except (OSError, TimeoutError):
             pass  # nothing listens in the box (yet): the client sees the connection close
+        except Exception as exc:  # one connection's bug must not reach the event loop
+            log.warning("a box_expose connection failed: %s", type(exc).__name__)
         finally:
             self._tasks.discard(task)
             writer.close()

@@ -47,6 +47,8 @@ from .tls import BoxCA
 log = logging.getLogger(__name__)
 
 PROXY_PORT = 3128
+#: Open connections one box may hold through its proxy; more are closed at once.
+MAX_CONNECTIONS = 1024
 BODY_LIMIT = 16 * 1024 * 1024  # bodies up to this size get secrets swapped in
 _HOP_HEADERS = (b"proxy-connection:", b"proxy-authorization:", b"connection:", b"keep-alive:")
 Refuse = Callable[[Verdict], Awaitable[None]]
@@ -124,6 +126,9 @@ class EgressProxy:
         assert task is not None
         self._tasks.add(task)
         try:
+            if len(self._tasks) > MAX_CONNECTIONS:
+                self.counters.tcp_errors += 1
+                return  # closed at once: the box holds too many open already
             first = await reader.read(1)
             if first == b"\x05":
                 await self._socks(reader, writer)
@@ -131,6 +136,8 @@ class EgressProxy:
                 await self._http(first, reader, writer)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             pass
+        except Exception as exc:  # one connection's bug must not reach the event loop
+            log.warning("a box proxy connection failed: %s", type(exc).__name__)
         finally:
             self._tasks.discard(task)
             writer.close()
