@@ -65,7 +65,7 @@ async def open_runtime(settings: Settings,
         if url is None:
             raise InvalidArgumentError(
                 "the rest runtime needs a BoxLite server: set BOXLITE_REST_URL or pass --url")
-        return SelectedRuntime(await _open_rest(url, env), "rest",
+        return SelectedRuntime(await _open_rest(url, env, settings), "rest",
                                f"the rest runtime was asked for; BoxLite server at {url}")
     if choice == "local":
         return await _open_local_explicitly(settings)
@@ -83,7 +83,7 @@ _BWRAP_CAVEAT = (
 async def _auto(settings: Settings, url: str | None, env: Mapping[str, str]) -> SelectedRuntime:
     if url is not None:
         source = "--url is given" if settings.url else f"{REST_URL_ENV} is set"
-        return SelectedRuntime(await _open_rest(url, env), "rest",
+        return SelectedRuntime(await _open_rest(url, env, settings), "rest",
                                f"{source}, so boxes live on the BoxLite server at {url}")
 
     from .local import probe
@@ -135,7 +135,8 @@ async def _open_local(settings: Settings) -> Runtime:
     return LocalRuntime.embedded(settings.home)
 
 
-async def _open_rest(url: str, env: Mapping[str, str]) -> Runtime:
+async def _open_rest(url: str, env: Mapping[str, str],
+                     settings: Settings | None = None) -> Runtime:
     from pydantic import ValidationError
 
     from .rest import RestRuntime
@@ -146,7 +147,11 @@ async def _open_rest(url: str, env: Mapping[str, str]) -> Runtime:
     except ValidationError as exc:
         problems = "; ".join(str(error.get("msg", "")) for error in exc.errors())
         raise InvalidArgumentError(f"BoxLite server settings are invalid: {problems}") from None
-    return RestRuntime(rest_settings)
+    from .network import secrets
+
+    held = (secrets.load(secrets.parse_specs(settings.secrets), os.environ)
+            if settings is not None else None)
+    return RestRuntime(rest_settings, secrets=held)
 
 
 async def _open_bwrap(settings: Settings) -> Runtime:

@@ -14,7 +14,7 @@ import pytest
 
 from boxlite_mcp.runtime.errors import BoxliteError, InvalidArgumentError, UnsupportedError
 from boxlite_mcp.runtime.types import NetworkSpec
-from tests.harness.network import WEB_PORT
+from tests.harness.network import SECRET_VALUE, WEB_PORT
 
 from .support import BoxMaker, sh
 
@@ -100,3 +100,37 @@ async def test_expose_a_service_in_the_box(make_box: BoxMaker, runtime_id: str) 
     assert reply.startswith(b"HTTP/1.0 200") and reply.endswith(b"from-the-box\n")
     with pytest.raises(BoxliteError):
         await box.expose(0)
+
+
+async def test_secret_is_swapped_in_host_side(make_box: BoxMaker, runtime_id: str) -> None:
+    """The box sends its placeholder; the listed server receives the value."""
+    received: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            received.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            await writer.drain()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", WEB_PORT)
+    try:
+        try:
+            box = await make_box(network=NetworkSpec(mode="enabled"), secrets=["CONTRACT_TOKEN"])
+        except UnsupportedError as exc:
+            assert runtime_id.startswith("local"), exc
+            assert "secrets" in str(exc)
+            return
+        done = await sh(
+            box,
+            f'echo "$CONTRACT_TOKEN"; curl -sS -H "X-Key: $CONTRACT_TOKEN" '
+            f"http://host.boxlite.internal:{WEB_PORT}/",
+        )
+        assert done.stdout == b"<BOXLITE_SECRET:CONTRACT_TOKEN>\nok", done.stderr
+        (head,) = received
+        assert f"X-Key: {SECRET_VALUE}".encode() in head
+        with pytest.raises(InvalidArgumentError, match="NOT_CONFIGURED"):
+            await make_box(network=NetworkSpec(mode="enabled"), secrets=["NOT_CONFIGURED"])
+    finally:
+        server.close()

@@ -3,11 +3,16 @@
 One loopback port, chosen once per test session, is opened to boxes as
 ``host.boxlite.internal:WEB_PORT``; tests serve their "internet" there. Nothing
 else is reachable from a box in the suite (no ``*``: no public traffic either).
+The operator's secrets are ``SECRETS`` (the REST backends get them per box, in
+the create request, as BoxLite's SecretSpec).
 """
 
 from __future__ import annotations
 
+import secrets
 import socket
+
+from boxlite_mcp.runtime.network.secrets import Secret
 
 
 def _free_port() -> int:
@@ -18,3 +23,8 @@ def _free_port() -> int:
 
 WEB_PORT = _free_port()
 NET_ALLOW = [f"host.boxlite.internal:{WEB_PORT}"]
+
+#: A secret every runtime under test holds (value random per session), for the
+#: host.boxlite.internal server tests start.
+SECRET_VALUE = "contract-" + secrets.token_hex(16)
+SECRETS = {"CONTRACT_TOKEN": Secret("CONTRACT_TOKEN", ("host.boxlite.internal",), SECRET_VALUE)}

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from boxlite_mcp.runtime.base import Runtime
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
-from tests.harness.network import NET_ALLOW
+from tests.harness.network import NET_ALLOW, SECRETS
 from tools.boxlite_server.app import RunningServer, serve
 from tools.boxlite_server.config import ServerConfig
 
@@ -69,7 +69,7 @@ async def rest_stack(
         async with serve(backend, config) as server:
             settings = RestSettings(url=server.url, api=generation,  # type: ignore[arg-type]
                                     **client_auth, **(client_fields or {}))
-            runtime = RestRuntime(settings)
+            runtime = RestRuntime(settings, secrets=SECRETS)
             try:
                 yield runtime, server
             finally:

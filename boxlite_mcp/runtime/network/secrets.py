@@ -34,6 +34,14 @@ def placeholder(name: str) -> str:
     return f"<BOXLITE_SECRET:{name}>"
 
 
+def to_spec(secret: Secret) -> dict[str, object]:
+    """BoxLite's ``SecretSpec`` for a server that substitutes it (the value included:
+    only ever sent to the BoxLite server, which keeps it out of the guest)."""
+    hosts = [] if "*" in secret.hosts else list(secret.hosts)
+    return {"name": secret.name, "value": secret.value, "hosts": hosts,
+            "placeholder": placeholder(secret.name)}
+
+
 @dataclass(frozen=True)
 class Secret:
     """One operator secret. ``repr`` never shows the value."""
@@ -95,7 +103,8 @@ def load(specs: Mapping[str, tuple[str, ...]], environ: Mapping[str, str]) -> di
 
 
 def choose(available: Mapping[str, Secret], names: Iterable[str]) -> dict[str, Secret]:
-    """The secrets a box asked for, by name; SecretError naming unknown ones."""
+    """The secrets a box asked for, by name (the key they are held under; usually the
+    secret's own name); SecretError naming unknown ones."""
     chosen: dict[str, Secret] = {}
     for name in names:
         if not isinstance(name, str) or name not in available:
@@ -110,7 +119,9 @@ class Substitution:
     """Swaps placeholders for values in one box's outbound requests."""
 
     def __init__(self, secrets: Mapping[str, Secret]) -> None:
-        self.secrets = dict(secrets)
+        #: By the secret's own name (what its placeholder and variable carry), whatever
+        #: key the caller held it under.
+        self.secrets = {secret.name: secret for secret in secrets.values()}
 
     def __bool__(self) -> bool:
         return bool(self.secrets)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import httpx
 
 from .. import inputs
 from ..errors import AlreadyExistsError, InternalError, InvalidArgumentError, NotFoundError
+from ..network.secrets import Secret, SecretError, choose, placeholder, to_spec
 from ..types import (
     BOX_NAME_PATTERN,
     BoxInfo,
@@ -53,13 +54,32 @@ class RestRuntime:
         settings: RestSettings | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        secrets: Mapping[str, Secret] | None = None,
     ) -> None:
         self.settings = settings if settings is not None else RestSettings.from_env()
+        #: The operator's secrets: sent as SecretSpec with a box that names them.
+        self.secrets = dict(secrets or {})
         self.client = RestClient(self.settings, transport=transport)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"RestRuntime(url={self.settings.url!r})"
+
+    def _secret_fields(self, options: BoxOptions) -> dict[str, Any]:
+        """``secrets`` (SecretSpec, values from the operator) and the placeholders in
+        ``env``: the box sees ``NAME=<BOXLITE_SECRET:NAME>``, the server swaps it."""
+        if options.network is None or options.network.mode != "enabled":
+            raise InvalidArgumentError(
+                "secrets were given with network mode 'disabled'; a secret is only used "
+                "in the box's outbound requests, so enable the network"
+            )
+        try:
+            chosen = choose(self.secrets, options.secrets or [])
+        except SecretError as exc:
+            raise InvalidArgumentError(str(exc)) from None
+        env = dict(options.env or {})
+        env.update({s.name: placeholder(s.name) for s in chosen.values()})
+        return {"secrets": [to_spec(s) for s in chosen.values()], "env": env}
 
     def _box(self, body: bytes, what: str) -> RestBox:
         return RestBox(self.client, self._tasks, parse(WireBox, body, what).to_info())
@@ -86,8 +106,10 @@ class RestRuntime:
 
     async def create(self, options: BoxOptions) -> RestBox:
         options = inputs.box_options(options)
-        inputs.refuse_secrets(options, "rest")
         body = _without_nulls(options.set_fields())
+        body.pop("secrets", None)
+        if options.secrets:
+            body.update(self._secret_fields(options))
         await self.client.ensure_ready()
         if self.client.generation == "0.10":
             body = {key: value for key, value in body.items() if key not in _NOT_IN_010}
