@@ -91,6 +91,10 @@ class RestRuntime:
         details = {
             "path": (await self.client.url()).removeprefix(self.settings.url) or "/",
             "auth": self.client.auth_scheme,
+            "secrets": (", ".join(s.name for s in self.secrets.values()) or "none configured")
+            + "; sent with a box that names them, as BoxLite SecretSpec (the server swaps "
+            "the value into the box's HTTP(S) requests)",
+            "box_expose": "the server's service tunnel (API 0.10); not on 0.9",
         }
         return RuntimeInfo(
             name="rest",
