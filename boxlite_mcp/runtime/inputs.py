@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pydantic
 
-from .errors import InvalidArgumentError, UnsupportedError
+from .errors import InvalidArgumentError
 from .types import BoxOptions, ExecRequest
 
 
@@ -25,16 +25,6 @@ def box_options(options: BoxOptions) -> BoxOptions:
             "give either image or rootfs_path, not both (they are two ways to pick the root)"
         )
     return checked
-
-
-def refuse_secrets(options: BoxOptions, runtime: str) -> None:
-    """Runtimes that cannot keep a secret out of the box refuse it before creating one."""
-    if options.secrets:
-        raise UnsupportedError(
-            f"secrets ({', '.join(options.secrets)}) are not supported by the {runtime} "
-            "runtime yet: it cannot keep their values out of the box. Create the box without "
-            "secrets, or use the bwrap runtime; nothing was created."
-        )
 
 
 def exec_request(request: ExecRequest) -> ExecRequest:

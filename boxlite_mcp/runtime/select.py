@@ -131,8 +131,10 @@ async def _open_local_explicitly(settings: Settings) -> SelectedRuntime:
 
 async def _open_local(settings: Settings) -> Runtime:
     from .local import LocalRuntime
+    from .network import secrets
 
-    return LocalRuntime.embedded(settings.home)
+    held = secrets.load(secrets.parse_specs(settings.secrets), os.environ)
+    return LocalRuntime.embedded(settings.home, box_secrets=held)
 
 
 async def _open_rest(url: str, env: Mapping[str, str],
