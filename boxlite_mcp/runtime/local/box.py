@@ -156,11 +156,26 @@ class LocalBox:
                          lambda box: box.snapshot.restore(name))
 
     async def expose(self, port: int) -> ExposedPort:
-        raise UnsupportedError(
-            f"box_expose is not supported by the local runtime yet (port {port} of box "
-            f"{self._label}); the SDK's ports are not wired in. Use the bwrap runtime to "
-            "expose a box's service."
-        )
+        """The SDK's service tunnel (``box.network.tunnel(port)``): an opaque URI."""
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise InvalidArgumentError(f"port {port!r} is not a TCP port (1-65535)")
+
+        async def tunnel(box: Any) -> Any:
+            network = box.network() if callable(box.network) else box.network
+            return await network.tunnel(port)
+
+        answer = await self._call(f"expose port {port} of box {self._label}", tunnel)
+        uri = answer if isinstance(answer, str) else getattr(answer, "uri", None)
+        if callable(uri):  # the SDK's BoxTunnel.uri() is a method
+            uri = uri()
+        if uri is None and isinstance(answer, dict):
+            uri = answer.get("uri")
+        if not isinstance(uri, str) or not uri:
+            raise UnsupportedError(
+                f"the SDK gave no URI for port {port} of box {self._label}; box_expose "
+                "needs the SDK's service tunnel"
+            )
+        return ExposedPort(port=port, url=uri)
 
     async def clone(self, name: str | None = None) -> LocalBox:
         checks.name(name, "box")
