@@ -134,7 +134,7 @@ async def _open_local(settings: Settings) -> Runtime:
     from .network import secrets
 
     held = secrets.load(secrets.parse_specs(settings.secrets), os.environ)
-    return LocalRuntime.embedded(settings.home, box_secrets=held)
+    return LocalRuntime.embedded(settings.home, box_secrets=held, net_allow=settings.net_allow)
 
 
 async def _open_rest(url: str, env: Mapping[str, str],
@@ -153,7 +153,8 @@ async def _open_rest(url: str, env: Mapping[str, str],
 
     held = (secrets.load(secrets.parse_specs(settings.secrets), os.environ)
             if settings is not None else None)
-    return RestRuntime(rest_settings, secrets=held)
+    return RestRuntime(rest_settings, secrets=held,
+                       net_allow=settings.net_allow if settings is not None else None)
 
 
 async def _open_bwrap(settings: Settings) -> Runtime:

@@ -21,6 +21,7 @@ from boxlite_mcp.runtime.network.policy import (
     PolicyError,
     Verdict,
     covers,
+    for_server,
     is_public,
     parse_entry,
     parse_ipv4_legacy,
@@ -461,3 +462,41 @@ def test_describe() -> None:
 async def test_any_request_gets_a_verdict(host: str, port: int) -> None:
     verdict = await decide(policy(["*", "10.0.0.0/8", HOST_ALIAS]), host, port)
     assert verdict.allowed or verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("operator", "asked", "expected"),
+    [
+        (["*"], None, None),
+        (
+            ["*"],
+            ["pypi.org", "*.github.com", "8.8.8.0/24"],
+            ["pypi.org", "*.github.com", "8.8.8.0/24"],
+        ),
+        (["*"], ["*"], None),
+        (["pypi.org", "10.0.0.0/8"], None, ["pypi.org", "10.0.0.0/8"]),
+        (["pypi.org", "10.0.0.0/8"], ["10.1.0.0/16"], ["10.1.0.0/16"]),
+    ],
+)
+def test_for_server(
+    operator: list[str], asked: list[str] | None, expected: list[str] | None
+) -> None:
+    assert for_server(AllowList.parse(operator), asked) == expected
+
+
+@pytest.mark.parametrize(
+    ("operator", "asked", "says"),
+    [
+        (["pypi.org"], ["example.com"], "'example.com' are outside"),
+        (["*"], ["10.0.0.1"], "outside"),
+        (["*:443"], None, "no ports"),
+        (["*"], ["pypi.org:443"], "no ports"),
+        ([f"{HOST_ALIAS}:8443"], None, "bwrap"),
+        (["*"], ["bad entry"], "spaces"),
+    ],
+)
+def test_for_server_refuses_what_it_cannot_keep(
+    operator: list[str], asked: list[str] | None, says: str
+) -> None:
+    with pytest.raises(PolicyError, match=says):
+        for_server(AllowList.parse(operator), asked)

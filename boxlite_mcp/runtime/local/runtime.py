@@ -17,7 +17,7 @@ import logging
 import os
 import shutil
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,16 @@ from ..errors import (
     InvalidStateError,
     NotFoundError,
 )
+from ..network.policy import AllowList, PolicyError, for_server
 from ..network.secrets import Secret, SecretError, choose
-from ..types import BoxInfo, BoxOptions, Capabilities, RuntimeInfo, RuntimeMetrics
+from ..types import (
+    BoxInfo,
+    BoxOptions,
+    Capabilities,
+    NetworkSpec,
+    RuntimeInfo,
+    RuntimeMetrics,
+)
 from . import checks, convert, files, oci, sdk
 from .box import LocalBox
 from .errors import Translator
@@ -64,8 +72,11 @@ class LocalRuntime:
         url: str | None = None,
         secrets: tuple[str, ...] = (),
         box_secrets: Mapping[str, Secret] | None = None,
+        net_allow: Sequence[str] | None = None,
     ) -> None:
         self._sdk_module = sdk.load()
+        #: The operator's widest list: a box's allow_net must lie within it.
+        self.net_allow = AllowList.parse(["*"] if net_allow is None else net_allow)
         self._sdk: Any | None = sdk_runtime
         self._home = home
         self._url = url
@@ -80,7 +91,8 @@ class LocalRuntime:
 
     @classmethod
     def embedded(cls, home: Path | None = None,
-                 box_secrets: Mapping[str, Secret] | None = None) -> LocalRuntime:
+                 box_secrets: Mapping[str, Secret] | None = None,
+                 net_allow: Sequence[str] | None = None) -> LocalRuntime:
         """BoxLite's embedded VM runtime, its state under ``home``.
 
         ``home`` defaults to ``BOXLITE_HOME``, else ``~/.boxlite`` (the SDK's own
@@ -100,7 +112,7 @@ class LocalRuntime:
                     f"{home}; stop it, or give this one its own home (--home or BOXLITE_HOME)"
                 ) from exc
             raise Translator().error(exc, f"open the BoxLite runtime in {home}") from exc
-        return cls(runtime, home=home, box_secrets=box_secrets)
+        return cls(runtime, home=home, box_secrets=box_secrets, net_allow=net_allow)
 
     @classmethod
     def rest(cls, url: str, api_key: str | None = None, path_prefix: str | None = None,
@@ -149,6 +161,13 @@ class LocalRuntime:
         module = self._runtime_sdk()
         options = inputs.box_options(options)
         chosen = self._chosen_secrets(options)
+        if options.network is not None and options.network.mode == "enabled":
+            try:
+                allow = for_server(self.net_allow, options.network.allow_net)
+            except PolicyError as exc:
+                raise InvalidArgumentError(f"network.allow_net: {exc}") from None
+            options = options.model_copy(
+                update={"network": NetworkSpec(mode="enabled", allow_net=allow)})
         rootfs = await self._resolve_rootfs(options.rootfs_path)
         what = f"create box {options.name!r}" if options.name else "create a box"
         async with self.errors.translated(what):

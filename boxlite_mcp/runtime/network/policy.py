@@ -448,3 +448,38 @@ def _why_address(address: IPAddress) -> str:
     if not is_public(address):
         return f"{address}, a non-public address (loopback, link-local, private or reserved)"
     return f"{address}, which is not listed"
+
+
+def for_server(operator: AllowList, asked: Sequence[str] | None) -> list[str] | None:
+    """The ``allow_net`` to hand a BoxLite server (rest, local), which enforces it itself.
+
+    The box's own list must lie within the operator's (PolicyError naming the rest);
+    without one, the operator's list is sent, and ``*`` (what a BoxLite server does
+    with no list: all outbound) sends none. What such a server cannot express is
+    refused rather than widened: ports, and ``host.boxlite.internal``.
+    """
+    if asked is not None:
+        chosen = AllowList.parse(asked)
+        outside = operator.outside(chosen)
+        if outside:
+            names = ", ".join(repr(e.text) for e in outside)
+            raise PolicyError(
+                f"entries {names} are outside what this server allows (its "
+                f"--net-allow: {operator}); pass entries within it"
+            )
+    else:
+        chosen = operator
+    if any(e.kind == "public" and e.port is None for e in chosen.entries):
+        return None
+    for e in chosen.entries:
+        if e.kind == "host":
+            raise PolicyError(
+                f"{e.text}: the host's own services are served only by the "
+                "bwrap runtime; a BoxLite server has its own network"
+            )
+        if e.port is not None:
+            raise PolicyError(
+                f"{e.text}: a BoxLite server's allow_net has no ports, so it "
+                "would allow every port; list the entry without a port"
+            )
+    return [e.text for e in chosen.entries]

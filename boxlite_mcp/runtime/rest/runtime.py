@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import httpx
 
 from .. import inputs
 from ..errors import AlreadyExistsError, InternalError, InvalidArgumentError, NotFoundError
+from ..network.policy import AllowList, PolicyError, for_server
 from ..network.secrets import Secret, SecretError, choose, placeholder, to_spec
 from ..types import (
     BOX_NAME_PATTERN,
@@ -55,8 +56,11 @@ class RestRuntime:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         secrets: Mapping[str, Secret] | None = None,
+        net_allow: Sequence[str] | None = None,
     ) -> None:
         self.settings = settings if settings is not None else RestSettings.from_env()
+        #: The operator's widest list: a box's allow_net must lie within it (sent as is).
+        self.net_allow = AllowList.parse(["*"] if net_allow is None else net_allow)
         #: The operator's secrets: sent as SecretSpec with a box that names them.
         self.secrets = dict(secrets or {})
         self.client = RestClient(self.settings, transport=transport)
@@ -112,6 +116,12 @@ class RestRuntime:
         options = inputs.box_options(options)
         body = _without_nulls(options.set_fields())
         body.pop("secrets", None)
+        if options.network is not None and options.network.mode == "enabled":
+            try:
+                allow = for_server(self.net_allow, options.network.allow_net)
+            except PolicyError as exc:
+                raise InvalidArgumentError(f"network.allow_net: {exc}") from None
+            body["network"] = {"mode": "enabled", **({"allow_net": allow} if allow else {})}
         if options.secrets:
             body.update(self._secret_fields(options))
         await self.client.ensure_ready()
