@@ -421,3 +421,27 @@ async def test_network_in_a_rootfs_without_etc(
         result, out, err = await sh(box, "cat /etc/resolv.conf; echo $HTTP_PROXY")
         assert result.exit_code == 0, err
         assert out.decode().endswith("nameserver 127.0.0.1\nhttp://127.0.0.1:3128\n")
+
+
+async def test_long_destinations_are_clipped_in_box_info(netrt: BwrapRuntime) -> None:
+    box = await _netbox(netrt)
+    name = ".".join(["a" * 60] * 4)  # 243 characters: a valid, unlisted name
+    await run(
+        box,
+        "python3",
+        "-c",
+        "\n".join(
+            [
+                "import socket",
+                "s = socket.create_connection(('127.0.0.1', 3128))",
+                f"s.sendall(b'CONNECT {name}:443 HTTP/1.1\\r\\n\\r\\n')",
+                "s.recv(1000)",
+                "s = socket.create_connection(('127.0.0.1', 3128))",
+                "s.sendall(b'CONNECT ' + b'x' * 20000 + b':443 HTTP/1.1\\r\\n\\r\\n')",
+                "s.recv(1000)",
+            ]
+        ),
+    )
+    status = (await box.info()).network_status
+    assert status is not None and len(status.recent_denials) == 2
+    assert all(len(d.destination) <= 300 and len(d.reason) <= 600 for d in status.recent_denials)

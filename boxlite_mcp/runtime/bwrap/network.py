@@ -118,6 +118,10 @@ def proxy_env() -> dict[str, str]:
     return env
 
 
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class BoxNetwork:
     """The host side of one running box's network; ``close`` ends all of it."""
 
@@ -169,7 +173,9 @@ class BoxNetwork:
         return env
 
     def _denied(self, verdict: Verdict) -> None:
-        self.denials.append(Denial(time.time(), verdict.destination, verdict.reason))
+        # The box chose the destination's text: kept short in what box_info shows.
+        self.denials.append(Denial(time.time(), _clip(verdict.destination),
+                                   _clip(verdict.reason, 600)))
 
     @property
     def counters(self) -> Counters:
