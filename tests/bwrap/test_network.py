@@ -38,16 +38,18 @@ except Exception as e:
 
 #: Asks the kernel for a new nftables table in the box's namespace; exits 0 only if
 #: the kernel accepted it (box root lacks CAP_NET_ADMIN there, so it must not).
-NFT_NEW_TABLE = "; ".join([
-    "import socket, struct, sys",
-    "m = lambda t, f, q, p: struct.pack('=IHHII', 16 + len(p), t, f, q, 0) + p",
-    "g = lambda fam, r=0: struct.pack('=BBH', fam, 0, socket.htons(r))",
-    "a = struct.pack('=HH', 12, 1) + b'boxlite' + bytes(1)",
-    "s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)",
-    "s.sendall(m(16, 1, 1, g(0, 10)) + m(2560, 1029, 2, g(2) + a) + m(17, 1, 3, g(0, 10)))",
-    "d = s.recv(65536)",
-    "sys.exit(0 if struct.unpack('=H', d[4:6])[0] == 2 and d[16:20] == bytes(4) else 1)",
-])
+NFT_NEW_TABLE = "; ".join(
+    [
+        "import socket, struct, sys",
+        "m = lambda t, f, q, p: struct.pack('=IHHII', 16 + len(p), t, f, q, 0) + p",
+        "g = lambda fam, r=0: struct.pack('=BBH', fam, 0, socket.htons(r))",
+        "a = struct.pack('=HH', 12, 1) + b'boxlite' + bytes(1)",
+        "s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)",
+        "s.sendall(m(16, 1, 1, g(0, 10)) + m(2560, 1029, 2, g(2) + a) + m(17, 1, 3, g(0, 10)))",
+        "d = s.recv(65536)",
+        "sys.exit(0 if struct.unpack('=H', d[4:6])[0] == 2 and d[16:20] == bytes(4) else 1)",
+    ]
+)
 
 
 async def _serve(body: bytes) -> tuple[asyncio.Server, int]:
@@ -170,8 +172,9 @@ async def test_box_root_cannot_widen_its_policy(
         result, _, _ = await sh(box, script + " 2>/dev/null")
         assert result.exit_code != 0, what
     # The nftables probe does work where its caller may: host root in a throwaway namespace.
-    control = await anyio.run_process(["unshare", "-n", "python3", "-c", NFT_NEW_TABLE],
-                                      check=False)
+    control = await anyio.run_process(
+        ["unshare", "-n", "python3", "-c", NFT_NEW_TABLE], check=False
+    )
     assert control.returncode == 0
     _, out, _ = await sh(box, "cat /etc/resolv.conf; ip route; cat /proc/net/dev")
     assert "nameserver 127.0.0.1" in out.decode()

@@ -174,8 +174,9 @@ class BoxNetwork:
 
     def _denied(self, verdict: Verdict) -> None:
         # The box chose the destination's text: kept short in what box_info shows.
-        self.denials.append(Denial(time.time(), _clip(verdict.destination),
-                                   _clip(verdict.reason, 600)))
+        self.denials.append(
+            Denial(time.time(), _clip(verdict.destination), _clip(verdict.reason, 600))
+        )
 
     @property
     def counters(self) -> Counters:

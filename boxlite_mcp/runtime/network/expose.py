@@ -63,7 +63,8 @@ class ExposedService:
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT):
                     await asyncio.get_running_loop().sock_connect(
-                        sock, ("127.0.0.1", self.box_port))
+                        sock, ("127.0.0.1", self.box_port)
+                    )
             except BaseException:
                 sock.close()
                 raise

@@ -194,24 +194,33 @@ class EgressProxy:
         self.counters.bytes_sent += len(request)
         await self._pipe(reader, writer, up_reader, up_writer)
 
-    async def _request(self, line: str, rest: bytes, reader: asyncio.StreamReader,
-                       writer: asyncio.StreamWriter, host: str) -> bytes | None:
+    async def _request(
+        self,
+        line: str,
+        rest: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        host: str,
+    ) -> bytes | None:
         """The request to send upstream (one per connection), secrets swapped in.
 
         None after answering the box with 403 (a placeholder bound for a host its
         secret is not for: nothing is sent) or 400.
         """
         headers = [
-            h for h in rest[:-4].split(b"\r\n")
-            if h and not h.lower().startswith(_HOP_HEADERS)
+            h for h in rest[:-4].split(b"\r\n") if h and not h.lower().startswith(_HOP_HEADERS)
         ]
         body = b""
         if self.substitution:
             length = _content_length(headers)
             if length is not None and length <= BODY_LIMIT:
                 body = await reader.readexactly(length)
-        request = (line.encode("latin-1") + b"\r\n" + b"".join(h + b"\r\n" for h in headers)
-                   + b"Connection: close\r\n\r\n")
+        request = (
+            line.encode("latin-1")
+            + b"\r\n"
+            + b"".join(h + b"\r\n" for h in headers)
+            + b"Connection: close\r\n\r\n"
+        )
         if not self.substitution:
             return request
         try:
@@ -227,9 +236,14 @@ class EgressProxy:
             return None
         return request + body
 
-    async def _intercept(self, host: str, reader: asyncio.StreamReader,
-                         writer: asyncio.StreamWriter, up_reader: asyncio.StreamReader,
-                         up_writer: asyncio.StreamWriter) -> None:
+    async def _intercept(
+        self,
+        host: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        up_reader: asyncio.StreamReader,
+        up_writer: asyncio.StreamWriter,
+    ) -> None:
         """HTTPS to a host the box's secrets are for: read the request, swap, re-encrypt."""
         assert self.tls is not None
         try:
@@ -243,9 +257,13 @@ class EgressProxy:
             try:
                 await up_writer.start_tls(self.tls.upstream, server_hostname=host)
             except (ssl.SSLError, OSError) as exc:
-                await _reply(writer, 502, f"boxlite-mcp: TLS with {host} failed: {exc}; the "
-                                          "server checks it against the host's trust store "
-                                          "and --net-ca-file")
+                await _reply(
+                    writer,
+                    502,
+                    f"boxlite-mcp: TLS with {host} failed: {exc}; the "
+                    "server checks it against the host's trust store "
+                    "and --net-ca-file",
+                )
                 return
             up_writer.write(request)
             self.counters.bytes_sent += len(request)

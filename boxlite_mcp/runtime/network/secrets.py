@@ -38,8 +38,12 @@ def to_spec(secret: Secret) -> dict[str, object]:
     """BoxLite's ``SecretSpec`` for a server that substitutes it (the value included:
     only ever sent to the BoxLite server, which keeps it out of the guest)."""
     hosts = [] if "*" in secret.hosts else list(secret.hosts)
-    return {"name": secret.name, "value": secret.value, "hosts": hosts,
-            "placeholder": placeholder(secret.name)}
+    return {
+        "name": secret.name,
+        "value": secret.value,
+        "hosts": hosts,
+        "placeholder": placeholder(secret.name),
+    }
 
 
 @dataclass(frozen=True)
@@ -109,8 +113,9 @@ def choose(available: Mapping[str, Secret], names: Iterable[str]) -> dict[str, S
     for name in names:
         if not isinstance(name, str) or name not in available:
             offer = ", ".join(sorted(available)) or "none (the operator configured no secrets)"
-            raise SecretError(f"secret {name!r} is not configured on this server; available: "
-                              f"{offer}")
+            raise SecretError(
+                f"secret {name!r} is not configured on this server; available: {offer}"
+            )
         chosen[name] = available[name]
     return chosen
 
