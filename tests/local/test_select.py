@@ -256,8 +256,9 @@ async def test_network_settings_reach_the_runtime_chosen(
     try:
         rt = selected.runtime
         assert isinstance(rt, BwrapRuntime)
-        assert str(rt.net_allow) == "pypi.org" and rt.server_ports == frozenset({8765})
-        assert rt.secrets["BOXLITE_MCP_TEST_TOKEN"].hosts == ("api.example.com",)
+        rules = rt.net_rules
+        assert str(rules.net_allow) == "pypi.org" and rules.server_ports == frozenset({8765})
+        assert rules.secrets["BOXLITE_MCP_TEST_TOKEN"].hosts == ("api.example.com",)
         assert rt.host_port_refused(8765) is not None
     finally:
         await rt.aclose()

@@ -11,6 +11,7 @@ from boxlite_mcp.runtime.network.secrets import (
     SecretError,
     Substitution,
     choose,
+    for_box,
     load,
     parse_specs,
     placeholder,
@@ -107,3 +108,13 @@ def test_apply_never_leaks_into_errors(data: bytes, host: str) -> None:
         sub.apply(data + placeholder("A").encode(), host)
     except SecretError as exc:
         assert VALUE not in str(exc)
+
+
+def test_for_box() -> None:
+    available = {"A": Secret("A", ("*",), VALUE)}
+    assert for_box(available, None, False) == {} and for_box(available, [], False) == {}
+    with pytest.raises(SecretError, match="network"):
+        for_box(available, ["A"], False)
+    assert for_box(available, ["A"], True) == available
+    with pytest.raises(SecretError, match="not configured"):
+        for_box(available, ["B"], True)

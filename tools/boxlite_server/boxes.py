@@ -93,7 +93,7 @@ _PASSED = ("name", "rootfs_path", "cpus", "memory_mib", "disk_size_gb", "working
 def _hold_secrets(call: Call, specs: list[dict[str, Any]]) -> list[str]:
     """SecretSpecs handed to the runtime (bwrap: held in memory under a key per box,
     never written to disk, so they do not survive a restart of this server)."""
-    held = getattr(call.runtime, "secrets", None)
+    held = getattr(getattr(call.runtime, "net_rules", None), "secrets", None)
     if not isinstance(held, dict):
         raise UnsupportedError("secrets are not supported by this server's runtime")
     keys: list[str] = []

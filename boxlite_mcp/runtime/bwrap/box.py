@@ -10,7 +10,6 @@ import os
 import secrets
 import stat
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,24 +17,18 @@ import anyio
 
 from ..base import Box
 from ..errors import BoxliteError, InternalError, InvalidArgumentError, NotFoundError
-from ..network.expose import ExposedService
-from ..network.netns import Netns
-from ..network.proxy import PROXY_PORT
 from ..types import (
     BoxInfo,
     BoxMetrics,
     BoxStatus,
     ExecRequest,
     ExposedPort,
-    NetworkDenial,
     NetworkSpec,
-    NetworkStatus,
     SnapshotInfo,
 )
-from . import files, nul, snapshots
+from . import files, network, nul, snapshots
 from .boxfs import BoxRoot, normalize
 from .execution import BwrapExecution, open_pty, spawn
-from .network import BoxNetwork, prepare_files
 from .sandbox import JOIN_SCRIPT, BoxSpec, launch
 from .state import LiveRecord
 from .users import resolve_user
@@ -106,26 +99,7 @@ class BwrapBox:
             pid=state.sandbox.init_pid if state.sandbox else None,
             network=r.options.network or NetworkSpec(mode="disabled"),
             limits=r.limits,
-            network_status=self._network_status(state),
-        )
-
-    def _network_status(self, state: BoxState) -> NetworkStatus | None:
-        net = state.network
-        exposed = [ExposedPort(port=p, url=s.url, host_port=s.host_port)
-                   for p, s in sorted(state.exposed.items())]
-        if net is None:
-            if not exposed:
-                return None
-            return NetworkStatus(policy="no network: nothing outside the box is reachable "
-                                        "from it", exposed=exposed)
-        return NetworkStatus(
-            policy=net.policy.describe(), proxy=f"http://127.0.0.1:{PROXY_PORT} (in the box)",
-            recent_denials=[
-                NetworkDenial(at=datetime.fromtimestamp(d.at, UTC), destination=d.destination,
-                              reason=d.reason)
-                for d in reversed(net.denials)
-            ],
-            exposed=exposed,
+            network_status=network.status(state.network, state.exposed),
         )
 
     async def expose(self, port: int) -> ExposedPort:
@@ -136,17 +110,9 @@ class BwrapBox:
             )
         state = await self._ensure_running()
         async with state.lock:
-            service = state.exposed.get(port)
-            if service is None:
-                assert state.sandbox is not None
-                service = ExposedService(Netns(state.sandbox.init_pid), port)
-                try:
-                    await service.start(self._runtime.expose_host)
-                except BaseException:
-                    service.close()
-                    raise
-                state.exposed[port] = service
-        return ExposedPort(port=port, url=service.url, host_port=service.host_port)
+            assert state.sandbox is not None
+            return await network.expose(state.exposed, state.sandbox.init_pid, port,
+                                        self._runtime.net_rules.expose_host)
 
     async def start(self) -> None:
         state = self._state
@@ -161,12 +127,12 @@ class BwrapBox:
         rt = self._runtime
         t0 = time.monotonic()
         state.cgroup.create(r.limits)
-        network = bool(r.options.network and r.options.network.mode == "enabled")
-        netfiles = (prepare_files(rt.store.box_dir(r.id), r.options, Path(r.lower))
-                    if network else None)
+        enabled = bool(r.options.network and r.options.network.mode == "enabled")
+        netfiles = (network.prepare_files(rt.store.box_dir(r.id), r.options, Path(r.lower))
+                    if enabled else None)
         spec = BoxSpec(
             box_dir=rt.store.box_dir(r.id), lower=Path(r.lower),
-            hostname=(r.name or r.id)[:63], network=network,
+            hostname=(r.name or r.id)[:63], network=enabled,
             volumes=[(v.host_path, v.guest_path, v.read_only) for v in r.options.volumes or []],
             cgroup=state.cgroup, hidden=rt.hidden_paths,
             ro_files=netfiles.ro_files if netfiles else (),
@@ -175,9 +141,11 @@ class BwrapBox:
             sandbox = await launch(spec, rt.tools)
             if netfiles is not None:  # before any process of the box runs: its only way out
                 try:
-                    state.network = await BoxNetwork.start(
-                        sandbox.init_pid, rt.net_policy(r.options), rt.host_port_refused,
-                        rt.substitution(r.options), netfiles.interception(rt.net_ca_file))
+                    rules = rt.net_rules
+                    state.network = await network.BoxNetwork.start(
+                        sandbox.init_pid, rules.policy(r.options), rt.host_port_refused,
+                        rules.substitution(r.options),
+                        netfiles.interception(rules.net_ca_file))
                 except BaseException:
                     with anyio.CancelScope(shield=True):
                         await sandbox.stop(0)

@@ -25,17 +25,21 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from ..errors import InvalidArgumentError, InvalidStateError
 from ..network.dns import DnsServer
+from ..network.expose import ExposedService
+from ..network.hostaddrs import host_addresses
 from ..network.netns import Netns
-from ..network.policy import NetPolicy, Verdict
+from ..network.policy import AllowList, NetPolicy, PolicyError, Verdict, narrowed
 from ..network.proxy import PROXY_PORT, Counters, EgressProxy, Interception
-from ..network.secrets import Substitution
+from ..network.secrets import Secret, SecretError, Substitution, choose, for_box
 from ..network.tls import BoxCA, system_bundle, upstream_context
-from ..types import BoxOptions
+from ..types import BoxOptions, ExposedPort, NetworkDenial, NetworkStatus
 
 RESOLV_CONF = "# boxlite-mcp: DNS answered on the host per the box's policy\nnameserver 127.0.0.1\n"
 #: The host's CAs plus the box's own (boxes with secrets), where the box's programs look.
@@ -48,6 +52,136 @@ CA_VARIABLES = (
     "CURL_CA_BUNDLE",
 )
 RECENT_DENIALS = 20
+
+
+class NetworkRules:
+    """What the operator set for every box's network on this runtime, in one place:
+    the widest destination list, secrets, the CA file, where box_expose listens, and
+    the server's own ports."""
+
+    def __init__(
+        self,
+        net_allow: Sequence[str] | None = None,
+        *,
+        expose_host: str = "127.0.0.1",
+        server_ports: Iterable[int] = (),
+        secrets: Mapping[str, Secret] | None = None,
+        net_ca_file: str | None = None,
+    ) -> None:
+        try:
+            self.net_allow = AllowList.parse(["*"] if net_allow is None else net_allow)
+        except PolicyError as exc:
+            raise InvalidArgumentError(f"--net-allow: {exc}") from None
+        self.expose_host = expose_host
+        #: The server's own listening ports: no box reaches them unless listed by number.
+        self.server_ports = frozenset(server_ports)
+        #: The operator's secrets (values from the server's environment, never on disk).
+        self.secrets = dict(secrets or {})
+        self.net_ca_file = net_ca_file
+        self.host_addresses = host_addresses()
+
+    def check(self, options: BoxOptions) -> None:
+        """allow_net within the operator's list, secrets known: before anything exists."""
+        enabled = options.network is not None and options.network.mode == "enabled"
+        try:
+            for_box(self.secrets, options.secrets, enabled)
+        except SecretError as exc:
+            raise InvalidArgumentError(str(exc)) from None
+        if options.network is None or options.network.allow_net is None:
+            return
+        if not enabled:
+            raise InvalidArgumentError(
+                "network.allow_net was given with network mode 'disabled'; set mode "
+                "'enabled' (allow_net narrows what a box with network may reach)"
+            )
+        try:
+            narrowed(self.net_allow, options.network.allow_net)
+        except PolicyError as exc:
+            raise InvalidArgumentError(f"network.allow_net: {exc}") from None
+
+    def policy(self, options: BoxOptions) -> NetPolicy:
+        """The policy a box with these options runs under (operator's list, narrowed)."""
+        asked = options.network.allow_net if options.network else None
+        return NetPolicy(
+            self.net_allow, None if asked is None else AllowList.parse(asked), self.host_addresses
+        )
+
+    def substitution(self, options: BoxOptions) -> Substitution:
+        """The box's secrets (checked at create; a server restarted without one refuses)."""
+        try:
+            return Substitution(choose(self.secrets, options.secrets or []))
+        except SecretError as exc:
+            raise InvalidStateError(f"cannot start the box: {exc}") from None
+
+    def host_port_refused(self, port: int, exposed: Iterable[int]) -> str | None:
+        """Why the host's loopback ``port`` stays closed to every box's proxy, if it does."""
+        if port in exposed:
+            return (
+                f"port {port} on the host is a box's exposed service (box_expose); "
+                "boxes do not reach each other's services"
+            )
+        if port in self.server_ports and not any(
+            e.kind == "host" and e.port == port for e in self.net_allow.entries
+        ):
+            return f"port {port} on the host is this MCP server's own"
+        return None
+
+    def details(self) -> dict[str, str]:
+        """What ``runtime_info`` says about networks here."""
+        named = ", ".join(f"{s.name} (for {', '.join(s.hosts)})" for s in self.secrets.values())
+        return {
+            "network": "none (default), or a network namespace of the box's own whose only "
+            "way out is a filtering proxy on the host (HTTP(S)_PROXY, ALL_PROXY; "
+            "DNS answered per policy); nothing on the host or private networks "
+            f"unless listed. Widest set (--net-allow): {self.net_allow}; boxes "
+            "narrow it with allow_net",
+            "secrets": (named or "none configured (--secret)")
+            + "; a box sees <BOXLITE_SECRET:NAME>, the server swaps the value "
+            "into its HTTP(S) requests to those hosts",
+            "box_expose": f"a listener on {self.expose_host} forwarded into the box",
+        }
+
+
+async def expose(
+    exposed: dict[int, ExposedService], init_pid: int, port: int, bind_host: str
+) -> ExposedPort:
+    """The box's ``port`` reachable on ``bind_host`` (the same listener when asked again)."""
+    service = exposed.get(port)
+    if service is None:
+        service = ExposedService(Netns(init_pid), port)
+        try:
+            await service.start(bind_host)
+        except BaseException:
+            service.close()
+            raise
+        exposed[port] = service
+    return ExposedPort(port=port, url=service.url, host_port=service.host_port)
+
+
+def status(
+    network: BoxNetwork | None, exposed: Mapping[int, ExposedService]
+) -> NetworkStatus | None:
+    """``box_info``'s view of a running box's network (None: nothing to show)."""
+    ports = [
+        ExposedPort(port=p, url=s.url, host_port=s.host_port) for p, s in sorted(exposed.items())
+    ]
+    if network is None:
+        if not ports:
+            return None
+        return NetworkStatus(
+            policy="no network: nothing outside the box is reachable from it", exposed=ports
+        )
+    return NetworkStatus(
+        policy=network.policy.describe(),
+        proxy=f"http://127.0.0.1:{PROXY_PORT} (in the box)",
+        recent_denials=[
+            NetworkDenial(
+                at=datetime.fromtimestamp(d.at, UTC), destination=d.destination, reason=d.reason
+            )
+            for d in reversed(network.denials)
+        ],
+        exposed=ports,
+    )
 
 
 @dataclass(frozen=True)

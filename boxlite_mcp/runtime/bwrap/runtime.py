@@ -28,9 +28,7 @@ from ..errors import (
     NotFoundError,
 )
 from ..network.expose import ExposedService
-from ..network.hostaddrs import host_addresses
-from ..network.policy import AllowList, NetPolicy, PolicyError
-from ..network.secrets import Secret, SecretError, Substitution, choose
+from ..network.secrets import Secret
 from ..types import (
     BOX_NAME_PATTERN,
     BoxInfo,
@@ -47,7 +45,7 @@ from .box import BwrapBox
 from .execution import BwrapExecution
 from .host import host_tools
 from .limits import BoxCgroup, cgroup_mode
-from .network import BoxNetwork
+from .network import BoxNetwork, NetworkRules
 from .sandbox import Sandbox, kill_leftovers
 from .state import BoxRecord, Store, default_home
 
@@ -202,17 +200,9 @@ class BwrapRuntime:
         secrets: Mapping[str, Secret] | None = None,
         net_ca_file: str | None = None,
     ) -> None:
-        #: The operator's secrets (values from the server's environment, never on disk).
-        self.secrets = dict(secrets or {})
-        self.net_ca_file = net_ca_file
-        self.expose_host = expose_host
-        #: The server's own listening ports: no box reaches them unless listed by number.
-        self.server_ports = frozenset(server_ports)
-        try:
-            self.net_allow = AllowList.parse(["*"] if net_allow is None else net_allow)
-        except PolicyError as exc:
-            raise InvalidArgumentError(f"--net-allow: {exc}") from None
-        self.host_addresses = host_addresses()
+        self.net_rules = NetworkRules(net_allow, expose_host=expose_host,
+                                      server_ports=server_ports, secrets=secrets,
+                                      net_ca_file=net_ca_file)
         self.tools = host_tools()
         self.home = Path(home) if home is not None else default_home()
         self.store = Store(self.home)
@@ -312,18 +302,9 @@ class BwrapRuntime:
                              "nodes are the box's own",
                 "images": "host root (default), rootfs_path directory or OCI image layout; "
                           "no registry access",
-                "network": "none (default), or a network namespace of the box's own whose "
-                           "only way out is a filtering proxy on the host (HTTP(S)_PROXY, "
-                           "ALL_PROXY; DNS answered per policy); nothing on the host or "
-                           f"private networks unless listed. Widest set (--net-allow): "
-                           f"{self.net_allow}; boxes narrow it with allow_net",
-                "secrets": (", ".join(f"{s.name} (for {', '.join(s.hosts)})"
-                                      for s in self.secrets.values())
-                            or "none configured (--secret)")
-                           + "; a box sees <BOXLITE_SECRET:NAME>, the server swaps the value "
-                             "into its HTTP(S) requests to those hosts",
                 "not_enforced": "disk_size_gb (the writable layer shares the home's file "
                                 "system); entrypoint/cmd are stored, not run",
+                **self.net_rules.details(),
             },
         )
 
@@ -331,7 +312,7 @@ class BwrapRuntime:
         t0 = time.monotonic()
         nul.check_options(options)
         _check_options(options)
-        self._check_network(options)
+        self.net_rules.check(options)
         rootfs.check_options(options)
         _check_volumes(options)
         async with self._create_lock:
@@ -436,65 +417,10 @@ class BwrapRuntime:
 
     # -- network ---------------------------------------------------------------
 
-    def _check_network(self, options: BoxOptions) -> None:
-        """allow_net entries readable and within the operator's set, secrets known, before
-        anything exists."""
-        enabled = options.network is not None and options.network.mode == "enabled"
-        if options.secrets is not None:
-            if not enabled:
-                raise InvalidArgumentError(
-                    "secrets were given with network mode 'disabled'; a secret is only used "
-                    "in the box's outbound requests, so enable the network"
-                )
-            try:
-                choose(self.secrets, options.secrets)
-            except SecretError as exc:
-                raise InvalidArgumentError(str(exc)) from None
-        if options.network is None or options.network.allow_net is None:
-            return
-        if options.network.mode != "enabled":
-            raise InvalidArgumentError(
-                "network.allow_net was given with network mode 'disabled'; set mode "
-                "'enabled' (allow_net narrows what a box with network may reach)"
-            )
-        try:
-            asked = AllowList.parse(options.network.allow_net)
-        except PolicyError as exc:
-            raise InvalidArgumentError(f"network.allow_net: {exc}") from None
-        outside = self.net_allow.outside(asked)
-        if outside:
-            names = ", ".join(repr(e.text) for e in outside)
-            raise InvalidArgumentError(
-                f"network.allow_net entries {names} are outside what this server allows "
-                f"(its --net-allow: {self.net_allow}); pass entries within it, or ask the "
-                "operator to widen --net-allow"
-            )
-
     def host_port_refused(self, port: int) -> str | None:
         """Why the host's loopback ``port`` stays closed to every box's proxy, if it does."""
-        if any(port in state.exposed_host_ports() for state in self._states.values()):
-            return (f"port {port} on the host is a box's exposed service (box_expose); "
-                    "boxes do not reach each other's services")
-        if port in self.server_ports and not any(
-            e.kind == "host" and e.port == port for e in self.net_allow.entries
-        ):
-            return f"port {port} on the host is this MCP server's own"
-        return None
-
-    def substitution(self, options: BoxOptions) -> Substitution:
-        """The box's secrets (checked at create; a server restarted without one refuses)."""
-        try:
-            return Substitution(choose(self.secrets, options.secrets or []))
-        except SecretError as exc:
-            raise InvalidStateError(f"cannot start the box: {exc}") from None
-
-    def net_policy(self, options: BoxOptions) -> NetPolicy:
-        """The policy a box with these options runs under (operator's list, narrowed)."""
-        asked = options.network.allow_net if options.network else None
-        return NetPolicy(
-            self.net_allow, None if asked is None else AllowList.parse(asked),
-            self.host_addresses,
-        )
+        exposed = {p for state in self._states.values() for p in state.exposed_host_ports()}
+        return self.net_rules.host_port_refused(port, exposed)
 
     # -- used by snapshots/import ---------------------------------------------
 

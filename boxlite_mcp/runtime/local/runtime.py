@@ -33,7 +33,7 @@ from ..errors import (
     NotFoundError,
 )
 from ..network.policy import AllowList, PolicyError, for_server
-from ..network.secrets import Secret, SecretError, choose
+from ..network.secrets import Secret, SecretError, for_box
 from ..types import (
     BoxInfo,
     BoxOptions,
@@ -177,15 +177,9 @@ class LocalRuntime:
         return self.wrap(handle)
 
     def _chosen_secrets(self, options: BoxOptions) -> list[Secret]:
-        if not options.secrets:
-            return []
-        if options.network is None or options.network.mode != "enabled":
-            raise InvalidArgumentError(
-                "secrets were given with network mode 'disabled'; a secret is only used "
-                "in the box's outbound requests, so enable the network"
-            )
+        enabled = options.network is not None and options.network.mode == "enabled"
         try:
-            return list(choose(self.box_secrets, options.secrets).values())
+            return list(for_box(self.box_secrets, options.secrets, enabled).values())
         except SecretError as exc:
             raise InvalidArgumentError(str(exc)) from None
 

@@ -450,6 +450,20 @@ def _why_address(address: IPAddress) -> str:
     return f"{address}, which is not listed"
 
 
+def narrowed(operator: AllowList, asked: Sequence[str]) -> AllowList:
+    """A box's ``allow_net``, read and within the operator's list; PolicyError naming
+    the entries that are not (nothing is created then)."""
+    chosen = AllowList.parse(asked)
+    outside = operator.outside(chosen)
+    if outside:
+        names = ", ".join(repr(e.text) for e in outside)
+        raise PolicyError(
+            f"entries {names} are outside what this server allows (its --net-allow: "
+            f"{operator}); pass entries within it, or ask the operator to widen --net-allow"
+        )
+    return chosen
+
+
 def for_server(operator: AllowList, asked: Sequence[str] | None) -> list[str] | None:
     """The ``allow_net`` to hand a BoxLite server (rest, local), which enforces it itself.
 
@@ -458,17 +472,7 @@ def for_server(operator: AllowList, asked: Sequence[str] | None) -> list[str] | 
     with no list: all outbound) sends none. What such a server cannot express is
     refused rather than widened: ports, and ``host.boxlite.internal``.
     """
-    if asked is not None:
-        chosen = AllowList.parse(asked)
-        outside = operator.outside(chosen)
-        if outside:
-            names = ", ".join(repr(e.text) for e in outside)
-            raise PolicyError(
-                f"entries {names} are outside what this server allows (its "
-                f"--net-allow: {operator}); pass entries within it"
-            )
-    else:
-        chosen = operator
+    chosen = operator if asked is None else narrowed(operator, asked)
     if any(e.kind == "public" and e.port is None for e in chosen.entries):
         return None
     for e in chosen.entries:

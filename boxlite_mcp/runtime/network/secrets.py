@@ -120,6 +120,20 @@ def choose(available: Mapping[str, Secret], names: Iterable[str]) -> dict[str, S
     return chosen
 
 
+def for_box(
+    available: Mapping[str, Secret], names: Iterable[str] | None, network_enabled: bool
+) -> dict[str, Secret]:
+    """The secrets a new box asked for (none: empty); SecretError if it cannot have them."""
+    if not names:
+        return {}
+    if not network_enabled:
+        raise SecretError(
+            "secrets were given with network mode 'disabled'; a secret is only used in the "
+            "box's outbound requests, so enable the network"
+        )
+    return choose(available, names)
+
+
 class Substitution:
     """Swaps placeholders for values in one box's outbound requests."""
 

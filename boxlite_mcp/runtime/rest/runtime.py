@@ -15,7 +15,7 @@ import httpx
 from .. import inputs
 from ..errors import AlreadyExistsError, InternalError, InvalidArgumentError, NotFoundError
 from ..network.policy import AllowList, PolicyError, for_server
-from ..network.secrets import Secret, SecretError, choose, placeholder, to_spec
+from ..network.secrets import Secret, SecretError, for_box, placeholder, to_spec
 from ..types import (
     BOX_NAME_PATTERN,
     BoxInfo,
@@ -72,13 +72,9 @@ class RestRuntime:
     def _secret_fields(self, options: BoxOptions) -> dict[str, Any]:
         """``secrets`` (SecretSpec, values from the operator) and the placeholders in
         ``env``: the box sees ``NAME=<BOXLITE_SECRET:NAME>``, the server swaps it."""
-        if options.network is None or options.network.mode != "enabled":
-            raise InvalidArgumentError(
-                "secrets were given with network mode 'disabled'; a secret is only used "
-                "in the box's outbound requests, so enable the network"
-            )
+        enabled = options.network is not None and options.network.mode == "enabled"
         try:
-            chosen = choose(self.secrets, options.secrets or [])
+            chosen = for_box(self.secrets, options.secrets, enabled)
         except SecretError as exc:
             raise InvalidArgumentError(str(exc)) from None
         env = dict(options.env or {})
