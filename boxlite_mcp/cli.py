@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
             "",
             f"'{PROG} demo' starts this server over stdio and walks a scenario with a live",
             "transcript; it takes --runtime, --url, --home and --log-level.",
+            f"'{PROG} doctor' says which runtimes can run boxes here, why not, and the fix.",
         ]
     )
     parser = _Parser(
@@ -189,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra Origin header value accepted over HTTP; repeatable "
         + _env_help("allowed_origins"),
     )
-    commands = parser.add_subparsers(dest="command", metavar="{demo}")
+    commands = parser.add_subparsers(dest="command", metavar="{demo,doctor}")
     demo = commands.add_parser(
         "demo",
         help="run the server over stdio and walk a scenario with a live transcript",
@@ -197,6 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
         "walk a scenario: box, streaming exec, files, snapshot and restore, metrics.",
     )
     _add_runtime_flags(demo, suppress=True)
+    doctor = commands.add_parser(
+        "doctor",
+        help="say which runtimes can run boxes here, why not, and the command that fixes it",
+        description="Check each runtime (rest, local, bwrap) on this machine, say which one "
+        "--runtime auto would pick, and give one fix per runtime that cannot run. "
+        "Exit 0 when some runtime works, else 1.",
+    )
+    _add_runtime_flags(doctor, suppress=True)
     return parser
 
 
@@ -329,6 +338,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             return anyio.run(run_demo, settings)
+        if ns.command == "doctor":
+            from .doctor import run_doctor
+
+            return anyio.run(run_doctor, settings)
         try:
             verifier = load_verifier(settings.auth_tokens_file, environ)
         except AuthConfigError as exc:

@@ -134,6 +134,9 @@ class Demo:
         runtime = info["runtime"]
         self.t.say(f"runtime: {runtime['name']}  -  {info['reason']}")
         self.t.say(f"isolation: {runtime['isolation']}")
+        binary = runtime.get("details", {}).get("bwrap")
+        if binary:
+            self.t.say(f"bwrap: {binary}")
 
     async def create(self) -> None:
         self.t.step(f"Create a box named {self.box}  (box_create)")

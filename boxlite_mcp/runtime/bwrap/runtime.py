@@ -256,6 +256,7 @@ class BwrapRuntime:
                 max_cpus=os.cpu_count(),
             ),
             details={
+                "bwrap": self.tools.describe_bwrap(),
                 "home": "hidden from boxes (as are the server's auth tokens file and any "
                         "other hidden path)",
                 "overlay": "kernel overlayfs (lower: image, upper: per-box directory), "
