@@ -155,49 +155,48 @@ def _linux_check() -> Verdict:
     return Verdict(True, f"{kvm.reason} and {cpu.reason}")
 
 
-def kvm_check() -> Verdict:
+def kvm_check(device: Path = Path("/dev/kvm")) -> Verdict:
     """``/dev/kvm`` opens read-write, speaks KVM API 12 and creates a VM."""
-    device = Path("/dev/kvm")
     if not device.exists():
-        return Verdict(False, "/dev/kvm does not exist (no KVM: hardware virtualisation is off "
+        return Verdict(False, f"{device} does not exist (no KVM: hardware virtualisation is off "
                               "or not exposed to this machine)", fix=KVM_MODULE_FIX)
     try:
         fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
     except OSError as exc:
-        return Verdict(False, f"/dev/kvm exists but cannot be opened read-write ({exc.strerror}); "
+        return Verdict(False, f"{device} exists but cannot be opened read-write ({exc.strerror}); "
                               "add this user to the kvm group",
                        fix="usermod -aG kvm \"$USER\"  (then log in again)")
     try:
         version = fcntl.ioctl(fd, _KVM_GET_API_VERSION)
         if version != _KVM_API_VERSION:
-            return Verdict(False, f"/dev/kvm speaks KVM API {version}, not {_KVM_API_VERSION}",
+            return Verdict(False, f"{device} speaks KVM API {version}, not {_KVM_API_VERSION}",
                            fix=KVM_MODULE_FIX)
         vm_fd = fcntl.ioctl(fd, _KVM_CREATE_VM, 0)
         os.close(vm_fd)
     except OSError as exc:
-        return Verdict(False, f"/dev/kvm opened but creating a VM failed ({exc.strerror})",
+        return Verdict(False, f"{device} opened but creating a VM failed ({exc.strerror})",
                        fix=KVM_MODULE_FIX)
     finally:
         os.close(fd)
-    return Verdict(True, "/dev/kvm is usable")
+    return Verdict(True, f"{device} is usable")
 
 
-def cpu_check() -> Verdict:
+def cpu_check(cpuinfo: Path = Path("/proc/cpuinfo")) -> Verdict:
     """The CPU advertises hardware virtualisation (``vmx`` or ``svm``)."""
-    flags = _cpu_flags() & {"vmx", "svm"}
+    flags = _cpu_flags(cpuinfo) & {"vmx", "svm"}
     if not flags:
         return Verdict(
             False,
-            "/dev/kvm answers, but the CPU advertises neither vmx nor svm: this is an "
-            "emulated or nested KVM where BoxLite guests do not boot",
+            "the CPU advertises neither vmx nor svm (hardware virtualisation): a /dev/kvm "
+            "here is emulated or nested KVM, where BoxLite guests do not boot",
             fix=NO_HARDWARE_FIX,
         )
     return Verdict(True, "the CPU has " + "/".join(sorted(flags)))
 
 
-def _cpu_flags() -> set[str]:
+def _cpu_flags(cpuinfo: Path) -> set[str]:
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        text = cpuinfo.read_text()
     except OSError:
         return set()
     for line in text.splitlines():
