@@ -34,7 +34,7 @@ from boxlite_mcp.doctor import (
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.bwrap import host as bwrap_host
 from boxlite_mcp.runtime.errors import UnavailableError
-from boxlite_mcp.runtime.local import probe
+from boxlite_mcp.runtime.local import probe, sdk
 from boxlite_mcp.runtime.select import open_runtime
 from boxlite_mcp.settings import Settings
 from tools.boxlite_server import RunningServer, ServerConfig, serve
@@ -254,6 +254,22 @@ async def test_local_with_the_probe_switched_off(tmp_path: Path) -> None:
     ok, text, fix = _facts(report, "local")[f"{probe.PROBE_ENV}=off"]
     assert ok is False and "never chosen automatically" in text
     assert fix == f"unset {probe.PROBE_ENV}"
+
+
+@pytest.mark.skipif(not sdk.available(), reason="PROBE=on still needs the boxlite SDK")
+@anyio_mark
+async def test_local_with_the_probe_on_trusts_the_host_as_auto_does(tmp_path: Path) -> None:
+    """Real ``can_boot``: BOXLITE_MCP_LOCAL_PROBE=on picks local whatever the CPU says."""
+    host = Host(
+        sdk_version=lambda: "0.10.8",
+        system=lambda: "Linux",
+        kvm=_kvm_usable,
+        cpu=functools.partial(probe.cpu_check, _cpuinfo(tmp_path, "hypervisor")),
+    )
+    report = await diagnose(Settings(), _env(**{probe.PROBE_ENV: "on"}), host)
+    facts = _facts(report, "local")
+    assert facts["CPU"][0] is None and "not held against it" in facts["CPU"][1]
+    assert _runtime(report, "local") and report.auto == "local"
 
 
 @anyio_mark

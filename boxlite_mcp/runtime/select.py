@@ -9,8 +9,10 @@ in ``runtime_info``:
    (KVM usable, CPU with vmx/svm; or Apple Silicon) and then boots a probe VM once
    per boot, caching the verdict. ``BOXLITE_MCP_LOCAL_PROBE`` (``auto`` |
    ``static`` | ``fresh`` | ``on`` | ``off``) tunes that (see ``local.probe``);
-3. ``bwrap`` when bubblewrap is installed and a trial sandbox runs;
-4. otherwise an error listing the ways out.
+3. ``bwrap`` when bubblewrap (the system's, else the bundled one: see
+   ``bwrap.host``) runs a trial sandbox;
+4. otherwise an error listing the ways out and pointing to ``boxlite-mcp doctor``,
+   which runs the same checks one by one (``AUTO_ORDER`` is this order).
 
 An explicit ``rest``, ``local`` or ``bwrap`` opens that runtime or fails saying
 what is missing; ``local`` chosen explicitly skips the boot probe (the user
