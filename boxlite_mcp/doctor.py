@@ -300,6 +300,15 @@ def _check_bwrap(host: Host) -> RuntimeReport:
             else "none: box limits (memory, CPU, processes) are not enforced",
         )
     )
+    dns = "present" if os.path.exists("/etc/resolv.conf") else "absent: names will not resolve"
+    facts.append(
+        Fact(
+            "network",
+            True,
+            "none by default; box_create network=true shares this "
+            f"host's network (its /etc/resolv.conf: {dns})",
+        )
+    )
     if binary is None or any(fact.ok is False for fact in facts):
         facts.append(Fact("trial sandbox", None, "not tried: the checks above failed"))
     else:
