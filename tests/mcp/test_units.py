@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from boxlite_mcp import naming
-from boxlite_mcp.errors import redact, to_tool_error
-from boxlite_mcp.executions import Capture, OutputStore, utf8_safe_end
-from boxlite_mcp.paths import HostPaths
-from boxlite_mcp.progress import Coalescer
 from boxlite_mcp.runtime.errors import (
     InvalidArgumentError,
     InvalidStateError,
     NotFoundError,
     UnsupportedError,
 )
+from boxlite_mcp.server.errors import redact, to_tool_error
+from boxlite_mcp.sessions import naming
+from boxlite_mcp.sessions.executions import Capture, OutputStore, utf8_safe_end
+from boxlite_mcp.sessions.paths import HostPaths
+from boxlite_mcp.sessions.progress import Coalescer
 
 
 def test_coalescer_sends_at_once_after_quiet_then_batches() -> None:

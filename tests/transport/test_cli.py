@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from boxlite_mcp.cli import (
+from boxlite_mcp.app.cli import (
     FLAG_FIELDS,
     build_parser,
     configure_logging,

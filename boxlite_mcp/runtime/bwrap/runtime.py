@@ -20,7 +20,6 @@ from pathlib import Path
 
 import anyio
 
-from .. import archive
 from ..errors import (
     AlreadyExistsError,
     InvalidArgumentError,
@@ -28,6 +27,7 @@ from ..errors import (
     NotFoundError,
     UnsupportedError,
 )
+from ..shared import archive
 from ..types import (
     BOX_NAME_PATTERN,
     BoxInfo,

@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import anyio
 import anyio.to_thread
 
-from .. import archive
 from ..errors import (
     AlreadyExistsError,
     BoxliteError,
@@ -45,6 +44,7 @@ from ..errors import (
     InvalidStateError,
     NotFoundError,
 )
+from ..shared import archive
 from ..types import BOX_NAME_PATTERN, BoxOptions, BoxStatus, SnapshotInfo
 from .boxfs import BoxRoot, TreeWriter
 from .state import BoxRecord, now, write_json_atomic

@@ -12,9 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .. import inputs
 from ..base import Box
-from ..boxpaths import check_box_path
 from ..errors import (
     BoxliteError,
     InvalidArgumentError,
@@ -23,6 +21,8 @@ from ..errors import (
     StoppedError,
     UnsupportedError,
 )
+from ..shared import validation as inputs
+from ..shared.boxpaths import check_box_path
 from ..types import BoxInfo, BoxMetrics, BoxStatus, ExecRequest, SnapshotInfo
 from . import checks, convert, files
 from .execution import SDK_TIMEOUT_GRACE_SECONDS, LocalExecution, take_handles

@@ -36,7 +36,7 @@ from ..errors import (
     InvalidStateError,
     NotFoundError,
 )
-from ..output import OutputPipe
+from ..shared.output import OutputPipe
 from ..types import ExecRequest, ExecResult, OutputChunk
 from .errors import Translator
 

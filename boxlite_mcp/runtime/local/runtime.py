@@ -23,7 +23,6 @@ from typing import Any
 import anyio
 import httpx
 
-from .. import inputs
 from ..errors import (
     BoxliteError,
     ImageError,
@@ -31,6 +30,7 @@ from ..errors import (
     InvalidStateError,
     NotFoundError,
 )
+from ..shared import validation as inputs
 from ..types import BoxInfo, BoxOptions, Capabilities, RuntimeInfo, RuntimeMetrics
 from . import checks, convert, files, oci, sdk
 from .box import LocalBox

@@ -16,9 +16,9 @@ from pathlib import Path
 import anyio
 import httpx
 
-from .. import inputs
 from ..base import Box
 from ..errors import BoxliteError, InvalidArgumentError, InvalidStateError, UnsupportedError
+from ..shared import validation as inputs
 from ..types import (
     BOX_NAME_PATTERN,
     BoxInfo,

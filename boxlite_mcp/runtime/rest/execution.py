@@ -22,7 +22,7 @@ from ..errors import (
     NotFoundError,
     UnavailableError,
 )
-from ..output import OutputPipe
+from ..shared.output import OutputPipe
 from ..types import ExecRequest, ExecResult, OutputChunk
 from .client import RestClient
 from .types import ExecutionInfo, parse

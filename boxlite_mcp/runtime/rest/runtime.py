@@ -12,8 +12,8 @@ from typing import Any
 import anyio
 import httpx
 
-from .. import inputs
 from ..errors import AlreadyExistsError, InternalError, InvalidArgumentError, NotFoundError
+from ..shared import validation as inputs
 from ..types import (
     BOX_NAME_PATTERN,
     BoxInfo,

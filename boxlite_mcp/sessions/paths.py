@@ -11,9 +11,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .identity import LOCAL_OWNER
+from ..runtime.errors import InvalidArgumentError, NotFoundError, UnsupportedError
 from .naming import owner_hash
-from .runtime.errors import InvalidArgumentError, NotFoundError, UnsupportedError
+from .owners import LOCAL_OWNER
 
 #: Under each allowed root, the private directories of the owners of a shared server.
 OWNERS_DIR = "owners"

@@ -24,9 +24,9 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 
-from .base import UNREAD_OUTPUT_LIMIT
-from .errors import BoxliteError, InvalidStateError
-from .types import OutputChunk, StreamName
+from ..base import UNREAD_OUTPUT_LIMIT
+from ..errors import BoxliteError, InvalidStateError
+from ..types import OutputChunk, StreamName
 
 #: Queued bytes at which producers wait for the reader.
 HIGH_WATER = 1024 * 1024

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import secrets
 
+from ...runtime.errors import AlreadyExistsError, BoxliteError, InvalidArgumentError
+from ...runtime.types import BoxOptions, NetworkSpec, VolumeSpec
 from ..models import (
     BoxCloneInput,
     BoxCreateInput,
@@ -20,8 +22,6 @@ from ..models import (
     BoxResult,
     BoxStopInput,
 )
-from ..runtime.errors import AlreadyExistsError, BoxliteError, InvalidArgumentError
-from ..runtime.types import BoxOptions, NetworkSpec, VolumeSpec
 from ._base import ModelTool, Services, ToolContext, make_tool
 
 

@@ -18,7 +18,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from .runtime.types import StreamName
+from ..runtime.types import StreamName
 
 STDERR_MARK = "[stderr] "
 MAX_RATE = 100.0  # notifications per second, at most

@@ -39,7 +39,7 @@ from typing import IO, BinaryIO, overload
 
 import anyio.to_thread
 
-from .errors import InvalidArgumentError, NotFoundError
+from ..errors import InvalidArgumentError, NotFoundError
 
 #: Archives above this many bytes of file content are refused (tar-bomb guard).
 DEFAULT_MAX_BYTES = 8 * 1024**3

@@ -21,17 +21,17 @@ from datetime import UTC, datetime
 
 import anyio
 
-from . import naming
-from .runtime.base import Box, Runtime
-from .runtime.errors import (
+from ..runtime.base import Box, Runtime
+from ..runtime.errors import (
     AlreadyExistsError,
     BoxliteError,
     InvalidArgumentError,
     InvalidStateError,
     NotFoundError,
 )
-from .runtime.types import BoxInfo, BoxOptions
-from .settings import Settings
+from ..runtime.types import BoxInfo, BoxOptions
+from ..settings import Settings
+from . import naming
 
 logger = logging.getLogger(__name__)
 

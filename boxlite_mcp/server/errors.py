@@ -15,8 +15,8 @@ from contextlib import contextmanager
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from . import naming
-from .runtime import errors as rt
+from ..runtime import errors as rt
+from ..sessions import naming
 
 logger = logging.getLogger(__name__)
 

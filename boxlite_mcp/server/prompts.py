@@ -1,4 +1,8 @@
-"""Prompt templates: Markdown files in ``prompts/`` with a small header.
+"""Prompt templates: Markdown files in the top-level ``prompts/`` with a small header.
+
+An installed wheel carries them as ``boxlite_mcp/prompts/`` (``setup.py`` copies
+them at build time); a source checkout (or an editable install) reads them from
+the top-level folder.
 
 A file starts with a header between ``---`` lines::
 
@@ -19,6 +23,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.abc import Traversable
+from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -96,12 +102,21 @@ def parse(text: str, source: str) -> PromptFile:
     )
 
 
+#: The templates in a source checkout, next to the package.
+SOURCE_FOLDER = Path(__file__).resolve().parents[2] / "prompts"
+
+
+def folder() -> Traversable:
+    """Where the templates are: inside the installed package, else the source checkout."""
+    packaged = resources.files("boxlite_mcp") / "prompts"
+    return packaged if packaged.is_dir() else SOURCE_FOLDER
+
+
 def load() -> list[PromptFile]:
-    """Every prompt shipped in the package, sorted by name."""
-    folder = resources.files("boxlite_mcp") / "prompts"
+    """Every prompt shipped with the server, sorted by name."""
     found = [
         parse(entry.read_text(encoding="utf-8"), entry.name)
-        for entry in folder.iterdir()
+        for entry in folder().iterdir()
         if entry.name.endswith(".md")
     ]
     return sorted(found, key=lambda p: p.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...runtime.types import SnapshotInfo
 from ..models import (
     BoxRefInput,
     SnapshotInput,
@@ -10,7 +11,6 @@ from ..models import (
     SnapshotResult,
     SnapshotView,
 )
-from ..runtime.types import SnapshotInfo
 from ._base import ModelTool, Services, ToolContext, make_tool
 
 

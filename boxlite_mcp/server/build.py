@@ -14,15 +14,17 @@ from typing import Any
 import anyio
 from mcp.server.mcpserver import MCPServer
 
-from . import __version__, prompts, resources
-from .executions import Executions
+from .. import __version__
+from ..runtime.base import Runtime
+from ..runtime.errors import BoxliteError
+from ..sessions.executions import Executions
+from ..sessions.paths import HostPaths
+from ..sessions.registry import Registry
+from ..settings import Settings
+from . import prompts, resources
 from .identity import remember_request
-from .paths import HostPaths
-from .registry import Registry
-from .runtime.base import Runtime
-from .runtime.errors import BoxliteError
-from .settings import Settings
-from .tools import boxes, exec, files, observability, snapshots
+from .tools import boxes, files, observability, snapshots
+from .tools import commands as exec
 from .tools._base import LifespanState, ModelTool, Services
 
 logger = logging.getLogger(__name__)

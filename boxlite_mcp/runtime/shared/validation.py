@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pydantic
 
-from .errors import InvalidArgumentError
-from .types import BoxOptions, ExecRequest
+from ..errors import InvalidArgumentError
+from ..types import BoxOptions, ExecRequest
 
 
 def box_options(options: BoxOptions) -> BoxOptions:

@@ -29,9 +29,9 @@ from typing import Literal
 
 import anyio
 
+from ..runtime.base import Runtime
+from ..runtime.errors import BoxliteError, InvalidArgumentError, UnavailableError
 from ..settings import Settings
-from .base import Runtime
-from .errors import BoxliteError, InvalidArgumentError, UnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ async def _auto(settings: Settings, url: str | None, env: Mapping[str, str]) -> 
         return SelectedRuntime(await _open_rest(url, env), "rest",
                                f"{source}, so boxes live on the BoxLite server at {url}")
 
-    from .local import probe
+    from ..runtime.local import probe
 
     try:
         mode = probe.probe_mode(dict(env))
@@ -115,7 +115,7 @@ async def _auto(settings: Settings, url: str | None, env: Mapping[str, str]) -> 
 
 
 async def _open_local_explicitly(settings: Settings) -> SelectedRuntime:
-    from .local import probe
+    from ..runtime.local import probe
 
     runtime = await _open_local(settings)
     check = probe.host_check()
@@ -130,7 +130,7 @@ async def _open_local_explicitly(settings: Settings) -> SelectedRuntime:
 
 
 async def _open_local(settings: Settings) -> Runtime:
-    from .local import LocalRuntime
+    from ..runtime.local import LocalRuntime
 
     return LocalRuntime.embedded(settings.home)
 
@@ -138,8 +138,8 @@ async def _open_local(settings: Settings) -> Runtime:
 async def _open_rest(url: str, env: Mapping[str, str]) -> Runtime:
     from pydantic import ValidationError
 
-    from .rest import RestRuntime
-    from .rest.settings import RestSettings
+    from ..runtime.rest import RestRuntime
+    from ..runtime.rest.settings import RestSettings
 
     try:
         rest_settings = RestSettings.from_env(env, url=url)
@@ -150,8 +150,8 @@ async def _open_rest(url: str, env: Mapping[str, str]) -> Runtime:
 
 
 async def _open_bwrap(settings: Settings) -> Runtime:
-    from .bwrap import BwrapRuntime
-    from .bwrap.host import host_tools
+    from ..runtime.bwrap import BwrapRuntime
+    from ..runtime.bwrap.host import host_tools
 
     tools = host_tools()  # UnavailableError saying what to install
     await anyio.to_thread.run_sync(_trial_sandbox, tools.bwrap)
@@ -174,8 +174,8 @@ def _open_in_free_default_home(hidden: list[Path] | None) -> Runtime:
     ``<default>/instances/<n>``, the lowest free one. A restarted server takes the
     same slot again when the others still run, so its persistent boxes come back.
     """
-    from .bwrap import BwrapRuntime
-    from .bwrap.state import default_home
+    from ..runtime.bwrap import BwrapRuntime
+    from ..runtime.bwrap.state import default_home
 
     base = default_home()
     candidates = [base, *(base / "instances" / str(n) for n in range(1, DEFAULT_HOME_SLOTS))]

@@ -20,15 +20,15 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, ValidationError, create_model
 from pydantic_core import ErrorDetails
 
+from ...runtime.base import Runtime
+from ...runtime.types import BoxInfo
+from ...sessions.executions import Executions
+from ...sessions.paths import HostPaths
+from ...sessions.registry import BoxEntry, Registry
+from ...settings import Settings
 from ..errors import tool_errors
-from ..executions import Executions
 from ..identity import Caller, caller
 from ..models import BoxView, Lifetime
-from ..paths import HostPaths
-from ..registry import BoxEntry, Registry
-from ..runtime.base import Runtime
-from ..runtime.types import BoxInfo
-from ..settings import Settings
 
 InputT = TypeVar("InputT", bound=BaseModel)
 ToolContext = Context[Any, Any]

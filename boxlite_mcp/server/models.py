@@ -11,8 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from . import naming
-from .runtime.types import (
+from ..runtime.types import (
     BOX_NAME_PATTERN,
     BoxLimits,
     BoxMetrics,
@@ -20,6 +19,7 @@ from .runtime.types import (
     RuntimeInfo,
     RuntimeMetrics,
 )
+from ..sessions import naming
 
 
 class ToolInput(BaseModel):

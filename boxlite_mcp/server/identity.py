@@ -26,10 +26,10 @@ from mcp.server.connection import Connection
 from mcp.server.context import HandlerResult, ServerRequestContext
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from ..sessions.owners import ANONYMOUS_OWNER, LOCAL_OWNER
+
 logger = logging.getLogger(__name__)
 
-LOCAL_OWNER = "local"
-ANONYMOUS_OWNER = "anonymous"
 SESSION_HEADER = "mcp-session-id"
 _SESSION_STATE_KEY = "boxlite_mcp.session"
 

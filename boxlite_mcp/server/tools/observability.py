@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...runtime.errors import BoxliteError
 from ..models import (
     BoxMetricsResult,
     BoxRefInput,
@@ -10,7 +11,6 @@ from ..models import (
     RuntimeInfoInput,
     RuntimeInfoResult,
 )
-from ..runtime.errors import BoxliteError
 from ._base import ModelTool, Services, ToolContext, make_tool
 
 

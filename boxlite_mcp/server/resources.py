@@ -13,9 +13,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.resources import Resource
 
+from ..runtime.errors import BoxliteError, NotFoundError
 from .errors import clean
 from .identity import caller, current_request
-from .runtime.errors import BoxliteError, NotFoundError
 from .tools._base import Services, ToolContext
 from .tools.files import read_box_file
 

@@ -14,7 +14,12 @@ from typing import Annotated, Any
 import anyio
 from mcp_types import CallToolResult, ResourceLink, TextContent
 
-from ..executions import ExecutionRecord, utf8_safe_end
+from ...runtime.errors import BoxliteError, InvalidArgumentError, UnsupportedError
+from ...runtime.types import ExecRequest, StreamName
+from ...sessions.executions import ExecutionRecord, utf8_safe_end
+from ...sessions.progress import Coalescer
+from ...sessions.registry import BoxEntry
+from ..errors import clean
 from ..identity import Caller
 from ..models import (
     ExecControlResult,
@@ -29,10 +34,6 @@ from ..models import (
     ExecWriteInput,
     ExecWriteResult,
 )
-from ..progress import Coalescer
-from ..registry import BoxEntry
-from ..runtime.errors import BoxliteError, InvalidArgumentError, UnsupportedError
-from ..runtime.types import ExecRequest, StreamName
 from ._base import ModelTool, Services, ToolContext, make_tool
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def _outcome(record: ExecutionRecord) -> dict[str, Any]:
         "timed_out": record.timed_out,
         "killed": record.killed,
         "duration_ms": record.duration_ms,
-        "error": record.error,
+        "error": clean(record.error) if record.error else None,
         "output_uri": record.uri,
     }
 
@@ -69,7 +70,7 @@ def _status_line(record: ExecutionRecord) -> str:
         parts.append("killed")
     parts.append(f"in {record.duration_ms} ms")
     if record.error:
-        parts.append(f"error: {record.error}")
+        parts.append(f"error: {clean(record.error)}")
     return ", ".join(parts)
 
 

@@ -26,10 +26,9 @@ from datetime import UTC, datetime
 import anyio
 import anyio.abc
 
-from .errors import clean
-from .runtime.base import Execution
-from .runtime.errors import BoxliteError, InvalidStateError, NotFoundError
-from .runtime.types import ExecResult, StreamName
+from ..runtime.base import Execution
+from ..runtime.errors import BoxliteError, InvalidStateError, NotFoundError
+from ..runtime.types import ExecResult, StreamName
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +163,7 @@ class ExecutionRecord:
         self.stdout = Capture(result_cap_bytes)
         self.stderr = Capture(result_cap_bytes)
         self.result: ExecResult | None = None
-        self.error: str | None = None
+        self.error: str | None = None  # in runtime terms; the server renders it for the owner
         self.timed_out = False
         self.killed = False
         self.stdin_closed = False
@@ -253,7 +252,7 @@ class ExecutionRecord:
                         "The process did not end after it was killed; its output is incomplete."
                     )
         except BoxliteError as exc:
-            self.error = clean(exc.message)
+            self.error = exc.message
             logger.info("execution %s failed: %s", self.id, exc.kind)
         except Exception:  # a runtime bug must not take the server's task group down
             logger.exception("following execution %s failed", self.id)
@@ -292,7 +291,7 @@ class ExecutionRecord:
         if self.result is not None:
             self.timed_out = self.timed_out or self.result.timed_out
             if self.result.error_message and self.error is None and not self.result.success:
-                self.error = clean(self.result.error_message)
+                self.error = self.result.error_message
             self.duration_ms = self.result.duration_ms
         if self.duration_ms is None:
             self.duration_ms = int((time.monotonic() - self._started) * 1000)

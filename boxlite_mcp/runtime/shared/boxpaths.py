@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 #: Box paths under a tmpfs mount, invisible to file transfer.
 TMPFS_MOUNTS = ("/tmp", "/dev/shm", "/run")

@@ -21,7 +21,7 @@ from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp_types import CallToolResult, TextContent
 
-from .settings import Settings
+from ..settings import Settings
 
 #: A program that prints a line every half second: streaming shows as a steady trickle.
 TICKS = 8

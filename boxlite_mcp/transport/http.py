@@ -34,9 +34,9 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..settings import Settings
 from . import stdio
 from .event_store import BoundedEventStore
-from .settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ import anyio
 from mcp.server.auth.provider import TokenVerifier
 from pydantic import ValidationError
 
-from . import __version__
-from .auth import TOKENS_ENV, AuthConfigError, load_verifier
-from .runtime.errors import BoxliteError, InternalError
-from .runtime.local.probe import PROBE_ENV
-from .settings import Settings
-from .transport import TransportConfigError
+from .. import __version__
+from ..runtime.errors import BoxliteError, InternalError
+from ..runtime.local.probe import PROBE_ENV
+from ..settings import Settings
+from ..transport.auth import TOKENS_ENV, AuthConfigError, load_verifier
+from ..transport.http import TransportConfigError
 
 logger = logging.getLogger("boxlite_mcp")
 
@@ -290,13 +290,13 @@ def _warn_unknown_env(environ: Mapping[str, str]) -> None:
 
 async def run_server(settings: Settings, verifier: TokenVerifier | None) -> int:
     """Open the runtime, build the server, serve it; close the runtime whatever happens."""
-    from . import transport
+    from ..transport import http as transport
 
     # Bind before opening the runtime: a taken port is a quick, clear error.
     sock = None if settings.transport == "stdio" else transport.bind(settings.host, settings.port)
     try:
-        from .runtime.select import open_runtime
-        from .server import build_server
+        from ..server import build_server
+        from .select import open_runtime
 
         selected = await open_runtime(settings)
     except BaseException:

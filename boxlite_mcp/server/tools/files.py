@@ -11,6 +11,9 @@ from typing import Literal
 
 import anyio
 
+from ...runtime.errors import BoxliteError, InvalidArgumentError, NotFoundError, UnsupportedError
+from ...runtime.types import ExecRequest
+from ...sessions.registry import BoxEntry
 from ..models import (
     CopyInInput,
     CopyOutInput,
@@ -20,9 +23,6 @@ from ..models import (
     FileWriteInput,
     FileWriteResult,
 )
-from ..registry import BoxEntry
-from ..runtime.errors import BoxliteError, InvalidArgumentError, NotFoundError, UnsupportedError
-from ..runtime.types import ExecRequest
 from ._base import ModelTool, Services, ToolContext, make_tool
 
 #: Ceiling for the quick `stat` that checks a file before it is transferred.
