@@ -108,3 +108,14 @@ async def test_the_public_surface_matches_the_golden_file(tmp_path: Path) -> Non
         assert got == want, f"tool {want['name']} changed"
     for part in ("resource_templates", "resources", "prompts", "instructions"):
         assert mcp[part] == expected[part], f"{part} changed"
+
+
+def test_the_console_script_names_a_function_that_exists() -> None:
+    """``boxlite-mcp`` (pyproject's entry point) must survive a module move."""
+    import importlib
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    target = project["project"]["scripts"]["boxlite-mcp"]
+    module, _, function = target.partition(":")
+    assert callable(getattr(importlib.import_module(module), function))
