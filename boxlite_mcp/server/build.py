@@ -13,19 +13,19 @@ from typing import Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 
 from .. import __version__
 from ..runtime.base import Runtime
 from ..runtime.errors import BoxliteError
-from ..sessions.executions import Executions
-from ..sessions.paths import HostPaths
-from ..sessions.registry import Registry
 from ..settings import Settings
 from . import prompts, resources
 from .identity import remember_request
-from .tools import boxes, files, observability, snapshots
-from .tools import commands as exec
-from .tools._base import LifespanState, ModelTool, Services
+from .sdk import ModelTool
+from .services import LifespanState, Services
+from .tools import boxes, commands, files, observability, snapshots
+from .tools.declare import ToolGroup
 
 logger = logging.getLogger(__name__)
 
@@ -102,34 +102,37 @@ class _Lifespans:
                 logger.warning("closing the runtime: %s", exc.kind)
 
 
-def build_services(
-    runtime: Runtime, settings: Settings, *, runtime_reason: str = "given by the caller"
-) -> Services:
-    """The shared state behind the tools: registry, executions, path policy."""
-    registry = Registry(runtime, settings)
-    executions = Executions(
-        max_kept=settings.max_executions_kept,
-        stored_cap_bytes=settings.stored_output_cap_bytes,
-        result_cap_bytes=settings.result_output_cap_bytes,
-    )
-    return Services(
-        runtime=runtime,
-        settings=settings,
-        registry=registry,
-        executions=executions,
-        host_paths=HostPaths(settings.allow_paths),
-        runtime_reason=runtime_reason,
-    )
+#: Every tool group, in the order tools/list shows them.
+TOOL_GROUPS: tuple[ToolGroup, ...] = (
+    boxes.tools,
+    commands.tools,
+    files.tools,
+    snapshots.tools,
+    observability.tools,
+)
 
 
 def _tools(services: Services) -> list[ModelTool]:
-    return [
-        *boxes.tools(services),
-        *exec.tools(services),
-        *files.tools(services),
-        *snapshots.tools(services),
-        *observability.tools(services),
-    ]
+    return [definition.bind(services) for group in TOOL_GROUPS for definition in group.tools]
+
+
+class BoxliteServer(MCPServer[Any]):
+    """The MCP server, answering an unknown prompt name with invalid-params (-32602).
+
+    The SDK raises ValueError there, which reaches the client as an internal error
+    with the message hidden; a model needs to hear which prompts exist instead.
+    """
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Any = None
+    ) -> Any:
+        known = sorted(p.name for p in await self.list_prompts())
+        if name not in known:
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"No prompt named {name!r}. Prompts: {', '.join(known)}.",
+            )
+        return await super().get_prompt(name, arguments, context)
 
 
 def build_server(
@@ -147,9 +150,9 @@ def build_server(
     run again afterwards (SSE runs one per connection).
     ``server_options`` go to ``MCPServer`` (e.g. ``token_verifier``, ``auth``).
     """
-    services = build_services(runtime, settings, runtime_reason=runtime_reason)
+    services = Services.build(runtime, settings, runtime_reason=runtime_reason)
     middleware = [remember_request, *server_options.pop("middleware", [])]
-    server: MCPServer[Any] = prompts.PromptAwareServer(
+    server: MCPServer[Any] = BoxliteServer(
         SERVER_NAME,
         title="BoxLite sandboxes",
         version=__version__,

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from ..runtime import errors as rt
 from ..sessions import naming
@@ -95,3 +97,33 @@ def tool_errors() -> Iterator[None]:
         where = f" ({exc.filename})" if exc.filename else ""
         logger.info("host file operation failed: %s%s", detail, where)
         raise ToolError(f"HostFileError: {detail}{where}.") from None
+
+
+def _describe_error(error: ErrorDetails, fields: list[str]) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{where!r}: unknown argument (valid: {', '.join(fields) or 'none'})"
+    if kind == "missing":
+        return f"{where}: required, missing"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind.startswith("value_error") or not where:
+        return f"{where + ': ' if where else ''}{message}"
+    shown = repr(error.get("input"))
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{where}: {message} (got {shown})"
+
+
+def argument_error(tool_name: str, model: type[BaseModel], exc: ValidationError) -> ToolError:
+    """Bad arguments as one message: each bad field, what is wrong, and what to do."""
+    fields = list(model.model_fields)
+    lines = [_describe_error(error, fields) for error in exc.errors()[:10]]
+    more = len(exc.errors()) - len(lines)
+    if more > 0:
+        lines.append(f"... and {more} more")
+    bullet = "\n- ".join(lines)
+    return ToolError(
+        f"Invalid arguments for {tool_name}:\n- {bullet}\n"
+        f"Fix them and call {tool_name} again; its input schema describes every argument."
+    )

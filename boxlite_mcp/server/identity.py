@@ -22,11 +22,11 @@ from typing import Any
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
-from mcp.server.connection import Connection
 from mcp.server.context import HandlerResult, ServerRequestContext
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from ..sessions.owners import ANONYMOUS_OWNER, LOCAL_OWNER
+from .sdk import connection_of
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ SessionEndHook = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
-class Caller:
-    """The owner of a request and, when it has one, its session tag."""
+class Requester:
+    """Who sent a request: its owner and, when it has one, its session tag."""
 
     owner: str
     kind: str  # "principal" | "session" | "local" | "anonymous"
@@ -80,16 +80,6 @@ def _headers(request: object) -> Mapping[str, str] | None:
     return headers if isinstance(headers, Mapping) else None
 
 
-def _connection(ctx: ServerRequestContext[Any, Any]) -> Connection | None:
-    """The connection behind a request.
-
-    The SDK (2.3) exposes it only through the session's private attribute; this is
-    the one place that reaches for it, and it degrades to "no session" if it moves.
-    """
-    connection = getattr(ctx.session, "_connection", None)
-    return connection if isinstance(connection, Connection) else None
-
-
 def owner_of(ctx: ServerRequestContext[Any, Any] | None) -> tuple[str, str]:
     """(owner, kind) for a request; ``local`` outside any request."""
     if ctx is None:
@@ -108,15 +98,17 @@ def owner_of(ctx: ServerRequestContext[Any, Any] | None) -> tuple[str, str]:
     return ANONYMOUS_OWNER, "anonymous"
 
 
-def caller(ctx: ServerRequestContext[Any, Any] | None, on_session_end: SessionEndHook) -> Caller:
+def requester(
+    ctx: ServerRequestContext[Any, Any] | None, on_session_end: SessionEndHook
+) -> Requester:
     """Who is asking; hooks ``on_session_end`` the first time a session is seen."""
     owner, kind = owner_of(ctx)
     session = None if ctx is None else _session_tag(ctx, on_session_end)
-    return Caller(owner=owner, kind=kind, session=session)
+    return Requester(owner=owner, kind=kind, session=session)
 
 
 def _session_tag(ctx: ServerRequestContext[Any, Any], on_session_end: SessionEndHook) -> str | None:
-    connection = _connection(ctx)
+    connection = connection_of(ctx)
     if connection is None or connection.protocol_version in MODERN_PROTOCOL_VERSIONS:
         return None
     tag = connection.state.get(_SESSION_STATE_KEY)

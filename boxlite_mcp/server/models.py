@@ -7,19 +7,23 @@ default. Every field has a description written for a model.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..runtime.types import (
     BOX_NAME_PATTERN,
+    BoxInfo,
     BoxLimits,
     BoxMetrics,
     BoxStatus,
     RuntimeInfo,
     RuntimeMetrics,
+    SnapshotInfo,
 )
 from ..sessions import naming
+from ..sessions.executions import ExecutionRecord
+from ..sessions.registry import BoxEntry
 
 
 class ToolInput(BaseModel):
@@ -125,6 +129,44 @@ class BoxView(ToolOutput):
     )
     created_at: datetime = Field(description="When the box was created.")
     lifetime: Lifetime = Field(description="When the server removes the box on its own.")
+
+    @classmethod
+    def of(
+        cls,
+        entry: BoxEntry,
+        info: BoxInfo,
+        *,
+        idle_ttl_seconds: float,
+        expires_in_seconds: float | None,
+    ) -> BoxView:
+        """A registry entry and the runtime's view of its box, as the owner sees them."""
+        ttl = idle_ttl_seconds
+        if entry.persist:
+            removed_when = "Only when you remove it with box_remove (persist is on)."
+        elif entry.session is not None:
+            removed_when = (
+                f"When your session ends, after {ttl:g} s without use, or when the server stops."
+            )
+        else:
+            removed_when = f"After {ttl:g} s without use, or when the server stops."
+        network = info.network.mode == "enabled" if info.network is not None else None
+        return cls(
+            id=entry.id,
+            name=entry.name,
+            status=info.status,
+            image=info.image,
+            cpus=info.cpus,
+            memory_mib=info.memory_mib,
+            network_enabled=network,
+            created_at=info.created_at,
+            lifetime=Lifetime(
+                persist=entry.persist,
+                idle_ttl_seconds=None if entry.persist else ttl,
+                idle_seconds=round(entry.idle_seconds(), 3),
+                expires_in_seconds=expires_in_seconds,
+                removed_when=removed_when,
+            ),
+        )
 
 
 class VolumeInput(ToolInput):
@@ -363,6 +405,25 @@ class ExecOutcome(ToolOutput):
     error: str | None = Field(default=None, description="What went wrong, if something did.")
     output_uri: str = Field(description="Resource URI with the full output (both streams).")
 
+    @classmethod
+    def of(cls, record: ExecutionRecord, error: str | None, **details: Any) -> Self:
+        """The outcome of ``record`` so far (``error`` as the owner should read it), plus the
+        fields of the subclass."""
+        return cls(
+            execution_id=record.id,
+            box_id=record.box_id,
+            running=record.running,
+            exit_code=record.exit_code,
+            signal=record.signal,
+            success=record.exit_code == 0 and not record.timed_out,
+            timed_out=record.timed_out,
+            killed=record.killed,
+            duration_ms=record.duration_ms,
+            error=error,
+            output_uri=record.uri,
+            **details,
+        )
+
 
 class ExecRunResult(ExecOutcome):
     stdout: str = Field(description="Standard output (head and tail kept when long).")
@@ -541,6 +602,12 @@ class SnapshotView(ToolOutput):
     id: str = Field(description="The snapshot's id.")
     created_at: datetime = Field(description="When it was taken.")
     size_bytes: int = Field(description="Its size in bytes.")
+
+    @classmethod
+    def of(cls, info: SnapshotInfo) -> SnapshotView:
+        return cls(
+            name=info.name, id=info.id, created_at=info.created_at, size_bytes=info.size_bytes
+        )
 
 
 class SnapshotResult(ToolOutput):

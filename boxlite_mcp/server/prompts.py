@@ -144,25 +144,6 @@ def _renderer(prompt_file: PromptFile) -> Any:
     return render
 
 
-class PromptAwareServer(MCPServer[Any]):
-    """An MCPServer that answers an unknown prompt name with invalid-params (-32602).
-
-    The SDK raises ValueError there, which reaches the client as an internal error
-    with the message hidden; a model needs to hear which prompts exist instead.
-    """
-
-    async def get_prompt(
-        self, name: str, arguments: dict[str, Any] | None = None, context: Any = None
-    ) -> Any:
-        known = sorted(p.name for p in await self.list_prompts())
-        if name not in known:
-            raise MCPError(
-                code=INVALID_PARAMS,
-                message=f"No prompt named {name!r}. Prompts: {', '.join(known)}.",
-            )
-        return await super().get_prompt(name, arguments, context)
-
-
 def register(server: MCPServer[Any]) -> None:
     for prompt_file in load():
         server.add_prompt(

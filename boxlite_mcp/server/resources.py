@@ -14,10 +14,11 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.resources import Resource
 
 from ..runtime.errors import BoxliteError, NotFoundError
+from ..sessions.boxfiles import read_box_file
 from .errors import clean
-from .identity import caller, current_request
-from .tools._base import Services, ToolContext
-from .tools.files import read_box_file
+from .identity import current_request
+from .sdk import ToolContext
+from .services import Services
 
 BOXES_URI = "boxlite://boxes"
 
@@ -38,7 +39,7 @@ class BoxesResource(Resource):
 
     async def read(self) -> str:
         services: Services = self.services
-        who = caller(current_request(), services.registry.end_session)
+        who = services.requester(current_request())
         try:
             listed = await services.registry.listed(who.owner)
         except BoxliteError as exc:
@@ -67,7 +68,7 @@ def register(server: MCPServer[Any], services: Services) -> None:
         mime_type="application/json",
     )
     async def box_resource(box: str, ctx: ToolContext) -> str:
-        who = services.caller(ctx)
+        who = services.requester(ctx.request_context)
         try:
             entry = await services.registry.resolve(who.owner, box)
             view = await services.box_view(entry)
@@ -83,10 +84,12 @@ def register(server: MCPServer[Any], services: Services) -> None:
         "(boxlite://boxes/dev/files/etc/os-release). Text when UTF-8, else binary. Size-capped.",
     )
     async def file_resource(box: str, path: str, ctx: ToolContext) -> str | bytes:
-        who = services.caller(ctx)
+        who = services.requester(ctx.request_context)
         try:
             entry = await services.registry.resolve(who.owner, box)
-            data = await read_box_file(services, entry, "/" + path.lstrip("/"))
+            data = await read_box_file(
+                entry, "/" + path.lstrip("/"), services.settings.file_transfer_cap_bytes
+            )
         except BoxliteError as exc:
             raise _resource_error(exc) from None
         try:
@@ -102,7 +105,7 @@ def register(server: MCPServer[Any], services: Services) -> None:
         "(up to the server's storage cap), as text.",
     )
     async def execution_output(execution_id: str, ctx: ToolContext) -> str:
-        who = services.caller(ctx)
+        who = services.requester(ctx.request_context)
         try:
             record = services.executions.get(who.owner, execution_id)
         except BoxliteError as exc:

@@ -1,4 +1,4 @@
-"""boxlite_mcp.transport.stdio on the wire: what the SDK's stdio transport reads and writes, byte for byte.
+"""transport/stdio.py on the wire: what the SDK's stdio transport reads and writes, byte for byte.
 
 A small server runs in a child process behind ``run_stdio``. Over a pipe it is
 served from the event loop; with stdin a regular file the SDK's own transport

@@ -9,7 +9,7 @@ import math
 import shlex
 import signal as signals
 from contextlib import AbstractContextManager, nullcontext
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 from mcp_types import CallToolResult, ResourceLink, TextContent
@@ -20,7 +20,6 @@ from ...sessions.executions import ExecutionRecord, utf8_safe_end
 from ...sessions.progress import Coalescer
 from ...sessions.registry import BoxEntry
 from ..errors import clean
-from ..identity import Caller
 from ..models import (
     ExecControlResult,
     ExecKillInput,
@@ -34,28 +33,19 @@ from ..models import (
     ExecWriteInput,
     ExecWriteResult,
 )
-from ._base import ModelTool, Services, ToolContext, make_tool
+from ..services import ToolCall
+from .declare import ToolGroup
 
 logger = logging.getLogger(__name__)
+
+tools = ToolGroup()
 
 #: How long exec_kill waits to confirm the process ended.
 KILL_CONFIRM_SECONDS = 5.0
 
 
-def _outcome(record: ExecutionRecord) -> dict[str, Any]:
-    return {
-        "execution_id": record.id,
-        "box_id": record.box_id,
-        "running": record.running,
-        "exit_code": record.exit_code,
-        "signal": record.signal,
-        "success": record.exit_code == 0 and not record.timed_out,
-        "timed_out": record.timed_out,
-        "killed": record.killed,
-        "duration_ms": record.duration_ms,
-        "error": clean(record.error) if record.error else None,
-        "output_uri": record.uri,
-    }
+def _error(record: ExecutionRecord) -> str | None:
+    return clean(record.error) if record.error else None
 
 
 def _status_line(record: ExecutionRecord) -> str:
@@ -96,262 +86,139 @@ def _parse_signal(value: int | str) -> int:
     )
 
 
-def tools(services: Services) -> list[ModelTool]:
-    registry = services.registry
-    executions = services.executions
-    settings = services.settings
-
-    async def start(
-        who: Caller, entry: BoxEntry, args: ExecRunInput, ctx: ToolContext, keep_open: bool
-    ) -> ExecutionRecord:
-        if executions.running_count() >= settings.max_executions_kept:
-            raise UnsupportedError(
-                f"{settings.max_executions_kept} executions are already running on this "
-                "server; wait for some to finish or kill them (exec_kill)."
-            )
-        timeout = min(
-            args.timeout_seconds or settings.exec_default_timeout_seconds,
-            settings.exec_max_timeout_seconds,
+async def _start(
+    call: ToolCall, entry: BoxEntry, args: ExecRunInput, keep_open: bool
+) -> ExecutionRecord:
+    settings, executions = call.settings, call.executions
+    if executions.running_count() >= settings.max_executions_kept:
+        raise UnsupportedError(
+            f"{settings.max_executions_kept} executions are already running on this "
+            "server; wait for some to finish or kill them (exec_kill)."
         )
-        if args.command is not None:
-            program, argv, shown = "sh", ["-c", args.command], args.command
-        else:
-            assert args.argv is not None
-            program, argv, shown = args.argv[0], args.argv[1:], shlex.join(args.argv)
-        request = ExecRequest(
-            command=program,
-            args=argv,
-            env=args.env,
-            working_dir=args.working_dir,
-            timeout_seconds=timeout,
-        )
-        execution = await entry.box.exec(request)
-        record = executions.start(
-            owner=who.owner,
-            box_id=entry.id,
-            box_label=entry.label,
-            command=shown,
-            execution=execution,
-            timeout_seconds=timeout,
-            task_group=services.task_group(ctx),
-            on_exit=entry.touch,
-        )
+    timeout = min(
+        args.timeout_seconds or settings.exec_default_timeout_seconds,
+        settings.exec_max_timeout_seconds,
+    )
+    if args.command is not None:
+        program, argv, shown = "sh", ["-c", args.command], args.command
+    else:
+        assert args.argv is not None
+        program, argv, shown = args.argv[0], args.argv[1:], shlex.join(args.argv)
+    request = ExecRequest(
+        command=program,
+        args=argv,
+        env=args.env,
+        working_dir=args.working_dir,
+        timeout_seconds=timeout,
+    )
+    execution = await entry.box.exec(request)
+    record = executions.start(
+        owner=call.who.owner,
+        box_id=entry.id,
+        box_label=entry.label,
+        command=shown,
+        execution=execution,
+        timeout_seconds=timeout,
+        task_group=call.task_group(),
+        on_exit=entry.touch,
+    )
+    try:
+        if args.stdin:
+            await record.write_stdin(args.stdin.encode())
+    except BoxliteError as exc:  # it may have exited without reading its input
+        logger.info("stdin of %s not written: %s", record.id, exc.kind)
+    if not keep_open:
         try:
-            if args.stdin:
-                await record.write_stdin(args.stdin.encode())
-        except BoxliteError as exc:  # it may have exited without reading its input
-            logger.info("stdin of %s not written: %s", record.id, exc.kind)
-        if not keep_open:
-            try:
-                await record.close_stdin()
-            except BoxliteError as exc:
-                logger.info("stdin of %s not closed: %s", record.id, exc.kind)
-        return record
+            await record.close_stdin()
+        except BoxliteError as exc:
+            logger.info("stdin of %s not closed: %s", record.id, exc.kind)
+    return record
 
-    async def stream_progress(record: ExecutionRecord, ctx: ToolContext) -> None:
-        """Send the output as progress notifications until the execution ends."""
-        coalescer = Coalescer(settings.progress_chunk_bytes, settings.progress_interval_seconds)
-        cursor = 0
-        while True:
-            if coalescer.room:
-                pieces = record.read(cursor, coalescer.room)
-                for stream, data in pieces:
-                    coalescer.add(stream, data)
-                    cursor += len(data)
-                if not pieces and cursor < record.store.size:
-                    break  # the store was closed under us (record evicted)
-            drained = cursor >= record.store.size
-            if drained and record.done.is_set():
-                break
-            wait = coalescer.due_in(anyio.current_time())
-            if wait == 0:
-                note = coalescer.take(anyio.current_time())
-                if note is not None:
-                    await ctx.report_progress(note.progress, None, note.message)
-                continue
-            with anyio.move_on_after(math.inf if wait is None else wait):
-                if drained:
-                    await record.wait_beyond(cursor)
-                else:
-                    await anyio.sleep(math.inf)
-        note = coalescer.take(anyio.current_time(), final=True)
-        if note is not None:
-            await ctx.report_progress(note.progress, None, note.message)
-        if record.store.dropped:
-            await ctx.report_progress(
-                cursor + record.store.dropped,
-                None,
-                f"\n[{record.store.dropped} more bytes exceeded the server's output store and "
-                "were not kept]\n",
-            )
 
-    def run_result(record: ExecutionRecord) -> CallToolResult:
-        result = ExecRunResult(
-            **_outcome(record),
-            stdout=record.stdout.text(record.omitted_marker),
-            stderr=record.stderr.text(record.omitted_marker),
-            stdout_truncated=record.stdout.truncated,
-            stderr_truncated=record.stderr.truncated,
-            stdout_bytes=record.stdout.total,
-            stderr_bytes=record.stderr.total,
-            timeout_seconds=record.timeout_seconds,
-        )
-        text = (
-            f"{_status_line(record)}\n"
-            f"--- stdout ({result.stdout_bytes} bytes"
-            f"{', middle cut' if result.stdout_truncated else ''}) ---\n{result.stdout}\n"
-            f"--- stderr ({result.stderr_bytes} bytes"
-            f"{', middle cut' if result.stderr_truncated else ''}) ---\n{result.stderr}\n"
-            f"--- execution {record.id}; full output: {record.uri}"
-        )
-        return CallToolResult(
-            content=[
-                TextContent(type="text", text=text),
-                ResourceLink(
-                    type="resource_link",
-                    uri=record.uri,
-                    name=f"output of {record.id}",
-                    description=f"Full output of `{record.command[:200]}` "
-                    f"in box {record.box_label}",
-                    mime_type="text/plain",
-                ),
-            ],
-            structured_content=result.model_dump(mode="json"),
-            is_error=False,
+async def _stream_progress(call: ToolCall, record: ExecutionRecord) -> None:
+    """Send the output as progress notifications until the execution ends."""
+    settings, ctx = call.settings, call.ctx
+    coalescer = Coalescer(settings.progress_chunk_bytes, settings.progress_interval_seconds)
+    cursor = 0
+    while True:
+        if coalescer.room:
+            pieces = record.read(cursor, coalescer.room)
+            for stream, data in pieces:
+                coalescer.add(stream, data)
+                cursor += len(data)
+            if not pieces and cursor < record.store.size:
+                break  # the store was closed under us (record evicted)
+        drained = cursor >= record.store.size
+        if drained and record.done.is_set():
+            break
+        wait = coalescer.due_in(anyio.current_time())
+        if wait == 0:
+            note = coalescer.take(anyio.current_time())
+            if note is not None:
+                await ctx.report_progress(note.progress, None, note.message)
+            continue
+        with anyio.move_on_after(math.inf if wait is None else wait):
+            if drained:
+                await record.wait_beyond(cursor)
+            else:
+                await anyio.sleep(math.inf)
+    note = coalescer.take(anyio.current_time(), final=True)
+    if note is not None:
+        await ctx.report_progress(note.progress, None, note.message)
+    if record.store.dropped:
+        await ctx.report_progress(
+            cursor + record.store.dropped,
+            None,
+            f"\n[{record.store.dropped} more bytes exceeded the server's output store and "
+            "were not kept]\n",
         )
 
-    async def exec_run(
-        args: ExecRunInput, ctx: ToolContext
-    ) -> Annotated[CallToolResult, ExecRunResult]:
-        who = services.caller(ctx)
-        entry = await registry.resolve(who.owner, args.box)
-        with entry.in_use():
-            record = await start(who, entry, args, ctx, keep_open=False)
-            finished = False
-            try:
-                await stream_progress(record, ctx)
-                await record.done.wait()
-                finished = True
-            finally:
-                if not finished:  # cancelled, or the client went away: never leave it running
-                    with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_CONFIRM_SECONDS):
-                        await record.kill_quietly()
-        return run_result(record)
 
-    async def exec_start(args: ExecStartInput, ctx: ToolContext) -> ExecStartResult:
-        who = services.caller(ctx)
-        entry = await registry.resolve(who.owner, args.box)
-        record = await start(who, entry, args, ctx, keep_open=args.keep_stdin_open)
-        return ExecStartResult(
-            execution_id=record.id,
-            box_id=entry.id,
-            command=record.command,
-            timeout_seconds=record.timeout_seconds,
-            stdin_open=not record.stdin_closed,
-            output_uri=record.uri,
-        )
+def _run_result(record: ExecutionRecord) -> CallToolResult:
+    result = ExecRunResult.of(
+        record,
+        _error(record),
+        stdout=record.stdout.text(record.omitted_marker),
+        stderr=record.stderr.text(record.omitted_marker),
+        stdout_truncated=record.stdout.truncated,
+        stderr_truncated=record.stderr.truncated,
+        stdout_bytes=record.stdout.total,
+        stderr_bytes=record.stderr.total,
+        timeout_seconds=record.timeout_seconds,
+    )
+    text = (
+        f"{_status_line(record)}\n"
+        f"--- stdout ({result.stdout_bytes} bytes"
+        f"{', middle cut' if result.stdout_truncated else ''}) ---\n{result.stdout}\n"
+        f"--- stderr ({result.stderr_bytes} bytes"
+        f"{', middle cut' if result.stderr_truncated else ''}) ---\n{result.stderr}\n"
+        f"--- execution {record.id}; full output: {record.uri}"
+    )
+    return CallToolResult(
+        content=[
+            TextContent(type="text", text=text),
+            ResourceLink(
+                type="resource_link",
+                uri=record.uri,
+                name=f"output of {record.id}",
+                description=f"Full output of `{record.command[:200]}` in box {record.box_label}",
+                mime_type="text/plain",
+            ),
+        ],
+        structured_content=result.model_dump(mode="json"),
+        is_error=False,
+    )
 
-    def attending(owner: str, record: ExecutionRecord) -> AbstractContextManager[None]:
-        """Its owner is attending to this execution: its box is in use meanwhile."""
-        entry = registry.entry_by_id(owner, record.box_id)
-        return entry.in_use() if entry is not None else nullcontext()
 
-    async def exec_read(args: ExecReadInput, ctx: ToolContext) -> ExecReadResult:
-        who = services.caller(ctx)
-        record = executions.get(who.owner, args.execution_id)
-        cursor = min(args.cursor, record.store.size)
-        with attending(who.owner, record):
-            if args.wait_seconds > 0:
-                with anyio.move_on_after(args.wait_seconds):
-                    if args.until_exit:
-                        await record.done.wait()
-                    else:
-                        await record.wait_beyond(cursor)
-        pieces = record.read(cursor, args.max_bytes)
-        if pieces:
-            stream, last = pieces[-1]
-            keep = utf8_safe_end(last)
-            if keep < len(last) and (keep or len(pieces) > 1):
-                pieces[-1] = (stream, last[:keep])
-        next_cursor = cursor + sum(len(d) for _, d in pieces)
-        return ExecReadResult(
-            **_outcome(record),
-            stdout=_decode(pieces, "stdout"),
-            stderr=_decode(pieces, "stderr"),
-            cursor=cursor,
-            next_cursor=next_cursor,
-            has_more=next_cursor < record.store.size,
-            total_bytes=record.total_bytes,
-            dropped_bytes=record.store.dropped,
-        )
+def _attending(call: ToolCall, record: ExecutionRecord) -> AbstractContextManager[None]:
+    """Its owner is attending to this execution: its box is in use meanwhile."""
+    entry = call.registry.entry_by_id(call.who.owner, record.box_id)
+    return entry.in_use() if entry is not None else nullcontext()
 
-    async def exec_write(args: ExecWriteInput, ctx: ToolContext) -> ExecWriteResult:
-        who = services.caller(ctx)
-        record = executions.get(who.owner, args.execution_id)
-        if args.data_base64 is not None:
-            try:
-                data = base64.b64decode(args.data_base64, validate=True)
-            except (binascii.Error, ValueError):
-                raise InvalidArgumentError("data_base64 is not valid base64.") from None
-        else:
-            data = (args.text or "").encode()
-        with attending(who.owner, record):
-            if data:
-                await record.write_stdin(data)
-            if args.close:
-                await record.close_stdin()
-        return ExecWriteResult(
-            execution_id=record.id, bytes_written=len(data), stdin_closed=record.stdin_closed
-        )
 
-    async def exec_signal(args: ExecSignalInput, ctx: ToolContext) -> ExecControlResult:
-        who = services.caller(ctx)
-        record = executions.get(who.owner, args.execution_id)
-        number = _parse_signal(args.signal)
-        registry.touch_id(who.owner, record.box_id)
-        if not record.running:
-            return ExecControlResult(
-                execution_id=record.id,
-                signal=number,
-                running=False,
-                message="It had already finished; nothing was sent.",
-            )
-        await record.execution.signal(number)
-        with anyio.move_on_after(0.2):
-            await record.done.wait()
-        return ExecControlResult(
-            execution_id=record.id,
-            signal=number,
-            running=record.running,
-            message=f"Sent signal {number}. exec_read shows what it did.",
-        )
-
-    async def exec_kill(args: ExecKillInput, ctx: ToolContext) -> ExecControlResult:
-        who = services.caller(ctx)
-        record = executions.get(who.owner, args.execution_id)
-        registry.touch_id(who.owner, record.box_id)
-        if not record.running:
-            return ExecControlResult(
-                execution_id=record.id,
-                signal=9,
-                running=False,
-                message="It had already finished; nothing was killed.",
-            )
-        await record.kill()
-        with anyio.move_on_after(KILL_CONFIRM_SECONDS):
-            await record.done.wait()
-        return ExecControlResult(
-            execution_id=record.id,
-            signal=9,
-            running=record.running,
-            message="Killed." if not record.running else "Kill sent; it has not ended yet.",
-        )
-
-    return [
-        make_tool(
-            name="exec_run",
-            title="Run a command in a box",
-            description="""
+@tools.tool(
+    title="Run a command in a box",
+    description="""
 Run a command in a box and wait for it to finish; output streams as progress
 notifications while it runs. `command` is a shell command line (`sh -c`: pipes, &&,
 redirects work); `argv` is an exact argument list instead. Returns exit_code,
@@ -361,72 +228,167 @@ output_uri. A timeout (default and maximum in runtime_info) kills the command an
 timed_out. Cancelling the call kills the command. Each call is a fresh process: `cd`
 or `export` do not carry over, so use working_dir/env or chain with &&; files persist
 in the box. For servers, watchers or anything interactive use exec_start instead.""",
-            input_model=ExecRunInput,
-            output_model=ExecRunResult,
-            handler=exec_run,
-            destructive=True,
-        ),
-        make_tool(
-            name="exec_start",
-            title="Start a command in the background",
-            description="""
+    destructive=True,
+)
+async def exec_run(call: ToolCall, args: ExecRunInput) -> Annotated[CallToolResult, ExecRunResult]:
+    entry = await call.box(args.box)
+    with entry.in_use():
+        record = await _start(call, entry, args, keep_open=False)
+        finished = False
+        try:
+            await _stream_progress(call, record)
+            await record.done.wait()
+            finished = True
+        finally:
+            if not finished:  # cancelled, or the client went away: never leave it running
+                with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_CONFIRM_SECONDS):
+                    await record.kill_quietly()
+    return _run_result(record)
+
+
+@tools.tool(
+    title="Start a command in the background",
+    description="""
 Start a command in a box and return its execution_id at once, without waiting. Use it
 for long or interactive programs (servers, REPLs, builds you want to watch). Follow it
 with exec_read (output since a cursor, optionally waiting), feed it with exec_write
 (set keep_stdin_open=true), stop it with exec_signal or exec_kill. The timeout still
 applies. Same command/argv rules as exec_run.""",
-            input_model=ExecStartInput,
-            output_model=ExecStartResult,
-            handler=exec_start,
-            destructive=True,
-        ),
-        make_tool(
-            name="exec_read",
-            title="Read an execution's output",
-            description="""
+    destructive=True,
+)
+async def exec_start(call: ToolCall, args: ExecStartInput) -> ExecStartResult:
+    entry = await call.box(args.box)
+    record = await _start(call, entry, args, keep_open=args.keep_stdin_open)
+    return ExecStartResult(
+        execution_id=record.id,
+        box_id=entry.id,
+        command=record.command,
+        timeout_seconds=record.timeout_seconds,
+        stdin_open=not record.stdin_closed,
+        output_uri=record.uri,
+    )
+
+
+@tools.tool(
+    title="Read an execution's output",
+    description="""
 Read output of an execution (from exec_start or exec_run) since `cursor` (0 = from
 the start), plus its state and, once finished, its exit code. Pass back next_cursor
 to continue where you left off; has_more means more is already there. wait_seconds
 waits for new output (or with until_exit, for the exit) before answering, which
 avoids busy polling.""",
-            input_model=ExecReadInput,
-            output_model=ExecReadResult,
-            handler=exec_read,
-            read_only=True,
-        ),
-        make_tool(
-            name="exec_write",
-            title="Write to an execution's stdin",
-            description="""
+    read_only=True,
+)
+async def exec_read(call: ToolCall, args: ExecReadInput) -> ExecReadResult:
+    record = call.executions.get(call.who.owner, args.execution_id)
+    cursor = min(args.cursor, record.store.size)
+    with _attending(call, record):
+        if args.wait_seconds > 0:
+            with anyio.move_on_after(args.wait_seconds):
+                if args.until_exit:
+                    await record.done.wait()
+                else:
+                    await record.wait_beyond(cursor)
+    pieces = record.read(cursor, args.max_bytes)
+    if pieces:
+        stream, last = pieces[-1]
+        keep = utf8_safe_end(last)
+        if keep < len(last) and (keep or len(pieces) > 1):
+            pieces[-1] = (stream, last[:keep])
+    next_cursor = cursor + sum(len(d) for _, d in pieces)
+    return ExecReadResult.of(
+        record,
+        _error(record),
+        stdout=_decode(pieces, "stdout"),
+        stderr=_decode(pieces, "stderr"),
+        cursor=cursor,
+        next_cursor=next_cursor,
+        has_more=next_cursor < record.store.size,
+        total_bytes=record.total_bytes,
+        dropped_bytes=record.store.dropped,
+    )
+
+
+@tools.tool(
+    title="Write to an execution's stdin",
+    description="""
 Send text (or base64 bytes) to the stdin of a running execution started with
 exec_start(keep_stdin_open=true); close=true sends EOF afterwards. Remember the
 newline when a program reads lines.""",
-            input_model=ExecWriteInput,
-            output_model=ExecWriteResult,
-            handler=exec_write,
-            destructive=True,
-        ),
-        make_tool(
-            name="exec_signal",
-            title="Signal an execution",
-            description="""
+    destructive=True,
+)
+async def exec_write(call: ToolCall, args: ExecWriteInput) -> ExecWriteResult:
+    record = call.executions.get(call.who.owner, args.execution_id)
+    if args.data_base64 is not None:
+        try:
+            data = base64.b64decode(args.data_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidArgumentError("data_base64 is not valid base64.") from None
+    else:
+        data = (args.text or "").encode()
+    with _attending(call, record):
+        if data:
+            await record.write_stdin(data)
+        if args.close:
+            await record.close_stdin()
+    return ExecWriteResult(
+        execution_id=record.id, bytes_written=len(data), stdin_closed=record.stdin_closed
+    )
+
+
+@tools.tool(
+    title="Signal an execution",
+    description="""
 Send a POSIX signal (TERM by default; INT is Ctrl-C) to a running execution, e.g. to
 let a server shut down cleanly. Use exec_kill to end it for certain.""",
-            input_model=ExecSignalInput,
-            output_model=ExecControlResult,
-            handler=exec_signal,
-            destructive=True,
-        ),
-        make_tool(
-            name="exec_kill",
-            title="Kill an execution",
-            description="""
+    destructive=True,
+)
+async def exec_signal(call: ToolCall, args: ExecSignalInput) -> ExecControlResult:
+    record = call.executions.get(call.who.owner, args.execution_id)
+    number = _parse_signal(args.signal)
+    call.registry.touch_id(call.who.owner, record.box_id)
+    if not record.running:
+        return ExecControlResult(
+            execution_id=record.id,
+            signal=number,
+            running=False,
+            message="It had already finished; nothing was sent.",
+        )
+    await record.execution.signal(number)
+    with anyio.move_on_after(0.2):
+        await record.done.wait()
+    return ExecControlResult(
+        execution_id=record.id,
+        signal=number,
+        running=record.running,
+        message=f"Sent signal {number}. exec_read shows what it did.",
+    )
+
+
+@tools.tool(
+    title="Kill an execution",
+    description="""
 Kill a running execution and its children (SIGKILL) and wait briefly for it to end.
 Its output so far stays readable with exec_read. Killing a finished one does nothing.""",
-            input_model=ExecKillInput,
-            output_model=ExecControlResult,
-            handler=exec_kill,
-            destructive=True,
-            idempotent=True,
-        ),
-    ]
+    destructive=True,
+    idempotent=True,
+)
+async def exec_kill(call: ToolCall, args: ExecKillInput) -> ExecControlResult:
+    record = call.executions.get(call.who.owner, args.execution_id)
+    call.registry.touch_id(call.who.owner, record.box_id)
+    if not record.running:
+        return ExecControlResult(
+            execution_id=record.id,
+            signal=9,
+            running=False,
+            message="It had already finished; nothing was killed.",
+        )
+    await record.kill()
+    with anyio.move_on_after(KILL_CONFIRM_SECONDS):
+        await record.done.wait()
+    return ExecControlResult(
+        execution_id=record.id,
+        signal=9,
+        running=record.running,
+        message="Killed." if not record.running else "Kill sent; it has not ended yet.",
+    )
