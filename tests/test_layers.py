@@ -1,9 +1,11 @@
 """The direction of imports is the architecture; this test keeps it that way.
 
 app wires transport and server together; server -> sessions -> runtime contract;
-settings is a leaf; each runtime implementation imports only the contract and
-``runtime/shared``. Every import in ``boxlite_mcp/`` (function-level ones included)
-is resolved with ``ast`` and checked against the table below. A new package must
+settings is a leaf every layer may read (the names of runtimes, transports and
+environment variables live there); each runtime implementation imports only the
+contract, ``runtime/shared`` and settings. Every import in ``boxlite_mcp/``
+(function-level ones included) is resolved with ``ast`` and checked against the
+table below. A new package must
 be placed in a layer here before it can land.
 """
 
@@ -27,9 +29,9 @@ ALLOWED: dict[str, set[str]] = {
     "transport": {"root", "settings"},
     "server": {"root", "settings", "sessions", "runtime"},
     "sessions": {"settings", "runtime"},
-    "runtime": set(),
-    "runtime.shared": {"runtime"},
-    **{f"runtime.{name}": {"runtime", "runtime.shared"} for name in IMPLEMENTATIONS},
+    "runtime": {"settings"},
+    "runtime.shared": {"settings", "runtime"},
+    **{f"runtime.{name}": {"settings", "runtime", "runtime.shared"} for name in IMPLEMENTATIONS},
 }
 
 

@@ -16,7 +16,7 @@ import sys
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
 import anyio
 from mcp.server.auth.provider import TokenVerifier
@@ -25,15 +25,22 @@ from pydantic import ValidationError
 from .. import __version__
 from ..runtime.errors import BoxliteError, InternalError
 from ..runtime.local.probe import PROBE_ENV
-from ..settings import Settings
+from ..runtime.rest.settings import URL_ENV as REST_URL_ENV
+from ..settings import (
+    AUTO_ORDER,
+    ENV_PREFIX,
+    HOME_ENV,
+    LogLevel,
+    Settings,
+    TransportChoice,
+    env_name,
+)
 from ..transport.auth import TOKENS_ENV, AuthConfigError, load_verifier
 from ..transport.http import TransportConfigError
 
 logger = logging.getLogger("boxlite_mcp")
 
 PROG = "boxlite-mcp"
-ENV_PREFIX = "BOXLITE_MCP_"
-REST_URL_ENV = "BOXLITE_REST_URL"
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -71,10 +78,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_CONFIG, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def env_name(field: str) -> str:
-    return f"{ENV_PREFIX}{field.upper()}"
-
-
 def _env_help(field: str, extra: str = "") -> str:
     return f"[env {env_name(field)}{extra}]"
 
@@ -83,7 +86,7 @@ def _add_runtime_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> No
     default: Any = argparse.SUPPRESS if suppress else None
     parser.add_argument(
         "--runtime",
-        choices=["auto", "rest", "local", "bwrap"],
+        choices=["auto", *AUTO_ORDER],
         default=default,
         help="where boxes run: auto picks rest when a URL is set, else local micro-VMs "
         "when the host can boot them, else bwrap (default: auto) " + _env_help("runtime"),
@@ -100,12 +103,12 @@ def _add_runtime_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> No
         type=Path,
         default=default,
         metavar="DIR",
-        help="state directory of the bwrap/local runtime (default: BOXLITE_HOME, else the "
+        help=f"state directory of the bwrap/local runtime (default: {HOME_ENV}, else the "
         "XDG data directory) " + _env_help("home"),
     )
     parser.add_argument(
         "--log-level",
-        choices=["debug", "info", "warning", "error"],
+        choices=list(get_args(LogLevel)),
         default=default,
         help="log verbosity; logs go to stderr only (default: info) " + _env_help("log_level"),
     )
@@ -142,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--transport",
-        choices=["stdio", "sse", "streamable-http"],
+        choices=list(get_args(TransportChoice)),
         help="how clients connect (default: stdio) " + _env_help("transport"),
     )
     parser.add_argument(

@@ -21,7 +21,7 @@ from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp_types import CallToolResult, TextContent
 
-from ..settings import Settings
+from ..settings import Settings, env_name
 
 #: A program that prints a line every half second: streaming shows as a steady trickle.
 TICKS = 8
@@ -79,7 +79,7 @@ def server_parameters(settings: Settings, environ: Mapping[str, str]) -> StdioSe
     if settings.home is not None:
         args += ["--home", str(settings.home)]
     env = dict(environ)
-    env.pop("BOXLITE_MCP_TRANSPORT", None)
+    env.pop(env_name("transport"), None)
     return StdioServerParameters(command=sys.executable, args=args, env=env)
 
 

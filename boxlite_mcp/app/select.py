@@ -25,21 +25,19 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import anyio
 
 from ..runtime.base import Runtime
 from ..runtime.errors import BoxliteError, InvalidArgumentError, UnavailableError
-from ..settings import Settings
+from ..runtime.rest.settings import URL_ENV as REST_URL_ENV
+from ..settings import HOME_ENV, RuntimeName, Settings
 
 logger = logging.getLogger(__name__)
 
-RuntimeKind = Literal["rest", "local", "bwrap"]
-REST_URL_ENV = "BOXLITE_REST_URL"
 
 _WAYS_OUT = (
-    "set BOXLITE_REST_URL (or --url) to use a BoxLite server; "
+    f"set {REST_URL_ENV} (or --url) to use a BoxLite server; "
     "or install bubblewrap (`apt-get install bubblewrap`) and run as root for the bwrap "
     "runtime; or install the local extra (`pip install 'boxlite-mcp[local]'`) on a host with "
     "hardware virtualisation (Linux with KVM and vmx/svm, or an Apple Silicon Mac)"
@@ -51,7 +49,7 @@ class SelectedRuntime:
     """The runtime opened, which kind it is, and why it was chosen."""
 
     runtime: Runtime
-    kind: RuntimeKind
+    kind: RuntimeName
     reason: str
 
 
@@ -157,7 +155,7 @@ async def _open_bwrap(settings: Settings) -> Runtime:
     await anyio.to_thread.run_sync(_trial_sandbox, tools.bwrap)
     # The server's own secrets live on the host root that default-image boxes see.
     hidden = [settings.auth_tokens_file] if settings.auth_tokens_file else None
-    if settings.home is not None or os.environ.get("BOXLITE_HOME"):
+    if settings.home is not None or os.environ.get(HOME_ENV):
         return BwrapRuntime(home=settings.home, hidden_paths=hidden)  # as asked, or refused
     return _open_in_free_default_home(hidden)
 
@@ -175,23 +173,21 @@ def _open_in_free_default_home(hidden: list[Path] | None) -> Runtime:
     same slot again when the others still run, so its persistent boxes come back.
     """
     from ..runtime.bwrap import BwrapRuntime
-    from ..runtime.bwrap.state import default_home
+    from ..runtime.bwrap.state import HomeInUseError, default_home
 
     base = default_home()
     candidates = [base, *(base / "instances" / str(n) for n in range(1, DEFAULT_HOME_SLOTS))]
     for home in candidates:
         try:
             runtime = BwrapRuntime(home=home, hidden_paths=hidden)
-        except UnavailableError as exc:
-            if "is using the home" not in exc.message:
-                raise
+        except HomeInUseError:
             continue
         if home != base:
             logger.info("the default home is in use by another server; using %s", home)
         return runtime
     raise UnavailableError(
         f"{len(candidates)} servers already use the default home {base}; give this one "
-        "its own with --home DIR or BOXLITE_HOME."
+        f"its own with --home DIR or {HOME_ENV}."
     )
 
 

@@ -1,8 +1,9 @@
 """Turn runtime failures into tool errors a model can act on.
 
 Every runtime raises only ``BoxliteError`` subclasses with messages written for a
-model; this module adds what to do next, rewrites runtime box names into the names
-the owner knows, and strips anything that looks like a credential. Tracebacks never
+model; this module adds what to do next (from the error's class and the box state it
+names, never its wording), shows the boxes involved by the names their owner knows,
+and strips anything that looks like a credential. Tracebacks never
 leave the server: anything that is not anticipated is left to the SDK, which hides it.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from mcp.server.mcpserver.exceptions import ToolError
@@ -22,27 +23,25 @@ from ..sessions import naming
 
 logger = logging.getLogger(__name__)
 
-#: (error class, pattern the message must match or None, what to do next in tool terms).
-_HINTS: tuple[tuple[type[rt.BoxliteError], re.Pattern[str] | None, str], ...] = (
-    (rt.StoppedError, None, "Start it with box_start (exec_run starts a box by itself)."),
-    (
-        rt.InvalidStateError,
-        re.compile(r"(?i)\b(is running|stop it)\b"),
-        "Stop the box with box_stop first (snapshots, clone and export need a stopped "
-        "box; box_remove has force for a running one).",
-    ),
-    (rt.UnsupportedError, None, "runtime_info lists what this runtime can do."),
-    (rt.ImageError, None, "Check the image reference, or omit image for the runtime's default."),
+#: What to do next, in tool terms, by error class (the first match wins).
+_HINTS: tuple[tuple[type[rt.BoxliteError], str], ...] = (
+    (rt.UnsupportedError, "runtime_info lists what this runtime can do."),
+    (rt.ImageError, "Check the image reference, or omit image for the runtime's default."),
     (
         rt.AuthError,
-        None,
         "The BoxLite server refused this server's credentials; the operator must fix the "
         "server configuration. Retrying will not help.",
     ),
-    (rt.BoxTimeoutError, None, "Retry, or give the operation more time."),
-    (rt.UnavailableError, None, "The box runtime cannot be reached right now; retry in a moment."),
-    (rt.AlreadyExistsError, None, "Pick another name, or use the existing one."),
+    (rt.BoxTimeoutError, "Retry, or give the operation more time."),
+    (rt.UnavailableError, "The box runtime cannot be reached right now; retry in a moment."),
+    (rt.AlreadyExistsError, "Pick another name, or use the existing one."),
 )
+#: What to do next when the box is in the wrong state, by the state the operation needs.
+_STATE_HINTS: dict[str, str] = {
+    "running": "Start it with box_start (exec_run starts a box by itself).",
+    "stopped": "Stop the box with box_stop first (snapshots, clone and export need a stopped "
+    "box; box_remove has force for a running one).",
+}
 
 _SECRET_PATTERNS = (
     re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"),
@@ -61,22 +60,31 @@ def redact(text: str) -> str:
     return _SECRET_PATTERNS[2].sub(r"\1[redacted]@", text)
 
 
-def clean(text: str) -> str:
-    """A runtime message as the owner should see it."""
-    return redact(naming.display_names_in(text))
+def owner_text(text: str, boxes: Iterable[str] = ()) -> str:
+    """A runtime's text as the owner should read it.
+
+    ``boxes`` are the runtime names of the boxes involved (known from the request, not
+    parsed out of the text); each becomes the name its owner gave it. Anything shaped
+    like a credential is removed.
+    """
+    for runtime_name in boxes:
+        shown = naming.shown_name(runtime_name)
+        if shown is not None:
+            text = text.replace(runtime_name, shown)
+    return redact(text)
 
 
 def hint_for(error: rt.BoxliteError) -> str | None:
-    """What to do next, when the error's kind (and message) make it clear."""
-    for cls, pattern, hint in _HINTS:
-        if isinstance(error, cls) and (pattern is None or pattern.search(error.message)):
-            return hint
-    return None
+    """What to do next, from the error's class and the box state it names."""
+    if isinstance(error, rt.InvalidStateError):
+        return _STATE_HINTS.get(error.required_state or "")
+    return next((hint for cls, hint in _HINTS if isinstance(error, cls)), None)
 
 
-def to_tool_error(error: rt.BoxliteError) -> ToolError:
-    """The ToolError a model sees for a runtime failure."""
-    message = clean(error.message).strip() or error.kind
+def to_tool_error(error: rt.BoxliteError, boxes: Iterable[str] = ()) -> ToolError:
+    """The ToolError a model sees for a runtime failure (``boxes``: see ``owner_text``)."""
+    involved = [*boxes, *([error.box] if error.box else [])]
+    message = owner_text(error.message, involved).strip() or error.kind
     hint = hint_for(error)
     if hint and hint not in message:
         stop = "" if message.endswith((".", "!", "?")) else "."
@@ -85,12 +93,16 @@ def to_tool_error(error: rt.BoxliteError) -> ToolError:
 
 
 @contextmanager
-def tool_errors() -> Iterator[None]:
-    """Translate anticipated failures inside a tool into ``ToolError``."""
+def tool_errors(boxes: Iterable[str] = ()) -> Iterator[None]:
+    """Translate anticipated failures inside a tool into ``ToolError``.
+
+    ``boxes``: the runtime names of the boxes the tool works on, read when an error
+    is raised (so a list the tool fills as it resolves boxes works).
+    """
     try:
         yield
     except rt.BoxliteError as exc:
-        raise to_tool_error(exc) from None
+        raise to_tool_error(exc, boxes) from None
     except OSError as exc:
         # Host-side file work (temp files, archives): say what failed, not how.
         detail = exc.strerror or type(exc).__name__

@@ -15,7 +15,7 @@ from mcp.server.mcpserver.resources import Resource
 
 from ..runtime.errors import BoxliteError, NotFoundError
 from ..sessions.boxfiles import read_box_file
-from .errors import clean
+from .errors import owner_text
 from .identity import current_request
 from .sdk import ToolContext
 from .services import Services
@@ -24,7 +24,7 @@ BOXES_URI = "boxlite://boxes"
 
 
 def _resource_error(error: BoxliteError) -> ResourceError:
-    message = f"{error.kind}: {clean(error.message)}"
+    message = f"{error.kind}: {owner_text(error.message, [error.box] if error.box else [])}"
     return (
         ResourceNotFoundError(message)
         if isinstance(error, NotFoundError)

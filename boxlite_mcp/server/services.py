@@ -86,6 +86,8 @@ class ToolCall:
     services: Services
     ctx: ToolContext
     who: Requester = field(init=False)
+    #: Runtime names of the boxes this call resolved, to show errors in the owner's names.
+    boxes: list[str] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.who = self.services.requester(self.ctx.request_context)
@@ -109,7 +111,9 @@ class ToolCall:
 
     async def box(self, ref: str) -> BoxEntry:
         """The requester's box by id or name; NotFoundError lists the boxes they have."""
-        return await self.services.registry.resolve(self.who.owner, ref)
+        entry = await self.services.registry.resolve(self.who.owner, ref)
+        self.boxes.append(entry.box.name or entry.id)
+        return entry
 
     def task_group(self) -> anyio.abc.TaskGroup:
         """Where work outliving this call runs (an execution's output pump)."""

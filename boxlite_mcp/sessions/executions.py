@@ -349,9 +349,6 @@ class Executions:
     def running_count(self) -> int:
         return len(self._running)
 
-    def running_on(self, box_id: str) -> int:
-        return sum(1 for record in self._running if record.box_id == box_id)
-
     def get(self, owner: str, execution_id: str) -> ExecutionRecord:
         record = self._records.get(execution_id)
         if record is None or record.owner != owner:

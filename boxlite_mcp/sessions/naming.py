@@ -21,9 +21,6 @@ _HASH_LENGTH = 12
 _PATTERN = re.compile(
     rf"^{PREFIX}\.(?P<owner>[0-9a-f]{{{_HASH_LENGTH}}})\.(?P<kind>[pe])\.(?P<label>[A-Za-z0-9_][A-Za-z0-9._-]*)$"
 )
-_IN_TEXT = re.compile(
-    rf"\b{PREFIX}\.[0-9a-f]{{{_HASH_LENGTH}}}\.[pe]\.(?P<label>[A-Za-z0-9_][A-Za-z0-9._-]*)"
-)
 
 
 def owner_hash(owner: str) -> str:
@@ -59,8 +56,9 @@ def parse(runtime_box_name: str | None) -> ParsedName | None:
     )
 
 
-def display_names_in(text: str) -> str:
-    """Replace runtime names inside a message with the names their owner knows."""
-    return _IN_TEXT.sub(
-        lambda m: "(unnamed box)" if m["label"].startswith("_") else m["label"], text
-    )
+def shown_name(runtime_box_name: str) -> str | None:
+    """How a box's owner knows it: its name, or ``(unnamed box)``; None if not ours."""
+    parsed = parse(runtime_box_name)
+    if parsed is None:
+        return None
+    return parsed.name if parsed.name is not None else "(unnamed box)"

@@ -199,12 +199,13 @@ class Registry:
         """Create a box for ``owner`` within the limits, under its reserved name."""
         name = options.name
         self._check_name_free(owner, name)
+        runtime_name = self.runtime_name(owner, name, persist)
         await self._reserve(owner)
         try:
-            runtime_options = options.model_copy(
-                update={"name": self.runtime_name(owner, name, persist)}
-            )
+            runtime_options = options.model_copy(update={"name": runtime_name})
             box = await self.runtime.create(runtime_options)
+        except BoxliteError as exc:
+            raise exc.about(runtime_name) from None
         finally:
             self._release(owner)
         return self._add(box, owner, name, persist, session)
@@ -219,9 +220,12 @@ class Registry:
     ) -> BoxEntry:
         """Register a box made by ``make(runtime_name)`` (clone, import), within the limits."""
         self._check_name_free(owner, name)
+        runtime_name = self.runtime_name(owner, name, persist)
         await self._reserve(owner)
         try:
-            box = await make(self.runtime_name(owner, name, persist))
+            box = await make(runtime_name)
+        except BoxliteError as exc:
+            raise exc.about(runtime_name) from None
         finally:
             self._release(owner)
         return self._add(box, owner, name, persist, session)

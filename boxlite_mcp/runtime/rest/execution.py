@@ -9,6 +9,7 @@ task, whether or not anyone reads the output.
 
 from __future__ import annotations
 
+# asyncio: an execution's pump tasks outlive the call that started them.
 import asyncio
 import contextlib
 import logging

@@ -99,12 +99,6 @@ def pack(src: Path, out: BinaryIO | None = None) -> BinaryIO:
     return target
 
 
-def iter_file(f: IO[bytes], chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """Read a file in chunks (e.g. a packed archive as a request body)."""
-    while chunk := f.read(chunk_bytes):
-        yield chunk
-
-
 class HeaderWatch:
     """Check entry headers as a tar stream arrives, before it is all spooled.
 

@@ -20,6 +20,7 @@ share one event loop).
 
 from __future__ import annotations
 
+# asyncio: Events that are cleared and set again (anyio's Event cannot be cleared).
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator

@@ -19,7 +19,7 @@ from ...runtime.types import ExecRequest, StreamName
 from ...sessions.executions import ExecutionRecord, utf8_safe_end
 from ...sessions.progress import Coalescer
 from ...sessions.registry import BoxEntry
-from ..errors import clean
+from ..errors import owner_text
 from ..models import (
     ExecControlResult,
     ExecKillInput,
@@ -44,11 +44,15 @@ tools = ToolGroup()
 KILL_CONFIRM_SECONDS = 5.0
 
 
-def _error(record: ExecutionRecord) -> str | None:
-    return clean(record.error) if record.error else None
+def _error(call: ToolCall, record: ExecutionRecord) -> str | None:
+    """The execution's error, if any, as its owner should read it."""
+    if not record.error:
+        return None
+    entry = call.registry.entry_by_id(call.who.owner, record.box_id)
+    return owner_text(record.error, [entry.box.name or entry.id] if entry else [])
 
 
-def _status_line(record: ExecutionRecord) -> str:
+def _status_line(record: ExecutionRecord, error: str | None) -> str:
     if record.running:
         return f"still running after {record.duration_ms or 0} ms"
     parts = [f"exit code {record.exit_code}" if record.exit_code is not None else "no exit code"]
@@ -59,8 +63,8 @@ def _status_line(record: ExecutionRecord) -> str:
     elif record.killed:
         parts.append("killed")
     parts.append(f"in {record.duration_ms} ms")
-    if record.error:
-        parts.append(f"error: {clean(record.error)}")
+    if error:
+        parts.append(f"error: {error}")
     return ", ".join(parts)
 
 
@@ -174,10 +178,11 @@ async def _stream_progress(call: ToolCall, record: ExecutionRecord) -> None:
         )
 
 
-def _run_result(record: ExecutionRecord) -> CallToolResult:
+def _run_result(call: ToolCall, record: ExecutionRecord) -> CallToolResult:
+    error = _error(call, record)
     result = ExecRunResult.of(
         record,
-        _error(record),
+        error,
         stdout=record.stdout.text(record.omitted_marker),
         stderr=record.stderr.text(record.omitted_marker),
         stdout_truncated=record.stdout.truncated,
@@ -187,7 +192,7 @@ def _run_result(record: ExecutionRecord) -> CallToolResult:
         timeout_seconds=record.timeout_seconds,
     )
     text = (
-        f"{_status_line(record)}\n"
+        f"{_status_line(record, error)}\n"
         f"--- stdout ({result.stdout_bytes} bytes"
         f"{', middle cut' if result.stdout_truncated else ''}) ---\n{result.stdout}\n"
         f"--- stderr ({result.stderr_bytes} bytes"
@@ -243,7 +248,7 @@ async def exec_run(call: ToolCall, args: ExecRunInput) -> Annotated[CallToolResu
             if not finished:  # cancelled, or the client went away: never leave it running
                 with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_CONFIRM_SECONDS):
                     await record.kill_quietly()
-    return _run_result(record)
+    return _run_result(call, record)
 
 
 @tools.tool(
@@ -298,7 +303,7 @@ async def exec_read(call: ToolCall, args: ExecReadInput) -> ExecReadResult:
     next_cursor = cursor + sum(len(d) for _, d in pieces)
     return ExecReadResult.of(
         record,
-        _error(record),
+        _error(call, record),
         stdout=_decode(pieces, "stdout"),
         stderr=_decode(pieces, "stderr"),
         cursor=cursor,

@@ -54,8 +54,9 @@ class ToolDef:
         handler = self.handler
 
         async def run(ctx: ToolContext, args: BaseModel) -> Any:
-            with tool_errors():
-                return await handler(ToolCall(services, ctx), args)
+            call = ToolCall(services, ctx)
+            with tool_errors(call.boxes):
+                return await handler(call, args)
 
         return model_tool(
             name=self.name,
