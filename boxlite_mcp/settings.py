@@ -3,6 +3,10 @@
 Every field has an environment variable ``BOXLITE_MCP_<FIELD>`` (upper case);
 the CLI's flags override them. Runtime connection settings (``BOXLITE_REST_URL``
 and friends) belong to the runtimes, not here.
+
+A leaf every layer may read: it imports nothing of the package, and it is the one
+place that names the runtimes, the transports and the server's own environment
+variables.
 """
 
 from __future__ import annotations
@@ -13,8 +17,31 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RuntimeChoice = Literal["auto", "rest", "local", "bwrap"]
+#: The runtimes, as ``--runtime`` and ``runtime_info`` name them.
+RuntimeName = Literal["bwrap", "rest", "local"]
+RuntimeChoice = Literal["auto", RuntimeName]
+#: The order ``--runtime auto`` considers them in (and ``--help`` lists them).
+AUTO_ORDER: tuple[RuntimeName, ...] = ("rest", "local", "bwrap")
 TransportChoice = Literal["stdio", "sse", "streamable-http"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+#: Every Settings field ``f`` is read from ``ENV_PREFIX + F``.
+ENV_PREFIX = "BOXLITE_MCP_"
+#: Where a runtime on this host keeps its state when no --home is given (BoxLite's own).
+HOME_ENV = "BOXLITE_HOME"
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a Settings field."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+#: The list fields, and what separates their items in the environment.
+LIST_SEPARATORS: dict[str, str] = {
+    "allow_paths": os.pathsep,
+    "allowed_hosts": ",",
+    "allowed_origins": ",",
+}
 
 
 class Settings(BaseModel):
@@ -29,7 +56,7 @@ class Settings(BaseModel):
     allowed_hosts: list[str] = Field(default_factory=list)  # DNS-rebinding allow-list
     allowed_origins: list[str] = Field(default_factory=list)
     auth_tokens_file: Path | None = None  # lines "token subject"; bearer auth when set
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: LogLevel = "info"
 
     # Which runtime.
     runtime: RuntimeChoice = "auto"
@@ -60,15 +87,11 @@ class Settings(BaseModel):
         """Settings from ``BOXLITE_MCP_*`` variables, then ``overrides`` (CLI flags)."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
-        for name, field in cls.model_fields.items():
-            raw = env.get(f"BOXLITE_MCP_{name.upper()}")
+        for name in cls.model_fields:
+            raw = env.get(env_name(name))
             if raw is None:
                 continue
-            annotation = str(field.annotation)
-            if "list" in annotation:
-                values[name] = [part for part in raw.split(os.pathsep if "Path" in annotation
-                                                             else ",") if part]
-            else:
-                values[name] = raw
+            separator = LIST_SEPARATORS.get(name)
+            values[name] = raw if separator is None else [p for p in raw.split(separator) if p]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)

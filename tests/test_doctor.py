@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from boxlite_mcp.doctor import (
+from boxlite_mcp.app.doctor import (
     REST_AUTH_FIX,
     REST_URL_FIX,
     ROOT_FIX,
@@ -31,11 +31,11 @@ from boxlite_mcp.doctor import (
     diagnose,
     run_doctor,
 )
+from boxlite_mcp.app.select import open_runtime
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.bwrap import host as bwrap_host
 from boxlite_mcp.runtime.errors import UnavailableError
 from boxlite_mcp.runtime.local import probe, sdk
-from boxlite_mcp.runtime.select import open_runtime
 from boxlite_mcp.settings import Settings
 from tools.boxlite_server import RunningServer, ServerConfig, serve
 
@@ -482,7 +482,7 @@ def test_the_no_runtime_error_points_to_doctor(tmp_path: Path) -> None:
     program = (
         "import json, anyio\n"
         "from boxlite_mcp.settings import Settings\n"
-        "from boxlite_mcp.runtime.select import open_runtime\n"
+        "from boxlite_mcp.app.select import open_runtime\n"
         "from boxlite_mcp.runtime.errors import BoxliteError\n"
         "try:\n"
         f"    anyio.run(open_runtime, Settings(home={str(tmp_path / 'home')!r}))\n"

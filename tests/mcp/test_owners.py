@@ -15,11 +15,11 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.context import HandlerResult, ServerRequestContext
 from mcp_types import Implementation
 
-from boxlite_mcp import naming
-from boxlite_mcp.registry import Registry
 from boxlite_mcp.runtime.base import Runtime
 from boxlite_mcp.runtime.errors import NotFoundError
 from boxlite_mcp.runtime.types import BoxOptions
+from boxlite_mcp.sessions import naming
+from boxlite_mcp.sessions.registry import Registry
 from boxlite_mcp.settings import Settings
 
 from .conftest import ServerFactory, fails, ok

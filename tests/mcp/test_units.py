@@ -7,17 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from boxlite_mcp import naming
-from boxlite_mcp.errors import redact, to_tool_error
-from boxlite_mcp.executions import Capture, OutputStore, utf8_safe_end
-from boxlite_mcp.paths import HostPaths
-from boxlite_mcp.progress import Coalescer
 from boxlite_mcp.runtime.errors import (
+    AlreadyExistsError,
     InvalidArgumentError,
     InvalidStateError,
     NotFoundError,
+    StoppedError,
     UnsupportedError,
 )
+from boxlite_mcp.server.errors import redact, to_tool_error
+from boxlite_mcp.sessions import naming
+from boxlite_mcp.sessions.executions import Capture, OutputStore, utf8_safe_end
+from boxlite_mcp.sessions.paths import HostPaths
+from boxlite_mcp.sessions.progress import Coalescer
 
 
 def test_coalescer_sends_at_once_after_quiet_then_batches() -> None:
@@ -114,7 +116,9 @@ def test_runtime_names_round_trip() -> None:
     unnamed = naming.parse(naming.runtime_name("local", None, persist=False))
     assert unnamed is not None and unnamed.name is None and not unnamed.persist
     assert naming.parse("my-own-box") is None and naming.parse(None) is None
-    assert naming.display_names_in(f"box {name} is running") == "box dev is running"
+    assert naming.shown_name(name) == "dev"
+    assert naming.shown_name(naming.runtime_name("local", None, persist=False)) == "(unnamed box)"
+    assert naming.shown_name("my-own-box") is None
 
 
 def test_host_paths(tmp_path: Path) -> None:
@@ -134,9 +138,31 @@ def test_host_paths(tmp_path: Path) -> None:
 
 
 def test_errors_are_actionable_and_scrubbed() -> None:
-    error = to_tool_error(InvalidStateError("box mcp.0123456789ab.e.dev is running"))
+    runtime_name = "mcp.0123456789ab.e.dev"
+    error = to_tool_error(
+        InvalidStateError(f"box {runtime_name} is running", box=runtime_name,
+                          required_state="stopped")
+    )
     assert str(error).startswith("InvalidStateError: box dev is running")
     assert "box_stop" in str(error)
     assert "sk-123456" not in redact("Authorization: Bearer sk-1234567890")
     assert "hunter2" not in redact("password=hunter2 and more")
     assert "pw" not in redact("http://user:pw@host/path")
+
+
+def test_the_hint_follows_the_errors_structure_not_its_wording() -> None:
+    """Rewording a runtime message must not change what the model is told to do."""
+    worded = to_tool_error(InvalidStateError("box x is running; stop it first"))
+    assert "box_stop" not in str(worded)  # no required state given: no guess from the text
+    silent = to_tool_error(InvalidStateError("cannot do that now", required_state="stopped"))
+    assert "Stop the box with box_stop first" in str(silent)
+    needs_start = to_tool_error(StoppedError("the box is not up"))
+    assert "box_start" in str(needs_start)
+
+
+def test_only_the_boxes_involved_are_renamed() -> None:
+    """Names come from the request's boxes, not from parsing the text."""
+    mine, other = "mcp.0123456789ab.e.dev", "mcp.ba9876543210.p.prod"
+    message = f"{mine} and {other} collide"
+    error = to_tool_error(AlreadyExistsError(message), boxes=[mine])
+    assert f"dev and {other} collide" in str(error)

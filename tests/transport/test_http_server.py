@@ -13,7 +13,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types import CallToolResult, TextContent
 
-from boxlite_mcp.auth import StaticTokenVerifier
+from boxlite_mcp.transport.auth import StaticTokenVerifier
 
 from .conftest import real_server, serve_settings
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..base import Box
 from ..errors import BoxliteError, InternalError, InvalidArgumentError, NotFoundError
+from ..shared import validation
 from ..types import (
     BoxInfo,
     BoxMetrics,
@@ -22,8 +23,10 @@ from ..types import (
     ExecRequest,
     NetworkSpec,
     SnapshotInfo,
+    check_name,
+    check_nul,
 )
-from . import files, nul, snapshots
+from . import files, snapshots
 from .boxfs import BoxRoot, normalize
 from .execution import BwrapExecution, open_pty, spawn
 from .sandbox import JOIN_SCRIPT, BoxSpec, launch
@@ -155,7 +158,7 @@ class BwrapBox:
     async def exec(self, request: ExecRequest) -> BwrapExecution:
         state = self._state
         try:
-            nul.check_request(request)  # before anything is spawned
+            validation.check_request_text(request)  # before anything is spawned
             return await self._exec(request)
         except BoxliteError:
             state.record.exec_errors_total += 1
@@ -223,7 +226,7 @@ class BwrapBox:
     # -- files -----------------------------------------------------------------
 
     async def copy_in(self, host_src: Path, box_dest: str) -> None:
-        nul.check("host_src", os.fspath(host_src))
+        check_nul("host_src", os.fspath(host_src))
         files.check_box_path(box_dest)
         state = await self._ensure_running()
         assert state.sandbox is not None
@@ -231,7 +234,7 @@ class BwrapBox:
 
     async def copy_out(self, box_src: str, host_dest: Path) -> None:
         files.check_box_path(box_src)
-        nul.check("host_dest", os.fspath(host_dest))
+        check_nul("host_dest", os.fspath(host_dest))
         state = await self._ensure_running()
         assert state.sandbox is not None
         await files.copy_out(state.sandbox.init_pid, box_src, host_dest,
@@ -258,7 +261,7 @@ class BwrapBox:
     # -- snapshots, clone, export ---------------------------------------------
 
     async def snapshot_create(self, name: str) -> SnapshotInfo:
-        nul.check("snapshot name", name)
+        check_name(name, "snapshot")
         state = self._state
         async with state.lock:
             return await snapshots.create(self._runtime, state, name)
@@ -267,17 +270,17 @@ class BwrapBox:
         return snapshots.list_(self._runtime, self._state)
 
     async def snapshot_get(self, name: str) -> SnapshotInfo:
-        nul.check("snapshot name", name)
+        check_name(name, "snapshot")
         return snapshots.get(self._runtime, self._state, name)
 
     async def snapshot_remove(self, name: str) -> None:
-        nul.check("snapshot name", name)
+        check_name(name, "snapshot")
         state = self._state
         async with state.lock:
             await snapshots.remove(self._runtime, state, name)
 
     async def snapshot_restore(self, name: str) -> None:
-        nul.check("snapshot name", name)
+        check_name(name, "snapshot")
         state = self._state
         async with state.lock:
             await snapshots.restore(self._runtime, state, name)
@@ -287,14 +290,14 @@ class BwrapBox:
         return boxes[0]
 
     async def clone_many(self, count: int, names: list[str] | None = None) -> list[Box]:
-        nul.check_all("names", names or [])
+        validation.check_all("names", names or [])
         state = self._state
         async with state.lock:
             ids = await snapshots.clone(self._runtime, state, count, names)
         return [BwrapBox(self._runtime, i) for i in ids]
 
     async def export(self, dest: Path) -> Path:
-        nul.check("dest", os.fspath(dest))
+        check_nul("dest", os.fspath(dest))
         state = self._state
         async with state.lock:
             return await snapshots.export(self._runtime, state, dest)

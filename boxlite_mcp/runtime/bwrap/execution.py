@@ -431,12 +431,6 @@ class BwrapExecution:
         assert self._result is not None
         return self._result
 
-    async def wait_output_closed(self) -> None:
-        """Until every output pipe is closed (for clean shutdown)."""
-        while not all(r.done for r in self._readers):
-            self.out.changed.clear()
-            await self.out.changed.wait()
-
 
 
 def spawn(

@@ -19,8 +19,8 @@ from typing import BinaryIO
 
 import anyio.to_thread
 
-from .. import archive
 from ..errors import BoxliteError, InvalidArgumentError, NotFoundError
+from ..shared import archive
 from .boxfs import BoxRoot, TreeWriter, normalize
 
 

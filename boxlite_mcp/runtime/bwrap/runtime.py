@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import secrets
 import shutil
 import time
@@ -20,7 +19,6 @@ from pathlib import Path
 
 import anyio
 
-from .. import archive
 from ..errors import (
     AlreadyExistsError,
     InvalidArgumentError,
@@ -28,8 +26,8 @@ from ..errors import (
     NotFoundError,
     UnsupportedError,
 )
+from ..shared import archive, validation
 from ..types import (
-    BOX_NAME_PATTERN,
     BoxInfo,
     BoxLimits,
     BoxOptions,
@@ -38,8 +36,10 @@ from ..types import (
     ExecResult,
     RuntimeInfo,
     RuntimeMetrics,
+    check_name,
+    check_nul,
 )
-from . import hide, nul, rootfs, snapshots
+from . import hide, rootfs, snapshots
 from .box import BwrapBox
 from .execution import BwrapExecution
 from .host import host_tools
@@ -55,7 +55,6 @@ ISOLATION = (
     "this is weaker isolation than a BoxLite micro-VM, and with the default image the "
     "host's root file system is readable (never writable) inside the box."
 )
-BOX_ID_RE = re.compile(r"^[0-9a-f]{12}$")
 
 
 class BoxState:
@@ -281,7 +280,7 @@ class BwrapRuntime:
 
     async def create(self, options: BoxOptions) -> BwrapBox:
         t0 = time.monotonic()
-        nul.check_options(options)
+        validation.check_options_text(options)
         _check_options(options)
         rootfs.check_options(options)
         _check_volumes(options)
@@ -344,7 +343,9 @@ class BwrapRuntime:
                 if not force:
                     raise InvalidStateError(
                         f"box {state.record.name or state.record.id} is running; stop it "
-                        "first or remove it with force"
+                        "first or remove it with force",
+                        box=state.record.name or state.record.id,
+                        required_state="stopped",
                     )
                 await state.stop(self, 0)
             self._states.pop(state.record.id, None)
@@ -370,8 +371,8 @@ class BwrapRuntime:
         )
 
     async def import_box(self, archive: Path, name: str | None = None) -> BwrapBox:
-        nul.check("archive", os.fspath(archive))
-        nul.check("name", name)
+        check_nul("archive", os.fspath(archive))
+        check_nul("name", name)
         box_id = await snapshots.import_box(self, archive, name)
         return BwrapBox(self, box_id)
 
@@ -407,14 +408,8 @@ def _rmtree(path: Path) -> None:
 
 def _check_options(options: BoxOptions) -> None:
     """Re-check what the model checks (callers can bypass it) and what the host allows."""
-    if options.name is not None and (
-        not isinstance(options.name, str) or not 1 <= len(options.name) <= 128
-        or not re.match(BOX_NAME_PATTERN, options.name)
-    ):
-        raise InvalidArgumentError(
-            f"box name {options.name!r} is invalid: use 1-128 letters, digits, '.', '_' or "
-            "'-', starting with a letter or digit"
-        )
+    if options.name is not None:
+        check_name(options.name, "box")
     host_cpus = os.cpu_count() or 1
     if options.cpus is not None and not (isinstance(options.cpus, int) and options.cpus >= 1):
         raise InvalidArgumentError(f"cpus must be a whole number >= 1, not {options.cpus!r}")

@@ -24,7 +24,6 @@ import contextlib
 import io
 import json
 import os
-import re
 import secrets
 import shutil
 import stat
@@ -36,7 +35,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import anyio
 import anyio.to_thread
 
-from .. import archive
 from ..errors import (
     AlreadyExistsError,
     BoxliteError,
@@ -45,7 +43,8 @@ from ..errors import (
     InvalidStateError,
     NotFoundError,
 )
-from ..types import BOX_NAME_PATTERN, BoxOptions, BoxStatus, SnapshotInfo
+from ..shared import archive, clones
+from ..types import BoxOptions, BoxStatus, SnapshotInfo, check_name
 from .boxfs import BoxRoot, TreeWriter
 from .state import BoxRecord, now, write_json_atomic
 
@@ -63,17 +62,9 @@ def _check_stopped(state: BoxState, what: str) -> None:
     state.refresh()
     if state.sandbox is not None:
         raise InvalidStateError(
-            f"box {state.record.name or state.record.id} is running; stop it before {what}"
-        )
-
-
-def _check_name(name: str, what: str) -> None:
-    if not isinstance(name, str) or not name or len(name) > 128 or not re.match(
-        BOX_NAME_PATTERN, name
-    ):
-        raise InvalidArgumentError(
-            f"{what} name {name!r} is invalid: use 1-128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
+            f"box {state.record.name or state.record.id} is running; stop it before {what}",
+            box=state.record.name or state.record.id,
+            required_state="stopped",
         )
 
 
@@ -132,7 +123,7 @@ def get(rt: BwrapRuntime, state: BoxState, name: str) -> SnapshotInfo:
 
 
 async def create(rt: BwrapRuntime, state: BoxState, name: str) -> SnapshotInfo:
-    _check_name(name, "snapshot")
+    check_name(name, "snapshot")
     _check_stopped(state, "taking a snapshot")
     target = _snap_dir(rt, state) / name
     if target.exists():
@@ -202,7 +193,7 @@ def _check_new_names(rt: BwrapRuntime, names: list[str | None]) -> None:
     for name in names:
         if name is None:
             continue
-        _check_name(name, "box")
+        check_name(name, "box")
         if name in seen:
             raise InvalidArgumentError(f"name {name!r} is given twice; names must be unique")
         seen.add(name)
@@ -229,41 +220,38 @@ def _new_record(source: BoxRecord, box_id: str, name: str | None) -> BoxRecord:
 
 async def clone(rt: BwrapRuntime, state: BoxState, count: int,
                 names: list[str] | None) -> list[str]:
-    if not isinstance(count, int) or count < 1:
-        raise InvalidArgumentError(f"count must be at least 1, not {count!r}")
-    if names is not None and len(names) != count:
-        raise InvalidArgumentError(
-            f"{len(names)} names given for {count} clones; give one name per clone or none"
-        )
+    wanted = clones.check_batch(count, names)
     _check_stopped(state, "cloning it")
-    wanted: list[str | None] = list(names) if names is not None else [None] * count
-    made: list[str] = []
-    async with rt._create_lock:
-        _check_new_names(rt, wanted)
-        source_dir = rt.store.box_dir(state.record.id)
+    source_dir = rt.store.box_dir(state.record.id)
+
+    async def remove(box_id: str) -> None:
+        rt._states.pop(box_id, None)
+        await anyio.to_thread.run_sync(_rmtree, rt.store.box_dir(box_id))
+
+    async def make(name: str | None) -> str:
+        box_id = secrets.token_hex(6)
+        box_dir = rt.store.box_dir(box_id)
+        box_dir.mkdir()
         try:
-            for name in wanted:
-                box_id = secrets.token_hex(6)
-                box_dir = rt.store.box_dir(box_id)
-                box_dir.mkdir()
-                made.append(box_id)
-                for sub in ("work", "merged", "snapshots"):
-                    (box_dir / sub).mkdir()
-                await copy_tree(source_dir / "upper", box_dir / "upper")
-                record = _new_record(state.record, box_id, name)
-                if Path(record.lower) == source_dir / "image":  # an imported image
-                    await copy_tree(source_dir / "image", box_dir / "image")
-                    record.lower = str(box_dir / "image")
-                record.boot = state.record.boot.model_copy()
-                rt.store.save(record)
-                rt._add(record)
+            for sub in ("work", "merged", "snapshots"):
+                (box_dir / sub).mkdir()
+            await copy_tree(source_dir / "upper", box_dir / "upper")
+            record = _new_record(state.record, box_id, name)
+            if Path(record.lower) == source_dir / "image":  # an imported image
+                await copy_tree(source_dir / "image", box_dir / "image")
+                record.lower = str(box_dir / "image")
+            record.boot = state.record.boot.model_copy()
+            rt.store.save(record)
+            rt._add(record)
         except BaseException:
             with anyio.CancelScope(shield=True):
-                for box_id in made:
-                    rt._states.pop(box_id, None)
-                    await anyio.to_thread.run_sync(_rmtree, rt.store.box_dir(box_id))
+                await remove(box_id)
             raise
-    return made
+        return box_id
+
+    async with rt._create_lock:
+        _check_new_names(rt, wanted)
+        return await clones.clone_all(count, names, make, remove)
 
 
 # -- export ----------------------------------------------------------------------
@@ -349,7 +337,7 @@ async def import_box(rt: BwrapRuntime, path: Path, name: str | None) -> str:
     if not await anyio.Path(path).is_file():
         raise NotFoundError(f"{path} does not exist; pass the path of a .boxlite archive")
     if name is not None:
-        _check_name(name, "box")
+        check_name(name, "box")
     async with rt._create_lock:
         _check_new_names(rt, [name])
         box_id = secrets.token_hex(6)

@@ -34,9 +34,11 @@ logger = logging.getLogger(__name__)
 ApiChoice = Literal["auto", "0.9", "0.10"]
 Generation = Literal["0.9", "0.10"]
 
+#: The BoxLite server's URL (the official SDKs' name; ``--url`` overrides it).
+URL_ENV = "BOXLITE_REST_URL"
 #: Environment variable → field. The first six are the official SDKs' names.
 ENV_NAMES: dict[str, str] = {
-    "BOXLITE_REST_URL": "url",
+    URL_ENV: "url",
     "BOXLITE_API_KEY": "api_key",
     "BOXLITE_REST_PATH_PREFIX": "path_prefix",
     "BOXLITE_REST_CLIENT_ID": "client_id",
