@@ -287,6 +287,10 @@ def check_member(member: tarfile.TarInfo, *, contained_links: bool = True) -> st
     resolve every path inside a root (a box), where no link can lead out.
     """
     name = clean_name(member.name)
+    if member.size < 0:
+        # A base-256 size field can be negative; tarfile would then step back
+        # and read the same header again, up to the entry cap.
+        raise UnsafeArchiveError(f"archive entry {member.name!r} has a negative size; refused")
     if member.ischr() or member.isblk() or member.isfifo() or not (
         member.isreg() or member.isdir() or member.issym() or member.islnk()
     ):
