@@ -51,7 +51,7 @@ def with_size(header: bytes, size: int) -> bytes:
     block = bytearray(header[:BLOCK])
     value = size % 256**11
     field = bytearray(12)
-    field[0] = 0xFF
+    field[0] = 0x80 if size >= 0 else 0xFF  # GNU base-256: 0x80 positive, 0xFF negative
     for index in range(11, 0, -1):
         field[index] = value & 0xFF
         value >>= 8
