@@ -19,7 +19,18 @@ from boxlite_mcp.runtime import archive
 from boxlite_mcp.runtime.archive import Limits, UnsafeArchiveError
 from boxlite_mcp.runtime.errors import InvalidArgumentError
 
-from .tarbuild import BLOCK, END, Stream, directory, entry, header, pax_header, reg, symlink
+from .tarbuild import (
+    BLOCK,
+    END,
+    Stream,
+    directory,
+    entry,
+    header,
+    pax_header,
+    reg,
+    symlink,
+    with_size,
+)
 
 TIB = 2**40
 CHUNK = 64 * 1024
@@ -111,14 +122,20 @@ def test_the_verdict_does_not_depend_on_how_the_stream_is_cut(size: int) -> None
     assert spooled([body + END]) == body + END
 
 
+def test_a_negative_size_buys_no_room_under_the_cap() -> None:
+    # scan() refuses the negative size later; the watch must not count it as credit.
+    negative = with_size(entry("neg", tarfile.REGTYPE), -5)
+    refused_early(negative + reg("a", b"x" * 1001), "size cap of 1000", Limits(max_bytes=1000))
+
+
 def test_a_zero_block_in_the_middle_does_not_end_the_watch() -> None:
     # Concatenated archives (tar --concatenate, --ignore-zeros) hold zero blocks.
     refused_early(reg("a", b"x") + b"\0" * BLOCK + header("big", TIB), "size cap")
 
 
 def test_what_the_watch_cannot_parse_is_left_to_scan() -> None:
-    garbage = b"this is not a tar header" * 30
-    stream = garbage + header("big", TIB)
+    garbage = (b"this is not a tar header" * 30)[:BLOCK]
+    stream = garbage + header("big", TIB)  # a header, but after what tar cannot read
     assert spooled([stream]) == stream  # no half-guess: scan says what is wrong
     spool = archive.spool_chunks([stream])
     with pytest.raises(InvalidArgumentError, match="not a valid tar archive"):
