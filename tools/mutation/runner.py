@@ -223,6 +223,8 @@ class Runner:
                     failures.append(exc)
                     stop.set()
                     return
+                if stop.is_set():
+                    return  # interrupted: its test run was killed, not judged
                 with self._lock:
                     results[index] = result
                     on_result(result)
