@@ -94,8 +94,16 @@ def run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_reports_the_killed_and_the_surviving_mutant(tmp_path: Path) -> None:
     project = make_project(tmp_path / "proj")
     before = tree_digest(project)
-    done = run(project, "pkg/tiny.py", "--tests", "tests/test_tiny.py", "--equivalents", "none")
-    assert done.returncode == 0, done.stderr
+    done = run(
+        project,
+        "pkg/tiny.py",
+        "--tests",
+        "tests/test_tiny.py",
+        "--equivalents",
+        "none",
+        "--min-score",
+        "90",
+    )
     out = done.stdout
     assert "module pkg/tiny.py: 2 mutants" in out
     assert "killed         1" in out
@@ -107,6 +115,9 @@ def test_reports_the_killed_and_the_surviving_mutant(tmp_path: Path) -> None:
     assert "| `pkg/tiny.py` | `ReplaceComparisonOperator_Gt_GtE` | `if x > top:` | WHY |" in out
     # The annotation `int | None` is never mutated (never evaluated under __future__).
     assert "BitOr" not in out + done.stderr
+    # A real survivor fails the run under --min-score.
+    assert done.returncode == 1
+    assert "score 50.0% is below --min-score 90.0%" in done.stderr
     assert tree_digest(project) == before, "the runner changed the working tree"
 
 
@@ -114,7 +125,10 @@ def test_known_equivalent_mutants_leave_the_score(tmp_path: Path) -> None:
     project = make_project(tmp_path / "proj")
     table = tmp_path / "mutation.md"
     table.write_text(
-        f"# Mutation\n\n| module | mutant | line | why |\n|---|---|---|---|\n{EQUIVALENT_ROW}\n"
+        "# Mutation\n\n| module | mutant | line | why |\n|---|---|---|---|\n"
+        f"{EQUIVALENT_ROW}\n"
+        "| `pkg/tiny.py` | `AddNot` | `if x > top:` | wrongly listed |\n"
+        "| `pkg/tiny.py` | `AddNot` | `if gone:` | the code changed |\n"
     )
     done = run(
         project,
@@ -129,39 +143,14 @@ def test_known_equivalent_mutants_leave_the_score(tmp_path: Path) -> None:
         "1",
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "survived       1  (1 known equivalent, 0 not)" in done.stdout
-    assert "1/1 = 100.0% of non-equivalent mutants" in done.stdout
-    assert "Survivors" not in done.stdout
-
-
-def test_min_score_fails_the_run_when_a_real_survivor_remains(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "proj")
-    done = run(
-        project,
-        "pkg/tiny.py",
-        "--tests",
-        "tests/test_tiny.py",
-        "--equivalents",
-        "none",
-        "--min-score",
-        "90",
-    )
-    assert done.returncode == 1
-    assert "score 50.0% is below --min-score 90.0%" in done.stderr
-
-
-def test_a_row_for_a_killed_mutant_is_reported(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "proj")
-    table = tmp_path / "mutation.md"
-    table.write_text(
-        EQUIVALENT_ROW + "\n| `pkg/tiny.py` | `AddNot` | `if x > top:` | wrongly listed |\n"
-        "| `pkg/tiny.py` | `AddNot` | `if gone:` | the code changed |\n"
-    )
-    done = run(project, "pkg/tiny.py", "--tests", "tests/test_tiny.py", "--equivalents", str(table))
-    assert done.returncode == 0, done.stderr
-    assert "Listed as equivalent but killed (remove these rows):" in done.stdout
-    assert f"{table}:2: L5 core/AddNot `if x > top:`" in done.stdout
-    assert "stale rows" in done.stdout and "`if gone:`" in done.stdout
+    out = done.stdout
+    assert "survived       1  (1 known equivalent, 0 not)" in out
+    assert "1/1 = 100.0% of non-equivalent mutants" in out
+    assert "Survivors" not in out
+    # Rows that no longer describe an equivalent mutant are pointed out.
+    assert "Listed as equivalent but killed (remove these rows):" in out
+    assert f"{table}:6: L5 core/AddNot `if x > top:`" in out
+    assert "stale rows" in out and "`if gone:`" in out
 
 
 def test_a_hanging_mutant_is_timed_out_and_counts_as_detected(tmp_path: Path) -> None:
