@@ -23,7 +23,6 @@ the blocking work in a worker thread and never hold an archive in memory.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import posixpath
 import shutil
@@ -281,6 +280,10 @@ def check_member(member: tarfile.TarInfo, *, contained_links: bool = True) -> st
     resolve every path inside a root (a box), where no link can lead out.
     """
     name = clean_name(member.name)
+    if member.size < 0:
+        # A base-256 size field can be negative; tarfile would then step back
+        # and read the same header again, up to the entry cap.
+        raise UnsafeArchiveError(f"archive entry {member.name!r} has a negative size; refused")
     if member.ischr() or member.isblk() or member.isfifo() or not (
         member.isreg() or member.isdir() or member.issym() or member.islnk()
     ):
@@ -467,6 +470,9 @@ def extract_tree(tar_file: BinaryIO, into: Path, limits: Limits = Limits()) -> l
         # The stdlib filter is the second line of defence: if it stops an entry
         # check_member let through, say so as a refusal, not a tarfile traceback.
         raise UnsafeArchiveError(f"archive refused while extracting: {exc}") from exc
+    except KeyError as exc:
+        # tarfile looks a hard link's target up among the entries before it.
+        raise InvalidArgumentError(f"archive refused while extracting: {exc.args[0]}") from exc
     finally:
         tar_file.seek(0)
     return sorted(tops)
@@ -529,21 +535,21 @@ def unpack(
     dest_str = os.fspath(dest)
     dest_path = Path(dest_str)
     members = scan(tar_file, limits)
-    mode = detect_mode(dest_str, dest_path.is_dir(), members)
-    parent = dest_path if mode is ExtractionMode.INTO_DIRECTORY else dest_path.parent
-    if not parent.exists():
-        if not mkdir_parents:
-            raise NotFoundError(f"{parent} does not exist; create it first")
-        anchor = dest_path.parent if mode is ExtractionMode.INTO_DIRECTORY else parent
-        try:
-            anchor.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InvalidArgumentError(f"cannot create {anchor}: {exc.strerror}") from exc
-    elif not parent.is_dir():
-        raise InvalidArgumentError(f"{parent} is not a directory")
-
     staging = _temp_beside(dest_path)
     try:
+        # Inside the try: even looking at dest can fail (a name too long).
+        mode = detect_mode(dest_str, dest_path.is_dir(), members)
+        parent = dest_path if mode is ExtractionMode.INTO_DIRECTORY else dest_path.parent
+        if not parent.exists():
+            if not mkdir_parents:
+                raise NotFoundError(f"{parent} does not exist; create it first")
+            anchor = dest_path.parent if mode is ExtractionMode.INTO_DIRECTORY else parent
+            try:
+                anchor.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InvalidArgumentError(f"cannot create {anchor}: {exc.strerror}") from exc
+        elif not parent.is_dir():
+            raise InvalidArgumentError(f"{parent} is not a directory")
         staging.mkdir()
         extract_tree(tar_file, staging, limits)
         if mode is ExtractionMode.FILE_TO_FILE:
@@ -561,7 +567,7 @@ def unpack(
             f"cannot unpack into {dest_str}: {exc.strerror or exc}"
         ) from exc
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        if os.path.lexists(staging):  # False, not an error, if staging was never made
             shutil.rmtree(staging)
     return mode
 
