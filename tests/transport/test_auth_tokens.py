@@ -192,7 +192,7 @@ def test_load_verifier_reads_the_process_environment_by_default(
 
 
 def test_a_verifier_needs_a_token() -> None:
-    with pytest.raises(AuthConfigError, match="^bearer auth needs at least one token$"):
+    with pytest.raises(AuthConfigError, match=r"^bearer auth needs at least one token$"):
         StaticTokenVerifier({})
 
 
