@@ -131,7 +131,7 @@ def test_must_exist(roots: tuple[Path, Path]) -> None:
 def test_must_exist_and_purpose_are_keyword_only(roots: tuple[Path, Path]) -> None:
     """``confine(raw, True)`` would read as "allow" at a call site: it is not accepted."""
     with pytest.raises(TypeError):
-        HostPaths(list(roots)).confine("x", True)  # type: ignore[misc]
+        HostPaths(list(roots)).confine("x", True)  # type: ignore[call-arg]
 
 
 def test_the_local_owner_gets_the_roots_themselves(roots: tuple[Path, Path]) -> None:
