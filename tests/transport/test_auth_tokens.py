@@ -8,6 +8,7 @@ entry and line numbers errors point at, and that no error or log shows a token.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from boxlite_mcp.auth import (
     TOKENS_ENV,
     AuthConfigError,
     StaticTokenVerifier,
+    _digest,
+    _Entry,
+    _warn_if_shared,
     load_verifier,
     parse_env_tokens,
     parse_token_file,
@@ -212,3 +216,17 @@ async def test_tokens_that_are_not_valid_unicode_are_refused_not_crashed_on() ->
     verifier = StaticTokenVerifier({ALICE: "alice"})
     assert await verifier.verify_token("\udcff" + ALICE[1:]) is None
     assert await verifier.verify_token(ALICE.upper()) is None
+
+
+def test_a_table_entry_is_fixed_and_never_shows_its_digest() -> None:
+    """Once loaded, no code can move a token to another subject; a repr (a log line,
+    a traceback with locals) shows the subject only, never material derived from a token."""
+    entry = _Entry(_digest(ALICE), "alice")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entry.subject = "mallory"  # type: ignore[misc]
+    assert repr(entry) == "_Entry(subject='alice')"
+
+
+def test_a_token_file_gone_before_its_mode_is_checked_is_not_an_error(tmp_path: Path) -> None:
+    # The file is read first; if it vanishes before the mode check, there is nothing to warn about.
+    _warn_if_shared(tmp_path / "vanished")
