@@ -242,6 +242,30 @@ async def test_a_box_that_vanishes_between_listing_and_lookup_is_skipped(
         await Registry(runtime, Settings()).resolve("alice", "again")
 
 
+async def test_startup_adoption_goes_past_foreign_and_known_boxes(runtime: FaultyRuntime) -> None:
+    """Boxes it may not adopt, listed first, do not stop the scan of the rest."""
+    registry = Registry(runtime, Settings())
+    known = await registry.create("alice", None, BoxOptions(name="known"), persist=True)
+    await out_of_band(runtime, "my-own-box")
+    later = await out_of_band(runtime, naming.runtime_name("alice", "later", persist=True))
+    order = [i.id for i in await runtime.list()]
+    assert order[0] == known.id  # listed in creation order: the known box comes first
+    assert await registry.adopt_at_startup() == 1
+    assert [e.id for e in registry.owned_by("alice")] == [known.id, later.id]
+
+
+async def test_lazy_adoption_takes_the_box_asked_for(runtime: FaultyRuntime) -> None:
+    first = await out_of_band(runtime, naming.runtime_name("alice", "one", persist=True))
+    second = await out_of_band(runtime, naming.runtime_name("alice", "two", persist=True))
+    registry = Registry(runtime, Settings())
+    assert (await registry.resolve("alice", "two")).id == second.id
+    assert registry.total() == 1
+    assert (await registry.resolve("alice", first.id)).name == "one"
+    with pytest.raises(NotFoundError):
+        await registry.resolve("alice", "three")
+    assert registry.total() == 2
+
+
 # -- limits and reservations -------------------------------------------------
 
 
@@ -462,6 +486,22 @@ def _info(listed: list[tuple[BoxEntry, BoxInfo]], entry: BoxEntry) -> BoxInfo:
     return next(info for e, info in listed if e is entry)
 
 
+async def test_removing_a_running_box_stops_it_by_default(runtime: FaultyRuntime) -> None:
+    registry = Registry(runtime, Settings())
+    entry = await registry.create("alice", None, BoxOptions(name="dev"), persist=True)
+    await entry.box.start()
+    assert await registry.remove("alice", "dev") is entry
+    assert await runtime.list() == []
+
+
+async def test_persist_is_keyword_only(runtime: FaultyRuntime) -> None:
+    """``create(owner, session, options, True)`` would hide which flag was set."""
+    registry = Registry(runtime, Settings())
+    with pytest.raises(TypeError):
+        await registry.create("alice", None, BoxOptions(), True)  # type: ignore[call-arg]
+    assert await runtime.list() == []
+
+
 async def test_removing_a_box_already_gone_from_the_runtime_forgets_it(
     runtime: FaultyRuntime,
 ) -> None:
@@ -511,6 +551,7 @@ async def test_reaping_removes_only_idle_unattended_ephemeral_boxes(
     kept = await registry.create("alice", None, BoxOptions(name="kept"), persist=True)
     busy = await registry.create("alice", None, BoxOptions(name="busy"), persist=False)
     fresh = await registry.create("bob", None, BoxOptions(name="fresh"), persist=False)
+    await idle.box.start()  # something still runs in it: reaping kills it
     for entry in (idle, kept, busy):
         entry.last_used = time.monotonic() - TTL - 1
     with busy.in_use(), caplog.at_level(logging.INFO, logger="boxlite_mcp.registry"):
