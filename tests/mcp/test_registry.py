@@ -494,12 +494,16 @@ async def test_removing_a_running_box_stops_it_by_default(runtime: FaultyRuntime
     assert await runtime.list() == []
 
 
-async def test_persist_is_keyword_only(runtime: FaultyRuntime) -> None:
+async def test_persist_and_force_are_keyword_only(runtime: FaultyRuntime) -> None:
     """``create(owner, session, options, True)`` would hide which flag was set."""
     registry = Registry(runtime, Settings())
     with pytest.raises(TypeError):
         await registry.create("alice", None, BoxOptions(), True)  # type: ignore[call-arg]
     assert await runtime.list() == []
+    await registry.create("alice", None, BoxOptions(name="dev"), persist=False)
+    with pytest.raises(TypeError):
+        await registry.remove("alice", "dev", False)  # type: ignore[call-arg]
+    assert registry.total() == 1
 
 
 async def test_removing_a_box_already_gone_from_the_runtime_forgets_it(
@@ -547,8 +551,9 @@ async def test_reaping_removes_only_idle_unattended_ephemeral_boxes(
     runtime: FaultyRuntime, caplog: pytest.LogCaptureFixture
 ) -> None:
     registry = Registry(runtime, Settings(box_idle_ttl_seconds=TTL))
-    idle = await registry.create("alice", None, BoxOptions(name="idle"), persist=False)
+    # A persistent box first: skipping it must not end the scan.
     kept = await registry.create("alice", None, BoxOptions(name="kept"), persist=True)
+    idle = await registry.create("alice", None, BoxOptions(name="idle"), persist=False)
     busy = await registry.create("alice", None, BoxOptions(name="busy"), persist=False)
     fresh = await registry.create("bob", None, BoxOptions(name="fresh"), persist=False)
     await idle.box.start()  # something still runs in it: reaping kills it
