@@ -422,6 +422,37 @@ async def test_names_are_per_owner_and_unique_within_one(runtime: FaultyRuntime)
     assert registry.total() == 4
 
 
+async def test_a_name_being_created_is_taken(runtime: FaultyRuntime) -> None:
+    """Two concurrent creates of one name by one owner: the second is refused at once.
+
+    The runtime cannot catch it: a persistent and an ephemeral box get different
+    runtime names, so without the registry's check the owner would get two "dev" boxes.
+    """
+    registry = Registry(runtime, Settings())
+    gate = Gate(runtime, expected=1)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(registry.add_created, "alice", None, "dev", False, gate.make)
+        await gate.all_waiting.wait()
+        try:
+            for persist in (True, False):
+                with pytest.raises(AlreadyExistsError, match="already have a box named 'dev'"):
+                    await registry.create("alice", None, BoxOptions(name="dev"), persist=persist)
+            # Another owner's name is their own, in flight or not.
+            await registry.create("bob", None, BoxOptions(name="dev"), persist=False)
+        finally:
+            gate.open.set()
+    assert names(registry.owned_by("alice")) == ["dev"]
+    # A creation that failed frees its name again.
+    await registry.remove("alice", "dev")
+
+    async def broken_make(runtime_name: str) -> Box:
+        raise InvalidStateError("the runtime refused")
+
+    with pytest.raises(InvalidStateError):
+        await registry.add_created("alice", None, "dev", False, broken_make)
+    await registry.create("alice", None, BoxOptions(name="dev"), persist=True)
+
+
 # -- lookups -----------------------------------------------------------------
 
 
