@@ -98,6 +98,8 @@ class Registry:
         self._entries: dict[str, BoxEntry] = {}  # by runtime box id
         self._reserved = 0  # creations in flight, counted against the limits
         self._reserved_by_owner: dict[str, int] = {}
+        # (owner, name) of the creations in flight; unnamed ones are (owner, None).
+        self._names_in_flight: set[tuple[str, str | None]] = set()
         self._lock = anyio.Lock()
 
     # -- lookup --------------------------------------------------------------
@@ -158,8 +160,9 @@ class Registry:
         return NotFoundError(f"No box with that id or name among your boxes. {known}")
 
     # -- create / adopt / remove ---------------------------------------------
-    async def _reserve(self, owner: str) -> None:
+    async def _reserve(self, owner: str, name: str | None) -> None:
         async with self._lock:
+            self._check_name_free(owner, name)
             mine = len(self.owned_by(owner)) + self._reserved_by_owner.get(owner, 0)
             if mine >= self.settings.max_boxes_per_owner:
                 raise InvalidArgumentError(
@@ -173,15 +176,20 @@ class Registry:
                 )
             self._reserved += 1
             self._reserved_by_owner[owner] = self._reserved_by_owner.get(owner, 0) + 1
+            self._names_in_flight.add((owner, name))
 
-    def _release(self, owner: str) -> None:
+    def _release(self, owner: str, name: str | None) -> None:
         self._reserved -= 1
         self._reserved_by_owner[owner] -= 1
         if not self._reserved_by_owner[owner]:
             del self._reserved_by_owner[owner]
+        self._names_in_flight.discard((owner, name))
 
     def _check_name_free(self, owner: str, name: str | None) -> None:
-        if name is not None and self._find(owner, name) is not None:
+        """A name is taken by a box of the owner's, or by one being created (concurrent creates)."""
+        if name is not None and (
+            (owner, name) in self._names_in_flight or self._find(owner, name) is not None
+        ):
             raise AlreadyExistsError(
                 f"You already have a box named {name!r}. Use it, remove it, or pick another name."
             )
@@ -198,16 +206,15 @@ class Registry:
     ) -> BoxEntry:
         """Create a box for ``owner`` within the limits, under its reserved name."""
         name = options.name
-        self._check_name_free(owner, name)
         runtime_name = self.runtime_name(owner, name, persist)
-        await self._reserve(owner)
+        await self._reserve(owner, name)
         try:
             runtime_options = options.model_copy(update={"name": runtime_name})
             box = await self.runtime.create(runtime_options)
         except BoxliteError as exc:
             raise exc.about(runtime_name) from None
         finally:
-            self._release(owner)
+            self._release(owner, name)
         return self._add(box, owner, name, persist, session)
 
     async def add_created(
@@ -219,15 +226,14 @@ class Registry:
         make: Callable[[str], Awaitable[Box]],
     ) -> BoxEntry:
         """Register a box made by ``make(runtime_name)`` (clone, import), within the limits."""
-        self._check_name_free(owner, name)
         runtime_name = self.runtime_name(owner, name, persist)
-        await self._reserve(owner)
+        await self._reserve(owner, name)
         try:
             box = await make(runtime_name)
         except BoxliteError as exc:
             raise exc.about(runtime_name) from None
         finally:
-            self._release(owner)
+            self._release(owner, name)
         return self._add(box, owner, name, persist, session)
 
     def _add(
