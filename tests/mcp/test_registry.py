@@ -600,7 +600,10 @@ async def test_the_reaper_keeps_going_after_a_failure(
     entry = await registry.create("alice", None, BoxOptions(), persist=False)
     runtime.fail_remove = RuntimeError("a runtime bug")
     runtime.removal_tried = anyio.Event()
-    with caplog.at_level(logging.INFO, logger="boxlite_mcp.sessions.registry"), anyio.fail_after(10):
+    with (
+        caplog.at_level(logging.INFO, logger="boxlite_mcp.sessions.registry"),
+        anyio.fail_after(10),
+    ):
         async with anyio.create_task_group() as tg:
             tg.start_soon(registry.run_reaper)
             await runtime.removal_tried.wait()  # the first pass failed ...
