@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import anyio.to_thread
+
 from ..base import Box
 from ..errors import BoxliteError, InternalError, InvalidArgumentError, NotFoundError
 from ..types import (
@@ -112,11 +114,12 @@ class BwrapBox:
         t0 = time.monotonic()
         state.cgroup.create(r.limits)
         network = bool(r.options.network and r.options.network.mode == "enabled")
+        mask = await anyio.to_thread.run_sync(rt.host_mask.fd) if r.lower == "/" else None
         spec = BoxSpec(
             box_dir=rt.store.box_dir(r.id), lower=Path(r.lower),
             hostname=(r.name or r.id)[:63], network=network,
             volumes=[(v.host_path, v.guest_path, v.read_only) for v in r.options.volumes or []],
-            cgroup=state.cgroup, hidden=rt.hidden_paths,
+            cgroup=state.cgroup, hidden=rt.hidden_paths, mask=mask,
         )
         try:
             sandbox = await launch(spec, rt.tools)

@@ -39,7 +39,7 @@ from ..types import (
     RuntimeInfo,
     RuntimeMetrics,
 )
-from . import hide, nul, rootfs, snapshots
+from . import hide, hostimage, nul, rootfs, snapshots
 from .box import BwrapBox
 from .execution import BwrapExecution
 from .host import host_tools
@@ -172,6 +172,7 @@ class BwrapRuntime:
         stop_timeout: float = 3.0,
         copy_limits: archive.Limits | None = None,
         hidden_paths: Sequence[Path | str] | None = None,
+        image_include: Sequence[Path | str] | None = None,
     ) -> None:
         self.tools = host_tools()
         self.home = Path(home) if home is not None else default_home()
@@ -184,6 +185,10 @@ class BwrapRuntime:
         self.copy_limits = copy_limits or archive.Limits()
         extra = hide.default_hidden() if hidden_paths is None else list(hidden_paths)
         self.hidden_paths = hide.resolve([self.home, *extra])
+        includes = hostimage.includes_from_env() if image_include is None else image_include
+        self.image_include = _check_includes(includes)
+        #: The server's working directory is the operator's, not the OS's.
+        self._cwd = os.path.realpath(os.getcwd())
         self.boxes_created_total = 0
         self.boxes_failed_total = 0
         self.boxes_stopped_total = 0
@@ -192,6 +197,7 @@ class BwrapRuntime:
         self._states: dict[str, BoxState] = {}
         self._create_lock = anyio.Lock()
         self._recover()
+        self.host_mask = hostimage.Mask(self.image_include, [self._cwd, *self.hidden_paths])
 
     def __repr__(self) -> str:
         return f"BwrapRuntime(home={str(self.home)!r}, boxes={len(self._states)})"
@@ -382,6 +388,7 @@ class BwrapRuntime:
                     async with state.lock:
                         await state.stop(self, 0)
             finally:
+                self.host_mask.close()
                 self.store.release()
 
     # -- used by snapshots/import ---------------------------------------------
@@ -447,6 +454,20 @@ def _check_options(options: BoxOptions) -> None:
         raise InvalidArgumentError(
             f"working_dir {options.working_dir!r} must be an absolute path in the box"
         )
+
+
+def _check_includes(paths: Sequence[Path | str]) -> list[str]:
+    """Operator-named host paths to show in default-image boxes: absolute, existing."""
+    found: list[str] = []
+    for path in paths:
+        text = os.fspath(path)
+        if not os.path.isabs(text) or not os.path.lexists(text):
+            raise InvalidArgumentError(
+                f"image include {text!r} must be an existing absolute host path "
+                f"(from --image-include or {hostimage.INCLUDE_ENV})"
+            )
+        found.append(os.path.normpath(text))
+    return found
 
 
 def _check_volumes(options: BoxOptions) -> None:

@@ -46,6 +46,7 @@ from ..errors import (
     NotFoundError,
 )
 from ..types import BOX_NAME_PATTERN, BoxOptions, BoxStatus, SnapshotInfo
+from . import idmap
 from .boxfs import BoxRoot, TreeWriter
 from .state import BoxRecord, now, write_json_atomic
 
@@ -314,7 +315,8 @@ def _write_export(record: BoxRecord, box_dir: Path, out: Path) -> None:
 
 def _add_layer(tar: tarfile.TarFile, root: Path, prefix: str) -> None:
     """Add an overlay upper dir, converting whiteouts to their OCI form."""
-    tar.add(root, arcname=prefix, recursive=False)
+    to_box = idmap.tarinfo_to_box  # the archive holds box ids, portable between hosts
+    tar.add(root, arcname=prefix, recursive=False, filter=to_box)
     for dirpath, dirnames, filenames in os.walk(root):
         rel = os.path.relpath(dirpath, root)
         base = prefix if rel == "." else f"{prefix}/{rel}"
@@ -326,7 +328,7 @@ def _add_layer(tar: tarfile.TarFile, root: Path, prefix: str) -> None:
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                 _add_marker(tar, f"{base}/{WHITEOUT_PREFIX}{name}")
             else:
-                tar.add(path, arcname=f"{base}/{name}", recursive=False)
+                tar.add(path, arcname=f"{base}/{name}", recursive=False, filter=to_box)
 
 
 def _is_opaque(path: str) -> bool:
@@ -416,7 +418,7 @@ def _read_import(path: Path, box_dir: Path) -> dict[str, Any]:
 def _unpack_layers(f: BinaryIO, box_dir: Path) -> None:
     upper_fd = os.open(box_dir / "upper", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     image_fd = os.open(box_dir / "image", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    with TreeWriter(BoxRoot(upper_fd), owners=True) as upper, \
+    with TreeWriter(BoxRoot(upper_fd), owners=True, id_shift=idmap.HOST_BASE) as upper, \
             TreeWriter(BoxRoot(image_fd), owners=True) as image, \
             tarfile.open(fileobj=f, mode="r:") as tar:
         try:
