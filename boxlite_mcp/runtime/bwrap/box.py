@@ -25,7 +25,7 @@ from ..types import (
     NetworkSpec,
     SnapshotInfo,
 )
-from . import files, nul, snapshots
+from . import files, nul, seccomp, snapshots
 from .boxfs import BoxRoot, normalize
 from .execution import BwrapExecution, open_pty, spawn
 from .sandbox import JOIN_SCRIPT, BoxSpec, launch
@@ -212,6 +212,7 @@ class BwrapBox:
                 tty=request.tty, pty=pty,
                 timeout=request.timeout_seconds, on_exit=state.on_exit,
                 oom_check=state.oom_check, keep_fds=(wd_fd,),
+                starter=seccomp.run_filtered,  # filtered before nsenter joins the box
             )
         except BaseException as exc:
             os.close(wd_fd)

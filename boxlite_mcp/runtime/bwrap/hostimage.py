@@ -46,25 +46,91 @@ ALLOW, EMPTY, DENY, REPLACE = "allow", "empty", "deny", "replace"
 OS_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 #: Directories a box gets empty (they exist on every Linux, programs expect them).
 EMPTY_DIRS = (
-    "/root", "/home", "/srv", "/mnt", "/media", "/run", "/opt", "/tmp", "/proc", "/dev",
+    "/root",
+    "/home",
+    "/srv",
+    "/mnt",
+    "/media",
+    "/run",
+    "/opt",
+    "/tmp",
+    "/proc",
+    "/dev",
     "/sys",
-    "/var", "/var/tmp", "/var/log", "/var/cache", "/var/spool", "/var/mail",
-    "/var/backups", "/var/local", "/var/opt", "/var/lib",
+    "/var",
+    "/var/tmp",
+    "/var/log",
+    "/var/cache",
+    "/var/spool",
+    "/var/mail",
+    "/var/backups",
+    "/var/local",
+    "/var/opt",
+    "/var/lib",
 )
 #: OS metadata under /var the package manager needs.
 VAR_ALLOW = ("/var/lib/dpkg",)
 #: /etc entries programs need (fnmatch patterns on the name); everything else is hidden.
 ETC_ALLOW = (
-    "adduser.conf", "alternatives", "apt", "bash.bashrc", "bash_completion*",
-    "bindresvport.blacklist", "ca-certificates*", "debconf.conf", "debian_version",
-    "default", "deluser.conf", "dpkg", "environment", "ethertypes", "fonts", "gai.conf",
-    "host.conf", "hostname", "hosts", "inputrc", "issue", "issue.net", "ld.so.*",
-    "locale.*", "localtime", "login.defs", "lsb-release", "magic*", "mailcap",
-    "mime.types", "mke2fs.conf", "mtab", "nanorc", "netconfig", "networks",
-    "nsswitch.conf", "os-release", "pam.conf", "pam.d", "perl", "profile", "profile.d",
-    "protocols", "python3*", "resolv.conf", "rpc", "security", "selinux", "services",
-    "shells", "skel", "ssl", "terminfo", "timezone", "ucf.conf", "vim", "wgetrc",
-    "xattr.conf", "xdg",
+    "adduser.conf",
+    "alternatives",
+    "apt",
+    "bash.bashrc",
+    "bash_completion*",
+    "bindresvport.blacklist",
+    "ca-certificates*",
+    "debconf.conf",
+    "debian_version",
+    "default",
+    "deluser.conf",
+    "dpkg",
+    "environment",
+    "ethertypes",
+    "fonts",
+    "gai.conf",
+    "host.conf",
+    "hostname",
+    "hosts",
+    "inputrc",
+    "issue",
+    "issue.net",
+    "ld.so.*",
+    "locale.*",
+    "localtime",
+    "login.defs",
+    "lsb-release",
+    "magic*",
+    "mailcap",
+    "mime.types",
+    "mke2fs.conf",
+    "mtab",
+    "nanorc",
+    "netconfig",
+    "networks",
+    "nsswitch.conf",
+    "os-release",
+    "pam.conf",
+    "pam.d",
+    "perl",
+    "profile",
+    "profile.d",
+    "protocols",
+    "python3*",
+    "resolv.conf",
+    "rpc",
+    "security",
+    "selinux",
+    "services",
+    "shells",
+    "skel",
+    "ssl",
+    "terminfo",
+    "timezone",
+    "ucf.conf",
+    "vim",
+    "wgetrc",
+    "xattr.conf",
+    "xdg",
 )
 #: Generated from the host's, password fields blanked ('x': "see the shadow file",
 #: which the box does not have).
@@ -221,17 +287,33 @@ class Mask:
         self._lock = threading.Lock()
         self._digest = ""
         self._fd = -1
+        self._watched: list[tuple[str, bool]] = []
+        self._stamp: list[tuple[int, ...] | None] = []
 
     def fd(self) -> int:
-        """A new fd of the mask for the host as it is now; the caller closes it."""
-        entries = plan(self.includes, self.hidden)
-        digest = _digest(entries)
+        """A new fd of the mask for the host as it is now; the caller closes it.
+
+        The plan (a few ms) is redone only when a directory it walked, or a file
+        it generated from, changed (a directory's mtime moves when an entry is
+        added, removed or renamed in it): a few ``stat`` calls per box start.
+        """
         with self._lock:
+            if self._fd >= 0 and _stamp(self._watched) == self._stamp:
+                return os.dup(self._fd)
+            entries = plan(self.includes, self.hidden)
+            digest = _digest(entries)
+            # An opaque directory's content does not matter (``/tmp`` changes all the time).
+            watched = [
+                ("/", True),
+                *((p, True) for p in self.includes),
+                *((e.path, e.kind != "opaque") for e in entries if e.kind != "whiteout"),
+            ]
             if digest != self._digest or self._fd < 0:
                 fresh = _build(entries)
                 if self._fd >= 0:
                     os.close(self._fd)
                 self._fd, self._digest = fresh, digest
+            self._watched, self._stamp = watched, _stamp(watched)
             return os.dup(self._fd)
 
     def close(self) -> None:
@@ -239,6 +321,20 @@ class Mask:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+
+
+def _stamp(paths: Sequence[tuple[str, bool]]) -> list[tuple[int, ...] | None]:
+    """What identifies each (path, whether its content matters) as it is now."""
+    stamps: list[tuple[int, ...] | None] = []
+    for path, content in paths:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            stamps.append(None)
+            continue
+        times = (st.st_mtime_ns, st.st_ctime_ns) if content else ()
+        stamps.append((st.st_ino, st.st_mode, st.st_uid, st.st_gid, *times))
+    return stamps
 
 
 def _build(entries: Sequence[Entry]) -> int:
@@ -252,20 +348,25 @@ def _build(entries: Sequence[Entry]) -> int:
                 os.mknod(name, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent)
                 continue
             if e.kind == "file":
-                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-                             | os.O_NOFOLLOW, 0o600, dir_fd=parent)
+                fd = os.open(
+                    name,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
+                    0o600,
+                    dir_fd=parent,
+                )
                 try:
                     view = memoryview(e.content)
                     while view:
-                        view = view[os.write(fd, view):]
+                        view = view[os.write(fd, view) :]
                     os.fchown(fd, e.uid, e.gid)
                     os.fchmod(fd, e.mode)
                 finally:
                     os.close(fd)
                 continue
             os.mkdir(name, 0o700, dir_fd=parent)
-            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         dir_fd=parent)
+            fd = os.open(
+                name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent
+            )
             dirs[e.path] = fd
             if e.kind == "opaque":
                 os.setxattr(fd, OPAQUE_XATTR, b"y")

@@ -30,6 +30,7 @@ OVERFLOW = 65534  # how the kernel shows an unmapped id in the box (nobody)
 #: For /proc/<pid>/uid_map and gid_map of the box's user namespace.
 ID_MAP = f"0 {HOST_BASE} {SIZE}\n"
 
+
 def to_host(box_id: int) -> int:
     """The host id of box uid/gid ``box_id``."""
     return HOST_BASE + box_id

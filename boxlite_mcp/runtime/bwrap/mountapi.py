@@ -50,8 +50,10 @@ def _check(rc: int, call: str, what: str) -> int:
         err = ctypes.get_errno()
         why = os.strerror(err)
         if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
-            why += (" (idmapped mounts need Linux >= 5.12 and a file system that supports "
-                    "them: ext4, xfs, btrfs, tmpfs >= 6.3, ...)")
+            why += (
+                " (idmapped mounts need Linux >= 5.12 and a file system that supports "
+                "them: ext4, xfs, btrfs, tmpfs >= 6.3, ...)"
+            )
         raise UnavailableError(
             f"cannot show {what} to the box with its ids shifted ({call}: {why}); box "
             "root would otherwise own nothing in its image. Put the runtime home, images "
@@ -69,19 +71,34 @@ def idmapped_clone(path: str | int, userns_fd: int) -> int:
     """
     what = path if isinstance(path, str) else "the default image's mask"
     if isinstance(path, str):
-        rc = _syscall(ctypes.c_long(_SYS_OPEN_TREE), ctypes.c_int(AT_FDCWD),
-                      ctypes.c_char_p(os.fsencode(path)),
-                      ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC))
+        rc = _syscall(
+            ctypes.c_long(_SYS_OPEN_TREE),
+            ctypes.c_int(AT_FDCWD),
+            ctypes.c_char_p(os.fsencode(path)),
+            ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC),
+        )
     else:
-        rc = _syscall(ctypes.c_long(_SYS_OPEN_TREE), ctypes.c_int(path), ctypes.c_char_p(b""),
-                      ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC | AT_EMPTY_PATH))
+        rc = _syscall(
+            ctypes.c_long(_SYS_OPEN_TREE),
+            ctypes.c_int(path),
+            ctypes.c_char_p(b""),
+            ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC | AT_EMPTY_PATH),
+        )
     fd = _check(rc, "open_tree", what)
     attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
     try:
-        _check(_syscall(ctypes.c_long(_SYS_MOUNT_SETATTR), ctypes.c_int(fd),
-                        ctypes.c_char_p(b""), ctypes.c_uint(AT_EMPTY_PATH),
-                        ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))),
-               "mount_setattr", what)
+        _check(
+            _syscall(
+                ctypes.c_long(_SYS_MOUNT_SETATTR),
+                ctypes.c_int(fd),
+                ctypes.c_char_p(b""),
+                ctypes.c_uint(AT_EMPTY_PATH),
+                ctypes.byref(attr),
+                ctypes.c_size_t(ctypes.sizeof(attr)),
+            ),
+            "mount_setattr",
+            what,
+        )
     except BaseException:
         os.close(fd)
         raise
@@ -91,17 +108,43 @@ def idmapped_clone(path: str | int, userns_fd: int) -> int:
 def detached_tmpfs(size: str = "8m") -> int:
     """A new tmpfs mounted nowhere: an fd of its root directory (close-on-exec)."""
     what = "a tmpfs"
-    fs = _check(_syscall(ctypes.c_long(_SYS_FSOPEN), ctypes.c_char_p(b"tmpfs"),
-                         ctypes.c_uint(1)), "fsopen", what)  # FSOPEN_CLOEXEC
+    fs = _check(
+        _syscall(ctypes.c_long(_SYS_FSOPEN), ctypes.c_char_p(b"tmpfs"), ctypes.c_uint(1)),
+        "fsopen",
+        what,
+    )  # FSOPEN_CLOEXEC
     try:
         for key, value in ((b"size", size.encode()), (b"mode", b"0755")):
-            _check(_syscall(ctypes.c_long(_SYS_FSCONFIG), ctypes.c_int(fs),
-                            ctypes.c_uint(FSCONFIG_SET_STRING), ctypes.c_char_p(key),
-                            ctypes.c_char_p(value), ctypes.c_int(0)), "fsconfig", what)
-        _check(_syscall(ctypes.c_long(_SYS_FSCONFIG), ctypes.c_int(fs),
-                        ctypes.c_uint(FSCONFIG_CMD_CREATE), None, None, ctypes.c_int(0)),
-               "fsconfig", what)
-        return _check(_syscall(ctypes.c_long(_SYS_FSMOUNT), ctypes.c_int(fs),
-                               ctypes.c_uint(1), ctypes.c_uint(0)), "fsmount", what)
+            _check(
+                _syscall(
+                    ctypes.c_long(_SYS_FSCONFIG),
+                    ctypes.c_int(fs),
+                    ctypes.c_uint(FSCONFIG_SET_STRING),
+                    ctypes.c_char_p(key),
+                    ctypes.c_char_p(value),
+                    ctypes.c_int(0),
+                ),
+                "fsconfig",
+                what,
+            )
+        _check(
+            _syscall(
+                ctypes.c_long(_SYS_FSCONFIG),
+                ctypes.c_int(fs),
+                ctypes.c_uint(FSCONFIG_CMD_CREATE),
+                None,
+                None,
+                ctypes.c_int(0),
+            ),
+            "fsconfig",
+            what,
+        )
+        return _check(
+            _syscall(
+                ctypes.c_long(_SYS_FSMOUNT), ctypes.c_int(fs), ctypes.c_uint(1), ctypes.c_uint(0)
+            ),
+            "fsmount",
+            what,
+        )
     finally:
         os.close(fs)

@@ -58,7 +58,7 @@ import anyio
 import anyio.abc
 
 from ..errors import InternalError, InvalidArgumentError, UnavailableError
-from . import hide, idmap, mountapi
+from . import hide, idmap, mountapi, seccomp
 from .host import HostTools
 from .limits import BoxCgroup
 from .state import process_start_time
@@ -317,6 +317,7 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
     staged = _stage_volumes(spec.box_dir, [host for host, _, _ in spec.volumes])
     block_r, block_w = os.pipe()
     info_r, info_w = os.pipe()
+    filter_fd = seccomp.memfd()
     os.set_blocking(info_r, False)
     bwrap = [
         tools.bwrap,
@@ -327,6 +328,7 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
         "--unshare-pid", "--unshare-ipc", "--unshare-uts",
         "--hostname", spec.hostname,
         "--info-fd", str(info_w), "--block-fd", str(block_r),
+        "--seccomp", str(filter_fd),
     ]
     for name in PROC_READ_ONLY:
         bwrap += ["--ro-bind-try", f"/proc/{name}", f"/proc/{name}"]
@@ -355,15 +357,16 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
         try:
             process = await anyio.open_process(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd,
-                pass_fds=(block_r, info_w), env=_launch_env(),
+                pass_fds=(block_r, info_w, filter_fd), env=_launch_env(),
             )
         finally:
             os.close(log_fd)
     except BaseException:
-        for fd in (block_w, block_r, info_r, info_w, userns_fd, *layer_fds, *volume_fds):
+        for fd in (block_w, block_r, info_r, info_w, filter_fd, userns_fd, *layer_fds,
+                   *volume_fds):
             os.close(fd)
         raise
-    for fd in (block_r, info_w):
+    for fd in (block_r, info_w, filter_fd):
         os.close(fd)
     sandbox: Sandbox | None = None
     try:
