@@ -6,14 +6,23 @@ process has only "other" permissions (``/etc/shadow``, ``/root`` and every
 0600/0700 path are closed to it) and its capabilities count only over files
 whose owners are mapped into its user namespace.
 
-The box still needs to own its own files, so the layers it is built from are
-*idmapped mounts* (Linux >= 5.12, ``mount_setattr(MOUNT_ATTR_IDMAP)``): a file
-the image stores as uid N shows in the box as uid N (host ``HOST_BASE + N``).
-Box root thus owns the image's root-owned files, copies them up and changes
-them in its own layer, which holds the real (shifted) host ids. The same
-mapping is applied to volumes, so a volume's root-owned files are box root's,
-and what box root writes there belongs to host root (as with a bind mount in
-a VM); see the README's note on volumes.
+The host's own operating system (the default image's bottom layer) keeps its
+host owners, so in the box its files belong to ``nobody`` and box root can read
+and run them only as any other user could: a host file the default image's mask
+would let through by mistake (or the operator includes) stays closed if it is
+0600, and the host's set-uid programs do not raise privileges. Box root cannot
+change those files in place (writes to root-owned OS paths such as
+``/var/lib/dpkg`` fail, so ``apt-get install`` does not work); it can create
+files anywhere, replace OS files by deleting them first, and install into its
+own directories (``pip install --user``, ``python3 -m venv``).
+
+What the box owns is shown through *idmapped mounts* (Linux >= 5.12,
+``mount_setattr(MOUNT_ATTR_IDMAP)``, see ``mountapi``): a ``rootfs_path`` or OCI
+image and the default image's mask (``/``, ``/etc``, ``/root`` ... belong to
+box root), and volumes, so a file stored as uid N shows as box uid N. The box's
+own layer holds the real, shifted host ids. Volumes are the operator's choice
+to share: what box root writes there belongs to host root (as a VM's writes
+through a shared folder would); see the README's note on volumes.
 
 Everything that moves files between host and box (copy_in/copy_out, export,
 import) converts with ``to_host``/``to_box`` here, the one place of the rule.

@@ -300,9 +300,12 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
             os.close(spec.mask)
         raise
     try:
+        # The host's own files keep their host owners (box root is "other" to them,
+        # see ``idmap``); an image directory and the mask belong to the box.
         if spec.mask is not None:
             layer_fds.append(mountapi.idmapped_clone(spec.mask, userns_fd))
-        layer_fds.append(mountapi.idmapped_clone(str(spec.lower), userns_fd))
+        else:
+            layer_fds.append(mountapi.idmapped_clone(str(spec.lower), userns_fd))
         for host, _, _ in spec.volumes:
             volume_fds.append(mountapi.idmapped_clone(host, userns_fd))
     except BaseException:
@@ -314,6 +317,8 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
             os.close(spec.mask)
     me = f"/proc/{os.getpid()}/fd"
     lower = ":".join(f"{me}/{fd}" for fd in layer_fds)
+    if spec.mask is not None:
+        lower += ":" + _check_overlay_path(spec.lower)
     staged = _stage_volumes(spec.box_dir, [host for host, _, _ in spec.volumes])
     block_r, block_w = os.pipe()
     info_r, info_w = os.pipe()
