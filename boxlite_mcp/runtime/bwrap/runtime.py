@@ -276,8 +276,9 @@ class BwrapRuntime:
                 "hardening": "box root is capable only in its own user namespace; it "
                              "cannot mount; /proc's global knobs are read-only; /dev "
                              "nodes are the box's own",
-                "images": "host root (default), rootfs_path directory or OCI image layout; "
-                          "no registry access",
+                "image": hostimage.describe(self.image_include),
+                "images": "the host's OS (default), rootfs_path directory or OCI image "
+                          "layout; no registry access",
                 "network": "none (default) or the host's network namespace; no allow_net",
                 "not_enforced": "disk_size_gb (the writable layer shares the home's file "
                                 "system); entrypoint/cmd are stored, not run",
