@@ -157,16 +157,19 @@ async def _open_bwrap(settings: Settings) -> Runtime:
     await anyio.to_thread.run_sync(_trial_sandbox, tools.bwrap)
     # The server's own secrets live on the host root that default-image boxes see.
     hidden = [settings.auth_tokens_file] if settings.auth_tokens_file else None
+    include = settings.image_include
     if settings.home is not None or os.environ.get("BOXLITE_HOME"):
-        return BwrapRuntime(home=settings.home, hidden_paths=hidden)  # as asked, or refused
-    return _open_in_free_default_home(hidden)
+        return BwrapRuntime(home=settings.home, hidden_paths=hidden,  # as asked, or refused
+                            image_include=include)
+    return _open_in_free_default_home(hidden, include)
 
 
 #: How many servers may share the default home at once (each in its own slot).
 DEFAULT_HOME_SLOTS = 16
 
 
-def _open_in_free_default_home(hidden: list[Path] | None) -> Runtime:
+def _open_in_free_default_home(hidden: list[Path] | None,
+                               include: list[Path] | None = None) -> Runtime:
     """The default home, or its first free slot when another server holds it.
 
     Two agents on one machine (say Claude Desktop and Claude Code) each start a
@@ -181,7 +184,7 @@ def _open_in_free_default_home(hidden: list[Path] | None) -> Runtime:
     candidates = [base, *(base / "instances" / str(n) for n in range(1, DEFAULT_HOME_SLOTS))]
     for home in candidates:
         try:
-            runtime = BwrapRuntime(home=home, hidden_paths=hidden)
+            runtime = BwrapRuntime(home=home, hidden_paths=hidden, image_include=include)
         except UnavailableError as exc:
             if "is using the home" not in exc.message:
                 raise

@@ -51,9 +51,10 @@ log = logging.getLogger(__name__)
 
 ISOLATION = (
     "Linux namespaces (user, PID, IPC, UTS, mount, network) with a private overlay root "
-    "filesystem and cgroup limits, via bubblewrap: processes share the host's kernel, so "
-    "this is weaker isolation than a BoxLite micro-VM, and with the default image the "
-    "host's root file system is readable (never writable) inside the box."
+    "filesystem, cgroup limits and a seccomp filter modelled on Docker's default, via "
+    "bubblewrap; box ids map to unprivileged host ids (box root is host uid 100000) and "
+    "the default image is the host's operating system without its data. Processes share "
+    "the host's kernel, so this is weaker isolation than a BoxLite micro-VM."
 )
 BOX_ID_RE = re.compile(r"^[0-9a-f]{12}$")
 
@@ -267,15 +268,20 @@ class BwrapRuntime:
                 "overlay": "kernel overlayfs (lower: image, upper: per-box directory), "
                            "mounted in a private mount namespace per box",
                 "cgroups": self.cgroup_mode,
-                "user_namespace": "uids 0-65535 mapped to themselves; box root has "
-                                  "capabilities only inside the box",
+                "user_namespace": "box uids/gids 0-65535 are host 100000-165535: box root "
+                                  "is capable only inside the box and is 'other' to the "
+                                  "host's files (they show as nobody); the box's own files, "
+                                  "its image directory and volumes show with box ids",
                 "tmp": "/tmp is a tmpfs for the box's life (cleared when it stops)",
-                "host_files": "default image: every file of the host's root file system "
-                              "is readable in the box (writes go to the box's own layer); "
-                              "pass rootfs_path to show a box only its image",
-                "hardening": "box root is capable only in its own user namespace; it "
-                             "cannot mount; /proc's global knobs are read-only; /dev "
-                             "nodes are the box's own",
+                "seccomp": "Docker's default profile as a denylist: no new namespaces, "
+                           "keyctl, bpf, perf_event_open, userfaultfd, io_uring, modules, "
+                           "reboot, swap, clock, kexec, mount calls (EPERM; clone3 ENOSYS)",
+                "hardening": "box root cannot mount; /proc's global knobs are read-only; "
+                             "/dev nodes are the box's own",
+                "weaker_than_a_vm": "the kernel is shared: a kernel bug reachable through "
+                                    "the allowed system calls escapes the box; setns and "
+                                    "personality are not narrowed; /proc shows host-wide "
+                                    "CPU, memory and mount information",
                 "image": hostimage.describe(self.image_include),
                 "images": "the host's OS (default), rootfs_path directory or OCI image "
                           "layout; no registry access",

@@ -24,15 +24,21 @@ bubblewrap's monitor:
    PID 1 of the box. It needs no program from the image, so any rootfs works.
 
 Every exec joins those namespaces *and* the box's own user namespace, which maps
-uids 0-65535 to themselves: files keep their owners (box root owns what host
-root owns in the image, so package managers work) but box root's capabilities
-count only in that user namespace. Since the box's mount, PID and network
-namespaces belong to the host's user namespace, box root cannot mount, remount
-or unmount anything, load modules, set the clock or make device nodes. Because
-box root still *is* uid 0 to the kernel's plain uid checks, the global knobs of
-``/proc`` that only check the uid (``/proc/sys``, ``/proc/sysrq-trigger`` ...)
-are bound read-only (``PROC_READ_ONLY``) and ``/dev`` nodes are private copies,
-so no write reaches the host's kernel settings or device inodes.
+box ids 0-65535 to host ids 100000-165535 (``idmap``): box root is an unprivileged
+user on the host, "other" to the host's own files, and its capabilities count
+only in that user namespace. What the box owns (its image directory, the default
+image's mask, volumes) is shown through idmapped mounts. Since the box's mount,
+PID and network namespaces belong to the host's user namespace, box root cannot
+mount, remount or unmount anything, load modules, set the clock or make device
+nodes. The global knobs of ``/proc`` are bound read-only (``PROC_READ_ONLY``) and
+``/dev`` nodes are private copies, so no write reaches the host's kernel settings
+or device inodes. Every process of the box runs under the seccomp filter
+(``seccomp``): bubblewrap applies it to PID 1, and execs are started by a thread
+that carries it.
+
+The overlay's layers are idmapped *detached* mounts the runtime holds as fds;
+``mount`` reaches them as ``/proc/<runtime pid>/fd/N``, so no box process
+inherits a handle on them.
 
 The runtime holds the write end of the block pipe. Closing it (or the runtime's
 process dying) lets PID 1 go on to exec a program that does not exist, so it
