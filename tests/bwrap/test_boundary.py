@@ -235,7 +235,7 @@ async def test_box_root_owns_its_own_files(runtime: BwrapRuntime, box: BwrapBox)
         "cd /root && python3 -m venv v && ./v/bin/python -c 'import sys; print(sys.prefix)'",
     )
     assert result.exit_code == 0, err
-    upper = runtime.store.box_dir(box.id) / "upper"
+    upper = await runtime.layer_dir(box.id) / "upper"
     st = os.stat(upper / "app" / "f")
     assert (st.st_uid, st.st_gid) == (idmap.HOST_BASE + 1000, idmap.HOST_BASE + 1000)
     assert os.stat(upper / "root" / "v").st_uid == idmap.HOST_BASE
@@ -251,7 +251,7 @@ async def test_copy_in_out_and_export_keep_box_owners(
     await box.copy_in(src, "/root/in.txt")
     _, out, _ = await run(box, "stat", "-c", "%u:%g", "/root/in.txt")
     assert out == b"0:0\n"
-    upper = runtime.store.box_dir(box.id) / "upper"
+    upper = await runtime.layer_dir(box.id) / "upper"
     assert os.stat(upper / "root" / "in.txt").st_uid == idmap.HOST_BASE
     assert (await sh(box, "echo y > /root/owned && chown 1234:2345 /root/owned"))[0].exit_code == 0
     await box.stop()

@@ -114,12 +114,13 @@ class BwrapBox:
         t0 = time.monotonic()
         state.cgroup.create(r.limits)
         network = bool(r.options.network and r.options.network.mode == "enabled")
+        layer = await rt.layer_dir(r.id)
         mask = await anyio.to_thread.run_sync(rt.host_mask.fd) if r.lower == "/" else None
         spec = BoxSpec(
             box_dir=rt.store.box_dir(r.id), lower=Path(r.lower),
             hostname=(r.name or r.id)[:63], network=network,
             volumes=[(v.host_path, v.guest_path, v.read_only) for v in r.options.volumes or []],
-            cgroup=state.cgroup, hidden=rt.hidden_paths, mask=mask,
+            cgroup=state.cgroup, hidden=rt.hidden_paths, mask=mask, layer=layer,
         )
         try:
             sandbox = await launch(spec, rt.tools)

@@ -1,9 +1,10 @@
 """The kernel's file-descriptor mount API (Linux >= 5.12), the few calls we use.
 
 ``open_tree``/``mount_setattr`` make *idmapped* mounts (a layer or volume shown
-with box ids, see ``idmap``) and ``fsopen``/``fsmount`` a *detached* tmpfs (the
-default image's mask layer, see ``hostimage``): mounts that exist only as file
-descriptors, attached nowhere on the host, gone when the last user closes them.
+with box ids, see ``idmap``) and ``fsopen``/``fsmount`` *detached* file systems
+(the default image's mask on a tmpfs, see ``hostimage``; a box's disk, see
+``disk``): mounts that exist only as file descriptors, attached nowhere on the
+host, gone when the last user closes them, so a crash leaves no mount behind.
 No command-line tool of util-linux 2.38 and no standard-library module offers
 these calls, and a binding library for four syscalls is not worth a dependency:
 ctypes' ``syscall`` is enough.
@@ -27,6 +28,8 @@ _SYS_MOUNT_SETATTR = 442
 OPEN_TREE_CLONE = 1
 AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
+MOUNT_ATTR_NOSUID = 0x00000002
+MOUNT_ATTR_NODEV = 0x00000004
 MOUNT_ATTR_IDMAP = 0x00100000
 FSCONFIG_SET_STRING = 1
 FSCONFIG_CMD_CREATE = 6
@@ -105,46 +108,29 @@ def idmapped_clone(path: str | int, userns_fd: int) -> int:
     return fd
 
 
-def detached_tmpfs(size: str = "8m") -> int:
-    """A new tmpfs mounted nowhere: an fd of its root directory (close-on-exec)."""
-    what = "a tmpfs"
-    fs = _check(
-        _syscall(ctypes.c_long(_SYS_FSOPEN), ctypes.c_char_p(b"tmpfs"), ctypes.c_uint(1)),
-        "fsopen",
-        what,
-    )  # FSOPEN_CLOEXEC
+def detached_mount(fstype: str, options: dict[str, str], what: str,
+                   attrs: int = 0) -> int:
+    """A new ``fstype`` file system mounted nowhere: an fd of its root (close-on-exec).
+
+    ``options`` are its mount options (``source`` names the device); ``attrs``
+    are ``MOUNT_ATTR_*`` flags of the mount (e.g. ``MOUNT_ATTR_NOSUID``).
+    """
+    fs = _check(_syscall(ctypes.c_long(_SYS_FSOPEN), ctypes.c_char_p(fstype.encode()),
+                         ctypes.c_uint(1)), "fsopen", what)  # FSOPEN_CLOEXEC
     try:
-        for key, value in ((b"size", size.encode()), (b"mode", b"0755")):
-            _check(
-                _syscall(
-                    ctypes.c_long(_SYS_FSCONFIG),
-                    ctypes.c_int(fs),
-                    ctypes.c_uint(FSCONFIG_SET_STRING),
-                    ctypes.c_char_p(key),
-                    ctypes.c_char_p(value),
-                    ctypes.c_int(0),
-                ),
-                "fsconfig",
-                what,
-            )
-        _check(
-            _syscall(
-                ctypes.c_long(_SYS_FSCONFIG),
-                ctypes.c_int(fs),
-                ctypes.c_uint(FSCONFIG_CMD_CREATE),
-                None,
-                None,
-                ctypes.c_int(0),
-            ),
-            "fsconfig",
-            what,
-        )
-        return _check(
-            _syscall(
-                ctypes.c_long(_SYS_FSMOUNT), ctypes.c_int(fs), ctypes.c_uint(1), ctypes.c_uint(0)
-            ),
-            "fsmount",
-            what,
-        )
+        for key, value in options.items():
+            _check(_syscall(ctypes.c_long(_SYS_FSCONFIG), ctypes.c_int(fs),
+                            ctypes.c_uint(FSCONFIG_SET_STRING), ctypes.c_char_p(key.encode()),
+                            ctypes.c_char_p(value.encode()), ctypes.c_int(0)), "fsconfig", what)
+        _check(_syscall(ctypes.c_long(_SYS_FSCONFIG), ctypes.c_int(fs),
+                        ctypes.c_uint(FSCONFIG_CMD_CREATE), None, None, ctypes.c_int(0)),
+               "fsconfig", what)
+        return _check(_syscall(ctypes.c_long(_SYS_FSMOUNT), ctypes.c_int(fs),
+                               ctypes.c_uint(1), ctypes.c_uint(attrs)), "fsmount", what)
     finally:
         os.close(fs)
+
+
+def detached_tmpfs(size: str = "8m") -> int:
+    """A new tmpfs mounted nowhere: an fd of its root directory (close-on-exec)."""
+    return detached_mount("tmpfs", {"size": size, "mode": "0755"}, "a tmpfs")

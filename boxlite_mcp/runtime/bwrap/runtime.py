@@ -39,7 +39,7 @@ from ..types import (
     RuntimeInfo,
     RuntimeMetrics,
 )
-from . import hide, hostimage, nul, rootfs, snapshots
+from . import disk, hide, hostimage, nul, rootfs, snapshots
 from .box import BwrapBox
 from .execution import BwrapExecution
 from .host import host_tools
@@ -174,6 +174,7 @@ class BwrapRuntime:
         copy_limits: archive.Limits | None = None,
         hidden_paths: Sequence[Path | str] | None = None,
         image_include: Sequence[Path | str] | None = None,
+        default_disk_gb: int | None = 4,
     ) -> None:
         self.tools = host_tools()
         self.home = Path(home) if home is not None else default_home()
@@ -199,9 +200,55 @@ class BwrapRuntime:
         self._create_lock = anyio.Lock()
         self._recover()
         self.host_mask = hostimage.Mask(self.image_include, [self._cwd, *self.hidden_paths])
+        #: Size of a box's disk when its options name none; None: no disk (the layer
+        #: shares the home's file system).
+        self.default_disk_gb = default_disk_gb
+        self.disk_templates = self.home / "disk-templates"
+        self._disks: dict[str, int] = {}  # box id -> mount fd of its disk (see ``disk``)
+        self._disk_lock = anyio.Lock()
 
     def __repr__(self) -> str:
         return f"BwrapRuntime(home={str(self.home)!r}, boxes={len(self._states)})"
+
+    # -- disks -----------------------------------------------------------------
+
+    def disk_size(self, options: BoxOptions) -> int | None:
+        return options.disk_size_gb or self.default_disk_gb
+
+    async def new_layer(self, box_id: str, size_gb: int | None) -> Path:
+        """Make a new box's writable layer (on a disk of ``size_gb`` if given): the
+        directory that holds its ``upper/`` and ``work/``."""
+        box_dir = self.store.box_dir(box_id)
+        if not size_gb:
+            for sub in ("upper", "work"):
+                (box_dir / sub).mkdir()
+            return box_dir
+        await anyio.to_thread.run_sync(disk.create, box_dir, self.disk_templates, size_gb)
+        return await self.layer_dir(box_id)
+
+    async def layer_dir(self, box_id: str) -> Path:
+        """The directory holding a box's ``upper/`` and ``work/`` (its disk, mounted
+        on first use and kept while the box exists, or the box directory)."""
+        box_dir = self.store.box_dir(box_id)
+        if not disk.has_disk(box_dir):
+            return box_dir
+        async with self._disk_lock:
+            fd = self._disks.get(box_id)
+            if fd is None:
+                fd = await anyio.to_thread.run_sync(disk.open_disk, disk.image_path(box_dir))
+                self._disks[box_id] = fd
+        return disk.layer_path(fd)
+
+    def set_disk(self, box_id: str, fd: int) -> None:
+        """Replace a box's mounted disk (snapshot restore) by ``fd``."""
+        self.close_disk(box_id)
+        self._disks[box_id] = fd
+
+    def close_disk(self, box_id: str) -> None:
+        """Unmount a box's disk (the kernel does it once no running box uses it)."""
+        fd = self._disks.pop(box_id, None)
+        if fd is not None:
+            os.close(fd)
 
     # -- restart ---------------------------------------------------------------
 
@@ -286,8 +333,14 @@ class BwrapRuntime:
                 "images": "the host's OS (default), rootfs_path directory or OCI image "
                           "layout; no registry access",
                 "network": "none (default) or the host's network namespace; no allow_net",
-                "not_enforced": "disk_size_gb (the writable layer shares the home's file "
-                                "system); entrypoint/cmd are stored, not run",
+                "disk": (f"each box's writable layer is an ext4 file system of its "
+                         f"disk_size_gb (default {self.default_disk_gb} GiB) in a sparse "
+                         "image: a full disk is ENOSPC for that box only"
+                         if self.default_disk_gb else
+                         "a box's writable layer is an ext4 file system of its "
+                         "disk_size_gb when given; otherwise it shares the home's file "
+                         "system"),
+                "not_enforced": "entrypoint/cmd are stored, not run",
             },
         )
 
@@ -315,8 +368,9 @@ class BwrapRuntime:
                 image_ms = int((time.monotonic() - t_img) * 1000)
                 t_fs = time.monotonic()
                 box_dir.mkdir(parents=True)
-                for sub in ("upper", "work", "merged", "snapshots"):
+                for sub in ("merged", "snapshots"):
                     (box_dir / sub).mkdir()
+                await self.new_layer(box_id, self.disk_size(options))
                 fs_ms = int((time.monotonic() - t_fs) * 1000)
                 limits = BoxLimits(
                     cpus=options.cpus or self.default_cpus,
@@ -336,6 +390,7 @@ class BwrapRuntime:
                 self.store.save(record)
             except BaseException:
                 self.boxes_failed_total += 1
+                self.close_disk(box_id)
                 shutil.rmtree(box_dir, ignore_errors=True)
                 raise
             self._states[box_id] = BoxState(self, record)
@@ -364,6 +419,7 @@ class BwrapRuntime:
             # Make it "not a box" first, so a crash mid-removal leaves no half box.
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(box_dir / "box.json")
+            self.close_disk(state.record.id)
             await anyio.to_thread.run_sync(_rmtree, box_dir)
             await anyio.to_thread.run_sync(state.cgroup.remove)
 
@@ -395,6 +451,8 @@ class BwrapRuntime:
                     async with state.lock:
                         await state.stop(self, 0)
             finally:
+                for box_id in list(self._disks):
+                    self.close_disk(box_id)
                 self.host_mask.close()
                 self.store.release()
 

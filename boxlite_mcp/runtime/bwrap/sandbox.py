@@ -123,6 +123,9 @@ class BoxSpec:
     cgroup: BoxCgroup
     #: Host paths no box may see (the runtime home, secrets): see ``hide``.
     hidden: Sequence[str] = ()
+    #: The directory holding the box's ``upper/`` and ``work/`` (its disk, see
+    #: ``disk``); None: ``box_dir``.
+    layer: Path | None = None
     #: The default image's mask layer, above ``lower`` (see ``hostimage``): an fd
     #: that ``launch`` takes over (and closes).
     mask: int | None = None
@@ -289,12 +292,14 @@ def _blocked_on(pid: int, fd: int) -> bool:
 
 async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
     """Start the box's PID 1 and wait until its namespaces are ready."""
-    for sub in ("upper", "work", "merged"):
-        (spec.box_dir / sub).mkdir(exist_ok=True)
-    upper = _check_overlay_path(spec.box_dir / "upper")
-    work = _check_overlay_path(spec.box_dir / "work")
+    layer = spec.layer or spec.box_dir
+    for sub in ("upper", "work"):
+        (layer / sub).mkdir(exist_ok=True)
+    (spec.box_dir / "merged").mkdir(exist_ok=True)
+    upper = _check_overlay_path(layer / "upper")
+    work = _check_overlay_path(layer / "work")
     merged = str(spec.box_dir / "merged")
-    _own_root(spec.box_dir / "upper")
+    _own_root(layer / "upper")
 
     dev_dir = _make_devices(spec.box_dir)
     layer_fds: list[int] = []
