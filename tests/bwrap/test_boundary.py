@@ -363,3 +363,76 @@ def test_the_filter_lists_dockers_blocked_calls() -> None:
         "open_by_handle_at",
     ):
         assert name in seccomp.DENIED, name
+
+
+# -- the box's disk --------------------------------------------------------------
+
+
+def _attached(image: Path) -> bool:
+    target = str(image.resolve())
+    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+        with contextlib.suppress(OSError):
+            if backing.read_text().strip() == target:
+                return True
+    return False
+
+
+async def test_a_full_disk_is_enospc_for_the_box_only(runtime: BwrapRuntime) -> None:
+    box = await runtime.create(BoxOptions(disk_size_gb=1))
+    image = runtime.store.box_dir(box.id) / "disk.img"
+    try:
+        _, out, _ = await sh(box, "df -k / | tail -1")
+        assert 900_000 < int(out.split()[1]) <= 1024 * 1024, out  # a 1 GiB file system
+        before = os.statvfs(image.parent)
+        result, out, _ = await sh(
+            box, "dd if=/dev/zero of=/root/big bs=1M count=1536 conv=fsync 2>&1"
+        )
+        assert result.exit_code != 0 and b"No space left on device" in out, out
+        after = os.statvfs(image.parent)
+        dropped = (before.f_bavail - after.f_bavail) * after.f_frsize
+        assert dropped < 1.1 * 1024**3, dropped
+        # Deleting frees the box's disk again.
+        result, out, err = await sh(
+            box, "rm /root/big && echo again > /root/small && cat /root/small"
+        )
+        assert (result.exit_code, out) == (0, b"again\n"), err
+    finally:
+        await runtime.remove(box.id, force=True)
+    assert not image.exists()
+    assert not _attached(image)  # the loop device freed itself
+
+
+async def test_disks_stay_sparse_through_snapshot_clone_export(
+    runtime: BwrapRuntime, tmp_path: Path
+) -> None:
+    box = await runtime.create(BoxOptions(disk_size_gb=2))
+    assert (
+        await sh(
+            box,
+            "head -c 3000000 /dev/urandom > /root/data && "
+            "chown 7:7 /root/data && md5sum /root/data",
+        )
+    )[0].exit_code == 0
+    _, digest, _ = await run(box, "md5sum", "/root/data")
+    await box.stop()
+    image = runtime.store.box_dir(box.id) / "disk.img"
+    st = os.stat(image)
+    assert st.st_size == 2 * 1024**3 and st.st_blocks * 512 < 64 * 1024**2
+    await box.snapshot_create("s1")
+    assert (await sh(box, "rm /root/data && echo changed > /root/other"))[0].exit_code == 0
+    await box.stop()
+    clone = await box.clone("twin")
+    clone_image = runtime.store.box_dir(clone.id) / "disk.img"
+    assert os.stat(clone_image).st_size == 2 * 1024**3
+    assert os.stat(clone_image).st_blocks * 512 < 64 * 1024**2
+    assert (await run(clone, "cat", "/root/other"))[1] == b"changed\n"
+    await box.snapshot_restore("s1")
+    assert (await run(box, "md5sum", "/root/data"))[1] == digest
+    assert (await run(box, "stat", "-c", "%u:%g", "/root/data"))[1] == b"7:7\n"
+    assert (await sh(box, "test -e /root/other"))[0].exit_code == 1
+    await box.stop()
+    archive = await box.export(tmp_path)
+    imported = await runtime.import_box(archive, name="back")
+    assert (await run(imported, "md5sum", "/root/data"))[1] == digest
+    imported_image = runtime.store.box_dir(imported.id) / "disk.img"
+    assert os.stat(imported_image).st_size == 2 * 1024**3  # the archive's disk_size_gb
