@@ -204,6 +204,9 @@ class BwrapRuntime:
         #: shares the home's file system).
         self.default_disk_gb = default_disk_gb
         self.disk_templates = self.home / "disk-templates"
+        self._spare_disk = disk.Spare(self.home / "disk-spare", self.disk_templates,
+                                      default_disk_gb)
+        self._spare_disk.start()
         self._disks: dict[str, int] = {}  # box id -> mount fd of its disk (see ``disk``)
         self._disk_lock = anyio.Lock()
 
@@ -223,6 +226,11 @@ class BwrapRuntime:
             for sub in ("upper", "work"):
                 (box_dir / sub).mkdir()
             return box_dir
+        fd = self._spare_disk.take(size_gb, disk.image_path(box_dir))
+        self._spare_disk.start(delay=0.3)
+        if fd is not None:
+            self._disks[box_id] = fd
+            return disk.layer_path(fd)
         await anyio.to_thread.run_sync(disk.create, box_dir, self.disk_templates, size_gb)
         return await self.layer_dir(box_id)
 
@@ -453,6 +461,7 @@ class BwrapRuntime:
             finally:
                 for box_id in list(self._disks):
                     self.close_disk(box_id)
+                self._spare_disk.close()
                 self.host_mask.close()
                 self.store.release()
 
