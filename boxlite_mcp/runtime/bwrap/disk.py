@@ -145,7 +145,9 @@ def _attach_loop(image: Path) -> tuple[int, str]:
         raise UnavailableError(
             f"cannot give the box its own disk: /dev/loop-control: {exc.strerror}; the "
             "bwrap runtime needs loop devices to enforce disk_size_gb (load the `loop` "
-            "module, or run the server where /dev/loop-control exists)"
+            "module, or run the server where /dev/loop-control exists), or set "
+            "BOXLITE_MCP_DEFAULT_DISK_GB=0 and leave disk_size_gb unset to run boxes on "
+            "the home's file system without a size limit"
         ) from exc
     try:
         for _ in range(20):
