@@ -202,6 +202,28 @@ def test_the_mask_plan_hides_everything_outside_the_os() -> None:
             assert entries[f"/{name}"] in ("whiteout", "dir"), name
 
 
+def test_an_allowed_symlink_to_hidden_data_is_shown_as_a_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """/etc/resolv.conf -> /run/...: the box gets the file, not a dangling link."""
+    token = secrets.token_hex(6)
+    target_dir = Path(f"/run/boxlite-canary-{token}")
+    link = Path(f"/etc/boxlite-canary-{token}.conf")
+    monkeypatch.setattr(hostimage, "ETC_ALLOW", (*hostimage.ETC_ALLOW, link.name))
+    try:
+        target_dir.mkdir()
+        (target_dir / "conf").write_text("nameserver 127.0.0.53\n")
+        link.symlink_to(target_dir / "conf")
+        entries = {e.path: e for e in hostimage.plan()}
+        assert entries[str(link)].kind == "file"
+        assert entries[str(link)].content == b"nameserver 127.0.0.53\n"
+        assert entries["/run"].kind == "opaque"
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            link.unlink()
+        shutil.rmtree(target_dir, ignore_errors=True)
+
+
 # -- box ids are not host ids -------------------------------------------------------
 
 

@@ -23,8 +23,12 @@ are an allowlist: a top-level directory, ``/etc`` entry or ``/var/lib`` entry
 not named here is hidden, so data the operator puts somewhere new stays out.
 ``--image-include PATH`` (``BOXLITE_MCP_IMAGE_INCLUDE``) adds paths back.
 
-The mask is rebuilt when the host's layout changes: the plan is computed at each
-box start (a few ``listdir`` calls) and compared by hash.
+The mask is shown to the box with the box's ids (``idmap``): box root owns the
+box's ``/``, ``/etc``, ``/root``..., while the host's files beneath keep their
+host owners. It lives on a detached tmpfs (see ``Mask``) and is rebuilt when the
+host's layout changes: the directories it walked are checked at each box start
+(a few ``stat`` calls), and the plan is redone and compared by hash when one
+changed.
 """
 
 from __future__ import annotations
@@ -138,6 +142,8 @@ ETC_REPLACE = ("/etc/passwd", "/etc/group")
 #: Never shown, even under an allowed directory.
 ALWAYS_DENY = ("/etc/ssl/private", "/etc/security/opasswd")
 OPAQUE_XATTR = "trusted.overlay.opaque"
+#: Largest file copied into the mask (a symlink's hidden target, see ``_hidden_target``).
+MAX_COPY = 1024 * 1024
 INCLUDE_ENV = "BOXLITE_MCP_IMAGE_INCLUDE"
 DESCRIPTION = (
     "default image: the host's operating system only ({dirs}, /var/lib/dpkg and the /etc "
@@ -249,7 +255,9 @@ def plan(includes: Sequence[str] = (), hidden: Sequence[str] = ()) -> list[Entry
                 entries.append(Entry(path, "dir", mode, uid, gid))
                 walk(path)
             elif action == ALLOW:
-                continue
+                content = _hidden_target(path, st, rules)
+                if content is not None:
+                    entries.append(Entry(path, "file", 0o644, 0, 0, content))
             elif action == EMPTY and stat.S_ISDIR(st.st_mode):
                 entries.append(Entry(path, "opaque", mode, uid, gid))
             elif action == REPLACE and stat.S_ISREG(st.st_mode):
@@ -261,6 +269,22 @@ def plan(includes: Sequence[str] = (), hidden: Sequence[str] = ()) -> list[Entry
 
     walk("/")
     return entries
+
+
+def _hidden_target(path: str, st: os.stat_result, rules: dict[str, str]) -> bytes | None:
+    """The content of an allowed symlink whose target the box cannot see (e.g.
+    ``/etc/resolv.conf -> /run/systemd/resolve/stub-resolv.conf``), to show a copy."""
+    if not stat.S_ISLNK(st.st_mode):
+        return None
+    real = os.path.realpath(path)
+    if _action(real, rules) == ALLOW or not os.path.isfile(real):
+        return None
+    try:
+        with open(real, "rb") as f:
+            data = f.read(MAX_COPY + 1)
+    except OSError:
+        return None
+    return data if len(data) <= MAX_COPY else None
 
 
 def _digest(entries: Iterable[Entry]) -> str:
@@ -328,7 +352,7 @@ def _stamp(paths: Sequence[tuple[str, bool]]) -> list[tuple[int, ...] | None]:
     stamps: list[tuple[int, ...] | None] = []
     for path, content in paths:
         try:
-            st = os.lstat(path)
+            st = os.stat(path)  # a copied symlink target's changes count too
         except OSError:
             stamps.append(None)
             continue
