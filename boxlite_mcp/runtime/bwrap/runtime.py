@@ -39,7 +39,7 @@ from ..types import (
     RuntimeInfo,
     RuntimeMetrics,
 )
-from . import disk, hide, hostimage, nul, rootfs, snapshots
+from . import disk, hide, hostimage, nul, rootfs, seccomp, snapshots
 from .box import BwrapBox
 from .execution import BwrapExecution
 from .host import host_tools
@@ -177,6 +177,7 @@ class BwrapRuntime:
         default_disk_gb: int | None = 4,
     ) -> None:
         self.tools = host_tools()
+        seccomp.bpf()  # no box runs without its filter: say now if it cannot be built
         self.home = Path(home) if home is not None else default_home()
         self.store = Store(self.home)
         self.cgroup_mode = cgroup_mode()
