@@ -292,7 +292,6 @@ def _blocked_on(pid: int, fd: int) -> bool:
 
 async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
     """Start the box's PID 1 and wait until its namespaces are ready."""
-    seccomp.bpf()  # raises before anything is opened if the filter cannot be built
     layer = spec.layer or spec.box_dir
     for sub in ("upper", "work"):
         (layer / sub).mkdir(exist_ok=True)
