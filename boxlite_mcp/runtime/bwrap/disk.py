@@ -207,8 +207,9 @@ class Spare:
     """One ready disk of the default size, made in the background.
 
     Attaching a loop device and mounting ext4 costs 10-50 ms, most of a box's
-    start; a new box takes the spare (a rename and an fd handed over) and the
-    next spare is made while the box runs its first command.
+    start; a new box takes the spare (a rename and an fd handed over). The next
+    spare is made a little later, so as not to compete with the start of the box
+    that took the last one, or at once when another box asks for it first.
     """
 
     def __init__(self, directory: Path, templates: Path, size_gb: int | None) -> None:
@@ -219,24 +220,26 @@ class Spare:
         self._ready: tuple[Path, int] | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._wake = threading.Event()
+        self._hurry = threading.Event()  # skip the delay: someone waits, or closing
         shutil.rmtree(directory, ignore_errors=True)  # a crashed server's spares
 
     def start(self, delay: float = 0.0) -> None:
-        """Make a spare unless one exists or is being made (after ``delay`` seconds,
-        so that it does not compete with the start of the box that took the last)."""
+        """Make a spare, after ``delay`` seconds, unless one exists or is being made."""
         with self._lock:
             if self._closed or not self.size_gb or self._ready is not None or (
                 self._thread is not None and self._thread.is_alive()
             ):
                 return
+            self._hurry.clear()
             self._thread = threading.Thread(target=self._make, args=(delay,),
                                             name="boxlite-disk-spare", daemon=True)
             self._thread.start()
 
     def _make(self, delay: float) -> None:
         assert self.size_gb
-        if delay and self._wake.wait(delay):  # closed meanwhile
+        if delay:
+            self._hurry.wait(delay)
+        if self._closed:
             return
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -254,9 +257,17 @@ class Spare:
         image.unlink(missing_ok=True)
 
     def take(self, size_gb: int, dest: Path) -> int | None:
-        """The spare's mount fd, its image moved to ``dest``; None if there is none."""
+        """The spare's mount fd, its image moved to ``dest`` (waiting for the one being
+        made, if any); None when there is none of that size. Blocking."""
+        if size_gb != self.size_gb:
+            return None
         with self._lock:
-            if self._ready is None or size_gb != self.size_gb:
+            thread = self._thread if self._ready is None else None
+        if thread is not None:
+            self._hurry.set()
+            thread.join(timeout=RELEASE_TIMEOUT + 5)
+        with self._lock:
+            if self._ready is None:
                 return None
             image, fd = self._ready
             self._ready = None
@@ -267,7 +278,7 @@ class Spare:
         with self._lock:
             self._closed = True
             thread, ready, self._ready = self._thread, self._ready, None
-        self._wake.set()
+        self._hurry.set()
         if thread is not None:
             thread.join(timeout=RELEASE_TIMEOUT + 5)
         if ready is not None:

@@ -227,7 +227,9 @@ class BwrapRuntime:
             for sub in ("upper", "work"):
                 (box_dir / sub).mkdir()
             return box_dir
-        fd = self._spare_disk.take(size_gb, disk.image_path(box_dir))
+        fd = await anyio.to_thread.run_sync(
+            self._spare_disk.take, size_gb, disk.image_path(box_dir)
+        )
         self._spare_disk.start(delay=0.3)
         if fd is not None:
             self._disks[box_id] = fd
