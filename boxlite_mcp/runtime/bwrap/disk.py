@@ -86,9 +86,24 @@ def template(images_dir: Path, size_gb: int) -> Path:
         with open(staging, "wb") as f:
             f.truncate(size_gb * GIB)
         result = subprocess.run(
-            [_mkfs(), "-q", "-F", "-m", "0", "-L", "boxlite-box", "-d", str(root),
-             "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", str(staging)],
-            capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False,
+            [
+                _mkfs(),
+                "-q",
+                "-F",
+                "-m",
+                "0",
+                "-L",
+                "boxlite-box",
+                "-d",
+                str(root),
+                "-E",
+                "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+                str(staging),
+            ],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
         if result.returncode != 0:
             raise InternalError(f"formatting a box disk failed: {result.stderr.strip()}")
@@ -116,8 +131,7 @@ def sparse_copy(src: Path, dest: Path) -> None:
                 raise
             end = os.lseek(fin.fileno(), start, os.SEEK_HOLE)
             while start < end:
-                copied = os.copy_file_range(fin.fileno(), fout.fileno(), end - start,
-                                            start, start)
+                copied = os.copy_file_range(fin.fileno(), fout.fileno(), end - start, start, start)
                 if copied == 0:
                     break
                 start += copied
@@ -155,8 +169,23 @@ def _attach_loop(image: Path) -> tuple[int, str]:
             device = f"/dev/loop{number}"
             fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
             config = _LOOP_CONFIG.pack(
-                backing, 0, 0, 0, 0, 0, 0, 0, 0, 0, LO_FLAGS_AUTOCLEAR,
-                os.fsencode(image)[-63:], b"", b"", 0, 0, *([0] * 8),
+                backing,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                LO_FLAGS_AUTOCLEAR,
+                os.fsencode(image)[-63:],
+                b"",
+                b"",
+                0,
+                0,
+                *([0] * 8),
             )
             try:
                 fcntl.ioctl(fd, LOOP_CONFIGURE, config)
@@ -186,7 +215,9 @@ def open_disk(image: Path) -> int:
     loop_fd, device = _attach_loop(image)
     try:
         return mountapi.detached_mount(
-            "ext4", {"source": device}, f"the box's disk {image}",
+            "ext4",
+            {"source": device},
+            f"the box's disk {image}",
             attrs=mountapi.MOUNT_ATTR_NOSUID | mountapi.MOUNT_ATTR_NODEV,
         )
     finally:
@@ -226,13 +257,17 @@ class Spare:
     def start(self, delay: float = 0.0) -> None:
         """Make a spare, after ``delay`` seconds, unless one exists or is being made."""
         with self._lock:
-            if self._closed or not self.size_gb or self._ready is not None or (
-                self._thread is not None and self._thread.is_alive()
+            if (
+                self._closed
+                or not self.size_gb
+                or self._ready is not None
+                or (self._thread is not None and self._thread.is_alive())
             ):
                 return
             self._hurry.clear()
-            self._thread = threading.Thread(target=self._make, args=(delay,),
-                                            name="boxlite-disk-spare", daemon=True)
+            self._thread = threading.Thread(
+                target=self._make, args=(delay,), name="boxlite-disk-spare", daemon=True
+            )
             self._thread.start()
 
     def _make(self, delay: float) -> None:

@@ -13,7 +13,6 @@ ctypes' ``syscall`` is enough.
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 
 from ..errors import UnavailableError
@@ -48,20 +47,20 @@ class _MountAttr(ctypes.Structure):
     ]
 
 
-def _check(rc: int, call: str, what: str) -> int:
+IDMAP_HINT = (
+    "idmapped mounts need Linux >= 5.12 and a file system that supports them (ext4, "
+    "xfs, btrfs, tmpfs >= 6.3, ...); box root would otherwise own nothing in its image. "
+    "Put the runtime home, images and volumes on such a file system, or use the rest "
+    "runtime"
+)
+MOUNT_HINT = "the bwrap runtime needs Linux >= 5.12 (the fd-based mount API), run as root"
+
+
+def _check(rc: int, call: str, what: str, hint: str) -> int:
+    """``rc``, or UnavailableError saying what could not be done, why, and what to do."""
     if rc < 0:
         err = ctypes.get_errno()
-        why = os.strerror(err)
-        if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
-            why += (
-                " (idmapped mounts need Linux >= 5.12 and a file system that supports "
-                "them: ext4, xfs, btrfs, tmpfs >= 6.3, ...)"
-            )
-        raise UnavailableError(
-            f"cannot show {what} to the box with its ids shifted ({call}: {why}); box "
-            "root would otherwise own nothing in its image. Put the runtime home, images "
-            "and volumes on such a file system, or use the rest runtime."
-        )
+        raise UnavailableError(f"cannot mount {what} ({call}: {os.strerror(err)}); {hint}")
     return int(rc)
 
 
@@ -87,7 +86,7 @@ def idmapped_clone(path: str | int, userns_fd: int) -> int:
             ctypes.c_char_p(b""),
             ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC | AT_EMPTY_PATH),
         )
-    fd = _check(rc, "open_tree", what)
+    fd = _check(rc, "open_tree", what, IDMAP_HINT)
     attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
     try:
         _check(
@@ -101,6 +100,7 @@ def idmapped_clone(path: str | int, userns_fd: int) -> int:
             ),
             "mount_setattr",
             what,
+            IDMAP_HINT,
         )
     except BaseException:
         os.close(fd)
@@ -108,25 +108,57 @@ def idmapped_clone(path: str | int, userns_fd: int) -> int:
     return fd
 
 
-def detached_mount(fstype: str, options: dict[str, str], what: str,
-                   attrs: int = 0) -> int:
+def detached_mount(fstype: str, options: dict[str, str], what: str, attrs: int = 0) -> int:
     """A new ``fstype`` file system mounted nowhere: an fd of its root (close-on-exec).
 
     ``options`` are its mount options (``source`` names the device); ``attrs``
     are ``MOUNT_ATTR_*`` flags of the mount (e.g. ``MOUNT_ATTR_NOSUID``).
     """
-    fs = _check(_syscall(ctypes.c_long(_SYS_FSOPEN), ctypes.c_char_p(fstype.encode()),
-                         ctypes.c_uint(1)), "fsopen", what)  # FSOPEN_CLOEXEC
+    fs = _check(
+        _syscall(ctypes.c_long(_SYS_FSOPEN), ctypes.c_char_p(fstype.encode()), ctypes.c_uint(1)),
+        "fsopen",
+        what,
+        MOUNT_HINT,
+    )  # FSOPEN_CLOEXEC
     try:
         for key, value in options.items():
-            _check(_syscall(ctypes.c_long(_SYS_FSCONFIG), ctypes.c_int(fs),
-                            ctypes.c_uint(FSCONFIG_SET_STRING), ctypes.c_char_p(key.encode()),
-                            ctypes.c_char_p(value.encode()), ctypes.c_int(0)), "fsconfig", what)
-        _check(_syscall(ctypes.c_long(_SYS_FSCONFIG), ctypes.c_int(fs),
-                        ctypes.c_uint(FSCONFIG_CMD_CREATE), None, None, ctypes.c_int(0)),
-               "fsconfig", what)
-        return _check(_syscall(ctypes.c_long(_SYS_FSMOUNT), ctypes.c_int(fs),
-                               ctypes.c_uint(1), ctypes.c_uint(attrs)), "fsmount", what)
+            _check(
+                _syscall(
+                    ctypes.c_long(_SYS_FSCONFIG),
+                    ctypes.c_int(fs),
+                    ctypes.c_uint(FSCONFIG_SET_STRING),
+                    ctypes.c_char_p(key.encode()),
+                    ctypes.c_char_p(value.encode()),
+                    ctypes.c_int(0),
+                ),
+                "fsconfig",
+                what,
+                MOUNT_HINT,
+            )
+        _check(
+            _syscall(
+                ctypes.c_long(_SYS_FSCONFIG),
+                ctypes.c_int(fs),
+                ctypes.c_uint(FSCONFIG_CMD_CREATE),
+                None,
+                None,
+                ctypes.c_int(0),
+            ),
+            "fsconfig",
+            what,
+            MOUNT_HINT,
+        )
+        return _check(
+            _syscall(
+                ctypes.c_long(_SYS_FSMOUNT),
+                ctypes.c_int(fs),
+                ctypes.c_uint(1),
+                ctypes.c_uint(attrs),
+            ),
+            "fsmount",
+            what,
+            MOUNT_HINT,
+        )
     finally:
         os.close(fs)
 
