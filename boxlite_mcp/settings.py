@@ -62,6 +62,8 @@ class Settings(BaseModel):
     runtime: RuntimeChoice = "auto"
     url: str | None = None  # BoxLite REST server (implies runtime rest under auto)
     home: Path | None = None  # bwrap/local runtime home (else BOXLITE_HOME, else XDG)
+    image_include: list[Path] = Field(default_factory=list)  # host paths shown in bwrap boxes
+    default_disk_gb: int = Field(default=4, ge=0)  # bwrap box disk when none asked; 0: none
 
     # Host paths that copy_in/copy_out/export/import may touch. Empty: none.
     allow_paths: list[Path] = Field(default_factory=list)

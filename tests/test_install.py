@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from boxlite_mcp import prompts
+from boxlite_mcp.server import prompts
 from tests.test_readme import two_commands
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,7 +85,7 @@ def test_the_wheel_carries_what_the_server_reads_at_run_time(tmp_path: Path) -> 
         f"sys.path.insert(0, {str(site)!r})\n"
         "from importlib import resources\n"
         "import boxlite_mcp\n"
-        "from boxlite_mcp import prompts\n"
+        "from boxlite_mcp.server import prompts\n"
         "print(json.dumps({'file': boxlite_mcp.__file__,\n"
         "                  'prompts': [p.name for p in prompts.load()],\n"
         "                  'typed': resources.files('boxlite_mcp').joinpath('py.typed')"

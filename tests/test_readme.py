@@ -104,7 +104,7 @@ def test_readme_installs_straight_from_the_repository() -> None:
 
 
 def test_readme_commands_are_real_subcommands() -> None:
-    from boxlite_mcp.cli import build_parser
+    from boxlite_mcp.app.cli import build_parser
 
     parser = build_parser()
     for command in ("demo", "doctor"):

@@ -57,6 +57,7 @@ FLAG_FIELDS: dict[str, str] = {
     "--allow-path": "allow_paths",
     "--log-level": "log_level",
     "--home": "home",
+    "--image-include": "image_include",
     "--auth-tokens-file": "auth_tokens_file",
     "--allowed-host": "allowed_hosts",
     "--allowed-origin": "allowed_origins",
@@ -168,6 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="host directory that copy_in/copy_out/export/import may touch; repeatable "
         "(default: none) " + _env_help("allow_paths"),
+    )
+    parser.add_argument(
+        "--image-include",
+        dest="image_include",
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="host path to show in bwrap boxes on the default image, which otherwise has "
+        "the host's operating system only; repeatable " + _env_help("image_include"),
     )
     parser.add_argument(
         "--auth-tokens-file",

@@ -165,16 +165,21 @@ async def _open_bwrap(settings: Settings) -> Runtime:
     await anyio.to_thread.run_sync(trial_sandbox, tools.bwrap)
     # The server's own secrets live on the host root that default-image boxes see.
     hidden = [settings.auth_tokens_file] if settings.auth_tokens_file else None
+    include = settings.image_include
+    disk_gb = settings.default_disk_gb or None
     if settings.home is not None or os.environ.get(HOME_ENV):
-        return BwrapRuntime(home=settings.home, hidden_paths=hidden)  # as asked, or refused
-    return _open_in_free_default_home(hidden)
+        return BwrapRuntime(home=settings.home, hidden_paths=hidden,  # as asked, or refused
+                            image_include=include, default_disk_gb=disk_gb)
+    return _open_in_free_default_home(hidden, include, disk_gb)
 
 
 #: How many servers may share the default home at once (each in its own slot).
 DEFAULT_HOME_SLOTS = 16
 
 
-def _open_in_free_default_home(hidden: list[Path] | None) -> Runtime:
+def _open_in_free_default_home(hidden: list[Path] | None,
+                               include: list[Path] | None = None,
+                               disk_gb: int | None = 4) -> Runtime:
     """The default home, or its first free slot when another server holds it.
 
     Two agents on one machine (say Claude Desktop and Claude Code) each start a
@@ -189,7 +194,8 @@ def _open_in_free_default_home(hidden: list[Path] | None) -> Runtime:
     candidates = [base, *(base / "instances" / str(n) for n in range(1, DEFAULT_HOME_SLOTS))]
     for home in candidates:
         try:
-            runtime = BwrapRuntime(home=home, hidden_paths=hidden)
+            runtime = BwrapRuntime(home=home, hidden_paths=hidden, image_include=include,
+                                   default_disk_gb=disk_gb)
         except HomeInUseError:
             continue
         if home != base:

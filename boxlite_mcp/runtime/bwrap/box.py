@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import anyio.to_thread
+
 from ..base import Box
 from ..errors import BoxliteError, InternalError, InvalidArgumentError, NotFoundError
 from ..shared import validation
@@ -26,7 +28,7 @@ from ..types import (
     check_name,
     check_nul,
 )
-from . import files, snapshots
+from . import files, seccomp, snapshots
 from .boxfs import BoxRoot, normalize
 from .execution import BwrapExecution, open_pty, spawn
 from .sandbox import JOIN_SCRIPT, BoxSpec, launch
@@ -115,11 +117,13 @@ class BwrapBox:
         t0 = time.monotonic()
         state.cgroup.create(r.limits)
         network = bool(r.options.network and r.options.network.mode == "enabled")
+        layer = await rt.layer_dir(r.id)
+        mask = await anyio.to_thread.run_sync(rt.host_mask.fd) if r.lower == "/" else None
         spec = BoxSpec(
             box_dir=rt.store.box_dir(r.id), lower=Path(r.lower),
             hostname=(r.name or r.id)[:63], network=network,
             volumes=[(v.host_path, v.guest_path, v.read_only) for v in r.options.volumes or []],
-            cgroup=state.cgroup, hidden=rt.hidden_paths,
+            cgroup=state.cgroup, hidden=rt.hidden_paths, mask=mask, layer=layer,
         )
         try:
             sandbox = await launch(spec, rt.tools)
@@ -212,6 +216,7 @@ class BwrapBox:
                 tty=request.tty, pty=pty,
                 timeout=request.timeout_seconds, on_exit=state.on_exit,
                 oom_check=state.oom_check, keep_fds=(wd_fd,),
+                starter=seccomp.run_filtered,  # filtered before nsenter joins the box
             )
         except BaseException as exc:
             os.close(wd_fd)
