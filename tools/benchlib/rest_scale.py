@@ -118,6 +118,13 @@ async def py_spy(pid: int, out: Path) -> AsyncIterator[None]:
             await asyncio.wait_for(process.wait(), 30)
 
 
+@contextlib.asynccontextmanager
+async def _both(a: contextlib.AbstractAsyncContextManager[None],
+                b: contextlib.AbstractAsyncContextManager[None]) -> AsyncIterator[None]:
+    async with a, b:
+        yield
+
+
 def line(name: str, samples: list[float]) -> str:
     return (f"{name}: p50 {statistics.median(samples):.1f} ms, "
             f"p99 {pct(samples, 0.99):.1f} ms")
@@ -137,7 +144,8 @@ async def one_run(args: argparse.Namespace, work: Path, index: int,
             profile: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
             if args.py_spy and index == 0:
                 args.py_spy.mkdir(parents=True, exist_ok=True)
-                profile = py_spy(srv, args.py_spy / "server.speedscope.json")
+                profile = _both(py_spy(srv, args.py_spy / "server.speedscope.json"),
+                                py_spy(me, args.py_spy / "client.speedscope.json"))
             boxes = await runtime.start_boxes(client, args.boxes, "scale-rest")
             c0, s0 = cpu_seconds(me)[0], cpu_seconds(srv)
             async with profile:

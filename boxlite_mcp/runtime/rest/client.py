@@ -43,6 +43,7 @@ import anyio
 import httpx
 
 from ..errors import BoxliteError, BoxTimeoutError, InternalError
+from . import pool
 from .auth import ApiKeyAuth, Auth, ClientCredentialsAuth
 from .bodies import ERROR_BODY_BYTES, MAX_ANSWER_BYTES, Answer, read_capped
 from .errors import (
@@ -82,13 +83,19 @@ class RestClient:
         self, settings: RestSettings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self.settings = settings
+        limits = httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=(
+                settings.max_connections if settings.max_keepalive_connections is None
+                else settings.max_keepalive_connections
+            ),
+        )
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_keepalive_connections,
-            ),
-            transport=transport,
+            limits=limits,
+            # Pools that stay cheap at 64 concurrent requests (``pool.py``); proxies
+            # from the environment still get httpx's own transports.
+            transport=transport if transport is not None else pool.ShardedTransport(limits),
             headers={"User-Agent": "boxlite-mcp", "Accept-Encoding": "identity"},
         )
         self._generation: Generation | None = None
