@@ -21,10 +21,10 @@ CPU per exec and the run's p99 went past 2 s, for three reasons in httpcore:
   socket looked up once per connection.
 - **The scan is quadratic.** For each idle connection, the same walk counts all
   connections again (a list built per idle connection), so one pool event at 64
-  connections costs thousands of calls. ``ShardedTransport`` spreads requests
-  round-robin over several independent pools (``SHARDS``), each a plain
-  ``httpx.AsyncHTTPTransport`` holding a share of ``max_connections``: the same
-  connections in total, each scan over an eighth of them.
+  connections costs thousands of calls. ``ShardedTransport`` spreads concurrent
+  requests over several independent pools (``SHARDS``, the least busy first),
+  each a plain ``httpx.AsyncHTTPTransport`` holding a share of
+  ``max_connections``: the same connections in total, each scan over an eighth.
 
 Everything else (connecting, TLS, reads, writes, timeouts) is the wrapped
 backend's. ``install`` is the one place that reaches into httpx's transport for
@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import select
 import ssl
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Protocol
 
 import httpcore
@@ -133,11 +133,12 @@ SHARDS = 8
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
-    """Several ``httpx.AsyncHTTPTransport`` pools used in turn (module docstring).
+    """Several ``httpx.AsyncHTTPTransport`` pools (module docstring).
 
-    Requests are independent (no affinity is needed between them), so round-robin
-    is enough; the limits are split evenly, rounded up so that the total is at
-    least what was asked.
+    Each request goes to the pool with the fewest requests in flight, the first
+    such: one caller at a time always uses the first pool and its keep-alive
+    connection, concurrent callers spread evenly. A request is in flight until
+    its response is closed. The limits are split evenly, rounded up.
     """
 
     def __init__(self, limits: httpx.Limits, shards: int = SHARDS) -> None:
@@ -152,16 +153,43 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         self._shards = [httpx.AsyncHTTPTransport(limits=share) for _ in range(count)]
         for shard in self._shards:
             install(shard)
-        self._next = 0
+        self._in_flight = [0] * count
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        shard = self._shards[self._next]
-        self._next = (self._next + 1) % len(self._shards)
-        return await shard.handle_async_request(request)
+        loads = self._in_flight
+        index = loads.index(min(loads))
+        loads[index] += 1
+        try:
+            response = await self._shards[index].handle_async_request(request)
+        except BaseException:
+            loads[index] -= 1
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _Counted(response.stream, loads, index)
+        return response
 
     async def aclose(self) -> None:
         for shard in self._shards:
             await shard.aclose()
+
+
+class _Counted(httpx.AsyncByteStream):
+    """A response body that takes its request off its pool's in-flight count when closed."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, loads: list[int], index: int) -> None:
+        self._inner = inner
+        self._loads = loads
+        self._index: int | None = index
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            yield chunk
+
+    async def aclose(self) -> None:
+        if self._index is not None:
+            self._loads[self._index] -= 1
+            self._index = None
+        await self._inner.aclose()
 
 
 def install(transport: httpx.AsyncBaseTransport) -> bool:
