@@ -106,9 +106,20 @@ async def py_spy(pid: int, out: Path) -> AsyncIterator[None]:
     if exe is None:
         raise SystemExit("--py-spy needs py-spy on PATH (pip install py-spy)")
     process = await asyncio.create_subprocess_exec(
-        exe, "record", "--pid", str(pid), "--format", "speedscope", "--output", str(out),
-        "--rate", "200", "--nonblocking", stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL)
+        exe,
+        "record",
+        "--pid",
+        str(pid),
+        "--format",
+        "speedscope",
+        "--output",
+        str(out),
+        "--rate",
+        "200",
+        "--nonblocking",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     await asyncio.sleep(1.0)
     try:
         yield
@@ -119,23 +130,22 @@ async def py_spy(pid: int, out: Path) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def _both(a: contextlib.AbstractAsyncContextManager[None],
-                b: contextlib.AbstractAsyncContextManager[None]) -> AsyncIterator[None]:
+async def _both(
+    a: contextlib.AbstractAsyncContextManager[None], b: contextlib.AbstractAsyncContextManager[None]
+) -> AsyncIterator[None]:
     async with a, b:
         yield
 
 
 def line(name: str, samples: list[float]) -> str:
-    return (f"{name}: p50 {statistics.median(samples):.1f} ms, "
-            f"p99 {pct(samples, 0.99):.1f} ms")
+    return f"{name}: p50 {statistics.median(samples):.1f} ms, p99 {pct(samples, 0.99):.1f} ms"
 
 
-async def one_run(args: argparse.Namespace, work: Path, index: int,
-                  direct: Runtime) -> dict[str, float]:
-    async with procs.rest_server(work / f"home-{index}", API_KEY,
-                                 work / "server.log") as server:
-        client = RestRuntime(RestSettings(url=server.url, api="0.10",
-                                          api_key=SecretStr(API_KEY)))
+async def one_run(
+    args: argparse.Namespace, work: Path, index: int, direct: Runtime
+) -> dict[str, float]:
+    async with procs.rest_server(work / f"home-{index}", API_KEY, work / "server.log") as server:
+        client = RestRuntime(RestSettings(url=server.url, api="0.10", api_key=SecretStr(API_KEY)))
         try:
             await runtime.start_boxes(client, 2, "warm")
             await runtime.remove_all(client)
@@ -144,15 +154,19 @@ async def one_run(args: argparse.Namespace, work: Path, index: int,
             profile: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
             if args.py_spy and index == 0:
                 args.py_spy.mkdir(parents=True, exist_ok=True)
-                profile = _both(py_spy(srv, args.py_spy / "server.speedscope.json"),
-                                py_spy(me, args.py_spy / "client.speedscope.json"))
+                profile = _both(
+                    py_spy(srv, args.py_spy / "server.speedscope.json"),
+                    py_spy(me, args.py_spy / "client.speedscope.json"),
+                )
             boxes = await runtime.start_boxes(client, args.boxes, "scale-rest")
             c0, s0 = cpu_seconds(me)[0], cpu_seconds(srv)
             async with profile:
                 with spans.installed():
                     rest, wall = await runtime.concurrently(
-                        args.jobs, args.concurrency,
-                        lambda i: timed_exec(boxes[i % len(boxes)], spans))
+                        args.jobs,
+                        args.concurrency,
+                        lambda i: timed_exec(boxes[i % len(boxes)], spans),
+                    )
             c1, s1 = cpu_seconds(me)[0], cpu_seconds(srv)
             await runtime.remove_all(client)
         finally:
@@ -161,33 +175,48 @@ async def one_run(args: argparse.Namespace, work: Path, index: int,
     try:
         dc0 = cpu_seconds(os.getpid())
         d, dwall = await runtime.concurrently(
-            args.jobs, args.concurrency, lambda i: timed_exec(dboxes[i % len(dboxes)], None))
+            args.jobs, args.concurrency, lambda i: timed_exec(dboxes[i % len(dboxes)], None)
+        )
         dc1 = cpu_seconds(os.getpid())
     finally:
         await runtime.remove_all(direct)
     n = args.jobs
     result = {
-        "rest_p50": statistics.median(rest), "rest_p99": pct(rest, 0.99),
-        "direct_p50": statistics.median(d), "direct_p99": pct(d, 0.99),
-        "rest_rate": n / wall, "direct_rate": n / dwall,
-        "client_cpu_ms": (c1 - c0) / n * 1000, "server_cpu_ms": (s1[0] - s0[0]) / n * 1000,
+        "rest_p50": statistics.median(rest),
+        "rest_p99": pct(rest, 0.99),
+        "direct_p50": statistics.median(d),
+        "direct_p99": pct(d, 0.99),
+        "rest_rate": n / wall,
+        "direct_rate": n / dwall,
+        "client_cpu_ms": (c1 - c0) / n * 1000,
+        "server_cpu_ms": (s1[0] - s0[0]) / n * 1000,
         "server_children_cpu_ms": (s1[1] - s0[1]) / n * 1000,
         "direct_cpu_ms": (dc1[0] - dc0[0] + dc1[1] - dc0[1]) / n * 1000,
         "rest_cpu_per_wall": (c1 - c0 + s1[0] - s0[0] + s1[1] - s0[1]) / wall,
-        "client_cpu_per_wall": (c1 - c0) / wall, "server_cpu_per_wall": (s1[0] - s0[0]) / wall,
+        "client_cpu_per_wall": (c1 - c0) / wall,
+        "server_cpu_per_wall": (s1[0] - s0[0]) / wall,
     }
-    print(f"run {index + 1}: REST {line('latency', rest)}, {n / wall:.0f} execs/s; "
-          f"direct {line('latency', d)}, {n / dwall:.0f} execs/s; "
-          f"ratio p50 {result['rest_p50'] / result['direct_p50']:.2f}, "
-          f"p99 {result['rest_p99'] / result['direct_p99']:.2f}", flush=True)
-    print(f"  CPU per exec: client {result['client_cpu_ms']:.2f} ms, server "
-          f"{result['server_cpu_ms']:.2f} ms, server's children "
-          f"{result['server_children_cpu_ms']:.2f} ms; direct (all) "
-          f"{result['direct_cpu_ms']:.2f} ms; busy: client {result['client_cpu_per_wall']:.2f}"
-          f", server {result['server_cpu_per_wall']:.2f}, all "
-          f"{result['rest_cpu_per_wall']:.2f} CPUs", flush=True)
-    print(f"  client spans: {line('POST /exec', spans.post)}; "
-          f"{line('attach upgrade', spans.upgrade)}", flush=True)
+    print(
+        f"run {index + 1}: REST {line('latency', rest)}, {n / wall:.0f} execs/s; "
+        f"direct {line('latency', d)}, {n / dwall:.0f} execs/s; "
+        f"ratio p50 {result['rest_p50'] / result['direct_p50']:.2f}, "
+        f"p99 {result['rest_p99'] / result['direct_p99']:.2f}",
+        flush=True,
+    )
+    print(
+        f"  CPU per exec: client {result['client_cpu_ms']:.2f} ms, server "
+        f"{result['server_cpu_ms']:.2f} ms, server's children "
+        f"{result['server_children_cpu_ms']:.2f} ms; direct (all) "
+        f"{result['direct_cpu_ms']:.2f} ms; busy: client {result['client_cpu_per_wall']:.2f}"
+        f", server {result['server_cpu_per_wall']:.2f}, all "
+        f"{result['rest_cpu_per_wall']:.2f} CPUs",
+        flush=True,
+    )
+    print(
+        f"  client spans: {line('POST /exec', spans.post)}; "
+        f"{line('attach upgrade', spans.upgrade)}",
+        flush=True,
+    )
     return result
 
 
@@ -205,8 +234,10 @@ async def main(args: argparse.Namespace) -> None:
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m tools.benchlib.rest_scale",
-                                description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p = argparse.ArgumentParser(
+        prog="python -m tools.benchlib.rest_scale",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
     p.add_argument("--boxes", type=int, default=100)
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--jobs", type=int, default=640)

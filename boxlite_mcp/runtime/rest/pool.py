@@ -108,7 +108,10 @@ class FastLivenessBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         stream = await self._inner.connect_tcp(
-            host, port, timeout=timeout, local_address=local_address,
+            host,
+            port,
+            timeout=timeout,
+            local_address=local_address,
             socket_options=socket_options,
         )
         return _Stream(stream)
