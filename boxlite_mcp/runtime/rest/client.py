@@ -55,6 +55,7 @@ from .generation import detect_generation, exchange_credentials, routing_slot
 from .settings import Generation, RestSettings
 from .types import ServerConfig, TokenResponse
 from .upgrade import Upgrades
+from .urls import parsed_url
 
 logger = logging.getLogger(__name__)
 
@@ -300,7 +301,7 @@ class RestClient:
                 request_headers["Idempotency-Key"] = key
             body = content() if callable(content) else content
             request = self._http.build_request(
-                method, url, json=json, data=data, content=body, params=params,
+                method, parsed_url(url), json=json, data=data, content=body, params=params,
                 headers=request_headers,
                 timeout=timeouts if timeouts is not None else httpx.USE_CLIENT_DEFAULT,
             )
