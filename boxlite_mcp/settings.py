@@ -57,6 +57,8 @@ class Settings(BaseModel):
     allowed_origins: list[str] = Field(default_factory=list)
     auth_tokens_file: Path | None = None  # lines "token subject"; bearer auth when set
     log_level: LogLevel = "info"
+    # Which tools to offer: "all", "core", or a comma list (server/toolsets.py checks it).
+    tools: str = "all"
 
     # Which runtime.
     runtime: RuntimeChoice = "auto"
