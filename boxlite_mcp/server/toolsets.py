@@ -21,14 +21,16 @@ from ..settings import env_name
 ALL = "all"
 CORE = "core"
 
-#: The common loop: a box, commands (long ones followed with exec_read), a Python
-#: session, small files, and what the runtime allows. At most ``MAX_CORE``.
+#: The common loop: a box, commands (long ones and servers followed with exec_read
+#: and stopped with exec_kill), a Python session, small files, and what the runtime
+#: allows. At most ``MAX_CORE``.
 CORE_TOOLS: tuple[str, ...] = (
     "box_create",
     "box_list",
     "box_remove",
     "runtime_info",
     "exec_run",
+    "exec_start",
     "exec_read",
     "exec_kill",
     "python_run",
