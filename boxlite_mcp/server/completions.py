@@ -80,12 +80,12 @@ def register(server: MCPServer[Any], services: Services) -> None:
         ref: PromptReference | ResourceTemplateReference,
         argument: CompletionArgument,
         context: CompletionContext | None,
-    ) -> Completion | None:
+    ) -> Completion:
         kind = ARGUMENT_KINDS.get(argument.name)
-        if kind is None or argument.name not in await _arguments_of(server, ref):
-            return None
-        owner = services.requester(current_request()).owner
-        candidates = await _candidates(services, owner, kind, context)
+        candidates: list[str] = []
+        if kind is not None and argument.name in await _arguments_of(server, ref):
+            owner = services.requester(current_request()).owner
+            candidates = await _candidates(services, owner, kind, context)
         matches = list(dict.fromkeys(c for c in candidates if c.startswith(argument.value)))
         return Completion(
             values=matches[:MAX_VALUES],
