@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import anyio
@@ -102,7 +103,7 @@ class OutputStore:
 
 
 class Capture:
-    """The head and tail of one stream, for results capped at ``cap_bytes``."""
+    """The head and tail of one stream, enough for a result of up to ``cap_bytes``."""
 
     def __init__(self, cap_bytes: int) -> None:
         self.head_cap = cap_bytes // 2
@@ -123,16 +124,57 @@ class Capture:
                 del self.tail[: len(self.tail) - self.tail_cap]
 
     @property
-    def truncated(self) -> bool:
-        return self.total > len(self.head) + len(self.tail)
+    def kept(self) -> int:
+        """Bytes held: the whole stream while it is no longer than the cap."""
+        return len(self.head) + len(self.tail)
 
-    def text(self, marker: Callable[[int], str]) -> str:
-        head = bytes(self.head).decode("utf-8", errors="replace")
-        tail = bytes(self.tail).decode("utf-8", errors="replace")
-        if not self.truncated:
-            return head + tail
-        omitted = self.total - len(self.head) - len(self.tail)
-        return head + marker(omitted) + tail
+    @property
+    def truncated(self) -> bool:
+        return self.total > self.kept
+
+    def window(self, limit: int) -> tuple[bytes, bytes]:
+        """The first and last bytes of the stream, ``limit`` at most in all.
+
+        The two are one piece (the tail empty) when the stream fits; else neither
+        splits a UTF-8 sequence, so the cut never shows as a replacement character.
+        """
+        limit = min(limit, self.head_cap + self.tail_cap)
+        if self.total <= limit:
+            return bytes(self.head + self.tail), b""
+        head_len = limit // 2
+        tail_len = limit - head_len
+        if self.truncated:
+            head, tail = bytes(self.head[:head_len]), bytes(self.tail[-tail_len:])
+        else:  # everything is held, contiguously
+            whole = bytes(self.head + self.tail)
+            head, tail = whole[:head_len], whole[len(whole) - tail_len :]
+        head = head[: utf8_safe_end(head)]
+        skip = 0
+        while skip < min(3, len(tail)) and tail[skip] & 0xC0 == 0x80:
+            skip += 1
+        return head, tail[skip:]
+
+
+@dataclass(frozen=True)
+class CappedOutput:
+    """Both streams of an execution as one result shows them, within one byte budget."""
+
+    stdout: str
+    stderr: str
+    stdout_truncated: bool
+    stderr_truncated: bool
+
+
+def _shares(stdout: int, stderr: int, budget: int) -> tuple[int, int]:
+    """Split ``budget`` between two streams of these sizes: all of both when they fit,
+    else the smaller keeps up to half and the larger gets the rest."""
+    if stdout + stderr <= budget:
+        return stdout, stderr
+    if stderr <= stdout:
+        err = min(stderr, budget // 2)
+        return budget - err, err
+    out = min(stdout, budget // 2)
+    return out, budget - out
 
 
 class ExecutionRecord:
@@ -160,6 +202,8 @@ class ExecutionRecord:
         self.started_at = datetime.now(UTC)
         self._started = time.monotonic()
         self.store = OutputStore(stored_cap_bytes)
+        self.result_cap_bytes = result_cap_bytes  # both streams together
+        # Each holds the whole cap: which stream gets how much is decided when shown.
         self.stdout = Capture(result_cap_bytes)
         self.stderr = Capture(result_cap_bytes)
         self.result: ExecResult | None = None
@@ -175,6 +219,13 @@ class ExecutionRecord:
     @property
     def running(self) -> bool:
         return not self.done.is_set()
+
+    @property
+    def elapsed_ms(self) -> int:
+        """How long it has run so far (its duration once it ended)."""
+        if self.duration_ms is not None:
+            return self.duration_ms
+        return int((time.monotonic() - self._started) * 1000)
 
     @property
     def total_bytes(self) -> int:
@@ -194,8 +245,29 @@ class ExecutionRecord:
 
     def omitted_marker(self, omitted: int) -> str:
         return (
-            f"\n[... {omitted} bytes omitted here; the full output is the resource "
+            f"\n[... {omitted} bytes cut here; the full output is the resource "
             f"{self.uri}, or read it with exec_read ...]\n"
+        )
+
+    def capped(self) -> CappedOutput:
+        """The output so far, both streams within the result cap (head and tail of each,
+        a marker naming the bytes cut and where they all are)."""
+        shares = _shares(self.stdout.kept, self.stderr.kept, self.result_cap_bytes)
+        texts: list[str] = []
+        cuts: list[int] = []
+        for capture, share in zip((self.stdout, self.stderr), shares, strict=True):
+            head, tail = capture.window(share)
+            text = head.decode("utf-8", errors="replace")
+            cut = capture.total - len(head) - len(tail)
+            if cut:
+                text += self.omitted_marker(cut) + tail.decode("utf-8", errors="replace")
+            texts.append(text)
+            cuts.append(cut)
+        return CappedOutput(
+            stdout=texts[0],
+            stderr=texts[1],
+            stdout_truncated=cuts[0] > 0,
+            stderr_truncated=cuts[1] > 0,
         )
 
     # -- output --------------------------------------------------------------
