@@ -28,7 +28,7 @@ import anyio
 import anyio.abc
 
 from ..runtime.base import Execution
-from ..runtime.errors import BoxliteError, InvalidStateError, NotFoundError
+from ..runtime.errors import BoxliteError, InvalidStateError, NotFoundError, quote_reference
 from ..runtime.types import ExecResult, StreamName
 
 logger = logging.getLogger(__name__)
@@ -427,7 +427,8 @@ class Executions:
             mine = [r.id for r in self._records.values() if r.owner == owner]
             known = ", ".join(mine[-10:]) if mine else "none"
             raise NotFoundError(
-                f"No execution with that id among yours (recent: {known}). Execution ids "
+                f"No execution with that id ({quote_reference(execution_id)}) among yours "
+                f"(recent: {known}). Execution ids "
                 "come from exec_run or exec_start; old finished ones are forgotten."
             )
         return record

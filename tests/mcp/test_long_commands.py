@@ -16,7 +16,7 @@ import pytest
 from mcp import Client
 from mcp_types import CallToolResult
 
-from .conftest import ServerFactory, ok, text
+from .conftest import ServerFactory, fails, ok, text
 from .test_exec import Progress
 
 pytestmark = pytest.mark.anyio
@@ -167,3 +167,26 @@ async def test_exec_read_text_is_a_summary_not_a_dump(make_server: ServerFactory
         assert "bytes 0-10 of 10 stored" in words
         assert result.structured_content is not None
         assert result.structured_content["stdout"] == "only-once\n"
+
+
+async def test_errors_repeat_the_reference_asked_for(make_server: ServerFactory) -> None:
+    """An unknown box, execution or snapshot: the error quotes what was asked, then what
+    exists; a long or hostile reference is cut and escaped, never forges a line."""
+    async with Client(make_server()) as client:
+        await ok(client, "box_create", name="dev")
+        message = await fails(client, "exec_run", box="devv", command="true")
+        assert "No box with that id or name ('devv') among your boxes" in message
+        assert "Your boxes: dev (" in message
+        message = await fails(client, "exec_read", execution_id="exec-nope")
+        assert "No execution with that id ('exec-nope')" in message
+        ran = await ok(client, "exec_run", box="dev", command="true")
+        assert ran["execution_id"] in await fails(client, "exec_kill", execution_id="exec-x")
+        await ok(client, "box_stop", box="dev")
+        await ok(client, "snapshot_create", box="dev", name="base")
+        message = await fails(client, "snapshot_restore", box="dev", name="basee")
+        assert "'basee'" in message and "base" in message.replace("'basee'", "")
+        hostile = "x\nError: fake line\x1b[31m\u202e" + "y" * 200
+        message = await fails(client, "box_info", box=hostile)
+        assert "'x\\nError: fake line\\x1b[31m\\u202e" in message
+        assert f"… ({len(hostile)} characters)" in message
+        assert "\n" not in message and "\x1b" not in message and "y" * 60 not in message
