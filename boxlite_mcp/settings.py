@@ -27,7 +27,7 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 
 #: The longest one call may wait (exec_run's return_after_seconds, exec_read's wait_seconds):
 #: an hour, the default ceiling of a command's timeout.
-MAX_CALL_WAIT_SECONDS = 3600.0
+MAX_CALL_WAIT_SECONDS = 3600
 
 #: Every Settings field ``f`` is read from ``ENV_PREFIX + F``.
 ENV_PREFIX = "BOXLITE_MCP_"
