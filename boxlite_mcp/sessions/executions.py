@@ -6,7 +6,8 @@ A background task per execution consumes ``Execution.output()`` as it is produce
 - an ``OutputStore`` holding the interleaved output up to
   ``stored_output_cap_bytes``, in memory while small and spooled to a temporary
   file beyond that, addressed by byte cursors (``exec_read``, progress, resources);
-- a head-and-tail ``Capture`` per stream for the capped text in tool results.
+- a head-and-tail ``Capture`` per stream for the capped text in tool results
+  (``capped``: both streams within one cap, counted as the result is sent).
 
 The same task enforces the timeout (kill at the deadline, say so) and records the
 exit. Records belong to an owner, like boxes.
@@ -15,6 +16,7 @@ exit. Records belong to an owner, like boxes.
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import secrets
 import tempfile
@@ -53,6 +55,16 @@ def utf8_safe_end(data: bytes) -> int:
             )
             return len(data) if back >= need else len(data) - back
     return len(data)
+
+
+def sent_size(text: str) -> int:
+    """Bytes ``text`` takes inside a JSON message, as results are sent.
+
+    Caps count these, not output bytes: a control byte is sent as six (``\\u0000``)
+    and an invalid UTF-8 byte as a three-byte replacement character, so 16 KiB of
+    binary output would otherwise take up to 96 KiB of a model's context.
+    """
+    return len(json.dumps(text, ensure_ascii=False).encode()) - 2
 
 
 class OutputStore:
@@ -165,9 +177,18 @@ class CappedOutput:
     stderr_truncated: bool
 
 
-def _shares(stdout: int, stderr: int, budget: int) -> tuple[int, int]:
-    """Split ``budget`` between two streams of these sizes: all of both when they fit,
-    else the smaller keeps up to half and the larger gets the rest."""
+def _sent_window(capture: Capture, limit: int) -> tuple[str, str, int, int]:
+    """``capture``'s window of ``limit`` bytes as text: its head and tail, their size as
+    sent, and how many output bytes they show."""
+    head, tail = capture.window(limit)
+    first = head.decode("utf-8", errors="replace")
+    last = tail.decode("utf-8", errors="replace")
+    return first, last, sent_size(first) + sent_size(last), len(head) + len(tail)
+
+
+def share_budget(stdout: int, stderr: int, budget: int) -> tuple[int, int]:
+    """Split ``budget`` between two streams of these sizes (as sent): all of both when
+    they fit, else the smaller keeps up to half and the larger gets the rest."""
     if stdout + stderr <= budget:
         return stdout, stderr
     if stderr <= stdout:
@@ -250,18 +271,21 @@ class ExecutionRecord:
         )
 
     def capped(self) -> CappedOutput:
-        """The output so far, both streams within the result cap (head and tail of each,
-        a marker naming the bytes cut and where they all are)."""
-        shares = _shares(self.stdout.kept, self.stderr.kept, self.result_cap_bytes)
+        """The output so far, both streams within the result cap as sent (head and tail
+        of each, a marker naming the bytes cut and where they all are)."""
+        captures = (self.stdout, self.stderr)
+        costs = [_sent_window(capture, capture.kept)[2] for capture in captures]
+        shares = share_budget(costs[0], costs[1], self.result_cap_bytes)
         texts: list[str] = []
         cuts: list[int] = []
-        for capture, share in zip((self.stdout, self.stderr), shares, strict=True):
-            head, tail = capture.window(share)
-            text = head.decode("utf-8", errors="replace")
-            cut = capture.total - len(head) - len(tail)
-            if cut:
-                text += self.omitted_marker(cut) + tail.decode("utf-8", errors="replace")
-            texts.append(text)
+        for capture, share in zip(captures, shares, strict=True):
+            limit = capture.kept
+            first, last, size, shown = _sent_window(capture, limit)
+            while size > share and limit > 0:  # shrink until the text, as sent, fits
+                limit = min(limit - 1, limit * share // size)
+                first, last, size, shown = _sent_window(capture, limit)
+            cut = capture.total - shown
+            texts.append(first + (self.omitted_marker(cut) + last if cut else ""))
             cuts.append(cut)
         return CappedOutput(
             stdout=texts[0],

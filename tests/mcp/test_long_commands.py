@@ -9,12 +9,15 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import anyio
 import pytest
 from mcp import Client
 from mcp_types import CallToolResult
+
+from boxlite_mcp.sessions.executions import sent_size
 
 from .conftest import ServerFactory, fails, ok, text
 from .test_exec import Progress
@@ -23,6 +26,11 @@ pytestmark = pytest.mark.anyio
 
 #: What the issue allows one result of a 20 MB output to take.
 RESULT_LIMIT = 40 * 1024
+#: A capped stream: head, the marker naming the bytes cut and the resource, tail.
+MARKER = (
+    r"(.*)\n\[\.\.\. (\d+) bytes cut here; the full output is the resource \S+, "
+    r"or read it with exec_read \.\.\.\]\n(.*)"
+)
 
 
 def wire_size(result: CallToolResult) -> int:
@@ -120,10 +128,13 @@ async def test_twenty_megabytes_give_a_small_result(make_server: ServerFactory, 
         assert wire_size(result) < RESULT_LIMIT, wire_size(result)
         # Both streams share one cap; the short stderr is whole, stdout keeps head and tail.
         assert out["stderr"] == "warning: last\n" and not out["stderr_truncated"]
-        body = out["stdout"].encode()
-        assert len(body) + len(out["stderr"]) < 16 * 1024 + 300
-        cut = size - (16 * 1024 - len("warning: last\n"))
-        assert f"[... {cut} bytes cut here; the full output is the resource " in out["stdout"]
+        # The cap counts the text as sent (a newline is two bytes in JSON).
+        match = re.fullmatch(MARKER, out["stdout"], re.DOTALL)
+        assert match is not None, out["stdout"][:200]
+        head, cut, tail = match.groups()
+        assert sent_size(head + tail) + sent_size(out["stderr"]) <= 16 * 1024
+        assert sent_size(head + tail) > 15 * 1024  # and uses it
+        assert int(cut) + len(head) + len(tail) == size  # the marker names the bytes cut
         assert out["output_uri"] in out["stdout"]
         line = "a line of build output 0123456789\n"
         whole_tail = (line * 2)[: size % len(line) + len(line)]
@@ -190,3 +201,30 @@ async def test_errors_repeat_the_reference_asked_for(make_server: ServerFactory)
         assert "'x\\nError: fake line\\x1b[31m\\u202e" in message
         assert f"… ({len(hostile)} characters)" in message
         assert "\n" not in message and "\x1b" not in message and "y" * 60 not in message
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "head -c 20000000 /dev/urandom",
+        "head -c 20000000 /dev/zero",
+        "head -c 20000000 /dev/zero | tr '\\0' '\\033' >&2; head -c 20000000 /dev/urandom",
+    ],
+    ids=["binary", "nul-bytes", "escapes-and-binary"],
+)
+async def test_output_that_escapes_badly_stays_small(
+    make_server: ServerFactory, command: str
+) -> None:
+    """The cap counts output as sent: control bytes (six bytes each in JSON) and invalid
+    UTF-8 (a three-byte replacement each) shrink the window, not grow the result."""
+    async with Client(make_server()) as client:
+        await ok(client, "box_create", name="dev")
+        result = await client.call_tool("exec_run", {"box": "dev", "command": command})
+        out: dict[str, Any] = result.structured_content or {}
+        assert out["stdout_bytes"] == 20000000 and out["stdout_truncated"]
+        assert wire_size(result) < RESULT_LIMIT, wire_size(result)
+        read = await client.call_tool("exec_read", {"execution_id": out["execution_id"]})
+        window: dict[str, Any] = read.structured_content or {}
+        assert wire_size(read) < RESULT_LIMIT, wire_size(read)
+        assert 0 < window["next_cursor"] < 16 * 1024 and window["has_more"]
+        assert "bytes cut here" in out["stdout"]

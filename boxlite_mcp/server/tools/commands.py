@@ -16,7 +16,7 @@ from mcp_types import CallToolResult, ResourceLink, TextContent
 
 from ...runtime.errors import BoxliteError, InvalidArgumentError, UnsupportedError
 from ...runtime.types import ExecRequest, StreamName
-from ...sessions.executions import ExecutionRecord, utf8_safe_end
+from ...sessions.executions import ExecutionRecord, sent_size, utf8_safe_end
 from ...sessions.progress import Coalescer
 from ...sessions.registry import BoxEntry
 from ..errors import owner_text
@@ -71,6 +71,19 @@ def _status_line(record: ExecutionRecord, error: str | None) -> str:
 
 def _decode(pieces: list[tuple[StreamName, bytes]], stream: StreamName) -> str:
     return b"".join(d for s, d in pieces if s == stream).decode("utf-8", errors="replace")
+
+
+def _read_window(
+    record: ExecutionRecord, cursor: int, max_bytes: int
+) -> list[tuple[StreamName, bytes]]:
+    """Stored output from ``cursor``, at most ``max_bytes``, not ending mid-character."""
+    pieces = record.read(cursor, max_bytes)
+    if pieces:
+        stream, last = pieces[-1]
+        keep = utf8_safe_end(last)
+        if keep < len(last) and (keep or len(pieces) > 1):
+            pieces[-1] = (stream, last[:keep])
+    return pieces
 
 
 def _parse_signal(value: int | str) -> int:
@@ -338,13 +351,17 @@ async def exec_read(
                     await record.done.wait()
                 else:
                     await record.wait_beyond(cursor)
-    max_bytes = args.max_bytes or call.settings.result_output_cap_bytes
-    pieces = record.read(cursor, max_bytes)
-    if pieces:
-        stream, last = pieces[-1]
-        keep = utf8_safe_end(last)
-        if keep < len(last) and (keep or len(pieces) > 1):
-            pieces[-1] = (stream, last[:keep])
+    if args.max_bytes is not None:  # asked for: that many bytes, however they are sent
+        pieces = _read_window(record, cursor, args.max_bytes)
+    else:  # the result cap, counted as the result is sent
+        budget = call.settings.result_output_cap_bytes
+        limit = budget
+        for _ in range(8):
+            pieces = _read_window(record, cursor, limit)
+            size = sum(sent_size(_decode(pieces, s)) for s in ("stdout", "stderr"))
+            if size <= budget or limit <= 1:
+                break
+            limit = max(1, min(limit - 1, limit * budget // size))
     next_cursor = cursor + sum(len(d) for _, d in pieces)
     error = _error(call, record)
     has_more = next_cursor < record.store.size
