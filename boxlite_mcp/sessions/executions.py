@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import anyio
 import anyio.abc
@@ -65,6 +66,16 @@ def sent_size(text: str) -> int:
     binary output would otherwise take up to 96 KiB of a model's context.
     """
     return len(json.dumps(text, ensure_ascii=False).encode()) - 2
+
+
+def fit_to_budget(sent_at: Callable[[int], int], limit: int, budget: int) -> int:
+    """The largest window, ``limit`` bytes at most, whose text as sent (``sent_at``: the
+    sent size of a window of n bytes) fits ``budget``; shrunk in proportion until it does."""
+    size = sent_at(limit)
+    while size > budget and limit > 0:
+        limit = min(limit - 1, limit * budget // size)
+        size = sent_at(limit)
+    return limit
 
 
 class OutputStore:
@@ -186,6 +197,10 @@ def _sent_window(capture: Capture, limit: int) -> tuple[str, str, int, int]:
     return first, last, sent_size(first) + sent_size(last), len(head) + len(tail)
 
 
+def _sent_size_at(capture: Capture, limit: int) -> int:
+    return _sent_window(capture, limit)[2]
+
+
 def share_budget(stdout: int, stderr: int, budget: int) -> tuple[int, int]:
     """Split ``budget`` between two streams of these sizes (as sent): all of both when
     they fit, else the smaller keeps up to half and the larger gets the rest."""
@@ -279,11 +294,8 @@ class ExecutionRecord:
         texts: list[str] = []
         cuts: list[int] = []
         for capture, share in zip(captures, shares, strict=True):
-            limit = capture.kept
-            first, last, size, shown = _sent_window(capture, limit)
-            while size > share and limit > 0:  # shrink until the text, as sent, fits
-                limit = min(limit - 1, limit * share // size)
-                first, last, size, shown = _sent_window(capture, limit)
+            limit = fit_to_budget(partial(_sent_size_at, capture), capture.kept, share)
+            first, last, _, shown = _sent_window(capture, limit)
             cut = capture.total - shown
             texts.append(first + (self.omitted_marker(cut) + last if cut else ""))
             cuts.append(cut)

@@ -16,7 +16,7 @@ from mcp_types import CallToolResult, ResourceLink, TextContent
 
 from ...runtime.errors import BoxliteError, InvalidArgumentError, UnsupportedError
 from ...runtime.types import ExecRequest, StreamName
-from ...sessions.executions import ExecutionRecord, sent_size, utf8_safe_end
+from ...sessions.executions import ExecutionRecord, fit_to_budget, sent_size, utf8_safe_end
 from ...sessions.progress import Coalescer
 from ...sessions.registry import BoxEntry
 from ..errors import owner_text
@@ -197,8 +197,6 @@ def _result_text(
     error: str | None,
     stdout: str,
     stderr: str,
-    *,
-    window: str,
     follow: str | None = None,
 ) -> str:
     """What a model reads: one status line, each stream's text once, where the rest is."""
@@ -207,7 +205,7 @@ def _result_text(
         if body:
             parts.append(f"--- {name} ---\n{body}" + ("" if body.endswith("\n") else "\n"))
     if not stdout and not stderr:
-        parts.append(f"(no output {window})")
+        parts.append("(no output)")
     parts.append(f"--- execution {record.id}; full output: {record.uri}")
     if follow:
         parts.append(follow)
@@ -225,11 +223,12 @@ def _follow_hint(record: ExecutionRecord, cursor: int, wait_seconds: float) -> s
     )
 
 
-def _run_result(call: ToolCall, record: ExecutionRecord) -> CallToolResult:
+def _run_result(call: ToolCall, record: ExecutionRecord, waited: float) -> CallToolResult:
+    """``waited``: how long the call waited, also a fair wait for each exec_read."""
     error = _error(call, record)
     capped = record.capped()
     cursor = record.store.size
-    follow = _follow_hint(record, cursor, call.settings.exec_return_after_seconds)
+    follow = _follow_hint(record, cursor, max(waited, 1))
     result = ExecRunResult.of(
         record,
         error,
@@ -243,9 +242,7 @@ def _run_result(call: ToolCall, record: ExecutionRecord) -> CallToolResult:
         next_cursor=cursor,
         next_step=follow,
     )
-    text = _result_text(
-        record, error, capped.stdout, capped.stderr, window="so far", follow=follow
-    )
+    text = _result_text(record, error, capped.stdout, capped.stderr, follow)
     return CallToolResult(
         content=[
             TextContent(type="text", text=text),
@@ -303,7 +300,7 @@ async def exec_run(call: ToolCall, args: ExecRunInput) -> Annotated[CallToolResu
             if not returned:  # cancelled, or the client went away: never leave it running
                 with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_CONFIRM_SECONDS):
                     await record.kill_quietly()
-    return _run_result(call, record)
+    return _run_result(call, record, return_after)
 
 
 @tools.tool(
@@ -354,14 +351,14 @@ async def exec_read(
     if args.max_bytes is not None:  # asked for: that many bytes, however they are sent
         pieces = _read_window(record, cursor, args.max_bytes)
     else:  # the result cap, counted as the result is sent
-        budget = call.settings.result_output_cap_bytes
-        limit = budget
-        for _ in range(8):
+
+        def sent_at(limit: int) -> int:
             pieces = _read_window(record, cursor, limit)
-            size = sum(sent_size(_decode(pieces, s)) for s in ("stdout", "stderr"))
-            if size <= budget or limit <= 1:
-                break
-            limit = max(1, min(limit - 1, limit * budget // size))
+            return sum(sent_size(_decode(pieces, s)) for s in ("stdout", "stderr"))
+
+        budget = call.settings.result_output_cap_bytes
+        # At least a byte, so that a reader always moves on (one byte is sent as 6 at most).
+        pieces = _read_window(record, cursor, max(1, fit_to_budget(sent_at, budget, budget)))
     next_cursor = cursor + sum(len(d) for _, d in pieces)
     error = _error(call, record)
     has_more = next_cursor < record.store.size
@@ -387,8 +384,7 @@ async def exec_read(
         error,
         result.stdout,
         result.stderr,
-        window="in this window",
-        follow=f"This window: {window}." + (f" {follow}" if follow else ""),
+        f"This window: {window}." + (f" {follow}" if follow else ""),
     )
     return CallToolResult(
         content=[TextContent(type="text", text=text)],
