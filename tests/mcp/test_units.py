@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from boxlite_mcp.runtime.errors import (
+    MAX_QUOTED_REFERENCE,
     AlreadyExistsError,
     InvalidArgumentError,
     InvalidStateError,
     NotFoundError,
     StoppedError,
     UnsupportedError,
+    quote_reference,
 )
 from boxlite_mcp.server.errors import redact, to_tool_error
 from boxlite_mcp.sessions import naming
@@ -196,3 +198,10 @@ def test_only_the_boxes_involved_are_renamed() -> None:
     message = f"{mine} and {other} collide"
     error = to_tool_error(AlreadyExistsError(message), boxes=[mine])
     assert f"dev and {other} collide" in str(error)
+
+
+def test_quote_reference_escapes_and_cuts() -> None:
+    assert quote_reference("dev") == "'dev'"
+    assert quote_reference("a\nb\x00\u202e") == "'a\\nb\\x00\\u202e'"  # no line, no bidi flip
+    long = "z" * 1000
+    assert quote_reference(long) == f"{'z' * MAX_QUOTED_REFERENCE!r}… (1000 characters)"
