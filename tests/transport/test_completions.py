@@ -72,6 +72,8 @@ async def test_each_owner_completes_only_their_own_ids(tmp_path: Path, mode: str
 
 
 async def _check(alice: Client, bob: Client) -> None:
+    capabilities = alice.server_capabilities
+    assert capabilities is not None and capabilities.completions is not None
     web = (await _ok(alice, "box_create", name="web"))["box"]["id"]
     await _ok(alice, "box_create", name="worker")
     bobs = (await _ok(bob, "box_create", name="wiki"))["box"]["id"]
