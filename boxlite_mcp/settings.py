@@ -43,6 +43,7 @@ def env_name(field: str) -> str:
 #: The list fields, and what separates their items in the environment.
 LIST_SEPARATORS: dict[str, str] = {
     "allow_paths": os.pathsep,
+    "image_include": os.pathsep,
     "allowed_hosts": ",",
     "allowed_origins": ",",
 }
