@@ -61,6 +61,7 @@ FLAG_FIELDS: dict[str, str] = {
     "--auth-tokens-file": "auth_tokens_file",
     "--allowed-host": "allowed_hosts",
     "--allowed-origin": "allowed_origins",
+    "--tools": "tools",
 }
 _FIELD_FLAGS = {field: flag for flag, field in FLAG_FIELDS.items()}
 
@@ -203,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra Origin header value accepted over HTTP; repeatable "
         + _env_help("allowed_origins"),
     )
+    parser.add_argument(
+        "--tools",
+        metavar="SET",
+        help="which tools to offer: all, core (the common loop in at most 12 tools), or a "
+        "comma list of tool names, which may include core (default: all) " + _env_help("tools"),
+    )
     commands = parser.add_subparsers(dest="command", metavar="{demo,doctor}")
     demo = commands.add_parser(
         "demo",
@@ -268,6 +275,17 @@ def _check_paths(settings: Settings) -> Settings:
             "auth_tokens_file": tokens_file.expanduser() if tokens_file else None,
         }
     )
+
+
+def _check_tools(settings: Settings) -> None:
+    """A ``--tools`` naming no tool of this build is a config error before anything starts."""
+    from ..server.build import tool_names
+    from ..server.toolsets import ToolsetError, select
+
+    try:
+        select(settings.tools, tool_names())
+    except ToolsetError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 class _RedactIds(logging.Filter):
@@ -355,6 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .doctor import run_doctor
 
             return anyio.run(run_doctor, settings)
+        _check_tools(settings)
         try:
             verifier = load_verifier(settings.auth_tokens_file, environ)
         except AuthConfigError as exc:

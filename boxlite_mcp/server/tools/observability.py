@@ -56,6 +56,7 @@ async def runtime_info(call: ToolCall, args: RuntimeInfoInput) -> RuntimeInfoRes
             box_idle_ttl_seconds=settings.box_idle_ttl_seconds,
             exec_default_timeout_seconds=settings.exec_default_timeout_seconds,
             exec_max_timeout_seconds=settings.exec_max_timeout_seconds,
+            exec_return_after_seconds=settings.exec_return_after_seconds,
             result_output_cap_bytes=settings.result_output_cap_bytes,
             stored_output_cap_bytes=settings.stored_output_cap_bytes,
             file_transfer_cap_bytes=settings.file_transfer_cap_bytes,
