@@ -24,6 +24,7 @@ at once with "network unreachable"), which is the safe failure.
 from __future__ import annotations
 
 import collections
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from ..network.proxy import PROXY_PORT, Counters, EgressProxy, Interception
 from ..network.secrets import Secret, SecretError, Substitution, choose, for_box
 from ..network.tls import BoxCA, system_bundle, upstream_context
 from ..types import BoxOptions, ExposedPort, NetworkDenial, NetworkStatus
+from . import idmap
 
 RESOLV_CONF = "# boxlite-mcp: DNS answered on the host per the box's policy\nnameserver 127.0.0.1\n"
 #: The host's CAs plus the box's own (boxes with secrets), where the box's programs look.
@@ -204,12 +206,13 @@ class NetworkFiles:
         return None if self.ca is None else Interception(self.ca, upstream_context(ca_file))
 
 
-def prepare_files(box_dir: Path, options: BoxOptions, lower: Path) -> NetworkFiles:
+def prepare_files(box_dir: Path, layer: Path, options: BoxOptions, lower: Path) -> NetworkFiles:
     """resolv.conf, and for a box with secrets a fresh CA and the bundle trusting it.
 
-    The CA's key stays in this process; only its certificate reaches the box.
+    ``layer`` holds the box's ``upper/`` (its disk, or ``box_dir``). The CA's key
+    stays in this process; only its certificate reaches the box.
     """
-    _unlink_resolv_conf(box_dir / "upper", lower)
+    _unlink_resolv_conf(layer / "upper", lower)
     resolv = box_dir / "resolv.conf"
     resolv.write_text(RESOLV_CONF)
     files = [(str(resolv), "/etc/resolv.conf")]
@@ -235,8 +238,16 @@ def _unlink_resolv_conf(upper: Path, lower: Path) -> None:
         own.parent.mkdir(parents=True)
         if (lower / "etc").is_dir():
             own.parent.chmod((lower / "etc").stat().st_mode & 0o7777)
+        _own(own.parent)
     own.write_text("")
     own.chmod(0o644)
+    _own(own)
+
+
+def _own(path: Path) -> None:
+    """What the runtime adds to a box's layer belongs to box root (``idmap``): host
+    root's would show as nobody in the box, and box root could not change it."""
+    os.chown(path, idmap.to_host(0), idmap.to_host(0))
 
 
 def proxy_env() -> dict[str, str]:
