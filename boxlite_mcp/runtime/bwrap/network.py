@@ -212,7 +212,8 @@ def prepare_files(box_dir: Path, layer: Path, options: BoxOptions, lower: Path) 
     ``layer`` holds the box's ``upper/`` (its disk, or ``box_dir``). The CA's key
     stays in this process; only its certificate reaches the box.
     """
-    _unlink_resolv_conf(layer / "upper", lower)
+    upper = layer / "upper"
+    _unlink_resolv_conf(upper, lower)
     resolv = box_dir / "resolv.conf"
     resolv.write_text(RESOLV_CONF)
     files = [(str(resolv), "/etc/resolv.conf")]
@@ -221,8 +222,33 @@ def prepare_files(box_dir: Path, layer: Path, options: BoxOptions, lower: Path) 
         ca = BoxCA(box_dir.name, box_dir)
         bundle = box_dir / "ca-bundle.pem"
         bundle.write_bytes(system_bundle().rstrip(b"\n") + b"\n" + ca.pem())
+        bundle.chmod(0o644)
+        _bundle_dir(upper, lower)
         files.append((str(bundle), CA_BUNDLE))
     return NetworkFiles(tuple(files), ca)
+
+
+def _etc_dir(upper: Path, lower: Path) -> Path:
+    """The box's own /etc in its layer, made (box root's, the image's mode) if missing."""
+    etc = upper / "etc"
+    if not etc.is_dir():
+        etc.mkdir(parents=True)
+        if (lower / "etc").is_dir():
+            etc.chmod((lower / "etc").stat().st_mode & 0o7777)
+        _own(etc)
+    return etc
+
+
+def _bundle_dir(upper: Path, lower: Path) -> None:
+    """The CA bundle's directory, made by us rather than as bubblewrap's mount point
+    (which would be host root's and closed to box root: ``idmap``)."""
+    where = upper / Path(CA_BUNDLE).parent.relative_to("/")
+    if where.parent == upper / "etc":
+        _etc_dir(upper, lower)
+    if not where.is_dir():
+        where.mkdir(parents=True, mode=0o755)
+        where.chmod(0o755)
+        _own(where)
 
 
 def _unlink_resolv_conf(upper: Path, lower: Path) -> None:
@@ -234,11 +260,7 @@ def _unlink_resolv_conf(upper: Path, lower: Path) -> None:
         return
     if own.is_symlink():
         own.unlink()
-    if not own.parent.is_dir():
-        own.parent.mkdir(parents=True)
-        if (lower / "etc").is_dir():
-            own.parent.chmod((lower / "etc").stat().st_mode & 0o7777)
-        _own(own.parent)
+    _etc_dir(upper, lower)
     own.write_text("")
     own.chmod(0o644)
     _own(own)
