@@ -23,6 +23,7 @@ from mcp.server.auth.provider import TokenVerifier
 from pydantic import ValidationError
 
 from . import __version__
+from .anonymous import AnonymousBindError, check_anonymous_bind
 from .auth import TOKENS_ENV, AuthConfigError, load_verifier
 from .runtime.errors import BoxliteError, InternalError
 from .runtime.local.probe import PROBE_ENV
@@ -51,6 +52,7 @@ FLAG_FIELDS: dict[str, str] = {
     "--log-level": "log_level",
     "--home": "home",
     "--auth-tokens-file": "auth_tokens_file",
+    "--allow-anonymous": "allow_anonymous",
     "--allowed-host": "allowed_hosts",
     "--allowed-origin": "allowed_origins",
 }
@@ -172,6 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="bearer tokens for the HTTP transports, lines 'token subject' "
         + _env_help("auth_tokens_file"),
+    )
+    parser.add_argument(
+        "--allow-anonymous",
+        dest="allow_anonymous",
+        action="store_const",
+        const=True,
+        help="serve HTTP without bearer tokens on a non-loopback address (refused otherwise: "
+        "anyone who reaches it runs commands, and all clients share one owner) "
+        + _env_help("allow_anonymous", "=1"),
     )
     parser.add_argument(
         "--allowed-host",
@@ -332,6 +343,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             verifier = load_verifier(settings.auth_tokens_file, environ)
         except AuthConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        try:
+            check_anonymous_bind(settings, authenticated=verifier is not None)
+        except AnonymousBindError as exc:
             raise ConfigError(str(exc)) from None
         return anyio.run(run_server, settings, verifier)
     except ConfigError as exc:

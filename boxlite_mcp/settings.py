@@ -29,6 +29,7 @@ class Settings(BaseModel):
     allowed_hosts: list[str] = Field(default_factory=list)  # DNS-rebinding allow-list
     allowed_origins: list[str] = Field(default_factory=list)
     auth_tokens_file: Path | None = None  # lines "token subject"; bearer auth when set
+    allow_anonymous: bool = False  # serve HTTP without auth on a non-loopback address
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Which runtime.

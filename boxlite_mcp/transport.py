@@ -35,6 +35,7 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import stdio
+from .anonymous import SHARED_OWNER_NOTE
 from .event_store import BoundedEventStore
 from .settings import Settings
 
@@ -286,6 +287,8 @@ async def serve(
         ", bearer auth" if verifier is not None else "",
         endpoint_url(settings, port),
     )
+    if verifier is None:
+        logger.warning("%s", SHARED_OWNER_NOTE)
     with sock:
         async with anyio.create_task_group() as tg:
             if handle_signals:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..anonymous import SHARED_OWNER_NOTE
 from ..models import (
     BoxMetricsResult,
     BoxRefInput,
@@ -51,6 +52,8 @@ def tools(services: Services) -> list[ModelTool]:
                 owner_kind=who.kind,
                 boxes=len(services.registry.owned_by(who.owner)),
                 running_executions=len(running),
+                # No principal over HTTP: this server has no bearer auth.
+                note=SHARED_OWNER_NOTE if who.kind in ("anonymous", "session") else None,
             ),
             metrics=metrics,
         )
