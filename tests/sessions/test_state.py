@@ -6,9 +6,7 @@ object (one process has one), for Redis two connections, as two replicas have.
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,62 +26,11 @@ from boxlite_mcp.sessions.state import (
     execution_lease,
     open_state,
 )
-from tools.redislib.server import RedisServer, missing_reason, redis_required, redis_server_binary
+from tools.redislib.server import RedisServer
+
+from .conftest import CAP, EVENTS_PER_STREAM, Connect, need_redis_server, redis_factory
 
 pytestmark = pytest.mark.anyio
-
-KEPT = 4
-CAP = 64
-EVENTS_PER_STREAM = 5
-
-Connect = Callable[[], StateStore]
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    if redis_server_binary() is None:
-        if redis_required():
-            pytest.fail(missing_reason())
-        pytest.skip(missing_reason())
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-def _redis_factory(url: str) -> tuple[Connect, list[StateStore]]:
-    from boxlite_mcp.sessions.state.redis_store import RedisState
-
-    prefix = f"t{secrets.token_hex(4)}:"  # each test its own keys on the shared server
-    made: list[StateStore] = []
-
-    def connect() -> StateStore:
-        store = RedisState(
-            url,
-            prefix=prefix,
-            max_executions_kept=KEPT,
-            stored_output_cap_bytes=CAP,
-            events_per_stream=EVENTS_PER_STREAM,
-        )
-        made.append(store)
-        return store
-
-    return connect, made
-
-
-@pytest.fixture(params=["in_process", "redis"])
-async def connect(request: pytest.FixtureRequest) -> AsyncIterator[Connect]:
-    if request.param == "in_process":
-        shared = InProcessState(
-            max_executions_kept=KEPT,
-            stored_output_cap_bytes=CAP,
-            events_per_stream=EVENTS_PER_STREAM,
-        )
-        yield lambda: shared
-        return
-    server: RedisServer = request.getfixturevalue("redis_server")
-    factory, made = _redis_factory(server.url)
-    yield factory
-    for store in made:
-        await store.aclose()
 
 
 def _box(box_id: str, owner: str = "alice", name: str | None = None, **kw: object) -> BoxRecord:
@@ -417,12 +364,9 @@ async def test_the_redis_url_is_described_without_credentials() -> None:
 async def test_redis_restarted_mid_run_fails_clearly_then_works_with_nothing_lost(
     tmp_path: Path,
 ) -> None:
-    if redis_server_binary() is None:
-        if redis_required():
-            pytest.fail(missing_reason())
-        pytest.skip(missing_reason())
+    need_redis_server()
     with RedisServer(tmp_path / "redis") as server:
-        connect, made = _redis_factory(server.url)
+        connect, made = redis_factory(server.url)
         store = connect()
         try:
             await _create(store, "b1", name="web")
