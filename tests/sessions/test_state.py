@@ -144,9 +144,14 @@ async def test_replace_box_is_compare_and_set(connect: Connect) -> None:
     assert not await b.replace_box(adopted, adopted.model_copy(update={"owner": "bob"}))
     stored = await b.get_box("b1")
     assert stored is not None and stored.owner == "alice" and stored.last_used == 7.0
+    assert [r.id for r in await b.boxes("alice")] == ["b1"]  # the owner's index follows
+    assert await b.boxes("#unclaimed:abc") == []
     await a.remove_box("b1")
     assert not await b.replace_box(claimed, claimed)  # never resurrects a removed box
     assert await b.get_box("b1") is None
+    assert await b.boxes("alice") == []
+    # A removed box no longer counts against its owner's limit.
+    await b.reserve_box("alice", "web", max_per_owner=1, max_total=5, ttl_seconds=30)
 
 
 async def test_touch_never_moves_last_use_back_nor_creates_a_box(connect: Connect) -> None:

@@ -7,7 +7,8 @@ lease operations. Lease and reservation expiry use the Redis server's clock, so
 replicas' clocks never have to agree.
 
 Layout under ``prefix`` (default ``boxlite-mcp:``): ``boxes`` (hash id → JSON),
-``used`` (hash id → last use), ``reservations`` (hash), ``execs`` (hash id →
+``used`` (hash id → last use), ``owned:<owner>`` (set of box ids, an index),
+``reservations`` (hash), ``execs`` (hash id →
 JSON), ``exec:order`` (sorted set), ``exec:owner`` (hash id → owner),
 ``exec:running`` (set), ``out:<id>:data|segs|total`` (output bytes, where each
 stream's run starts, bytes produced), ``ev:<stream>`` (a Redis stream of events),
@@ -61,7 +62,7 @@ _RESERVE: Final = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local owner, name = ARGV[1], ARGV[2]
-local mine, total = 0, 0
+local mine, total = 0, redis.call('HLEN', KEYS[1])
 local held = redis.call('HGETALL', KEYS[2])
 for i = 1, #held, 2 do
   local r = cjson.decode(held[i + 1])
@@ -75,12 +76,14 @@ for i = 1, #held, 2 do
     end
   end
 end
-for _, raw in ipairs(redis.call('HVALS', KEYS[1])) do
-  local b = cjson.decode(raw)
-  total = total + 1
-  if b.owner == owner then
-    mine = mine + 1
-    if name ~= '' and b.name == name then return {'name', 0} end
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  local raw = redis.call('HGET', KEYS[1], id)
+  if raw then
+    local b = cjson.decode(raw)
+    if b.owner == owner then
+      mine = mine + 1
+      if name ~= '' and b.name == name then return {'name', 0} end
+    end
   end
 end
 if mine >= tonumber(ARGV[3]) then return {'owner', mine} end
@@ -93,6 +96,19 @@ return {'ok', 0}
 _REPLACE_BOX: Final = """
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+if KEYS[2] ~= KEYS[3] then
+  redis.call('SREM', KEYS[2], ARGV[1])
+  redis.call('SADD', KEYS[3], ARGV[1])
+end
+return 1
+"""
+
+_REMOVE_BOX: Final = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('SREM', ARGV[2] .. cjson.decode(raw).owner, ARGV[1])
 return 1
 """
 
@@ -222,6 +238,7 @@ class RedisState:
             for name, source in (
                 ("reserve", _RESERVE),
                 ("replace_box", _REPLACE_BOX),
+                ("remove_box", _REMOVE_BOX),
                 ("touch", _TOUCH),
                 ("put_exec", _PUT_EXEC),
                 ("append", _APPEND),
@@ -270,7 +287,7 @@ class RedisState:
         reservation = secrets.token_hex(8)
         verdict, count = await self._run(
             "reserve",
-            [self._key("boxes"), self._key("reservations")],
+            [self._key("boxes"), self._key("reservations"), self._owned(owner)],
             [owner, name or "", max_per_owner, max_total, _ms(ttl_seconds), reservation],
         )
         kind = _text(verdict)
@@ -287,19 +304,26 @@ class RedisState:
             async with self._redis.pipeline(transaction=True) as tx:
                 tx.hdel(self._key("reservations"), reservation)
                 self._queue_put_box(tx, record)
+                tx.hset(self._key("used"), record.id, repr(float(record.last_used)))
                 await tx.execute()
 
     async def release_box(self, reservation: str) -> None:
         with self._reachable():
             await self._redis.hdel(self._key("reservations"), reservation)
 
+    def _owned(self, owner: str) -> str:
+        """The set of an owner's box ids (an index: the records stay authoritative)."""
+        return self._key("owned", owner)
+
     def _queue_put_box(self, tx: Any, record: BoxRecord) -> None:
         tx.hset(self._key("boxes"), record.id, _box_json(record))
-        tx.hset(self._key("used"), record.id, repr(float(record.last_used)))
+        tx.sadd(self._owned(record.owner), record.id)
 
     async def put_box(self, record: BoxRecord) -> None:
         with self._reachable():
-            await self._redis.hset(self._key("boxes"), record.id, _box_json(record))
+            async with self._redis.pipeline(transaction=True) as tx:
+                self._queue_put_box(tx, record)
+                await tx.execute()
         await self.touch_box(record.id, record.last_used)
 
     async def replace_box(self, expected: BoxRecord, new: BoxRecord) -> bool:
@@ -307,7 +331,7 @@ class RedisState:
             raise ValueError("replace_box keeps the box id")
         done = await self._run(
             "replace_box",
-            [self._key("boxes")],
+            [self._key("boxes"), self._owned(expected.owner), self._owned(new.owner)],
             [expected.id, _box_json(expected), _box_json(new)],
         )
         if done:
@@ -324,11 +348,22 @@ class RedisState:
 
     async def boxes(self, owner: str | None = None) -> list[BoxRecord]:
         with self._reachable():
-            async with self._redis.pipeline(transaction=True) as tx:
-                tx.hgetall(self._key("boxes"))
-                tx.hgetall(self._key("used"))
-                raw, used = await tx.execute()
-        records = [_box(value, used.get(key)) for key, value in raw.items()]
+            if owner is None:
+                async with self._redis.pipeline(transaction=True) as tx:
+                    tx.hgetall(self._key("boxes"))
+                    tx.hgetall(self._key("used"))
+                    raw, used = await tx.execute()
+                pairs = [(value, used.get(key)) for key, value in raw.items()]
+            else:
+                ids = list(await self._redis.smembers(self._owned(owner)))
+                if not ids:
+                    return []
+                async with self._redis.pipeline(transaction=True) as tx:
+                    tx.hmget(self._key("boxes"), ids)
+                    tx.hmget(self._key("used"), ids)
+                    raws, uses = await tx.execute()
+                pairs = [(r, u) for r, u in zip(raws, uses, strict=True) if r is not None]
+        records = [_box(value, use) for value, use in pairs]
         found = [r for r in records if owner is None or r.owner == owner]
         return sorted(found, key=lambda r: r.created_at)
 
@@ -336,11 +371,9 @@ class RedisState:
         await self._run("touch", [self._key("boxes"), self._key("used")], [box_id, repr(at)])
 
     async def remove_box(self, box_id: str) -> bool:
-        with self._reachable():
-            async with self._redis.pipeline(transaction=True) as tx:
-                tx.hdel(self._key("boxes"), box_id)
-                tx.hdel(self._key("used"), box_id)
-                removed, _ = await tx.execute()
+        removed = await self._run(
+            "remove_box", [self._key("boxes"), self._key("used")], [box_id, self._owned("")]
+        )
         return bool(removed)
 
     # -- executions ----------------------------------------------------------
