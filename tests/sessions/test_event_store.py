@@ -6,10 +6,12 @@ import json
 import socket
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
+from boxlite_mcp.sessions.state import InProcessState
 from boxlite_mcp.sessions.state.event_store import StateEventStore
 from tests.transport.conftest import serve_app, tiny_server
 
@@ -49,8 +51,9 @@ async def _initialize(client: httpx.AsyncClient) -> dict[str, str]:
     return session
 
 
-async def test_a_dropped_stream_resumes_from_the_state_store(connect: Connect) -> None:
-    store = StateEventStore(connect())
+async def _resume_and_count(store: StateEventStore, steps: int) -> None:
+    """Drop a streaming call's connection after three events, resume with
+    Last-Event-ID, and check that every progress step arrived exactly once."""
     app = tiny_server().streamable_http_app(
         streamable_http_path="/mcp", json_response=False, event_store=store, host="127.0.0.1"
     )
@@ -66,7 +69,7 @@ async def test_a_dropped_stream_resumes_from_the_state_store(connect: Connect) -
                     "method": "tools/call",
                     "params": {
                         "name": "count",
-                        "arguments": {"n": STEPS},
+                        "arguments": {"n": steps},
                         "_meta": {"progressToken": "p"},
                     },
                 }
@@ -94,6 +97,39 @@ async def test_a_dropped_stream_resumes_from_the_state_store(connect: Connect) -
         for m in first + rest
         if m.get("method") == "notifications/progress"
     ]
-    assert progress == list(range(1, STEPS + 1))  # none lost, none twice
+    assert progress == list(range(1, steps + 1))  # none lost, none twice
     result = next(m for m in rest if m.get("id") == 2)["result"]
-    assert result["content"][0]["text"] == f"counted {STEPS}"
+    assert result["content"][0]["text"] == f"counted {steps}"
+
+
+async def test_a_dropped_stream_resumes_from_the_state_store(
+    connect: Connect, request: pytest.FixtureRequest
+) -> None:
+    if "redis" in request.node.callspec.id:
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="SDK 2.3 registers a resumed stream only after replay and a priming "
+                "event; messages stored in that window (two Redis round trips) are lost",
+                strict=False,
+            )
+        )
+    await _resume_and_count(StateEventStore(connect()), steps=STEPS)
+
+
+class _SlowPriming(InProcessState):
+    """The in-process store, but storing a priming event (no message) waits a little,
+    as any store that does I/O does."""
+
+    async def store_event(self, stream_id: str, payload: bytes | None) -> str:
+        if payload is None:
+            await anyio.sleep(0.1)
+        return await super().store_event(stream_id, payload)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="SDK 2.3: messages stored while a resumed stream's priming event is being "
+    "stored are neither replayed nor sent live (why events stay in process)",
+)
+async def test_sdk_loses_messages_stored_while_a_resumed_stream_is_primed() -> None:
+    await _resume_and_count(StateEventStore(_SlowPriming()), steps=100)

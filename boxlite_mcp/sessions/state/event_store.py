@@ -1,11 +1,18 @@
-"""The SDK's ``EventStore`` over a state store: a dropped stream resumes on any replica.
+"""The SDK's ``EventStore`` over a state store's event primitives.
 
 The SDK numbers every event it sends on a legacy session's SSE streams and, when a
 client reconnects with ``Last-Event-ID``, asks its event store for what followed.
-This adapter keeps those events in the ``StateStore`` (messages as the JSON the
-SDK itself sends), so with Redis the replica the client reconnects to can replay
-them, and with the in-process store it behaves like the bounded store before it:
-an evicted or unknown event id replays nothing.
+Replay goes on until a look finds nothing newer, because events keep arriving while
+earlier ones are sent.
+
+Use it only over a store whose calls do not wait on I/O (``InProcessState``). The
+SDK (2.3) registers a resumed stream for live messages only after the replay has
+returned and a priming event is stored; a message stored in between is neither
+replayed nor sent. In process that window has no ``await`` in it; over Redis it is
+two round trips wide and loses messages under load (``tests/sessions/
+test_event_store.py`` shows it). Since the SDK resumes streams only within a legacy
+session, and a legacy session lives in one replica anyway, the events stay in the
+replica's memory even when the rest of the state is in Redis.
 """
 
 from __future__ import annotations
@@ -43,7 +50,11 @@ class StateEventStore(EventStore):
         if found is None:
             return None
         stream_id, events = found
-        for event_id, payload in events:
-            message = jsonrpc_message_adapter.validate_json(payload)
-            await send_callback(EventMessage(message, event_id))
+        while events:
+            for event_id, payload in events:
+                message = jsonrpc_message_adapter.validate_json(payload)
+                await send_callback(EventMessage(message, event_id))
+                last_event_id = event_id
+            newer = await self.state.events_after(last_event_id)
+            events = newer[1] if newer is not None else []
         return stream_id
