@@ -120,9 +120,9 @@ async def test_a_released_or_lapsed_reservation_frees_its_slot_and_name(connect:
     # Another owner may use the same name.
     await b.reserve_box("bob", "web", max_per_owner=1, max_total=5, ttl_seconds=30)
     await a.release_box(held)
-    short = await b.reserve_box("alice", "web", max_per_owner=1, max_total=5, ttl_seconds=0.2)
+    short = await b.reserve_box("alice", "web", max_per_owner=1, max_total=5, ttl_seconds=0.5)
     assert short
-    await anyio.sleep(0.35)  # its replica died mid-create: the slot comes back
+    await anyio.sleep(0.8)  # its replica died mid-create: the slot comes back
     await a.reserve_box("alice", "web", max_per_owner=1, max_total=5, ttl_seconds=30)
 
 
@@ -327,10 +327,10 @@ async def test_a_lease_is_exclusive_across_clients(connect: Connect) -> None:
 async def test_a_lapsed_lease_passes_to_another_holder(connect: Connect) -> None:
     a, b = connect(), connect()
     lease = execution_lease("exec-1")
-    assert await a.acquire_lease(lease, "replica-a", 0.3)
+    assert await a.acquire_lease(lease, "replica-a", 1.0)
     assert not await b.acquire_lease(lease, "replica-b", 30)
-    assert await a.renew_lease(lease, "replica-a", 0.3)
-    await anyio.sleep(0.45)  # replica-a died: it renews no more
+    assert await a.renew_lease(lease, "replica-a", 1.0)
+    await anyio.sleep(1.3)  # replica-a died: it renews no more
     assert await b.lease_holder(lease) is None
     assert await b.acquire_lease(lease, "replica-b", 30)
     assert not await a.renew_lease(lease, "replica-a", 0.3)  # the old holder learns it lost
