@@ -21,6 +21,7 @@ from typing import Any
 import httpx2
 import pytest
 from mcp.client.client import Client
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
@@ -88,7 +89,7 @@ def haproxy(lb_port: int, replicas: list[str], log: Path) -> Iterator[str]:
 
 @asynccontextmanager
 async def replicas_behind_haproxy(
-    tmp_path: Path, count: int = 2
+    tmp_path: Path, count: int = 2, transport: str = "streamable-http"
 ) -> AsyncIterator[tuple[str, list[McpHttpServer]]]:
     lb_port = free_port()
     servers = [
@@ -96,14 +97,14 @@ async def replicas_behind_haproxy(
             tmp_path / f"home{i}",
             tmp_path / f"replica{i}.log",
             # Clients send the balancer's Host header; each replica must accept it.
-            args=["--allowed-host", f"127.0.0.1:{lb_port}"],
+            args=["--allowed-host", f"127.0.0.1:{lb_port}", "--transport", transport],
         )
         for i in range(1, count + 1)
     ]
     async with servers[0], servers[1]:
-        addresses = [s.url.removeprefix("http://").removesuffix("/mcp") for s in servers]
+        addresses = [s.url.split("/")[2] for s in servers]
         with haproxy(lb_port, addresses, tmp_path / "haproxy.log") as url:
-            yield url, servers
+            yield url if transport == "streamable-http" else url.replace("/mcp", "/sse"), servers
 
 
 class Seen:
@@ -165,6 +166,7 @@ async def test_sessionless_requests_round_robin_and_legacy_sessions_stick(
             assert len({s for _, s in with_session}) == 1
             pinned[with_session[0][1] or ""] = with_session[0][0]
         log = (tmp_path / "haproxy.log").read_text(errors="replace")
+        assert "POST /mcp" in log
         for session in pinned:
             assert session not in log  # the proxy does not log session ids
 
@@ -177,3 +179,19 @@ async def test_a_replica_that_is_gone_is_skipped(tmp_path: Path) -> None:
             for _ in range(4):
                 await _ok(client, "runtime_info", {})
         assert {replica for replica, _ in seen.answers} == {"replica2"}
+
+
+async def test_a_legacy_sse_connection_stays_on_its_replica(tmp_path: Path) -> None:
+    # The stream (GET /sse) and its messages (POST /messages/?session_id=...) must meet
+    # in one replica; the config pins them by client address.
+    async with replicas_behind_haproxy(tmp_path, transport="sse") as (url, _):
+        for n in range(2):
+            async with Client(sse_client(url), mode="legacy") as client:
+                await _ok(client, "box_create", {"name": f"sse-{n}"})
+                for _ in range(3):
+                    ran = await _ok(client, "exec_run", {"box": f"sse-{n}", "command": "echo hi"})
+                    assert ran["stdout"] == "hi\n"
+                await _ok(client, "box_remove", {"box": f"sse-{n}"})
+        log = (tmp_path / "haproxy.log").read_text(errors="replace")
+        assert "POST /messages/" in log  # requests are logged ...
+        assert "session_id" not in log  # ... without the query that names the session
