@@ -128,7 +128,6 @@ class InProcessState:
         self._streams: dict[str, _Stream] = {}
         self._event_ids = itertools.count(1)
         self._leases: dict[str, _Lease] = {}
-        self._closed = False
 
     async def ping(self) -> None:
         return None
