@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from boxlite_mcp.cli import FLAG_FIELDS, env_name
-from boxlite_mcp.settings import Settings
+from boxlite_mcp.app.cli import FLAG_FIELDS
+from boxlite_mcp.settings import Settings, env_name
 from tools.benchlib.procs import REPO
 
 KNOWN = {env_name(field) for field in Settings.model_fields} | {

@@ -12,13 +12,13 @@ from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from boxlite_mcp.anonymous import (
-    SHARED_OWNER_NOTE,
+from boxlite_mcp.sessions.owners import SHARED_OWNER_NOTE
+from boxlite_mcp.settings import Settings
+from boxlite_mcp.transport.anonymous import (
     AnonymousBindError,
     check_anonymous_bind,
     is_loopback_host,
 )
-from boxlite_mcp.settings import Settings
 from tools.soaklib.server import McpHttpServer
 
 TOKEN = "replica-token-0123456789abcdef"
