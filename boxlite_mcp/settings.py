@@ -63,6 +63,7 @@ class Settings(BaseModel):
     allowed_hosts: list[str] = Field(default_factory=list)  # DNS-rebinding allow-list
     allowed_origins: list[str] = Field(default_factory=list)
     auth_tokens_file: Path | None = None  # lines "token subject"; bearer auth when set
+    allow_anonymous: bool = False  # serve HTTP without auth on a non-loopback address
     log_level: LogLevel = "info"
     # Which tools to offer: "all", "core", or a comma list (server/toolsets.py checks it).
     tools: str = "all"

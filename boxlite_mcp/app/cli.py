@@ -26,6 +26,7 @@ from .. import __version__
 from ..runtime.errors import BoxliteError, InternalError
 from ..runtime.local.probe import PROBE_ENV
 from ..runtime.rest.settings import URL_ENV as REST_URL_ENV
+from ..sessions.owners import SHARED_OWNER_NOTE
 from ..settings import (
     AUTO_ORDER,
     ENV_PREFIX,
@@ -35,6 +36,7 @@ from ..settings import (
     TransportChoice,
     env_name,
 )
+from ..transport.anonymous import AnonymousBindError, check_anonymous_bind
 from ..transport.auth import TOKENS_ENV, AuthConfigError, load_verifier
 from ..transport.http import TransportConfigError
 
@@ -59,6 +61,7 @@ FLAG_FIELDS: dict[str, str] = {
     "--home": "home",
     "--image-include": "image_include",
     "--auth-tokens-file": "auth_tokens_file",
+    "--allow-anonymous": "allow_anonymous",
     "--allowed-host": "allowed_hosts",
     "--allowed-origin": "allowed_origins",
     "--net-allow": "net_allow",
@@ -190,6 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="bearer tokens for the HTTP transports, lines 'token subject' "
         + _env_help("auth_tokens_file"),
+    )
+    parser.add_argument(
+        "--allow-anonymous",
+        dest="allow_anonymous",
+        action="store_const",
+        const=True,
+        help="serve HTTP without bearer tokens on a non-loopback address (refused otherwise: "
+        "anyone who reaches it runs commands, and all clients share one owner) "
+        + _env_help("allow_anonymous", "=1"),
     )
     parser.add_argument(
         "--allowed-host",
@@ -395,6 +407,8 @@ async def run_server(settings: Settings, verifier: TokenVerifier | None) -> int:
             sock.close()
         raise
     logger.info("runtime: %s (%s)", selected.kind, selected.reason)
+    if sock is not None and verifier is None:
+        logger.warning("%s", SHARED_OWNER_NOTE)
     try:
         server = build_server(selected.runtime, settings, runtime_reason=selected.reason)
         await transport.serve(server, settings, verifier=verifier, sock=sock)
@@ -428,6 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             verifier = load_verifier(settings.auth_tokens_file, environ)
         except AuthConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        try:
+            check_anonymous_bind(settings, authenticated=verifier is not None)
+        except AnonymousBindError as exc:
             raise ConfigError(str(exc)) from None
         return anyio.run(run_server, settings, verifier)
     except ConfigError as exc:

@@ -727,6 +727,9 @@ class Caller(ToolOutput):
     )
     boxes: int = Field(description="Boxes you have now.")
     running_executions: int = Field(description="Your executions still running.")
+    note: str | None = Field(
+        default=None, description="What to know about how you are told apart from others."
+    )
 
 
 class RuntimeInfoResult(ToolOutput):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...runtime.errors import BoxliteError
+from ...sessions.owners import SHARED_OWNER_NOTE
 from ..models import (
     BoxMetricsResult,
     BoxRefInput,
@@ -66,6 +67,8 @@ async def runtime_info(call: ToolCall, args: RuntimeInfoInput) -> RuntimeInfoRes
             owner_kind=who.kind,
             boxes=len(services.registry.owned_by(who.owner)),
             running_executions=len(running),
+            # No principal over HTTP: this server has no bearer auth.
+            note=SHARED_OWNER_NOTE if who.kind in ("anonymous", "session") else None,
         ),
         metrics=metrics,
     )
