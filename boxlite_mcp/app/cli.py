@@ -401,7 +401,11 @@ async def run_server(settings: Settings, verifier: TokenVerifier | None) -> int:
         from ..server import build_server
         from .select import open_runtime
 
-        selected = await open_runtime(settings)
+        # Boxes' proxies refuse the server's own port: the one really bound (--port 0
+        # picks it only now).
+        bound = settings if sock is None else settings.model_copy(
+            update={"port": int(sock.getsockname()[1])})
+        selected = await open_runtime(bound)
     except BaseException:
         if sock is not None:
             sock.close()
