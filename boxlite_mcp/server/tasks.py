@@ -253,7 +253,7 @@ class TasksExtension(Extension):
         if entry.task.status in TERMINAL:
             raise MCPError(
                 code=INVALID_PARAMS,
-                message=f"Task {params.task_id!r} is already {entry.task.status}; nothing to cancel.",
+                message=f"Task {params.task_id!r} already ended ({entry.task.status}).",
             )
         entry.scope.cancel()
         with anyio.move_on_after(10):
