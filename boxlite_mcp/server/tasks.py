@@ -1,21 +1,23 @@
-"""MCP Tasks: long tool calls as tasks a client polls, for clients that ask for them.
+"""MCP Tasks (SEP-2663): long tool calls as tasks a client polls, for clients that ask.
 
-The Tasks extension (``io.modelcontextprotocol/tasks``; the ``task`` field of
-``tools/call`` in 2025-11-25) lets a client get an id back at once and poll for the
-result, so no client-side request timeout cuts a long build short. The installed
-MCP SDK ships the wire types but no server side, so this module is that server
-side, built on the SDK's public ``Extension`` API (a ``tools/call`` interceptor and
-additive ``tasks/*`` methods).
+The Tasks extension (``io.modelcontextprotocol/tasks``, 2026-07-28) lets a client get
+a task id back at once and poll for the result, so no client-side request timeout
+cuts a long build short. The installed MCP SDK ships no server side for it, so this
+module is that server side, built on the SDK's public ``Extension`` API (one
+``tools/call`` interceptor and the additive ``tasks/*`` methods); the wire shapes
+follow the pinned conformance suite's ``tasks-*`` scenarios.
 
-When a client declared the extension (2026 era) or sent ``task`` on the call
-(2025-11-25), a call of one
-of ``TASK_TOOLS`` returns a ``CreateTaskResult`` at once and runs in the server's
-lifespan task group. ``tasks/get`` reports the task (with the tool's result once it
-is terminal), ``tasks/result`` waits for the result, ``tasks/cancel`` cancels the
-call (which kills the command in the box: ``exec_run`` kills its process when
-cancelled), and ``tasks/update`` acknowledges (no tool here asks for input).
-A task belongs to the owner who created it; to anyone else it does not exist.
-Any other client sees no change: the interceptor passes the call straight on.
+When a client declared the extension (at the handshake or in the request's
+``_meta`` capabilities) on a 2026-era connection, a call of one of ``TASK_TOOLS``
+returns a flat ``CreateTaskResult`` (``resultType: "task"``) at once and runs in the
+server's lifespan task group. ``tasks/get`` reports the task and, once it is
+terminal, inlines the tool's ``result`` (a tool error is ``completed`` with
+``isError``) or the protocol ``error`` (``failed``). ``tasks/cancel`` cancels the
+call, which kills the command in the box (``exec_run`` kills its process when
+cancelled), and acknowledges; ``tasks/update`` acknowledges (no tool here asks for
+input). A task belongs to the owner who created it; to anyone else it does not
+exist. Clients without the extension see no change: the interceptor passes the
+call on, and ``tasks/*`` answer "missing required client capability" (-32021).
 """
 
 from __future__ import annotations
@@ -25,24 +27,14 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension, MethodBinding
+from mcp.server.mcpserver import require_client_extension
 from mcp.shared.exceptions import MCPError
-from mcp_types import (
-    INVALID_PARAMS,
-    CallToolRequestParams,
-    CallToolResult,
-    CancelTaskRequestParams,
-    GetTaskPayloadRequestParams,
-    GetTaskRequestParams,
-    RequestParams,
-    Task,
-    TaskStatus,
-    TextContent,
-)
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, CallToolRequestParams, RequestParams
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .identity import owner_of
@@ -51,7 +43,7 @@ from .services import LifespanState
 logger = logging.getLogger(__name__)
 
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
-#: The ``resultType`` of a ``tools/call`` answered with a task (2026-era wire).
+#: The ``resultType`` of a ``tools/call`` answered with a task.
 TASK_RESULT_TYPE = "task"
 #: Tools whose calls may take long enough to be worth a task.
 TASK_TOOLS = frozenset(
@@ -67,12 +59,13 @@ TASK_TOOLS = frozenset(
         "snapshot_list",
     }
 )
-#: How long a finished task is kept for retrieval, and how often to poll (ms).
+#: How long a task is kept after it is created, and how often to poll (ms).
 TASK_TTL_MS = 3_600_000
 POLL_INTERVAL_MS = 500
 #: Finished tasks kept per server before the oldest are forgotten.
 MAX_FINISHED_TASKS = 1000
-TERMINAL: frozenset[TaskStatus] = frozenset({"completed", "failed", "cancelled"})
+
+Status = Literal["working", "completed", "failed", "cancelled"]
 
 
 def _now() -> str:
@@ -80,27 +73,57 @@ def _now() -> str:
 
 
 @dataclass
-class _Entry:
+class _Task:
+    """One task: whose it is, where it stands, and what it ended with."""
+
     owner: str
     tool: str
-    task: Task
+    task_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    status: Status = "working"
+    status_message: str = ""
+    created_at: str = field(default_factory=_now)
+    last_updated_at: str = ""
+    created: float = field(default_factory=time.monotonic)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     done: anyio.Event = field(default_factory=anyio.Event)
     result: dict[str, Any] | None = None
-    finished_at: float | None = None
+    error: dict[str, Any] | None = None
 
-    def settle(self, status: TaskStatus, message: str, result: dict[str, Any] | None) -> None:
-        if self.task.status in TERMINAL:
+    def __post_init__(self) -> None:
+        self.status_message = f"{self.tool} is running"
+        self.last_updated_at = self.created_at
+
+    def settle(self, status: Status, message: str) -> None:
+        if self.status != "working":
             return  # terminal states never change
-        self.task = self.task.model_copy(
-            update={"status": status, "status_message": message, "last_updated_at": _now()}
-        )
-        self.result = result
-        self.finished_at = time.monotonic()
+        self.status, self.status_message, self.last_updated_at = status, message, _now()
         self.done.set()
 
+    def wire(self) -> dict[str, Any]:
+        """The task as SEP-2663 puts it on the wire (a DetailedTask once terminal)."""
+        body: dict[str, Any] = {
+            "taskId": self.task_id,
+            "status": self.status,
+            "statusMessage": self.status_message,
+            "createdAt": self.created_at,
+            "lastUpdatedAt": self.last_updated_at,
+            "ttlMs": TASK_TTL_MS,
+            "pollIntervalMs": POLL_INTERVAL_MS,
+        }
+        if self.status == "completed" and self.result is not None:
+            body["result"] = self.result
+        if self.status == "failed" and self.error is not None:
+            body["error"] = self.error
+        return body
 
-class UpdateTaskRequestParams(RequestParams):
+
+class TaskIdParams(RequestParams):
+    """``tasks/get`` and ``tasks/cancel``: which task."""
+
+    task_id: str
+
+
+class UpdateTaskParams(RequestParams):
     """``tasks/update``: input for a task waiting on it (none here ever waits)."""
 
     task_id: str
@@ -108,9 +131,11 @@ class UpdateTaskRequestParams(RequestParams):
 
 
 def _declared(ctx: ServerRequestContext[Any, Any]) -> bool:
-    capabilities = ctx.session.client_capabilities
-    extensions = capabilities.extensions if capabilities is not None else None
-    return bool(extensions) and TASKS_EXTENSION in (extensions or {})
+    try:
+        require_client_extension(ctx, TASKS_EXTENSION)
+    except MCPError:
+        return False
+    return True
 
 
 def _dump(result: HandlerResult) -> dict[str, Any]:
@@ -127,14 +152,13 @@ class TasksExtension(Extension):
     identifier = TASKS_EXTENSION
 
     def __init__(self) -> None:
-        self._tasks: dict[str, _Entry] = {}
+        self._tasks: dict[str, _Task] = {}
 
     def methods(self) -> list[MethodBinding]:
         return [
-            MethodBinding("tasks/get", GetTaskRequestParams, self._get),
-            MethodBinding("tasks/result", GetTaskPayloadRequestParams, self._result),
-            MethodBinding("tasks/cancel", CancelTaskRequestParams, self._cancel),
-            MethodBinding("tasks/update", UpdateTaskRequestParams, self._update),
+            MethodBinding("tasks/get", TaskIdParams, self._get),
+            MethodBinding("tasks/cancel", TaskIdParams, self._cancel),
+            MethodBinding("tasks/update", UpdateTaskParams, self._update),
         ]
 
     async def intercept_tool_call(
@@ -143,125 +167,78 @@ class TasksExtension(Extension):
         ctx: ServerRequestContext[Any, Any],
         call_next: CallNext,
     ) -> HandlerResult:
-        modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
-        wanted = _declared(ctx) if modern else params.task is not None
-        if params.name not in TASK_TOOLS or not wanted:
-            return await call_next(ctx)
         lifespan = ctx.lifespan_context
-        if not isinstance(lifespan, LifespanState):
-            return await call_next(ctx)  # no lifespan to run it in: answer in line
-        now = _now()
-        ttl = TASK_TTL_MS
-        if params.task is not None and params.task.ttl is not None:
-            ttl = max(1000, min(params.task.ttl, TASK_TTL_MS))
-        task = Task(
-            task_id=uuid.uuid4().hex,
-            status="working",
-            status_message=f"{params.name} is running",
-            created_at=now,
-            last_updated_at=now,
-            ttl=ttl,
-            poll_interval=POLL_INTERVAL_MS,
-        )
-        entry = _Entry(owner=owner_of(ctx)[0], tool=params.name, task=task)
+        if (
+            params.name not in TASK_TOOLS
+            or ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS
+            or not isinstance(lifespan, LifespanState)
+            or not _declared(ctx)
+        ):
+            return await call_next(ctx)
         self._forget_old()
-        self._tasks[task.task_id] = entry
-        lifespan.task_group.start_soon(self._run, entry, ctx, call_next)
-        created: dict[str, Any] = {
-            "task": task.model_dump(by_alias=True, mode="json", exclude_none=True)
-        }
-        if modern:
-            created["resultType"] = TASK_RESULT_TYPE
-        return created
+        task = _Task(owner=owner_of(ctx)[0], tool=params.name)
+        self._tasks[task.task_id] = task
+        lifespan.task_group.start_soon(self._run, task, ctx, call_next)
+        return {"resultType": TASK_RESULT_TYPE, **task.wire()}
 
     async def _run(
-        self, entry: _Entry, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+        self, task: _Task, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> None:
-        with entry.scope:
+        with task.scope:
             try:
-                result = _dump(await call_next(ctx))
-            except Exception as exc:  # a tool error reaches the poller, never the task group
-                logger.warning(
-                    "task %s (%s) failed: %s", entry.task.task_id, entry.tool, type(exc).__name__
-                )
-                message = (
-                    str(exc) if isinstance(exc, MCPError) else f"{entry.tool} failed unexpectedly."
-                )
-                failed = CallToolResult(content=[TextContent(text=message)], is_error=True)
-                entry.settle("failed", message, _dump(failed))
+                task.result = _dump(await call_next(ctx))
+            except Exception as exc:  # a protocol error reaches the poller, never the task group
+                logger.warning("task %s (%s): %s", task.task_id, task.tool, type(exc).__name__)
+                if isinstance(exc, MCPError):
+                    task.error = exc.error.model_dump(by_alias=True, mode="json", exclude_none=True)
+                else:
+                    task.error = {"code": INTERNAL_ERROR, "message": f"{task.tool} failed."}
+                task.settle("failed", f"{task.tool} failed")
                 return
-            failed_call = bool(result.get("isError"))
-            entry.settle(
-                "failed" if failed_call else "completed",
-                f"{entry.tool} {'returned an error' if failed_call else 'finished'}",
-                result,
-            )
-        if entry.scope.cancelled_caught:
-            entry.settle("cancelled", f"{entry.tool} was cancelled", None)
+            if not task.scope.cancel_called:
+                task.settle("completed", f"{task.tool} finished")
+        if task.scope.cancel_called:
+            task.settle("cancelled", f"{task.tool} was cancelled")
 
     def _forget_old(self) -> None:
         now = time.monotonic()
-        for task_id, entry in list(self._tasks.items()):
-            if (
-                entry.finished_at is not None
-                and now - entry.finished_at > (entry.task.ttl or 0) / 1000
-            ):
+        for task_id, task in list(self._tasks.items()):
+            if task.status != "working" and now - task.created > TASK_TTL_MS / 1000:
                 del self._tasks[task_id]
-        finished = [t for t, e in self._tasks.items() if e.finished_at is not None]
+        finished = [t for t, task in self._tasks.items() if task.status != "working"]
         for task_id in finished[: max(0, len(finished) - MAX_FINISHED_TASKS)]:
             del self._tasks[task_id]
 
-    def _entry(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> _Entry:
-        entry = self._tasks.get(task_id)
-        if entry is None or entry.owner != owner_of(ctx)[0]:
+    def _task(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> _Task:
+        require_client_extension(ctx, TASKS_EXTENSION)
+        task = self._tasks.get(task_id)
+        if task is None or task.owner != owner_of(ctx)[0]:
             shown = task_id if len(task_id) <= 80 else task_id[:77] + "..."
             raise MCPError(
                 code=INVALID_PARAMS,
-                message=f"No task {shown!r}. Tasks are kept for {TASK_TTL_MS // 60000} minutes "
-                "after they finish; start the tool call again.",
+                message=f"No task {shown!r}. A task is kept for {TASK_TTL_MS // 60000} "
+                "minutes after it starts, for its owner only; start the tool call again.",
             )
-        return entry
-
-    def _snapshot(self, entry: _Entry) -> dict[str, Any]:
-        body = entry.task.model_dump(by_alias=True, mode="json", exclude_none=True)
-        if entry.result is not None:
-            body["result"] = entry.result
-        return body
+        return task
 
     async def _get(
-        self, ctx: ServerRequestContext[Any, Any], params: GetTaskRequestParams
+        self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams
     ) -> HandlerResult:
-        return self._snapshot(self._entry(ctx, params.task_id))
-
-    async def _result(
-        self, ctx: ServerRequestContext[Any, Any], params: GetTaskPayloadRequestParams
-    ) -> HandlerResult:
-        entry = self._entry(ctx, params.task_id)
-        await entry.done.wait()
-        if entry.result is None:
-            raise MCPError(
-                code=INVALID_PARAMS,
-                message=f"Task {params.task_id!r} was cancelled; it has no result.",
-            )
-        related = {"io.modelcontextprotocol/related-task": {"taskId": entry.task.task_id}}
-        return {**entry.result, "_meta": {**entry.result.get("_meta", {}), **related}}
+        return self._task(ctx, params.task_id).wire()
 
     async def _cancel(
-        self, ctx: ServerRequestContext[Any, Any], params: CancelTaskRequestParams
+        self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams
     ) -> HandlerResult:
-        entry = self._entry(ctx, params.task_id)
-        if entry.task.status in TERMINAL:
-            raise MCPError(
-                code=INVALID_PARAMS,
-                message=f"Task {params.task_id!r} already ended ({entry.task.status}).",
-            )
-        entry.scope.cancel()
-        with anyio.move_on_after(10):
-            await entry.done.wait()  # exec_run kills its process before it returns
-        entry.settle("cancelled", f"{entry.tool} was cancelled", None)
-        return self._snapshot(entry)
+        task = self._task(ctx, params.task_id)
+        if task.status == "working":
+            task.scope.cancel()
+            with anyio.move_on_after(10):
+                await task.done.wait()  # exec_run kills its process before it returns
+            task.settle("cancelled", f"{task.tool} was cancelled")
+        return {}
 
     async def _update(
-        self, ctx: ServerRequestContext[Any, Any], params: UpdateTaskRequestParams
+        self, ctx: ServerRequestContext[Any, Any], params: UpdateTaskParams
     ) -> HandlerResult:
-        return self._snapshot(self._entry(ctx, params.task_id))
+        self._task(ctx, params.task_id)
+        return {}

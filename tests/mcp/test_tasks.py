@@ -10,7 +10,14 @@ from mcp import Client
 from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
 from mcp.client.session import ClientSession
 from mcp.shared.exceptions import MCPError
-from mcp_types import CallToolResult, Implementation, Request, RequestParams, Result
+from mcp_types import (
+    MISSING_REQUIRED_CLIENT_CAPABILITY,
+    CallToolResult,
+    Implementation,
+    Request,
+    RequestParams,
+    Result,
+)
 from pydantic import ConfigDict
 
 from boxlite_mcp.server.tasks import TASKS_EXTENSION
@@ -23,8 +30,11 @@ pytestmark = pytest.mark.anyio
 class TaskCreated(Result):
     """A ``tools/call`` answered with a task (the extension's claimed result shape)."""
 
+    model_config = ConfigDict(extra="allow")
+
     result_type: Literal["task"] = "task"
-    task: dict[str, Any]
+    task_id: str
+    status: str
 
 
 class Answer(Result):
@@ -50,11 +60,11 @@ async def poll(session: ClientSession, task_id: str) -> dict[str, Any]:
             task = await send(session, "tasks/get", task_id)
             if task["status"] in ("completed", "failed", "cancelled"):
                 return task
-            await anyio.sleep(task.get("pollInterval", 200) / 1000)
+            await anyio.sleep(task["pollIntervalMs"] / 1000)
 
 
 async def resolve(created: TaskCreated, ctx: ClaimContext) -> CallToolResult:
-    task = await poll(ctx.session, created.task["taskId"])
+    task = await poll(ctx.session, created.task_id)
     return CallToolResult.model_validate(task["result"])
 
 
@@ -80,8 +90,10 @@ async def start(client: Client, tool: str, **arguments: Any) -> str:
     """Call ``tool`` and return the id of the task it became."""
     created = await client.session.call_tool(tool, arguments, allow_claimed=True)
     assert isinstance(created, TaskCreated), f"{tool} did not become a task: {created}"
-    assert created.task["status"] == "working"
-    return str(created.task["taskId"])
+    wire = created.model_dump(by_alias=True, mode="json")
+    assert wire["status"] == "working" and wire["ttlMs"] > 0 and wire["pollIntervalMs"] > 0
+    assert "task" not in wire and "result" not in wire, "a CreateTaskResult is flat"
+    return created.task_id
 
 
 async def test_a_task_is_polled_to_its_result(make_server: ServerFactory) -> None:
@@ -96,8 +108,12 @@ async def test_a_task_is_polled_to_its_result(make_server: ServerFactory) -> Non
         assert final["status"] == "completed"
         assert final["result"]["structuredContent"]["exit_code"] == 0
         assert "done" in final["result"]["structuredContent"]["stdout"]
-        again = await send(client.session, "tasks/result", task_id)
-        assert again["structuredContent"]["exit_code"] == 0
+        assert "io.modelcontextprotocol/related-task" not in final["result"].get("_meta", {})
+        # A tool error is a completed task whose result says isError.
+        failing = await start(client, "exec_run", box="nosuchbox", command="true")
+        failed = await poll(client.session, failing)
+        assert failed["status"] == "completed" and failed["result"]["isError"] is True
+        assert "No box" in failed["result"]["content"][0]["text"]
         # A tool that is not task-eligible answers in line.
         assert (await ok(client, "box_list"))["boxes"]
 
@@ -113,6 +129,7 @@ async def test_cancel_ends_the_process_in_the_box(make_server: ServerFactory) ->
         await client.call_tool("box_create", {"name": "c"})
         loop = "i=0; while true; do i=$((i+1)); echo $i > /tmp/beat; sleep 0.1; done"
         task_id = await start(client, "exec_run", box="c", command=loop)
+        assert (await send(client.session, "tasks/get", task_id))["status"] == "working"
         for _ in range(100):
             if (await beat(client, "c")).strip():
                 break
@@ -120,16 +137,16 @@ async def test_cancel_ends_the_process_in_the_box(make_server: ServerFactory) ->
         first = await beat(client, "c")
         await anyio.sleep(0.5)
         assert await beat(client, "c") != first, "the command is not running"
-        cancelled = await send(client.session, "tasks/cancel", task_id)
+        ack = await send(client.session, "tasks/cancel", task_id)
+        assert "taskId" not in ack and "status" not in ack, "tasks/cancel answers an empty ack"
+        cancelled = await send(client.session, "tasks/get", task_id)
         assert cancelled["status"] == "cancelled"
-        assert "result" not in cancelled
+        assert "result" not in cancelled and "error" not in cancelled
         stopped = await beat(client, "c")
         await anyio.sleep(0.6)
         assert await beat(client, "c") == stopped, "the process in the box survived the cancel"
-        with pytest.raises(MCPError, match="already ended"):
-            await send(client.session, "tasks/cancel", task_id)
-        with pytest.raises(MCPError, match="cancelled; it has no result"):
-            await send(client.session, "tasks/result", task_id)
+        await send(client.session, "tasks/cancel", task_id)  # idempotent on a terminal task
+        assert (await send(client.session, "tasks/get", task_id))["status"] == "cancelled"
 
 
 async def test_another_owner_cannot_see_a_task(make_server: ServerFactory) -> None:
@@ -137,7 +154,7 @@ async def test_another_owner_cannot_see_a_task(make_server: ServerFactory) -> No
     async with tasks_client(server, "alice") as alice, tasks_client(server, "bob") as bob:
         await alice.call_tool("box_create", {"name": "a"})
         task_id = await start(alice, "exec_run", box="a", command="sleep 30")
-        for method in ("tasks/get", "tasks/result", "tasks/cancel", "tasks/update"):
+        for method in ("tasks/get", "tasks/cancel", "tasks/update"):
             with pytest.raises(MCPError) as caught:
                 await send(bob.session, method, task_id)
             assert f"No task {task_id!r}" in caught.value.error.message
@@ -153,3 +170,6 @@ async def test_a_client_without_the_extension_gets_plain_results(
         await ok(client, "box_create", name="p")
         result = await ok(client, "exec_run", box="p", command="echo plain")
         assert "plain" in result["stdout"]
+        with pytest.raises(MCPError) as caught:
+            await send(client.session, "tasks/get", "anything")
+        assert caught.value.error.code == MISSING_REQUIRED_CLIENT_CAPABILITY
