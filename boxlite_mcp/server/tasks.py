@@ -12,7 +12,9 @@ When a client declared the extension (at the handshake or in the request's
 returns a flat ``CreateTaskResult`` (``resultType: "task"``) at once and runs in the
 server's lifespan task group. ``tasks/get`` reports the task and, once it is
 terminal, inlines the tool's ``result`` (a tool error is ``completed`` with
-``isError``) or the protocol ``error`` (``failed``). ``tasks/cancel`` cancels the
+``isError``) or the protocol ``error`` (``failed``). An ``exec_run`` task waits for
+its command as long as one call may (``return_after_seconds`` defaults to the ceiling:
+a task has no client time limit to beat). ``tasks/cancel`` cancels the
 call, which kills the command in the box (``exec_run`` kills its process when
 cancelled), and acknowledges; ``tasks/update`` acknowledges (no tool here asks for
 input). A task belongs to the owner who created it; to anyone else it does not
@@ -37,6 +39,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, CallToolRequestParams, RequestParams
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from ..settings import MAX_CALL_WAIT_SECONDS
 from .identity import owner_of
 from .services import LifespanState
 
@@ -175,6 +178,10 @@ class TasksExtension(Extension):
             or not _declared(ctx)
         ):
             return await call_next(ctx)
+        arguments = params.arguments
+        if params.name == "exec_run" and isinstance(arguments, dict):
+            # A task has no client time limit to beat: wait as long as one call may.
+            arguments.setdefault("return_after_seconds", MAX_CALL_WAIT_SECONDS)
         self._forget_old()
         task = _Task(owner=owner_of(ctx)[0], tool=params.name)
         self._tasks[task.task_id] = task
