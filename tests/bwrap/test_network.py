@@ -201,6 +201,20 @@ async def test_dns_answers_per_policy(netrt: BwrapRuntime, servers: tuple[int, i
     assert any(d.destination == "blocked.example.org (DNS)" for d in network.denials)
 
 
+async def test_dns_over_tcp_answers_per_policy(
+    netrt: BwrapRuntime, servers: tuple[int, int, int]
+) -> None:
+    """glibc's resolver asked to use TCP (RES_OPTIONS=use-vc) gets the same answers."""
+    box = await _netbox(netrt)
+    result, out, _ = await sh(box, "RES_OPTIONS=use-vc getent hosts host.boxlite.internal")
+    assert result.exit_code == 0 and out.split()[0] == b"198.18.0.1"
+    result, _, _ = await sh(box, "RES_OPTIONS=use-vc getent hosts blocked-tcp.example.org")
+    assert result.exit_code != 0
+    network = netrt._states[box.id].network
+    assert network is not None
+    assert any(d.destination == "blocked-tcp.example.org (DNS)" for d in network.denials)
+
+
 async def test_allow_net_narrows_the_operators_set(
     tmp_path: Path, servers: tuple[int, int, int]
 ) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import socket
 import struct
 from collections.abc import Sequence
 
@@ -10,6 +12,8 @@ import pytest
 
 from boxlite_mcp.runtime.network.dns import (
     HOST_ALIAS_IN_BOX,
+    MAX_TCP_CONNECTIONS,
+    NXDOMAIN,
     DnsServer,
     build_answer,
     parse_question,
@@ -112,3 +116,74 @@ def test_build_answer_keeps_the_question() -> None:
     q = query("pypi.org")
     reply = build_answer(q, len(q), 0, 1, [ipaddress.IPv4Address("1.2.3.4")])
     assert reply[12 : len(q)] == q[12:]
+
+
+async def _tcp_server(server: DnsServer) -> tuple[str, int]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.setblocking(False)
+    await server.serve_tcp(sock)
+    address: tuple[str, int] = sock.getsockname()
+    return address
+
+
+async def _ask_tcp(writer: asyncio.StreamWriter, reader: asyncio.StreamReader,
+                   packet: bytes) -> bytes:
+    writer.write(struct.pack("!H", len(packet)) + packet)
+    await writer.drain()
+    (length,) = struct.unpack("!H", await reader.readexactly(2))
+    return await reader.readexactly(length)
+
+
+async def test_tcp_answers_several_queries_per_connection_per_policy(
+    server: tuple[DnsServer, list[Verdict]],
+) -> None:
+    dns, denied = server
+    host, port = await _tcp_server(dns)
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+        assert await _ask_tcp(writer, reader, query("pypi.org")) == await dns.answer(
+            query("pypi.org")
+        )
+        assert records(await _ask_tcp(writer, reader, query("pypi.org")))[1] == ["151.101.0.223"]
+        assert records(await _ask_tcp(writer, reader, query("evil.example")))[0] == NXDOMAIN
+        assert [v.destination for v in denied] == ["evil.example (DNS)"]
+        writer.close()
+    finally:
+        dns.close()
+
+
+async def test_tcp_half_a_query_ends_the_connection_and_the_server_lives_on(
+    server: tuple[DnsServer, list[Verdict]],
+) -> None:
+    dns, _ = server
+    host, port = await _tcp_server(dns)
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(struct.pack("!H", 100) + b"short")
+        writer.write_eof()
+        assert await reader.read() == b""  # closed, no reply
+        reader, writer = await asyncio.open_connection(host, port)
+        assert records(await _ask_tcp(writer, reader, query("pypi.org")))[0] == 0
+        writer.close()
+    finally:
+        dns.close()
+
+
+async def test_tcp_connections_are_capped(server: tuple[DnsServer, list[Verdict]]) -> None:
+    dns, _ = server
+    host, port = await _tcp_server(dns)
+    try:
+        held = [await asyncio.open_connection(host, port) for _ in range(MAX_TCP_CONNECTIONS)]
+        for reader, writer in held[:1]:  # the first ones are served
+            assert records(await _ask_tcp(writer, reader, query("pypi.org")))[0] == 0
+        reader, writer = await asyncio.open_connection(host, port)
+        try:  # one too many: closed at once (a reset when our bytes were unread)
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        except ConnectionResetError:
+            pass
+        for _, w in held:
+            w.close()
+    finally:
+        dns.close()

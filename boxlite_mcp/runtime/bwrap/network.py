@@ -326,6 +326,7 @@ class BoxNetwork:
         try:
             await net.proxy.serve(await net.netns.listen_tcp("127.0.0.1", PROXY_PORT))
             await net.dns.serve(await net.netns.bind_udp("127.0.0.1", 53))
+            await net.dns.serve_tcp(await net.netns.listen_tcp("127.0.0.1", 53))
         except BaseException:
             net.close()
             raise

@@ -11,7 +11,9 @@ only the proxy reaches the host (proxy-aware clients never resolve it).
 The answers matter for programs that look a name up before using the proxy
 (``getent``, some language runtimes); connections still go through the proxy,
 which checks again. Only A and AAAA questions get records; others get an empty
-answer. UDP only: the answers are small (no TCP fallback needed).
+answer. UDP, and TCP (two-byte length before each message, RFC 1035 4.2.2) for
+resolvers that ask over TCP (``options use-vc``, musl after a truncated reply);
+TCP connections are capped in number and idle time so a box cannot hold many.
 Hand-written (about 80 lines) rather than a DNS library: one question in, a few
 address records out.
 """
@@ -32,6 +34,9 @@ HOST_ALIAS_IN_BOX = ipaddress.IPv4Address("198.18.0.1")
 TYPE_A, TYPE_AAAA, CLASS_IN = 1, 28, 1
 NXDOMAIN, FORMERR, NOTIMP = 3, 1, 4
 TTL = 30
+#: TCP: open connections per box, and how long one may sit without a whole query.
+MAX_TCP_CONNECTIONS = 16
+TCP_IDLE_SECONDS = 10.0
 
 
 def parse_question(packet: bytes) -> tuple[int, int, str, int, int]:
@@ -98,6 +103,9 @@ class DnsServer:
         self.on_denied = on_denied
         self.resolve = resolve
         self._transport: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+        #: Open TCP connections: closed by ``close`` (their handlers then end on EOF).
+        self._tcp_writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._denied_names: set[str] = set()
 
@@ -114,10 +122,39 @@ class DnsServer:
         transport, _ = await loop.create_datagram_endpoint(Protocol, sock=sock)
         self._transport = transport
 
+    async def serve_tcp(self, sock: socket.socket) -> None:
+        """Answer queries over TCP on the listening ``sock`` as well."""
+        self._tcp = await asyncio.start_server(self._tcp_connection, sock=sock)
+
+    async def _tcp_connection(self, reader: asyncio.StreamReader,
+                              writer: asyncio.StreamWriter) -> None:
+        if len(self._tcp_writers) >= MAX_TCP_CONNECTIONS:
+            writer.close()
+            return
+        self._tcp_writers.add(writer)
+        try:
+            while True:
+                async with asyncio.timeout(TCP_IDLE_SECONDS):
+                    (length,) = struct.unpack("!H", await reader.readexactly(2))
+                    data = await reader.readexactly(length)
+                reply = await self.answer(data)
+                writer.write(struct.pack("!H", len(reply)) + reply)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, TimeoutError, OSError):
+            pass  # the box closed, sent half a query or sat idle: the connection ends
+        finally:
+            self._tcp_writers.discard(writer)
+            writer.close()
+
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+        if self._tcp is not None:
+            self._tcp.close()
+            self._tcp = None
+        for writer in list(self._tcp_writers):
+            writer.close()
         for task in list(self._tasks):
             task.cancel()
 
