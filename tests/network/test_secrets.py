@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,6 +18,7 @@ from boxlite_mcp.runtime.network.secrets import (
     parse_specs,
     placeholder,
     split_env_specs,
+    to_spec,
 )
 
 VALUE = "value-that-must-not-leak"
@@ -118,3 +121,35 @@ def test_for_box() -> None:
     assert for_box(available, ["A"], True) == available
     with pytest.raises(SecretError, match="not configured"):
         for_box(available, ["B"], True)
+
+
+def test_to_spec_sends_hosts_except_for_any_host() -> None:
+    """``*`` is BoxLite's empty host list (every host); named hosts go as they are."""
+    named = to_spec(Secret("A", ("x.com", "*.y.com"), VALUE))
+    assert named == {
+        "name": "A",
+        "value": VALUE,
+        "hosts": ["x.com", "*.y.com"],
+        "placeholder": "<BOXLITE_SECRET:A>",
+    }
+    assert to_spec(Secret("A", ("*",), VALUE))["hosts"] == []
+
+
+def test_secret_cannot_be_changed_after_load() -> None:
+    """A loaded secret is frozen: nothing can swap its hosts or value afterwards."""
+    secret = Secret("A", ("x.com",), VALUE)
+    with pytest.raises(FrozenInstanceError):
+        secret.hosts = ("*",)  # type: ignore[misc]
+
+
+def test_blank_spec_items_are_skipped_not_the_end() -> None:
+    assert parse_specs(["", " ", "A:x.com", "  ", "B"]) == {"A": ("x.com",), "B": ("*",)}
+
+
+def test_load_says_variable_or_variables() -> None:
+    with pytest.raises(SecretError) as one:
+        load({"A": ("*",)}, {})
+    assert "environment variable A before" in str(one.value)
+    with pytest.raises(SecretError) as two:
+        load({"A": ("*",), "B": ("*",)}, {"A": ""})
+    assert "environment variables A, B before" in str(two.value)
