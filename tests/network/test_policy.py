@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import FrozenInstanceError
 
 import pytest
 from hypothesis import given
@@ -19,6 +20,7 @@ from boxlite_mcp.runtime.network.policy import (
     IPAddress,
     NetPolicy,
     PolicyError,
+    Target,
     Verdict,
     covers,
     for_server,
@@ -145,6 +147,13 @@ def test_duplicates_dropped_in_order() -> None:
     assert str(AllowList.parse(["b.com", "A.com", "b.com"])) == "b.com, a.com"
 
 
+def test_parsed_entries_cannot_be_changed() -> None:
+    """An entry is frozen once read: nothing can widen it (say, drop its port) later."""
+    entry = parse_entry("example.com:443")
+    with pytest.raises(FrozenInstanceError):
+        entry.port = None  # type: ignore[misc]
+
+
 # -- legacy IPv4 spellings -----------------------------------------------------
 
 
@@ -176,6 +185,41 @@ def test_not_legacy_ipv4(text: str) -> None:
         assert parse_ipv4_legacy(text) == ipaddress.IPv4Address(0)  # inet_aton reads "0x" as 0
     else:
         assert parse_ipv4_legacy(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("255.255.255.255", "255.255.255.255"),
+        ("255.1", "255.0.0.1"),
+        ("4294967295", "255.255.255.255"),
+        ("1.16777215", "1.255.255.255"),
+        ("1.2.65535", "1.2.255.255"),
+        ("1.2.3.255", "1.2.3.255"),
+    ],
+)
+def test_legacy_ipv4_largest_part_in_each_form(text: str, address: str) -> None:
+    """The last allowed value of each part: one more is refused (below)."""
+    assert parse_ipv4_legacy(text) == ipaddress.IPv4Address(address)
+
+
+@pytest.mark.parametrize(
+    "text", ["256.1", "1.2.65536", "1.2.3.256", "1.2.3.4.0", "0.0.0.0.0", "1.2.3.4.5.6"]
+)
+def test_legacy_ipv4_one_past_each_limit(text: str) -> None:
+    """One past a part's range, or a fifth part (even 0), is not an address."""
+    assert parse_ipv4_legacy(text) is None
+
+
+def test_host_name_length_limit_is_253() -> None:
+    """DNS's 253-character limit: the longest name is read, one more is not."""
+    longest = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+    assert len(longest) == 253
+    assert parse_entry(longest).kind == "name"
+    assert parse_target(longest) == Target("name", longest)
+    with pytest.raises(PolicyError, match="not a valid host name"):
+        parse_entry(longest + "d")
+    assert parse_target(longest + "d") is None
 
 
 # -- address classes -----------------------------------------------------------
