@@ -154,6 +154,18 @@ def test_parsed_entries_cannot_be_changed() -> None:
         entry.port = None  # type: ignore[misc]
 
 
+@pytest.mark.parametrize("port", [1, 65535])
+def test_entry_ports_at_the_edges_are_read(port: int) -> None:
+    assert parse_entry(f"example.com:{port}").port == port
+    assert parse_entry(f"[2001:db8::1]:{port}").port == port
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999"])
+def test_entry_ports_past_the_edges_are_refused(port: str) -> None:
+    with pytest.raises(PolicyError, match=f"port '{port}' must be a number from 1 to 65535"):
+        parse_entry(f"example.com:{port}")
+
+
 # -- legacy IPv4 spellings -----------------------------------------------------
 
 
@@ -378,6 +390,14 @@ async def test_bad_port_and_bad_host() -> None:
     assert not (await decide(DEFAULT, "example.com", 70000)).allowed
     v = await decide(DEFAULT, "bad host")
     assert not v.allowed and "not a valid host" in v.reason
+
+
+@pytest.mark.parametrize(("port", "allowed"), [(0, False), (1, True), (65535, True), (65536, False)])
+async def test_decide_port_edges(port: int, allowed: bool) -> None:
+    verdict = await decide(DEFAULT, "example.com", port)
+    assert verdict.allowed is allowed
+    if not allowed:
+        assert verdict.reason == f"port {port} is not a TCP port"
 
 
 # -- verdicts: operator lists -------------------------------------------------------
