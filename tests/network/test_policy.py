@@ -392,7 +392,9 @@ async def test_bad_port_and_bad_host() -> None:
     assert not v.allowed and "not a valid host" in v.reason
 
 
-@pytest.mark.parametrize(("port", "allowed"), [(0, False), (1, True), (65535, True), (65536, False)])
+@pytest.mark.parametrize(
+    ("port", "allowed"), [(0, False), (1, True), (65535, True), (65536, False)]
+)
 async def test_decide_port_edges(port: int, allowed: bool) -> None:
     verdict = await decide(DEFAULT, "example.com", port)
     assert verdict.allowed is allowed
