@@ -166,6 +166,52 @@ def test_entry_ports_past_the_edges_are_refused(port: str) -> None:
         parse_entry(f"example.com:{port}")
 
 
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        ("::ffff:0:0/96", "0.0.0.0/0"),  # the whole mapped range is all of IPv4
+        ("::ffff:10.0.0.0/120", "10.0.0.0/24"),
+        ("::ffff:10.0.0.1/128", "10.0.0.1"),
+        ("10.0.0.0/31", "10.0.0.0/31"),  # two addresses: still a CIDR
+        ("10.0.0.1/32", "10.0.0.1"),
+        ("2001:db8::/127", "2001:db8::/127"),
+    ],
+)
+def test_mapped_and_smallest_networks_read_as_written(raw: str, text: str) -> None:
+    """IPv4-mapped CIDRs from /96 up become IPv4; a network shows as an address only
+    when it holds exactly one."""
+    assert parse_entry(raw).text == text
+
+
+def test_verdict_targets_and_policies_cannot_be_changed() -> None:
+    """Read hosts, lists, policies and verdicts are frozen: a decision cannot be
+    widened after it is made."""
+    target = parse_target("example.com")
+    assert target is not None
+    with pytest.raises(FrozenInstanceError):
+        target.kind = "host"  # type: ignore[misc]
+    allow = AllowList.parse(["example.com"])
+    with pytest.raises(FrozenInstanceError):
+        allow.entries = ()  # type: ignore[misc]
+    p = policy(["example.com"])
+    with pytest.raises(FrozenInstanceError):
+        p.box = None  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        Verdict(False, "x:1").allowed = True  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("host", ["[1.2.3.4", "[2001:db8::1", "1.2.3.4]", "2001:db8::1]"])
+def test_target_with_one_bracket_is_not_a_host(host: str) -> None:
+    assert parse_target(host) is None
+
+
+def test_target_one_letter_name_with_root_dot() -> None:
+    """The trailing root dot is dropped from the shortest names too; a lone dot is nothing."""
+    assert parse_target("a.") == Target("name", "a")
+    assert parse_target("1.") == Target("ip", "1", ipaddress.IPv4Address("0.0.0.1"))
+    assert parse_target(".") is None
+
+
 # -- legacy IPv4 spellings -----------------------------------------------------
 
 
