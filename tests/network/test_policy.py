@@ -448,6 +448,14 @@ async def test_decide_port_edges(port: int, allowed: bool) -> None:
         assert verdict.reason == f"port {port} is not a TCP port"
 
 
+async def test_name_listed_again_for_another_port_is_still_found() -> None:
+    """An entry for another port does not end the search: a later one may match."""
+    p = policy(["example.com:80", "*.example.com:80", "example.com:443", "*.example.com:443"])
+    assert (await decide(p, "example.com", 443)).allowed
+    assert (await decide(p, "api.example.com", 443)).allowed
+    assert not (await decide(p, "example.com", 8443)).allowed
+
+
 # -- verdicts: operator lists -------------------------------------------------------
 
 
