@@ -1,5 +1,5 @@
 """The pre-made spare disk (``disk.Spare``): what a new box takes is a fresh,
-mounted, empty layer, and the warm-up that readies it leaves nothing behind."""
+mounted, empty layer of the size asked for."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from boxlite_mcp.runtime.bwrap import disk
 
 
-def test_spare_is_a_fresh_empty_layer_with_no_warm_up_left(tmp_path: Path) -> None:
+def test_spare_is_a_fresh_empty_layer(tmp_path: Path) -> None:
     spare = disk.Spare(tmp_path / "spare", tmp_path / "templates", 1)
     spare.start()
     try:
@@ -19,7 +19,7 @@ def test_spare_is_a_fresh_empty_layer_with_no_warm_up_left(tmp_path: Path) -> No
             layer = disk.layer_path(fd)
             assert sorted(os.listdir(layer)) == ["lost+found", "upper", "work"]
             assert os.listdir(layer / "upper") == []
-            assert os.listdir(layer / "work") == []  # the warm-up's probe is gone
+            assert os.listdir(layer / "work") == []
             assert (tmp_path / "disk.img").is_file()
             assert os.fstatvfs(fd).f_blocks * os.fstatvfs(fd).f_frsize <= disk.GIB
         finally:
@@ -35,14 +35,3 @@ def test_spare_of_another_size_is_not_taken(tmp_path: Path) -> None:
         assert not (tmp_path / "disk.img").exists()
     finally:
         spare.close()
-
-
-def test_warm_is_best_effort_on_a_disk_without_work_dir(tmp_path: Path) -> None:
-    """A layer that cannot take the probe (here: a plain directory with no
-    ``work/``) is left as it was; no error reaches the caller."""
-    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        disk.warm(fd)
-    finally:
-        os.close(fd)
-    assert os.listdir(tmp_path) == []

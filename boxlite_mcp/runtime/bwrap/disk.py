@@ -224,22 +224,6 @@ def open_disk(image: Path) -> int:
         os.close(loop_fd)  # the mount holds the device; auto-clear frees it afterwards
 
 
-def warm(mount_fd: int) -> None:
-    """Have the kernel read what mounting the box's overlay needs (the allocation
-    bitmaps a new directory in ``work/`` takes, the directories themselves) now,
-    off the box's start: an off-CPU profile of back-to-back starts showed the
-    overlay's ``mount`` waiting on ext4 reading its block bitmaps through the loop
-    device. Best effort: a failure here only leaves that work to the mount."""
-    root = layer_path(mount_fd)
-    probe = root / "work" / f".warm-{secrets.token_hex(4)}"
-    try:
-        probe.mkdir()
-        probe.rmdir()
-        os.listdir(root / "upper")
-    except OSError as exc:
-        log.debug("warming a spare box disk: %s", exc)
-
-
 def layer_path(mount_fd: int) -> Path:
     """The directory holding ``upper/`` and ``work/`` in a disk mounted by this process."""
     return Path(f"/proc/{os.getpid()}/fd/{mount_fd}")
@@ -297,7 +281,6 @@ class Spare:
             image = self.directory / f"{secrets.token_hex(6)}.img"
             sparse_copy(template(self.templates, self.size_gb), image)
             fd = open_disk(image)
-            warm(fd)
         except Exception as exc:  # the next box makes its own disk, and says why
             log.warning("could not prepare a spare box disk: %s", exc)
             return
