@@ -25,6 +25,10 @@ AUTO_ORDER: tuple[RuntimeName, ...] = ("rest", "local", "bwrap")
 TransportChoice = Literal["stdio", "sse", "streamable-http"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
+#: The longest one call may wait (exec_run's return_after_seconds, exec_read's wait_seconds):
+#: an hour, the default ceiling of a command's timeout.
+MAX_CALL_WAIT_SECONDS = 3600
+
 #: Every Settings field ``f`` is read from ``ENV_PREFIX + F``.
 ENV_PREFIX = "BOXLITE_MCP_"
 #: Where a runtime on this host keeps its state when no --home is given (BoxLite's own).
@@ -39,6 +43,7 @@ def env_name(field: str) -> str:
 #: The list fields, and what separates their items in the environment.
 LIST_SEPARATORS: dict[str, str] = {
     "allow_paths": os.pathsep,
+    "image_include": os.pathsep,
     "allowed_hosts": ",",
     "allowed_origins": ",",
 }
@@ -56,7 +61,10 @@ class Settings(BaseModel):
     allowed_hosts: list[str] = Field(default_factory=list)  # DNS-rebinding allow-list
     allowed_origins: list[str] = Field(default_factory=list)
     auth_tokens_file: Path | None = None  # lines "token subject"; bearer auth when set
+    allow_anonymous: bool = False  # serve HTTP without auth on a non-loopback address
     log_level: LogLevel = "info"
+    # Which tools to offer: "all", "core", or a comma list (server/toolsets.py checks it).
+    tools: str = "all"
 
     # Which runtime.
     runtime: RuntimeChoice = "auto"
@@ -77,7 +85,10 @@ class Settings(BaseModel):
     # Execution.
     exec_default_timeout_seconds: float = Field(default=300.0, gt=0)
     exec_max_timeout_seconds: float = Field(default=3600.0, gt=0)
-    result_output_cap_bytes: int = Field(default=64 * 1024, ge=1024)  # per stream, in results
+    # exec_run returns by then (the command runs on): MCP clients time calls out at ~60 s.
+    exec_return_after_seconds: float = Field(default=50.0, gt=0, le=MAX_CALL_WAIT_SECONDS)
+    # Output in one result, both streams together: sized for a model's context.
+    result_output_cap_bytes: int = Field(default=16 * 1024, ge=1024)
     stored_output_cap_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)  # resource
     progress_chunk_bytes: int = Field(default=16 * 1024, ge=256)
     progress_interval_seconds: float = Field(default=0.05, gt=0)

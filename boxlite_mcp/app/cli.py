@@ -26,6 +26,7 @@ from .. import __version__
 from ..runtime.errors import BoxliteError, InternalError
 from ..runtime.local.probe import PROBE_ENV
 from ..runtime.rest.settings import URL_ENV as REST_URL_ENV
+from ..sessions.owners import SHARED_OWNER_NOTE
 from ..settings import (
     AUTO_ORDER,
     ENV_PREFIX,
@@ -35,6 +36,7 @@ from ..settings import (
     TransportChoice,
     env_name,
 )
+from ..transport.anonymous import AnonymousBindError, check_anonymous_bind
 from ..transport.auth import TOKENS_ENV, AuthConfigError, load_verifier
 from ..transport.http import TransportConfigError
 
@@ -59,8 +61,10 @@ FLAG_FIELDS: dict[str, str] = {
     "--home": "home",
     "--image-include": "image_include",
     "--auth-tokens-file": "auth_tokens_file",
+    "--allow-anonymous": "allow_anonymous",
     "--allowed-host": "allowed_hosts",
     "--allowed-origin": "allowed_origins",
+    "--tools": "tools",
 }
 _FIELD_FLAGS = {field: flag for flag, field in FLAG_FIELDS.items()}
 
@@ -188,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
         + _env_help("auth_tokens_file"),
     )
     parser.add_argument(
+        "--allow-anonymous",
+        dest="allow_anonymous",
+        action="store_const",
+        const=True,
+        help="serve HTTP without bearer tokens on a non-loopback address (refused otherwise: "
+        "anyone who reaches it runs commands, and all clients share one owner) "
+        + _env_help("allow_anonymous", "=1"),
+    )
+    parser.add_argument(
         "--allowed-host",
         dest="allowed_hosts",
         action="append",
@@ -202,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="extra Origin header value accepted over HTTP; repeatable "
         + _env_help("allowed_origins"),
+    )
+    parser.add_argument(
+        "--tools",
+        metavar="SET",
+        help="which tools to offer: all, core (the common loop in at most 12 tools), or a "
+        "comma list of tool names, which may include core (default: all) " + _env_help("tools"),
     )
     commands = parser.add_subparsers(dest="command", metavar="{demo,doctor}")
     demo = commands.add_parser(
@@ -270,6 +289,17 @@ def _check_paths(settings: Settings) -> Settings:
     )
 
 
+def _check_tools(settings: Settings) -> None:
+    """A ``--tools`` naming no tool of this build is a config error before anything starts."""
+    from ..server.build import tool_names
+    from ..server.toolsets import ToolsetError, select
+
+    try:
+        select(settings.tools, tool_names())
+    except ToolsetError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 class _RedactIds(logging.Filter):
     """Shorten session ids (32 hex digits) in logs: on a server without auth they are keys."""
 
@@ -326,6 +356,8 @@ async def run_server(settings: Settings, verifier: TokenVerifier | None) -> int:
             sock.close()
         raise
     logger.info("runtime: %s (%s)", selected.kind, selected.reason)
+    if sock is not None and verifier is None:
+        logger.warning("%s", SHARED_OWNER_NOTE)
     try:
         server = build_server(selected.runtime, settings, runtime_reason=selected.reason)
         await transport.serve(server, settings, verifier=verifier, sock=sock)
@@ -355,9 +387,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .doctor import run_doctor
 
             return anyio.run(run_doctor, settings)
+        _check_tools(settings)
         try:
             verifier = load_verifier(settings.auth_tokens_file, environ)
         except AuthConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        try:
+            check_anonymous_bind(settings, authenticated=verifier is not None)
+        except AnonymousBindError as exc:
             raise ConfigError(str(exc)) from None
         return anyio.run(run_server, settings, verifier)
     except ConfigError as exc:

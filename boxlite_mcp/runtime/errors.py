@@ -134,3 +134,21 @@ ERRORS_BY_KIND: dict[str, type[BoxliteError]] = {
         UnavailableError,
     )
 }
+
+
+#: The most characters of a caller's reference an error message repeats.
+MAX_QUOTED_REFERENCE = 64
+
+
+def quote_reference(reference: str) -> str:
+    """A reference the caller gave (a box, execution, snapshot or session), as an error
+    repeats it: quoted, with control and invisible characters escaped (``repr``), and
+    cut to ``MAX_QUOTED_REFERENCE`` characters, so that a huge or hostile reference
+    can neither flood a message nor forge lines in it.
+
+    Repeating what was asked reveals nothing the caller does not know, so a message
+    stays the same whether or not someone else holds that reference.
+    """
+    if len(reference) <= MAX_QUOTED_REFERENCE:
+        return repr(reference)
+    return f"{reference[:MAX_QUOTED_REFERENCE]!r}… ({len(reference)} characters)"

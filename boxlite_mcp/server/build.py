@@ -20,10 +20,11 @@ from .. import __version__
 from ..runtime.base import Runtime
 from ..runtime.errors import BoxliteError
 from ..settings import Settings
-from . import prompts, resources
+from . import completions, prompts, resources, toolsets
 from .identity import remember_request
 from .sdk import ModelTool
 from .services import LifespanState, Services
+from .tasks import TasksExtension
 from .tools import boxes, commands, files, observability, snapshots
 from .tools.declare import ToolGroup
 
@@ -112,8 +113,29 @@ TOOL_GROUPS: tuple[ToolGroup, ...] = (
 )
 
 
-def _tools(services: Services) -> list[ModelTool]:
-    return [definition.bind(services) for group in TOOL_GROUPS for definition in group.tools]
+def tool_names() -> list[str]:
+    """Every tool this build registers, in tools/list order."""
+    return [definition.name for group in TOOL_GROUPS for definition in group.tools]
+
+
+def _tools(services: Services, names: list[str]) -> list[ModelTool]:
+    wanted = set(names)
+    return [
+        definition.bind(services)
+        for group in TOOL_GROUPS
+        for definition in group.tools
+        if definition.name in wanted
+    ]
+
+
+def _instructions(names: list[str]) -> str:
+    """The instructions, plus which tools exist when the operator chose a smaller set."""
+    if names == tool_names():
+        return INSTRUCTIONS
+    return (
+        INSTRUCTIONS + f"- This server offers only these tools: {', '.join(names)}. Where the "
+        "advice above names another, it is switched off here; do without it.\n"
+    )
 
 
 class BoxliteServer(MCPServer[Any]):
@@ -149,19 +171,23 @@ def build_server(
     when the caller closes the runtime itself (the CLI does), or when lifespans may
     run again afterwards (SSE runs one per connection).
     ``server_options`` go to ``MCPServer`` (e.g. ``token_verifier``, ``auth``).
+    ``settings.tools`` names a tool this build lacks: ``toolsets.ToolsetError``.
     """
+    names = toolsets.select(settings.tools, tool_names())
     services = Services.build(runtime, settings, runtime_reason=runtime_reason)
     middleware = [remember_request, *server_options.pop("middleware", [])]
     server: MCPServer[Any] = BoxliteServer(
         SERVER_NAME,
         title="BoxLite sandboxes",
         version=__version__,
-        instructions=INSTRUCTIONS,
-        tools=list(_tools(services)),
+        instructions=_instructions(names),
+        tools=list(_tools(services, names)),
         lifespan=_Lifespans(services, owns_runtime),
         middleware=middleware,
+        extensions=[TasksExtension()],
         **server_options,
     )
     resources.register(server, services)
     prompts.register(server)
+    completions.register(server, services)
     return server

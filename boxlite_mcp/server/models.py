@@ -24,6 +24,7 @@ from ..runtime.types import (
 from ..sessions import naming
 from ..sessions.executions import ExecutionRecord
 from ..sessions.registry import BoxEntry
+from ..settings import MAX_CALL_WAIT_SECONDS
 
 
 class ToolInput(BaseModel):
@@ -330,7 +331,9 @@ class BoxImportInput(ToolInput):
 # ---------------------------------------------------------------------- exec
 
 
-class ExecRunInput(ToolInput):
+class CommandInput(ToolInput):
+    """What to run, and how: shared by exec_run and exec_start."""
+
     box: BoxRef
     command: str | None = Field(
         default=None,
@@ -365,7 +368,7 @@ class ExecRunInput(ToolInput):
     )
 
     @model_validator(mode="after")
-    def _command_or_argv(self) -> ExecRunInput:
+    def _command_or_argv(self) -> Self:
         if (self.command is None) == (self.argv is None):
             raise ValueError(
                 "give exactly one of command (a shell command line) or argv "
@@ -376,7 +379,19 @@ class ExecRunInput(ToolInput):
         return self
 
 
-class ExecStartInput(ExecRunInput):
+class ExecRunInput(CommandInput):
+    return_after_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_CALL_WAIT_SECONDS,
+        description="Return after this many seconds even if the command is still running "
+        "(default: exec_return_after_seconds in runtime_info, 50 s, before MCP clients give "
+        "up on a call). It then runs on until it ends or times out; the result says "
+        "running=true and exec_read follows it.",
+    )
+
+
+class ExecStartInput(CommandInput):
     stdin: str | None = Field(
         default=None,
         max_length=10 * 1024 * 1024,
@@ -426,13 +441,20 @@ class ExecOutcome(ToolOutput):
 
 
 class ExecRunResult(ExecOutcome):
-    stdout: str = Field(description="Standard output (head and tail kept when long).")
-    stderr: str = Field(description="Standard error (head and tail kept when long).")
+    stdout: str = Field(description="Standard output so far (head and tail kept when long).")
+    stderr: str = Field(description="Standard error so far (head and tail kept when long).")
     stdout_truncated: bool = Field(description="True when the middle of stdout was cut.")
     stderr_truncated: bool = Field(description="True when the middle of stderr was cut.")
     stdout_bytes: int = Field(description="Total bytes written to stdout.")
     stderr_bytes: int = Field(description="Total bytes written to stderr.")
     timeout_seconds: float = Field(description="The timeout that applied.")
+    next_cursor: int = Field(
+        description="exec_read's cursor for the output after what this result saw."
+    )
+    next_step: str | None = Field(
+        default=None,
+        description="While it is still running: how to follow it. Null once it finished.",
+    )
 
 
 class ExecStartResult(ToolOutput):
@@ -454,15 +476,19 @@ class ExecReadInput(ToolInput):
     wait_seconds: float = Field(
         default=0,
         ge=0,
-        le=60,
+        le=MAX_CALL_WAIT_SECONDS,
         description="If nothing new is there yet, wait up to this long for output (or, with "
         "until_exit, for the exit).",
     )
     until_exit: bool = Field(
         default=False, description="Wait (up to wait_seconds) for the command to finish."
     )
-    max_bytes: int = Field(
-        default=65536, ge=1, le=1024 * 1024, description="The most output bytes to return."
+    max_bytes: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024 * 1024,
+        description="The most output bytes to return (default: result_output_cap_bytes in "
+        "runtime_info, 16 KiB); has_more says when there is more.",
     )
 
 
@@ -650,7 +676,12 @@ class Policy(ToolOutput):
     box_idle_ttl_seconds: float = Field(description="Idle time before a box is removed.")
     exec_default_timeout_seconds: float = Field(description="Timeout when none is given.")
     exec_max_timeout_seconds: float = Field(description="The longest timeout allowed.")
-    result_output_cap_bytes: int = Field(description="Per-stream output kept in results.")
+    exec_return_after_seconds: float = Field(
+        description="When exec_run returns a command still running, unless asked otherwise."
+    )
+    result_output_cap_bytes: int = Field(
+        description="Output in one result, both streams together (head and tail kept)."
+    )
     stored_output_cap_bytes: int = Field(description="Output kept per execution for reading.")
     file_transfer_cap_bytes: int = Field(description="Largest file for file_read/file_write.")
     network_default: str = Field(description="Network access of a new box unless asked.")
@@ -662,6 +693,9 @@ class Caller(ToolOutput):
     )
     boxes: int = Field(description="Boxes you have now.")
     running_executions: int = Field(description="Your executions still running.")
+    note: str | None = Field(
+        default=None, description="What to know about how you are told apart from others."
+    )
 
 
 class RuntimeInfoResult(ToolOutput):

@@ -6,7 +6,8 @@ A background task per execution consumes ``Execution.output()`` as it is produce
 - an ``OutputStore`` holding the interleaved output up to
   ``stored_output_cap_bytes``, in memory while small and spooled to a temporary
   file beyond that, addressed by byte cursors (``exec_read``, progress, resources);
-- a head-and-tail ``Capture`` per stream for the capped text in tool results.
+- a head-and-tail ``Capture`` per stream for the capped text in tool results
+  (``capped``: both streams within one cap, counted as the result is sent).
 
 The same task enforces the timeout (kill at the deadline, say so) and records the
 exit. Records belong to an owner, like boxes.
@@ -15,19 +16,22 @@ exit. Records belong to an owner, like boxes.
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import secrets
 import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import anyio
 import anyio.abc
 
 from ..runtime.base import Execution
-from ..runtime.errors import BoxliteError, InvalidStateError, NotFoundError
+from ..runtime.errors import BoxliteError, InvalidStateError, NotFoundError, quote_reference
 from ..runtime.types import ExecResult, StreamName
 
 logger = logging.getLogger(__name__)
@@ -52,6 +56,26 @@ def utf8_safe_end(data: bytes) -> int:
             )
             return len(data) if back >= need else len(data) - back
     return len(data)
+
+
+def sent_size(text: str) -> int:
+    """Bytes ``text`` takes inside a JSON message, as results are sent.
+
+    Caps count these, not output bytes: a control byte is sent as six (``\\u0000``)
+    and an invalid UTF-8 byte as a three-byte replacement character, so 16 KiB of
+    binary output would otherwise take up to 96 KiB of a model's context.
+    """
+    return len(json.dumps(text, ensure_ascii=False).encode()) - 2
+
+
+def fit_to_budget(sent_at: Callable[[int], int], limit: int, budget: int) -> int:
+    """The largest window, ``limit`` bytes at most, whose text as sent (``sent_at``: the
+    sent size of a window of n bytes) fits ``budget``; shrunk in proportion until it does."""
+    size = sent_at(limit)
+    while size > budget and limit > 0:
+        limit = min(limit - 1, limit * budget // size)
+        size = sent_at(limit)
+    return limit
 
 
 class OutputStore:
@@ -102,7 +126,7 @@ class OutputStore:
 
 
 class Capture:
-    """The head and tail of one stream, for results capped at ``cap_bytes``."""
+    """The head and tail of one stream, enough for a result of up to ``cap_bytes``."""
 
     def __init__(self, cap_bytes: int) -> None:
         self.head_cap = cap_bytes // 2
@@ -123,16 +147,70 @@ class Capture:
                 del self.tail[: len(self.tail) - self.tail_cap]
 
     @property
-    def truncated(self) -> bool:
-        return self.total > len(self.head) + len(self.tail)
+    def kept(self) -> int:
+        """Bytes held: the whole stream while it is no longer than the cap."""
+        return len(self.head) + len(self.tail)
 
-    def text(self, marker: Callable[[int], str]) -> str:
-        head = bytes(self.head).decode("utf-8", errors="replace")
-        tail = bytes(self.tail).decode("utf-8", errors="replace")
-        if not self.truncated:
-            return head + tail
-        omitted = self.total - len(self.head) - len(self.tail)
-        return head + marker(omitted) + tail
+    @property
+    def truncated(self) -> bool:
+        return self.total > self.kept
+
+    def window(self, limit: int) -> tuple[bytes, bytes]:
+        """The first and last bytes of the stream, ``limit`` at most in all.
+
+        The two are one piece (the tail empty) when the stream fits; else neither
+        splits a UTF-8 sequence, so the cut never shows as a replacement character.
+        """
+        limit = min(limit, self.head_cap + self.tail_cap)
+        if self.total <= limit:
+            return bytes(self.head + self.tail), b""
+        head_len = limit // 2
+        tail_len = limit - head_len
+        if self.truncated:
+            head, tail = bytes(self.head[:head_len]), bytes(self.tail[-tail_len:])
+        else:  # everything is held, contiguously
+            whole = bytes(self.head + self.tail)
+            head, tail = whole[:head_len], whole[len(whole) - tail_len :]
+        head = head[: utf8_safe_end(head)]
+        skip = 0
+        while skip < min(3, len(tail)) and tail[skip] & 0xC0 == 0x80:
+            skip += 1
+        return head, tail[skip:]
+
+
+@dataclass(frozen=True)
+class CappedOutput:
+    """Both streams of an execution as one result shows them, within one byte budget."""
+
+    stdout: str
+    stderr: str
+    stdout_truncated: bool
+    stderr_truncated: bool
+
+
+def _sent_window(capture: Capture, limit: int) -> tuple[str, str, int, int]:
+    """``capture``'s window of ``limit`` bytes as text: its head and tail, their size as
+    sent, and how many output bytes they show."""
+    head, tail = capture.window(limit)
+    first = head.decode("utf-8", errors="replace")
+    last = tail.decode("utf-8", errors="replace")
+    return first, last, sent_size(first) + sent_size(last), len(head) + len(tail)
+
+
+def _sent_size_at(capture: Capture, limit: int) -> int:
+    return _sent_window(capture, limit)[2]
+
+
+def share_budget(stdout: int, stderr: int, budget: int) -> tuple[int, int]:
+    """Split ``budget`` between two streams of these sizes (as sent): all of both when
+    they fit, else the smaller keeps up to half and the larger gets the rest."""
+    if stdout + stderr <= budget:
+        return stdout, stderr
+    if stderr <= stdout:
+        err = min(stderr, budget // 2)
+        return budget - err, err
+    out = min(stdout, budget // 2)
+    return out, budget - out
 
 
 class ExecutionRecord:
@@ -160,6 +238,8 @@ class ExecutionRecord:
         self.started_at = datetime.now(UTC)
         self._started = time.monotonic()
         self.store = OutputStore(stored_cap_bytes)
+        self.result_cap_bytes = result_cap_bytes  # both streams together
+        # Each holds the whole cap: which stream gets how much is decided when shown.
         self.stdout = Capture(result_cap_bytes)
         self.stderr = Capture(result_cap_bytes)
         self.result: ExecResult | None = None
@@ -175,6 +255,13 @@ class ExecutionRecord:
     @property
     def running(self) -> bool:
         return not self.done.is_set()
+
+    @property
+    def elapsed_ms(self) -> int:
+        """How long it has run so far (its duration once it ended)."""
+        if self.duration_ms is not None:
+            return self.duration_ms
+        return int((time.monotonic() - self._started) * 1000)
 
     @property
     def total_bytes(self) -> int:
@@ -194,8 +281,29 @@ class ExecutionRecord:
 
     def omitted_marker(self, omitted: int) -> str:
         return (
-            f"\n[... {omitted} bytes omitted here; the full output is the resource "
+            f"\n[... {omitted} bytes cut here; the full output is the resource "
             f"{self.uri}, or read it with exec_read ...]\n"
+        )
+
+    def capped(self) -> CappedOutput:
+        """The output so far, both streams within the result cap as sent (head and tail
+        of each, a marker naming the bytes cut and where they all are)."""
+        captures = (self.stdout, self.stderr)
+        costs = [_sent_window(capture, capture.kept)[2] for capture in captures]
+        shares = share_budget(costs[0], costs[1], self.result_cap_bytes)
+        texts: list[str] = []
+        cuts: list[int] = []
+        for capture, share in zip(captures, shares, strict=True):
+            limit = fit_to_budget(partial(_sent_size_at, capture), capture.kept, share)
+            first, last, _, shown = _sent_window(capture, limit)
+            cut = capture.total - shown
+            texts.append(first + (self.omitted_marker(cut) + last if cut else ""))
+            cuts.append(cut)
+        return CappedOutput(
+            stdout=texts[0],
+            stderr=texts[1],
+            stdout_truncated=cuts[0] > 0,
+            stderr_truncated=cuts[1] > 0,
         )
 
     # -- output --------------------------------------------------------------
@@ -355,7 +463,8 @@ class Executions:
             mine = [r.id for r in self._records.values() if r.owner == owner]
             known = ", ".join(mine[-10:]) if mine else "none"
             raise NotFoundError(
-                f"No execution with that id among yours (recent: {known}). Execution ids "
+                f"No execution with that id ({quote_reference(execution_id)}) among yours "
+                f"(recent: {known}). Execution ids "
                 "come from exec_run or exec_start; old finished ones are forgotten."
             )
         return record

@@ -28,6 +28,7 @@ from ..runtime.errors import (
     InvalidArgumentError,
     InvalidStateError,
     NotFoundError,
+    quote_reference,
 )
 from ..runtime.types import BoxInfo, BoxOptions
 from ..settings import Settings
@@ -156,8 +157,10 @@ class Registry:
             known = f"Your boxes: {listing}."
         else:
             known = "You have no boxes; create one with box_create."
-        # The reference is not echoed: the message is the same whatever was asked.
-        return NotFoundError(f"No box with that id or name among your boxes. {known}")
+        # Only what was asked is repeated: the same message whoever else has that box.
+        return NotFoundError(
+            f"No box with that id or name ({quote_reference(ref)}) among your boxes. {known}"
+        )
 
     # -- create / adopt / remove ---------------------------------------------
     async def _reserve(self, owner: str, name: str | None) -> None:

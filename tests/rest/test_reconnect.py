@@ -17,7 +17,7 @@ def policy(window: float) -> Reconnect:
     settings = RestSettings(
         url="http://127.0.0.1:9", reconnect_seconds=window, backoff_initial=0.01, backoff_max=0.02
     )
-    return Reconnect(settings, "the output stream of execution e1 at http://x", "resume it")
+    return Reconnect(settings, "the output stream of execution e1", "http://x", "resume it")
 
 
 async def test_drops_back_off_and_count_attempts() -> None:

@@ -43,6 +43,7 @@ import anyio
 import httpx
 
 from ..errors import BoxliteError, BoxTimeoutError, InternalError
+from . import pool
 from .auth import ApiKeyAuth, Auth, ClientCredentialsAuth
 from .bodies import ERROR_BODY_BYTES, MAX_ANSWER_BYTES, Answer, read_capped
 from .errors import (
@@ -54,6 +55,7 @@ from .generation import detect_generation, exchange_credentials, routing_slot
 from .settings import Generation, RestSettings
 from .types import ServerConfig, TokenResponse
 from .upgrade import Upgrades
+from .urls import parsed_url
 
 logger = logging.getLogger(__name__)
 
@@ -82,13 +84,19 @@ class RestClient:
         self, settings: RestSettings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self.settings = settings
+        limits = httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=(
+                settings.max_connections if settings.max_keepalive_connections is None
+                else settings.max_keepalive_connections
+            ),
+        )
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_keepalive_connections,
-            ),
-            transport=transport,
+            limits=limits,
+            # Pools that stay cheap at 64 concurrent requests (``pool.py``); proxies
+            # from the environment still get httpx's own transports.
+            transport=transport if transport is not None else pool.ShardedTransport(limits),
             headers={"User-Agent": "boxlite-mcp", "Accept-Encoding": "identity"},
         )
         self._generation: Generation | None = None
@@ -293,7 +301,7 @@ class RestClient:
                 request_headers["Idempotency-Key"] = key
             body = content() if callable(content) else content
             request = self._http.build_request(
-                method, url, json=json, data=data, content=body, params=params,
+                method, parsed_url(url), json=json, data=data, content=body, params=params,
                 headers=request_headers,
                 timeout=timeouts if timeouts is not None else httpx.USE_CLIENT_DEFAULT,
             )

@@ -51,7 +51,6 @@ from ..errors import (
     UnavailableError,
 )
 from ..types import ExecResult
-from .errors import display_url
 from .execution import RestExecution
 from .reconnect import Reconnect
 from .sse import SseStalled, read_events
@@ -204,7 +203,7 @@ class SseExecution(RestExecution):
         error_text: str | None = None
         connected = False
         reconnect = Reconnect(
-            settings, f"the output stream of execution {self._id} at {display_url(url)}",
+            settings, f"the output stream of execution {self._id}", url,
             "resume it",
         )
 

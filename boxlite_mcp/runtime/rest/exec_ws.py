@@ -75,7 +75,7 @@ from ..errors import (
     UnavailableError,
 )
 from ..types import ExecResult
-from .errors import AttachConflictError, display_url
+from .errors import AttachConflictError
 from .execution import SIGKILL, RestExecution
 from .reconnect import Reconnect
 from .types import ExecutionInfo
@@ -128,7 +128,7 @@ class WsExecution(RestExecution):
         attached = False
         info: ExecutionInfo | None = None
         reconnect = Reconnect(
-            settings, f"the attach socket of execution {self._id} at {display_url(url)}",
+            settings, f"the attach socket of execution {self._id}", url,
             "re-attach",
         )
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import anyio
 
 from ..errors import UnavailableError
+from .errors import display_url
 from .settings import RestSettings
 
 logger = logging.getLogger(__name__)
@@ -25,15 +26,22 @@ logger = logging.getLogger(__name__)
 class Reconnect:
     """One execution's reconnect state.
 
-    ``lost`` names the stream ("the output stream of execution X at URL"),
-    ``again`` what trying again means ("resume it", "re-attach").
+    ``stream`` names the stream ("the output stream of execution X"), ``url`` where
+    it is (shown without query or userinfo, worked out only when a drop is
+    reported: this is built once per exec), ``again`` what trying again means
+    ("resume it", "re-attach").
     """
 
     settings: RestSettings
-    lost: str
+    stream: str
+    url: str
     again: str
     attempt: int = 0
     drop_started: float | None = None
+
+    @property
+    def lost(self) -> str:
+        return f"{self.stream} at {display_url(self.url)}"
 
     def progressed(self) -> None:
         """Output or the exit arrived: the next drop starts a fresh count."""

@@ -95,7 +95,10 @@ class RestSettings(BaseModel):
     reconnect_seconds: float = Field(default=60.0, ge=0)
 
     max_connections: int = Field(default=100, ge=1)
-    max_keepalive_connections: int = Field(default=20, ge=0)
+    # Idle connections kept open; None: as many as ``max_connections``. httpcore
+    # closes every idle connection once the pool holds more connections than this,
+    # so a lower figure turns keep-alive off under concurrency (``pool.py``).
+    max_keepalive_connections: int | None = Field(default=None, ge=0)
 
     @field_validator("url")
     @classmethod

@@ -24,6 +24,8 @@ import httpx
 from ..errors import InternalError
 from .bodies import ERROR_BODY_BYTES, read_capped
 from .errors import AttachConflictError, error_from_status, parse_error_body
+from .pool import FastLivenessBackend
+from .urls import origin_of
 from .websocket import WebSocket, accept_for
 
 if TYPE_CHECKING:
@@ -49,7 +51,8 @@ class Upgrades:
 
     def __init__(self, client: RestClient) -> None:
         self._client = client
-        self._backend = httpcore.AnyIOBackend()
+        # Streams that read and write without a cancel scope each (``pool.py``).
+        self._backend = FastLivenessBackend(httpcore.AnyIOBackend())
         self._ssl_context: ssl.SSLContext | None = None
 
     async def open_stream(self, url: str) -> httpcore.AsyncNetworkStream | None:
@@ -62,7 +65,7 @@ class Upgrades:
         connect failed: the upgrade then goes through the pooled client, with its
         retries.
         """
-        target = httpx.URL(url)
+        target = origin_of(url)
         transport_for_url = getattr(self._client.http, "_transport_for_url", None)
         default = getattr(self._client.http, "_transport", None)
         if transport_for_url is None or transport_for_url(target) is not default:
@@ -141,7 +144,7 @@ class Upgrades:
     ) -> tuple[httpcore.AsyncNetworkStream, dict[str, str]] | None:
         """The upgrade request on a pre-opened connection: the upgraded stream and the
         answer's headers; None if that connection failed."""
-        target = httpx.URL(url)
+        target = origin_of(url)
         origin = httpcore.Origin(
             target.raw_scheme,
             target.raw_host,

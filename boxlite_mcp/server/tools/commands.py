@@ -16,11 +16,12 @@ from mcp_types import CallToolResult, ResourceLink, TextContent
 
 from ...runtime.errors import BoxliteError, InvalidArgumentError, UnsupportedError
 from ...runtime.types import ExecRequest, StreamName
-from ...sessions.executions import ExecutionRecord, utf8_safe_end
+from ...sessions.executions import ExecutionRecord, fit_to_budget, sent_size, utf8_safe_end
 from ...sessions.progress import Coalescer
 from ...sessions.registry import BoxEntry
 from ..errors import owner_text
 from ..models import (
+    CommandInput,
     ExecControlResult,
     ExecKillInput,
     ExecReadInput,
@@ -54,7 +55,7 @@ def _error(call: ToolCall, record: ExecutionRecord) -> str | None:
 
 def _status_line(record: ExecutionRecord, error: str | None) -> str:
     if record.running:
-        return f"still running after {record.duration_ms or 0} ms"
+        return f"still running after {record.elapsed_ms} ms"
     parts = [f"exit code {record.exit_code}" if record.exit_code is not None else "no exit code"]
     if record.signal is not None:
         parts.append(f"ended by signal {record.signal}")
@@ -70,6 +71,19 @@ def _status_line(record: ExecutionRecord, error: str | None) -> str:
 
 def _decode(pieces: list[tuple[StreamName, bytes]], stream: StreamName) -> str:
     return b"".join(d for s, d in pieces if s == stream).decode("utf-8", errors="replace")
+
+
+def _read_window(
+    record: ExecutionRecord, cursor: int, max_bytes: int
+) -> list[tuple[StreamName, bytes]]:
+    """Stored output from ``cursor``, at most ``max_bytes``, not ending mid-character."""
+    pieces = record.read(cursor, max_bytes)
+    if pieces:
+        stream, last = pieces[-1]
+        keep = utf8_safe_end(last)
+        if keep < len(last) and (keep or len(pieces) > 1):
+            pieces[-1] = (stream, last[:keep])
+    return pieces
 
 
 def _parse_signal(value: int | str) -> int:
@@ -91,7 +105,7 @@ def _parse_signal(value: int | str) -> int:
 
 
 async def _start(
-    call: ToolCall, entry: BoxEntry, args: ExecRunInput, keep_open: bool
+    call: ToolCall, entry: BoxEntry, args: CommandInput, keep_open: bool
 ) -> ExecutionRecord:
     settings, executions = call.settings, call.executions
     if executions.running_count() >= settings.max_executions_kept:
@@ -178,27 +192,57 @@ async def _stream_progress(call: ToolCall, record: ExecutionRecord) -> None:
         )
 
 
-def _run_result(call: ToolCall, record: ExecutionRecord) -> CallToolResult:
+def _result_text(
+    record: ExecutionRecord,
+    error: str | None,
+    stdout: str,
+    stderr: str,
+    follow: str | None = None,
+) -> str:
+    """What a model reads: one status line, each stream's text once, where the rest is."""
+    parts = [_status_line(record, error)]
+    for name, body in (("stdout", stdout), ("stderr", stderr)):
+        if body:
+            parts.append(f"--- {name} ---\n{body}" + ("" if body.endswith("\n") else "\n"))
+    if not stdout and not stderr:
+        parts.append("(no output)")
+    parts.append(f"--- execution {record.id}; full output: {record.uri}")
+    if follow:
+        parts.append(follow)
+    return "\n".join(parts)
+
+
+def _follow_hint(record: ExecutionRecord, cursor: int, wait_seconds: float) -> str | None:
+    """One sentence on how to get the rest of a command that is still running."""
+    if not record.running:
+        return None
+    return (
+        f"It is still running (it is killed at its {record.timeout_seconds:g} s timeout): "
+        f"call exec_read with execution_id={record.id}, cursor={cursor}, until_exit=true "
+        f"and wait_seconds={wait_seconds:g} for the rest of its output and its exit code."
+    )
+
+
+def _run_result(call: ToolCall, record: ExecutionRecord, waited: float) -> CallToolResult:
+    """``waited``: how long the call waited, also a fair wait for each exec_read."""
     error = _error(call, record)
+    capped = record.capped()
+    cursor = record.store.size
+    follow = _follow_hint(record, cursor, max(waited, 1))
     result = ExecRunResult.of(
         record,
         error,
-        stdout=record.stdout.text(record.omitted_marker),
-        stderr=record.stderr.text(record.omitted_marker),
-        stdout_truncated=record.stdout.truncated,
-        stderr_truncated=record.stderr.truncated,
+        stdout=capped.stdout,
+        stderr=capped.stderr,
+        stdout_truncated=capped.stdout_truncated,
+        stderr_truncated=capped.stderr_truncated,
         stdout_bytes=record.stdout.total,
         stderr_bytes=record.stderr.total,
         timeout_seconds=record.timeout_seconds,
+        next_cursor=cursor,
+        next_step=follow,
     )
-    text = (
-        f"{_status_line(record, error)}\n"
-        f"--- stdout ({result.stdout_bytes} bytes"
-        f"{', middle cut' if result.stdout_truncated else ''}) ---\n{result.stdout}\n"
-        f"--- stderr ({result.stderr_bytes} bytes"
-        f"{', middle cut' if result.stderr_truncated else ''}) ---\n{result.stderr}\n"
-        f"--- execution {record.id}; full output: {record.uri}"
-    )
+    text = _result_text(record, error, capped.stdout, capped.stderr, follow)
     return CallToolResult(
         content=[
             TextContent(type="text", text=text),
@@ -229,26 +273,34 @@ notifications while it runs. `command` is a shell command line (`sh -c`: pipes, 
 redirects work); `argv` is an exact argument list instead. Returns exit_code,
 duration, timed_out/killed, and stdout/stderr. Long output keeps its head and tail
 (stdout_truncated/stderr_truncated say so) and the full output is the resource at
-output_uri. A timeout (default and maximum in runtime_info) kills the command and sets
-timed_out. Cancelling the call kills the command. Each call is a fresh process: `cd`
-or `export` do not carry over, so use working_dir/env or chain with &&; files persist
-in the box. For servers, watchers or anything interactive use exec_start instead.""",
+output_uri. A command still running after return_after_seconds (default 50) keeps
+running and the result says running=true: follow it with exec_read (next_step says
+how). A timeout (default and maximum in runtime_info) kills the command and sets
+timed_out. Cancelling the call before it returns kills the command. Each call is a
+fresh process: `cd` or `export` do not carry over, so use working_dir/env or chain
+with &&; files persist in the box. For servers, watchers or anything interactive use
+exec_start instead.""",
     destructive=True,
 )
 async def exec_run(call: ToolCall, args: ExecRunInput) -> Annotated[CallToolResult, ExecRunResult]:
     entry = await call.box(args.box)
+    return_after = args.return_after_seconds
+    if return_after is None:
+        return_after = call.settings.exec_return_after_seconds
     with entry.in_use():
         record = await _start(call, entry, args, keep_open=False)
-        finished = False
+        returned = False
         try:
-            await _stream_progress(call, record)
-            await record.done.wait()
-            finished = True
+            # Past the deadline the command runs on, unwatched until exec_read.
+            with anyio.move_on_after(return_after):
+                await _stream_progress(call, record)
+                await record.done.wait()
+            returned = True
         finally:
-            if not finished:  # cancelled, or the client went away: never leave it running
+            if not returned:  # cancelled, or the client went away: never leave it running
                 with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_CONFIRM_SECONDS):
                     await record.kill_quietly()
-    return _run_result(call, record)
+    return _run_result(call, record, return_after)
 
 
 @tools.tool(
@@ -284,7 +336,9 @@ waits for new output (or with until_exit, for the exit) before answering, which
 avoids busy polling.""",
     read_only=True,
 )
-async def exec_read(call: ToolCall, args: ExecReadInput) -> ExecReadResult:
+async def exec_read(
+    call: ToolCall, args: ExecReadInput
+) -> Annotated[CallToolResult, ExecReadResult]:
     record = call.executions.get(call.who.owner, args.execution_id)
     cursor = min(args.cursor, record.store.size)
     with _attending(call, record):
@@ -294,23 +348,48 @@ async def exec_read(call: ToolCall, args: ExecReadInput) -> ExecReadResult:
                     await record.done.wait()
                 else:
                     await record.wait_beyond(cursor)
-    pieces = record.read(cursor, args.max_bytes)
-    if pieces:
-        stream, last = pieces[-1]
-        keep = utf8_safe_end(last)
-        if keep < len(last) and (keep or len(pieces) > 1):
-            pieces[-1] = (stream, last[:keep])
+    if args.max_bytes is not None:  # asked for: that many bytes, however they are sent
+        pieces = _read_window(record, cursor, args.max_bytes)
+    else:  # the result cap, counted as the result is sent
+
+        def sent_at(limit: int) -> int:
+            pieces = _read_window(record, cursor, limit)
+            return sum(sent_size(_decode(pieces, s)) for s in ("stdout", "stderr"))
+
+        budget = call.settings.result_output_cap_bytes
+        # At least a byte, so that a reader always moves on (one byte is sent as 6 at most).
+        pieces = _read_window(record, cursor, max(1, fit_to_budget(sent_at, budget, budget)))
     next_cursor = cursor + sum(len(d) for _, d in pieces)
-    return ExecReadResult.of(
+    error = _error(call, record)
+    has_more = next_cursor < record.store.size
+    result = ExecReadResult.of(
         record,
-        _error(call, record),
+        error,
         stdout=_decode(pieces, "stdout"),
         stderr=_decode(pieces, "stderr"),
         cursor=cursor,
         next_cursor=next_cursor,
-        has_more=next_cursor < record.store.size,
+        has_more=has_more,
         total_bytes=record.total_bytes,
         dropped_bytes=record.store.dropped,
+    )
+    window = f"bytes {cursor}-{next_cursor} of {record.store.size} stored"
+    follow: str | None = None
+    if has_more:
+        follow = f"More is stored: call exec_read again with cursor={next_cursor}."
+    else:
+        follow = _follow_hint(record, next_cursor, max(args.wait_seconds, 1))
+    text = _result_text(
+        record,
+        error,
+        result.stdout,
+        result.stderr,
+        f"This window: {window}." + (f" {follow}" if follow else ""),
+    )
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=result.model_dump(mode="json"),
+        is_error=False,
     )
 
 

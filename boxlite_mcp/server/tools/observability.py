@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...runtime.errors import BoxliteError
+from ...sessions.owners import SHARED_OWNER_NOTE
 from ..models import (
     BoxMetricsResult,
     BoxRefInput,
@@ -56,6 +57,7 @@ async def runtime_info(call: ToolCall, args: RuntimeInfoInput) -> RuntimeInfoRes
             box_idle_ttl_seconds=settings.box_idle_ttl_seconds,
             exec_default_timeout_seconds=settings.exec_default_timeout_seconds,
             exec_max_timeout_seconds=settings.exec_max_timeout_seconds,
+            exec_return_after_seconds=settings.exec_return_after_seconds,
             result_output_cap_bytes=settings.result_output_cap_bytes,
             stored_output_cap_bytes=settings.stored_output_cap_bytes,
             file_transfer_cap_bytes=settings.file_transfer_cap_bytes,
@@ -65,6 +67,8 @@ async def runtime_info(call: ToolCall, args: RuntimeInfoInput) -> RuntimeInfoRes
             owner_kind=who.kind,
             boxes=len(services.registry.owned_by(who.owner)),
             running_executions=len(running),
+            # No principal over HTTP: this server has no bearer auth.
+            note=SHARED_OWNER_NOTE if who.kind in ("anonymous", "session") else None,
         ),
         metrics=metrics,
     )

@@ -1,0 +1,70 @@
+"""Both state stores as fixtures: the in-process one, and Redis in a real redis-server."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+
+from boxlite_mcp.sessions.state import InProcessState, StateStore
+from tools.redislib.server import RedisServer, missing_reason, redis_required, redis_server_binary
+
+KEPT = 4
+CAP = 64
+EVENTS_PER_STREAM = 5
+
+#: A new handle on the test's state: what a second replica would open.
+Connect = Callable[[], StateStore]
+
+
+def need_redis_server() -> None:
+    """Skip without redis-server, unless BOXLITE_MCP_REQUIRE_REDIS makes it a failure."""
+    if redis_server_binary() is None:
+        if redis_required():
+            pytest.fail(missing_reason())
+        pytest.skip(missing_reason())
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    need_redis_server()
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+def redis_factory(url: str) -> tuple[Connect, list[StateStore]]:
+    from boxlite_mcp.sessions.state.redis_store import RedisState
+
+    prefix = f"t{secrets.token_hex(4)}:"  # each test its own keys on the shared server
+    made: list[StateStore] = []
+
+    def connect() -> StateStore:
+        store = RedisState(
+            url,
+            prefix=prefix,
+            max_executions_kept=KEPT,
+            stored_output_cap_bytes=CAP,
+            events_per_stream=EVENTS_PER_STREAM,
+        )
+        made.append(store)
+        return store
+
+    return connect, made
+
+
+@pytest.fixture(params=["in_process", "redis"])
+async def connect(request: pytest.FixtureRequest) -> AsyncIterator[Connect]:
+    if request.param == "in_process":
+        shared = InProcessState(
+            max_executions_kept=KEPT,
+            stored_output_cap_bytes=CAP,
+            events_per_stream=EVENTS_PER_STREAM,
+        )
+        yield lambda: shared
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    factory, made = redis_factory(server.url)
+    yield factory
+    for store in made:
+        await store.aclose()
