@@ -1,0 +1,319 @@
+"""The in-box kernel of a Python session: one stdlib-only file run by the box's ``python3``.
+
+The host starts it as ``python3 -u -c <this file's source>`` through the runtime's
+exec with stdin kept open, so it needs nothing installed in the box and works on every
+runtime. Jupyter's kernel protocol (ZeroMQ sockets, a kernel package in the box) is
+not available there: exec gives one stdin and two output pipes, which is all this uses.
+
+Why it redirects its own descriptors: user code may write anything anywhere, with
+``print``, ``os.write(1, ...)`` or a subprocess that inherits fd 1, so the exec's
+stdout cannot carry user bytes and protocol frames side by side unframed. At start
+the kernel moves the exec's stdin and stdout to private close-on-exec descriptors (the
+protocol channel, which subprocesses do not inherit), points fd 0 at ``/dev/null`` and
+fds 1 and 2 at pipes it reads itself, and wraps everything read from them in
+length-prefixed frames. User output thus never reaches the channel raw: NUL bytes,
+binary data and partial lines are payload, never framing.
+
+Frames to the host: ``MAGIC`` (2 bytes), a kind byte, a big-endian 32-bit payload length,
+the payload. Kinds: ``H`` hello (JSON), ``O``/``E`` stdout/stderr bytes, ``D`` an image
+(mime type, a newline, the bytes), ``R`` the end of a cell (JSON). Requests from the
+host: a big-endian 32-bit length, then JSON (``{"op": "run", ...}``).
+
+Interrupts: SIGINT raises ``KeyboardInterrupt`` only while a cell runs, and at most
+once per cell, so it never lands in the middle of a frame; a cell that catches it and
+carries on is the host's to kill. Python 3.8 or newer: the file avoids newer syntax.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import fcntl
+import io
+import json
+import linecache
+import os
+import select
+import signal
+import struct
+import sys
+import threading
+import traceback
+import types
+from typing import Any
+
+MAGIC = b"\xb7\x1c"
+#: Magic, kind, payload length.
+HEADER = struct.Struct(">2scI")
+#: A request's length prefix.
+REQUEST_HEADER = struct.Struct(">I")
+KIND_HELLO, KIND_STDOUT, KIND_STDERR, KIND_IMAGE, KIND_RESULT = b"H", b"O", b"E", b"D", b"R"
+KINDS = frozenset((KIND_HELLO, KIND_STDOUT, KIND_STDERR, KIND_IMAGE, KIND_RESULT))
+#: Largest request the kernel reads, and the largest frame either side sends.
+MAX_FRAME = 64 * 1024 * 1024
+#: Bytes read from a user output pipe at a time.
+CHUNK = 64 * 1024
+#: The kernel's private descriptors are dup'ed at or above this number.
+PRIVATE_FD_BASE = 200
+#: The kernel's functions a cell's traceback starts with (left out of it).
+_OUTER = frozenset(("run", "execute", "show", "display", "add_figure", "capture_pyplot"))
+IMAGE_TYPES = (("_repr_png_", "image/png"), ("_repr_jpeg_", "image/jpeg"),
+               ("_repr_svg_", "image/svg+xml"))
+
+
+class Kernel:
+    """The protocol channel, the forwarders of user output, and the user namespace."""
+
+    def __init__(self) -> None:
+        self.proto_in = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, PRIVATE_FD_BASE)
+        self.proto_out = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, PRIVATE_FD_BASE)
+        self.lock = threading.Lock()
+        self.in_cell = False
+        self.images: list[tuple[str, bytes]] = []
+        self.figures_seen: set[int] = set()
+        self.notes: list[str] = []
+        self.limits: dict[str, int] = {}
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        self.pipes: list[tuple[int, bytes]] = []
+        for fd, kind in ((1, KIND_STDOUT), (2, KIND_STDERR)):
+            read_end, write_end = os.pipe()
+            os.dup2(write_end, fd)
+            os.close(write_end)
+            os.set_blocking(read_end, False)
+            self.pipes.append((read_end, kind))
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.reconfigure(encoding="utf-8", errors="backslashreplace")  # type: ignore[union-attr]
+            except (AttributeError, ValueError):
+                pass
+        module = types.ModuleType("__main__")
+        module.__dict__["display"] = self.display
+        sys.modules["__main__"] = module
+        self.namespace = module.__dict__
+        os.environ.setdefault("MPLBACKEND", "Agg")
+        signal.signal(signal.SIGINT, self.on_sigint)
+
+    # -- the channel ------------------------------------------------------------------
+
+    def send(self, kind: bytes, payload: bytes) -> None:
+        """Write one frame; the caller holds ``lock``."""
+        data = HEADER.pack(MAGIC, kind, len(payload)) + payload
+        view = memoryview(data)
+        while view:
+            written = os.write(self.proto_out, view)
+            view = view[written:]
+
+    def forward(self, read_end: int, kind: bytes) -> None:
+        """Thread body: frame whatever user code writes to fd 1 or 2, as it comes."""
+        while True:
+            select.select([read_end], [], [])
+            with self.lock:
+                self.drain_one(read_end, kind)
+
+    def drain_one(self, read_end: int, kind: bytes) -> None:
+        while True:
+            try:
+                data = os.read(read_end, CHUNK)
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            self.send(kind, data)
+
+    def drain(self) -> None:
+        """Frame everything already written to fds 1 and 2: it belongs to the cell."""
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            try:
+                stream.flush()  # type: ignore[union-attr]
+            except Exception:  # a user's replacement stream may be broken: not ours to fix
+                pass
+        with self.lock:
+            for read_end, kind in self.pipes:
+                self.drain_one(read_end, kind)
+
+    def read_exact(self, count: int) -> bytes:
+        data = b""
+        while len(data) < count:
+            piece = os.read(self.proto_in, count - len(data))
+            if not piece:
+                os._exit(0)  # the host closed stdin: the session is over
+            data += piece
+        return data
+
+    def read_request(self) -> dict[str, Any]:
+        (length,) = REQUEST_HEADER.unpack(self.read_exact(REQUEST_HEADER.size))
+        if length > MAX_FRAME:
+            os._exit(3)
+        request: dict[str, Any] = json.loads(self.read_exact(length).decode("utf-8"))
+        return request
+
+    # -- running cells ----------------------------------------------------------------
+
+    def on_sigint(self, signum: int, frame: object) -> None:
+        if self.in_cell:
+            self.in_cell = False
+            raise KeyboardInterrupt
+
+    def serve(self) -> None:
+        hello = {"python": sys.version.split()[0], "pid": os.getpid()}
+        with self.lock:
+            self.send(KIND_HELLO, json.dumps(hello).encode())
+        for read_end, kind in self.pipes:
+            threading.Thread(target=self.forward, args=(read_end, kind), daemon=True).start()
+        while True:
+            request = self.read_request()
+            if request.get("op") == "run":
+                self.run(request)
+
+    def run(self, request: dict[str, Any]) -> None:
+        self.images, self.notes, self.figures_seen = [], [], set()
+        self.limits = {k: int(v) for k, v in request.get("limits", {}).items()}
+        outcome: dict[str, Any] = {"cell": request["cell"], "result": None, "error": None}
+        try:
+            try:
+                self.in_cell = True
+                outcome["result"] = self.execute(str(request["code"]), int(request["cell"]))
+                self.in_cell = False
+            except BaseException as exc:  # the cell's own failure, SystemExit included
+                self.in_cell = False
+                outcome["error"] = self.describe(exc)
+        except KeyboardInterrupt as exc:  # the interrupt landed inside the handler above
+            self.in_cell = False
+            outcome["error"] = self.describe(exc)
+        self.drain()
+        outcome["notes"] = self.notes
+        with self.lock:
+            for mime, data in self.images:
+                self.send(KIND_IMAGE, mime.encode() + b"\n" + data)
+            self.send(KIND_RESULT, json.dumps(outcome).encode())
+
+    def execute(self, code: str, cell: int) -> str | None:
+        """Run a cell; the repr of its last expression, or None."""
+        filename = f"<cell {cell}>"
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        tree = ast.parse(code, filename, "exec")
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body[-1].value)
+            del tree.body[-1]
+        exec(compile(tree, filename, "exec"), self.namespace)
+        value = None
+        if last is not None:
+            value = eval(compile(last, filename, "eval"), self.namespace)
+        text = None
+        if value is not None:
+            self.namespace["_"] = value
+            self.show(value)
+            text = self.cap(repr(value), self.limits.get("result_chars", 16384))
+        self.capture_pyplot()
+        return text
+
+    # -- pictures ---------------------------------------------------------------------
+
+    def display(self, *objects: object) -> None:
+        """Show objects as Jupyter would: as images when they can be, else their repr."""
+        for obj in objects:
+            if not self.show(obj):
+                print(repr(obj))
+
+    def show(self, obj: object) -> bool:
+        """Collect ``obj``'s picture (display protocol, or a matplotlib figure)."""
+        if hasattr(obj, "savefig") and type(obj).__module__.startswith("matplotlib"):
+            self.add_figure(obj)
+            return True
+        for method, mime in IMAGE_TYPES:
+            render = getattr(obj, method, None)
+            if not callable(render):
+                continue
+            data = render()
+            if isinstance(data, tuple):  # (data, metadata), as IPython allows
+                data = data[0]
+            if isinstance(data, str):
+                data = data.encode("utf-8", "backslashreplace")
+            if isinstance(data, (bytes, bytearray)):
+                self.add_image(mime, bytes(data))
+                return True
+        return False
+
+    def add_figure(self, figure: Any) -> None:
+        if id(figure) in self.figures_seen:
+            return
+        self.figures_seen.add(id(figure))
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", bbox_inches="tight")
+        self.add_image("image/png", buffer.getvalue())
+
+    def capture_pyplot(self) -> None:
+        """Open pyplot figures are the cell's plots: render, then close them."""
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is None:
+            return
+        for number in pyplot.get_fignums():
+            self.add_figure(pyplot.figure(number))
+        pyplot.close("all")
+
+    def add_image(self, mime: str, data: bytes) -> None:
+        max_images = self.limits.get("max_images", 8)
+        max_bytes = self.limits.get("max_image_bytes", 4 * 1024 * 1024)
+        if len(self.images) >= max_images:
+            self.notes.append(f"An image ({mime}) was left out: at most {max_images} images "
+                              "per call.")
+        elif len(data) > max_bytes:
+            self.notes.append(f"An image ({mime}, {len(data)} bytes) was left out: larger "
+                              f"than {max_bytes} bytes.")
+        else:
+            self.images.append((mime, data))
+
+    # -- reporting --------------------------------------------------------------------
+
+    @staticmethod
+    def cap(text: str, limit: int) -> str:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        if len(text) <= limit:
+            return text
+        head = limit // 2
+        tail = limit - head
+        cut = len(text) - head - tail
+        return text[:head] + f"\n[... {cut} characters cut ...]\n" + text[len(text) - tail:]
+
+    def describe(self, exc: BaseException) -> dict[str, str]:
+        """type, message and traceback of a cell's exception, without the kernel's frames."""
+        limit = self.limits.get("traceback_chars", 16384)
+        try:
+            message = str(exc)
+        except Exception:
+            message = "<the exception's str() failed>"
+        try:
+            report = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+            own = Kernel.describe.__code__.co_filename  # this file's name, "<string>" under -c
+            frames = report.stack
+            while frames and frames[0].filename == own and frames[0].name in _OUTER:
+                del frames[0]
+            while frames and frames[-1].filename == own and frames[-1].name == "on_sigint":
+                del frames[-1]
+            text = "".join(report.format())
+        except Exception:
+            text = f"{type(exc).__name__}: {message}\n"
+        name = type(exc).__qualname__
+        module = type(exc).__module__
+        if module not in ("builtins", "__main__"):
+            name = f"{module}.{name}"
+        return {"type": name, "message": self.cap(message, limit),
+                "traceback": self.cap(text, limit)}
+
+
+def main() -> None:
+    diagnostics = fcntl.fcntl(2, fcntl.F_DUPFD_CLOEXEC, PRIVATE_FD_BASE)
+    try:
+        kernel = Kernel()
+        builtins.display = kernel.display  # type: ignore[attr-defined]  # for modules too
+        kernel.serve()
+    except BaseException:  # the kernel itself failed: say why on the exec's own stderr
+        os.write(diagnostics, traceback.format_exc().encode("utf-8", "backslashreplace"))
+        os._exit(70)
+
+
+if __name__ == "__main__":
+    main()
