@@ -68,6 +68,8 @@ class CellOutcome:
     error: PythonError | None = None
     images: list[PythonImage] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The request reached the kernel (False: it had ended before this cell, which never ran).
+    sent: bool = False
     completed: bool = False  # the kernel reported the cell's end
     timed_out: bool = False
     killed: bool = False
@@ -197,8 +199,11 @@ class Interpreter:
             await self.execution.write_stdin(encode_request(request))
         except BoxliteError as exc:
             await self.kill()
-            outcome.lost_reason = f"the Python process no longer accepts input ({exc})"
+            outcome.lost_reason = self.lost_reason = (
+                f"it had ended, perhaps because the box stopped ({exc})"
+            )
             return outcome
+        outcome.sent = True
         reporting = on_output
 
         async def report(stream: str, data: bytes) -> None:
@@ -208,8 +213,9 @@ class Interpreter:
             if reporting is None or outcome.cancelled:
                 return
             try:
-                await reporting(OutputChunk(stream="stdout" if stream == "stdout" else "stderr",
-                                            data=data))
+                await reporting(
+                    OutputChunk(stream="stdout" if stream == "stdout" else "stderr", data=data)
+                )
             except Exception:  # progress is best effort: the cell's result still counts
                 logger.debug("python session: output callback failed", exc_info=True)
                 reporting = None
@@ -318,8 +324,9 @@ class Interpreter:
         if mime not in IMAGE_MIMES:
             outcome.notes.append(f"An image of unsupported type {mime[:40]!r} was left out.")
         elif len(outcome.images) >= limits.max_images or len(data) > limits.max_image_bytes:
-            outcome.notes.append(f"An image ({mime}, {len(data)} bytes) was left out: over "
-                                 "the image limits.")
+            outcome.notes.append(
+                f"An image ({mime}, {len(data)} bytes) was left out: over the image limits."
+            )
         else:
             outcome.images.append(
                 PythonImage(mime_type=mime, size_bytes=len(data), data=data)  # type: ignore[arg-type]

@@ -57,8 +57,11 @@ CHUNK = 64 * 1024
 PRIVATE_FD_BASE = 200
 #: The kernel's functions a cell's traceback starts with (left out of it).
 _OUTER = frozenset(("run", "execute", "show", "display", "add_figure", "capture_pyplot"))
-IMAGE_TYPES = (("_repr_png_", "image/png"), ("_repr_jpeg_", "image/jpeg"),
-               ("_repr_svg_", "image/svg+xml"))
+IMAGE_TYPES = (
+    ("_repr_png_", "image/png"),
+    ("_repr_jpeg_", "image/jpeg"),
+    ("_repr_svg_", "image/svg+xml"),
+)
 
 
 class Kernel:
@@ -258,11 +261,13 @@ class Kernel:
         max_images = self.limits.get("max_images", 8)
         max_bytes = self.limits.get("max_image_bytes", 4 * 1024 * 1024)
         if len(self.images) >= max_images:
-            self.notes.append(f"An image ({mime}) was left out: at most {max_images} images "
-                              "per call.")
+            self.notes.append(
+                f"An image ({mime}) was left out: at most {max_images} images per call."
+            )
         elif len(data) > max_bytes:
-            self.notes.append(f"An image ({mime}, {len(data)} bytes) was left out: larger "
-                              f"than {max_bytes} bytes.")
+            self.notes.append(
+                f"An image ({mime}, {len(data)} bytes) was left out: larger than {max_bytes} bytes."
+            )
         else:
             self.images.append((mime, data))
 
@@ -276,7 +281,7 @@ class Kernel:
         head = limit // 2
         tail = limit - head
         cut = len(text) - head - tail
-        return text[:head] + f"\n[... {cut} characters cut ...]\n" + text[len(text) - tail:]
+        return text[:head] + f"\n[... {cut} characters cut ...]\n" + text[len(text) - tail :]
 
     def describe(self, exc: BaseException) -> dict[str, str]:
         """type, message and traceback of a cell's exception, without the kernel's frames."""
@@ -300,8 +305,11 @@ class Kernel:
         module = type(exc).__module__
         if module not in ("builtins", "__main__"):
             name = f"{module}.{name}"
-        return {"type": name, "message": self.cap(message, limit),
-                "traceback": self.cap(text, limit)}
+        return {
+            "type": name,
+            "message": self.cap(message, limit),
+            "traceback": self.cap(text, limit),
+        }
 
 
 def main() -> None:

@@ -132,22 +132,19 @@ class PythonSessions:
         notes: list[str] = []
         new_session = slot.interpreter is None
         if slot.interpreter is None:
-            if slot.lost_reason:
-                notes.append(
-                    f"The previous Python process of this session ended ({slot.lost_reason}); "
-                    "this call started a fresh one: earlier variables and imports are gone."
-                )
-            try:
-                slot.interpreter = await Interpreter.start(box, label, self.limits)
-            except BaseException:
-                if not slot.lost_reason:  # never started: do not count it against the box
-                    self._forget(box.id, slot)
-                raise
-            slot.lost_reason = None
+            await self._start(box, label, slot, notes)
+        assert slot.interpreter is not None
         interpreter = slot.interpreter
         outcome = await interpreter.run(
             code, limits=self.limits, cell_seconds=cell_seconds, on_output=on_output
         )
+        if not outcome.sent:  # the kernel had ended unseen; the cell never ran: run it afresh
+            slot.lost_reason = outcome.lost_reason
+            new_session = True
+            interpreter = await self._start(box, label, slot, notes)
+            outcome = await interpreter.run(
+                code, limits=self.limits, cell_seconds=cell_seconds, on_output=on_output
+            )
         if slot.closed:
             outcome.lost_reason = "python_reset ended the session during the cell"
         notes.extend(outcome.notes)
@@ -180,6 +177,23 @@ class PythonSessions:
             python_version=interpreter.python_version,
             notes=notes,
         )
+
+    async def _start(self, box: Box, label: str, slot: _Slot, notes: list[str]) -> Interpreter:
+        """A new kernel for ``slot``; ``notes`` says so when an earlier one had ended."""
+        if slot.lost_reason:
+            notes.append(
+                f"The previous Python process of this session ended ({slot.lost_reason}); "
+                "this call started a fresh one: earlier variables and imports are gone."
+            )
+        try:
+            slot.interpreter = await Interpreter.start(box, label, self.limits)
+        except BaseException:  # failed or cancelled: re-raised
+            slot.interpreter = None
+            if not slot.lost_reason:  # never started: do not count it against the box
+                self._forget(box.id, slot)
+            raise
+        slot.lost_reason = None
+        return slot.interpreter
 
     @staticmethod
     def _explain(outcome: CellOutcome, timeout: float) -> list[str]:
@@ -225,7 +239,9 @@ class PythonSessions:
             else:
                 await interpreter.close(CLOSE_GRACE_SECONDS)
         return PythonResetResult(
-            box=label, session=session, was_running=was_running,
+            box=label,
+            session=session,
+            was_running=was_running,
             remaining_sessions=self.names(box.id),
         )
 
