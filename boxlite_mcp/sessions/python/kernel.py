@@ -40,6 +40,7 @@ import sys
 import threading
 import traceback
 import types
+import warnings
 from typing import Any
 
 MAGIC = b"\xb7\x1c"
@@ -64,12 +65,19 @@ IMAGE_TYPES = (
 )
 
 
+def private_dup(fd: int) -> int:
+    """A copy of ``fd`` at a high number that subprocesses do not inherit."""
+    copy = fcntl.fcntl(fd, fcntl.F_DUPFD, PRIVATE_FD_BASE)
+    os.set_inheritable(copy, False)
+    return copy
+
+
 class Kernel:
     """The protocol channel, the forwarders of user output, and the user namespace."""
 
     def __init__(self) -> None:
-        self.proto_in = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, PRIVATE_FD_BASE)
-        self.proto_out = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, PRIVATE_FD_BASE)
+        self.proto_in = private_dup(0)
+        self.proto_out = private_dup(1)
         self.lock = threading.Lock()
         self.in_cell = False
         self.images: list[tuple[str, bytes]] = []
@@ -95,7 +103,9 @@ class Kernel:
         module.__dict__["display"] = self.display
         sys.modules["__main__"] = module
         self.namespace = module.__dict__
-        os.environ.setdefault("MPLBACKEND", "Agg")
+        os.environ.setdefault("MPLBACKEND", "Agg")  # figures render to PNG, no display
+        # plt.show() under Agg warns that it cannot show; here the cell's figures are shown.
+        warnings.filterwarnings("ignore", message=".*non-interactive.*cannot be shown")
         signal.signal(signal.SIGINT, self.on_sigint)
 
     # -- the channel ------------------------------------------------------------------
@@ -313,7 +323,7 @@ class Kernel:
 
 
 def main() -> None:
-    diagnostics = fcntl.fcntl(2, fcntl.F_DUPFD_CLOEXEC, PRIVATE_FD_BASE)
+    diagnostics = private_dup(2)
     try:
         kernel = Kernel()
         builtins.display = kernel.display  # type: ignore[attr-defined]  # for modules too
