@@ -193,10 +193,20 @@ async def test_a_dying_interpreter_is_reported(box: Box, sessions: PythonSession
     assert result.session_lost and not result.timed_out
     assert result.error is not None and result.error.type == "SessionLost"
     assert "exit code 3" in result.error.message
-    # Output still in the kernel's own pipe when it exits dies with it; what was framed stays.
-    assert result.stdout.startswith("bye")
+    assert result.stdout == "bye\n"  # written just before the end, and still delivered
     fresh = await sessions.run(box, "'x' in globals()")
     assert fresh.new_session and fresh.result == "False"
+
+
+async def test_a_crash_in_c_code_is_reported_with_its_stack(
+    box: Box, sessions: PythonSessions
+) -> None:
+    code = "import ctypes\ndef crash():\n    ctypes.string_at(0)\ncrash()"
+    result = await sessions.run(box, code)
+    assert result.session_lost
+    assert result.error is not None and "signal 11" in result.error.message
+    assert "Segmentation fault" in result.stderr and "crash" in result.stderr
+    assert (await sessions.run(box, "1 + 1")).new_session
 
 
 async def test_a_stopped_box_ends_the_session(box: Box, sessions: PythonSessions) -> None:

@@ -10,9 +10,13 @@ Why it redirects its own descriptors: user code may write anything anywhere, wit
 stdout cannot carry user bytes and protocol frames side by side unframed. At start
 the kernel moves the exec's stdin and stdout to private close-on-exec descriptors (the
 protocol channel, which subprocesses do not inherit), points fd 0 at ``/dev/null`` and
-fds 1 and 2 at pipes it reads itself, and wraps everything read from them in
-length-prefixed frames. User output thus never reaches the channel raw: NUL bytes,
-binary data and partial lines are payload, never framing.
+fds 1 and 2 at pipes, and forks a forwarder process that reads those pipes and wraps
+everything in length-prefixed frames. User output thus never reaches the channel raw:
+NUL bytes, binary data and partial lines are payload, never framing. The kernel hands
+its own frames (hello, images, a cell's end) to the forwarder through a private pipe;
+the forwarder sends each after the user output already written, so a cell's output
+always precedes its end, and what a dying kernel wrote last (a crash report from
+``faulthandler``, output before ``os._exit``) still reaches the host.
 
 Frames to the host: ``MAGIC`` (2 bytes), a kind byte, a big-endian 32-bit payload length,
 the payload. Kinds: ``H`` hello (JSON), ``O``/``E`` stdout/stderr bytes, ``D`` an image
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import faulthandler
 import fcntl
 import io
 import json
@@ -37,7 +42,6 @@ import select
 import signal
 import struct
 import sys
-import threading
 import traceback
 import types
 import warnings
@@ -72,28 +76,94 @@ def private_dup(fd: int) -> int:
     return copy
 
 
-class Kernel:
-    """The protocol channel, the forwarders of user output, and the user namespace."""
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
-    def __init__(self) -> None:
-        self.proto_in = private_dup(0)
-        self.proto_out = private_dup(1)
-        self.lock = threading.Lock()
+
+def frame(kind: bytes, payload: bytes) -> bytes:
+    return HEADER.pack(MAGIC, kind, len(payload)) + payload
+
+
+class Forwarder:
+    """A child process that owns the channel to the host: it frames user output and
+    relays the kernel's own frames, draining user output before each of them.
+
+    Separate from the kernel so that output written just before the kernel dies (a
+    crash message, anything before ``os._exit``) still reaches the host, and so that
+    nothing user code does in the kernel's threads can stall or corrupt the channel.
+    """
+
+    def __init__(self, channel: int, control: int, pipes: dict[int, bytes]) -> None:
+        self.channel = channel
+        self.control = control
+        self.pipes = pipes
+        self.pending = bytearray()
+
+    def serve(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupts are the kernel's
+        while True:
+            readable, _, _ = select.select([self.control, *self.pipes], [], [])
+            for fd in readable:
+                if fd == self.control:
+                    self.relay()
+                else:
+                    self.pump(fd)
+
+    def pump(self, fd: int) -> None:
+        """Frame what is waiting on one user pipe."""
+        while True:
+            try:
+                data = os.read(fd, CHUNK)
+            except BlockingIOError:
+                return
+            if not data:  # every writer is gone
+                del self.pipes[fd]
+                os.close(fd)
+                return
+            write_all(self.channel, frame(self.pipes[fd], data))
+
+    def drain(self) -> None:
+        for fd in list(self.pipes):
+            self.pump(fd)
+
+    def relay(self) -> None:
+        """Pass on the kernel's complete frames, each after the user output before it."""
+        try:
+            data = os.read(self.control, 16 * CHUNK)
+        except BlockingIOError:
+            return
+        if not data:  # the kernel ended: pass on what it left, then end too
+            self.drain()
+            os._exit(0)
+        self.pending += data
+        while len(self.pending) >= HEADER.size:
+            magic, kind, length = HEADER.unpack_from(self.pending)
+            if magic != MAGIC or kind not in KINDS or length > MAX_FRAME:
+                # Something else wrote to the control pipe: pass the bytes on unframed, so
+                # the host sees a corrupt channel and ends the session, and end here.
+                write_all(self.channel, bytes(self.pending[:64]))
+                os._exit(0)
+            end = HEADER.size + length
+            if len(self.pending) < end:
+                return
+            self.drain()
+            write_all(self.channel, bytes(self.pending[:end]))
+            del self.pending[:end]
+
+
+class Kernel:
+    """The user namespace, the cell runner, and the kernel's end of the control pipe."""
+
+    def __init__(self, proto_in: int, control: int) -> None:
+        self.proto_in = proto_in
+        self.control = control
         self.in_cell = False
         self.images: list[tuple[str, bytes]] = []
         self.figures_seen: set[int] = set()
         self.notes: list[str] = []
         self.limits: dict[str, int] = {}
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
-        self.pipes: list[tuple[int, bytes]] = []
-        for fd, kind in ((1, KIND_STDOUT), (2, KIND_STDERR)):
-            read_end, write_end = os.pipe()
-            os.dup2(write_end, fd)
-            os.close(write_end)
-            os.set_blocking(read_end, False)
-            self.pipes.append((read_end, kind))
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.reconfigure(encoding="utf-8", errors="backslashreplace")  # type: ignore[union-attr]
@@ -103,6 +173,7 @@ class Kernel:
         module.__dict__["display"] = self.display
         sys.modules["__main__"] = module
         self.namespace = module.__dict__
+        faulthandler.enable()  # a crash in C code reports its Python stack on fd 2
         os.environ.setdefault("MPLBACKEND", "Agg")  # figures render to PNG, no display
         # plt.show() under Agg warns that it cannot show; here the cell's figures are shown.
         warnings.filterwarnings("ignore", message=".*non-interactive.*cannot be shown")
@@ -111,40 +182,16 @@ class Kernel:
     # -- the channel ------------------------------------------------------------------
 
     def send(self, kind: bytes, payload: bytes) -> None:
-        """Write one frame; the caller holds ``lock``."""
-        data = HEADER.pack(MAGIC, kind, len(payload)) + payload
-        view = memoryview(data)
-        while view:
-            written = os.write(self.proto_out, view)
-            view = view[written:]
+        """One frame to the host, through the forwarder (never while a cell runs)."""
+        write_all(self.control, frame(kind, payload))
 
-    def forward(self, read_end: int, kind: bytes) -> None:
-        """Thread body: frame whatever user code writes to fd 1 or 2, as it comes."""
-        while True:
-            select.select([read_end], [], [])
-            with self.lock:
-                self.drain_one(read_end, kind)
-
-    def drain_one(self, read_end: int, kind: bytes) -> None:
-        while True:
-            try:
-                data = os.read(read_end, CHUNK)
-            except BlockingIOError:
-                return
-            if not data:
-                return
-            self.send(kind, data)
-
-    def drain(self) -> None:
-        """Frame everything already written to fds 1 and 2: it belongs to the cell."""
+    def flush(self) -> None:
+        """Push buffered user output into fds 1 and 2 before the cell's end is sent."""
         for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
             try:
                 stream.flush()  # type: ignore[union-attr]
             except Exception:  # a user's replacement stream may be broken: not ours to fix
                 pass
-        with self.lock:
-            for read_end, kind in self.pipes:
-                self.drain_one(read_end, kind)
 
     def read_exact(self, count: int) -> bytes:
         data = b""
@@ -171,10 +218,7 @@ class Kernel:
 
     def serve(self) -> None:
         hello = {"python": sys.version.split()[0], "pid": os.getpid()}
-        with self.lock:
-            self.send(KIND_HELLO, json.dumps(hello).encode())
-        for read_end, kind in self.pipes:
-            threading.Thread(target=self.forward, args=(read_end, kind), daemon=True).start()
+        self.send(KIND_HELLO, json.dumps(hello).encode())
         while True:
             request = self.read_request()
             if request.get("op") == "run":
@@ -195,12 +239,11 @@ class Kernel:
         except KeyboardInterrupt as exc:  # the interrupt landed inside the handler above
             self.in_cell = False
             outcome["error"] = self.describe(exc)
-        self.drain()
+        self.flush()
         outcome["notes"] = self.notes
-        with self.lock:
-            for mime, data in self.images:
-                self.send(KIND_IMAGE, mime.encode() + b"\n" + data)
-            self.send(KIND_RESULT, json.dumps(outcome).encode())
+        for mime, data in self.images:
+            self.send(KIND_IMAGE, mime.encode() + b"\n" + data)
+        self.send(KIND_RESULT, json.dumps(outcome).encode())
 
     def execute(self, code: str, cell: int) -> str | None:
         """Run a cell; the repr of its last expression, or None."""
@@ -323,9 +366,35 @@ class Kernel:
 
 
 def main() -> None:
+    """Move the exec's descriptors aside, start the forwarder, serve cells."""
     diagnostics = private_dup(2)
     try:
-        kernel = Kernel()
+        proto_in, channel = private_dup(0), private_dup(1)
+        low_read, low_write = os.pipe()
+        control_read, control_write = private_dup(low_read), private_dup(low_write)
+        os.close(low_read)
+        os.close(low_write)
+        pipes: dict[int, bytes] = {}
+        for fd, kind in ((1, KIND_STDOUT), (2, KIND_STDERR)):
+            read_end, write_end = os.pipe()
+            os.dup2(write_end, fd)
+            os.close(write_end)
+            os.set_blocking(read_end, False)
+            pipes[read_end] = kind
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        if os.fork() == 0:  # the forwarder: keep only the read ends and the channel
+            try:
+                for fd in (0, 1, 2, proto_in, control_write):
+                    os.close(fd)
+                os.set_blocking(control_read, False)
+                Forwarder(channel, control_read, pipes).serve()
+            finally:
+                os._exit(0)
+        for fd in (channel, control_read, *pipes):
+            os.close(fd)
+        kernel = Kernel(proto_in, control_write)
         builtins.display = kernel.display  # type: ignore[attr-defined]  # for modules too
         kernel.serve()
     except BaseException:  # the kernel itself failed: say why on the exec's own stderr
