@@ -5,6 +5,7 @@ Every test drives a real ``python3`` in a real box through ``PythonSessions``.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from boxlite_mcp.runtime.base import Box
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.errors import InvalidArgumentError, InvalidStateError, NotFoundError
 from boxlite_mcp.runtime.local.oci import host_rootfs
-from boxlite_mcp.runtime.types import BoxOptions, ExecRequest, OutputChunk
+from boxlite_mcp.runtime.types import BoxOptions, ExecRequest, OutputChunk, VolumeSpec
 from boxlite_mcp.sessions.python import NoPythonError, PythonLimits, PythonSessions
 
 pytestmark = pytest.mark.anyio
@@ -140,16 +141,36 @@ async def python_has(box: Box, module: str) -> bool:
     return (await execution.wait()).exit_code == 0
 
 
-async def test_matplotlib_figures_come_back_as_png(box: Box, sessions: PythonSessions) -> None:
-    if not await python_has(box, "matplotlib"):
-        pytest.skip("the box's python3 (the host's /usr/bin/python3) has no matplotlib")
+#: A host directory of packages for the box's python3 (e.g. ``pip install --target DIR
+#: matplotlib`` with a Python of the same minor version), mounted read-only into the box.
+BOX_SITE = os.environ.get("BOXLITE_TEST_BOX_PYTHONPATH")
+
+
+async def test_matplotlib_figures_come_back_as_png(
+    runtime: BwrapRuntime, sessions: PythonSessions
+) -> None:
+    volumes = [VolumeSpec(host_path=BOX_SITE, guest_path="/opt/site", read_only=True)]
+    box = await runtime.create(BoxOptions(name="plots", volumes=volumes if BOX_SITE else None))
+    if BOX_SITE:
+        await sessions.run(box, "import sys\nsys.path.insert(0, '/opt/site')")
+    elif not await python_has(box, "matplotlib"):
+        pytest.skip(
+            "the box's python3 (the host's /usr/bin/python3) has no matplotlib; set "
+            "BOXLITE_TEST_BOX_PYTHONPATH to a directory with it to run this test"
+        )
     code = "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('t')\nplt.show()"
     result = await sessions.run(box, code)
     assert result.error is None, result.error
+    assert result.stderr == ""  # plt.show() under Agg does not warn here
     assert len(result.images) == 1 and result.images[0].mime_type == "image/png"
     assert result.images[0].data.startswith(b"\x89PNG")
     again = await sessions.run(box, "len(plt.get_fignums())")
     assert again.result == "0" and not again.images  # shown figures are closed
+    # A figure made without pyplot shows as the last expression, once.
+    figure = await sessions.run(
+        box, "from matplotlib.figure import Figure\nf = Figure()\nf.add_subplot().plot([1])\nf"
+    )
+    assert [i.mime_type for i in figure.images] == ["image/png"]
 
 
 async def test_timeout_interrupts_and_keeps_state(box: Box, sessions: PythonSessions) -> None:
