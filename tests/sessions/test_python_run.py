@@ -149,8 +149,12 @@ BOX_SITE = os.environ.get("BOXLITE_TEST_BOX_PYTHONPATH")
 async def test_matplotlib_figures_come_back_as_png(
     runtime: BwrapRuntime, sessions: PythonSessions
 ) -> None:
-    volumes = [VolumeSpec(host_path=BOX_SITE, guest_path="/opt/site", read_only=True)]
-    box = await runtime.create(BoxOptions(name="plots", volumes=volumes if BOX_SITE else None))
+    site = (
+        [VolumeSpec(host_path=BOX_SITE, guest_path="/opt/site", read_only=True)]
+        if BOX_SITE
+        else None
+    )
+    box = await runtime.create(BoxOptions(name="plots", volumes=site))
     if BOX_SITE:
         await sessions.run(box, "import sys\nsys.path.insert(0, '/opt/site')")
     elif not await python_has(box, "matplotlib"):
