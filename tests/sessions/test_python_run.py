@@ -17,7 +17,12 @@ from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.errors import InvalidArgumentError, InvalidStateError, NotFoundError
 from boxlite_mcp.runtime.local.oci import host_rootfs
 from boxlite_mcp.runtime.types import BoxOptions, ExecRequest, OutputChunk, VolumeSpec
-from boxlite_mcp.sessions.python import NoPythonError, PythonLimits, PythonSessions
+from boxlite_mcp.sessions.python import (
+    NoPythonError,
+    PythonLimits,
+    PythonRunResult,
+    PythonSessions,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -110,6 +115,10 @@ async def test_png_from_the_display_protocol(box: Box, sessions: PythonSessions)
     assert shown.result is not None and "Dot object" in shown.result
     dumped = shown.model_dump(mode="json")
     assert dumped["images"] == [{"mime_type": "image/png", "size_bytes": len(expected_png())}]
+    # A tool's structured result is validated against the schema: the dump must pass.
+    assert PythonRunResult.model_validate(dumped).images[0].size_bytes == len(expected_png())
+    schema = PythonRunResult.model_json_schema()
+    assert set(schema["$defs"]["PythonImage"]["properties"]) == {"mime_type", "size_bytes"}
 
     class_svg = "class Svg:\n    def _repr_svg_(self):\n        return '<svg/>'\n"
     displayed = await sessions.run(box, class_svg + "display(Dot(), Svg(), 'plain')\nNone")

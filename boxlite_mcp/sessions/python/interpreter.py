@@ -328,9 +328,7 @@ class Interpreter:
                 f"An image ({mime}, {len(data)} bytes) was left out: over the image limits."
             )
         else:
-            outcome.images.append(
-                PythonImage(mime_type=mime, size_bytes=len(data), data=data)  # type: ignore[arg-type]
-            )
+            outcome.images.append(PythonImage.of(mime, data))  # type: ignore[arg-type]
 
     async def _ended_reason(self) -> str:
         code = await self._exit_code()

@@ -1,15 +1,15 @@
 """What a Python session call returns, and the limits it runs under.
 
 ``PythonRunResult`` is built to be a tool's structured result as it is: every field is
-JSON, and image bytes are excluded from the dump (a tool sends them as image content,
-not as base64 text inside the structured fields).
+JSON, and image bytes stay out of the schema and the dump (a tool sends them as image
+content, not as base64 text inside the structured fields).
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 #: A session name: short, printable, safe in messages and resource URIs.
 SESSION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -54,13 +54,26 @@ class PythonError(BaseModel):
 
 
 class PythonImage(BaseModel):
-    """A picture the cell produced; ``data`` is left out of JSON dumps."""
+    """A picture the cell produced.
 
-    model_config = ConfigDict(ser_json_bytes="base64")
+    The bytes are a private attribute, outside the schema and every dump: a tool sends
+    them as image content, and its structured result (validated against the schema)
+    carries only what they are.
+    """
 
     mime_type: ImageMime
     size_bytes: int
-    data: bytes = Field(exclude=True, repr=False)
+    _data: bytes = PrivateAttr(default=b"")
+
+    @classmethod
+    def of(cls, mime_type: ImageMime, data: bytes) -> PythonImage:
+        image = cls(mime_type=mime_type, size_bytes=len(data))
+        image._data = data
+        return image
+
+    @property
+    def data(self) -> bytes:
+        return self._data
 
 
 class PythonRunResult(BaseModel):
