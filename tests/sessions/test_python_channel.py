@@ -7,7 +7,6 @@ writes to the kernel's private descriptor; and hypothesis over generated cells.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 
 import anyio
@@ -19,15 +18,11 @@ from hypothesis import strategies as st
 from boxlite_mcp.runtime.base import Box
 from boxlite_mcp.runtime.types import BoxOptions, OutputChunk
 from boxlite_mcp.sessions.python import PythonLimits, PythonRunResult, PythonSessions
-from boxlite_mcp.sessions.python.kernel import HEADER, MAGIC
+from boxlite_mcp.sessions.python.kernel import frame
 from boxlite_mcp.sessions.python.protocol import FrameParser, ProtocolError, encode_request
 from tests.harness.bwrap import factory
 
 from .conftest import FAST
-
-
-def frame(kind: bytes, payload: bytes) -> bytes:
-    return HEADER.pack(MAGIC, kind, len(payload)) + payload
 
 
 def test_parser_reassembles_frames_split_anywhere() -> None:
@@ -45,7 +40,7 @@ def test_parser_reassembles_frames_split_anywhere() -> None:
 
 @pytest.mark.parametrize(
     "garbage",
-    [b"hello world", MAGIC + b"Z" + b"\0\0\0\0", MAGIC + b"O" + struct.pack(">I", 2**31)],
+    [b"hello world\n", b"Zabc=\n", b"O!!notbase64\n", b"\n", b"\x00", b"Oab\xffcd\n"],
 )
 def test_parser_refuses_what_is_not_a_frame(garbage: bytes) -> None:
     with pytest.raises(ProtocolError):
@@ -58,11 +53,18 @@ def test_result_frames_must_be_json_objects() -> None:
         bad.json()
 
 
-def test_requests_are_ascii_even_with_lone_surrogates_and_nul() -> None:
-    encoded = encode_request({"code": "\ud800\x00é"})
-    (length,) = struct.unpack(">I", encoded[:4])
-    assert length == len(encoded) - 4
-    encoded[4:].decode("ascii")
+def test_requests_are_ascii_lines_even_with_newlines_surrogates_and_nul() -> None:
+    encoded = encode_request({"code": "a\nb\ud800\x00é"})
+    assert encoded.endswith(b"\n") and encoded.count(b"\n") == 1
+    encoded.decode("ascii")
+
+
+def test_frames_are_ascii_lines() -> None:
+    line = frame(b"O", bytes(range(256)) * 3)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    line.decode("ascii")
+    (parsed,) = FrameParser().feed(line)
+    assert parsed.payload == bytes(range(256)) * 3
 
 
 anyio_test = pytest.mark.anyio
@@ -93,7 +95,7 @@ async def test_raw_fd_writes_and_subprocesses_are_output(
     err = b"".join(c.data for c in chunks if c.stream == "stderr")
     assert out == forged + b"\x00\xff\xfe binary\nfrom-child\ndone\n"
     assert err == b"err\x00\nchild-err\n"
-    assert "forged" in result.stdout and "\ufffd" in result.stdout  # decoded for the model
+    assert result.stdout.startswith(forged.decode()) and "\ufffd" in result.stdout  # decoded
     assert (await sessions.run(box, "2 * 21")).result == "42"
 
 

@@ -18,10 +18,12 @@ the forwarder sends each after the user output already written, so a cell's outp
 always precedes its end, and what a dying kernel wrote last (a crash report from
 ``faulthandler``, output before ``os._exit``) still reaches the host.
 
-Frames to the host: ``MAGIC`` (2 bytes), a kind byte, a big-endian 32-bit payload length,
-the payload. Kinds: ``H`` hello (JSON), ``O``/``E`` stdout/stderr bytes, ``D`` an image
-(mime type, a newline, the bytes), ``R`` the end of a cell (JSON). Requests from the
-host: a big-endian 32-bit length, then JSON (``{"op": "run", ...}``).
+Frames to the host are ASCII lines: a kind letter, the payload in base64, a newline.
+ASCII because some runtimes deliver output as text (the official SDK decodes it as
+UTF-8): raw bytes would not survive them, base64 survives everything. Kinds: ``H``
+hello (JSON), ``O``/``E`` stdout/stderr bytes, ``D`` an image (mime type, a newline,
+the bytes), ``R`` the end of a cell (JSON). Requests from the host are lines too: one
+ASCII JSON object each (``{"op": "run", ...}``).
 
 Interrupts: SIGINT raises ``KeyboardInterrupt`` only while a cell runs, and at most
 once per cell, so it never lands in the middle of a frame; a cell that catches it and
@@ -31,6 +33,7 @@ carries on is the host's to kill. Python 3.8 or newer: the file avoids newer syn
 from __future__ import annotations
 
 import ast
+import binascii
 import builtins
 import faulthandler
 import fcntl
@@ -40,22 +43,16 @@ import linecache
 import os
 import select
 import signal
-import struct
 import sys
 import traceback
 import types
 import warnings
 from typing import Any
 
-MAGIC = b"\xb7\x1c"
-#: Magic, kind, payload length.
-HEADER = struct.Struct(">2scI")
-#: A request's length prefix.
-REQUEST_HEADER = struct.Struct(">I")
 KIND_HELLO, KIND_STDOUT, KIND_STDERR, KIND_IMAGE, KIND_RESULT = b"H", b"O", b"E", b"D", b"R"
 KINDS = frozenset((KIND_HELLO, KIND_STDOUT, KIND_STDERR, KIND_IMAGE, KIND_RESULT))
-#: Largest request the kernel reads, and the largest frame either side sends.
-MAX_FRAME = 64 * 1024 * 1024
+#: Longest line either side accepts (a request, or a frame in base64).
+MAX_LINE = 96 * 1024 * 1024
 #: Bytes read from a user output pipe at a time.
 CHUNK = 64 * 1024
 #: The kernel's private descriptors are dup'ed at or above this number.
@@ -83,7 +80,8 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 def frame(kind: bytes, payload: bytes) -> bytes:
-    return HEADER.pack(MAGIC, kind, len(payload)) + payload
+    """One frame: kind letter, base64 payload, newline."""
+    return kind + binascii.b2a_base64(payload, newline=False) + b"\n"
 
 
 class Forwarder:
@@ -138,15 +136,14 @@ class Forwarder:
             self.drain()
             os._exit(0)
         self.pending += data
-        while len(self.pending) >= HEADER.size:
-            magic, kind, length = HEADER.unpack_from(self.pending)
-            if magic != MAGIC or kind not in KINDS or length > MAX_FRAME:
-                # Something else wrote to the control pipe: pass the bytes on unframed, so
-                # the host sees a corrupt channel and ends the session, and end here.
-                write_all(self.channel, bytes(self.pending[:64]))
+        while self.pending:
+            if bytes(self.pending[:1]) not in KINDS:
+                # Something else wrote to the control pipe: pass the bytes on as they are,
+                # so the host sees a corrupt channel and ends the session; end here.
+                write_all(self.channel, bytes(self.pending[:64]) + b"\n")
                 os._exit(0)
-            end = HEADER.size + length
-            if len(self.pending) < end:
+            end = self.pending.find(b"\n") + 1
+            if not end:
                 return
             self.drain()
             write_all(self.channel, bytes(self.pending[:end]))
@@ -159,6 +156,7 @@ class Kernel:
     def __init__(self, proto_in: int, control: int) -> None:
         self.proto_in = proto_in
         self.control = control
+        self.requests = bytearray()
         self.in_cell = False
         self.images: list[tuple[str, bytes]] = []
         self.figures_seen: set[int] = set()
@@ -193,20 +191,16 @@ class Kernel:
             except Exception:  # a user's replacement stream may be broken: not ours to fix
                 pass
 
-    def read_exact(self, count: int) -> bytes:
-        data = b""
-        while len(data) < count:
-            piece = os.read(self.proto_in, count - len(data))
-            if not piece:
-                os._exit(0)  # the host closed stdin: the session is over
-            data += piece
-        return data
-
     def read_request(self) -> dict[str, Any]:
-        (length,) = REQUEST_HEADER.unpack(self.read_exact(REQUEST_HEADER.size))
-        if length > MAX_FRAME:
-            os._exit(3)
-        request: dict[str, Any] = json.loads(self.read_exact(length).decode("utf-8"))
+        """The next request line; the host closing stdin ends the session."""
+        while b"\n" not in self.requests:
+            piece = os.read(self.proto_in, CHUNK)
+            if not piece or len(self.requests) > MAX_LINE:
+                os._exit(0)
+            self.requests += piece
+        line, _, rest = bytes(self.requests).partition(b"\n")
+        self.requests = bytearray(rest)
+        request: dict[str, Any] = json.loads(line.decode("ascii"))
         return request
 
     # -- running cells ----------------------------------------------------------------

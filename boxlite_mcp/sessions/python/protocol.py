@@ -9,11 +9,12 @@ cannot be trusted any more.
 
 from __future__ import annotations
 
+import binascii
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from .kernel import HEADER, KINDS, MAGIC, MAX_FRAME, REQUEST_HEADER
+from .kernel import KINDS, MAX_LINE
 
 
 class ProtocolError(Exception):
@@ -37,36 +38,51 @@ class Frame:
 
 
 def encode_request(request: dict[str, Any]) -> bytes:
-    """A request as the kernel reads it: length prefix, then ASCII-only JSON.
+    """A request as the kernel reads it: one line of ASCII-only JSON.
 
-    ``ensure_ascii`` keeps any string encodable, lone surrogates included.
+    ``ensure_ascii`` keeps any string encodable, lone surrogates included, and JSON
+    escapes newlines inside strings, so the line ends only at its end.
     """
-    body = json.dumps(request, ensure_ascii=True).encode("ascii")
-    return REQUEST_HEADER.pack(len(body)) + body
+    return json.dumps(request, ensure_ascii=True).encode("ascii") + b"\n"
 
 
 class FrameParser:
-    """Turns the kernel's stdout bytes, in chunks of any size, into frames."""
+    """Turns the kernel's stdout bytes, in chunks of any size, into frames (see ``kernel``)."""
 
     def __init__(self) -> None:
         self._buffer = bytearray()
 
     def feed(self, data: bytes) -> list[Frame]:
         """Add bytes; the frames they complete. ProtocolError on a corrupt stream."""
+        start = len(self._buffer)
         self._buffer += data
         frames: list[Frame] = []
-        while len(self._buffer) >= HEADER.size:
-            magic, kind, length = HEADER.unpack_from(self._buffer)
-            if magic != MAGIC or kind not in KINDS or length > MAX_FRAME:
-                raise ProtocolError(
-                    f"unexpected bytes on the kernel's channel: {bytes(self._buffer[:16])!r}"
-                )
-            end = HEADER.size + length
-            if len(self._buffer) < end:
+        while True:
+            end = self._buffer.find(b"\n", start)
+            if end < 0:
                 break
-            frames.append(Frame(kind, bytes(self._buffer[HEADER.size : end])))
-            del self._buffer[:end]
+            frames.append(self._frame(bytes(self._buffer[:end])))
+            del self._buffer[: end + 1]
+            start = 0
+        if self._buffer and bytes(self._buffer[:1]) not in KINDS:
+            raise self._corrupt(bytes(self._buffer))
+        if len(self._buffer) > MAX_LINE:
+            raise ProtocolError("a frame from the kernel is longer than any it sends")
         return frames
+
+    def _frame(self, line: bytes) -> Frame:
+        kind = line[:1]
+        if kind not in KINDS:
+            raise self._corrupt(line)
+        try:
+            payload = binascii.a2b_base64(line[1:], strict_mode=True)
+        except binascii.Error:
+            raise self._corrupt(line) from None
+        return Frame(kind, payload)
+
+    @staticmethod
+    def _corrupt(data: bytes) -> ProtocolError:
+        return ProtocolError(f"unexpected bytes on the kernel's channel: {data[:16]!r}")
 
     @property
     def pending(self) -> int:
