@@ -7,6 +7,10 @@ writes to the kernel's private descriptor; and hypothesis over generated cells.
 
 from __future__ import annotations
 
+import ast
+import glob
+import os
+import subprocess
 from collections.abc import Iterator
 
 import anyio
@@ -18,6 +22,7 @@ from hypothesis import strategies as st
 from boxlite_mcp.runtime.base import Box
 from boxlite_mcp.runtime.types import BoxOptions, OutputChunk
 from boxlite_mcp.sessions.python import PythonLimits, PythonRunResult, PythonSessions
+from boxlite_mcp.sessions.python.interpreter import KERNEL_SOURCE
 from boxlite_mcp.sessions.python.kernel import frame
 from boxlite_mcp.sessions.python.protocol import FrameParser, ProtocolError, encode_request
 from tests.harness.bwrap import factory
@@ -220,3 +225,38 @@ def test_generated_cells_give_results(
     assert len(result.stdout.encode()) <= 2 * engine.limits.output_cap_bytes
     result.model_dump_json()  # always serialisable for a tool result
     assert portal.call(engine.run, box, "'alive'").result == "'alive'"
+
+
+# -- the kernel runs on the pythons boxes have ------------------------------------------
+
+
+def test_kernel_source_is_python_3_8_syntax() -> None:
+    ast.parse(KERNEL_SOURCE, feature_version=(3, 8))
+
+
+OLD_PYTHONS = sorted(
+    path
+    for pattern in ("~/.pyenv/versions/3.{}*/bin/python3", "/usr/bin/python3.{}")
+    for minor in (8, 9, 10)
+    for path in glob.glob(os.path.expanduser(pattern.format(minor)))
+)
+
+
+@pytest.mark.skipif(not OLD_PYTHONS, reason="no Python 3.8-3.10 on this host to run the kernel")
+@pytest.mark.parametrize("python", OLD_PYTHONS)
+def test_kernel_runs_on_older_pythons(python: str) -> None:
+    requests = b"".join(
+        encode_request({"op": "run", "cell": n, "code": code})
+        for n, code in enumerate(["x = 41\nprint('hi')", "x + 1", "1/0"], 1)
+    )
+    done = subprocess.run(
+        [python, "-u", "-c", KERNEL_SOURCE], input=requests, capture_output=True, timeout=60
+    )
+    frames = FrameParser().feed(done.stdout)
+    assert done.returncode == 0, done.stderr
+    # All requests were queued at once, so the first cell's output may overtake the hello.
+    assert [f.kind for f in frames if f.kind in b"HR"] == [b"H", b"R", b"R", b"R"]
+    assert b"".join(f.payload for f in frames if f.kind == b"O") == b"hi\n"
+    results = [f.json() for f in frames if f.kind == b"R"]
+    assert results[1]["result"] == "42"
+    assert results[2]["error"]["type"] == "ZeroDivisionError"

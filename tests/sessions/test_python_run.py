@@ -101,6 +101,15 @@ async def test_an_exception_is_a_result_with_a_traceback(
     assert (await sessions.run(box, "1 + 1")).result == "2"
 
 
+async def test_top_level_await(box: Box, sessions: PythonSessions) -> None:
+    await sessions.run(
+        box, "import asyncio\nasync def twice(v):\n    await asyncio.sleep(0)\n    return 2 * v"
+    )
+    result = await sessions.run(box, "half = await twice(10)\nawait twice(half) + 2")
+    assert (result.error, result.result) == (None, "42")
+    assert (await sessions.run(box, "half")).result == "20"
+
+
 async def test_input_reads_end_of_file(box: Box, sessions: PythonSessions) -> None:
     result = await sessions.run(box, "input('name? ')")
     assert result.error is not None and result.error.type == "EOFError"

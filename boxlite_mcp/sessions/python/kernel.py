@@ -58,7 +58,12 @@ CHUNK = 64 * 1024
 #: The kernel's private descriptors are dup'ed at or above this number.
 PRIVATE_FD_BASE = 200
 #: The kernel's functions a cell's traceback starts with (left out of it).
-_OUTER = frozenset(("run", "execute", "show", "display", "add_figure", "capture_pyplot"))
+_OUTER = frozenset(
+    ("run", "execute", "evaluate", "show", "display", "add_figure", "capture_pyplot")
+)
+#: Cells may ``await`` at top level, as in Jupyter (Python 3.8+; plain code otherwise).
+TOP_LEVEL_AWAIT = getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)
+CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
 IMAGE_TYPES = (
     ("_repr_png_", "image/png"),
     ("_repr_jpeg_", "image/jpeg"),
@@ -157,6 +162,7 @@ class Kernel:
         self.proto_in = proto_in
         self.control = control
         self.requests = bytearray()
+        self.loop: Any = None  # the asyncio loop of cells with a top-level await, once needed
         self.in_cell = False
         self.images: list[tuple[str, bytes]] = []
         self.figures_seen: set[int] = set()
@@ -248,10 +254,10 @@ class Kernel:
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last = ast.Expression(tree.body[-1].value)
             del tree.body[-1]
-        exec(compile(tree, filename, "exec"), self.namespace)
+        self.evaluate(compile(tree, filename, "exec", flags=TOP_LEVEL_AWAIT))
         value = None
         if last is not None:
-            value = eval(compile(last, filename, "eval"), self.namespace)
+            value = self.evaluate(compile(last, filename, "eval", flags=TOP_LEVEL_AWAIT))
         text = None
         if value is not None:
             self.namespace["_"] = value
@@ -259,6 +265,17 @@ class Kernel:
             text = self.cap(repr(value), self.limits.get("result_chars", 16384))
         self.capture_pyplot()
         return text
+
+    def evaluate(self, code: types.CodeType) -> Any:
+        """Run compiled cell code; code with a top-level ``await`` runs on the session's loop."""
+        if not code.co_flags & CO_COROUTINE:
+            return eval(code, self.namespace)
+        import asyncio  # only for cells that await: it costs an import otherwise
+
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self.loop)
+        return self.loop.run_until_complete(eval(code, self.namespace))
 
     # -- pictures ---------------------------------------------------------------------
 
