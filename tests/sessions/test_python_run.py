@@ -5,6 +5,7 @@ Every test drives a real ``python3`` in a real box through ``PythonSessions``.
 
 from __future__ import annotations
 
+import glob
 import os
 import time
 from pathlib import Path
@@ -361,3 +362,23 @@ async def test_no_python_in_the_box(
     message = str(info.value)
     assert "'bare'" in message and "python3" in message and "exec_run" in message
     assert sessions.names(bare.id) == []  # a session that never started is not kept
+
+
+OLD_PYTHON_HOMES = glob.glob(os.path.expanduser("~/.pyenv/versions/3.6*"))
+
+
+@pytest.mark.skipif(not OLD_PYTHON_HOMES, reason="no Python 3.6 on this host to mount in a box")
+async def test_a_too_old_python(runtime: BwrapRuntime, sessions: PythonSessions) -> None:
+    old = await runtime.create(
+        BoxOptions(
+            name="old",
+            env={"PATH": "/opt/py/bin:/usr/bin:/bin"},
+            volumes=[
+                VolumeSpec(host_path=OLD_PYTHON_HOMES[0], guest_path="/opt/py", read_only=True)
+            ],
+        )
+    )
+    with pytest.raises(NoPythonError) as info:
+        await sessions.run(old, "1 + 1")
+    assert "'old'" in str(info.value) and "too old" in str(info.value)
+    assert "3.8 or newer" in str(info.value)

@@ -139,6 +139,12 @@ class Interpreter:
             text = self.diagnostics
             if code in (126, 127) or "not found" in text or "No such file" in text:
                 raise no_python(self.box_label, f" (exit code {code})")
+            if "SyntaxError" in text:  # the kernel uses syntax of Python 3.8
+                raise NoPythonError(
+                    f"box {self.box_label!r} has a python3 too old for python_run, which needs "
+                    f"3.8 or newer (it said: {text[-300:]}). Use an image with a newer "
+                    "python3, or run programs with exec_run."
+                )
             raise InternalError(
                 f"python3 in box {self.box_label!r} exited with code {code} before the "
                 f"Python session started; its stderr: {text or '(empty)'}"
