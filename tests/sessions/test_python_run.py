@@ -279,18 +279,43 @@ async def test_reset_ends_the_session(box: Box, sessions: PythonSessions) -> Non
 async def test_reset_during_a_cell_ends_it(box: Box, sessions: PythonSessions) -> None:
     await sessions.run(box, "x = 1")
     results = []
+    running = anyio.Event()
+
+    async def on_output(chunk: OutputChunk) -> None:
+        running.set()
 
     async def long_cell() -> None:
-        results.append(await sessions.run(box, "import time\ntime.sleep(30)"))
+        code = "import time\nprint('started', flush=True)\ntime.sleep(30)"
+        results.append(await sessions.run(box, code, on_output=on_output))
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(long_cell)
-        await anyio.sleep(0.5)
-        reset = await sessions.reset(box)
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(long_cell)
+            await running.wait()
+            reset = await sessions.reset(box)
     assert reset.was_running
     (result,) = results
     assert result.session_lost and "python_reset" in (result.error.message if result.error else "")
     assert (await sessions.run(box, "'x' in globals()")).result == "False"
+
+
+async def test_reset_while_a_session_starts(box: Box, sessions: PythonSessions) -> None:
+    async def first_call() -> None:
+        with pytest.raises(InvalidStateError) as info:
+            await sessions.run(box, "1")
+        assert "python_reset" in str(info.value) and "run it again" in str(info.value)
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first_call)
+            for _ in range(1000):  # until the call holds the session
+                if sessions.names(box.id):
+                    break
+                await anyio.sleep(0.001)
+            await anyio.sleep(0.05)  # the call holds the session, starting its kernel (~0.2 s)
+            assert (await sessions.reset(box)).was_running
+    assert sessions.names(box.id) == []
+    assert (await sessions.run(box, "2")).result == "2"
 
 
 async def test_named_sessions_are_separate(box: Box, sessions: PythonSessions) -> None:

@@ -133,12 +133,18 @@ class PythonSessions:
         new_session = slot.interpreter is None
         if slot.interpreter is None:
             await self._start(box, label, slot, notes)
-        assert slot.interpreter is not None
         interpreter = slot.interpreter
+        if slot.closed or interpreter is None:  # python_reset came while the kernel started
+            if interpreter is not None:
+                await interpreter.kill()
+            raise InvalidStateError(
+                f"python_reset ended Python session {slot.name!r} in box {label!r} before "
+                "this cell ran; run it again to start a fresh session"
+            )
         outcome = await interpreter.run(
             code, limits=self.limits, cell_seconds=cell_seconds, on_output=on_output
         )
-        if not outcome.sent:  # the kernel had ended unseen; the cell never ran: run it afresh
+        if not outcome.sent and not slot.closed:  # the kernel had ended unseen: run afresh
             slot.lost_reason = outcome.lost_reason
             new_session = True
             interpreter = await self._start(box, label, slot, notes)
@@ -232,7 +238,7 @@ class PythonSessions:
         self._forget(box.id, slot)
         slot.closed = True
         interpreter = slot.interpreter
-        was_running = interpreter is not None and interpreter.alive
+        was_running = slot.lock.locked() or (interpreter is not None and interpreter.alive)
         if interpreter is not None:
             if slot.lock.locked():  # a cell is running: end it now, its call reports it
                 await interpreter.kill()
