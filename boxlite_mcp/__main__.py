@@ -1,5 +1,5 @@
 """``python -m boxlite_mcp``: the same as the ``boxlite-mcp`` command."""
 
-from .cli import main
+from .app.cli import main
 
 raise SystemExit(main())

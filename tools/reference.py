@@ -18,7 +18,7 @@ import anyio
 from mcp import Client
 
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
-from boxlite_mcp.server import build_server
+from boxlite_mcp.server import build_server, toolsets
 from boxlite_mcp.settings import Settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -72,7 +72,13 @@ async def render() -> str:
         finally:
             await runtime.aclose()
 
+    core = toolsets.select(toolsets.CORE, [tool.name for tool in tools])
     out = [START, "", "### Tools", ""]
+    out += [
+        "`--tools all` (the default) offers every tool below; `--tools core`, the common "
+        f"loop in {len(core)} tools: " + ", ".join(f"`{name}`" for name in core) + ".",
+        "",
+    ]
     out += ["| tool | what it does | hints |", "|---|---|---|"]
     for tool in tools:
         summary = (tool.description or "").strip().split("\n\n")[0]

@@ -2,9 +2,16 @@
 
 Every runtime (bwrap, rest, local) raises only these, so the MCP layer maps
 errors once. Messages are written for a model: what went wrong and what to do.
+What a caller may act on is structure, never the wording: the kind (the class),
+the box the error is about and the state the operation needs it in.
 """
 
 from __future__ import annotations
+
+from typing import Literal
+
+#: The box states an operation may require (a subset of ``types.BoxStatus`` values).
+RequiredState = Literal["running", "stopped"]
 
 
 class BoxliteError(Exception):
@@ -12,10 +19,33 @@ class BoxliteError(Exception):
 
     #: Stable, machine-readable kind (also the BoxLite REST ``error.type``).
     kind: str = "InternalError"
+    #: The state the operation needs the box in, when the box's state was the problem.
+    default_required_state: RequiredState | None = None
 
-    def __init__(self, message: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        box: str | None = None,
+        required_state: RequiredState | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
+        #: The runtime name (or id) of the box the error is about, when one is.
+        self.box = box
+        self.required_state = required_state or self.default_required_state
+
+    def about(self, box: str) -> BoxliteError:
+        """Name the box this error is about, unless it already names one; returns self."""
+        if self.box is None:
+            self.box = box
+        return self
+
+    def requiring(self, state: RequiredState) -> BoxliteError:
+        """Record the state the failed operation needs, unless already known; returns self."""
+        if self.required_state is None:
+            self.required_state = state
+        return self
 
     def __str__(self) -> str:
         return self.message
@@ -43,6 +73,7 @@ class StoppedError(InvalidStateError):
     """The box is stopped and the operation needs it running."""
 
     kind = "StoppedError"
+    default_required_state = "running"
 
 
 class InvalidArgumentError(BoxliteError):
@@ -103,3 +134,21 @@ ERRORS_BY_KIND: dict[str, type[BoxliteError]] = {
         UnavailableError,
     )
 }
+
+
+#: The most characters of a caller's reference an error message repeats.
+MAX_QUOTED_REFERENCE = 64
+
+
+def quote_reference(reference: str) -> str:
+    """A reference the caller gave (a box, execution, snapshot or session), as an error
+    repeats it: quoted, with control and invisible characters escaped (``repr``), and
+    cut to ``MAX_QUOTED_REFERENCE`` characters, so that a huge or hostile reference
+    can neither flood a message nor forge lines in it.
+
+    Repeating what was asked reveals nothing the caller does not know, so a message
+    stays the same whether or not someone else holds that reference.
+    """
+    if len(reference) <= MAX_QUOTED_REFERENCE:
+        return repr(reference)
+    return f"{reference[:MAX_QUOTED_REFERENCE]!r}… ({len(reference)} characters)"

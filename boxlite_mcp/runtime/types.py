@@ -6,13 +6,46 @@ runtime maps them one to one, and the MCP layer can show them unchanged.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..settings import RuntimeName
+from .errors import InvalidArgumentError
+
+#: Box and snapshot names: the one rule every runtime and the MCP surface apply.
 BOX_NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$"
+NAME_MAX_LENGTH = 128
+_NAME = re.compile(BOX_NAME_PATTERN)
+
+
+def check_nul(field: str, value: str | None) -> None:
+    """Refuse text holding a NUL byte; ``field`` names it in the error.
+
+    A NUL cannot be part of an argv entry, an environment variable, a path or a
+    user name: ``subprocess`` and ``os`` raise ``ValueError`` ('embedded null
+    byte'), which is no BoxliteError, so a call would crash instead of answering.
+    """
+    if value is not None and "\0" in value:
+        raise InvalidArgumentError(
+            f"{field} contains a NUL byte, which no command, path or name can carry; remove it"
+        )
+
+
+def check_name(value: object, what: Literal["box", "snapshot"]) -> None:
+    """A box or snapshot name: 1 to 128 letters, digits, '.', '_' or '-', starting with a
+    letter or digit. Runtimes check again what the models check, because a caller can
+    bypass the models (``model_construct``) and a name ends up in paths and URLs."""
+    if isinstance(value, str):
+        check_nul(f"{what} name", value)
+    if not isinstance(value, str) or len(value) > NAME_MAX_LENGTH or not _NAME.fullmatch(value):
+        raise InvalidArgumentError(
+            f"invalid {what} name {value!r}: use 1 to {NAME_MAX_LENGTH} letters, digits, '.', "
+            "'_' or '-', starting with a letter or digit"
+        )
 
 
 class _Model(BaseModel):
@@ -53,7 +86,9 @@ class BoxOptions(_Model):
     OCI image layout. At most one of the two; neither means the runtime default.
     """
 
-    name: str | None = Field(default=None, min_length=1, max_length=128, pattern=BOX_NAME_PATTERN)
+    name: str | None = Field(
+        default=None, min_length=1, max_length=NAME_MAX_LENGTH, pattern=BOX_NAME_PATTERN
+    )
     image: str | None = None
     rootfs_path: str | None = None
     cpus: int | None = Field(default=None, ge=1, le=32)
@@ -247,7 +282,7 @@ class Capabilities(_Model):
 class RuntimeInfo(_Model):
     """Which runtime this is, what it isolates with, and what it can do."""
 
-    name: Literal["bwrap", "rest", "local"]
+    name: RuntimeName
     version: str | None = None
     isolation: str  # one sentence: what separates a box from the host
     endpoint: str | None = None  # rest: the server URL (never credentials)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from boxlite_mcp.runtime import archive
-from boxlite_mcp.runtime.archive import ExtractionMode, Limits, UnsafeArchiveError
 from boxlite_mcp.runtime.errors import InvalidArgumentError, NotFoundError
+from boxlite_mcp.runtime.shared import archive
+from boxlite_mcp.runtime.shared.archive import ExtractionMode, Limits, UnsafeArchiveError
 
 
 def make_tar(*entries: tarfile.TarInfo | tuple[str, bytes]) -> io.BytesIO:

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from boxlite_mcp.runtime import archive
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.errors import InvalidArgumentError
+from boxlite_mcp.runtime.shared import archive
 from boxlite_mcp.runtime.types import BoxOptions
 
 from .conftest import sh

@@ -24,12 +24,16 @@ async def test_boxes_do_not_see_each_others_files(runtime: BwrapRuntime) -> None
 
 
 async def test_box_writes_never_reach_host_files(box: BwrapBox, tmp_path: Path) -> None:
-    probe = Path("/usr/local/share/boxlite-mcp-isolation-probe")
+    probe = Path("/etc/boxlite-mcp-isolation-probe")
     assert not exists(probe)
     result, _, err = await sh(box, f"echo x > {probe} && cat {probe} && rm -f /etc/hostname")
     assert result.exit_code == 0, err
     assert not exists(probe)
     assert exists(Path("/etc/hostname"))
+    # The host's own OS files keep their host owner: box root may not change them.
+    result, _, _ = await sh(box, "echo x > /usr/local/share/boxlite-mcp-isolation-probe")
+    assert result.exit_code != 0
+    assert not exists(Path("/usr/local/share/boxlite-mcp-isolation-probe"))
     # The host's /tmp (where tmp_path lives) is not the box's /tmp.
     marker = tmp_path / "host-only"
     write_text(marker, "host")
@@ -94,8 +98,14 @@ async def test_box_root_is_confined_to_the_box(box: BwrapBox) -> None:
     host_mode = os.stat("/dev/null").st_mode
     assert (await sh(box, "chmod 600 /dev/null"))[0].exit_code == 0
     assert os.stat("/dev/null").st_mode == host_mode
-    # Owners of image files are kept: box root can change what host root owns.
-    assert (await sh(box, "echo x >> /etc/hosts && chown 33:33 /etc/hosts"))[0].exit_code == 0
+    # Box root owns the box's /etc (the default image's mask): it can replace a host
+    # file there (in its own layer), but not write to the host's file in place.
+    assert (await sh(box, "echo x >> /etc/hosts 2>/dev/null"))[0].exit_code != 0
+    assert (await sh(
+        box, "cp /etc/hosts /etc/hosts.new && echo x >> /etc/hosts.new && "
+             "mv /etc/hosts.new /etc/hosts && chown 33:33 /etc/hosts && "
+             "test \"$(stat -c %u:%g /etc/hosts)\" = 33:33"
+    ))[0].exit_code == 0
 
 
 async def test_planted_symlinks_do_not_lead_copies_to_the_host(

@@ -56,6 +56,8 @@ async def test_restart_after_a_crash_cleans_up(tmp_path: Path) -> None:
     cgroup_dirs = list(state.cgroup.dirs)
 
     first.store.release()  # a crashed process's home lock goes with it
+    for box_id in list(first._disks):  # and so do its mounts of the boxes' disks
+        first.close_disk(box_id)
     second = BwrapRuntime(home=home)  # the first is never closed: as after a crash
     try:
         infos = {i.name: i for i in await second.list()}

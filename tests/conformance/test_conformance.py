@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from boxlite_mcp.runtime.bwrap.host import find_bwrap
+from boxlite_mcp.runtime.errors import BoxliteError
 from tools.conformance.catalogue import LEGS, NEXT_2026, STABLE, Leg, ServerFacts
 from tools.conformance.runner import (
     ScenarioRun,
@@ -54,8 +55,10 @@ def toolchain() -> Toolchain:
 
 @pytest.fixture(scope="module")
 def server_url(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if shutil.which("bwrap") is None:
-        _unavailable("bubblewrap (bwrap) is not installed; the server under test uses it")
+    try:
+        find_bwrap()  # the system's or the bundled one, as the runtime chooses
+    except BoxliteError as exc:
+        _unavailable(f"{exc.message}; the server under test uses it")
     with boxlite_server("bwrap", tmp_path_factory.mktemp("conformance-server")) as url:
         yield url
 

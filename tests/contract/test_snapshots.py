@@ -101,10 +101,12 @@ async def test_snapshot_of_a_running_box_is_invalid_state(
         return
     await box.snapshot_create("before")
     await box.start()
-    with pytest.raises(InvalidStateError):
+    with pytest.raises(InvalidStateError) as caught:
         await box.snapshot_create("while-running")
-    with pytest.raises(InvalidStateError):
+    assert caught.value.required_state == "stopped"  # the server's hint comes from this
+    with pytest.raises(InvalidStateError) as caught:
         await box.snapshot_restore("before")
+    assert caught.value.required_state == "stopped"
     await box.stop()
     assert [s.name for s in await box.snapshot_list()] == ["before"]
 
@@ -137,3 +139,16 @@ async def test_snapshots_belong_to_their_box(
     assert await second.snapshot_list() == []
     with pytest.raises(NotFoundError):
         await second.snapshot_restore("mine")
+
+
+@pytest.mark.parametrize("name", ["has space", "a/b", "-dash-first", "x" * 129, "", "s\0"])
+async def test_every_runtime_refuses_the_same_bad_snapshot_names(
+    make_box: BoxMaker, capabilities: Capabilities, name: str
+) -> None:
+    """One rule (runtime.types.check_name), where REST once let any path segment through."""
+    box = await stopped_box_with(make_box, "v")
+    if await refused(capabilities, box):
+        return
+    with pytest.raises(InvalidArgumentError):
+        await box.snapshot_create(name)
+    assert await box.snapshot_list() == []

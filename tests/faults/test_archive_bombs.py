@@ -13,7 +13,7 @@ import tarfile
 import tempfile
 import tracemalloc
 
-from boxlite_mcp.runtime import archive
+from boxlite_mcp.runtime.shared import archive
 
 ENTRIES = 25_000
 SCAN_BUDGET_MIB = 4

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from boxlite_mcp.app.select import SelectedRuntime, open_runtime
 from boxlite_mcp.runtime import errors
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.local import LocalRuntime, probe, sdk
 from boxlite_mcp.runtime.rest import RestRuntime
-from boxlite_mcp.runtime.select import SelectedRuntime, open_runtime
 from boxlite_mcp.settings import Settings
 from tools.boxlite_server import RunningServer, ServerConfig, serve
 
@@ -223,7 +223,7 @@ def test_with_nothing_available_the_error_lists_the_ways_out(tmp_path: Path) -> 
     program = (
         "import json, anyio\n"
         "from boxlite_mcp.settings import Settings\n"
-        "from boxlite_mcp.runtime.select import open_runtime\n"
+        "from boxlite_mcp.app.select import open_runtime\n"
         "from boxlite_mcp.runtime.errors import BoxliteError\n"
         "try:\n"
         f"    anyio.run(open_runtime, Settings(home={str(tmp_path / 'home')!r}))\n"

@@ -10,7 +10,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from boxlite_mcp import __version__
-from boxlite_mcp.prompts import load
+from boxlite_mcp.server.prompts import load
 
 from .conftest import ServerFactory, ok
 

@@ -7,17 +7,27 @@ from pathlib import Path
 
 import pytest
 
-from boxlite_mcp import naming
-from boxlite_mcp.errors import redact, to_tool_error
-from boxlite_mcp.executions import Capture, OutputStore, utf8_safe_end
-from boxlite_mcp.paths import HostPaths
-from boxlite_mcp.progress import Coalescer
 from boxlite_mcp.runtime.errors import (
+    MAX_QUOTED_REFERENCE,
+    AlreadyExistsError,
     InvalidArgumentError,
     InvalidStateError,
     NotFoundError,
+    StoppedError,
     UnsupportedError,
+    quote_reference,
 )
+from boxlite_mcp.server.errors import redact, to_tool_error
+from boxlite_mcp.sessions import naming
+from boxlite_mcp.sessions.executions import (
+    Capture,
+    OutputStore,
+    sent_size,
+    share_budget,
+    utf8_safe_end,
+)
+from boxlite_mcp.sessions.paths import HostPaths
+from boxlite_mcp.sessions.progress import Coalescer
 
 
 def test_coalescer_sends_at_once_after_quiet_then_batches() -> None:
@@ -86,15 +96,39 @@ def test_output_store_spools_large_output(tmp_path: Path) -> None:
     store.close()
 
 
-def test_capture_keeps_head_and_tail() -> None:
+def test_capture_keeps_head_and_tail_and_shows_any_window() -> None:
     capture = Capture(cap_bytes=10)
     for part in (b"01234", b"56789", b"abcde"):
         capture.add(part)
-    assert capture.total == 15 and capture.truncated
-    assert capture.text(lambda n: f"[{n} cut]") == "01234[5 cut]abcde"
+    assert capture.total == 15 and capture.truncated and capture.kept == 10
+    assert capture.window(10) == (b"01234", b"abcde")
+    assert capture.window(4) == (b"01", b"de")
+    assert capture.window(100) == (b"01234", b"abcde")  # never more than it holds
     small = Capture(cap_bytes=10)
-    small.add(b"hello")
-    assert not small.truncated and small.text(lambda n: "?") == "hello"
+    small.add(b"hello world"[:9])
+    assert not small.truncated and small.window(10) == (b"hello wor", b"")
+    # A smaller window of a stream held whole takes its tail from the whole.
+    assert small.window(4) == (b"he", b"or")
+
+
+def test_capture_window_never_splits_a_character() -> None:
+    capture = Capture(cap_bytes=64)
+    capture.add(("€" * 30).encode())  # 90 bytes, three each
+    head, tail = capture.window(10)
+    assert head.decode() == "€" and tail.decode() == "€"
+
+
+def test_streams_share_one_budget() -> None:
+    assert share_budget(100, 50, 1000) == (100, 50)  # both fit
+    assert share_budget(5000, 100, 1000) == (900, 100)  # the short one whole
+    assert share_budget(100, 5000, 1000) == (100, 900)
+    assert share_budget(5000, 5000, 1000) == (500, 500)  # halves
+
+
+def test_sent_size_counts_json_escapes() -> None:
+    assert sent_size("abc") == 3
+    assert sent_size("\x00") == 6 and sent_size('"') == 2
+    assert sent_size("\ufffd") == 3 and sent_size("€") == 3
 
 
 def test_utf8_safe_end() -> None:
@@ -114,7 +148,9 @@ def test_runtime_names_round_trip() -> None:
     unnamed = naming.parse(naming.runtime_name("local", None, persist=False))
     assert unnamed is not None and unnamed.name is None and not unnamed.persist
     assert naming.parse("my-own-box") is None and naming.parse(None) is None
-    assert naming.display_names_in(f"box {name} is running") == "box dev is running"
+    assert naming.shown_name(name) == "dev"
+    assert naming.shown_name(naming.runtime_name("local", None, persist=False)) == "(unnamed box)"
+    assert naming.shown_name("my-own-box") is None
 
 
 def test_host_paths(tmp_path: Path) -> None:
@@ -134,9 +170,38 @@ def test_host_paths(tmp_path: Path) -> None:
 
 
 def test_errors_are_actionable_and_scrubbed() -> None:
-    error = to_tool_error(InvalidStateError("box mcp.0123456789ab.e.dev is running"))
+    runtime_name = "mcp.0123456789ab.e.dev"
+    error = to_tool_error(
+        InvalidStateError(f"box {runtime_name} is running", box=runtime_name,
+                          required_state="stopped")
+    )
     assert str(error).startswith("InvalidStateError: box dev is running")
     assert "box_stop" in str(error)
     assert "sk-123456" not in redact("Authorization: Bearer sk-1234567890")
     assert "hunter2" not in redact("password=hunter2 and more")
     assert "pw" not in redact("http://user:pw@host/path")
+
+
+def test_the_hint_follows_the_errors_structure_not_its_wording() -> None:
+    """Rewording a runtime message must not change what the model is told to do."""
+    worded = to_tool_error(InvalidStateError("box x is running; stop it first"))
+    assert "box_stop" not in str(worded)  # no required state given: no guess from the text
+    silent = to_tool_error(InvalidStateError("cannot do that now", required_state="stopped"))
+    assert "Stop the box with box_stop first" in str(silent)
+    needs_start = to_tool_error(StoppedError("the box is not up"))
+    assert "box_start" in str(needs_start)
+
+
+def test_only_the_boxes_involved_are_renamed() -> None:
+    """Names come from the request's boxes, not from parsing the text."""
+    mine, other = "mcp.0123456789ab.e.dev", "mcp.ba9876543210.p.prod"
+    message = f"{mine} and {other} collide"
+    error = to_tool_error(AlreadyExistsError(message), boxes=[mine])
+    assert f"dev and {other} collide" in str(error)
+
+
+def test_quote_reference_escapes_and_cuts() -> None:
+    assert quote_reference("dev") == "'dev'"
+    assert quote_reference("a\nb\x00\u202e") == "'a\\nb\\x00\\u202e'"  # no line, no bidi flip
+    long = "z" * 1000
+    assert quote_reference(long) == f"{'z' * MAX_QUOTED_REFERENCE!r}… (1000 characters)"

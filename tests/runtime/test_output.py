@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from boxlite_mcp.runtime.errors import InvalidStateError, NotFoundError
-from boxlite_mcp.runtime.output import OutputPipe
+from boxlite_mcp.runtime.shared.output import OutputPipe
 from boxlite_mcp.runtime.types import OutputChunk, StreamName
 
 pytestmark = pytest.mark.anyio

@@ -17,8 +17,8 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from boxlite_mcp.runtime import archive
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
+from boxlite_mcp.runtime.shared import archive
 from tools.benchlib.procs import REPO, child_env
 from tools.soaklib.calls import ok, text_of
 from tools.soaklib.server import stdio_server_args

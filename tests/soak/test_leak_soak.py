@@ -90,7 +90,8 @@ def test_nothing_is_left_that_no_runtime_knows_about(soak: SoakResult) -> None:
     "that vanishes with an exec_run in flight; the SDK keeps serving that request after "
     "the connection dropped (a 2026-07-28 request is cancelled), so the exec_run stays "
     "attached (boxlite_mcp/registry.py BoxEntry.in_use) and the box lives until the "
-    "command's timeout (up to exec_max_timeout_seconds, 1 h). Fix: end the call when its "
+    "call returns (return_after_seconds, 50 s by default; before that, the command's "
+    "timeout), longer than this soak's TTL and margin. Fix: end the call when its "
     "response stream is gone (e.g. exec_run stops attending once progress cannot be "
     "delivered), or let an attached call hold a box at most the TTL past its last "
     "delivered output."))

@@ -15,10 +15,10 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context, MCPServer
 from starlette.types import ASGIApp
 
-from boxlite_mcp.auth import StaticTokenVerifier
 from boxlite_mcp.runtime.base import Runtime
 from boxlite_mcp.settings import Settings
-from boxlite_mcp.transport import bind, http_app
+from boxlite_mcp.transport.auth import StaticTokenVerifier
+from boxlite_mcp.transport.http import bind, http_app
 
 
 def tiny_server() -> MCPServer:
@@ -80,7 +80,7 @@ async def real_server(
     home: Path, **overrides: Any
 ) -> AsyncIterator[tuple[MCPServer, Runtime, Settings]]:
     """The real boxlite-mcp server on the bwrap runtime (boxes under ``home``)."""
-    from boxlite_mcp.runtime.select import open_runtime
+    from boxlite_mcp.app.select import open_runtime
     from boxlite_mcp.server import build_server
 
     settings = Settings(runtime="bwrap", home=home, **overrides)

@@ -11,14 +11,14 @@ from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from boxlite_mcp.auth import (
+from boxlite_mcp.settings import Settings
+from boxlite_mcp.transport.auth import (
     TOKENS_ENV,
     AuthConfigError,
     StaticTokenVerifier,
     load_verifier,
     parse_env_tokens,
 )
-from boxlite_mcp.settings import Settings
 
 from .conftest import serve_settings, tiny_server
 
@@ -90,7 +90,7 @@ def test_shared_token_file_is_warned_about(
     path = tmp_path / "tokens"
     path.write_text(f"{ALICE} alice\n")
     path.chmod(0o644)
-    with caplog.at_level(logging.INFO, logger="boxlite_mcp.auth"):
+    with caplog.at_level(logging.INFO, logger="boxlite_mcp.transport.auth"):
         load_verifier(path, {})
     assert "chmod 600" in caplog.text
     assert ALICE not in caplog.text

@@ -12,15 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from boxlite_mcp.cli import (
+from boxlite_mcp.app.cli import (
     FLAG_FIELDS,
     build_parser,
     configure_logging,
-    env_name,
     main,
     settings_from_args,
 )
-from boxlite_mcp.settings import Settings
+from boxlite_mcp.settings import Settings, env_name
 
 
 def run_cli(

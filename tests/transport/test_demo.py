@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from boxlite_mcp.demo import TICK_SECONDS, TICKS
+from boxlite_mcp.app.demo import TICK_SECONDS, TICKS
 
 from .conftest import server_env
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from boxlite_mcp.settings import Settings
-from boxlite_mcp.transport import default_allowed_hosts, security_settings
+from boxlite_mcp.transport.http import default_allowed_hosts, security_settings
 
 from .conftest import serve_settings, tiny_server
 

@@ -13,7 +13,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types import CallToolResult, TextContent
 
-from boxlite_mcp.auth import StaticTokenVerifier
+from boxlite_mcp.transport.auth import StaticTokenVerifier
 
 from .conftest import real_server, serve_settings
 
@@ -90,7 +90,11 @@ async def test_two_clients_at_once_see_only_their_own_boxes(tmp_path: Path, mode
                     ):
                         refused = await b.call_tool(tool, args)
                         assert refused.is_error, (tool, ref)
-                        assert a_id not in _text(refused)
+                        # It repeats what B asked for, and nothing more of A's box.
+                        told = _text(refused)
+                        assert f"({ref!r})" in told
+                        told = told.replace(f"({ref!r})", "")
+                        assert a_id not in told and "box-a" not in told
                 assert (await _ok(a, "box_info", {"box": "box-a"}))["box"]["id"] == a_id
 
 

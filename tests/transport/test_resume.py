@@ -10,7 +10,7 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
-from boxlite_mcp.event_store import BoundedEventStore
+from boxlite_mcp.transport.event_store import BoundedEventStore
 
 from .conftest import real_server, serve_settings
 

@@ -169,3 +169,35 @@ async def test_stderr_has_leveled_logs(tmp_path: Path) -> None:
     assert " INFO boxlite_mcp" in err
     assert "runtime: bwrap" in err
     assert "Traceback" not in err
+
+
+async def test_stdio_long_command_returns_early_then_exec_read_finishes_it(
+    tmp_path: Path,
+) -> None:
+    """A 3 s command with return_after_seconds 1 returns running in ~1 s over the real wire;
+    exec_read then gets all of its output and its exit code."""
+    async with Client(params(tmp_path / "home")) as client:
+        await client.call_tool("box_create", {"name": "s"})
+        began = anyio.current_time()
+        ran = _ok(
+            await client.call_tool(
+                "exec_run",
+                {
+                    "box": "s",
+                    "command": "echo start; sleep 3; echo end; echo oops >&2; exit 4",
+                    "return_after_seconds": 1,
+                },
+            )
+        )
+        took = anyio.current_time() - began
+        assert 0.9 <= took < 2.5, took
+        assert ran["running"] is True and ran["stdout"] == "start\n"
+        assert "exec_read" in ran["next_step"]
+        final = _ok(
+            await client.call_tool(
+                "exec_read",
+                {"execution_id": ran["execution_id"], "until_exit": True, "wait_seconds": 30},
+            )
+        )
+        assert final["running"] is False and final["exit_code"] == 4
+        assert final["stdout"] == "start\nend\n" and final["stderr"] == "oops\n"

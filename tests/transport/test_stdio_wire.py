@@ -1,4 +1,4 @@
-"""boxlite_mcp.stdio on the wire: what the SDK's stdio transport reads and writes, byte for byte.
+"""transport/stdio.py on the wire: what the SDK's stdio transport reads and writes, byte for byte.
 
 A small server runs in a child process behind ``run_stdio``. Over a pipe it is
 served from the event loop; with stdin a regular file the SDK's own transport
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 CHILD = """
 import anyio, sys
-from boxlite_mcp.stdio import run_stdio, serves_without_threads
+from boxlite_mcp.transport.stdio import run_stdio, serves_without_threads
 from tests.transport.conftest import tiny_server
 print("threadless" if serves_without_threads() else "sdk", file=sys.stderr, flush=True)
 anyio.run(run_stdio, tiny_server())
@@ -164,7 +164,7 @@ def test_a_client_that_stops_reading_ends_the_server_cleanly(tmp_path: Path) -> 
 def test_stdio_descriptors_are_restored_after_serving(fd: int, tmp_path: Path) -> None:
     code = f"""
 import anyio, os, sys
-from boxlite_mcp.stdio import run_stdio
+from boxlite_mcp.transport.stdio import run_stdio
 from tests.transport.conftest import tiny_server
 before = os.fstat({fd})
 anyio.run(run_stdio, tiny_server())
@@ -183,7 +183,7 @@ def test_a_stderr_sharing_the_stdout_pipe_stays_blocking(tmp_path: Path) -> None
     """O_NONBLOCK on a shared description would make the server's own logging fail."""
     code = """
 import anyio, os, sys
-from boxlite_mcp.stdio import run_stdio
+from boxlite_mcp.transport.stdio import run_stdio
 from tests.transport.conftest import tiny_server
 async def main():
     async with anyio.create_task_group() as tg:

@@ -26,8 +26,8 @@ import anyio.to_thread
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
-from boxlite_mcp.runtime import archive
 from boxlite_mcp.runtime.errors import InvalidArgumentError
+from boxlite_mcp.runtime.shared import archive
 
 from .app import Op
 from .bodies import file_chunks, receive_to_file, remove_tree

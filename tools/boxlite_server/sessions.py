@@ -138,9 +138,17 @@ class ExecRegistry:
         self._sessions[session.id] = session
 
     def get(self, box: str, session_id: str, *, evicted: bool = False) -> ExecSession:
-        """The session; a killed-and-evicted one only when ``evicted`` (attach)."""
-        self._gc()
+        """The session; a killed-and-evicted one only when ``evicted`` (attach).
+
+        Only this session's retention is checked here; the full sweep runs when a
+        session is added. Sweeping on every read walked and sorted up to
+        ``max_executions`` sessions per request, which made the server slower the
+        longer a benchmark ran (``docs/benchmarks.md``).
+        """
         session = self._sessions.get(session_id)
+        if session is not None and self._expired(session, time.monotonic()):
+            del self._sessions[session_id]
+            session = None
         if (session is None or not session.belongs_to(box)
                 or (session.evicted and not evicted)):
             raise NotFoundError(f"execution not found: {session_id} in box {box}")
@@ -159,18 +167,20 @@ class ExecRegistry:
     def running(self) -> list[ExecSession]:
         return [s for s in self._sessions.values() if not s.done.is_set()]
 
+    def _expired(self, session: ExecSession, now: float) -> bool:
+        finished = session.finished_at
+        return finished is not None and now - finished > self._config.completed_retention_seconds
+
     def _gc(self) -> None:
         now = time.monotonic()
-        keep = self._config.completed_retention_seconds
-        finished = [s for s in self._sessions.values() if s.finished_at is not None]
-        for session in finished:
-            if session.finished_at is not None and now - session.finished_at > keep:
-                del self._sessions[session.id]
-        oldest = sorted((s for s in self._sessions.values() if s.finished_at is not None),
-                        key=lambda s: s.finished_at or 0.0)
+        for session in [s for s in self._sessions.values() if self._expired(s, now)]:
+            del self._sessions[session.id]
         excess = len(self._sessions) - self._config.max_executions + 1
-        held = sum(s.backlog.retained for s in oldest)
-        for session in oldest:
+        finished = [s for s in self._sessions.values() if s.finished_at is not None]
+        held = sum(s.backlog.retained for s in finished)
+        if excess <= 0 and held <= self._config.finished_output_bytes:
+            return
+        for session in sorted(finished, key=lambda s: s.finished_at or 0.0):
             if excess <= 0 and held <= self._config.finished_output_bytes:
                 break
             del self._sessions[session.id]

@@ -126,8 +126,13 @@ def scan(homes: Iterable[Path], box_ids: Iterable[str] = (),
             # A box's overlay root, in whichever mount namespace holds it (one per upper dir).
             if b" - overlay " in line and any(m in line for m in mount_marks):
                 upper = re.search(rb"upperdir=([^,\s]+)", line)
-                mount_points.add((upper.group(1) if upper else line.split()[4]).decode(
-                    errors="replace"))
+                where = (upper.group(1) if upper else line.split()[4]).decode(errors="replace")
+                # A box on its own disk has an upper dir reached through a file descriptor
+                # (/proc/PID/fd/N/upper): name the box the line belongs to as well.
+                owner = next((i for i in ordered if f"/boxes/{i}/".encode() in line), None)
+                if owner is not None and f"/{owner}/" not in where:
+                    where = f"{where} (box /boxes/{owner}/)"
+                mount_points.add(where)
     found.mounts = sorted(mount_points)
     mode = cgroup_mode()
     for box_id in sorted(ids):

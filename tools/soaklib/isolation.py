@@ -300,8 +300,13 @@ async def _oracles(b: Attacker) -> None:
             return f"MCPError {exc.error.code}: {exc}"
         return ("ok " if not result.is_error else "") + error_core(text_of(result))
 
-    async def compare(tool: str, real: dict[str, Any], fake: dict[str, Any]) -> None:
-        mine, other = await answer(tool, real), await answer(tool, fake)
+    async def compare(
+        tool: str, real: dict[str, Any], fake: dict[str, Any], asked: tuple[str, str]
+    ) -> None:
+        """``asked``: the real and the random reference; an error repeats the one it was
+        given, which tells B nothing, so each is read as the same placeholder."""
+        mine = (await answer(tool, real)).replace(asked[0], "<ref>")
+        other = (await answer(tool, fake)).replace(asked[1], "<ref>")
         label = f"{tool} {json.dumps(real)} vs {json.dumps(fake)}"
         b.record("error oracles", label, mine != other,
                  "identical" if mine == other else f"real: {mine[:120]} | random: {other[:120]}")
@@ -311,17 +316,17 @@ async def _oracles(b: Attacker) -> None:
         for tool, extra in BOX_TOOLS.items():
             if tool in ("box_remove", "box_stop", "snapshot_remove", "snapshot_restore"):
                 continue  # destructive ones were already refused above; the rest suffice
-            await compare(tool, {"box": ref, **extra}, {"box": fake, **extra})
+            await compare(tool, {"box": ref, **extra}, {"box": fake, **extra}, (ref, fake))
         for suffix in ("", "/files/etc/hostname"):
             await compare("read", {"uri": f"boxlite://boxes/{ref}{suffix}"},
-                          {"uri": f"boxlite://boxes/{fake}{suffix}"})
+                          {"uri": f"boxlite://boxes/{fake}{suffix}"}, (ref, fake))
     for execution in (a.exec_running, a.exec_done):
         fake = _random_like(execution)
         for tool, extra in EXEC_TOOLS.items():
             await compare(tool, {"execution_id": execution, **extra},
-                          {"execution_id": fake, **extra})
+                          {"execution_id": fake, **extra}, (execution, fake))
         await compare("read", {"uri": f"boxlite://executions/{execution}/output"},
-                      {"uri": f"boxlite://executions/{fake}/output"})
+                      {"uri": f"boxlite://executions/{fake}/output"}, (execution, fake))
 
 
 async def _inside(b: Attacker, tokens_file: Path | None) -> None:

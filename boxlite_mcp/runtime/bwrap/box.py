@@ -13,8 +13,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import anyio.to_thread
+
 from ..base import Box
 from ..errors import BoxliteError, InternalError, InvalidArgumentError, NotFoundError
+from ..shared import validation
 from ..types import (
     BoxInfo,
     BoxMetrics,
@@ -22,8 +25,10 @@ from ..types import (
     ExecRequest,
     NetworkSpec,
     SnapshotInfo,
+    check_name,
+    check_nul,
 )
-from . import files, nul, snapshots
+from . import files, seccomp, snapshots
 from .boxfs import BoxRoot, normalize
 from .execution import BwrapExecution, open_pty, spawn
 from .sandbox import JOIN_SCRIPT, BoxSpec, launch
@@ -112,11 +117,13 @@ class BwrapBox:
         t0 = time.monotonic()
         state.cgroup.create(r.limits)
         network = bool(r.options.network and r.options.network.mode == "enabled")
+        layer = await rt.layer_dir(r.id)
+        mask = await anyio.to_thread.run_sync(rt.host_mask.fd) if r.lower == "/" else None
         spec = BoxSpec(
             box_dir=rt.store.box_dir(r.id), lower=Path(r.lower),
             hostname=(r.name or r.id)[:63], network=network,
             volumes=[(v.host_path, v.guest_path, v.read_only) for v in r.options.volumes or []],
-            cgroup=state.cgroup, hidden=rt.hidden_paths,
+            cgroup=state.cgroup, hidden=rt.hidden_paths, mask=mask, layer=layer,
         )
         try:
             sandbox = await launch(spec, rt.tools)
@@ -155,7 +162,7 @@ class BwrapBox:
     async def exec(self, request: ExecRequest) -> BwrapExecution:
         state = self._state
         try:
-            nul.check_request(request)  # before anything is spawned
+            validation.check_request_text(request)  # before anything is spawned
             return await self._exec(request)
         except BoxliteError:
             state.record.exec_errors_total += 1
@@ -209,6 +216,7 @@ class BwrapBox:
                 tty=request.tty, pty=pty,
                 timeout=request.timeout_seconds, on_exit=state.on_exit,
                 oom_check=state.oom_check, keep_fds=(wd_fd,),
+                starter=seccomp.run_filtered,  # filtered before nsenter joins the box
             )
         except BaseException as exc:
             os.close(wd_fd)
@@ -223,7 +231,7 @@ class BwrapBox:
     # -- files -----------------------------------------------------------------
 
     async def copy_in(self, host_src: Path, box_dest: str) -> None:
-        nul.check("host_src", os.fspath(host_src))
+        check_nul("host_src", os.fspath(host_src))
         files.check_box_path(box_dest)
         state = await self._ensure_running()
         assert state.sandbox is not None
@@ -231,7 +239,7 @@ class BwrapBox:
 
     async def copy_out(self, box_src: str, host_dest: Path) -> None:
         files.check_box_path(box_src)
-        nul.check("host_dest", os.fspath(host_dest))
+        check_nul("host_dest", os.fspath(host_dest))
         state = await self._ensure_running()
         assert state.sandbox is not None
         await files.copy_out(state.sandbox.init_pid, box_src, host_dest,
@@ -258,7 +266,7 @@ class BwrapBox:
     # -- snapshots, clone, export ---------------------------------------------
 
     async def snapshot_create(self, name: str) -> SnapshotInfo:
-        nul.check("snapshot name", name)
+        check_name(name, "snapshot")
         state = self._state
         async with state.lock:
             return await snapshots.create(self._runtime, state, name)
@@ -267,17 +275,17 @@ class BwrapBox:
         return snapshots.list_(self._runtime, self._state)
 
     async def snapshot_get(self, name: str) -> SnapshotInfo:
-        nul.check("snapshot name", name)
+        check_name(name, "snapshot")
         return snapshots.get(self._runtime, self._state, name)
 
     async def snapshot_remove(self, name: str) -> None:
-        nul.check("snapshot name", name)
+        check_name(name, "snapshot")
         state = self._state
         async with state.lock:
             await snapshots.remove(self._runtime, state, name)
 
     async def snapshot_restore(self, name: str) -> None:
-        nul.check("snapshot name", name)
+        check_name(name, "snapshot")
         state = self._state
         async with state.lock:
             await snapshots.restore(self._runtime, state, name)
@@ -287,14 +295,14 @@ class BwrapBox:
         return boxes[0]
 
     async def clone_many(self, count: int, names: list[str] | None = None) -> list[Box]:
-        nul.check_all("names", names or [])
+        validation.check_all("names", names or [])
         state = self._state
         async with state.lock:
             ids = await snapshots.clone(self._runtime, state, count, names)
         return [BwrapBox(self._runtime, i) for i in ids]
 
     async def export(self, dest: Path) -> Path:
-        nul.check("dest", os.fspath(dest))
+        check_nul("dest", os.fspath(dest))
         state = self._state
         async with state.lock:
             return await snapshots.export(self._runtime, state, dest)

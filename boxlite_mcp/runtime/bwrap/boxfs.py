@@ -148,12 +148,15 @@ class TreeWriter:
     Files are written under a temporary name and renamed into place, so a
     reader never sees half a file. ``owners`` keeps the archive's uid/gid (image
     layers); otherwise files belong to root, as BoxLite's guest writes them.
+    ``id_shift`` is added to every owner (``idmap.HOST_BASE`` when writing
+    through a box's root or into its layer, where box root is that host id).
     Devices are skipped (``/dev`` of a box is its own).
     """
 
-    def __init__(self, root: BoxRoot, *, owners: bool = False) -> None:
+    def __init__(self, root: BoxRoot, *, owners: bool = False, id_shift: int = 0) -> None:
         self.root = root
         self.owners = owners
+        self.id_shift = id_shift
         self._dirs: dict[str, int] = {}
 
     def close(self) -> None:
@@ -186,6 +189,9 @@ class TreeWriter:
             pfd = self.dir_fd(parent, _depth)
             try:
                 os.mkdir(name, 0o755, dir_fd=pfd)
+                if self.id_shift:
+                    os.chown(name, self.id_shift, self.id_shift, dir_fd=pfd,
+                             follow_symlinks=False)
             except FileExistsError:
                 st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
                 if stat.S_ISLNK(st.st_mode):
@@ -201,14 +207,15 @@ class TreeWriter:
         return f".{name[:64]}.boxlite-{secrets.token_hex(6)}"
 
     def _owner(self, fd_or_name: int | str, member: tarfile.TarInfo, dir_fd: int | None) -> None:
-        if not self.owners:
+        if not self.owners and not self.id_shift:
             return
+        uid, gid = (member.uid, member.gid) if self.owners else (0, 0)
+        uid, gid = uid + self.id_shift, gid + self.id_shift
         with contextlib.suppress(OSError):
             if isinstance(fd_or_name, int):
-                os.fchown(fd_or_name, member.uid, member.gid)
+                os.fchown(fd_or_name, uid, gid)
             else:
-                os.chown(fd_or_name, member.uid, member.gid, dir_fd=dir_fd,
-                         follow_symlinks=False)
+                os.chown(fd_or_name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
 
     def write(self, path: str, member: tarfile.TarInfo, data: IO[bytes] | None,
               link_base: str = "/") -> None:

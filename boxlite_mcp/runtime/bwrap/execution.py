@@ -431,12 +431,6 @@ class BwrapExecution:
         assert self._result is not None
         return self._result
 
-    async def wait_output_closed(self) -> None:
-        """Until every output pipe is closed (for clean shutdown)."""
-        while not all(r.done for r in self._readers):
-            self.out.changed.clear()
-            await self.out.changed.wait()
-
 
 
 def spawn(
@@ -452,23 +446,29 @@ def spawn(
     on_exit: Callable[[BwrapExecution, ExecResult], None] | None = None,
     oom_check: Callable[[], bool] | None = None,
     keep_fds: tuple[int, ...] = (),
+    starter: Callable[[Callable[[], subprocess.Popen[bytes]]], subprocess.Popen[bytes]]
+    | None = None,
 ) -> BwrapExecution:
     """Start ``argv`` (the host-side command line that enters the box) as an execution.
+
+    ``starter`` runs the ``Popen`` call (``seccomp.run_filtered``: on a thread
+    whose children carry the box's seccomp filter).
 
     stdin is always a pipe or the pty, never the server's own stdin (the MCP
     stdio transport lives there). ``pty`` is a (master, slave) pair to use, taken
     over by the execution; without it a host pty is opened. ``keep_fds`` are
     closed when the process exits (the command line may name them by path).
     """
+    start = starter or (lambda fn: fn())
     if tty:
         master, slave = pty if pty is not None else os.openpty()
         cols, rows = size
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         try:
-            popen = subprocess.Popen(
+            popen = start(lambda: subprocess.Popen(
                 argv, stdin=slave, stdout=slave, stderr=slave, env=env,
                 pass_fds=pass_fds, close_fds=True,
-            )
+            ))
         except BaseException:
             os.close(master)
             os.close(slave)
@@ -481,10 +481,10 @@ def spawn(
             pty_master=control, timeout=timeout, on_exit=on_exit, oom_check=oom_check,
             keep_fds=keep_fds,
         )
-    popen = subprocess.Popen(
+    popen = start(lambda: subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=env, pass_fds=pass_fds, close_fds=True, start_new_session=True,
-    )
+    ))
     assert popen.stdin and popen.stdout and popen.stderr
     # Take the raw fds: the Popen file objects must not buffer or close them.
     stdin_fd = os.dup(popen.stdin.fileno())

@@ -19,8 +19,9 @@ from typing import BinaryIO
 
 import anyio.to_thread
 
-from .. import archive
 from ..errors import BoxliteError, InvalidArgumentError, NotFoundError
+from ..shared import archive
+from . import idmap
 from .boxfs import BoxRoot, TreeWriter, normalize
 
 
@@ -49,7 +50,8 @@ async def copy_in(init_pid: int, host_src: Path, box_dest: str) -> None:
 
 def _copy_in(init_pid: int, spool: BinaryIO, dest: str, trailing_slash: bool) -> None:
     members = archive.scan(spool, contained_links=False)
-    with BoxRoot.of_pid(init_pid) as root, TreeWriter(root) as writer:
+    with BoxRoot.of_pid(init_pid) as root, \
+            TreeWriter(root, id_shift=idmap.HOST_BASE) as writer:
         mode = archive.detect_mode(dest + ("/" if trailing_slash else ""),
                                    root.is_dir(dest), members)
         try:
@@ -156,7 +158,7 @@ def _info(name: str, st: os.stat_result) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.mode = stat.S_IMODE(st.st_mode)
     info.mtime = int(st.st_mtime)
-    info.uid, info.gid = st.st_uid, st.st_gid
+    info.uid, info.gid = idmap.to_box(st.st_uid), idmap.to_box(st.st_gid)
     return info
 
 

@@ -15,9 +15,11 @@ import posixpath
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from ...settings import env_name
+
 #: Guest trees a box gets fresh (bwrap mounts its own there): nothing to hide.
 FRESH = ("/proc", "/dev", "/tmp")
-TOKENS_FILE_ENV = "BOXLITE_MCP_AUTH_TOKENS_FILE"
+TOKENS_FILE_ENV = env_name("auth_tokens_file")
 
 
 def default_hidden() -> list[Path]:

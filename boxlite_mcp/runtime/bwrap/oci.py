@@ -24,8 +24,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from .. import archive
 from ..errors import BoxliteError, ImageError
+from ..shared import archive
 from .boxfs import BoxRoot, TreeWriter
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"

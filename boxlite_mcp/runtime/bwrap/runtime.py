@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import secrets
 import shutil
 import time
@@ -20,7 +19,6 @@ from pathlib import Path
 
 import anyio
 
-from .. import archive
 from ..errors import (
     AlreadyExistsError,
     InvalidArgumentError,
@@ -28,8 +26,8 @@ from ..errors import (
     NotFoundError,
     UnsupportedError,
 )
+from ..shared import archive, validation
 from ..types import (
-    BOX_NAME_PATTERN,
     BoxInfo,
     BoxLimits,
     BoxOptions,
@@ -38,8 +36,10 @@ from ..types import (
     ExecResult,
     RuntimeInfo,
     RuntimeMetrics,
+    check_name,
+    check_nul,
 )
-from . import hide, nul, rootfs, snapshots
+from . import disk, hide, hostimage, rootfs, seccomp, snapshots
 from .box import BwrapBox
 from .execution import BwrapExecution
 from .host import host_tools
@@ -51,11 +51,11 @@ log = logging.getLogger(__name__)
 
 ISOLATION = (
     "Linux namespaces (user, PID, IPC, UTS, mount, network) with a private overlay root "
-    "filesystem and cgroup limits, via bubblewrap: processes share the host's kernel, so "
-    "this is weaker isolation than a BoxLite micro-VM, and with the default image the "
-    "host's root file system is readable (never writable) inside the box."
+    "filesystem, cgroup limits and a seccomp filter modelled on Docker's default, via "
+    "bubblewrap; box ids map to unprivileged host ids (box root is host uid 100000) and "
+    "the default image is the host's operating system without its data. Processes share "
+    "the host's kernel, so this is weaker isolation than a BoxLite micro-VM."
 )
-BOX_ID_RE = re.compile(r"^[0-9a-f]{12}$")
 
 
 class BoxState:
@@ -172,8 +172,11 @@ class BwrapRuntime:
         stop_timeout: float = 3.0,
         copy_limits: archive.Limits | None = None,
         hidden_paths: Sequence[Path | str] | None = None,
+        image_include: Sequence[Path | str] | None = None,
+        default_disk_gb: int | None = 4,
     ) -> None:
         self.tools = host_tools()
+        seccomp.bpf()  # no box runs without its filter: say now if it cannot be built
         self.home = Path(home) if home is not None else default_home()
         self.store = Store(self.home)
         self.cgroup_mode = cgroup_mode()
@@ -184,6 +187,10 @@ class BwrapRuntime:
         self.copy_limits = copy_limits or archive.Limits()
         extra = hide.default_hidden() if hidden_paths is None else list(hidden_paths)
         self.hidden_paths = hide.resolve([self.home, *extra])
+        includes = hostimage.includes_from_env() if image_include is None else image_include
+        self.image_include = _check_includes(includes)
+        #: The server's working directory is the operator's, not the OS's.
+        self._cwd = os.path.realpath(os.getcwd())
         self.boxes_created_total = 0
         self.boxes_failed_total = 0
         self.boxes_stopped_total = 0
@@ -192,9 +199,66 @@ class BwrapRuntime:
         self._states: dict[str, BoxState] = {}
         self._create_lock = anyio.Lock()
         self._recover()
+        self.host_mask = hostimage.Mask(self.image_include, [self._cwd, *self.hidden_paths])
+        #: Size of a box's disk when its options name none; None: no disk (the layer
+        #: shares the home's file system).
+        self.default_disk_gb = default_disk_gb
+        self.disk_templates = self.home / "disk-templates"
+        self._spare_disk = disk.Spare(self.home / "disk-spare", self.disk_templates,
+                                      default_disk_gb)
+        self._spare_disk.start()
+        self._disks: dict[str, int] = {}  # box id -> mount fd of its disk (see ``disk``)
+        self._disk_lock = anyio.Lock()
 
     def __repr__(self) -> str:
         return f"BwrapRuntime(home={str(self.home)!r}, boxes={len(self._states)})"
+
+    # -- disks -----------------------------------------------------------------
+
+    def disk_size(self, options: BoxOptions) -> int | None:
+        return options.disk_size_gb or self.default_disk_gb
+
+    async def new_layer(self, box_id: str, size_gb: int | None) -> Path:
+        """Make a new box's writable layer (on a disk of ``size_gb`` if given): the
+        directory that holds its ``upper/`` and ``work/``."""
+        box_dir = self.store.box_dir(box_id)
+        if not size_gb:
+            for sub in ("upper", "work"):
+                (box_dir / sub).mkdir()
+            return box_dir
+        fd = await anyio.to_thread.run_sync(
+            self._spare_disk.take, size_gb, disk.image_path(box_dir)
+        )
+        self._spare_disk.start(delay=0.3)
+        if fd is not None:
+            self._disks[box_id] = fd
+            return disk.layer_path(fd)
+        await anyio.to_thread.run_sync(disk.create, box_dir, self.disk_templates, size_gb)
+        return await self.layer_dir(box_id)
+
+    async def layer_dir(self, box_id: str) -> Path:
+        """The directory holding a box's ``upper/`` and ``work/`` (its disk, mounted
+        on first use and kept while the box exists, or the box directory)."""
+        box_dir = self.store.box_dir(box_id)
+        if not disk.has_disk(box_dir):
+            return box_dir
+        async with self._disk_lock:
+            fd = self._disks.get(box_id)
+            if fd is None:
+                fd = await anyio.to_thread.run_sync(disk.open_disk, disk.image_path(box_dir))
+                self._disks[box_id] = fd
+        return disk.layer_path(fd)
+
+    def set_disk(self, box_id: str, fd: int) -> None:
+        """Replace a box's mounted disk (snapshot restore) by ``fd``."""
+        self.close_disk(box_id)
+        self._disks[box_id] = fd
+
+    def close_disk(self, box_id: str) -> None:
+        """Unmount a box's disk (the kernel does it once no running box uses it)."""
+        fd = self._disks.pop(box_id, None)
+        if fd is not None:
+            os.close(fd)
 
     # -- restart ---------------------------------------------------------------
 
@@ -256,31 +320,44 @@ class BwrapRuntime:
                 max_cpus=os.cpu_count(),
             ),
             details={
+                "bwrap": self.tools.describe_bwrap(),
                 "home": "hidden from boxes (as are the server's auth tokens file and any "
                         "other hidden path)",
                 "overlay": "kernel overlayfs (lower: image, upper: per-box directory), "
                            "mounted in a private mount namespace per box",
                 "cgroups": self.cgroup_mode,
-                "user_namespace": "uids 0-65535 mapped to themselves; box root has "
-                                  "capabilities only inside the box",
+                "user_namespace": "box uids/gids 0-65535 are host 100000-165535: box root "
+                                  "is capable only inside the box and is 'other' to the "
+                                  "host's files (they show as nobody); the box's own files, "
+                                  "its image directory and volumes show with box ids",
                 "tmp": "/tmp is a tmpfs for the box's life (cleared when it stops)",
-                "host_files": "default image: every file of the host's root file system "
-                              "is readable in the box (writes go to the box's own layer); "
-                              "pass rootfs_path to show a box only its image",
-                "hardening": "box root is capable only in its own user namespace; it "
-                             "cannot mount; /proc's global knobs are read-only; /dev "
-                             "nodes are the box's own",
-                "images": "host root (default), rootfs_path directory or OCI image layout; "
-                          "no registry access",
+                "seccomp": "Docker's default profile as a denylist: no new namespaces, "
+                           "keyctl, bpf, perf_event_open, userfaultfd, io_uring, modules, "
+                           "reboot, swap, clock, kexec, mount calls (EPERM; clone3 ENOSYS)",
+                "hardening": "box root cannot mount; /proc's global knobs are read-only; "
+                             "/dev nodes are the box's own",
+                "weaker_than_a_vm": "the kernel is shared: a kernel bug reachable through "
+                                    "the allowed system calls escapes the box; setns and "
+                                    "personality are not narrowed; /proc shows host-wide "
+                                    "CPU, memory and mount information",
+                "image": hostimage.describe(self.image_include),
+                "images": "the host's OS (default), rootfs_path directory or OCI image "
+                          "layout; no registry access",
                 "network": "none (default) or the host's network namespace; no allow_net",
-                "not_enforced": "disk_size_gb (the writable layer shares the home's file "
-                                "system); entrypoint/cmd are stored, not run",
+                "disk": (f"each box's writable layer is an ext4 file system of its "
+                         f"disk_size_gb (default {self.default_disk_gb} GiB) in a sparse "
+                         "image: a full disk is ENOSPC for that box only"
+                         if self.default_disk_gb else
+                         "a box's writable layer is an ext4 file system of its "
+                         "disk_size_gb when given; otherwise it shares the home's file "
+                         "system"),
+                "not_enforced": "entrypoint/cmd are stored, not run",
             },
         )
 
     async def create(self, options: BoxOptions) -> BwrapBox:
         t0 = time.monotonic()
-        nul.check_options(options)
+        validation.check_options_text(options)
         _check_options(options)
         rootfs.check_options(options)
         _check_volumes(options)
@@ -302,8 +379,9 @@ class BwrapRuntime:
                 image_ms = int((time.monotonic() - t_img) * 1000)
                 t_fs = time.monotonic()
                 box_dir.mkdir(parents=True)
-                for sub in ("upper", "work", "merged", "snapshots"):
+                for sub in ("merged", "snapshots"):
                     (box_dir / sub).mkdir()
+                await self.new_layer(box_id, self.disk_size(options))
                 fs_ms = int((time.monotonic() - t_fs) * 1000)
                 limits = BoxLimits(
                     cpus=options.cpus or self.default_cpus,
@@ -323,6 +401,7 @@ class BwrapRuntime:
                 self.store.save(record)
             except BaseException:
                 self.boxes_failed_total += 1
+                self.close_disk(box_id)
                 shutil.rmtree(box_dir, ignore_errors=True)
                 raise
             self._states[box_id] = BoxState(self, record)
@@ -343,7 +422,9 @@ class BwrapRuntime:
                 if not force:
                     raise InvalidStateError(
                         f"box {state.record.name or state.record.id} is running; stop it "
-                        "first or remove it with force"
+                        "first or remove it with force",
+                        box=state.record.name or state.record.id,
+                        required_state="stopped",
                     )
                 await state.stop(self, 0)
             self._states.pop(state.record.id, None)
@@ -351,6 +432,7 @@ class BwrapRuntime:
             # Make it "not a box" first, so a crash mid-removal leaves no half box.
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(box_dir / "box.json")
+            self.close_disk(state.record.id)
             await anyio.to_thread.run_sync(_rmtree, box_dir)
             await anyio.to_thread.run_sync(state.cgroup.remove)
 
@@ -369,8 +451,8 @@ class BwrapRuntime:
         )
 
     async def import_box(self, archive: Path, name: str | None = None) -> BwrapBox:
-        nul.check("archive", os.fspath(archive))
-        nul.check("name", name)
+        check_nul("archive", os.fspath(archive))
+        check_nul("name", name)
         box_id = await snapshots.import_box(self, archive, name)
         return BwrapBox(self, box_id)
 
@@ -382,6 +464,10 @@ class BwrapRuntime:
                     async with state.lock:
                         await state.stop(self, 0)
             finally:
+                for box_id in list(self._disks):
+                    self.close_disk(box_id)
+                self._spare_disk.close()
+                self.host_mask.close()
                 self.store.release()
 
     # -- used by snapshots/import ---------------------------------------------
@@ -406,14 +492,8 @@ def _rmtree(path: Path) -> None:
 
 def _check_options(options: BoxOptions) -> None:
     """Re-check what the model checks (callers can bypass it) and what the host allows."""
-    if options.name is not None and (
-        not isinstance(options.name, str) or not 1 <= len(options.name) <= 128
-        or not re.match(BOX_NAME_PATTERN, options.name)
-    ):
-        raise InvalidArgumentError(
-            f"box name {options.name!r} is invalid: use 1-128 letters, digits, '.', '_' or "
-            "'-', starting with a letter or digit"
-        )
+    if options.name is not None:
+        check_name(options.name, "box")
     host_cpus = os.cpu_count() or 1
     if options.cpus is not None and not (isinstance(options.cpus, int) and options.cpus >= 1):
         raise InvalidArgumentError(f"cpus must be a whole number >= 1, not {options.cpus!r}")
@@ -447,6 +527,20 @@ def _check_options(options: BoxOptions) -> None:
         raise InvalidArgumentError(
             f"working_dir {options.working_dir!r} must be an absolute path in the box"
         )
+
+
+def _check_includes(paths: Sequence[Path | str]) -> list[str]:
+    """Operator-named host paths to show in default-image boxes: absolute, existing."""
+    found: list[str] = []
+    for path in paths:
+        text = os.fspath(path)
+        if not os.path.isabs(text) or not os.path.lexists(text):
+            raise InvalidArgumentError(
+                f"image include {text!r} must be an existing absolute host path "
+                f"(from --image-include or {hostimage.INCLUDE_ENV})"
+            )
+        found.append(os.path.normpath(text))
+    return found
 
 
 def _check_volumes(options: BoxOptions) -> None:

@@ -24,15 +24,21 @@ bubblewrap's monitor:
    PID 1 of the box. It needs no program from the image, so any rootfs works.
 
 Every exec joins those namespaces *and* the box's own user namespace, which maps
-uids 0-65535 to themselves: files keep their owners (box root owns what host
-root owns in the image, so package managers work) but box root's capabilities
-count only in that user namespace. Since the box's mount, PID and network
-namespaces belong to the host's user namespace, box root cannot mount, remount
-or unmount anything, load modules, set the clock or make device nodes. Because
-box root still *is* uid 0 to the kernel's plain uid checks, the global knobs of
-``/proc`` that only check the uid (``/proc/sys``, ``/proc/sysrq-trigger`` ...)
-are bound read-only (``PROC_READ_ONLY``) and ``/dev`` nodes are private copies,
-so no write reaches the host's kernel settings or device inodes.
+box ids 0-65535 to host ids 100000-165535 (``idmap``): box root is an unprivileged
+user on the host, "other" to the host's own files, and its capabilities count
+only in that user namespace. What the box owns (its image directory, the default
+image's mask, volumes) is shown through idmapped mounts. Since the box's mount,
+PID and network namespaces belong to the host's user namespace, box root cannot
+mount, remount or unmount anything, load modules, set the clock or make device
+nodes. The global knobs of ``/proc`` are bound read-only (``PROC_READ_ONLY``) and
+``/dev`` nodes are private copies, so no write reaches the host's kernel settings
+or device inodes. Every process of the box runs under the seccomp filter
+(``seccomp``): bubblewrap applies it to PID 1, and execs are started by a thread
+that carries it.
+
+The overlay's layers are idmapped *detached* mounts the runtime holds as fds;
+``mount`` reaches them as ``/proc/<runtime pid>/fd/N``, so no box process
+inherits a handle on them.
 
 The runtime holds the write end of the block pipe. Closing it (or the runtime's
 process dying) lets PID 1 go on to exec a program that does not exist, so it
@@ -48,6 +54,7 @@ import platform
 import signal
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,7 +64,7 @@ import anyio
 import anyio.abc
 
 from ..errors import InternalError, InvalidArgumentError, UnavailableError
-from . import hide
+from . import hide, idmap, mountapi, seccomp
 from .host import HostTools
 from .limits import BoxCgroup
 from .state import process_start_time
@@ -66,14 +73,33 @@ from .state import process_start_time
 JOIN_SCRIPT = (
     'while [ "$1" != -- ]; do echo $$ > "$1" || exit 126; shift; done; shift; exec "$@"'
 )
+#: The layers are paths into the runtime's fd table (``/proc/<pid>/fd/N``, idmapped
+#: detached mounts): nothing is passed down, so no box process inherits a layer.
 MOUNT_SCRIPT = (
     'mount -t overlay boxlite -o "lowerdir=$1,upperdir=$2,workdir=$3,index=off" "$4" || exit 125; '
     'shift 4; exec "$@"'
 )
+#: Attaches idmapped volume mounts (the runtime's fds, by path) at their staging
+#: paths in the private mount namespace, then execs the rest. Python because
+#: ``move_mount`` has no command-line tool in util-linux 2.38; run only for boxes
+#: with volumes.
+ATTACH_SCRIPT = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+args = sys.argv[1:]
+end = args.index("--")
+for spec in args[:end]:
+    source, target = spec.split("=", 1)
+    fd = os.open(source, os.O_PATH | os.O_CLOEXEC)
+    if libc.syscall(429, fd, b"", -100, os.fsencode(target), 4) < 0:
+        e = ctypes.get_errno()
+        sys.exit(f"attaching a volume at {target} failed: {os.strerror(e)}")
+    os.close(fd)
+os.execv(args[end + 1], args[end + 1:])
+"""
 #: PID 1 execs this after the block pipe closes; it must not exist, so PID 1 ends.
 NO_PROGRAM = "/.boxlite-mcp-box-stopped"
 _READ_SYSCALL = {"x86_64": 0, "aarch64": 63, "arm64": 63}.get(platform.machine())
-UID_MAP = "0 0 65536\n"
 #: /proc entries with global effect guarded only by uid 0: bound read-only (Docker's list).
 PROC_READ_ONLY = (
     "sys", "sysrq-trigger", "irq", "bus", "fs", "acpi", "scsi", "driver",
@@ -97,6 +123,12 @@ class BoxSpec:
     cgroup: BoxCgroup
     #: Host paths no box may see (the runtime home, secrets): see ``hide``.
     hidden: Sequence[str] = ()
+    #: The directory holding the box's ``upper/`` and ``work/`` (its disk, see
+    #: ``disk``); None: ``box_dir``.
+    layer: Path | None = None
+    #: The default image's mask layer, above ``lower`` (see ``hostimage``): an fd
+    #: that ``launch`` takes over (and closes).
+    mask: int | None = None
 
 
 class Sandbox:
@@ -196,7 +228,8 @@ def _check_overlay_path(path: Path) -> str:
 
 
 async def _make_userns(tools: HostTools) -> int:
-    """An fd of a new user namespace mapping uids/gids 0-65535 to themselves."""
+    """An fd of a new user namespace mapping box ids 0-65535 to the host's
+    ``idmap.HOST_BASE`` + 0-65535."""
     proc = await anyio.open_process(
         [tools.unshare, "--user", "--", tools.sh, "-c", "read _"],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -222,7 +255,7 @@ async def _make_userns(tools: HostTools) -> int:
                 )
             await anyio.sleep(0.0005)
         for name in ("uid_map", "gid_map"):
-            _write(f"/proc/{proc.pid}/{name}", UID_MAP)
+            _write(f"/proc/{proc.pid}/{name}", idmap.ID_MAP)
         return os.open(f"/proc/{proc.pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         if proc.stdin is not None:
@@ -259,25 +292,59 @@ def _blocked_on(pid: int, fd: int) -> bool:
 
 async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
     """Start the box's PID 1 and wait until its namespaces are ready."""
-    for sub in ("upper", "work", "merged"):
-        (spec.box_dir / sub).mkdir(exist_ok=True)
-    lower = _check_overlay_path(spec.lower)
-    upper = _check_overlay_path(spec.box_dir / "upper")
-    work = _check_overlay_path(spec.box_dir / "work")
+    layer = spec.layer or spec.box_dir
+    for sub in ("upper", "work"):
+        (layer / sub).mkdir(exist_ok=True)
+    (spec.box_dir / "merged").mkdir(exist_ok=True)
+    upper = _check_overlay_path(layer / "upper")
+    work = _check_overlay_path(layer / "work")
     merged = str(spec.box_dir / "merged")
+    _own_root(layer / "upper")
 
     dev_dir = _make_devices(spec.box_dir)
-    userns_fd = await _make_userns(tools)
+    layer_fds: list[int] = []
+    volume_fds: list[int] = []
+    try:
+        userns_fd = await _make_userns(tools)
+    except BaseException:
+        if spec.mask is not None:
+            os.close(spec.mask)
+        raise
+    try:
+        # The host's own files keep their host owners (box root is "other" to them,
+        # see ``idmap``); an image directory and the mask belong to the box.
+        if spec.mask is not None:
+            layer_fds.append(mountapi.idmapped_clone(spec.mask, userns_fd))
+        else:
+            layer_fds.append(mountapi.idmapped_clone(str(spec.lower), userns_fd))
+        for host, _, _ in spec.volumes:
+            volume_fds.append(mountapi.idmapped_clone(host, userns_fd))
+    except BaseException:
+        for fd in (*layer_fds, *volume_fds, userns_fd):
+            os.close(fd)
+        raise
+    finally:
+        if spec.mask is not None:
+            os.close(spec.mask)
+    me = f"/proc/{os.getpid()}/fd"
+    lower = ":".join(f"{me}/{fd}" for fd in layer_fds)
+    if spec.mask is not None:
+        lower += ":" + _check_overlay_path(spec.lower)
+    staged = _stage_volumes(spec.box_dir, [host for host, _, _ in spec.volumes])
     block_r, block_w = os.pipe()
     info_r, info_w = os.pipe()
+    filter_fd = seccomp.memfd()
     os.set_blocking(info_r, False)
     bwrap = [
         tools.bwrap,
         "--bind", merged, "/",
-        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+        # Mounted by host root, so writable for box root only by mode (see ``idmap``).
+        "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+        "--perms", "1777", "--tmpfs", "/dev/shm",
         "--unshare-pid", "--unshare-ipc", "--unshare-uts",
         "--hostname", spec.hostname,
         "--info-fd", str(info_w), "--block-fd", str(block_r),
+        "--seccomp", str(filter_fd),
     ]
     for name in PROC_READ_ONLY:
         bwrap += ["--ro-bind-try", f"/proc/{name}", f"/proc/{name}"]
@@ -285,15 +352,20 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
         bwrap += ["--dev-bind", str(dev_dir / name), f"/dev/{name}"]
     if not spec.network:
         bwrap.append("--unshare-net")
-    for host, guest, read_only in spec.volumes:
-        bwrap += ["--ro-bind" if read_only else "--bind", host, guest]
+    for (_, guest, read_only), stage in zip(spec.volumes, staged, strict=True):
+        bwrap += ["--ro-bind" if read_only else "--bind", stage, guest]
     bwrap += hide.bwrap_args(spec.hidden, str(spec.lower), spec.volumes)
     bwrap += ["--", NO_PROGRAM]
     argv = [
         tools.sh, "-c", JOIN_SCRIPT, "boxlite-box", *spec.cgroup.procs_files(), "--",
         tools.unshare, "-m", "--propagation", "private",
-        tools.sh, "-c", MOUNT_SCRIPT, "boxlite-mount", lower, upper, work, merged,
-        *bwrap,
+    ]
+    if volume_fds:
+        argv += [sys.executable, "-I", "-S", "-c", ATTACH_SCRIPT,
+                 *[f"{me}/{fd}={stage}" for fd, stage in zip(volume_fds, staged, strict=True)],
+                 "--"]
+    argv += [
+        tools.sh, "-c", MOUNT_SCRIPT, "boxlite-mount", lower, upper, work, merged, *bwrap,
     ]
     log_path = spec.box_dir / "init.log"
     try:
@@ -301,15 +373,16 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
         try:
             process = await anyio.open_process(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd,
-                pass_fds=(block_r, info_w), env=_launch_env(),
+                pass_fds=(block_r, info_w, filter_fd), env=_launch_env(),
             )
         finally:
             os.close(log_fd)
     except BaseException:
-        for fd in (block_w, block_r, info_r, info_w, userns_fd):
+        for fd in (block_w, block_r, info_r, info_w, filter_fd, userns_fd, *layer_fds,
+                   *volume_fds):
             os.close(fd)
         raise
-    for fd in (block_r, info_w):
+    for fd in (block_r, info_w, filter_fd):
         os.close(fd)
     sandbox: Sandbox | None = None
     try:
@@ -343,6 +416,33 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
         raise
     finally:
         os.close(info_r)
+        for fd in (*layer_fds, *volume_fds):  # mounted by now (or never will be)
+            os.close(fd)
+
+
+def _own_root(upper: Path) -> None:
+    """The box's root directory belongs to box root (a fresh ``upper/`` is host root's)."""
+    st = os.lstat(upper)
+    if st.st_uid == 0:
+        os.chown(upper, idmap.to_host(0), idmap.to_host(0))
+
+
+def _stage_volumes(box_dir: Path, hosts: Sequence[str]) -> list[str]:
+    """Empty directories (files, for a file volume) where the box's idmapped volumes
+    are attached, in the box's private mount namespace only, for bubblewrap to bind."""
+    stages: list[str] = []
+    for i, host in enumerate(hosts):
+        stage = box_dir / "volumes" / str(i)
+        stage.parent.mkdir(exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            if stage.is_dir() != os.path.isdir(host):
+                (os.rmdir if stage.is_dir() else os.unlink)(stage)
+        if os.path.isdir(host):
+            stage.mkdir(exist_ok=True)
+        else:
+            stage.touch(mode=0o600, exist_ok=True)
+        stages.append(str(stage))
+    return stages
 
 
 def _make_devices(box_dir: Path) -> Path:
@@ -354,6 +454,7 @@ def _make_devices(box_dir: Path) -> Path:
         if not path.exists():
             os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
             os.chmod(path, 0o666)
+            os.chown(path, idmap.to_host(0), idmap.to_host(0))  # box root's
     return dev
 
 

@@ -24,7 +24,6 @@ import contextlib
 import io
 import json
 import os
-import re
 import secrets
 import shutil
 import stat
@@ -36,7 +35,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import anyio
 import anyio.to_thread
 
-from .. import archive
 from ..errors import (
     AlreadyExistsError,
     BoxliteError,
@@ -45,7 +43,9 @@ from ..errors import (
     InvalidStateError,
     NotFoundError,
 )
-from ..types import BOX_NAME_PATTERN, BoxOptions, BoxStatus, SnapshotInfo
+from ..shared import archive, clones
+from ..types import BoxOptions, BoxStatus, SnapshotInfo, check_name
+from . import disk, idmap
 from .boxfs import BoxRoot, TreeWriter
 from .state import BoxRecord, now, write_json_atomic
 
@@ -63,17 +63,9 @@ def _check_stopped(state: BoxState, what: str) -> None:
     state.refresh()
     if state.sandbox is not None:
         raise InvalidStateError(
-            f"box {state.record.name or state.record.id} is running; stop it before {what}"
-        )
-
-
-def _check_name(name: str, what: str) -> None:
-    if not isinstance(name, str) or not name or len(name) > 128 or not re.match(
-        BOX_NAME_PATTERN, name
-    ):
-        raise InvalidArgumentError(
-            f"{what} name {name!r} is invalid: use 1-128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
+            f"box {state.record.name or state.record.id} is running; stop it before {what}",
+            box=state.record.name or state.record.id,
+            required_state="stopped",
         )
 
 
@@ -88,6 +80,22 @@ async def copy_tree(src: Path, dest: Path) -> None:
         raise InternalError(
             f"copying the box's disk failed: {result.stderr.decode(errors='replace').strip()}"
         )
+
+
+async def copy_into(src: Path, dest: Path) -> None:
+    """Copy the content of directory ``src`` into the existing directory ``dest``."""
+    result = await anyio.run_process(
+        ["cp", "-a", "--reflink=auto", "--", f"{src}/.", f"{dest}/"],
+        stdin=subprocess.DEVNULL, check=False,
+    )
+    if result.returncode != 0:
+        error = result.stderr.decode(errors="replace").strip()
+        if "No space left" in error:
+            raise InvalidArgumentError(
+                f"the box's disk is too small for this copy ({error.splitlines()[-1]}); "
+                "create the box with a larger disk_size_gb"
+            )
+        raise InternalError(f"copying the box's disk failed: {error}")
 
 
 def _tree_size(path: Path) -> int:
@@ -132,7 +140,7 @@ def get(rt: BwrapRuntime, state: BoxState, name: str) -> SnapshotInfo:
 
 
 async def create(rt: BwrapRuntime, state: BoxState, name: str) -> SnapshotInfo:
-    _check_name(name, "snapshot")
+    check_name(name, "snapshot")
     _check_stopped(state, "taking a snapshot")
     target = _snap_dir(rt, state) / name
     if target.exists():
@@ -144,7 +152,8 @@ async def create(rt: BwrapRuntime, state: BoxState, name: str) -> SnapshotInfo:
     staging = target.parent / f".{name}.{secrets.token_hex(4)}.tmp"
     staging.mkdir()
     try:
-        await copy_tree(rt.store.box_dir(state.record.id) / "upper", staging / "upper")
+        layer = await rt.layer_dir(state.record.id)
+        await copy_tree(layer / "upper", staging / "upper")
         size = await anyio.to_thread.run_sync(_tree_size, staging / "upper")
         info = SnapshotInfo(
             id=f"snap-{secrets.token_hex(6)}", box_id=state.record.id, name=name,
@@ -169,8 +178,31 @@ async def remove(rt: BwrapRuntime, state: BoxState, name: str) -> None:
 async def restore(rt: BwrapRuntime, state: BoxState, name: str) -> None:
     get(rt, state, name)
     _check_stopped(state, "restoring a snapshot")
-    await replace_upper(rt.store.box_dir(state.record.id),
-                        _snap_dir(rt, state) / name / "upper")
+    source = _snap_dir(rt, state) / name / "upper"
+    box_dir = rt.store.box_dir(state.record.id)
+    if not disk.has_disk(box_dir):
+        await replace_upper(box_dir, source)
+        return
+    # Onto a fresh disk of the same size, swapped in at the end: restoring in place
+    # would need room for the old and the new layer at once.
+    image = disk.image_path(box_dir)
+    size_gb = max(1, os.stat(image).st_size // disk.GIB)
+    fresh = box_dir / f"disk.{secrets.token_hex(4)}.new"
+    fd = -1
+    try:
+        await anyio.to_thread.run_sync(
+            disk.sparse_copy, disk.template(rt.disk_templates, size_gb), fresh
+        )
+        fd = await anyio.to_thread.run_sync(disk.open_disk, fresh)
+        await copy_into(source, disk.layer_path(fd) / "upper")
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(fresh)
+        raise
+    rt.set_disk(state.record.id, fd)
+    os.replace(fresh, image)
 
 
 async def replace_upper(box_dir: Path, source: Path) -> None:
@@ -202,7 +234,7 @@ def _check_new_names(rt: BwrapRuntime, names: list[str | None]) -> None:
     for name in names:
         if name is None:
             continue
-        _check_name(name, "box")
+        check_name(name, "box")
         if name in seen:
             raise InvalidArgumentError(f"name {name!r} is given twice; names must be unique")
         seen.add(name)
@@ -229,41 +261,46 @@ def _new_record(source: BoxRecord, box_id: str, name: str | None) -> BoxRecord:
 
 async def clone(rt: BwrapRuntime, state: BoxState, count: int,
                 names: list[str] | None) -> list[str]:
-    if not isinstance(count, int) or count < 1:
-        raise InvalidArgumentError(f"count must be at least 1, not {count!r}")
-    if names is not None and len(names) != count:
-        raise InvalidArgumentError(
-            f"{len(names)} names given for {count} clones; give one name per clone or none"
-        )
+    wanted = clones.check_batch(count, names)
     _check_stopped(state, "cloning it")
-    wanted: list[str | None] = list(names) if names is not None else [None] * count
-    made: list[str] = []
-    async with rt._create_lock:
-        _check_new_names(rt, wanted)
-        source_dir = rt.store.box_dir(state.record.id)
+    source_dir = rt.store.box_dir(state.record.id)
+
+    async def remove(box_id: str) -> None:
+        rt._states.pop(box_id, None)
+        rt.close_disk(box_id)
+        await anyio.to_thread.run_sync(_rmtree, rt.store.box_dir(box_id))
+
+    async def make(name: str | None) -> str:
+        box_id = secrets.token_hex(6)
+        box_dir = rt.store.box_dir(box_id)
+        box_dir.mkdir()
         try:
-            for name in wanted:
-                box_id = secrets.token_hex(6)
-                box_dir = rt.store.box_dir(box_id)
-                box_dir.mkdir()
-                made.append(box_id)
-                for sub in ("work", "merged", "snapshots"):
-                    (box_dir / sub).mkdir()
-                await copy_tree(source_dir / "upper", box_dir / "upper")
-                record = _new_record(state.record, box_id, name)
-                if Path(record.lower) == source_dir / "image":  # an imported image
-                    await copy_tree(source_dir / "image", box_dir / "image")
-                    record.lower = str(box_dir / "image")
-                record.boot = state.record.boot.model_copy()
-                rt.store.save(record)
-                rt._add(record)
+            for sub in ("merged", "snapshots"):
+                (box_dir / sub).mkdir()
+            source_layer = await rt.layer_dir(state.record.id)
+            if disk.has_disk(source_dir):
+                size_gb = max(1, os.stat(disk.image_path(source_dir)).st_size // disk.GIB)
+                layer = await rt.new_layer(box_id, size_gb)
+                await copy_into(source_layer / "upper", layer / "upper")
+            else:
+                (box_dir / "work").mkdir()
+                await copy_tree(source_layer / "upper", box_dir / "upper")
+            record = _new_record(state.record, box_id, name)
+            if Path(record.lower) == source_dir / "image":  # an imported image
+                await copy_tree(source_dir / "image", box_dir / "image")
+                record.lower = str(box_dir / "image")
+            record.boot = state.record.boot.model_copy()
+            rt.store.save(record)
+            rt._add(record)
         except BaseException:
             with anyio.CancelScope(shield=True):
-                for box_id in made:
-                    rt._states.pop(box_id, None)
-                    await anyio.to_thread.run_sync(_rmtree, rt.store.box_dir(box_id))
+                await remove(box_id)
             raise
-    return made
+        return box_id
+
+    async with rt._create_lock:
+        _check_new_names(rt, wanted)
+        return await clones.clone_all(count, names, make, remove)
 
 
 # -- export ----------------------------------------------------------------------
@@ -276,10 +313,10 @@ async def export(rt: BwrapRuntime, state: BoxState, dest: Path) -> Path:
         dest = dest / f"{record.name or record.id}.boxlite"
     if not await anyio.Path(dest.parent).is_dir():
         raise NotFoundError(f"{dest.parent} does not exist; export to an existing directory")
-    box_dir = rt.store.box_dir(record.id)
     tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.tmp"
     try:
-        await anyio.to_thread.run_sync(_write_export, record, box_dir, tmp)
+        layer = await rt.layer_dir(record.id)
+        await anyio.to_thread.run_sync(_write_export, record, layer / "upper", tmp)
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -288,7 +325,7 @@ async def export(rt: BwrapRuntime, state: BoxState, dest: Path) -> Path:
     return dest
 
 
-def _write_export(record: BoxRecord, box_dir: Path, out: Path) -> None:
+def _write_export(record: BoxRecord, upper: Path, out: Path) -> None:
     manifest = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -307,14 +344,15 @@ def _write_export(record: BoxRecord, box_dir: Path, out: Path) -> None:
         info.size = len(data)
         info.mtime = int(now().timestamp())
         tar.addfile(info, io.BytesIO(data))
-        _add_layer(tar, box_dir / "upper", "upper")
+        _add_layer(tar, upper, "upper")
         if record.lower != "/":
             tar.add(record.lower, arcname="image", recursive=True)
 
 
 def _add_layer(tar: tarfile.TarFile, root: Path, prefix: str) -> None:
     """Add an overlay upper dir, converting whiteouts to their OCI form."""
-    tar.add(root, arcname=prefix, recursive=False)
+    to_box = idmap.tarinfo_to_box  # the archive holds box ids, portable between hosts
+    tar.add(root, arcname=prefix, recursive=False, filter=to_box)
     for dirpath, dirnames, filenames in os.walk(root):
         rel = os.path.relpath(dirpath, root)
         base = prefix if rel == "." else f"{prefix}/{rel}"
@@ -326,7 +364,7 @@ def _add_layer(tar: tarfile.TarFile, root: Path, prefix: str) -> None:
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                 _add_marker(tar, f"{base}/{WHITEOUT_PREFIX}{name}")
             else:
-                tar.add(path, arcname=f"{base}/{name}", recursive=False)
+                tar.add(path, arcname=f"{base}/{name}", recursive=False, filter=to_box)
 
 
 def _is_opaque(path: str) -> bool:
@@ -349,15 +387,20 @@ async def import_box(rt: BwrapRuntime, path: Path, name: str | None) -> str:
     if not await anyio.Path(path).is_file():
         raise NotFoundError(f"{path} does not exist; pass the path of a .boxlite archive")
     if name is not None:
-        _check_name(name, "box")
+        check_name(name, "box")
     async with rt._create_lock:
         _check_new_names(rt, [name])
         box_id = secrets.token_hex(6)
         box_dir = rt.store.box_dir(box_id)
         try:
-            manifest = await anyio.to_thread.run_sync(_read_import, path, box_dir)
+            manifest = await anyio.to_thread.run_sync(_read_manifest, path)
             box = manifest["box"]
             options = BoxOptions.model_validate({**box.get("options", {}), "name": name})
+            box_dir.mkdir()
+            for sub in ("merged", "snapshots", "image"):
+                (box_dir / sub).mkdir()
+            layer = await rt.new_layer(box_id, rt.disk_size(options))
+            await anyio.to_thread.run_sync(_unpack, path, layer / "upper", box_dir / "image")
             image_kind = manifest["image"]["kind"]
             lower = "/" if image_kind == "host" else str(box_dir / "image")
             record = BoxRecord(
@@ -372,6 +415,7 @@ async def import_box(rt: BwrapRuntime, path: Path, name: str | None) -> str:
             rt.store.save(record)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
+                rt.close_disk(box_id)
                 await anyio.to_thread.run_sync(lambda: shutil.rmtree(box_dir, ignore_errors=True))
             if isinstance(exc, (BoxliteError, anyio.get_cancelled_exc_class())):
                 raise
@@ -384,10 +428,8 @@ async def import_box(rt: BwrapRuntime, path: Path, name: str | None) -> str:
     return box_id
 
 
-def _read_import(path: Path, box_dir: Path) -> dict[str, Any]:
-    box_dir.mkdir()
-    for sub in ("upper", "work", "merged", "snapshots", "image"):
-        (box_dir / sub).mkdir()
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """The archive's manifest, checked (nothing is unpacked yet)."""
     with open(path, "rb") as f:
         try:
             with tarfile.open(fileobj=f, mode="r:") as tar:
@@ -408,15 +450,18 @@ def _read_import(path: Path, box_dir: Path) -> dict[str, Any]:
                 f"{manifest.get('version')!r}; this runtime imports {FORMAT!r} version "
                 f"{FORMAT_VERSION}"
             )
-        f.seek(0)
-        _unpack_layers(f, box_dir)
     return manifest
 
 
-def _unpack_layers(f: BinaryIO, box_dir: Path) -> None:
-    upper_fd = os.open(box_dir / "upper", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    image_fd = os.open(box_dir / "image", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    with TreeWriter(BoxRoot(upper_fd), owners=True) as upper, \
+def _unpack(path: Path, upper: Path, image: Path) -> None:
+    with open(path, "rb") as f:
+        _unpack_layers(f, upper, image)
+
+
+def _unpack_layers(f: BinaryIO, upper_dir: Path, image_dir: Path) -> None:
+    upper_fd = os.open(upper_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    image_fd = os.open(image_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    with TreeWriter(BoxRoot(upper_fd), owners=True, id_shift=idmap.HOST_BASE) as upper, \
             TreeWriter(BoxRoot(image_fd), owners=True) as image, \
             tarfile.open(fileobj=f, mode="r:") as tar:
         try:

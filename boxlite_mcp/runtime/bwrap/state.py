@@ -24,15 +24,20 @@ from typing import IO
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...settings import HOME_ENV
 from ..errors import UnavailableError
 from ..types import BootTiming, BoxLimits, BoxOptions, BoxStatus
 
 RECORD_VERSION = 1
 
 
+class HomeInUseError(UnavailableError):
+    """Another runtime holds this home's lock (a caller may try another home)."""
+
+
 def default_home() -> Path:
     """``BOXLITE_HOME``, else ``$XDG_DATA_HOME/boxlite-mcp``, else ~/.local/share/boxlite-mcp."""
-    if env := os.environ.get("BOXLITE_HOME"):
+    if env := os.environ.get(HOME_ENV):
         return Path(env)
     xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(xdg) / "boxlite-mcp"
@@ -84,7 +89,7 @@ def _lock_home(home: Path) -> IO[bytes]:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise UnavailableError(
+        raise HomeInUseError(
             f"another boxlite-mcp runtime is using the home {home} (its boxes would be "
             "taken for crash leftovers). Give each server its own home: --home DIR or "
             "BOXLITE_HOME."

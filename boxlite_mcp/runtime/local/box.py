@@ -12,19 +12,18 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .. import inputs
 from ..base import Box
-from ..boxpaths import check_box_path
 from ..errors import (
     BoxliteError,
-    InvalidArgumentError,
     InvalidStateError,
     NotFoundError,
     StoppedError,
     UnsupportedError,
 )
-from ..types import BoxInfo, BoxMetrics, BoxStatus, ExecRequest, SnapshotInfo
-from . import checks, convert, files
+from ..shared import clones, validation
+from ..shared.boxpaths import check_box_path
+from ..types import BoxInfo, BoxMetrics, BoxStatus, ExecRequest, SnapshotInfo, check_name
+from . import convert, files
 from .execution import SDK_TIMEOUT_GRACE_SECONDS, LocalExecution, take_handles
 
 if TYPE_CHECKING:
@@ -78,7 +77,7 @@ class LocalBox:
             self._handle = None  # spent either way
 
     async def exec(self, request: ExecRequest) -> LocalExecution:
-        request = inputs.exec_request(request)
+        request = validation.exec_request(request)
         if request.user is not None and self._runtime.remote:
             raise UnsupportedError(
                 "a per-exec user is not supported: the BoxLite REST API has no user field on "
@@ -125,7 +124,7 @@ class LocalBox:
         return convert.box_metrics(raw, rest=self._runtime.remote)
 
     async def snapshot_create(self, name: str) -> SnapshotInfo:
-        checks.name(name, "snapshot")
+        check_name(name, "snapshot")
         await self._require_stopped("snapshot")
         raw = await self._call(f"snapshot box {self._label} as {name!r}",
                                lambda box: box.snapshot.create(name=name))
@@ -137,7 +136,7 @@ class LocalBox:
         return [convert.snapshot_info(item) for item in raw or []]
 
     async def snapshot_get(self, name: str) -> SnapshotInfo:
-        checks.name(name, "snapshot")
+        check_name(name, "snapshot")
         raw = await self._call(f"get snapshot {name!r} of box {self._label}",
                                lambda box: box.snapshot.get(name))
         if raw is None:
@@ -145,44 +144,29 @@ class LocalBox:
         return convert.snapshot_info(raw)
 
     async def snapshot_remove(self, name: str) -> None:
-        checks.name(name, "snapshot")
+        check_name(name, "snapshot")
         await self._call(f"remove snapshot {name!r} of box {self._label}",
                          lambda box: box.snapshot.remove(name))
 
     async def snapshot_restore(self, name: str) -> None:
-        checks.name(name, "snapshot")
+        check_name(name, "snapshot")
         await self._require_stopped("restore a snapshot of")
         await self._call(f"restore box {self._label} to snapshot {name!r}",
                          lambda box: box.snapshot.restore(name))
 
     async def clone(self, name: str | None = None) -> LocalBox:
-        checks.name(name, "box")
+        if name is not None:
+            check_name(name, "box")
         await self._require_stopped("clone")
         raw = await self._call(f"clone box {self._label}",
                                lambda box: box.clone_box(name=name))
         return self._runtime.wrap(raw)
 
     async def clone_many(self, count: int, names: list[str] | None = None) -> list[Box]:
-        if count < 1:
-            raise InvalidArgumentError(f"clone count must be at least 1, got {count}")
-        for clone_name in names or []:
-            checks.name(clone_name, "box")
-        if names is not None and len(names) != count:
-            raise InvalidArgumentError(
-                f"{len(names)} names given for {count} clones; give one name per clone or none"
-            )
-        clones: list[Box] = []
-        try:
-            for index in range(count):
-                clones.append(await self.clone(names[index] if names else None))
-        except BoxliteError:
-            for made in clones:  # all or nothing
-                try:
-                    await self._runtime.remove(made.id, force=True)
-                except BoxliteError:
-                    pass
-            raise
-        return clones
+        async def remove(made: Box) -> None:
+            await self._runtime.remove(made.id, force=True)
+
+        return await clones.clone_all(count, names, self.clone, remove)
 
     async def export(self, dest: Path) -> Path:
         await self._require_stopped("export")
@@ -230,7 +214,9 @@ class LocalBox:
         status = (await self.info()).status
         if status is BoxStatus.RUNNING or status is BoxStatus.STOPPING:
             raise InvalidStateError(
-                f"cannot {verb} box {self._label} while it is {status.value}; stop it first"
+                f"cannot {verb} box {self._label} while it is {status.value}; stop it first",
+                box=self._name or self._id,
+                required_state="stopped",
             )
         if status is BoxStatus.CONFIGURED and not self._runtime.remote:
             # BoxLite makes a box's disk on first start; before that there is nothing to copy.

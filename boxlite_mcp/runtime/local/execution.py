@@ -20,6 +20,7 @@ a backstop should this process stop watching.
 
 from __future__ import annotations
 
+# asyncio: the SDK's streams are asyncio objects; their pumps outlive the exec call.
 import asyncio
 import logging
 import signal as signals
@@ -36,7 +37,7 @@ from ..errors import (
     InvalidStateError,
     NotFoundError,
 )
-from ..output import OutputPipe
+from ..shared.output import OutputPipe
 from ..types import ExecRequest, ExecResult, OutputChunk
 from .errors import Translator
 

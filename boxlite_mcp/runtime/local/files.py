@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from ..boxpaths import check_copy_destination
 from ..errors import InternalError, InvalidArgumentError, NotFoundError
+from ..shared.boxpaths import check_copy_destination
 
 
 def copy_in_source(host_src: Path, box_dest: str) -> str:

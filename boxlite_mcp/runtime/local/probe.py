@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -55,6 +55,15 @@ BOOT_TIMEOUT_SECONDS = 90.0
 #: What the probe box prints when it ran.
 _MARKER = "boxlite-probe-ok"
 
+#: Fixes ``boxlite-mcp doctor`` shows for a failed check (see ``Verdict.fix``).
+SDK_FIX = "pip install 'boxlite-mcp[local]'"
+KVM_MODULE_FIX = ("modprobe kvm_intel  (kvm_amd on AMD; with VT-x/AMD-V on in the firmware, "
+                  "or nested virtualisation on for this VM)")
+NO_HARDWARE_FIX = ("none on this machine: micro-VMs need a CPU with hardware virtualisation "
+                   "(bare-metal Linux, a VM type with nested virtualisation, or an Apple "
+                   "Silicon Mac); use the bwrap or rest runtime here")
+BOOT_FIX = "python -m boxlite_mcp.runtime.local.probe --boot --fresh  (shows why it failed)"
+
 _KVM_GET_API_VERSION = 0xAE00
 _KVM_CREATE_VM = 0xAE01
 _KVM_API_VERSION = 12
@@ -67,6 +76,8 @@ class Verdict:
     ok: bool
     reason: str
     cached: bool = False
+    #: When not ok: the one command (or action) that would fix it, for ``boxlite-mcp doctor``.
+    fix: str = ""
 
 
 def probe_mode(environ: dict[str, str] | None = None) -> ProbeMode:
@@ -81,13 +92,15 @@ def probe_mode(environ: dict[str, str] | None = None) -> ProbeMode:
 def host_check() -> Verdict:
     """Step 1: the SDK and the host's virtualisation, without booting anything."""
     if not sdk.available():
-        return Verdict(False, "the boxlite SDK is not installed (" + sdk.INSTALL_HINT + ")")
+        return Verdict(False, "the boxlite SDK is not installed (" + sdk.INSTALL_HINT + ")",
+                       fix=SDK_FIX)
     system = platform.system()
     if system == "Linux":
         return _linux_check()
     if system == "Darwin":
         return _macos_check()
-    return Verdict(False, f"BoxLite micro-VMs run on Linux (KVM) and macOS; this is {system}")
+    return Verdict(False, f"BoxLite micro-VMs run on Linux (KVM) and macOS; this is {system}",
+                   fix=NO_HARDWARE_FIX)
 
 
 def boot_check(*, timeout: float = BOOT_TIMEOUT_SECONDS, fresh: bool = False,
@@ -108,10 +121,12 @@ def can_boot(mode: ProbeMode, *, timeout: float = BOOT_TIMEOUT_SECONDS,
              cache_file: Path | None = None) -> Verdict:
     """The verdict ``--runtime auto`` acts on, per ``mode`` (see the module docstring)."""
     if mode == "off":
-        return Verdict(False, f"{PROBE_ENV}=off: the local runtime is never chosen automatically")
+        return Verdict(False, f"{PROBE_ENV}=off: the local runtime is never chosen automatically",
+                       fix=f"unset {PROBE_ENV}")
     if mode == "on":
         if not sdk.available():
-            return Verdict(False, "the boxlite SDK is not installed (" + sdk.INSTALL_HINT + ")")
+            return Verdict(False, "the boxlite SDK is not installed (" + sdk.INSTALL_HINT + ")",
+                           fix=SDK_FIX)
         return Verdict(True, f"{PROBE_ENV}=on: the host is trusted to boot micro-VMs unchecked")
     static = host_check()
     if not static.ok or mode == "static":
@@ -119,7 +134,7 @@ def can_boot(mode: ProbeMode, *, timeout: float = BOOT_TIMEOUT_SECONDS,
     booted = boot_check(timeout=timeout, fresh=mode == "fresh", cache_file=cache_file)
     if booted.ok:
         return Verdict(True, f"{static.reason}, and {booted.reason}", booted.cached)
-    return booted
+    return replace(booted, fix=BOOT_FIX)
 
 
 def default_cache_file() -> Path:
@@ -131,39 +146,57 @@ def default_cache_file() -> Path:
 
 
 def _linux_check() -> Verdict:
-    device = Path("/dev/kvm")
+    kvm = kvm_check()
+    if not kvm.ok:
+        return kvm
+    cpu = cpu_check()
+    if not cpu.ok:
+        return cpu
+    return Verdict(True, f"{kvm.reason} and {cpu.reason}")
+
+
+def kvm_check(device: Path = Path("/dev/kvm")) -> Verdict:
+    """``/dev/kvm`` opens read-write, speaks KVM API 12 and creates a VM."""
     if not device.exists():
-        return Verdict(False, "/dev/kvm does not exist (no KVM: hardware virtualisation is off "
-                              "or not exposed to this machine)")
+        return Verdict(False, f"{device} does not exist (no KVM: hardware virtualisation is off "
+                              "or not exposed to this machine)", fix=KVM_MODULE_FIX)
     try:
         fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
     except OSError as exc:
-        return Verdict(False, f"/dev/kvm exists but cannot be opened read-write ({exc.strerror}); "
-                              "add this user to the kvm group")
+        return Verdict(False, f"{device} exists but cannot be opened read-write ({exc.strerror}); "
+                              "add this user to the kvm group",
+                       fix="usermod -aG kvm \"$USER\"  (then log in again)")
     try:
         version = fcntl.ioctl(fd, _KVM_GET_API_VERSION)
         if version != _KVM_API_VERSION:
-            return Verdict(False, f"/dev/kvm speaks KVM API {version}, not {_KVM_API_VERSION}")
+            return Verdict(False, f"{device} speaks KVM API {version}, not {_KVM_API_VERSION}",
+                           fix=KVM_MODULE_FIX)
         vm_fd = fcntl.ioctl(fd, _KVM_CREATE_VM, 0)
         os.close(vm_fd)
     except OSError as exc:
-        return Verdict(False, f"/dev/kvm opened but creating a VM failed ({exc.strerror})")
+        return Verdict(False, f"{device} opened but creating a VM failed ({exc.strerror})",
+                       fix=KVM_MODULE_FIX)
     finally:
         os.close(fd)
-    flags = _cpu_flags()
-    if not flags & {"vmx", "svm"}:
+    return Verdict(True, f"{device} is usable")
+
+
+def cpu_check(cpuinfo: Path = Path("/proc/cpuinfo")) -> Verdict:
+    """The CPU advertises hardware virtualisation (``vmx`` or ``svm``)."""
+    flags = _cpu_flags(cpuinfo) & {"vmx", "svm"}
+    if not flags:
         return Verdict(
             False,
-            "/dev/kvm answers, but the CPU advertises neither vmx nor svm: this is an "
-            "emulated or nested KVM where BoxLite guests do not boot",
+            "the CPU advertises neither vmx nor svm (hardware virtualisation): a /dev/kvm "
+            "here is emulated or nested KVM, where BoxLite guests do not boot",
+            fix=NO_HARDWARE_FIX,
         )
-    return Verdict(True, "/dev/kvm is usable and the CPU has " + "/".join(sorted(flags
-                                                                             & {"vmx", "svm"})))
+    return Verdict(True, "the CPU has " + "/".join(sorted(flags)))
 
 
-def _cpu_flags() -> set[str]:
+def _cpu_flags(cpuinfo: Path) -> set[str]:
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        text = cpuinfo.read_text()
     except OSError:
         return set()
     for line in text.splitlines():
@@ -175,14 +208,15 @@ def _cpu_flags() -> set[str]:
 def _macos_check() -> Verdict:
     if platform.machine() != "arm64":
         return Verdict(False, "BoxLite on macOS needs Apple Silicon; this Mac is "
-                              f"{platform.machine()}")
+                              f"{platform.machine()}", fix=NO_HARDWARE_FIX)
     try:
         out = subprocess.run(["sysctl", "-n", "kern.hv_support"], capture_output=True,
                              text=True, timeout=5, check=False).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         out = ""
     if out != "1":
-        return Verdict(False, "Hypervisor.framework is not available (kern.hv_support != 1)")
+        return Verdict(False, "Hypervisor.framework is not available (kern.hv_support != 1)",
+                       fix=NO_HARDWARE_FIX)
     return Verdict(True, "Apple Silicon with Hypervisor.framework")
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 import httpx
 
-from .. import inputs
+from ...settings import HOME_ENV
 from ..errors import (
     BoxliteError,
     ImageError,
@@ -31,8 +31,16 @@ from ..errors import (
     InvalidStateError,
     NotFoundError,
 )
-from ..types import BoxInfo, BoxOptions, Capabilities, RuntimeInfo, RuntimeMetrics
-from . import checks, convert, files, oci, sdk
+from ..shared import validation
+from ..types import (
+    BoxInfo,
+    BoxOptions,
+    Capabilities,
+    RuntimeInfo,
+    RuntimeMetrics,
+    check_name,
+)
+from . import convert, files, oci, sdk
 from .box import LocalBox
 from .errors import Translator
 from .execution import LocalExecution
@@ -81,7 +89,7 @@ class LocalRuntime:
         default). One runtime at a time may use a home.
         """
         module = sdk.load()
-        home = home or Path(os.environ.get("BOXLITE_HOME") or Path.home() / ".boxlite")
+        home = home or Path(os.environ.get(HOME_ENV) or Path.home() / ".boxlite")
         try:
             home.mkdir(parents=True, exist_ok=True)
             runtime = module.Boxlite(module.Options(home_dir=str(home)))
@@ -141,7 +149,7 @@ class LocalRuntime:
 
     async def create(self, options: BoxOptions) -> LocalBox:
         module = self._runtime_sdk()
-        options = inputs.box_options(options)
+        options = validation.box_options(options)
         rootfs = await self._resolve_rootfs(options.rootfs_path)
         what = f"create box {options.name!r}" if options.name else "create a box"
         async with self.errors.translated(what):
@@ -167,7 +175,8 @@ class LocalRuntime:
         status = convert.box_info(info).status.value
         if not force and status in ("running", "stopping", "paused"):
             raise InvalidStateError(
-                f"box {box!r} is {status}; stop it first, or remove it with force")
+                f"box {box!r} is {status}; stop it first, or remove it with force",
+                box=box, required_state="stopped")
         await self.errors.call(f"remove box {box!r}",
                                self._runtime_sdk().remove(str(info.id), force=force))
 
@@ -182,7 +191,8 @@ class LocalRuntime:
         return metrics
 
     async def import_box(self, archive: Path, name: str | None = None) -> LocalBox:
-        checks.name(name, "box")
+        if name is not None:
+            check_name(name, "box")
         if not files.archive_exists(archive):
             raise NotFoundError(f"archive {archive} does not exist (or is not a file)")
         handle = await self.errors.call(

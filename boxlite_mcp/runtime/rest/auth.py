@@ -9,10 +9,10 @@ Secrets live in ``SecretStr`` and never reach a repr, a log line or an error.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+import anyio
 from pydantic import SecretStr
 
 from .types import TokenResponse
@@ -64,7 +64,7 @@ class ClientCredentialsAuth(Auth):
         self._clock = clock
         self._header: SecretStr | None = None
         self._expires_at = 0.0
-        self._lock = asyncio.Lock()
+        self._lock = anyio.Lock()
 
     def _fresh(self) -> bool:
         deadline = self._expires_at - REFRESH_LEEWAY_SECONDS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# asyncio: a read deadline moved as data arrives (asyncio.timeout_at on the loop clock).
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass

@@ -7,25 +7,26 @@ exists and answers NotFoundError once it does not.
 
 from __future__ import annotations
 
+# asyncio: the pre-connect is a task that outlives this call (no task group owns it).
 import asyncio
 import contextlib
-import re
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import httpx
 
-from .. import inputs
 from ..base import Box
-from ..errors import BoxliteError, InvalidArgumentError, InvalidStateError, UnsupportedError
+from ..errors import InvalidArgumentError, InvalidStateError, UnsupportedError
+from ..shared import clones, validation
 from ..types import (
-    BOX_NAME_PATTERN,
     BoxInfo,
     BoxMetrics,
     BoxStatus,
     ExecRequest,
     SnapshotInfo,
+    check_name,
 )
 from . import capabilities, files
 from .bodies import Answer, paced
@@ -72,6 +73,15 @@ class RestBox:
     def _label(self) -> str:
         return f"box {self._name or self._id}"
 
+    @contextlib.contextmanager
+    def _needs_stopped(self) -> Iterator[None]:
+        """Both API documents define this operation on a stopped box: a conflict means it
+        is not stopped."""
+        try:
+            yield
+        except InvalidStateError as exc:
+            raise exc.about(self._name or self._id).requiring("stopped") from None
+
     async def _url(self, *tail: str) -> str:
         return await self._client.url("boxes", self._id, *tail)
 
@@ -106,7 +116,7 @@ class RestBox:
     # -- exec ------------------------------------------------------------------------
 
     async def exec(self, request: ExecRequest) -> RestExecution:
-        request = inputs.exec_request(request)
+        request = validation.exec_request(request)
         if request.user is not None:
             raise UnsupportedError(
                 "the BoxLite REST API cannot run a command as another user (ExecRequest has "
@@ -127,7 +137,7 @@ class RestBox:
         websocket = self._client.generation == "0.10"
         # 0.10 attaches on a connection of its own: open it while the POST is in flight.
         preconnect = (
-            asyncio.get_running_loop().create_task(self._client.open_stream(url))
+            asyncio.get_running_loop().create_task(self._client.upgrades.open_stream(url))
             if websocket else None
         )
         try:
@@ -165,12 +175,13 @@ class RestBox:
     # -- snapshots -------------------------------------------------------------------
 
     async def snapshot_create(self, name: str) -> SnapshotInfo:
-        _check_name(name, "snapshot")
+        check_name(name, "snapshot")
         await capabilities.require(self._client, "snapshots")
-        response = await self._client.request(
-            "POST", await self._url("snapshots"), json={"name": name},
-            what=f"snapshot {self._label()} as {name!r}",
-        )
+        with self._needs_stopped():
+            response = await self._client.request(
+                "POST", await self._url("snapshots"), json={"name": name},
+                what=f"snapshot {self._label()} as {name!r}",
+            )
         return parse(WireSnapshot, response.content, "create a snapshot").to_info()
 
     async def snapshot_list(self) -> list[SnapshotInfo]:
@@ -198,46 +209,36 @@ class RestBox:
 
     async def snapshot_restore(self, name: str) -> None:
         await capabilities.require(self._client, "snapshots")
-        await self._client.request(
-            "POST", await self._url("snapshots", name, "restore"),
-            what=f"restore {self._label()} from snapshot {name!r}",
-        )
+        with self._needs_stopped():
+            await self._client.request(
+                "POST", await self._url("snapshots", name, "restore"),
+                what=f"restore {self._label()} from snapshot {name!r}",
+            )
 
     # -- clone and export ------------------------------------------------------------
 
     async def clone(self, name: str | None = None) -> RestBox:
         if name is not None:
-            _check_name(name, "box")
+            check_name(name, "box")
         await capabilities.require(self._client, "clone")
-        response = await self._client.request(
-            "POST", await self._url("clone"), json={"name": name} if name else {},
-            what=f"clone {self._label()}",
-        )
+        with self._needs_stopped():
+            response = await self._client.request(
+                "POST", await self._url("clone"), json={"name": name} if name else {},
+                what=f"clone {self._label()}",
+            )
         return self._box(response, "clone a box")
 
     async def clone_many(self, count: int, names: list[str] | None = None) -> list[Box]:
-        if count < 1:
-            raise InvalidArgumentError(f"clone count must be at least 1, got {count}")
-        if names is not None and len(names) != count:
-            raise InvalidArgumentError(
-                f"got {len(names)} names for {count} clones; give one name per clone or none"
-            )
-        for name in names or ():
-            _check_name(name, "box")
+        clones.check_batch(count, names)
         await capabilities.require(self._client, "clone")
-        clones: list[Box] = []
-        try:
-            for index in range(count):
-                clones.append(await self.clone(names[index] if names else None))
-        except BaseException:
-            for made in clones:  # all or nothing
-                with contextlib.suppress(BoxliteError):
-                    await self._client.request(
-                        "DELETE", await self._client.url("boxes", made.id),
-                        params={"force": "true"}, idempotency_key=True,
-                    )
-            raise
-        return clones
+
+        async def remove(made: Box) -> None:
+            await self._client.request(
+                "DELETE", await self._client.url("boxes", made.id),
+                params={"force": "true"}, idempotency_key=True,
+            )
+
+        return await clones.clone_all(count, names, self.clone, remove)
 
     async def export(self, dest: Path) -> Path:
         await capabilities.require(self._client, "export")
@@ -246,7 +247,9 @@ class RestBox:
         status = (await self.info()).status
         if status in (BoxStatus.RUNNING, BoxStatus.STOPPING, BoxStatus.PAUSED):
             raise InvalidStateError(
-                f"cannot export {self._label()} while it is {status.value}; stop it first"
+                f"cannot export {self._label()} while it is {status.value}; stop it first",
+                box=self._name or self._id,
+                required_state="stopped",
             )
         is_dir = await anyio.Path(dest).is_dir()
         target = dest / f"{self._name or self._id}.boxlite" if is_dir else dest
@@ -282,17 +285,3 @@ class RestBox:
             with contextlib.suppress(FileNotFoundError):
                 await partial.unlink()
         return target
-
-
-def _check_name(name: str, what: str) -> None:
-    """Box names follow BOX_NAME_PATTERN; snapshot names only need to fit in a path segment."""
-    valid = (
-        re.fullmatch(BOX_NAME_PATTERN, name) is not None and len(name) <= 128
-        if what == "box"
-        else 0 < len(name) <= 128 and "/" not in name and "\x00" not in name
-    )
-    if not valid:
-        raise InvalidArgumentError(
-            f"invalid {what} name {name!r}: use 1 to 128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )

@@ -18,18 +18,14 @@ cut connection makes one box. Backoff is exponential with jitter and honours
 Bounds (a hostile or broken server can hold neither memory nor a caller): each
 attempt's answer (headers, and the body unless streamed) must come within
 ``timeout``; bodies are capped (``bodies``); compressed answers (none are asked
-for) and redirects are refused. WebSocket upgrades for exec attaches may run on a
-connection opened ahead of time (``open_stream``), checked per RFC 6455.
+for) and redirects are refused. WebSocket upgrades for exec attaches are in
+``upgrade.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import json as json_module
 import logging
-import secrets
-import ssl
 import uuid
 from collections.abc import (
     AsyncIterable,
@@ -43,22 +39,23 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
-import httpcore
+import anyio
 import httpx
 
-from ..errors import AuthError, BoxliteError, BoxTimeoutError, InternalError
+from ..errors import BoxliteError, BoxTimeoutError, InternalError
+from . import pool
 from .auth import ApiKeyAuth, Auth, ClientCredentialsAuth
 from .bodies import ERROR_BODY_BYTES, MAX_ANSWER_BYTES, Answer, read_capped
 from .errors import (
-    AttachConflictError,
     display_url,
     error_from_status,
-    parse_error_body,
     unavailable,
 )
+from .generation import detect_generation, exchange_credentials, routing_slot
 from .settings import Generation, RestSettings
-from .types import Principal, ServerConfig, TokenResponse, parse
-from .websocket import WebSocket, accept_for
+from .types import ServerConfig, TokenResponse
+from .upgrade import Upgrades
+from .urls import parsed_url
 
 logger = logging.getLogger(__name__)
 
@@ -68,20 +65,6 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 Content = bytes | AsyncIterable[bytes] | Callable[[], AsyncIterable[bytes]] | None
 
-_CONFIG_KEYS_010 = frozenset({"max_boxes_per_path_prefix", "linux_capabilities_enabled"})
-_CONFIG_KEYS_09 = frozenset({"max_boxes_per_prefix"})
-
-
-async def _head_of(response: httpcore.Response) -> bytes:
-    """At most ERROR_BODY_BYTES of an httpcore answer's body (for an error message)."""
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in response.aiter_stream():
-        chunks.append(chunk)
-        total += len(chunk)
-        if total >= ERROR_BODY_BYTES:
-            break
-    return b"".join(chunks)[:ERROR_BODY_BYTES]
 
 
 def _failed(url: str, exc: BaseException, timeout: float) -> BoxliteError:
@@ -101,13 +84,19 @@ class RestClient:
         self, settings: RestSettings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self.settings = settings
+        limits = httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=(
+                settings.max_connections if settings.max_keepalive_connections is None
+                else settings.max_keepalive_connections
+            ),
+        )
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_keepalive_connections,
-            ),
-            transport=transport,
+            limits=limits,
+            # Pools that stay cheap at 64 concurrent requests (``pool.py``); proxies
+            # from the environment still get httpx's own transports.
+            transport=transport if transport is not None else pool.ShardedTransport(limits),
             headers={"User-Agent": "boxlite-mcp", "Accept-Encoding": "identity"},
         )
         self._generation: Generation | None = None
@@ -115,14 +104,24 @@ class RestClient:
         self._root = ""
         self._box_base = ""
         self._ready = False
-        self._ready_lock = asyncio.Lock()
+        self._ready_lock = anyio.Lock()
         self._config: ServerConfig | None = None
-        self._config_lock = asyncio.Lock()
-        self._backend = httpcore.AnyIOBackend()
-        self._ssl_context: ssl.SSLContext | None = None
+        self._config_lock = anyio.Lock()
+        #: WebSocket upgrades for exec attaches (``upgrade.py``).
+        self.upgrades = Upgrades(self)
 
     def __repr__(self) -> str:
         return f"RestClient(url={self.settings.url!r}, generation={self._generation!r})"
+
+    @property
+    def auth(self) -> Auth:
+        """How requests are authorised (known once the generation is resolved)."""
+        return self._auth
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The pooled HTTP client (its transports decide whether a proxy is in the way)."""
+        return self._http
 
     # -- readiness: generation, auth, URL bases --------------------------------------
 
@@ -150,76 +149,31 @@ class RestClient:
 
     async def _resolve(self) -> None:
         s = self.settings
-        generation = s.preferred_generation() or await self._detect_generation()
+        generation = s.preferred_generation() or await detect_generation(self)
         self._generation = generation
         if generation == "0.9":
             self._root = f"{s.url}/{(s.prefix or 'v1').strip('/')}"
             self._box_base = f"{self._root}/default"
             if s.oauth_credentials:
                 assert s.client_id is not None and s.client_secret is not None
-                self._auth = ClientCredentialsAuth(s.client_id, s.client_secret, self._exchange)
+                root = self._root
+
+                def exchange(form: dict[str, str]) -> Awaitable[TokenResponse]:
+                    return exchange_credentials(self, root, form)
+
+                self._auth = ClientCredentialsAuth(s.client_id, s.client_secret, exchange)
             elif s.api_key is not None:
                 self._auth = ApiKeyAuth(s.api_key)
         else:
             self._root = f"{s.url}/v1"
             if s.api_key is not None:
                 self._auth = ApiKeyAuth(s.api_key)
-            slot = s.path_prefix if s.path_prefix is not None else await self._routing_slot()
+            slot = s.path_prefix
+            if slot is None:
+                slot = await routing_slot(self, self._root)
             slot = slot.strip("/")
             self._box_base = f"{self._root}/{slot}" if slot else self._root
         logger.info("BoxLite REST server %s speaks API %s", s.url, generation)
-
-    async def _detect_generation(self) -> Generation:
-        """Rules 2 to 4 of the settings module's docstring."""
-        self._root = f"{self.settings.url}/v1"
-        config = await self.config()
-        caps = config.raw_capability_keys
-        defaults = set(config.defaults or {})
-        ten = bool(caps & _CONFIG_KEYS_010) or "auto_delete" in defaults
-        nine = bool(caps & _CONFIG_KEYS_09) or "auto_remove" in defaults
-        if ten != nine:
-            return "0.10" if ten else "0.9"
-        probe_auth = ApiKeyAuth(self.settings.api_key) if self.settings.api_key else Auth()
-        headers = {}
-        if (value := await probe_auth.authorization()) is not None:
-            headers["Authorization"] = value
-        try:
-            response = await self._http.get(f"{self._root}/me", headers=headers)
-        except httpx.TransportError as exc:
-            raise unavailable(f"{self._root}/me", exc) from exc
-        if response.status_code in (200, 401, 403):
-            return "0.10"
-        return "0.9"
-
-    async def _routing_slot(self) -> str:
-        """0.10: the routing slot from ``GET /v1/me``; none when the server has no /me."""
-        response = await self.request(
-            "GET", f"{self._root}/me", ok_statuses=(404, 405), what="read GET /v1/me"
-        )
-        if response.status_code != 200:
-            return ""
-        return parse(Principal, response.content, "read GET /v1/me").routing_slot
-
-    async def _exchange(self, form: dict[str, str]) -> TokenResponse:
-        """0.9: ``POST {root}/oauth/tokens`` with the client-credentials form."""
-        response = await self.request(
-            "POST", f"{self._root}/oauth/tokens", data=form, auth=False, idempotent=True,
-            ok_statuses=(400, 401, 403), what="exchange the OAuth2 client credentials",
-        )
-        if response.status_code != 200:
-            message, _ = parse_error_body(response.content)
-            raise AuthError(
-                f"the BoxLite server refused the OAuth2 client credentials "
-                f"(HTTP {response.status_code}: {message or 'no details'}); "
-                "check BOXLITE_REST_CLIENT_ID and BOXLITE_REST_CLIENT_SECRET."
-            )
-        try:
-            return TokenResponse.model_validate_json(response.content)
-        except ValueError:
-            raise AuthError(
-                "the BoxLite server answered the OAuth2 token exchange without a usable "
-                "access_token; check that BOXLITE_REST_URL points at a BoxLite 0.9 server."
-            ) from None
 
     # -- URLs ------------------------------------------------------------------------
 
@@ -347,7 +301,7 @@ class RestClient:
                 request_headers["Idempotency-Key"] = key
             body = content() if callable(content) else content
             request = self._http.build_request(
-                method, url, json=json, data=data, content=body, params=params,
+                method, parsed_url(url), json=json, data=data, content=body, params=params,
                 headers=request_headers,
                 timeout=timeouts if timeouts is not None else httpx.USE_CLIENT_DEFAULT,
             )
@@ -357,7 +311,7 @@ class RestClient:
             try:
                 # The whole answer (headers, and the body unless streamed) within
                 # ``timeout``: a server trickling bytes cannot hold a request forever.
-                async with asyncio.timeout(self.settings.timeout):
+                with anyio.fail_after(self.settings.timeout):
                     response = await self._dispatch(request)
                     status = response.status_code
                     self._check_answer(response, what, ok_statuses)
@@ -400,7 +354,7 @@ class RestClient:
                 reauthorized = True
                 continue
             try:
-                async with asyncio.timeout(self.settings.timeout):
+                with anyio.fail_after(self.settings.timeout):
                     error_body = await read_capped(response, ERROR_BODY_BYTES, what, truncate=True)
             except (httpx.TransportError, TimeoutError):
                 error_body = b""
@@ -455,151 +409,7 @@ class RestClient:
             "retrying %s %s after %s (attempt %d of %d, in %.2fs)",
             method, httpx.URL(url).path, cause, attempt, s.retries, delay,
         )
-        await asyncio.sleep(delay)
-
-    # -- WebSocket -------------------------------------------------------------------
-
-    async def open_stream(self, url: str) -> httpcore.AsyncNetworkStream | None:
-        """A fresh connection to ``url``'s server, opened ahead of a WebSocket upgrade.
-
-        An exec attach needs its own connection (the upgrade takes it over); opening
-        it while ``POST /exec`` is in flight takes the TCP (and TLS) handshake off
-        the exec's critical path, and leaves the pooled keep-alive connection to
-        the REST calls. None when that cannot work (a proxy is configured) or the
-        connect failed: the upgrade then goes through the pooled client, with its
-        retries.
-        """
-        target = httpx.URL(url)
-        transport_for_url = getattr(self._http, "_transport_for_url", None)
-        default = getattr(self._http, "_transport", None)
-        if transport_for_url is None or transport_for_url(target) is not default:
-            return None
-        port = target.port or (443 if target.scheme == "https" else 80)
-        timeout = self.settings.connect_timeout
-        try:
-            stream = await self._backend.connect_tcp(target.host, port, timeout=timeout)
-            if target.scheme == "https":
-                if self._ssl_context is None:
-                    self._ssl_context = httpx.create_ssl_context()
-                stream = await stream.start_tls(
-                    self._ssl_context, server_hostname=target.host, timeout=timeout
-                )
-        except (httpcore.ConnectError, httpcore.ConnectTimeout, OSError) as exc:
-            logger.debug("pre-connecting to %s failed: %r", target.host, exc)
-            return None
-        return stream
-
-    @asynccontextmanager
-    async def websocket(
-        self, url: str, *, what: str = "", stream: httpcore.AsyncNetworkStream | None = None
-    ) -> AsyncIterator[WebSocket]:
-        """An authenticated WebSocket (RFC 6455 upgrade), on ``stream`` if given.
-
-        A 409 (someone else attached) raises AttachConflictError, other refusals map
-        as any answer does.
-        """
-        headers = {
-            "Connection": "Upgrade",
-            "Upgrade": "websocket",
-            "Sec-WebSocket-Version": "13",
-            "Sec-WebSocket-Key": base64.b64encode(secrets.token_bytes(16)).decode(),
-        }
-        if stream is not None:
-            upgraded = await self._upgrade_on(stream, url, headers, what)
-            if upgraded is not None:
-                network, answer_headers = upgraded
-                socket = WebSocket(network, ping_interval=self.settings.ws_ping_interval,
-                                   max_message_bytes=self.settings.ws_max_message_bytes,
-                                   headers=answer_headers)
-                try:
-                    yield socket
-                finally:
-                    await socket.aclose()
-                return
-        async with self.stream(
-            "GET", url, headers=headers, ok_statuses=(409,), what=what
-        ) as response:
-            await self._upgraded(
-                response.status_code,
-                lambda: read_capped(response, ERROR_BODY_BYTES, what, truncate=True), what,
-            )
-            self._check_accept(response.headers.get("sec-websocket-accept"), headers, what)
-            socket = WebSocket(
-                response.extensions["network_stream"],
-                ping_interval=self.settings.ws_ping_interval,
-                max_message_bytes=self.settings.ws_max_message_bytes,
-                headers={k.lower(): v for k, v in response.headers.items()},
-            )
-            try:
-                yield socket
-            finally:
-                await socket.aclose()
-
-    async def _upgrade_on(
-        self, stream: httpcore.AsyncNetworkStream, url: str, headers: dict[str, str],
-        what: str,
-    ) -> tuple[httpcore.AsyncNetworkStream, dict[str, str]] | None:
-        """The upgrade request on a pre-opened connection: the upgraded stream and the
-        answer's headers; None if that connection failed."""
-        target = httpx.URL(url)
-        origin = httpcore.Origin(target.raw_scheme, target.raw_host, target.port or (
-            443 if target.scheme == "https" else 80))
-        request_headers = [(b"Host", target.netloc), (b"User-Agent", b"boxlite-mcp")]
-        request_headers += [(k.encode(), v.encode()) for k, v in headers.items()]
-        if (value := await self._auth.authorization()) is not None:
-            request_headers.append((b"Authorization", value.encode()))
-        timeout = self.settings.timeout
-        connection = httpcore.AsyncHTTP11Connection(origin=origin, stream=stream)
-        try:
-            async with asyncio.timeout(timeout):
-                response = await connection.handle_async_request(httpcore.Request(
-                    "GET", url, headers=request_headers,
-                    extensions={"timeout": {"read": timeout, "write": timeout}},
-                ))
-        except (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError,
-                TimeoutError) as exc:
-            logger.debug("upgrade on a pre-opened connection failed: %r", exc)
-            await connection.aclose()
-            return None
-        try:
-            if response.status == 401 and self._auth.invalidate():
-                return None  # let the pooled path fetch new credentials and retry
-            await self._upgraded(response.status, lambda: _head_of(response), what)
-            answer_headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                              for k, v in response.headers}
-            self._check_accept(answer_headers.get("sec-websocket-accept"), headers, what)
-        except BaseException:
-            await connection.aclose()
-            raise
-        network: httpcore.AsyncNetworkStream = response.extensions["network_stream"]
-        return network, answer_headers
-
-    @staticmethod
-    def _check_accept(accept: str | None, headers: dict[str, str], what: str) -> None:
-        """RFC 6455 4.1: fail the connection unless the server proved it read the key."""
-        if accept != accept_for(headers["Sec-WebSocket-Key"]):
-            raise InternalError(
-                f"{what}: the server's WebSocket handshake is invalid (wrong "
-                "Sec-WebSocket-Accept); a proxy may be in the way"
-            )
-
-    async def _upgraded(
-        self, status: int, read: Callable[[], Awaitable[bytes]], what: str
-    ) -> None:
-        """Raise the right error unless the answer is ``101 Switching Protocols``."""
-        if status == 101:
-            return
-        body = await read()
-        if status == 409:
-            message, _ = parse_error_body(body)
-            raise AttachConflictError(
-                f"{what}: another client is attached ({message or 'HTTP 409'})"
-            )
-        if status >= 400:
-            raise error_from_status(status, body, what=what)
-        raise InternalError(
-            f"{what}: the server answered HTTP {status} instead of upgrading to a WebSocket"
-        )
+        await anyio.sleep(delay)
 
     async def aclose(self) -> None:
         await self._http.aclose()

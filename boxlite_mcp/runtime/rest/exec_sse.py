@@ -34,11 +34,11 @@ Stdin: ``POST .../input`` with an ``application/octet-stream`` body;
 
 from __future__ import annotations
 
+# asyncio: the output pump is a task that outlives the exec call; its tail deadline moves.
 import asyncio
 import binascii
 import json
 import logging
-import time
 from typing import Any
 
 import httpx
@@ -51,8 +51,8 @@ from ..errors import (
     UnavailableError,
 )
 from ..types import ExecResult
-from .errors import display_url
 from .execution import RestExecution
+from .reconnect import Reconnect
 from .sse import SseStalled, read_events
 
 logger = logging.getLogger(__name__)
@@ -202,8 +202,10 @@ class SseExecution(RestExecution):
         resume = _Resume()
         error_text: str | None = None
         connected = False
-        attempt = 0
-        drop_started: float | None = None
+        reconnect = Reconnect(
+            settings, f"the output stream of execution {self._id}", url,
+            "resume it",
+        )
 
         result: ExecResult | None = None
         while True:
@@ -254,8 +256,7 @@ class SseExecution(RestExecution):
                                 tail.reschedule(loop.time() + _TAIL_SECONDS)
                         else:
                             continue  # keep-alive or unknown: ignored, not progress
-                        attempt = 0
-                        drop_started = None
+                        reconnect.progressed()
                         self._drop_cause = None
                 if result is not None:
                     return result
@@ -284,19 +285,7 @@ class SseExecution(RestExecution):
                 raise
 
             self._drop_cause = cause
-            now = time.monotonic()
-            if drop_started is None:
-                drop_started = now
-            if now - drop_started > settings.reconnect_seconds:
-                raise UnavailableError(
-                    f"lost the output stream of execution {self._id} at "
-                    f"{display_url(url)} and could not resume it within "
-                    f"{settings.reconnect_seconds:g}s: {cause}"
-                )
-            attempt += 1
-            delay = settings.backoff(attempt)
-            logger.debug("execution %s: %s; resuming in %.2fs", self._id, cause, delay)
-            await asyncio.sleep(delay)
+            await reconnect.after_drop(cause)
 
     async def _send_stdin(self, data: bytes) -> None:
         await self._post_input(data, close=False)

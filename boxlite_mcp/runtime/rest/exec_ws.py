@@ -56,11 +56,11 @@ repeats ``stdin_eof`` if it had closed stdin.
 
 from __future__ import annotations
 
+# asyncio: attach pumps are tasks that outlive the exec call (no task group owns them).
 import asyncio
 import contextlib
 import json
 import logging
-import time
 from typing import Any
 
 import httpcore
@@ -75,8 +75,9 @@ from ..errors import (
     UnavailableError,
 )
 from ..types import ExecResult
-from .errors import AttachConflictError, display_url
+from .errors import AttachConflictError
 from .execution import SIGKILL, RestExecution
+from .reconnect import Reconnect
 from .types import ExecutionInfo
 from .websocket import WebSocket, WebSocketClosed
 
@@ -126,8 +127,10 @@ class WsExecution(RestExecution):
         self._progress = False
         attached = False
         info: ExecutionInfo | None = None
-        attempt = 0
-        drop_started: float | None = None
+        reconnect = Reconnect(
+            settings, f"the attach socket of execution {self._id}", url,
+            "re-attach",
+        )
 
         while True:
             self._progress = False
@@ -138,7 +141,7 @@ class WsExecution(RestExecution):
                     f"?stdout_offset={offsets[_STDOUT]}&stderr_offset={offsets[_STDERR]}"
                     if offsets[_STDOUT] or offsets[_STDERR] else ""
                 )
-                async with self._client.websocket(
+                async with self._client.upgrades.websocket(
                     url + params, what=f"attach to execution {self._id}",
                     stream=await self._take_preconnected(),
                 ) as ws:
@@ -156,8 +159,7 @@ class WsExecution(RestExecution):
             if isinstance(outcome, ExecResult):
                 return outcome
             if self._progress:
-                attempt = 0
-                drop_started = None
+                reconnect.progressed()
                 self._drop_cause = None
 
             if isinstance(outcome, WebSocketClosed):
@@ -182,18 +184,7 @@ class WsExecution(RestExecution):
             self._drop_cause = cause
             if attached:
                 info = await self._probe(cause)
-            now = time.monotonic()
-            if drop_started is None:
-                drop_started = now
-            if now - drop_started > settings.reconnect_seconds:
-                raise UnavailableError(
-                    f"lost the attach socket of execution {self._id} at {display_url(url)} "
-                    f"and could not re-attach within {settings.reconnect_seconds:g}s: {cause}"
-                )
-            attempt += 1
-            delay = settings.backoff(attempt)
-            logger.debug("execution %s: %s; re-attaching in %.2fs", self._id, cause, delay)
-            await asyncio.sleep(delay)
+            await reconnect.after_drop(cause)
 
     async def _read(self, ws: WebSocket) -> ExecResult:
         """One attach: deliver what arrives after the offsets, until the exit frame."""

@@ -9,6 +9,7 @@ task, whether or not anyone reads the output.
 
 from __future__ import annotations
 
+# asyncio: an execution's pump tasks outlive the call that started them.
 import asyncio
 import contextlib
 import logging
@@ -22,7 +23,7 @@ from ..errors import (
     NotFoundError,
     UnavailableError,
 )
-from ..output import OutputPipe
+from ..shared.output import OutputPipe
 from ..types import ExecRequest, ExecResult, OutputChunk
 from .client import RestClient
 from .types import ExecutionInfo, parse

@@ -22,9 +22,9 @@ from typing import BinaryIO
 
 import httpx
 
-from .. import archive
-from ..boxpaths import check_box_path, check_copy_destination
 from ..errors import NotFoundError
+from ..shared import archive
+from ..shared.boxpaths import check_box_path, check_copy_destination
 from .bodies import paced
 from .client import RestClient
 from .errors import unavailable

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+# asyncio: execution tasks outlive calls; closing the runtime cancels them.
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,15 +12,21 @@ from typing import Any
 import anyio
 import httpx
 
-from .. import inputs
-from ..errors import AlreadyExistsError, InternalError, InvalidArgumentError, NotFoundError
+from ..errors import (
+    AlreadyExistsError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidStateError,
+    NotFoundError,
+)
+from ..shared import validation
 from ..types import (
-    BOX_NAME_PATTERN,
     BoxInfo,
     BoxOptions,
     Capabilities,
     RuntimeInfo,
     RuntimeMetrics,
+    check_name,
 )
 from . import capabilities
 from .box import RestBox
@@ -85,7 +91,7 @@ class RestRuntime:
         )
 
     async def create(self, options: BoxOptions) -> RestBox:
-        options = inputs.box_options(options)
+        options = validation.box_options(options)
         body = _without_nulls(options.set_fields())
         await self.client.ensure_ready()
         if self.client.generation == "0.10":
@@ -136,11 +142,14 @@ class RestRuntime:
     async def remove(self, box: str, force: bool = False) -> None:
         if not box or "/" in box:
             raise InvalidArgumentError(f"invalid box id or name {box!r}")
-        await self.client.request(
-            "DELETE", await self.client.url("boxes", box),
-            params={"force": "true"} if force else None, idempotency_key=True,
-            what=f"remove box {box!r}",
-        )
+        try:
+            await self.client.request(
+                "DELETE", await self.client.url("boxes", box),
+                params={"force": "true"} if force else None, idempotency_key=True,
+                what=f"remove box {box!r}",
+            )
+        except InvalidStateError as exc:  # only a running box conflicts with a removal
+            raise exc.about(box).requiring("stopped") from None
 
     async def metrics(self) -> RuntimeMetrics:
         response = await self.client.request(
@@ -150,11 +159,8 @@ class RestRuntime:
 
     async def import_box(self, archive: Path, name: str | None = None) -> RestBox:
         await capabilities.require(self.client, "import")
-        if name is not None and not re.fullmatch(BOX_NAME_PATTERN, name):
-            raise InvalidArgumentError(
-                f"invalid box name {name!r}: use letters, digits, '.', '_' or '-', "
-                "starting with a letter or digit"
-            )
+        if name is not None:
+            check_name(name, "box")
         path = anyio.Path(archive)
         if not await path.is_file():
             raise NotFoundError(f"archive {archive} does not exist or is not a file")

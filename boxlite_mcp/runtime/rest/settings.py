@@ -34,9 +34,11 @@ logger = logging.getLogger(__name__)
 ApiChoice = Literal["auto", "0.9", "0.10"]
 Generation = Literal["0.9", "0.10"]
 
+#: The BoxLite server's URL (the official SDKs' name; ``--url`` overrides it).
+URL_ENV = "BOXLITE_REST_URL"
 #: Environment variable → field. The first six are the official SDKs' names.
 ENV_NAMES: dict[str, str] = {
-    "BOXLITE_REST_URL": "url",
+    URL_ENV: "url",
     "BOXLITE_API_KEY": "api_key",
     "BOXLITE_REST_PATH_PREFIX": "path_prefix",
     "BOXLITE_REST_CLIENT_ID": "client_id",
@@ -93,7 +95,10 @@ class RestSettings(BaseModel):
     reconnect_seconds: float = Field(default=60.0, ge=0)
 
     max_connections: int = Field(default=100, ge=1)
-    max_keepalive_connections: int = Field(default=20, ge=0)
+    # Idle connections kept open; None: as many as ``max_connections``. httpcore
+    # closes every idle connection once the pool holds more connections than this,
+    # so a lower figure turns keep-alive off under concurrency (``pool.py``).
+    max_keepalive_connections: int | None = Field(default=None, ge=0)
 
     @field_validator("url")
     @classmethod

@@ -11,6 +11,7 @@ its end, it raises ``SseStalled`` (a trickling server looks alive to a read time
 
 from __future__ import annotations
 
+# asyncio: a stall deadline moved as events arrive (asyncio.timeout on the loop clock).
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass

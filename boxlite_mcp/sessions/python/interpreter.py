@@ -24,7 +24,7 @@ from importlib import resources
 
 import anyio
 
-from ...executions import Capture
+from ..executions import Capture
 from ...runtime.base import Box, Execution
 from ...runtime.errors import BoxliteError, InternalError, NotFoundError
 from ...runtime.types import ExecRequest, OutputChunk

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from ...runtime.base import Box
+from ..executions import Capture
 from ...runtime.errors import InvalidArgumentError, InvalidStateError, NotFoundError
 from .interpreter import CellOutcome, Interpreter, OutputCallback
 from .models import (
@@ -43,8 +44,14 @@ def _quoted(text: str, limit: int = 80) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-def _marker(omitted: int) -> str:
-    return f"\n[... {omitted} bytes cut ...]\n"
+def _text(capture: Capture) -> str:
+    """The captured stream as text, with a marker where the middle was cut."""
+    head, tail = capture.window(capture.kept)
+    text = head.decode("utf-8", errors="replace")
+    if not capture.truncated:
+        return text + tail.decode("utf-8", errors="replace")
+    omitted = capture.total - len(head) - len(tail)
+    return text + f"\n[... {omitted} bytes cut ...]\n" + tail.decode("utf-8", errors="replace")
 
 
 @dataclass(eq=False)
@@ -170,8 +177,8 @@ class PythonSessions:
             session=slot.name,
             execution_count=interpreter.cells,
             new_session=new_session,
-            stdout=outcome.stdout.text(_marker),
-            stderr=outcome.stderr.text(_marker),
+            stdout=_text(outcome.stdout),
+            stderr=_text(outcome.stderr),
             stdout_truncated=outcome.stdout.truncated,
             stderr_truncated=outcome.stderr.truncated,
             result=outcome.result,

@@ -1,0 +1,123 @@
+"""The composition root: what tools and resources share, built once per server.
+
+``Services`` wires the session layer (registry, executions, host paths) over one
+runtime with the settings; ``ToolCall`` is one request's view of them (who is
+asking, their boxes). Tools take a ``ToolCall`` instead of reaching for the
+registry and the request context themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio.abc
+from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver.exceptions import ToolError
+
+from ..runtime.base import Runtime
+from ..runtime.types import BoxInfo
+from ..sessions.executions import Executions
+from ..sessions.paths import HostPaths
+from ..sessions.registry import BoxEntry, Registry
+from ..settings import Settings
+from .identity import Requester, requester
+from .models import BoxView
+from .sdk import ToolContext
+
+
+@dataclass
+class LifespanState:
+    """What one lifespan run gives its requests: where background tasks live."""
+
+    task_group: anyio.abc.TaskGroup
+
+
+@dataclass
+class Services:
+    """Everything the tools share; built once per server."""
+
+    runtime: Runtime
+    settings: Settings
+    registry: Registry
+    executions: Executions
+    host_paths: HostPaths
+    runtime_reason: str
+
+    @classmethod
+    def build(
+        cls, runtime: Runtime, settings: Settings, *, runtime_reason: str = "given by the caller"
+    ) -> Services:
+        """The session layer over ``runtime``, configured by ``settings``."""
+        return cls(
+            runtime=runtime,
+            settings=settings,
+            registry=Registry(runtime, settings),
+            executions=Executions(
+                max_kept=settings.max_executions_kept,
+                stored_cap_bytes=settings.stored_output_cap_bytes,
+                result_cap_bytes=settings.result_output_cap_bytes,
+            ),
+            host_paths=HostPaths(settings.allow_paths),
+            runtime_reason=runtime_reason,
+        )
+
+    def requester(self, request: ServerRequestContext[Any, Any] | None) -> Requester:
+        """Who sent ``request``; their session's end removes their session boxes."""
+        return requester(request, self.registry.end_session)
+
+    def view(self, entry: BoxEntry, info: BoxInfo) -> BoxView:
+        """A box as its owner sees it, lifetime included."""
+        return BoxView.of(
+            entry,
+            info,
+            idle_ttl_seconds=self.settings.box_idle_ttl_seconds,
+            expires_in_seconds=self.registry.expires_in(entry),
+        )
+
+    async def box_view(self, entry: BoxEntry) -> BoxView:
+        return self.view(entry, await entry.box.info())
+
+
+@dataclass
+class ToolCall:
+    """One tool call: the shared services, the request, and who sent it."""
+
+    services: Services
+    ctx: ToolContext
+    who: Requester = field(init=False)
+    #: Runtime names of the boxes this call resolved, to show errors in the owner's names.
+    boxes: list[str] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.who = self.services.requester(self.ctx.request_context)
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def registry(self) -> Registry:
+        return self.services.registry
+
+    @property
+    def executions(self) -> Executions:
+        return self.services.executions
+
+    @property
+    def host_paths(self) -> HostPaths:
+        """The host directories this requester may use."""
+        return self.services.host_paths.for_owner(self.who.owner)
+
+    async def box(self, ref: str) -> BoxEntry:
+        """The requester's box by id or name; NotFoundError lists the boxes they have."""
+        entry = await self.services.registry.resolve(self.who.owner, ref)
+        self.boxes.append(entry.box.name or entry.id)
+        return entry
+
+    def task_group(self) -> anyio.abc.TaskGroup:
+        """Where work outliving this call runs (an execution's output pump)."""
+        state = self.ctx.request_context.lifespan_context
+        if not isinstance(state, LifespanState):
+            raise ToolError("The server is not running its lifespan; restart it.")
+        return state.task_group
