@@ -24,10 +24,10 @@ from importlib import resources
 
 import anyio
 
-from ..executions import Capture
 from ...runtime.base import Box, Execution
 from ...runtime.errors import BoxliteError, InternalError, NotFoundError
 from ...runtime.types import ExecRequest, OutputChunk
+from ..executions import Capture
 from .kernel import KIND_HELLO, KIND_IMAGE, KIND_RESULT, KIND_STDERR, KIND_STDOUT
 from .models import PythonError, PythonImage, PythonLimits
 from .protocol import Frame, FrameParser, ProtocolError, encode_request

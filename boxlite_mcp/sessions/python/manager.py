@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import anyio
 
 from ...runtime.base import Box
-from ..executions import Capture
 from ...runtime.errors import InvalidArgumentError, InvalidStateError, NotFoundError
+from ..executions import Capture
 from .interpreter import CellOutcome, Interpreter, OutputCallback
 from .models import (
     SESSION_NAME_PATTERN,
