@@ -9,25 +9,22 @@ notifications while it runs, through the same coalescer exec_run uses.
 
 from __future__ import annotations
 
-import base64
 import math
 from typing import Annotated
 
 import anyio
-from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent
+from mcp_types import CallToolResult, ContentBlock, TextContent
 from pydantic import Field
 
 from ...runtime.types import OutputChunk
 from ...sessions.progress import Coalescer
 from ...sessions.python import DEFAULT_SESSION, PythonResetResult, PythonRunResult
 from ..models import BoxRef, ToolInput
+from ..pictures import RASTER, image_content
 from ..services import ToolCall
 from .declare import ToolGroup
 
 tools = ToolGroup()
-
-#: Image types a client shows as pictures; anything else (SVG) goes as text.
-RASTER = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
 SessionName = Annotated[
     str,
@@ -109,8 +106,7 @@ def _content(result: PythonRunResult) -> list[ContentBlock]:
     blocks: list[ContentBlock] = [TextContent(type="text", text=_summary(result))]
     for image in result.images:
         if image.mime_type in RASTER:
-            data = base64.b64encode(image.data).decode("ascii")
-            blocks.append(ImageContent(type="image", data=data, mime_type=image.mime_type))
+            blocks.append(image_content(image.data, image.mime_type))
         else:
             blocks.append(TextContent(type="text", text=image.data.decode("utf-8", "replace")))
     return blocks
