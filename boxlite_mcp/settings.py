@@ -46,6 +46,8 @@ LIST_SEPARATORS: dict[str, str] = {
     "image_include": os.pathsep,
     "allowed_hosts": ",",
     "allowed_origins": ",",
+    "net_allow": ",",
+    "secrets": ";",  # items hold commas (their hosts)
 }
 
 
@@ -72,6 +74,15 @@ class Settings(BaseModel):
     home: Path | None = None  # bwrap/local runtime home (else BOXLITE_HOME, else XDG)
     image_include: list[Path] = Field(default_factory=list)  # host paths shown in bwrap boxes
     default_disk_gb: int = Field(default=4, ge=0)  # bwrap box disk when none asked; 0: none
+
+    # The widest set of destinations a box with network may reach (allow_net syntax
+    # plus :PORT; "*" is the public internet only). Boxes narrow it with allow_net.
+    net_allow: list[str] = Field(default_factory=lambda: ["*"])
+    expose_host: str = "127.0.0.1"  # where box_expose listens on the host
+    # Secrets boxes may use without seeing them: "NAME[:HOST,HOST...]" each, the value in
+    # the server's environment variable NAME (env form: "NAME:HOST,HOST;NAME2:*").
+    secrets: list[str] = Field(default_factory=list)
+    net_ca_file: Path | None = None  # extra CAs the proxy trusts for upstream HTTPS
 
     # Host paths that copy_in/copy_out/export/import may touch. Empty: none.
     allow_paths: list[Path] = Field(default_factory=list)

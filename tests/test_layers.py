@@ -3,7 +3,9 @@
 app wires transport and server together; server -> sessions -> runtime contract;
 settings is a leaf every layer may read (the names of runtimes, transports and
 environment variables live there); each runtime implementation imports only the
-contract, ``runtime/shared`` and settings. Every import in ``boxlite_mcp/``
+contract, the shared runtime code (``runtime/shared``, and ``runtime/network``:
+the egress policy, proxy, DNS and secrets every runtime's networking uses) and
+settings. Every import in ``boxlite_mcp/``
 (function-level ones included) is resolved with ``ast`` and checked against the
 table below. A new package must
 be placed in a layer here before it can land.
@@ -19,19 +21,22 @@ PACKAGE = ROOT / "boxlite_mcp"
 CONTRACT = {"boxlite_mcp.runtime", "boxlite_mcp.runtime.base", "boxlite_mcp.runtime.types"}
 CONTRACT |= {"boxlite_mcp.runtime.errors"}
 IMPLEMENTATIONS = ("bwrap", "rest", "local")
+#: Runtime code shared by the implementations (none of them in particular).
+SHARED = ("runtime.shared", "runtime.network")
 
 #: layer -> the layers it may import (besides itself).
 ALLOWED: dict[str, set[str]] = {
     "root": set(),
     "settings": set(),
-    "app": {"root", "settings", "transport", "server", "sessions", "runtime", "runtime.shared"}
+    "app": {"root", "settings", "transport", "server", "sessions", "runtime"}
+    | set(SHARED)
     | {f"runtime.{name}" for name in IMPLEMENTATIONS},
     "transport": {"root", "settings"},
     "server": {"root", "settings", "sessions", "runtime"},
     "sessions": {"settings", "runtime"},
     "runtime": {"settings"},
-    "runtime.shared": {"settings", "runtime"},
-    **{f"runtime.{name}": {"settings", "runtime", "runtime.shared"} for name in IMPLEMENTATIONS},
+    **{name: {"settings", "runtime"} for name in SHARED},
+    **{f"runtime.{name}": {"settings", "runtime", *SHARED} for name in IMPLEMENTATIONS},
 }
 
 

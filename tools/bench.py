@@ -17,7 +17,9 @@ It prints the machine it ran on, then one table with, side by side:
 5. stdout throughput through MCP progress notifications, and their rate;
 6. first-output latency: the box's clock at the write vs the MCP client's on receipt;
 7. 100 boxes with 64 concurrent execs: p50 and p99 (direct runtime, and over REST);
-8. the MCP server's memory per box.
+8. the MCP server's memory per box;
+9. a box's network: a download from a host server through the box's proxy, connect to
+   first byte, and box_expose throughput, each vs the same transfer on the host.
 
 Ratios are this project over the alternative; for times lower is better, for
 throughput higher is better. Goals are DESIGN.md's. ``--json FILE`` also writes
@@ -50,8 +52,8 @@ from pydantic import SecretStr
 from boxlite_mcp.runtime.base import Box, Runtime
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
-from boxlite_mcp.runtime.types import BoxOptions
-from tools.benchlib import mcp, procs, runtime
+from boxlite_mcp.runtime.types import BoxOptions, NetworkSpec
+from tools.benchlib import mcp, network, procs, runtime
 from tools.benchlib.machine import describe, load_average
 from tools.benchlib.stats import Summary, fmt_ratio, ms, ratio
 from tools.benchlib.table import Goal, Row, failed, render
@@ -79,13 +81,17 @@ class Plan:
     mcp_flood_repeats: int = 3
     first_output_samples: int = 30
     memory_boxes: int = 50
+    net_mib: int = 100
+    net_repeats: int = 5
+    net_latency_samples: int = 30
 
     @classmethod
     def quick(cls) -> Plan:
         return cls(rest_iterations=15, rest_flood_mib=4, rest_flood_repeats=1,
                    create_samples=3, exec_iterations=15, scale_boxes=10,
                    scale_concurrency=8, scale_jobs=40, mcp_iterations=15, mcp_flood_mib=4,
-                   mcp_flood_repeats=1, first_output_samples=3, memory_boxes=5)
+                   mcp_flood_repeats=1, first_output_samples=3, memory_boxes=5,
+                   net_mib=8, net_repeats=2, net_latency_samples=5)
 
 
 def labels(plan: Plan) -> dict[str, str]:
@@ -117,6 +123,13 @@ def labels(plan: Plan) -> dict[str, str]:
         "scale_direct": f"{scale}: bwrap runtime vs host subprocesses (p50 / p99)",
         "scale_rest": f"{scale} through our REST client (API 0.10) -> test server -> bwrap, "
                       "vs direct (p50 / p99)",
+        "net_download": f"{plan.net_mib} MiB download from a host loopback HTTP server: in a "
+                        "box (curl through its proxy, as host.boxlite.internal) vs on the host "
+                        "(median MB/s)",
+        "net_latency": "connect -> first byte of that server: in a box vs on the host "
+                       "(median; added)",
+        "net_expose": f"{plan.net_mib} MiB from an HTTP server in a box through box_expose vs "
+                      "the same server on the host (host curl, median MB/s)",
         "mem_server": f"MCP server RSS per running box ({plan.memory_boxes} boxes)",
         "mem_boxes": "box processes' RSS per box (bwrap sandbox, outside the server)",
     }
@@ -396,6 +409,67 @@ async def mcp_measure(plan: Plan, server: mcp.McpServer, box: Box, results: Resu
 
 
 
+# -- 9: a box's network ------------------------------------------------------------------
+
+def _served_files(directory: Path, size: int) -> Path:
+    """``blob`` (``size`` bytes, sparse) and ``small`` (one byte) to serve."""
+    directory.mkdir()
+    with open(directory / "blob", "wb") as f:
+        f.truncate(size)
+    (directory / "small").write_bytes(b"x")
+    return directory
+
+
+async def network_part(plan: Plan, work: Path, results: Results) -> None:
+    keys = ["net_download", "net_latency", "net_expose"]
+    with section(results, "box network", keys):
+        size = plan.net_mib * MiB
+        served = _served_files(work / "net-served", size)
+        port = network.free_port()
+        rt = BwrapRuntime(home=work / "net-home", net_allow=[f"host.boxlite.internal:{port}"])
+        try:
+            async with network.file_server(served, port):
+                box = await rt.create(BoxOptions(network=NetworkSpec(mode="enabled")))
+                inside = f"http://host.boxlite.internal:{port}"
+                outside = f"http://127.0.0.1:{port}"
+                await network.box_fetch(box, f"{inside}/small")
+                box_mbps: list[float] = []
+                host_mbps: list[float] = []
+                for _ in range(plan.net_repeats):
+                    box_mbps.append((await network.box_fetch(box, f"{inside}/blob")).mb_per_s)
+                    host_mbps.append((await network.host_fetch(f"{outside}/blob")).mb_per_s)
+                a, b = statistics.median(box_mbps), statistics.median(host_mbps)
+                share = ratio(a, b)
+                results.add("net_download", f"{a:.0f} MB/s", f"{b:.0f} MB/s", fmt_ratio(share),
+                            Goal("≥ 0.3 of the host's", share >= 0.3))
+                box_ms: list[float] = []
+                host_ms: list[float] = []
+                for _ in range(plan.net_latency_samples):
+                    box_ms.append((await network.box_fetch(box, f"{inside}/small")).first_byte
+                                  * 1000)
+                    host_ms.append((await network.host_fetch(f"{outside}/small")).first_byte
+                                   * 1000)
+                a_s, b_s = Summary.of(box_ms), Summary.of(host_ms)
+                added = a_s.median - b_s.median
+                results.add("net_latency", a_s.ms(), b_s.ms(), f"{added:+.2f} ms",
+                            Goal("< 5 ms added (median)", added < 5))
+                await network.start_box_server(box, size, 8000)
+                exposed = await box.expose(8000)
+                exposed_mbps: list[float] = []
+                direct_mbps: list[float] = []
+                for _ in range(plan.net_repeats):
+                    exposed_mbps.append(
+                        (await network.host_fetch(f"{exposed.url}blob")).mb_per_s)
+                    direct_mbps.append(
+                        (await network.host_fetch(f"{outside}/blob")).mb_per_s)
+                a, b = statistics.median(exposed_mbps), statistics.median(direct_mbps)
+                results.add("net_expose", f"{a:.0f} MB/s", f"{b:.0f} MB/s (host server)",
+                            fmt_ratio(ratio(a, b)))
+        finally:
+            await runtime.remove_all(rt)
+            await rt.aclose()
+
+
 async def run(plan: Plan, work: Path) -> Results:
     results = Results(plan)
     await rest_part(plan, work, results)
@@ -403,6 +477,7 @@ async def run(plan: Plan, work: Path) -> Results:
     try:
         await runtime_part(plan, direct, results)
         await mcp_part(plan, work, direct, results)
+        await network_part(plan, work, results)
     finally:
         await runtime.remove_all(direct)
         await direct.aclose()

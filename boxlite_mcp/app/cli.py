@@ -64,6 +64,9 @@ FLAG_FIELDS: dict[str, str] = {
     "--allow-anonymous": "allow_anonymous",
     "--allowed-host": "allowed_hosts",
     "--allowed-origin": "allowed_origins",
+    "--net-allow": "net_allow",
+    "--secret": "secrets",
+    "--net-ca-file": "net_ca_file",
     "--tools": "tools",
 }
 _FIELD_FLAGS = {field: flag for flag, field in FLAG_FIELDS.items()}
@@ -217,6 +220,34 @@ def build_parser() -> argparse.ArgumentParser:
         + _env_help("allowed_origins"),
     )
     parser.add_argument(
+        "--net-allow",
+        dest="net_allow",
+        type=lambda text: [part for part in text.split(",") if part.strip()],
+        metavar="LIST",
+        help="comma-separated destinations boxes with network may reach, the widest set "
+        "(host names, *.domain, IPs, CIDRs, host.boxlite.internal for the host's "
+        "loopback; each optionally :PORT); boxes narrow it with allow_net (default: *, "
+        "the public internet only: never the host, link-local or private ranges) "
+        + _env_help("net_allow"),
+    )
+    parser.add_argument(
+        "--secret",
+        dest="secrets",
+        action="append",
+        metavar="NAME[:HOST,...]",
+        help="a secret boxes may use without seeing it: its value is this server's "
+        "environment variable NAME; boxes get <BOXLITE_SECRET:NAME>, swapped for the value "
+        "in their HTTP(S) requests to HOST (default: any host); repeatable "
+        + _env_help("secrets", ", items separated by ';'"),
+    )
+    parser.add_argument(
+        "--net-ca-file",
+        type=Path,
+        metavar="FILE",
+        help="extra CA certificates the proxy trusts when it opens HTTPS for a secret "
+        + _env_help("net_ca_file"),
+    )
+    parser.add_argument(
         "--tools",
         metavar="SET",
         help="which tools to offer: all, core (the common loop in at most 12 tools), or a "
@@ -254,7 +285,27 @@ def settings_from_args(ns: argparse.Namespace, environ: Mapping[str, str]) -> Se
         settings = Settings.from_env(dict(environ), **overrides)
     except ValidationError as exc:
         raise ConfigError(_describe_validation(exc)) from None
+    _check_net_allow(settings)
     return _check_paths(settings)
+
+
+def _check_net_allow(settings: Settings) -> None:
+    from ..runtime.network import secrets
+    from ..runtime.network.policy import AllowList, PolicyError
+
+    try:
+        AllowList.parse(settings.net_allow)
+    except PolicyError as exc:
+        raise ConfigError(f"--net-allow / {env_name('net_allow')}: {exc}") from None
+    try:
+        secrets.load(secrets.parse_specs(settings.secrets), os.environ)
+    except secrets.SecretError as exc:
+        raise ConfigError(f"--secret / {env_name('secrets')}: {exc}") from None
+    if settings.net_ca_file is not None and not settings.net_ca_file.is_file():
+        raise ConfigError(
+            f"--net-ca-file / {env_name('net_ca_file')}: {str(settings.net_ca_file)!r} is not "
+            "a file; name a PEM file of CA certificates"
+        )
 
 
 def _describe_validation(exc: ValidationError) -> str:
@@ -350,7 +401,11 @@ async def run_server(settings: Settings, verifier: TokenVerifier | None) -> int:
         from ..server import build_server
         from .select import open_runtime
 
-        selected = await open_runtime(settings)
+        # Boxes' proxies refuse the server's own port: the one really bound (--port 0
+        # picks it only now).
+        bound = settings if sock is None else settings.model_copy(
+            update={"port": int(sock.getsockname()[1])})
+        selected = await open_runtime(bound)
     except BaseException:
         if sock is not None:
             sock.close()

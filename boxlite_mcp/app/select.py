@@ -27,6 +27,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -67,7 +68,7 @@ async def open_runtime(settings: Settings,
         if url is None:
             raise InvalidArgumentError(
                 "the rest runtime needs a BoxLite server: set BOXLITE_REST_URL or pass --url")
-        return SelectedRuntime(await open_rest(url, env), "rest",
+        return SelectedRuntime(await open_rest(url, env, settings), "rest",
                                f"the rest runtime was asked for; BoxLite server at {url}")
     if choice == "local":
         return await _open_local_explicitly(settings)
@@ -90,7 +91,7 @@ _BWRAP_CAVEAT = (
 async def _auto(settings: Settings, url: str | None, env: Mapping[str, str]) -> SelectedRuntime:
     if url is not None:
         source = "--url is given" if settings.url else f"{REST_URL_ENV} is set"
-        return SelectedRuntime(await open_rest(url, env), "rest",
+        return SelectedRuntime(await open_rest(url, env, settings), "rest",
                                f"{source}, so boxes live on the BoxLite server at {url}")
 
     from ..runtime.local import probe
@@ -138,11 +139,14 @@ async def _open_local_explicitly(settings: Settings) -> SelectedRuntime:
 
 async def _open_local(settings: Settings) -> Runtime:
     from ..runtime.local import LocalRuntime
+    from ..runtime.network import secrets
 
-    return LocalRuntime.embedded(settings.home)
+    held = secrets.load(secrets.parse_specs(settings.secrets), os.environ)
+    return LocalRuntime.embedded(settings.home, box_secrets=held, net_allow=settings.net_allow)
 
 
-async def open_rest(url: str, env: Mapping[str, str]) -> Runtime:
+async def open_rest(url: str, env: Mapping[str, str],
+                    settings: Settings | None = None) -> Runtime:
     """The rest runtime for ``url``; InvalidArgumentError when its settings are invalid."""
     from pydantic import ValidationError
 
@@ -154,7 +158,12 @@ async def open_rest(url: str, env: Mapping[str, str]) -> Runtime:
     except ValidationError as exc:
         problems = "; ".join(str(error.get("msg", "")) for error in exc.errors())
         raise InvalidArgumentError(f"BoxLite server settings are invalid: {problems}") from None
-    return RestRuntime(rest_settings)
+    from ..runtime.network import secrets
+
+    held = (secrets.load(secrets.parse_specs(settings.secrets), os.environ)
+            if settings is not None else None)
+    return RestRuntime(rest_settings, secrets=held,
+                       net_allow=settings.net_allow if settings is not None else None)
 
 
 async def _open_bwrap(settings: Settings) -> Runtime:
@@ -169,8 +178,21 @@ async def _open_bwrap(settings: Settings) -> Runtime:
     disk_gb = settings.default_disk_gb or None
     if settings.home is not None or os.environ.get(HOME_ENV):
         return BwrapRuntime(home=settings.home, hidden_paths=hidden,  # as asked, or refused
-                            image_include=include, default_disk_gb=disk_gb)
-    return _open_in_free_default_home(hidden, include, disk_gb)
+                            image_include=include, default_disk_gb=disk_gb,
+                            **_network_options(settings))
+    return _open_in_free_default_home(hidden, include, disk_gb, settings)
+
+
+def _network_options(settings: Settings) -> dict[str, Any]:
+    """What the bwrap runtime needs for boxes' networks (the server's own port too)."""
+    from ..runtime.network import secrets
+
+    return {
+        "net_allow": settings.net_allow, "expose_host": settings.expose_host,
+        "server_ports": [] if settings.transport == "stdio" else [settings.port],
+        "secrets": secrets.load(secrets.parse_specs(settings.secrets), os.environ),
+        "net_ca_file": str(settings.net_ca_file) if settings.net_ca_file else None,
+    }
 
 
 #: How many servers may share the default home at once (each in its own slot).
@@ -179,7 +201,8 @@ DEFAULT_HOME_SLOTS = 16
 
 def _open_in_free_default_home(hidden: list[Path] | None,
                                include: list[Path] | None = None,
-                               disk_gb: int | None = 4) -> Runtime:
+                               disk_gb: int | None = 4,
+                               settings: Settings | None = None) -> Runtime:
     """The default home, or its first free slot when another server holds it.
 
     Two agents on one machine (say Claude Desktop and Claude Code) each start a
@@ -195,7 +218,8 @@ def _open_in_free_default_home(hidden: list[Path] | None,
     for home in candidates:
         try:
             runtime = BwrapRuntime(home=home, hidden_paths=hidden, image_include=include,
-                                   default_disk_gb=disk_gb)
+                                   default_disk_gb=disk_gb,
+                                   **(_network_options(settings) if settings else {}))
         except HomeInUseError:
             continue
         if home != base:

@@ -19,6 +19,7 @@ from .types import (
     BoxOptions,
     ExecRequest,
     ExecResult,
+    ExposedPort,
     OutputChunk,
     RuntimeInfo,
     RuntimeMetrics,
@@ -106,6 +107,13 @@ class Box(Protocol):
         """
 
     async def metrics(self) -> BoxMetrics: ...
+
+    async def expose(self, port: int) -> ExposedPort:
+        """Make the box's TCP ``port`` reachable from the host; where, in the result.
+
+        Idempotent per port; the exposure ends with the box (or when it stops).
+        UnsupportedError where the runtime cannot, saying why.
+        """
 
     # Snapshots: of a stopped box. InvalidStateError while running.
     async def snapshot_create(self, name: str) -> SnapshotInfo: ...

@@ -101,6 +101,8 @@ class BoxOptions(_Model):
     user: str | None = None
     volumes: list[VolumeSpec] | None = None
     network: NetworkSpec | None = None
+    #: Not BoxLite's shape: names of the operator's secrets (values never pass here).
+    secrets: list[str] | None = None
     auto_remove: bool | None = None
     detach: bool | None = None
 
@@ -116,6 +118,31 @@ class BoxLimits(_Model):
     memory_mib: int | None = None
     max_processes: int | None = None
     enforcement: str | None = None  # e.g. "cgroup-v1", "rlimit", "vm"
+
+
+class NetworkDenial(_Model):
+    """A destination a box's network policy refused."""
+
+    at: datetime
+    destination: str  # host:port as the box asked, or "name (DNS)"
+    reason: str
+
+
+class ExposedPort(_Model):
+    """A TCP port inside a box reachable from the host (``box_expose``)."""
+
+    port: int  # inside the box
+    url: str  # where the host reaches it
+    host_port: int | None = None
+
+
+class NetworkStatus(_Model):
+    """Not BoxLite's: a running box's network as this runtime enforces it."""
+
+    policy: str  # one line: what the box may reach
+    proxy: str | None = None  # the proxy URL inside the box, if any
+    recent_denials: list[NetworkDenial] = Field(default_factory=list)
+    exposed: list[ExposedPort] = Field(default_factory=list)
 
 
 class BoxInfo(_Model):
@@ -135,6 +162,7 @@ class BoxInfo(_Model):
     network: NetworkSpec | None = None
     limits: BoxLimits | None = None
     labels: dict[str, str] | None = None
+    network_status: NetworkStatus | None = None
 
     @property
     def running(self) -> bool:

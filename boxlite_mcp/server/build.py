@@ -24,6 +24,7 @@ from . import completions, prompts, resources, toolsets
 from .identity import remember_request
 from .sdk import ModelTool
 from .services import LifespanState, Services
+from .tasks import TasksExtension
 from .tools import boxes, commands, files, observability, python, snapshots
 from .tools.declare import ToolGroup
 
@@ -185,6 +186,7 @@ def build_server(
         tools=list(_tools(services, names)),
         lifespan=_Lifespans(services, owns_runtime),
         middleware=middleware,
+        extensions=[TasksExtension()],
         **server_options,
     )
     resources.register(server, services)

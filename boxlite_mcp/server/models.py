@@ -17,6 +17,7 @@ from ..runtime.types import (
     BoxLimits,
     BoxMetrics,
     BoxStatus,
+    NetworkStatus,
     RuntimeInfo,
     RuntimeMetrics,
     SnapshotInfo,
@@ -224,6 +225,22 @@ class BoxCreateInput(ToolInput):
         description="Give the box network access. Off by default; turn on only when the task "
         "needs to download something.",
     )
+    allow_net: list[Annotated[str, Field(min_length=1, max_length=300)]] | None = Field(
+        default=None,
+        max_length=64,
+        description="Only these destinations (implies network): host names, *.domain, IPs, "
+        "CIDRs, host.boxlite.internal (the server's host), each optionally :PORT, e.g. "
+        '["pypi.org", "files.pythonhosted.org:443"]. Must lie within what the server '
+        "allows (runtime_info shows it); omit for all of that.",
+    )
+    secrets: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
+        default=None,
+        max_length=32,
+        description="Names of the server's secrets the box may use (implies network; "
+        "runtime_info lists them). The box sees only the placeholder <BOXLITE_SECRET:NAME> in "
+        "its environment variable NAME; the server puts the real value into the box's "
+        "HTTP(S) requests to that secret's hosts. You never see the value either.",
+    )
     persist: bool = Field(
         default=False,
         description="Keep the box after your session ends, when idle, and across server "
@@ -263,6 +280,23 @@ class BoxInfoResult(ToolOutput):
     running_executions: list[str] = Field(
         description="Ids of your executions still running in this box."
     )
+    network: NetworkStatus | None = Field(
+        default=None,
+        description="While running: what the box may reach, destinations refused recently "
+        "(blocked, not down), and ports exposed with box_expose.",
+    )
+
+
+class BoxExposeInput(ToolInput):
+    box: BoxRef
+    port: int = Field(ge=1, le=65535, description="The TCP port a service in the box listens on.")
+
+
+class BoxExposeResult(ToolOutput):
+    box_id: str = Field(description="The box.")
+    port: int = Field(description="The port inside the box.")
+    url: str = Field(description="Where the host reaches it (HTTP or any TCP client).")
+    message: str = Field(description="What happened.")
 
 
 class BoxStopInput(ToolInput):

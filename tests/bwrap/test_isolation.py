@@ -52,11 +52,11 @@ async def test_no_network_by_default(box: BwrapBox) -> None:
     assert result.exit_code != 0
 
 
-async def test_network_when_enabled_is_the_hosts(runtime: BwrapRuntime) -> None:
+async def test_network_when_enabled_is_never_the_hosts(runtime: BwrapRuntime) -> None:
     box = await runtime.create(BoxOptions(network=NetworkSpec(mode="enabled")))
-    _, out, _ = await sh(box, "cat /proc/net/dev")
-    host = read_text(Path("/proc/net/dev"))
-    assert out.decode().count(":") == host.count(":")
+    _, out, _ = await sh(box, "cat /proc/net/dev; readlink /proc/self/ns/net")
+    assert {line.split(":")[0].strip() for line in out.decode().splitlines()[2:-1]} == {"lo"}
+    assert out.decode().splitlines()[-1] != os.readlink("/proc/self/ns/net")
 
 
 async def test_hostname_defaults_to_the_id(box: BwrapBox) -> None:
@@ -157,12 +157,15 @@ async def test_volumes_read_write_and_read_only(runtime: BwrapRuntime, tmp_path:
     assert listdir(locked) == ["ro.txt"]
 
 
-async def test_network_allow_list_is_unsupported(runtime: BwrapRuntime) -> None:
-    from boxlite_mcp.runtime.errors import UnsupportedError
+async def test_network_allow_list_outside_the_operators_is_refused(
+    runtime: BwrapRuntime,
+) -> None:
+    from boxlite_mcp.runtime.errors import InvalidArgumentError
 
-    with pytest.raises(UnsupportedError, match="allow_net"):
+    with pytest.raises(InvalidArgumentError, match=r"'10\.0\.0\.0/8'.*outside"):
         await runtime.create(BoxOptions(network=NetworkSpec(mode="enabled",
-                                                            allow_net=["pypi.org"])))
+                                                            allow_net=["pypi.org", "10.0.0.0/8"])))
+    assert await runtime.list() == []
 
 
 async def test_loader_variables_reach_only_the_box(box: BwrapBox, tmp_path: Path) -> None:

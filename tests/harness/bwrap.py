@@ -13,12 +13,13 @@ from pathlib import Path
 
 from boxlite_mcp.runtime.base import Runtime
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
+from tests.harness.network import NET_ALLOW, SECRETS
 
 
 @asynccontextmanager
 async def factory(home: Path) -> AsyncIterator[Runtime]:
     """A BwrapRuntime homed in ``home``; no box keeps running after the context."""
-    runtime = BwrapRuntime(home=home)
+    runtime = BwrapRuntime(home=home, net_allow=NET_ALLOW, secrets=SECRETS)
     try:
         yield runtime
     finally:

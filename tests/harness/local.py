@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from boxlite_mcp.runtime.base import Runtime
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.local import LocalRuntime
+from tests.harness.network import NET_ALLOW, SECRETS
 from tools.boxlite_server import ServerConfig, serve
 
 API_KEY = "blk_test_local-sdk-key"
@@ -33,10 +34,10 @@ async def local_rest_runtime(home: Path, **server_fields: Any) -> AsyncIterator[
     """A LocalRuntime on the SDK's REST client, talking to a strict 0.10 server over bwrap."""
     fields: dict[str, Any] = {"backlog_bytes": BACKLOG_BYTES, **server_fields}
     config = ServerConfig(generation="0.10", strict=True, api_key=SecretStr(API_KEY), **fields)
-    backend = BwrapRuntime(home=home)
+    backend = BwrapRuntime(home=home, net_allow=NET_ALLOW)
     try:
         async with serve(backend, config) as server:
-            runtime = LocalRuntime.rest(server.url, api_key=API_KEY)
+            runtime = LocalRuntime.rest(server.url, api_key=API_KEY, box_secrets=SECRETS)
             try:
                 yield runtime
             finally:

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from boxlite_mcp.runtime.base import Runtime
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
+from tests.harness.network import NET_ALLOW, SECRETS
 from tools.boxlite_server.app import RunningServer, serve
 from tools.boxlite_server.config import ServerConfig
 
@@ -63,12 +64,12 @@ async def rest_stack(
     server_auth, client_auth = _credentials(generation)
     fields: dict[str, Any] = {"backlog_bytes": BACKLOG_BYTES, **server_auth, **server_fields}
     config = ServerConfig(generation=generation, strict=True, **fields)  # type: ignore[arg-type]
-    backend = BwrapRuntime(home=home)
+    backend = BwrapRuntime(home=home, net_allow=NET_ALLOW)
     try:
         async with serve(backend, config) as server:
             settings = RestSettings(url=server.url, api=generation,  # type: ignore[arg-type]
                                     **client_auth, **(client_fields or {}))
-            runtime = RestRuntime(settings)
+            runtime = RestRuntime(settings, secrets=SECRETS)
             try:
                 yield runtime, server
             finally:

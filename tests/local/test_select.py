@@ -242,3 +242,31 @@ def test_with_nothing_available_the_error_lists_the_ways_out(tmp_path: Path) -> 
     assert "not local:" in message and "not bwrap:" in message
     for way_out in ("BOXLITE_REST_URL", "apt-get install bubblewrap", "boxlite-mcp[local]"):
         assert way_out in message
+
+
+async def test_network_settings_reach_the_runtime_chosen(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, server: RunningServer,
+) -> None:
+    """--net-allow, --secret (value from the environment) and the server's own port."""
+    clean_env.setenv("BOXLITE_MCP_TEST_TOKEN", "value-from-env")
+    settings = Settings(home=tmp_path / "home", runtime="bwrap", transport="streamable-http",
+                        port=8765, net_allow=["pypi.org"],
+                        secrets=["BOXLITE_MCP_TEST_TOKEN:api.example.com"])
+    selected = await opened(settings)
+    try:
+        rt = selected.runtime
+        assert isinstance(rt, BwrapRuntime)
+        rules = rt.net_rules
+        assert str(rules.net_allow) == "pypi.org" and rules.server_ports == frozenset({8765})
+        assert rules.secrets["BOXLITE_MCP_TEST_TOKEN"].hosts == ("api.example.com",)
+        assert rt.host_port_refused(8765) is not None
+    finally:
+        await rt.aclose()
+    clean_env.setenv("BOXLITE_API_KEY", API_KEY)
+    selected = await opened(settings.model_copy(update={"runtime": "rest", "url": server.url}))
+    try:
+        rest = selected.runtime
+        assert isinstance(rest, RestRuntime)
+        assert str(rest.net_allow) == "pypi.org" and "BOXLITE_MCP_TEST_TOKEN" in rest.secrets
+    finally:
+        await rest.aclose()

@@ -91,6 +91,7 @@ def fuzzer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzer]:
             "box_clone": {**box, "name": "fuzzclone"},
             "box_export": {**box, "host_path": "dev.boxlite"},
             "box_import": {"host_path": "dev.boxlite"},
+            "box_expose": {**box, "port": 8080},
             "exec_run": {**box, "command": "true"},
             "exec_start": {**box, "command": "true"},
             "exec_read": execution,

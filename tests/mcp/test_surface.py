@@ -18,7 +18,7 @@ pytestmark = pytest.mark.anyio
 
 TOOLS = {
     "box_create", "box_list", "box_info", "box_start", "box_stop", "box_remove", "box_clone",
-    "box_export", "box_import", "exec_run", "exec_start", "exec_read", "exec_write",
+    "box_export", "box_import", "box_expose", "exec_run", "exec_start", "exec_read", "exec_write",
     "exec_signal", "exec_kill", "file_read", "file_write", "copy_in", "copy_out",
     "snapshot_create", "snapshot_list", "snapshot_restore", "snapshot_remove", "box_metrics",
     "runtime_info", "python_run", "python_reset",

@@ -148,3 +148,36 @@ async def test_runtime_info_names_the_server(generation: str) -> None:
     assert info.name == "rest" and info.api_generation == generation
     assert info.endpoint == runtime.settings.url
     assert info.capabilities.clone_enabled and info.capabilities.max_cpus == 8
+
+
+async def test_network_within_the_operators_list_and_secrets_as_secret_specs(
+    generation: str,
+) -> None:
+    """allow_net checked against --net-allow before any request; secrets go as SecretSpec."""
+    from boxlite_mcp.runtime.network.secrets import Secret
+
+    fake = FakeBoxlite()
+    async with running(fake, generation) as runtime:
+        lists = type(runtime.net_allow)
+        runtime.secrets = {"TOK": Secret("TOK", ("api.github.com",), "value-1")}
+        for operator, allow, says in (
+            (["pypi.org", "*.github.com"], ["example.com"], "outside"),
+            (["*"], ["pypi.org:443"], "no ports"),  # a server would open every port
+            (["*:443"], None, "no ports"),
+        ):
+            runtime.net_allow = lists.parse(operator)
+            with pytest.raises(InvalidArgumentError, match=says):
+                await runtime.create(BoxOptions(network=NetworkSpec(mode="enabled",
+                                                                    allow_net=allow)))
+        runtime.net_allow = lists.parse(["pypi.org", "*.github.com"])
+        with pytest.raises(InvalidArgumentError, match="'NOPE' is not configured"):
+            await runtime.create(BoxOptions(network=NetworkSpec(mode="enabled"),
+                                            secrets=["NOPE"]))
+        assert fake.recorder is not None
+        assert fake.recorder.matching("POST", "/boxes") == []
+        await runtime.create(BoxOptions(network=NetworkSpec(mode="enabled"), secrets=["TOK"]))
+    (body,) = [json.loads(r.body) for r in fake.recorder.matching("POST", "/boxes")]
+    assert body["network"] == {"mode": "enabled", "allow_net": ["pypi.org", "*.github.com"]}
+    assert body["secrets"] == [{"name": "TOK", "value": "value-1", "hosts": ["api.github.com"],
+                                "placeholder": "<BOXLITE_SECRET:TOK>"}]
+    assert body["env"] == {"TOK": "<BOXLITE_SECRET:TOK>"}

@@ -9,6 +9,7 @@ import base64
 import binascii
 import contextlib
 import os
+import secrets
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,12 @@ from boxlite_mcp.runtime.errors import (
     InvalidArgumentError,
     NotFoundError,
     UnsupportedError,
+)
+from boxlite_mcp.runtime.network.secrets import (
+    Secret,
+    SecretError,
+    parse_specs,
+    placeholder,
 )
 from boxlite_mcp.runtime.types import BoxInfo, BoxOptions, NetworkSpec, SnapshotInfo, VolumeSpec
 
@@ -83,6 +90,31 @@ _PASSED = ("name", "rootfs_path", "cpus", "memory_mib", "disk_size_gb", "working
            "entrypoint", "cmd", "user", "detach")
 
 
+def _hold_secrets(call: Call, specs: list[dict[str, Any]]) -> list[str]:
+    """SecretSpecs handed to the runtime (bwrap: held in memory under a key per box,
+    never written to disk, so they do not survive a restart of this server)."""
+    held = getattr(getattr(call.runtime, "net_rules", None), "secrets", None)
+    if not isinstance(held, dict):
+        raise UnsupportedError("secrets are not supported by this server's runtime")
+    keys: list[str] = []
+    for spec in specs:
+        name, value = spec.get("name"), spec.get("value")
+        hosts = [h for h in spec.get("hosts") or [] if isinstance(h, str)]
+        if not isinstance(name, str) or not isinstance(value, str) or not value:
+            raise InvalidArgumentError("each secret needs a name and a non-empty value")
+        if spec.get("placeholder") not in (None, placeholder(name)):
+            raise UnsupportedError(f"secret {name}: only the default placeholder "
+                                   f"{placeholder(name)} is supported here")
+        try:
+            parsed = parse_specs([f"{name}:{','.join(hosts)}" if hosts else name])
+        except SecretError as exc:
+            raise InvalidArgumentError(str(exc)) from None
+        key = f"{name}@{secrets.token_hex(6)}"
+        held[key] = Secret(name, parsed[name], value)
+        keys.append(key)
+    return keys
+
+
 def box_options(call: Call, body: dict[str, Any]) -> BoxOptions:
     """The runtime's BoxOptions for a CreateBoxRequest; refuses what it can't honour."""
     config = call.config
@@ -96,10 +128,11 @@ def box_options(call: Call, body: dict[str, Any]) -> BoxOptions:
         fields["network"] = NetworkSpec(**body["network"])
     if call.generation == "0.9":
         fields["auto_remove"] = body.get("auto_remove", config.default_auto_remove)
-    for unsupported in ("ports", "secrets"):
-        if body.get(unsupported):
-            raise UnsupportedError(f"{unsupported} are not supported by this server's runtime; "
-                                   "create the box without them")
+    if body.get("ports"):
+        raise UnsupportedError("ports are not supported by this server's runtime; create the "
+                               "box without them (the 0.10 tunnel reaches a box's service)")
+    if body.get("secrets"):
+        fields["secrets"] = _hold_secrets(call, body["secrets"])
     if body.get("security") not in (None, "standard"):
         raise UnsupportedError("only the 'standard' security preset is offered here")
     capabilities = (body.get("advanced") or {}).get("capabilities") or {}
@@ -367,8 +400,12 @@ async def image_exists(call: Call) -> Response:
 
 
 async def prepare_tunnel(call: Call) -> Response:
-    await call.box()
-    raise UnsupportedError("service tunnels are not supported by this server")
+    """0.10's tunnel: the backend's exposed port (a URI on this server's host)."""
+    box = await call.box()
+    if call.query("port") is None:
+        raise InvalidArgumentError("query parameter port is required (the box's TCP port)")
+    exposed = await box.expose(call.query_int("port", 0, 1, 65535))
+    return JSONResponse({"uri": exposed.url})
 
 
 OPS = [

@@ -44,6 +44,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 from mcp import Client
@@ -61,7 +62,8 @@ A_OUTPUT = "A-OUTPUT-" + "51be02"
 A_SNAP_SECRET = "A-SNAP-SECRET-" + "c0ffee"
 
 KINDS = ("box ids", "box names", "runtime names", "executions", "snapshots", "clone & export",
-         "resources", "listings", "error oracles", "inside a box", "host roots", "A unharmed")
+         "resources", "listings", "error oracles", "inside a box", "box network", "host roots",
+         "A unharmed")
 
 
 @dataclass
@@ -87,6 +89,8 @@ class AState:
     subject: str = ""
     token: str = ""
     files: dict[str, str] = field(default_factory=dict)  # A's host files: name -> abs path
+    exposed_port: int = 0  # the host port of A's service (box_expose of A's running box)
+    server_port: int = 0  # the MCP server's own HTTP port
 
     def secrets(self) -> list[str]:
         """Everything of A's that must never reach B unless B sent it itself."""
@@ -189,6 +193,11 @@ async def _setup_a(a: Client, home: Path, subject: str, token: str) -> AState:
     live = await ok(a, "exec_start", {"box": running, "command": "cat; sleep 300",
                                       "keep_stdin_open": True, "timeout_seconds": 600})
     done = await ok(a, "exec_run", {"box": running, "command": f"echo {A_OUTPUT}"})
+    await ok(a, "exec_start", {"box": running, "timeout_seconds": 600, "command":
+                                f"mkdir -p /srv/www && echo {A_SECRET} > /srv/www/index.html && "
+                                "cd /srv/www && exec python3 -m http.server 8088 "
+                                "--bind 127.0.0.1"})
+    exposed = await _expose_when_listening(a, running, 8088)
     stopped = (await ok(a, "box_create", {"name": "snap-box"}))["box"]["id"]
     await ok(a, "exec_run", {"box": stopped, "command": f"echo {A_SNAP_SECRET} > /root/snap"})
     await ok(a, "box_stop", {"box": stopped})
@@ -205,7 +214,17 @@ async def _setup_a(a: Client, home: Path, subject: str, token: str) -> AState:
     return AState(running=running, stopped=stopped, runtime_names=names,
                   exec_running=live["execution_id"], exec_done=done["execution_id"],
                   home=str(await anyio.Path(home).resolve()), subject=subject,
-                  token=token, files=files)
+                  token=token, files=files, exposed_port=exposed)
+
+
+async def _expose_when_listening(a: Client, box: str, port: int) -> int:
+    """box_expose once the box's service listens: the host port A's URL names."""
+    await ok(a, "exec_run", {"box": box, "command": (
+        "for i in $(seq 100); do python3 -c \"import socket; "
+        f"socket.create_connection(('127.0.0.1', {port}), 1)\" 2>/dev/null && exit 0; "
+        "sleep 0.1; done; exit 1")})
+    url = str((await ok(a, "box_expose", {"box": box, "port": port}))["url"])
+    return int(url.rsplit(":", 1)[1].split("/")[0])
 
 
 def _random_like(value: str) -> str:
@@ -261,6 +280,7 @@ async def _attack(b: Attacker, tokens_file: Path | None) -> None:
     await _listings(b)
     await _oracles(b)
     await _inside(b, tokens_file)
+    await _network(b)
     await _host_roots(b)
 
 
@@ -359,6 +379,34 @@ async def _inside(b: Attacker, tokens_file: Path | None) -> None:
     await b.client.call_tool("box_remove", {"box": "b-box"})
 
 
+async def _network(b: Attacker) -> None:
+    """From B's own box with network (the operator lists the host's loopback on every
+    port, the widest setting): A's exposed service and the server's own port must stay
+    closed, through the proxy and around it; box_expose of A's box must be refused."""
+    a = b.a
+    await b.tool("box network", "box_expose", {"box": a.running, "port": 8088})
+    created = await b.client.call_tool("box_create", {"name": "b-net", "network": True})
+    if created.is_error:
+        b.record("box network", "create B's box with network", False, text_of(created))
+        return
+    targets = {"A's exposed service": a.exposed_port, "the server's own port": a.server_port}
+    for what, port in targets.items():
+        for how, url in (("through the proxy", f"http://host.boxlite.internal:{port}/"),
+                         ("by loopback address", f"http://127.0.0.1:{port}/")):
+            command = f"curl -s -m 10 -w '\\n%{{http_code}}' {url} 2>&1"
+            ran = await b.client.call_tool("exec_run", {"box": "b-net", "command": command})
+            out = str((ran.structured_content or {}).get("stdout", "")) if not ran.is_error else ""
+            code = out.rsplit("\n", 1)[-1].strip()
+            reached = A_SECRET in out or code not in ("403", "000", "")
+            b.record("box network", f"reach {what} {how}", reached, out[-150:])
+        command = (f"curl -s -m 5 --noproxy '*' http://127.0.0.1:{port}/ 2>&1; echo \" $?\"")
+        ran = await b.client.call_tool("exec_run", {"box": "b-net", "command": command})
+        out = str((ran.structured_content or {}).get("stdout", "")) if not ran.is_error else ""
+        b.record("box network", f"reach {what} around the proxy", A_SECRET in out
+                 or not out.strip().endswith(("7", "28")), out[-150:])
+    await b.client.call_tool("box_remove", {"box": "b-net"})
+
+
 def _mtime(path: str) -> int | None:
     try:
         return os.stat(path).st_mtime_ns
@@ -454,7 +502,7 @@ async def _server(root: Path, name: str, args: list[str]) -> AsyncIterator[McpHt
 async def _scenario(name: str, root: Path, use_auth: bool) -> ScenarioResult:
     host = root / name / "host"
     host.mkdir(parents=True)
-    args = ["--allow-path", str(host)]
+    args = ["--allow-path", str(host), "--net-allow", "*,host.boxlite.internal"]
     tokens_file: Path | None = None
     token_a = token_b = None
     if use_auth:
@@ -468,6 +516,7 @@ async def _scenario(name: str, root: Path, use_auth: bool) -> ScenarioResult:
         a_client = await stack.enter_async_context(_client(server.url, token_a, "legacy"))
         a = await _setup_a(a_client, server.home, "alice" if use_auth else "",
                            token_a or "")
+        a.server_port = int(urlsplit(server.url).port or 0)
         attackers = [("B legacy session", "legacy")]
         if use_auth:
             attackers.append(("B 2026-07-28", "auto"))

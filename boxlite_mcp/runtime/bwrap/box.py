@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import anyio
 import anyio.to_thread
 
 from ..base import Box
@@ -23,12 +24,13 @@ from ..types import (
     BoxMetrics,
     BoxStatus,
     ExecRequest,
+    ExposedPort,
     NetworkSpec,
     SnapshotInfo,
     check_name,
     check_nul,
 )
-from . import files, seccomp, snapshots
+from . import files, network, seccomp, snapshots
 from .boxfs import BoxRoot, normalize
 from .execution import BwrapExecution, open_pty, spawn
 from .sandbox import JOIN_SCRIPT, BoxSpec, launch
@@ -101,7 +103,20 @@ class BwrapBox:
             pid=state.sandbox.init_pid if state.sandbox else None,
             network=r.options.network or NetworkSpec(mode="disabled"),
             limits=r.limits,
+            network_status=network.status(state.network, state.exposed),
         )
+
+    async def expose(self, port: int) -> ExposedPort:
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise InvalidArgumentError(
+                f"port {port!r} is not a TCP port; pass the port (1-65535) a service in box "
+                f"{self.name or self._id} listens on"
+            )
+        state = await self._ensure_running()
+        async with state.lock:
+            assert state.sandbox is not None
+            return await network.expose(state.exposed, state.sandbox.init_pid, port,
+                                        self._runtime.net_rules.expose_host)
 
     async def start(self) -> None:
         state = self._state
@@ -116,17 +131,32 @@ class BwrapBox:
         rt = self._runtime
         t0 = time.monotonic()
         state.cgroup.create(r.limits)
-        network = bool(r.options.network and r.options.network.mode == "enabled")
+        enabled = bool(r.options.network and r.options.network.mode == "enabled")
         layer = await rt.layer_dir(r.id)
+        netfiles = (network.prepare_files(rt.store.box_dir(r.id), layer, r.options,
+                                          Path(r.lower))
+                    if enabled else None)
         mask = await anyio.to_thread.run_sync(rt.host_mask.fd) if r.lower == "/" else None
         spec = BoxSpec(
             box_dir=rt.store.box_dir(r.id), lower=Path(r.lower),
-            hostname=(r.name or r.id)[:63], network=network,
+            hostname=(r.name or r.id)[:63], network=enabled,
             volumes=[(v.host_path, v.guest_path, v.read_only) for v in r.options.volumes or []],
             cgroup=state.cgroup, hidden=rt.hidden_paths, mask=mask, layer=layer,
+            ro_files=netfiles.ro_files if netfiles else (),
         )
         try:
             sandbox = await launch(spec, rt.tools)
+            if netfiles is not None:  # before any process of the box runs: its only way out
+                try:
+                    rules = rt.net_rules
+                    state.network = await network.BoxNetwork.start(
+                        sandbox.init_pid, rules.policy(r.options), rt.host_port_refused,
+                        rules.substitution(r.options),
+                        netfiles.interception(rules.net_ca_file))
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await sandbox.stop(0)
+                    raise
         except BaseException:
             r.status = BoxStatus.FAILED if r.status is BoxStatus.CONFIGURED else r.status
             rt.boxes_failed_total += 1
@@ -182,6 +212,8 @@ class BwrapBox:
             env = {"PATH": DEFAULT_PATH, "HOME": user.home, "HOSTNAME": r.name or r.id}
             if request.tty:
                 env["TERM"] = "xterm-256color"
+            if state.network is not None:
+                env.update(state.network.env())
             env.update(opts.env or {})
             env.update(request.env or {})
             _find_program(root, request.command, workdir, env["PATH"])
@@ -256,11 +288,16 @@ class BwrapBox:
         if state.sandbox is not None:
             memory = state.cgroup.memory_bytes()
             cpu_percent = await state.cpu_percent()
+        counters = state.network.counters if state.network is not None else None
         return BoxMetrics(
             **r.boot.model_dump(),
             commands_executed_total=r.commands_executed_total,
             exec_errors_total=r.exec_errors_total,
             cpu_percent=cpu_percent, memory_bytes=memory,
+            network_bytes_sent=counters.bytes_sent if counters else None,
+            network_bytes_received=counters.bytes_received if counters else None,
+            network_tcp_connections=counters.tcp_connections if counters else None,
+            network_tcp_errors=counters.tcp_errors if counters else None,
         )
 
     # -- snapshots, clone, export ---------------------------------------------

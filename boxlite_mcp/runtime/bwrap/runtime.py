@@ -14,7 +14,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import anyio
@@ -24,8 +24,9 @@ from ..errors import (
     InvalidArgumentError,
     InvalidStateError,
     NotFoundError,
-    UnsupportedError,
 )
+from ..network.expose import ExposedService
+from ..network.secrets import Secret
 from ..shared import archive, validation
 from ..types import (
     BoxInfo,
@@ -44,6 +45,7 @@ from .box import BwrapBox
 from .execution import BwrapExecution
 from .host import host_tools
 from .limits import BoxCgroup, cgroup_mode
+from .network import BoxNetwork, NetworkRules
 from .sandbox import Sandbox, kill_leftovers
 from .state import BoxRecord, Store, default_home
 
@@ -65,6 +67,10 @@ class BoxState:
         self.runtime = runtime
         self.record = record
         self.sandbox: Sandbox | None = None
+        #: The host side of its network while running (boxes with network only).
+        self.network: BoxNetwork | None = None
+        #: box_expose listeners by the box's port, while running.
+        self.exposed: dict[int, ExposedService] = {}
         self.lock = anyio.Lock()
         self.executions: set[BwrapExecution] = set()
         self.cgroup = BoxCgroup(dirs=list(record.cgroup_dirs), mode=record.cgroup_mode)
@@ -77,6 +83,7 @@ class BoxState:
         if self.sandbox is not None and not self.sandbox.alive:
             self.sandbox.close_block()
             self.sandbox = None
+            self.close_network()
             self.record.status = BoxStatus.STOPPED
             self.record.live = None
             self.runtime.store.save(self.record)
@@ -100,11 +107,24 @@ class BoxState:
                     await execution.wait()
             await anyio.to_thread.run_sync(self.cgroup.remove)
         self.sandbox = None
+        self.close_network()
         self._cpu_sample = None
         self.record.status = BoxStatus.STOPPED
         self.record.live = None
         runtime.boxes_stopped_total += 1
         runtime.store.save(self.record)
+
+    def close_network(self) -> None:
+        """End the box's proxy, DNS and exposed ports (the box stopped)."""
+        if self.network is not None:
+            self.network.close()
+            self.network = None
+        for service in self.exposed.values():
+            service.close()
+        self.exposed.clear()
+
+    def exposed_host_ports(self) -> set[int]:
+        return {service.host_port for service in self.exposed.values()}
 
     def on_exit(self, execution: BwrapExecution, result: ExecResult) -> None:
         self.executions.discard(execution)
@@ -160,6 +180,8 @@ class BwrapRuntime:
     ``copy_limits`` caps what copy_out takes from a box (checked while packing).
     No box sees the home or ``hidden_paths`` (default: the auth tokens file named
     by ``BOXLITE_MCP_AUTH_TOKENS_FILE``, if set); see ``hide``.
+    ``net_allow`` is the widest set of destinations any box with network may reach
+    (``policy`` syntax; default ``*``, the public internet only); see ``network``.
     """
 
     def __init__(
@@ -172,9 +194,17 @@ class BwrapRuntime:
         stop_timeout: float = 3.0,
         copy_limits: archive.Limits | None = None,
         hidden_paths: Sequence[Path | str] | None = None,
+        net_allow: Sequence[str] | None = None,
+        expose_host: str = "127.0.0.1",
+        server_ports: Sequence[int] = (),
+        secrets: Mapping[str, Secret] | None = None,
+        net_ca_file: str | None = None,
         image_include: Sequence[Path | str] | None = None,
         default_disk_gb: int | None = 4,
     ) -> None:
+        self.net_rules = NetworkRules(net_allow, expose_host=expose_host,
+                                      server_ports=server_ports, secrets=secrets,
+                                      net_ca_file=net_ca_file)
         self.tools = host_tools()
         seccomp.bpf()  # no box runs without its filter: say now if it cannot be built
         self.home = Path(home) if home is not None else default_home()
@@ -343,7 +373,6 @@ class BwrapRuntime:
                 "image": hostimage.describe(self.image_include),
                 "images": "the host's OS (default), rootfs_path directory or OCI image "
                           "layout; no registry access",
-                "network": "none (default) or the host's network namespace; no allow_net",
                 "disk": (f"each box's writable layer is an ext4 file system of its "
                          f"disk_size_gb (default {self.default_disk_gb} GiB) in a sparse "
                          "image: a full disk is ENOSPC for that box only"
@@ -352,6 +381,7 @@ class BwrapRuntime:
                          "disk_size_gb when given; otherwise it shares the home's file "
                          "system"),
                 "not_enforced": "entrypoint/cmd are stored, not run",
+                **self.net_rules.details(),
             },
         )
 
@@ -359,6 +389,7 @@ class BwrapRuntime:
         t0 = time.monotonic()
         validation.check_options_text(options)
         _check_options(options)
+        self.net_rules.check(options)
         rootfs.check_options(options)
         _check_volumes(options)
         async with self._create_lock:
@@ -470,6 +501,13 @@ class BwrapRuntime:
                 self.host_mask.close()
                 self.store.release()
 
+    # -- network ---------------------------------------------------------------
+
+    def host_port_refused(self, port: int) -> str | None:
+        """Why the host's loopback ``port`` stays closed to every box's proxy, if it does."""
+        exposed = {p for state in self._states.values() for p in state.exposed_host_ports()}
+        return self.net_rules.host_port_refused(port, exposed)
+
     # -- used by snapshots/import ---------------------------------------------
 
     def _add(self, record: BoxRecord) -> BoxState:
@@ -516,12 +554,6 @@ def _check_options(options: BoxOptions) -> None:
         raise InvalidArgumentError(
             "pass either `image` or `rootfs_path`, not both (rootfs_path is a local "
             "rootfs directory or OCI layout; image a registry reference)"
-        )
-    if options.network is not None and options.network.allow_net:
-        raise UnsupportedError(
-            "network.allow_net (an allow-list of destinations) is not supported by the "
-            "bwrap runtime: a box has either no network or the host's. Drop allow_net, "
-            "or use the rest or local runtime."
         )
     if options.working_dir is not None and not options.working_dir.startswith("/"):
         raise InvalidArgumentError(

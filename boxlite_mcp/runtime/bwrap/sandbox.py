@@ -16,8 +16,9 @@ bubblewrap's monitor:
 2. ``unshare -m`` gives a private mount namespace in which ``sh`` mounts the
    box's overlay (image lower, ``upper/`` on top): the mount exists only there
    and disappears with the box, so a crash leaves no mount on the host;
-3. ``bwrap``, as real root, makes new PID, IPC, UTS, mount and (unless
-   networking is enabled) network namespaces, binds the overlay as ``/`` with a
+3. ``bwrap``, as real root, makes new PID, IPC, UTS, mount and network
+   namespaces (a box with network gets its own too: see ``network``), binds
+   the overlay as ``/`` with a
    fresh ``/proc``, a ``/dev`` whose device nodes are the box's own copies, and a
    ``/tmp`` tmpfs (as on BoxLite: ``/tmp`` lasts for the box's life, cleared at
    stop), sets the hostname, and then blocks in ``--block-fd``: that process is
@@ -123,6 +124,8 @@ class BoxSpec:
     cgroup: BoxCgroup
     #: Host paths no box may see (the runtime home, secrets): see ``hide``.
     hidden: Sequence[str] = ()
+    #: (host file, box path) bound read-only: a box's resolv.conf and CA bundle (``network``).
+    ro_files: Sequence[tuple[str, str]] = ()
     #: The directory holding the box's ``upper/`` and ``work/`` (its disk, see
     #: ``disk``); None: ``box_dir``.
     layer: Path | None = None
@@ -350,8 +353,9 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
         bwrap += ["--ro-bind-try", f"/proc/{name}", f"/proc/{name}"]
     for name in DEVICES:
         bwrap += ["--dev-bind", str(dev_dir / name), f"/dev/{name}"]
-    if not spec.network:
-        bwrap.append("--unshare-net")
+    bwrap.append("--unshare-net")  # always: a box with network gets its own (``network``)
+    for host_file, box_path in spec.ro_files:
+        bwrap += ["--ro-bind", host_file, box_path]
     for (_, guest, read_only), stage in zip(spec.volumes, staged, strict=True):
         bwrap += ["--ro-bind" if read_only else "--bind", stage, guest]
     bwrap += hide.bwrap_args(spec.hidden, str(spec.lower), spec.volumes)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..base import Box
 from ..errors import (
     BoxliteError,
+    InvalidArgumentError,
     InvalidStateError,
     NotFoundError,
     StoppedError,
@@ -22,7 +23,15 @@ from ..errors import (
 )
 from ..shared import clones, validation
 from ..shared.boxpaths import check_box_path
-from ..types import BoxInfo, BoxMetrics, BoxStatus, ExecRequest, SnapshotInfo, check_name
+from ..types import (
+    BoxInfo,
+    BoxMetrics,
+    BoxStatus,
+    ExecRequest,
+    ExposedPort,
+    SnapshotInfo,
+    check_name,
+)
 from . import convert, files
 from .execution import SDK_TIMEOUT_GRACE_SECONDS, LocalExecution, take_handles
 
@@ -153,6 +162,28 @@ class LocalBox:
         await self._require_stopped("restore a snapshot of")
         await self._call(f"restore box {self._label} to snapshot {name!r}",
                          lambda box: box.snapshot.restore(name))
+
+    async def expose(self, port: int) -> ExposedPort:
+        """The SDK's service tunnel (``box.network.tunnel(port)``): an opaque URI."""
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise InvalidArgumentError(f"port {port!r} is not a TCP port (1-65535)")
+
+        async def tunnel(box: Any) -> Any:
+            network = box.network() if callable(box.network) else box.network
+            return await network.tunnel(port)
+
+        answer = await self._call(f"expose port {port} of box {self._label}", tunnel)
+        uri = answer if isinstance(answer, str) else getattr(answer, "uri", None)
+        if callable(uri):  # the SDK's BoxTunnel.uri() is a method
+            uri = uri()
+        if uri is None and isinstance(answer, dict):
+            uri = answer.get("uri")
+        if not isinstance(uri, str) or not uri:
+            raise UnsupportedError(
+                f"the SDK gave no URI for port {port} of box {self._label}; box_expose "
+                "needs the SDK's service tunnel"
+            )
+        return ExposedPort(port=port, url=uri)
 
     async def clone(self, name: str | None = None) -> LocalBox:
         if name is not None:

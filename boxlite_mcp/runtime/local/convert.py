@@ -7,10 +7,12 @@ degrades to "unknown" instead of an AttributeError.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
+from ..network.secrets import Secret, placeholder
 from ..types import (
     BoxInfo,
     BoxLimits,
@@ -26,7 +28,7 @@ _STATUSES = {status.value: status for status in BoxStatus}
 
 
 def box_options(sdk: ModuleType, options: BoxOptions, *, rest: bool,
-                rootfs_path: str | None) -> Any:
+                rootfs_path: str | None, secrets: Sequence[Secret] = ()) -> Any:
     """The SDK's ``BoxOptions`` for ours; only what the caller set is passed on.
 
     One default differs from the SDK's on purpose: the embedded runtime removes a
@@ -42,8 +44,17 @@ def box_options(sdk: ModuleType, options: BoxOptions, *, rest: bool,
             kwargs[key] = fields[key]
     if rootfs_path is not None:
         kwargs["rootfs_path"] = rootfs_path
-    if options.env:
-        kwargs["env"] = list(options.env.items())
+    env = dict(options.env or {})
+    env.update({s.name: placeholder(s.name) for s in secrets})  # what the box sees
+    if env:
+        kwargs["env"] = list(env.items())
+    if secrets:
+        kwargs["secrets"] = [
+            sdk.Secret(name=s.name, value=s.value,
+                       hosts=[] if "*" in s.hosts else list(s.hosts),
+                       placeholder=placeholder(s.name))
+            for s in secrets
+        ]
     if options.volumes:
         kwargs["volumes"] = [(v.host_path, v.guest_path, v.read_only) for v in options.volumes]
     if options.network is not None:

@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import weakref
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,14 @@ from ..errors import (
     InvalidStateError,
     NotFoundError,
 )
+from ..network.policy import AllowList, PolicyError, for_server
+from ..network.secrets import Secret, SecretError, for_box
 from ..shared import validation
 from ..types import (
     BoxInfo,
     BoxOptions,
     Capabilities,
+    NetworkSpec,
     RuntimeInfo,
     RuntimeMetrics,
     check_name,
@@ -69,12 +73,18 @@ class LocalRuntime:
         home: Path | None = None,
         url: str | None = None,
         secrets: tuple[str, ...] = (),
+        box_secrets: Mapping[str, Secret] | None = None,
+        net_allow: Sequence[str] | None = None,
     ) -> None:
         self._sdk_module = sdk.load()
+        #: The operator's widest list: a box's allow_net must lie within it.
+        self.net_allow = AllowList.parse(["*"] if net_allow is None else net_allow)
         self._sdk: Any | None = sdk_runtime
         self._home = home
         self._url = url
-        self.errors = Translator(secrets)
+        #: The operator's secrets, handed to the SDK (``Secret``) for boxes that name them.
+        self.box_secrets = dict(box_secrets or {})
+        self.errors = Translator((*secrets, *(s.value for s in self.box_secrets.values())))
         self._boxes: weakref.WeakSet[LocalBox] = weakref.WeakSet()
         self._executions: weakref.WeakSet[LocalExecution] = weakref.WeakSet()
         self._capabilities: Capabilities | None = None
@@ -82,7 +92,9 @@ class LocalRuntime:
     # -- construction --------------------------------------------------------------------
 
     @classmethod
-    def embedded(cls, home: Path | None = None) -> LocalRuntime:
+    def embedded(cls, home: Path | None = None,
+                 box_secrets: Mapping[str, Secret] | None = None,
+                 net_allow: Sequence[str] | None = None) -> LocalRuntime:
         """BoxLite's embedded VM runtime, its state under ``home``.
 
         ``home`` defaults to ``BOXLITE_HOME``, else ``~/.boxlite`` (the SDK's own
@@ -102,11 +114,11 @@ class LocalRuntime:
                     f"{home}; stop it, or give this one its own home (--home or BOXLITE_HOME)"
                 ) from exc
             raise Translator().error(exc, f"open the BoxLite runtime in {home}") from exc
-        return cls(runtime, home=home)
+        return cls(runtime, home=home, box_secrets=box_secrets, net_allow=net_allow)
 
     @classmethod
-    def rest(cls, url: str, api_key: str | None = None,
-             path_prefix: str | None = None) -> LocalRuntime:
+    def rest(cls, url: str, api_key: str | None = None, path_prefix: str | None = None,
+             box_secrets: Mapping[str, Secret] | None = None) -> LocalRuntime:
         """The SDK's REST client (``Boxlite.rest``) for the BoxLite server at ``url``."""
         module = sdk.load()
         url = url.strip().rstrip("/")
@@ -121,7 +133,7 @@ class LocalRuntime:
         except Exception as exc:
             raise Translator((api_key or "",)).error(
                 exc, f"connect the SDK to the BoxLite server at {url}") from exc
-        return cls(runtime, url=url, secrets=(api_key or "",))
+        return cls(runtime, url=url, secrets=(api_key or "",), box_secrets=box_secrets)
 
     # -- what it is ----------------------------------------------------------------------
 
@@ -150,13 +162,28 @@ class LocalRuntime:
     async def create(self, options: BoxOptions) -> LocalBox:
         module = self._runtime_sdk()
         options = validation.box_options(options)
+        chosen = self._chosen_secrets(options)
+        if options.network is not None and options.network.mode == "enabled":
+            try:
+                allow = for_server(self.net_allow, options.network.allow_net)
+            except PolicyError as exc:
+                raise InvalidArgumentError(f"network.allow_net: {exc}") from None
+            options = options.model_copy(
+                update={"network": NetworkSpec(mode="enabled", allow_net=allow)})
         rootfs = await self._resolve_rootfs(options.rootfs_path)
         what = f"create box {options.name!r}" if options.name else "create a box"
         async with self.errors.translated(what):
             sdk_options = convert.box_options(self._sdk_module, options, rest=self.remote,
-                                              rootfs_path=rootfs)
+                                              rootfs_path=rootfs, secrets=chosen)
             handle = await module.create(sdk_options, name=options.name)
         return self.wrap(handle)
+
+    def _chosen_secrets(self, options: BoxOptions) -> list[Secret]:
+        enabled = options.network is not None and options.network.mode == "enabled"
+        try:
+            return list(for_box(self.box_secrets, options.secrets, enabled).values())
+        except SecretError as exc:
+            raise InvalidArgumentError(str(exc)) from None
 
     async def get(self, box: str) -> LocalBox:
         handle = await self.sdk_get(box)

@@ -25,6 +25,7 @@ from ..types import (
     BoxMetrics,
     BoxStatus,
     ExecRequest,
+    ExposedPort,
     SnapshotInfo,
     check_name,
 )
@@ -41,6 +42,7 @@ from .types import (
     WireBox,
     WireBoxMetrics,
     WireSnapshot,
+    WireTunnel,
     parse,
 )
 
@@ -214,6 +216,24 @@ class RestBox:
                 "POST", await self._url("snapshots", name, "restore"),
                 what=f"restore {self._label()} from snapshot {name!r}",
             )
+
+    async def expose(self, port: int) -> ExposedPort:
+        """0.10: the box service tunnel (an opaque URI); 0.9 has only create-time ports."""
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise InvalidArgumentError(f"port {port!r} is not a TCP port (1-65535)")
+        await self._client.ensure_ready()
+        if self._client.generation != "0.10":
+            raise UnsupportedError(
+                f"box_expose (port {port} of {self._label()}) needs a BoxLite 0.10 server's "
+                "service tunnel; this is a 0.9 server, where ports are fixed when a box is "
+                "created, which this server does not offer yet"
+            )
+        response = await self._client.request(
+            "POST", await self._url("network", "tunnel"), params={"port": str(port)},
+            idempotent=True, what=f"expose port {port} of {self._label()}",
+        )
+        tunnel = parse(WireTunnel, response.content, f"expose port {port}")
+        return ExposedPort(port=port, url=tunnel.uri)
 
     # -- clone and export ------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 # asyncio: execution tasks outlive calls; closing the runtime cancels them.
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ from ..errors import (
     InvalidStateError,
     NotFoundError,
 )
+from ..network.policy import AllowList, PolicyError, for_server
+from ..network.secrets import Secret, SecretError, for_box, placeholder, to_spec
 from ..shared import validation
 from ..types import (
     BoxInfo,
@@ -59,13 +61,31 @@ class RestRuntime:
         settings: RestSettings | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        secrets: Mapping[str, Secret] | None = None,
+        net_allow: Sequence[str] | None = None,
     ) -> None:
         self.settings = settings if settings is not None else RestSettings.from_env()
+        #: The operator's widest list: a box's allow_net must lie within it (sent as is).
+        self.net_allow = AllowList.parse(["*"] if net_allow is None else net_allow)
+        #: The operator's secrets: sent as SecretSpec with a box that names them.
+        self.secrets = dict(secrets or {})
         self.client = RestClient(self.settings, transport=transport)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"RestRuntime(url={self.settings.url!r})"
+
+    def _secret_fields(self, options: BoxOptions) -> dict[str, Any]:
+        """``secrets`` (SecretSpec, values from the operator) and the placeholders in
+        ``env``: the box sees ``NAME=<BOXLITE_SECRET:NAME>``, the server swaps it."""
+        enabled = options.network is not None and options.network.mode == "enabled"
+        try:
+            chosen = for_box(self.secrets, options.secrets, enabled)
+        except SecretError as exc:
+            raise InvalidArgumentError(str(exc)) from None
+        env = dict(options.env or {})
+        env.update({s.name: placeholder(s.name) for s in chosen.values()})
+        return {"secrets": [to_spec(s) for s in chosen.values()], "env": env}
 
     def _box(self, body: bytes, what: str) -> RestBox:
         return RestBox(self.client, self._tasks, parse(WireBox, body, what).to_info())
@@ -77,6 +97,10 @@ class RestRuntime:
         details = {
             "path": (await self.client.url()).removeprefix(self.settings.url) or "/",
             "auth": self.client.auth_scheme,
+            "secrets": (", ".join(s.name for s in self.secrets.values()) or "none configured")
+            + "; sent with a box that names them, as BoxLite SecretSpec (the server swaps "
+            "the value into the box's HTTP(S) requests)",
+            "box_expose": "the server's service tunnel (API 0.10); not on 0.9",
         }
         return RuntimeInfo(
             name="rest",
@@ -93,6 +117,15 @@ class RestRuntime:
     async def create(self, options: BoxOptions) -> RestBox:
         options = validation.box_options(options)
         body = _without_nulls(options.set_fields())
+        body.pop("secrets", None)
+        if options.network is not None and options.network.mode == "enabled":
+            try:
+                allow = for_server(self.net_allow, options.network.allow_net)
+            except PolicyError as exc:
+                raise InvalidArgumentError(f"network.allow_net: {exc}") from None
+            body["network"] = {"mode": "enabled", **({"allow_net": allow} if allow else {})}
+        if options.secrets:
+            body.update(self._secret_fields(options))
         await self.client.ensure_ready()
         if self.client.generation == "0.10":
             body = {key: value for key, value in body.items() if key not in _NOT_IN_010}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import InternalError
 from ..types import (
@@ -168,6 +168,12 @@ class WireBox(_Wire):
 class ListBoxesResponse(_Wire):
     boxes: list[WireBox]
     next_page_token: str | None = None
+
+
+class WireTunnel(_Wire):
+    """0.10's TunnelDescriptor: an opaque URI reaching a box's service."""
+
+    uri: str = Field(min_length=1)
 
 
 class WireSnapshot(_Wire):

@@ -13,6 +13,8 @@ from ..models import (
     BoxCreateInput,
     BoxExportInput,
     BoxExportResult,
+    BoxExposeInput,
+    BoxExposeResult,
     BoxImportInput,
     BoxInfoResult,
     BoxListInput,
@@ -43,9 +45,13 @@ per owner (runtime_info shows it).""",
 async def box_create(call: ToolCall, args: BoxCreateInput) -> BoxResult:
     who = call.who
     fields: dict[str, object] = args.model_dump(
-        exclude={"network", "persist", "start", "volumes"}, exclude_none=True
+        exclude={"network", "allow_net", "persist", "start", "volumes"}, exclude_none=True
     )
-    fields["network"] = NetworkSpec(mode="enabled" if args.network else "disabled")
+    # allow_net and secrets imply network
+    network = args.network or args.allow_net is not None or bool(args.secrets)
+    fields["network"] = NetworkSpec(
+        mode="enabled" if network else "disabled", allow_net=args.allow_net
+    )
     # The registry decides when a box goes; BoxLite servers default auto_remove to
     # true, which would delete a box on box_stop (before a snapshot, say).
     fields["auto_remove"] = False
@@ -104,7 +110,31 @@ async def box_info(call: ToolCall, args: BoxRefInput) -> BoxInfoResult:
         r.id for r in call.executions.owned_by(call.who.owner) if r.box_id == entry.id and r.running
     ]
     return BoxInfoResult(
-        box=call.services.view(entry, info), limits=info.limits, running_executions=running
+        box=call.services.view(entry, info),
+        limits=info.limits,
+        running_executions=running,
+        network=info.network_status,
+    )
+
+
+@tools.tool(
+    title="Expose a box's port to the host",
+    description="""
+Make a TCP service listening inside a box (a web app, an API, a notebook) reachable
+from the server's host and return its URL; give that URL to the user to look at.
+Start the service in the box first (exec_start), listening on 127.0.0.1 or 0.0.0.0.
+Calling it again for the same port returns the same URL; it ends when the box stops.""",
+    idempotent=True,
+)
+async def box_expose(call: ToolCall, args: BoxExposeInput) -> BoxExposeResult:
+    entry = await call.box(args.box)
+    exposed = await entry.box.expose(args.port)
+    return BoxExposeResult(
+        box_id=entry.id,
+        port=exposed.port,
+        url=exposed.url,
+        message=f"Port {exposed.port} of box {entry.label} is reachable from the server's "
+        f"host at {exposed.url} until the box stops.",
     )
 
 
