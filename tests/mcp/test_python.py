@@ -110,3 +110,13 @@ async def test_an_unknown_box_is_a_clear_error(make_server: ServerFactory) -> No
     async with Client(make_server()) as client:
         message = await fails(client, "python_run", box="nope", code="1")
         assert "nope" in message
+
+
+async def test_box_stop_ends_its_sessions(make_server: ServerFactory) -> None:
+    async with Client(make_server()) as client:
+        await ok(client, "box_create", name="py")
+        await ok(client, "python_run", box="py", code="x = 1")
+        await ok(client, "box_stop", box="py")
+        after = await ok(client, "python_run", box="py", code="'x' in globals()")
+        assert after["new_session"] and after["result"] == "False"
+        assert not after["session_lost"]  # closed on purpose, not found dead mid-call
