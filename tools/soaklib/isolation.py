@@ -25,8 +25,14 @@ success is a breach):
   anything of A's;
 - ``error oracles``: B's error for A's real id, name or execution id must be
   byte-identical to B's error for a random one of the same shape;
-- ``inside a box``: from B's own box, the server's home (named by ``runtime_info``)
-  and the tokens file, which the default host image can reach;
+- ``inside a box``: from B's own box, with the real paths (a worst-case leak) that
+  the probe locates on the host and checks there first: the server's home and the
+  tokens file; A's disk images (``boxes/<id>/disk.img``: since issue 10 a box's
+  writable layer lives in one, mounted detached, so the old ``upper/`` paths under the
+  home no longer exist), the loop devices holding them (opened, and made with
+  ``mknod``), the server's fds of A's detached mounts (``/proc/<server>/fd/N/upper``),
+  and A's sandbox processes (``/proc/<pid>/root``, ``/proc/<pid>/fd``, ``nsenter``
+  into their mount namespace);
 - ``host roots``: what A left in the allowed host directory (copy_out, box_export),
   read and overwritten through B's own tools.
 
@@ -75,6 +81,21 @@ class Attempt:
 
 
 @dataclass
+class Whereabouts:
+    """Where A's box files really are on the host, each checked from the host first.
+
+    B's attacks aim at these; one that B cannot reach proves something only if it is
+    where A's secret is, so the probe reads A's secret through each from the host.
+    """
+
+    images: list[str] = field(default_factory=list)  # boxes/<id>/disk.img
+    loops: list[str] = field(default_factory=list)  # /dev/loopN holding an image
+    server_fds: list[str] = field(default_factory=list)  # /proc/<server>/fd/N (A's mounts)
+    sandbox_pids: list[int] = field(default_factory=list)  # A's box processes
+    checked: dict[str, bool] = field(default_factory=dict)  # target kind -> confirmed on host
+
+
+@dataclass
 class AState:
     """What A made, and the names of it B will try."""
 
@@ -91,6 +112,7 @@ class AState:
     files: dict[str, str] = field(default_factory=dict)  # A's host files: name -> abs path
     exposed_port: int = 0  # the host port of A's service (box_expose of A's running box)
     server_port: int = 0  # the MCP server's own HTTP port
+    where: Whereabouts | None = None  # where A's files really are, located on the host
 
     def secrets(self) -> list[str]:
         """Everything of A's that must never reach B unless B sent it itself."""
@@ -103,6 +125,7 @@ class ScenarioResult:
     name: str
     attackers: list[str]
     attempts: list[Attempt]
+    where: Whereabouts | None = None
 
     def successes(self, kind: str | None = None) -> list[Attempt]:
         return [a for a in self.attempts if a.success and (kind is None or a.kind == kind)]
@@ -215,6 +238,43 @@ async def _setup_a(a: Client, home: Path, subject: str, token: str) -> AState:
                   exec_running=live["execution_id"], exec_done=done["execution_id"],
                   home=str(await anyio.Path(home).resolve()), subject=subject,
                   token=token, files=files, exposed_port=exposed)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return f.read(4096)
+    except OSError:
+        return ""
+
+
+def locate(home: str, boxes: list[str], server_pid: int) -> Whereabouts:
+    """Find A's disk images, loop devices, server fds and sandbox processes on the host
+    (the probe runs as root there). Server fds and sandbox processes are confirmed by
+    reading A's secret through them; loop devices by their backing file being A's
+    image; images by being those files (their blocks may still be in the page cache)."""
+    where = Whereabouts()
+    images = [f"{home}/boxes/{box}/disk.img" for box in boxes]
+    where.images = [i for i in images if os.path.isfile(i)]
+    real = {os.path.realpath(i) for i in where.images}
+    for backing in sorted(Path("/sys/block").glob("loop*/loop/backing_file")):
+        if _read(str(backing)).strip() in real:
+            where.loops.append(f"/dev/{backing.parent.parent.name}")
+    fd_dir = f"/proc/{server_pid}/fd"
+    for fd in sorted(os.listdir(fd_dir), key=int):
+        layer = f"{fd_dir}/{fd}/upper/root"
+        if A_SECRET in _read(f"{layer}/secret") or A_SNAP_SECRET in _read(f"{layer}/snap"):
+            where.server_fds.append(f"{fd_dir}/{fd}")
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and A_SECRET in _read(f"/proc/{entry}/root/root/secret"):
+            where.sandbox_pids.append(int(entry))
+    where.checked = {
+        "disk images": bool(where.images) and len(real) == len(boxes),
+        "loop devices": len(where.loops) == len(boxes),  # the stopped box's stays mounted
+        "server fds": len(where.server_fds) >= len(boxes),
+        "sandbox processes": bool(where.sandbox_pids),
+    }
+    return where
 
 
 async def _expose_when_listening(a: Client, box: str, port: int) -> int:
@@ -350,9 +410,12 @@ async def _oracles(b: Attacker) -> None:
 
 
 async def _inside(b: Attacker, tokens_file: Path | None) -> None:
-    """From B's own box: A's box files in the server's home, and the tokens file.
+    """From B's own box: A's box files wherever they are, and the tokens file.
 
-    B is given the real paths (the default home is well known; worst case: leaked).
+    B is given the real paths (the default home is well known; pids, fds and loop
+    numbers are small and guessable; worst case: leaked), as located on the host. A
+    disk image or loop device B can open at all is a breach (``OPENED`` in the
+    output), even before it finds A's secret in it.
     """
     a = b.a
     created = await b.client.call_tool("box_create", {"name": "b-box"})
@@ -360,22 +423,56 @@ async def _inside(b: Attacker, tokens_file: Path | None) -> None:
         b.record("inside a box", "create B's own box", False, text_of(created))
         return
     home = a.home
-    probes = {
+    where = a.where or Whereabouts()
+    secret_needles = [A_SECRET, A_SNAP_SECRET]
+    probes: dict[str, tuple[str, list[str]]] = {
         "list the server's home (A's box ids)": (f"ls {home}/boxes 2>&1", [a.running, a.stopped]),
-        "read A's file through the server's home": (
+        "read A's file through the server's home (pre-disk layout)": (
             f"cat {home}/boxes/{a.running}/upper/root/secret 2>&1", [A_SECRET]),
-        "read A's stopped box and snapshot through the server's home": (
+        "read A's stopped box and snapshot through the server's home (pre-disk layout)": (
             f"cat {home}/boxes/{a.stopped}/upper/root/snap "
             f"{home}/boxes/{a.stopped}/snapshots/*/upper/root/snap 2>&1", [A_SNAP_SECRET]),
     }
+    for image in where.images:
+        probes[f"open A's disk image {image}"] = (
+            f"head -c 1 {image} >/dev/null 2>&1 && echo OPENED; "
+            f"debugfs -R 'cat /root/secret' {image} 2>&1; "
+            f"debugfs -R 'cat /root/snap' {image} 2>&1", ["OPENED", *secret_needles])
+    for loop in where.loops:
+        number = loop.removeprefix("/dev/loop")
+        probes[f"open A's loop device {loop}"] = (
+            f"head -c 1 {loop} >/dev/null 2>&1 && echo OPENED; "
+            f"debugfs -R 'cat /root/secret' {loop} 2>&1", ["OPENED", *secret_needles])
+        probes[f"mknod A's loop device {loop} (b 7 {number}) and open it"] = (
+            f"mknod /root/loop b 7 {number} 2>&1 && head -c 1 /root/loop >/dev/null 2>&1 "
+            "&& echo OPENED; debugfs -R 'cat /root/secret' /root/loop 2>&1; rm -f /root/loop",
+            ["OPENED", *secret_needles])
+    for fd in where.server_fds:
+        probes[f"read A's detached mount through the server's {fd}"] = (
+            f"cat {fd}/upper/root/secret {fd}/upper/root/snap 2>&1; ls {fd}/ 2>&1",
+            secret_needles)
+    for pid in where.sandbox_pids:
+        probes[f"read A's files through /proc/{pid}/root and /proc/{pid}/cwd"] = (
+            f"cat /proc/{pid}/root/root/secret /proc/{pid}/cwd/root/secret 2>&1", [A_SECRET])
+        probes[f"read A's files through the fds of A's sandbox process {pid}"] = (
+            f"ls -l /proc/{pid}/fd/ 2>&1; for f in /proc/{pid}/fd/*; do "
+            "cat $f/root/secret $f/upper/root/secret 2>&1 | head -c 200; done",
+            [A_SECRET])
+        probes[f"enter A's mount namespace (/proc/{pid}/ns/mnt) with nsenter"] = (
+            f"nsenter --mount=/proc/{pid}/ns/mnt cat /root/secret 2>&1; "
+            f"nsenter --target {pid} --mount --pid cat /root/secret 2>&1", [A_SECRET])
+    probes["search every visible process root and fd for A's secret"] = (
+        "cat /proc/[0-9]*/root/root/secret /proc/[0-9]*/fd/*/upper/root/secret "
+        "/proc/[0-9]*/fd/*/root/secret 2>/dev/null | head -c 300; echo", secret_needles)
     if tokens_file is not None:
         probes["read the bearer tokens file"] = (f"cat {tokens_file} 2>&1", [a.token])
     for attack, (command, needles) in probes.items():
         ran = await b.client.call_tool("exec_run", {"box": "b-box", "command": command})
         out = str((ran.structured_content or {}).get("stdout", "")) if not ran.is_error else ""
         found = [n for n in needles if n and n in out]
+        shown = out[:150].replace("\n", " | ")
         b.record("inside a box", attack, bool(found),
-                 f"found {len(found)} of A's secrets" if found else out[:150])
+                 f"found {len(found)} of A's secrets or OPENED" if found else shown)
     await b.client.call_tool("box_remove", {"box": "b-box"})
 
 
@@ -517,6 +614,7 @@ async def _scenario(name: str, root: Path, use_auth: bool) -> ScenarioResult:
         a = await _setup_a(a_client, server.home, "alice" if use_auth else "",
                            token_a or "")
         a.server_port = int(urlsplit(server.url).port or 0)
+        a.where = locate(a.home, [a.running, a.stopped], server.pid)
         attackers = [("B legacy session", "legacy")]
         if use_auth:
             attackers.append(("B 2026-07-28", "auto"))
@@ -526,7 +624,7 @@ async def _scenario(name: str, root: Path, use_auth: bool) -> ScenarioResult:
             (mine / "b-in.txt").write_text("B's file\n")  # so copy_in gets past the path
             await _attack(Attacker(b_client, label, a, attempts), tokens_file)
         await _unharmed(a_client, a, attempts)
-    return ScenarioResult(name, [label for label, _ in attackers], attempts)
+    return ScenarioResult(name, [label for label, _ in attackers], attempts, a.where)
 
 
 async def run_probe(root: Path | None = None) -> ProbeResult:
@@ -558,6 +656,15 @@ def report(result: ProbeResult, command: str) -> str:
                          f"{example.attack[:90]} → {example.detail[:110]}"))
         lines += [render(("attack kind", "attempts", "successes", "example (a success if any)"),
                          rows), ""]
+    for scenario in result.scenarios:
+        where = scenario.where
+        if where is not None:
+            checked = ", ".join(f"{k} {'yes' if v else '**NO**'}" for k, v in where.checked.items())
+            lines.append(f"{scenario.name}: A's files located on the host ({len(where.images)} "
+                         f"disk images, {len(where.loops)} loop devices, {len(where.server_fds)} "
+                         f"server fds, {len(where.sandbox_pids)} sandbox processes); confirmed "
+                         f"from the host: {checked}.")
+    lines.append("")
     wins = result.successes
     total = sum(len(s.attempts) for s in result.scenarios)
     lines.append(f"{total} attempts, {len(wins)} successes.")
