@@ -113,6 +113,8 @@ def labels(plan: Plan) -> dict[str, str]:
         "mcp_exec": "exec_run of `true` over MCP stdio (real `python -m boxlite_mcp`) vs a "
                     "direct bwrap runtime call",
         "mcp_overhead": "MCP overhead per exec (median MCP - median direct)",
+        "mcp_python": "python_run of `1+1` (persistent session) vs exec_run of "
+                      "`python3 -c \"1+1\"`, both over MCP stdio",
         "mcp_throughput": f"{plan.mcp_flood_mib} MiB of stdout through MCP progress "
                           "notifications (stdio) vs read from the runtime directly",
         "mcp_rate": "progress notification rate during that stream",
@@ -326,8 +328,8 @@ async def runtime_part(plan: Plan, direct: Runtime, results: Results) -> None:
 # -- 4, 5, 6, 8: the MCP server over stdio ------------------------------------------------
 
 async def mcp_part(plan: Plan, work: Path, direct: Runtime, results: Results) -> None:
-    keys = ["mcp_exec", "mcp_overhead", "mcp_throughput", "mcp_rate", "mcp_first_output",
-            "mem_server", "mem_boxes"]
+    keys = ["mcp_exec", "mcp_overhead", "mcp_python", "mcp_throughput", "mcp_rate",
+            "mcp_first_output", "mem_server", "mem_boxes"]
     with section(results, "MCP server over stdio", keys):
         async with mcp.mcp_server(work / "mcp-home", work / "mcp-server.log",
                                   plan.memory_boxes + 5) as server:
@@ -367,6 +369,17 @@ async def mcp_measure(plan: Plan, server: mcp.McpServer, box: Box, results: Resu
     overhead = a.median - b.median
     results.add("mcp_overhead", f"{overhead:+.2f} ms", f"direct {ms(b.median)} ms", "—",
                 Goal("≤ 2 ms median", overhead <= 2.0))
+
+    for _ in range(3):  # the session's interpreter starts on the first call
+        await mcp.python_one_plus_one(client, "bench")
+        await mcp.exec_python_one_plus_one(client, "bench")
+    session, fresh = await alternate(plan.mcp_iterations,
+                                     lambda: mcp.python_one_plus_one(client, "bench"),
+                                     lambda: mcp.exec_python_one_plus_one(client, "bench"))
+    a, b = Summary.of(session), Summary.of(fresh)
+    speedup = ratio(b.median, a.median)
+    results.add("mcp_python", a.ms(), b.ms(), f"{speedup:.1f}x faster",
+                Goal("≥ 5x faster", speedup >= 5))
 
     nbytes = plan.mcp_flood_mib * MiB
     floods: list[mcp.Flood] = []

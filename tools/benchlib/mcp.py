@@ -69,6 +69,20 @@ async def exec_true(client: Client, box: str) -> None:
         raise RuntimeError(f"exec_run true: {ran}")
 
 
+async def python_one_plus_one(client: Client, box: str) -> None:
+    """python_run of ``1+1`` in the box's persistent session."""
+    ran = await call(client, "python_run", {"box": box, "code": "1+1"})
+    if ran.get("result") != "2":
+        raise RuntimeError(f"python_run 1+1: {ran}")
+
+
+async def exec_python_one_plus_one(client: Client, box: str) -> None:
+    """exec_run of ``python3 -c "1+1"``: a fresh interpreter per call."""
+    ran = await call(client, "exec_run", {"box": box, "argv": ["python3", "-c", "1+1"]})
+    if ran.get("exit_code") != 0:
+        raise RuntimeError(f"exec_run python3 -c 1+1: {ran}")
+
+
 @dataclass
 class Flood:
     mb_per_s: float
