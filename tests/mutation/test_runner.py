@@ -216,7 +216,8 @@ def test_equivalents_table_parsing() -> None:
     header = "| module | mutant | line | why |\n|---|---|---|---|\n"
     pasted = row("a/b.py", "AddNot", "x = a | b").replace("WHY", "r")
     assert parse(header + pasted)[0].code == "x = a | b"
-    assert parse(header + row("a/b.py", "AddNot", "s = '`'").replace("WHY", "r"))[0].code == "s = '`'"
+    tick = row("a/b.py", "AddNot", "s = '`'").replace("WHY", "r")
+    assert parse(header + tick)[0].code == "s = '`'"
     # Only tables headed "module | mutant" list equivalents; a results table is not one.
     results = "| module | mutants | killed |\n|---|---:|---:|\n| `a/b.py` | 3 | 3 |\n"
     assert parse(results + "\n" + header + pasted)[0].module == "a/b.py"
