@@ -69,8 +69,12 @@ def test_inside_attacks_aim_where_a_files_really_are(probe: ProbeResult) -> None
         where = scenario.where
         assert where is not None and all(where.checked.values()), (scenario.name, where)
         inside = [a.attack for a in scenario.attempts if a.kind == "inside a box"]
-        for target in (*where.images, *where.loops, *where.server_fds,
-                       *(f"/proc/{pid}/ns/mnt" for pid in where.sandbox_pids)):
+        for target in (
+            *where.images,
+            *where.loops,
+            *where.server_fds,
+            *(f"/proc/{pid}/ns/mnt" for pid in where.sandbox_pids),
+        ):
             assert any(target in attack for attack in inside), (scenario.name, target)
 
 

@@ -67,9 +67,21 @@ A_SECRET = "A-SECRET-" + "7f3a9c"
 A_OUTPUT = "A-OUTPUT-" + "51be02"
 A_SNAP_SECRET = "A-SNAP-SECRET-" + "c0ffee"
 
-KINDS = ("box ids", "box names", "runtime names", "executions", "snapshots", "clone & export",
-         "resources", "listings", "error oracles", "inside a box", "box network", "host roots",
-         "A unharmed")
+KINDS = (
+    "box ids",
+    "box names",
+    "runtime names",
+    "executions",
+    "snapshots",
+    "clone & export",
+    "resources",
+    "listings",
+    "error oracles",
+    "inside a box",
+    "box network",
+    "host roots",
+    "A unharmed",
+)
 
 
 @dataclass
@@ -116,8 +128,17 @@ class AState:
 
     def secrets(self) -> list[str]:
         """Everything of A's that must never reach B unless B sent it itself."""
-        return [A_SECRET, A_OUTPUT, A_SNAP_SECRET, self.running, self.stopped, self.exec_running,
-                self.exec_done, *self.runtime_names, self.token]
+        return [
+            A_SECRET,
+            A_OUTPUT,
+            A_SNAP_SECRET,
+            self.running,
+            self.stopped,
+            self.exec_running,
+            self.exec_done,
+            *self.runtime_names,
+            self.token,
+        ]
 
 
 @dataclass
@@ -149,20 +170,29 @@ def _client(url: str, token: str | None, mode: str) -> Client:
 
 #: Tools that take a box, with arguments that would make the call valid otherwise.
 BOX_TOOLS: dict[str, dict[str, Any]] = {
-    "box_info": {}, "box_metrics": {}, "box_start": {}, "box_stop": {},
-    "box_clone": {"name": "stolen"}, "box_export": {"host_path": "b-export.boxlite"},
-    "exec_run": {"command": "cat /root/secret"}, "exec_start": {"command": "cat /root/secret"},
+    "box_info": {},
+    "box_metrics": {},
+    "box_start": {},
+    "box_stop": {},
+    "box_clone": {"name": "stolen"},
+    "box_export": {"host_path": "b-export.boxlite"},
+    "exec_run": {"command": "cat /root/secret"},
+    "exec_start": {"command": "cat /root/secret"},
     "file_read": {"path": "/root/secret"},
     "file_write": {"path": "/root/pwned", "content": "B was here"},
     "copy_in": {"host_path": "b-in.txt", "box_path": "/root/pwned"},
     "copy_out": {"box_path": "/root/secret", "host_path": "b-out.txt"},
-    "snapshot_create": {"name": "b-snap"}, "snapshot_list": {},
-    "snapshot_restore": {"name": "snap1"}, "snapshot_remove": {"name": "snap1"},
+    "snapshot_create": {"name": "b-snap"},
+    "snapshot_list": {},
+    "snapshot_restore": {"name": "snap1"},
+    "snapshot_remove": {"name": "snap1"},
     "box_remove": {},
 }
 EXEC_TOOLS: dict[str, dict[str, Any]] = {
-    "exec_read": {"wait_seconds": 0}, "exec_write": {"text": "B was here\n"},
-    "exec_signal": {"signal": "TERM"}, "exec_kill": {},
+    "exec_read": {"wait_seconds": 0},
+    "exec_write": {"text": "B was here\n"},
+    "exec_signal": {"signal": "TERM"},
+    "exec_kill": {},
 }
 
 
@@ -193,8 +223,9 @@ class Attacker:
         message = text_of(result)
         leaks = self._leaks(message + json.dumps(result.structured_content or {}), sent)
         success = not result.is_error or bool(leaks)
-        self.record(kind, f"{tool} {sent}", success,
-                    f"leaked {leaks}: {message}" if leaks else message)
+        self.record(
+            kind, f"{tool} {sent}", success, f"leaked {leaks}: {message}" if leaks else message
+        )
         return message
 
     async def resource(self, kind: str, uri: str) -> str:
@@ -213,31 +244,62 @@ class Attacker:
 async def _setup_a(a: Client, home: Path, subject: str, token: str) -> AState:
     running = (await ok(a, "box_create", {"name": "secret-box"}))["box"]["id"]
     await ok(a, "exec_run", {"box": running, "command": f"echo {A_SECRET} > /root/secret"})
-    live = await ok(a, "exec_start", {"box": running, "command": "cat; sleep 300",
-                                      "keep_stdin_open": True, "timeout_seconds": 600})
+    live = await ok(
+        a,
+        "exec_start",
+        {
+            "box": running,
+            "command": "cat; sleep 300",
+            "keep_stdin_open": True,
+            "timeout_seconds": 600,
+        },
+    )
     done = await ok(a, "exec_run", {"box": running, "command": f"echo {A_OUTPUT}"})
-    await ok(a, "exec_start", {"box": running, "timeout_seconds": 600, "command":
-                                f"mkdir -p /srv/www && echo {A_SECRET} > /srv/www/index.html && "
-                                "cd /srv/www && exec python3 -m http.server 8088 "
-                                "--bind 127.0.0.1"})
+    await ok(
+        a,
+        "exec_start",
+        {
+            "box": running,
+            "timeout_seconds": 600,
+            "command": f"mkdir -p /srv/www && echo {A_SECRET} > /srv/www/index.html && "
+            "cd /srv/www && exec python3 -m http.server 8088 "
+            "--bind 127.0.0.1",
+        },
+    )
     exposed = await _expose_when_listening(a, running, 8088)
     stopped = (await ok(a, "box_create", {"name": "snap-box"}))["box"]["id"]
     await ok(a, "exec_run", {"box": stopped, "command": f"echo {A_SNAP_SECRET} > /root/snap"})
     await ok(a, "box_stop", {"box": stopped})
     await ok(a, "snapshot_create", {"box": stopped, "name": "snap1"})
-    files = {"a-secret.txt": (await ok(a, "copy_out", {
-        "box": running, "box_path": "/root/secret", "host_path": "a-secret.txt"}))["destination"]}
+    files = {
+        "a-secret.txt": (
+            await ok(
+                a,
+                "copy_out",
+                {"box": running, "box_path": "/root/secret", "host_path": "a-secret.txt"},
+            )
+        )["destination"]
+    }
     for name in ("a-snap.boxlite", "a-victim.boxlite"):
         files[name] = (await ok(a, "box_export", {"box": stopped, "host_path": name}))[
-            "archive_path"]
+            "archive_path"
+        ]
     names = []
     for box_id in (running, stopped):
         record = json.loads((home / "boxes" / box_id / "box.json").read_text())
         names.append(str(record["name"]))
-    return AState(running=running, stopped=stopped, runtime_names=names,
-                  exec_running=live["execution_id"], exec_done=done["execution_id"],
-                  home=str(await anyio.Path(home).resolve()), subject=subject,
-                  token=token, files=files, exposed_port=exposed)
+    return AState(
+        running=running,
+        stopped=stopped,
+        runtime_names=names,
+        exec_running=live["execution_id"],
+        exec_done=done["execution_id"],
+        home=str(await anyio.Path(home).resolve()),
+        subject=subject,
+        token=token,
+        files=files,
+        exposed_port=exposed,
+    )
 
 
 def _read(path: str) -> str:
@@ -279,10 +341,18 @@ def locate(home: str, boxes: list[str], server_pid: int) -> Whereabouts:
 
 async def _expose_when_listening(a: Client, box: str, port: int) -> int:
     """box_expose once the box's service listens: the host port A's URL names."""
-    await ok(a, "exec_run", {"box": box, "command": (
-        "for i in $(seq 100); do python3 -c \"import socket; "
-        f"socket.create_connection(('127.0.0.1', {port}), 1)\" 2>/dev/null && exit 0; "
-        "sleep 0.1; done; exit 1")})
+    await ok(
+        a,
+        "exec_run",
+        {
+            "box": box,
+            "command": (
+                'for i in $(seq 100); do python3 -c "import socket; '
+                f"socket.create_connection(('127.0.0.1', {port}), 1)\" 2>/dev/null && exit 0; "
+                "sleep 0.1; done; exit 1"
+            ),
+        },
+    )
     url = str((await ok(a, "box_expose", {"box": box, "port": port}))["url"])
     return int(url.rsplit(":", 1)[1].split("/")[0])
 
@@ -302,8 +372,11 @@ def _random_like(value: str) -> str:
 async def _attack(b: Attacker, tokens_file: Path | None) -> None:
     a = b.a
     # Box references: ids, names, reserved runtime names.
-    refs = {"box ids": [a.running, a.stopped], "box names": [a.running_name, a.stopped_name],
-            "runtime names": a.runtime_names}
+    refs = {
+        "box ids": [a.running, a.stopped],
+        "box names": [a.running_name, a.stopped_name],
+        "runtime names": a.runtime_names,
+    }
     for kind, values in refs.items():
         for ref in values:
             for tool, extra in BOX_TOOLS.items():
@@ -313,11 +386,13 @@ async def _attack(b: Attacker, tokens_file: Path | None) -> None:
     if mine.is_error:
         b.record("box names", "box_create under A's name", False, text_of(mine))
     else:
-        seen = await b.client.call_tool("exec_run", {
-            "box": a.running_name, "command": "cat /root/secret 2>&1; ls /root"})
+        seen = await b.client.call_tool(
+            "exec_run", {"box": a.running_name, "command": "cat /root/secret 2>&1; ls /root"}
+        )
         text = text_of(seen)
-        b.record("box names", "B's own box named like A's shows A's files", A_SECRET in text,
-                 text[:200])
+        b.record(
+            "box names", "B's own box named like A's shows A's files", A_SECRET in text, text[:200]
+        )
         await b.client.call_tool("box_remove", {"box": a.running_name})
     # Executions.
     for execution in (a.exec_running, a.exec_done):
@@ -328,8 +403,11 @@ async def _attack(b: Attacker, tokens_file: Path | None) -> None:
         for tool in ("snapshot_list", "snapshot_restore", "snapshot_remove", "snapshot_create"):
             await b.tool("snapshots", tool, {"box": ref, **BOX_TOOLS[tool]})
         await b.tool("clone & export", "box_clone", {"box": ref, "name": "stolen"})
-        await b.tool("clone & export", "box_export", {"box": ref, "host_path": "stolen.boxlite",
-                                                      "overwrite": True})
+        await b.tool(
+            "clone & export",
+            "box_export",
+            {"box": ref, "host_path": "stolen.boxlite", "overwrite": True},
+        )
     # Resources.
     for ref in (a.running, a.running_name, *a.runtime_names):
         await b.resource("resources", f"boxlite://boxes/{ref}")
@@ -388,8 +466,12 @@ async def _oracles(b: Attacker) -> None:
         mine = (await answer(tool, real)).replace(asked[0], "<ref>")
         other = (await answer(tool, fake)).replace(asked[1], "<ref>")
         label = f"{tool} {json.dumps(real)} vs {json.dumps(fake)}"
-        b.record("error oracles", label, mine != other,
-                 "identical" if mine == other else f"real: {mine[:120]} | random: {other[:120]}")
+        b.record(
+            "error oracles",
+            label,
+            mine != other,
+            "identical" if mine == other else f"real: {mine[:120]} | random: {other[:120]}",
+        )
 
     for ref in (a.running, a.stopped, a.running_name, *a.runtime_names):
         fake = _random_like(ref)
@@ -398,15 +480,27 @@ async def _oracles(b: Attacker) -> None:
                 continue  # destructive ones were already refused above; the rest suffice
             await compare(tool, {"box": ref, **extra}, {"box": fake, **extra}, (ref, fake))
         for suffix in ("", "/files/etc/hostname"):
-            await compare("read", {"uri": f"boxlite://boxes/{ref}{suffix}"},
-                          {"uri": f"boxlite://boxes/{fake}{suffix}"}, (ref, fake))
+            await compare(
+                "read",
+                {"uri": f"boxlite://boxes/{ref}{suffix}"},
+                {"uri": f"boxlite://boxes/{fake}{suffix}"},
+                (ref, fake),
+            )
     for execution in (a.exec_running, a.exec_done):
         fake = _random_like(execution)
         for tool, extra in EXEC_TOOLS.items():
-            await compare(tool, {"execution_id": execution, **extra},
-                          {"execution_id": fake, **extra}, (execution, fake))
-        await compare("read", {"uri": f"boxlite://executions/{execution}/output"},
-                      {"uri": f"boxlite://executions/{fake}/output"}, (execution, fake))
+            await compare(
+                tool,
+                {"execution_id": execution, **extra},
+                {"execution_id": fake, **extra},
+                (execution, fake),
+            )
+        await compare(
+            "read",
+            {"uri": f"boxlite://executions/{execution}/output"},
+            {"uri": f"boxlite://executions/{fake}/output"},
+            (execution, fake),
+        )
 
 
 async def _inside(b: Attacker, tokens_file: Path | None) -> None:
@@ -428,42 +522,59 @@ async def _inside(b: Attacker, tokens_file: Path | None) -> None:
     probes: dict[str, tuple[str, list[str]]] = {
         "list the server's home (A's box ids)": (f"ls {home}/boxes 2>&1", [a.running, a.stopped]),
         "read A's file through the server's home (pre-disk layout)": (
-            f"cat {home}/boxes/{a.running}/upper/root/secret 2>&1", [A_SECRET]),
+            f"cat {home}/boxes/{a.running}/upper/root/secret 2>&1",
+            [A_SECRET],
+        ),
         "read A's stopped box and snapshot through the server's home (pre-disk layout)": (
             f"cat {home}/boxes/{a.stopped}/upper/root/snap "
-            f"{home}/boxes/{a.stopped}/snapshots/*/upper/root/snap 2>&1", [A_SNAP_SECRET]),
+            f"{home}/boxes/{a.stopped}/snapshots/*/upper/root/snap 2>&1",
+            [A_SNAP_SECRET],
+        ),
     }
     for image in where.images:
         probes[f"open A's disk image {image}"] = (
             f"head -c 1 {image} >/dev/null 2>&1 && echo OPENED; "
             f"debugfs -R 'cat /root/secret' {image} 2>&1; "
-            f"debugfs -R 'cat /root/snap' {image} 2>&1", ["OPENED", *secret_needles])
+            f"debugfs -R 'cat /root/snap' {image} 2>&1",
+            ["OPENED", *secret_needles],
+        )
     for loop in where.loops:
         number = loop.removeprefix("/dev/loop")
         probes[f"open A's loop device {loop}"] = (
             f"head -c 1 {loop} >/dev/null 2>&1 && echo OPENED; "
-            f"debugfs -R 'cat /root/secret' {loop} 2>&1", ["OPENED", *secret_needles])
+            f"debugfs -R 'cat /root/secret' {loop} 2>&1",
+            ["OPENED", *secret_needles],
+        )
         probes[f"mknod A's loop device {loop} (b 7 {number}) and open it"] = (
             f"mknod /root/loop b 7 {number} 2>&1 && head -c 1 /root/loop >/dev/null 2>&1 "
             "&& echo OPENED; debugfs -R 'cat /root/secret' /root/loop 2>&1; rm -f /root/loop",
-            ["OPENED", *secret_needles])
+            ["OPENED", *secret_needles],
+        )
     for fd in where.server_fds:
         probes[f"read A's detached mount through the server's {fd}"] = (
             f"cat {fd}/upper/root/secret {fd}/upper/root/snap 2>&1; ls {fd}/ 2>&1",
-            secret_needles)
+            secret_needles,
+        )
     for pid in where.sandbox_pids:
         probes[f"read A's files through /proc/{pid}/root and /proc/{pid}/cwd"] = (
-            f"cat /proc/{pid}/root/root/secret /proc/{pid}/cwd/root/secret 2>&1", [A_SECRET])
+            f"cat /proc/{pid}/root/root/secret /proc/{pid}/cwd/root/secret 2>&1",
+            [A_SECRET],
+        )
         probes[f"read A's files through the fds of A's sandbox process {pid}"] = (
             f"ls -l /proc/{pid}/fd/ 2>&1; for f in /proc/{pid}/fd/*; do "
             "cat $f/root/secret $f/upper/root/secret 2>&1 | head -c 200; done",
-            [A_SECRET])
+            [A_SECRET],
+        )
         probes[f"enter A's mount namespace (/proc/{pid}/ns/mnt) with nsenter"] = (
             f"nsenter --mount=/proc/{pid}/ns/mnt cat /root/secret 2>&1; "
-            f"nsenter --target {pid} --mount --pid cat /root/secret 2>&1", [A_SECRET])
+            f"nsenter --target {pid} --mount --pid cat /root/secret 2>&1",
+            [A_SECRET],
+        )
     probes["search every visible process root and fd for A's secret"] = (
         "cat /proc/[0-9]*/root/root/secret /proc/[0-9]*/fd/*/upper/root/secret "
-        "/proc/[0-9]*/fd/*/root/secret 2>/dev/null | head -c 300; echo", secret_needles)
+        "/proc/[0-9]*/fd/*/root/secret 2>/dev/null | head -c 300; echo",
+        secret_needles,
+    )
     if tokens_file is not None:
         probes["read the bearer tokens file"] = (f"cat {tokens_file} 2>&1", [a.token])
     for attack, (command, needles) in probes.items():
@@ -471,8 +582,12 @@ async def _inside(b: Attacker, tokens_file: Path | None) -> None:
         out = str((ran.structured_content or {}).get("stdout", "")) if not ran.is_error else ""
         found = [n for n in needles if n and n in out]
         shown = out[:150].replace("\n", " | ")
-        b.record("inside a box", attack, bool(found),
-                 f"found {len(found)} of A's secrets or OPENED" if found else shown)
+        b.record(
+            "inside a box",
+            attack,
+            bool(found),
+            f"found {len(found)} of A's secrets or OPENED" if found else shown,
+        )
     await b.client.call_tool("box_remove", {"box": "b-box"})
 
 
@@ -488,19 +603,25 @@ async def _network(b: Attacker) -> None:
         return
     targets = {"A's exposed service": a.exposed_port, "the server's own port": a.server_port}
     for what, port in targets.items():
-        for how, url in (("through the proxy", f"http://host.boxlite.internal:{port}/"),
-                         ("by loopback address", f"http://127.0.0.1:{port}/")):
+        for how, url in (
+            ("through the proxy", f"http://host.boxlite.internal:{port}/"),
+            ("by loopback address", f"http://127.0.0.1:{port}/"),
+        ):
             command = f"curl -s -m 10 -w '\\n%{{http_code}}' {url} 2>&1"
             ran = await b.client.call_tool("exec_run", {"box": "b-net", "command": command})
             out = str((ran.structured_content or {}).get("stdout", "")) if not ran.is_error else ""
             code = out.rsplit("\n", 1)[-1].strip()
             reached = A_SECRET in out or code not in ("403", "000", "")
             b.record("box network", f"reach {what} {how}", reached, out[-150:])
-        command = (f"curl -s -m 5 --noproxy '*' http://127.0.0.1:{port}/ 2>&1; echo \" $?\"")
+        command = f"curl -s -m 5 --noproxy '*' http://127.0.0.1:{port}/ 2>&1; echo \" $?\""
         ran = await b.client.call_tool("exec_run", {"box": "b-net", "command": command})
         out = str((ran.structured_content or {}).get("stdout", "")) if not ran.is_error else ""
-        b.record("box network", f"reach {what} around the proxy", A_SECRET in out
-                 or not out.strip().endswith(("7", "28")), out[-150:])
+        b.record(
+            "box network",
+            f"reach {what} around the proxy",
+            A_SECRET in out or not out.strip().endswith(("7", "28")),
+            out[-150:],
+        )
     await b.client.call_tool("box_remove", {"box": "b-net"})
 
 
@@ -530,33 +651,46 @@ async def _host_roots(b: Attacker) -> None:
         return list(dict.fromkeys([name, path, os.path.relpath(path, own_root)]))
 
     for ref in names("a-secret.txt"):
-        copied = await b.client.call_tool("copy_in", {"box": "b-host", "host_path": ref,
-                                                      "box_path": "/root/got"})
+        copied = await b.client.call_tool(
+            "copy_in", {"box": "b-host", "host_path": ref, "box_path": "/root/got"}
+        )
         read = await b.client.call_tool("file_read", {"box": "b-host", "path": "/root/got"})
         got = str((read.structured_content or {}).get("content", ""))
-        b.record("host roots", f"copy_in A's copied-out file as {ref!r}, then file_read it",
-                 not copied.is_error and A_SECRET in got, text_of(copied)[:150])
+        b.record(
+            "host roots",
+            f"copy_in A's copied-out file as {ref!r}, then file_read it",
+            not copied.is_error and A_SECRET in got,
+            text_of(copied)[:150],
+        )
     for ref in names("a-snap.boxlite"):
-        imported = await b.client.call_tool("box_import", {"host_path": ref,
-                                                           "name": "b-imported"})
+        imported = await b.client.call_tool("box_import", {"host_path": ref, "name": "b-imported"})
         shown = ""
         if not imported.is_error:
-            ran = await b.client.call_tool("exec_run", {"box": "b-imported",
-                                                        "command": "cat /root/snap"})
+            ran = await b.client.call_tool(
+                "exec_run", {"box": "b-imported", "command": "cat /root/snap"}
+            )
             shown = str((ran.structured_content or {}).get("stdout", ""))
             await b.client.call_tool("box_remove", {"box": "b-imported"})
-        b.record("host roots", f"box_import A's exported archive as {ref!r}",
-                 A_SNAP_SECRET in shown,
-                 text_of(imported)[:150] if imported.is_error else f"box has: {shown[:80]}")
+        b.record(
+            "host roots",
+            f"box_import A's exported archive as {ref!r}",
+            A_SNAP_SECRET in shown,
+            text_of(imported)[:150] if imported.is_error else f"box has: {shown[:80]}",
+        )
     victim = a.files["a-victim.boxlite"]
     await b.client.call_tool("box_stop", {"box": "b-host"})
     for ref in names("a-victim.boxlite"):
         before = _mtime(victim)
-        overwrite = await b.client.call_tool("box_export", {"box": "b-host", "host_path": ref,
-                                                            "overwrite": True})
+        overwrite = await b.client.call_tool(
+            "box_export", {"box": "b-host", "host_path": ref, "overwrite": True}
+        )
         changed = _mtime(victim) != before
-        b.record("host roots", f"overwrite A's exported archive as {ref!r} with box_export",
-                 changed, text_of(overwrite)[:150])
+        b.record(
+            "host roots",
+            f"overwrite A's exported archive as {ref!r} with box_export",
+            changed,
+            text_of(overwrite)[:150],
+        )
     await b.client.call_tool("box_remove", {"box": "b-host"})
 
 
@@ -569,23 +703,38 @@ async def _unharmed(a_client: Client, a: AState, attempts: list[Attempt]) -> Non
     listed = {x["id"]: x for x in (await ok(a_client, "box_list"))["boxes"]}
     record("A still has both boxes", set(listed) != {a.running, a.stopped}, f"{sorted(listed)}")
     if a.running in listed:
-        record("running box still running", listed[a.running]["status"] != "running",
-               listed[a.running]["status"])
-        seen = await ok(a_client, "exec_run", {
-            "box": a.running, "command": "cat /root/secret; ls /root/pwned 2>/dev/null"})
-        record("secret intact, nothing planted", seen["stdout"].split() != [A_SECRET],
-               seen["stdout"])
+        record(
+            "running box still running",
+            listed[a.running]["status"] != "running",
+            listed[a.running]["status"],
+        )
+        seen = await ok(
+            a_client,
+            "exec_run",
+            {"box": a.running, "command": "cat /root/secret; ls /root/pwned 2>/dev/null"},
+        )
+        record(
+            "secret intact, nothing planted", seen["stdout"].split() != [A_SECRET], seen["stdout"]
+        )
     if a.stopped in listed:
-        record("stopped box still stopped", listed[a.stopped]["status"] != "stopped",
-               listed[a.stopped]["status"])
+        record(
+            "stopped box still stopped",
+            listed[a.stopped]["status"] != "stopped",
+            listed[a.stopped]["status"],
+        )
         snaps = await ok(a_client, "snapshot_list", {"box": a.stopped})
-        record("snapshot intact", [s["name"] for s in snaps["snapshots"]] != ["snap1"],
-               f"{snaps['snapshots']}")
+        record(
+            "snapshot intact",
+            [s["name"] for s in snaps["snapshots"]] != ["snap1"],
+            f"{snaps['snapshots']}",
+        )
     live = await a_client.call_tool("exec_read", {"execution_id": a.exec_running})
     state = live.structured_content or {}
-    record("running execution untouched (running, no input from B)",
-           bool(live.is_error or not state.get("running") or state.get("stdout")),
-           text_of(live)[:200])
+    record(
+        "running execution untouched (running, no input from B)",
+        bool(live.is_error or not state.get("running") or state.get("stdout")),
+        text_of(live)[:200],
+    )
 
 
 @asynccontextmanager
@@ -611,8 +760,7 @@ async def _scenario(name: str, root: Path, use_auth: bool) -> ScenarioResult:
     attempts: list[Attempt] = []
     async with _server(root, name, args) as server, AsyncExitStack() as stack:
         a_client = await stack.enter_async_context(_client(server.url, token_a, "legacy"))
-        a = await _setup_a(a_client, server.home, "alice" if use_auth else "",
-                           token_a or "")
+        a = await _setup_a(a_client, server.home, "alice" if use_auth else "", token_a or "")
         a.server_port = int(urlsplit(server.url).port or 0)
         a.where = locate(a.home, [a.running, a.stopped], server.pid)
         attackers = [("B legacy session", "legacy")]
@@ -631,20 +779,30 @@ async def run_probe(root: Path | None = None) -> ProbeResult:
     """Both scenarios. ``root`` holds homes and host directories; it should not be under
     /tmp, which boxes see as their own tmpfs: the default home (~/.local/share) is not."""
     began = anyio.current_time()
-    root = Path(tempfile.mkdtemp(prefix="boxlite-isolation-", dir="/var/tmp")) \
-        if root is None else root
-    scenarios = [await _scenario("bearer", root, use_auth=True),
-                 await _scenario("sessions", root, use_auth=False)]
+    root = (
+        Path(tempfile.mkdtemp(prefix="boxlite-isolation-", dir="/var/tmp"))
+        if root is None
+        else root
+    )
+    scenarios = [
+        await _scenario("bearer", root, use_auth=True),
+        await _scenario("sessions", root, use_auth=False),
+    ]
     return ProbeResult(scenarios, anyio.current_time() - began)
 
 
 def report(result: ProbeResult, command: str) -> str:
     lines = [f"### Isolation probe (`{command}`, {result.seconds:.0f} s)", ""]
     for scenario in result.scenarios:
-        title = ("bearer auth, owners alice (A) and bob (B)" if scenario.name == "bearer"
-                 else "no auth, two handshake-era sessions")
-        lines += [f"#### {scenario.name}: {title}; B attacks as {', '.join(scenario.attackers)}",
-                  ""]
+        title = (
+            "bearer auth, owners alice (A) and bob (B)"
+            if scenario.name == "bearer"
+            else "no auth, two handshake-era sessions"
+        )
+        lines += [
+            f"#### {scenario.name}: {title}; B attacks as {', '.join(scenario.attackers)}",
+            "",
+        ]
         rows = []
         for kind in KINDS:
             of_kind = [x for x in scenario.attempts if x.kind == kind]
@@ -652,18 +810,28 @@ def report(result: ProbeResult, command: str) -> str:
                 continue
             wins = [x for x in of_kind if x.success]
             example = wins[0] if wins else of_kind[0]
-            rows.append((kind, len(of_kind), f"**{len(wins)}**" if wins else "0",
-                         f"{example.attack[:90]} → {example.detail[:110]}"))
-        lines += [render(("attack kind", "attempts", "successes", "example (a success if any)"),
-                         rows), ""]
+            rows.append(
+                (
+                    kind,
+                    len(of_kind),
+                    f"**{len(wins)}**" if wins else "0",
+                    f"{example.attack[:90]} → {example.detail[:110]}",
+                )
+            )
+        lines += [
+            render(("attack kind", "attempts", "successes", "example (a success if any)"), rows),
+            "",
+        ]
     for scenario in result.scenarios:
         where = scenario.where
         if where is not None:
             checked = ", ".join(f"{k} {'yes' if v else '**NO**'}" for k, v in where.checked.items())
-            lines.append(f"{scenario.name}: A's files located on the host ({len(where.images)} "
-                         f"disk images, {len(where.loops)} loop devices, {len(where.server_fds)} "
-                         f"server fds, {len(where.sandbox_pids)} sandbox processes); confirmed "
-                         f"from the host: {checked}.")
+            lines.append(
+                f"{scenario.name}: A's files located on the host ({len(where.images)} "
+                f"disk images, {len(where.loops)} loop devices, {len(where.server_fds)} "
+                f"server fds, {len(where.sandbox_pids)} sandbox processes); confirmed "
+                f"from the host: {checked}."
+            )
     lines.append("")
     wins = result.successes
     total = sum(len(s.attempts) for s in result.scenarios)
