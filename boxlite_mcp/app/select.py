@@ -58,8 +58,9 @@ class SelectedRuntime:
     reason: str
 
 
-async def open_runtime(settings: Settings,
-                       environ: Mapping[str, str] | None = None) -> SelectedRuntime:
+async def open_runtime(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> SelectedRuntime:
     """Open the runtime ``settings.runtime`` names (``auto``: see the module docstring)."""
     env = os.environ if environ is None else environ
     url = configured_url(settings, env)
@@ -67,14 +68,21 @@ async def open_runtime(settings: Settings,
     if choice == "rest":
         if url is None:
             raise InvalidArgumentError(
-                "the rest runtime needs a BoxLite server: set BOXLITE_REST_URL or pass --url")
-        return SelectedRuntime(await open_rest(url, env, settings), "rest",
-                               f"the rest runtime was asked for; BoxLite server at {url}")
+                "the rest runtime needs a BoxLite server: set BOXLITE_REST_URL or pass --url"
+            )
+        return SelectedRuntime(
+            await open_rest(url, env, settings),
+            "rest",
+            f"the rest runtime was asked for; BoxLite server at {url}",
+        )
     if choice == "local":
         return await _open_local_explicitly(settings)
     if choice == "bwrap":
-        return SelectedRuntime(await _open_bwrap(settings), "bwrap",
-                               "the bwrap runtime was asked for; " + _BWRAP_CAVEAT)
+        return SelectedRuntime(
+            await _open_bwrap(settings),
+            "bwrap",
+            "the bwrap runtime was asked for; " + _BWRAP_CAVEAT,
+        )
     return await _auto(settings, url, env)
 
 
@@ -91,8 +99,11 @@ _BWRAP_CAVEAT = (
 async def _auto(settings: Settings, url: str | None, env: Mapping[str, str]) -> SelectedRuntime:
     if url is not None:
         source = "--url is given" if settings.url else f"{REST_URL_ENV} is set"
-        return SelectedRuntime(await open_rest(url, env, settings), "rest",
-                               f"{source}, so boxes live on the BoxLite server at {url}")
+        return SelectedRuntime(
+            await open_rest(url, env, settings),
+            "rest",
+            f"{source}, so boxes live on the BoxLite server at {url}",
+        )
 
     from ..runtime.local import probe
 
@@ -103,7 +114,8 @@ async def _auto(settings: Settings, url: str | None, env: Mapping[str, str]) -> 
     verdict = await anyio.to_thread.run_sync(lambda: probe.can_boot(mode))
     if verdict.ok:
         return SelectedRuntime(
-            await _open_local(settings), "local",
+            await _open_local(settings),
+            "local",
             f"the boxlite SDK is installed and this host boots micro-VMs ({verdict.reason})",
         )
     why_not_local = f"not local: {verdict.reason}"
@@ -116,7 +128,8 @@ async def _auto(settings: Settings, url: str | None, env: Mapping[str, str]) -> 
             f"{exc.message.rstrip('. ')}). Ways out: {_WAYS_OUT}"
         ) from None
     return SelectedRuntime(
-        bwrap_runtime, "bwrap",
+        bwrap_runtime,
+        "bwrap",
         f"no BoxLite server is configured and no micro-VM can boot here ({verdict.reason}), "
         f"so bwrap: {_BWRAP_CAVEAT}",
     )
@@ -128,11 +141,11 @@ async def _open_local_explicitly(settings: Settings) -> SelectedRuntime:
     runtime = await _open_local(settings)
     check = probe.host_check()
     if check.ok:
-        return SelectedRuntime(runtime, "local",
-                               f"the local runtime was asked for; {check.reason}")
+        return SelectedRuntime(runtime, "local", f"the local runtime was asked for; {check.reason}")
     logger.warning("--runtime local on a host that may not boot micro-VMs: %s", check.reason)
     return SelectedRuntime(
-        runtime, "local",
+        runtime,
+        "local",
         f"the local runtime was asked for, but boxes may fail to start: {check.reason}",
     )
 
@@ -145,8 +158,7 @@ async def _open_local(settings: Settings) -> Runtime:
     return LocalRuntime.embedded(settings.home, box_secrets=held, net_allow=settings.net_allow)
 
 
-async def open_rest(url: str, env: Mapping[str, str],
-                    settings: Settings | None = None) -> Runtime:
+async def open_rest(url: str, env: Mapping[str, str], settings: Settings | None = None) -> Runtime:
     """The rest runtime for ``url``; InvalidArgumentError when its settings are invalid."""
     from pydantic import ValidationError
 
@@ -160,10 +172,14 @@ async def open_rest(url: str, env: Mapping[str, str],
         raise InvalidArgumentError(f"BoxLite server settings are invalid: {problems}") from None
     from ..runtime.network import secrets
 
-    held = (secrets.load(secrets.parse_specs(settings.secrets), os.environ)
-            if settings is not None else None)
-    return RestRuntime(rest_settings, secrets=held,
-                       net_allow=settings.net_allow if settings is not None else None)
+    held = (
+        secrets.load(secrets.parse_specs(settings.secrets), os.environ)
+        if settings is not None
+        else None
+    )
+    return RestRuntime(
+        rest_settings, secrets=held, net_allow=settings.net_allow if settings is not None else None
+    )
 
 
 async def _open_bwrap(settings: Settings) -> Runtime:
@@ -177,9 +193,13 @@ async def _open_bwrap(settings: Settings) -> Runtime:
     include = settings.image_include
     disk_gb = settings.default_disk_gb or None
     if settings.home is not None or os.environ.get(HOME_ENV):
-        return BwrapRuntime(home=settings.home, hidden_paths=hidden,  # as asked, or refused
-                            image_include=include, default_disk_gb=disk_gb,
-                            **_network_options(settings))
+        return BwrapRuntime(
+            home=settings.home,
+            hidden_paths=hidden,  # as asked, or refused
+            image_include=include,
+            default_disk_gb=disk_gb,
+            **_network_options(settings),
+        )
     return _open_in_free_default_home(hidden, include, disk_gb, settings)
 
 
@@ -188,7 +208,8 @@ def _network_options(settings: Settings) -> dict[str, Any]:
     from ..runtime.network import secrets
 
     return {
-        "net_allow": settings.net_allow, "expose_host": settings.expose_host,
+        "net_allow": settings.net_allow,
+        "expose_host": settings.expose_host,
         "server_ports": [] if settings.transport == "stdio" else [settings.port],
         "secrets": secrets.load(secrets.parse_specs(settings.secrets), os.environ),
         "net_ca_file": str(settings.net_ca_file) if settings.net_ca_file else None,
@@ -199,10 +220,12 @@ def _network_options(settings: Settings) -> dict[str, Any]:
 DEFAULT_HOME_SLOTS = 16
 
 
-def _open_in_free_default_home(hidden: list[Path] | None,
-                               include: list[Path] | None = None,
-                               disk_gb: int | None = 4,
-                               settings: Settings | None = None) -> Runtime:
+def _open_in_free_default_home(
+    hidden: list[Path] | None,
+    include: list[Path] | None = None,
+    disk_gb: int | None = 4,
+    settings: Settings | None = None,
+) -> Runtime:
     """The default home, or its first free slot when another server holds it.
 
     Two agents on one machine (say Claude Desktop and Claude Code) each start a
@@ -217,9 +240,13 @@ def _open_in_free_default_home(hidden: list[Path] | None,
     candidates = [base, *(base / "instances" / str(n) for n in range(1, DEFAULT_HOME_SLOTS))]
     for home in candidates:
         try:
-            runtime = BwrapRuntime(home=home, hidden_paths=hidden, image_include=include,
-                                   default_disk_gb=disk_gb,
-                                   **(_network_options(settings) if settings else {}))
+            runtime = BwrapRuntime(
+                home=home,
+                hidden_paths=hidden,
+                image_include=include,
+                default_disk_gb=disk_gb,
+                **(_network_options(settings) if settings else {}),
+            )
         except HomeInUseError:
             continue
         if home != base:
@@ -233,11 +260,29 @@ def _open_in_free_default_home(hidden: list[Path] | None,
 
 def trial_sandbox(bwrap: str) -> None:
     """Run ``true`` in a throwaway bubblewrap sandbox: installed is not the same as working."""
-    command = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-               "--unshare-all", "--die-with-parent", "--", "true"]
+    command = [
+        bwrap,
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--unshare-all",
+        "--die-with-parent",
+        "--",
+        "true",
+    ]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=20,
-                              stdin=subprocess.DEVNULL, check=False)
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise UnavailableError(f"a trial bubblewrap sandbox failed to run ({exc})") from exc
     if done.returncode != 0:
@@ -246,4 +291,3 @@ def trial_sandbox(bwrap: str) -> None:
             f"bubblewrap is installed but a trial sandbox failed ({detail}); it needs user "
             "namespaces (and root here)"
         )
-

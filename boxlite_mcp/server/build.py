@@ -25,7 +25,7 @@ from .identity import remember_request
 from .sdk import ModelTool
 from .services import LifespanState, Services
 from .tasks import TasksExtension
-from .tools import boxes, commands, files, observability, snapshots
+from .tools import boxes, commands, files, observability, python, snapshots
 from .tools.declare import ToolGroup
 
 logger = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ class _Lifespans:
     async def _shutdown(self) -> None:
         services = self.services
         await services.executions.kill_all()
+        await services.python.aclose()
         await services.registry.shutdown()
         services.executions.close()
         if self.owns_runtime:
@@ -107,6 +108,7 @@ class _Lifespans:
 TOOL_GROUPS: tuple[ToolGroup, ...] = (
     boxes.tools,
     commands.tools,
+    python.tools,
     files.tools,
     snapshots.tools,
     observability.tools,

@@ -606,6 +606,11 @@ class FileReadResult(ToolOutput):
     size_bytes: int = Field(description="Its size in bytes.")
     encoding: Literal["text", "base64"] = Field(description="How content is encoded.")
     content: str = Field(description="The file's content.")
+    mime_type: str | None = Field(
+        default=None,
+        description="image/png, image/jpeg, image/gif or image/webp when the file is one "
+        "(it is also sent as image content); else null.",
+    )
 
 
 class FileWriteInput(ToolInput):

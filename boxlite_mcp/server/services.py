@@ -19,6 +19,7 @@ from ..runtime.base import Runtime
 from ..runtime.types import BoxInfo
 from ..sessions.executions import Executions
 from ..sessions.paths import HostPaths
+from ..sessions.python import PythonLimits, PythonSessions
 from ..sessions.registry import BoxEntry, Registry
 from ..settings import Settings
 from .identity import Requester, requester
@@ -33,6 +34,16 @@ class LifespanState:
     task_group: anyio.abc.TaskGroup
 
 
+def python_limits(settings: Settings) -> PythonLimits:
+    """python_run's limits, from the exec settings so one setting governs both: its
+    timeout ceiling and output cap are exec_run's."""
+    return PythonLimits(
+        output_cap_bytes=settings.result_output_cap_bytes,
+        default_timeout_seconds=min(50.0, settings.exec_default_timeout_seconds),
+        max_timeout_seconds=settings.exec_max_timeout_seconds,
+    )
+
+
 @dataclass
 class Services:
     """Everything the tools share; built once per server."""
@@ -43,6 +54,8 @@ class Services:
     executions: Executions
     host_paths: HostPaths
     runtime_reason: str
+    #: Persistent Python interpreters for python_run, closed at shutdown.
+    python: PythonSessions = field(default_factory=PythonSessions)
 
     @classmethod
     def build(
@@ -60,6 +73,7 @@ class Services:
             ),
             host_paths=HostPaths(settings.allow_paths),
             runtime_reason=runtime_reason,
+            python=PythonSessions(python_limits(settings)),
         )
 
     def requester(self, request: ServerRequestContext[Any, Any] | None) -> Requester:

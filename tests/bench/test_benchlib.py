@@ -21,8 +21,12 @@ def test_percentiles_are_observed_values() -> None:
 
 
 def test_table_escapes_cells_and_shows_goal_verdicts() -> None:
-    text = render([Row("k", "a | b", "1 ms", "2 ms", "0.50", Goal("≤ 1.0", True)),
-                   Row("m", "c", "3", goal=Goal("≤ 2 ms", False))])
+    text = render(
+        [
+            Row("k", "a | b", "1 ms", "2 ms", "0.50", Goal("≤ 1.0", True)),
+            Row("m", "c", "3", goal=Goal("≤ 2 ms", False)),
+        ]
+    )
     lines = text.splitlines()
     assert lines[0] == "| what | this project | alternative | ratio | goal |"
     assert lines[2] == "| a \\| b | 1 ms | 2 ms | 0.50 | ≤ 1.0: **met** |"

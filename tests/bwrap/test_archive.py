@@ -108,8 +108,15 @@ def test_round_trip_keeps_bytes_and_modes(tmp_path: Path) -> None:
         [link("hard", "../outside", tarfile.LNKTYPE)],
         [link("hard", "/etc/passwd", tarfile.LNKTYPE)],
     ],
-    ids=["dotdot", "nested-dotdot", "absolute", "symlink-abs", "symlink-up", "hardlink-up",
-         "hardlink-abs"],
+    ids=[
+        "dotdot",
+        "nested-dotdot",
+        "absolute",
+        "symlink-abs",
+        "symlink-up",
+        "hardlink-up",
+        "hardlink-abs",
+    ],
 )
 def test_unsafe_entries_are_refused_and_nothing_is_written(
     tmp_path: Path, entries: list[tarfile.TarInfo | tuple[str, bytes]]
@@ -136,14 +143,16 @@ def test_tar_bomb_over_the_cap_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UnsafeArchiveError, match="cap"):
         archive.unpack(tar, tmp_path / "d", Limits(max_bytes=1000))
     with pytest.raises(UnsafeArchiveError, match="entries"):
-        archive.unpack(make_tar(("a", b""), ("b", b""), ("c", b"")), tmp_path / "d",
-                       Limits(max_entries=2))
+        archive.unpack(
+            make_tar(("a", b""), ("b", b""), ("c", b"")), tmp_path / "d", Limits(max_entries=2)
+        )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_links_inside_the_destination_are_kept(tmp_path: Path) -> None:
-    tar = make_tar(("dir/f.txt", b"data"), link("dir/rel", "f.txt"),
-                   link("hard", "dir/f.txt", tarfile.LNKTYPE))
+    tar = make_tar(
+        ("dir/f.txt", b"data"), link("dir/rel", "f.txt"), link("hard", "dir/f.txt", tarfile.LNKTYPE)
+    )
     archive.unpack(tar, tmp_path / "d")
     assert (tmp_path / "d" / "dir" / "rel").read_text() == "data"
     assert (tmp_path / "d" / "hard").read_text() == "data"
@@ -169,13 +178,12 @@ def test_garbage_is_an_invalid_argument(tmp_path: Path) -> None:
 
 def test_spool_chunks_is_capped_and_streams(tmp_path: Path) -> None:
     body = make_tar(("f", b"z" * 5000)).getvalue()
-    chunks = [body[i:i + 1000] for i in range(0, len(body), 1000)]
+    chunks = [body[i : i + 1000] for i in range(0, len(body), 1000)]
     spooled = archive.spool_chunks(iter(chunks))
     archive.unpack(spooled, tmp_path / "f.out")
     assert (tmp_path / "f.out").read_bytes() == b"z" * 5000
     with pytest.raises(UnsafeArchiveError):
-        archive.spool_chunks(iter([b"x" * 1024] * 1024 * 12),
-                             Limits(max_bytes=0, max_entries=1))
+        archive.spool_chunks(iter([b"x" * 1024] * 1024 * 12), Limits(max_bytes=0, max_entries=1))
 
 
 @pytest.mark.anyio

@@ -26,8 +26,9 @@ CAP = 8 * 1024 * 1024
 
 @pytest.fixture
 async def capped(tmp_path: Path) -> AsyncIterator[BwrapRuntime]:
-    runtime = BwrapRuntime(home=tmp_path / "home",
-                           copy_limits=archive.Limits(max_bytes=CAP, max_entries=50))
+    runtime = BwrapRuntime(
+        home=tmp_path / "home", copy_limits=archive.Limits(max_bytes=CAP, max_entries=50)
+    )
     try:
         yield runtime
     finally:
@@ -40,8 +41,7 @@ def unpacked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     real = archive.aunpack
 
-    async def watched(tar_file: Any, dest: Any, limits: archive.Limits
-                      ) -> archive.ExtractionMode:
+    async def watched(tar_file: Any, dest: Any, limits: archive.Limits) -> archive.ExtractionMode:
         tar_file.seek(0, 2)
         sizes.append(tar_file.tell())
         tar_file.seek(0)
@@ -52,7 +52,8 @@ def unpacked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 async def test_a_sparse_file_over_the_cap_is_refused_while_packing(
-        capped: BwrapRuntime, tmp_path: Path, unpacked: list[int]) -> None:
+    capped: BwrapRuntime, tmp_path: Path, unpacked: list[int]
+) -> None:
     box = await capped.create(BoxOptions())
     assert (await sh(box, "truncate -s 64M /root/big"))[0].exit_code == 0
     dest = tmp_path / "out" / "big"
@@ -65,7 +66,8 @@ async def test_a_sparse_file_over_the_cap_is_refused_while_packing(
 
 
 async def test_a_directory_over_the_cap_is_refused_and_leaves_nothing(
-        capped: BwrapRuntime, tmp_path: Path, unpacked: list[int]) -> None:
+    capped: BwrapRuntime, tmp_path: Path, unpacked: list[int]
+) -> None:
     box = await capped.create(BoxOptions())
     script = "mkdir /root/d && for i in 1 2 3; do head -c 3M /dev/zero > /root/d/$i; done"
     assert (await sh(box, script))[0].exit_code == 0
@@ -76,7 +78,8 @@ async def test_a_directory_over_the_cap_is_refused_and_leaves_nothing(
 
 
 async def test_too_many_entries_are_refused_while_packing(
-        capped: BwrapRuntime, tmp_path: Path, unpacked: list[int]) -> None:
+    capped: BwrapRuntime, tmp_path: Path, unpacked: list[int]
+) -> None:
     box = await capped.create(BoxOptions())
     assert (await sh(box, "mkdir /root/m && cd /root/m && touch $(seq 1 60)"))[0].exit_code == 0
     with pytest.raises(InvalidArgumentError, match="50 entries"):
@@ -85,7 +88,8 @@ async def test_too_many_entries_are_refused_while_packing(
 
 
 async def test_under_the_cap_copies_whole(
-        capped: BwrapRuntime, tmp_path: Path, unpacked: list[int]) -> None:
+    capped: BwrapRuntime, tmp_path: Path, unpacked: list[int]
+) -> None:
     box = await capped.create(BoxOptions())
     assert (await sh(box, "head -c 7M /dev/zero > /root/ok"))[0].exit_code == 0
     await box.copy_out("/root/ok", tmp_path / "ok")

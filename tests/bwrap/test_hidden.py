@@ -48,16 +48,19 @@ async def runtime(root: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
 
 
 async def test_a_box_cannot_find_another_boxes_files_through_the_home(
-        runtime: BwrapRuntime, root: Path) -> None:
+    runtime: BwrapRuntime, root: Path
+) -> None:
     a, b = await runtime.create(BoxOptions()), await runtime.create(BoxOptions())
     assert (await sh(a, f"echo a-secret > /root/{MARKER}"))[0].exit_code == 0
     home = runtime.home
     layer = await runtime.layer_dir(a.id)
     assert (layer / "upper" / "root" / MARKER).exists()  # it is there, on the host
     # B searches the home's parent tree and the whole overlay root (one file system).
-    script = (f"find {root} -name {MARKER}; find / -xdev -path /proc -prune "
-              f"-o -name {MARKER} -print; cat {home}/boxes/*/upper/root/{MARKER}; "
-              f"ls -A {home}")
+    script = (
+        f"find {root} -name {MARKER}; find / -xdev -path /proc -prune "
+        f"-o -name {MARKER} -print; cat {home}/boxes/*/upper/root/{MARKER}; "
+        f"ls -A {home}"
+    )
     result, out, _ = await sh(b, script)
     assert MARKER not in out.decode() and b"a-secret" not in out
     assert out.strip() == b""  # the home is an empty directory in the box
@@ -77,10 +80,12 @@ async def test_hidden_paths_through_a_volume_too(root: Path) -> None:
     (secret / "key").write_text("hunter2")
     rt = BwrapRuntime(home=root / "home", hidden_paths=[secret])
     try:
-        box = await rt.create(BoxOptions(volumes=[VolumeSpec(host_path=str(root),
-                                                             guest_path="/mnt/v")]))
-        result, out, _ = await sh(box, f"cat {secret}/key /mnt/v/etc-secret/key; "
-                                       "ls -A /mnt/v/home /mnt/v/etc-secret")
+        box = await rt.create(
+            BoxOptions(volumes=[VolumeSpec(host_path=str(root), guest_path="/mnt/v")])
+        )
+        result, out, _ = await sh(
+            box, f"cat {secret}/key /mnt/v/etc-secret/key; ls -A /mnt/v/home /mnt/v/etc-secret"
+        )
         assert b"hunter2" not in out
         assert out.split() == [b"/mnt/v/etc-secret:", b"/mnt/v/home:"]  # both empty
         result, _, _ = await sh(box, "cat /mnt/v/etc-secret/key")

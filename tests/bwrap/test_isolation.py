@@ -46,7 +46,9 @@ async def test_no_network_by_default(box: BwrapBox) -> None:
     interfaces = {line.split(":")[0].strip() for line in out.decode().splitlines()[2:]}
     assert interfaces == {"lo"}
     result, _, _ = await run(
-        box, "python3", "-c",
+        box,
+        "python3",
+        "-c",
         "import socket; socket.create_connection(('1.1.1.1', 53), timeout=2)",
     )
     assert result.exit_code != 0
@@ -67,8 +69,9 @@ async def test_hostname_defaults_to_the_id(box: BwrapBox) -> None:
 async def test_own_pid_namespace(box: BwrapBox) -> None:
     _, out, _ = await sh(box, "ls /proc | grep -c '^[0-9]'")
     assert int(out) < 10  # the box's PID 1, the shell, ls, grep
-    result, _, _ = await sh(box, f"test -e /proc/{os.getpid()}/cmdline && "
-                                 f"grep -q pytest /proc/{os.getpid()}/cmdline")
+    result, _, _ = await sh(
+        box, f"test -e /proc/{os.getpid()}/cmdline && grep -q pytest /proc/{os.getpid()}/cmdline"
+    )
     assert result.exit_code != 0
 
 
@@ -101,11 +104,14 @@ async def test_box_root_is_confined_to_the_box(box: BwrapBox) -> None:
     # Box root owns the box's /etc (the default image's mask): it can replace a host
     # file there (in its own layer), but not write to the host's file in place.
     assert (await sh(box, "echo x >> /etc/hosts 2>/dev/null"))[0].exit_code != 0
-    assert (await sh(
-        box, "cp /etc/hosts /etc/hosts.new && echo x >> /etc/hosts.new && "
-             "mv /etc/hosts.new /etc/hosts && chown 33:33 /etc/hosts && "
-             "test \"$(stat -c %u:%g /etc/hosts)\" = 33:33"
-    ))[0].exit_code == 0
+    assert (
+        await sh(
+            box,
+            "cp /etc/hosts /etc/hosts.new && echo x >> /etc/hosts.new && "
+            "mv /etc/hosts.new /etc/hosts && chown 33:33 /etc/hosts && "
+            'test "$(stat -c %u:%g /etc/hosts)" = 33:33',
+        )
+    )[0].exit_code == 0
 
 
 async def test_planted_symlinks_do_not_lead_copies_to_the_host(
@@ -116,11 +122,13 @@ async def test_planted_symlinks_do_not_lead_copies_to_the_host(
     src = tmp_path / "payload.txt"
     src.write_text("payload")
     depth = "../" * 12
-    assert (await sh(
-        box,
-        f"mkdir -p /root/trap && ln -s {host_dir} /root/trap/abs && "
-        f"ln -s {depth}{str(host_dir).lstrip('/')} /root/trap/rel",
-    ))[0].exit_code == 0
+    assert (
+        await sh(
+            box,
+            f"mkdir -p /root/trap && ln -s {host_dir} /root/trap/abs && "
+            f"ln -s {depth}{str(host_dir).lstrip('/')} /root/trap/rel",
+        )
+    )[0].exit_code == 0
     await box.copy_in(src, "/root/trap/abs/")
     await box.copy_in(src, "/root/trap/rel/")
     await box.copy_in(src, "/root/trap/abs/renamed.txt")
@@ -145,10 +153,14 @@ async def test_volumes_read_write_and_read_only(runtime: BwrapRuntime, tmp_path:
     shared.mkdir()
     locked.mkdir()
     write_text(locked / "ro.txt", "read only")
-    box = await runtime.create(BoxOptions(volumes=[
-        VolumeSpec(host_path=str(shared), guest_path="/mnt/shared"),
-        VolumeSpec(host_path=str(locked), guest_path="/mnt/locked", read_only=True),
-    ]))
+    box = await runtime.create(
+        BoxOptions(
+            volumes=[
+                VolumeSpec(host_path=str(shared), guest_path="/mnt/shared"),
+                VolumeSpec(host_path=str(locked), guest_path="/mnt/locked", read_only=True),
+            ]
+        )
+    )
     assert (await sh(box, "echo from-box > /mnt/shared/out.txt"))[0].exit_code == 0
     assert read_text(shared / "out.txt") == "from-box\n"
     assert (await sh(box, "cat /mnt/locked/ro.txt"))[1] == b"read only"
@@ -163,8 +175,9 @@ async def test_network_allow_list_outside_the_operators_is_refused(
     from boxlite_mcp.runtime.errors import InvalidArgumentError
 
     with pytest.raises(InvalidArgumentError, match=r"'10\.0\.0\.0/8'.*outside"):
-        await runtime.create(BoxOptions(network=NetworkSpec(mode="enabled",
-                                                            allow_net=["pypi.org", "10.0.0.0/8"])))
+        await runtime.create(
+            BoxOptions(network=NetworkSpec(mode="enabled", allow_net=["pypi.org", "10.0.0.0/8"]))
+        )
     assert await runtime.list() == []
 
 
@@ -173,9 +186,16 @@ async def test_loader_variables_reach_only_the_box(box: BwrapBox, tmp_path: Path
     host_only = tmp_path / "evil.so"
     write_text(host_only, "not an ELF file")  # exists on the host, not in the box
     result, out, err = await run(
-        box, "sh", "-c", 'echo "$LD_LIBRARY_PATH|$GCONV_PATH|$KEEP"',
-        env={"LD_PRELOAD": str(host_only), "LD_LIBRARY_PATH": "/opt/lib",
-             "GCONV_PATH": "/opt/gconv", "KEEP": "plain"},
+        box,
+        "sh",
+        "-c",
+        'echo "$LD_LIBRARY_PATH|$GCONV_PATH|$KEEP"',
+        env={
+            "LD_PRELOAD": str(host_only),
+            "LD_LIBRARY_PATH": "/opt/lib",
+            "GCONV_PATH": "/opt/gconv",
+            "KEEP": "plain",
+        },
     )
     assert result.exit_code == 0
     assert out == b"/opt/lib|/opt/gconv|plain\n"

@@ -32,7 +32,8 @@ EXEC_CASES: list[tuple[dict[str, Any], str]] = [
 
 @pytest.mark.parametrize(("fields", "named"), EXEC_CASES, ids=[n for _, n in EXEC_CASES])
 async def test_exec_refuses_nul_naming_the_field(
-        runtime: BwrapRuntime, fields: dict[str, Any], named: str) -> None:
+    runtime: BwrapRuntime, fields: dict[str, Any], named: str
+) -> None:
     box = await runtime.create(BoxOptions())
     with pytest.raises(InvalidArgumentError, match="NUL") as caught:
         await box.exec(ExecRequest(**fields))
@@ -42,15 +43,19 @@ async def test_exec_refuses_nul_naming_the_field(
     assert (result.exit_code, out) == (0, b"still fine\n")
 
 
-@pytest.mark.parametrize(("fields", "named"), [
-    ({"working_dir": "/w\0"}, "working_dir"),
-    ({"user": "a\0"}, "user"),
-    ({"env": {"K": "\0"}}, "env"),
-    ({"rootfs_path": "/x\0"}, "rootfs_path"),
-    ({"volumes": [VolumeSpec(host_path="/tmp\0", guest_path="/data")]}, "volume host_path"),
-])
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"working_dir": "/w\0"}, "working_dir"),
+        ({"user": "a\0"}, "user"),
+        ({"env": {"K": "\0"}}, "env"),
+        ({"rootfs_path": "/x\0"}, "rootfs_path"),
+        ({"volumes": [VolumeSpec(host_path="/tmp\0", guest_path="/data")]}, "volume host_path"),
+    ],
+)
 async def test_create_refuses_nul_options(
-        runtime: BwrapRuntime, fields: dict[str, Any], named: str) -> None:
+    runtime: BwrapRuntime, fields: dict[str, Any], named: str
+) -> None:
     with pytest.raises(InvalidArgumentError, match="NUL") as caught:
         await runtime.create(BoxOptions(**fields))
     assert named in str(caught.value)

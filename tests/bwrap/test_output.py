@@ -18,11 +18,14 @@ MIB = 1024 * 1024
 
 
 def writer(mib: int) -> ExecRequest:
-    return ExecRequest(command="python3", args=[
-        "-c",
-        "import sys\nb = bytes(range(256)) * 4096\n"
-        f"for _ in range({mib}): sys.stdout.buffer.write(b)\nsys.stdout.flush()\n",
-    ])
+    return ExecRequest(
+        command="python3",
+        args=[
+            "-c",
+            "import sys\nb = bytes(range(256)) * 4096\n"
+            f"for _ in range({mib}): sys.stdout.buffer.write(b)\nsys.stdout.flush()\n",
+        ],
+    )
 
 
 async def test_slow_reader_bounds_the_queue_and_gets_everything(box: BwrapBox) -> None:
@@ -59,8 +62,7 @@ async def test_unread_output_keeps_the_earliest_bytes_and_the_process_ends(
 
 
 async def test_background_job_holding_the_pipes_does_not_delay_the_end(box: BwrapBox) -> None:
-    execution = await box.exec(ExecRequest(
-        command="sh", args=["-c", "sleep 30 & echo started"]))
+    execution = await box.exec(ExecRequest(command="sh", args=["-c", "sleep 30 & echo started"]))
     with anyio.fail_after(10):
         out = b"".join([c.data async for c in execution.output()])
         result = await execution.wait()
@@ -77,16 +79,21 @@ async def test_abandoned_output_does_not_block_the_process(box: BwrapBox) -> Non
 
 
 async def test_tty_resize_and_one_stream(box: BwrapBox) -> None:
-    execution = await box.exec(ExecRequest(
-        command="sh", args=["-c", "stty size; read line; stty size; echo err >&2"], tty=True))
+    execution = await box.exec(
+        ExecRequest(
+            command="sh", args=["-c", "stty size; read line; stty size; echo err >&2"], tty=True
+        )
+    )
     chunks: list[tuple[str, bytes]] = []
     first_size = anyio.Event()
     async with anyio.create_task_group() as tg:
+
         async def read() -> None:
             async for chunk in execution.output():
                 chunks.append((chunk.stream, chunk.data))
                 if b"24 80" in b"".join(d for _, d in chunks):
                     first_size.set()
+
         tg.start_soon(read)
         with anyio.fail_after(10):
             await first_size.wait()

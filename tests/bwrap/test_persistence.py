@@ -45,9 +45,7 @@ async def test_restart_after_a_crash_cleans_up(tmp_path: Path) -> None:
     home = tmp_path / "home"
     first = BwrapRuntime(home=home)
     box = await first.create(BoxOptions(name="survivor"))
-    execution = await box.exec(
-        ExecRequest(command="sh", args=["-c", "echo ready; exec sleep 600"])
-    )
+    execution = await box.exec(ExecRequest(command="sh", args=["-c", "echo ready; exec sleep 600"]))
     output = execution.output()
     assert (await output.__anext__()).data == b"ready\n"
     state = first._states[box.id]

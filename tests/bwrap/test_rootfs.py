@@ -56,14 +56,26 @@ def layered_layout(base: Path, dest: Path) -> Path:
     manifest = json.loads(manifest_path.read_text())
     media = "application/vnd.oci.image.layer.v1.tar+gzip"
     layers = [
-        _layer([("data", None), ("data/old.txt", b"old"), ("data/keep/", None),
-                ("data/keep/x", b"x"), ("etc/gone.txt", b"gone"), ("etc/stay.txt", b"stay")]),
-        _layer([("etc/.wh.gone.txt", b""), ("data/keep/.wh..wh..opq", b""),
-                ("data/keep/new.txt", b"new")]),
+        _layer(
+            [
+                ("data", None),
+                ("data/old.txt", b"old"),
+                ("data/keep/", None),
+                ("data/keep/x", b"x"),
+                ("etc/gone.txt", b"gone"),
+                ("etc/stay.txt", b"stay"),
+            ]
+        ),
+        _layer(
+            [
+                ("etc/.wh.gone.txt", b""),
+                ("data/keep/.wh..wh..opq", b""),
+                ("data/keep/new.txt", b"new"),
+            ]
+        ),
     ]
     manifest["layers"] += [_blob(dest, layer, media) for layer in layers]
-    desc = _blob(dest, json.dumps(manifest).encode(),
-                 "application/vnd.oci.image.manifest.v1+json")
+    desc = _blob(dest, json.dumps(manifest).encode(), "application/vnd.oci.image.manifest.v1+json")
     index["manifests"] = [desc]
     (dest / "index.json").write_text(json.dumps(index))
     return dest
@@ -101,8 +113,9 @@ async def test_registry_image_is_refused_at_once(runtime: BwrapRuntime) -> None:
     assert (await box.info()).image == "host"
 
 
-async def test_bad_layouts_are_image_errors(runtime: BwrapRuntime, rootfs: Path,
-                                            tmp_path: Path) -> None:
+async def test_bad_layouts_are_image_errors(
+    runtime: BwrapRuntime, rootfs: Path, tmp_path: Path
+) -> None:
     with pytest.raises(ImageError):
         await runtime.create(BoxOptions(rootfs_path="relative/path"))
     layout = build_layout(rootfs, tmp_path / "corrupt")

@@ -30,9 +30,9 @@ def unique_name(prefix: str) -> str:
     return f"ct-{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def reopener(factory: Callable[[Path], AbstractAsyncContextManager[Runtime]]) -> Callable[
-    [Path], AbstractAsyncContextManager[Runtime]
-]:
+def reopener(
+    factory: Callable[[Path], AbstractAsyncContextManager[Runtime]],
+) -> Callable[[Path], AbstractAsyncContextManager[Runtime]]:
     """The factory's ``reopen`` if it has one, else the factory itself."""
     reopen = getattr(factory, "reopen", None)
     return reopen if callable(reopen) else factory
@@ -173,16 +173,22 @@ class OutputReader:
 async def write_file(box: Box, path: str, content: str) -> None:
     """Write a text file in the box through an exec (independent of copy_in)."""
     done = await run(
-        box, "/bin/sh", "-c", 'mkdir -p "$(dirname "$1")" && printf %s "$2" > "$1"', "sh",
-        path, content,
+        box,
+        "/bin/sh",
+        "-c",
+        'mkdir -p "$(dirname "$1")" && printf %s "$2" > "$1"',
+        "sh",
+        path,
+        content,
     )
     done.check()
 
 
 async def read_file(box: Box, path: str) -> str | None:
     """A box file's text, or None when it does not exist."""
-    done = await run(box, "/bin/sh", "-c", 'if [ -e "$1" ]; then cat "$1"; else exit 3; fi',
-                     "sh", path)
+    done = await run(
+        box, "/bin/sh", "-c", 'if [ -e "$1" ]; then cat "$1"; else exit 3; fi', "sh", path
+    )
     if done.exit_code == 3:
         return None
     return done.check().out

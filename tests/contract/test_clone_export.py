@@ -58,8 +58,7 @@ async def test_clone_copies_the_disk_and_is_independent(
     assert await read_file(clone, f"{WORK}/only-source.txt") is None
 
 
-async def test_clone_many(make_box: BoxMaker, runtime: Runtime,
-                          capabilities: Capabilities) -> None:
+async def test_clone_many(make_box: BoxMaker, runtime: Runtime, capabilities: Capabilities) -> None:
     source = await stopped_source(make_box)
     names = [unique_name(f"many{i}") for i in range(3)]
     if not capabilities.clone_enabled:
@@ -80,8 +79,9 @@ async def test_clone_many(make_box: BoxMaker, runtime: Runtime,
     assert {c.id for c in [*clones, *unnamed]} <= listed
 
 
-async def test_clone_errors(make_box: BoxMaker, runtime: Runtime,
-                            capabilities: Capabilities) -> None:
+async def test_clone_errors(
+    make_box: BoxMaker, runtime: Runtime, capabilities: Capabilities
+) -> None:
     taken = unique_name("taken")
     source = await stopped_source(make_box, name=taken)
     if not capabilities.clone_enabled:

@@ -50,8 +50,12 @@ def test_models_refuse_bad_box_options(fields: dict[str, object]) -> None:
 
 @pytest.mark.parametrize(
     "fields",
-    [{"command": ""}, {"command": "true", "timeout_seconds": 0},
-     {"command": "true", "timeout_seconds": -1}, {"command": "true", "args": "not-a-list"}],
+    [
+        {"command": ""},
+        {"command": "true", "timeout_seconds": 0},
+        {"command": "true", "timeout_seconds": -1},
+        {"command": "true", "args": "not-a-list"},
+    ],
 )
 def test_models_refuse_bad_exec_requests(fields: dict[str, object]) -> None:
     with pytest.raises(pydantic.ValidationError):

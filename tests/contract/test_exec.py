@@ -74,12 +74,22 @@ async def test_signal_death_is_negative_exit_code(box: Box, signum: int) -> None
 
 
 async def test_exec_env(box: Box) -> None:
-    env = {"ONE": "1", "WITH_SPACE": "a b", "WITH_EQ": "k=v", "UNI": "ü😀", "EMPTY": "",
-           "NEWLINE": "line1\nline2", "QUOTES": "'\"$x`"}
+    env = {
+        "ONE": "1",
+        "WITH_SPACE": "a b",
+        "WITH_EQ": "k=v",
+        "UNI": "ü😀",
+        "EMPTY": "",
+        "NEWLINE": "line1\nline2",
+        "QUOTES": "'\"$x`",
+    }
     done = await run(
-        box, "python3", "-c",
+        box,
+        "python3",
+        "-c",
         "import json, os, sys; sys.stdout.write(json.dumps({k: os.environ.get(k) for k in "
-        + repr(sorted(env)) + "}))",
+        + repr(sorted(env))
+        + "}))",
         env=env,
     )
     assert json.loads(done.check().stdout) == env
@@ -91,8 +101,9 @@ async def test_exec_working_dir(box: Box) -> None:
 
 
 async def test_exec_user(box: Box, runtime_info: RuntimeInfo) -> None:
-    request = ExecRequest(command="/bin/sh", args=["-c", 'printf "%s:%s" "$(id -u)" "$(id -g)"'],
-                          user="65534:65534")
+    request = ExecRequest(
+        command="/bin/sh", args=["-c", 'printf "%s:%s" "$(id -u)" "$(id -g)"'], user="65534:65534"
+    )
     try:
         execution = await box.exec(request)
     except UnsupportedError as exc:

@@ -36,11 +36,14 @@ async def box_dir(box: Box) -> str:
 async def box_tree(box: Box, path: str) -> dict[str, str]:
     """Every regular file under ``path`` (relative name -> sha256), plus dirs as ``name/``."""
     done = await run(
-        box, "/bin/sh", "-c",
+        box,
+        "/bin/sh",
+        "-c",
         'cd "$1" || exit 9; find . -mindepth 1 | sort | while IFS= read -r p; do '
         'p=${p#./}; if [ -d "$p" ] && [ ! -L "$p" ]; then printf "%s/\\n" "$p"; '
         'else printf "%s\\t%s\\n" "$p" "$(sha256sum < "$p" | cut -d" " -f1)"; fi; done',
-        "sh", path,
+        "sh",
+        path,
     )
     done.check()
     tree: dict[str, str] = {}
@@ -187,8 +190,9 @@ async def test_copy_out_directory_copies_its_contents(
     assert host_tree(dest) == host_tree(src)
 
 
-async def test_copy_in_missing_host_source_is_not_found(box: Box, box_dir: str,
-                                                        host_dir: Path) -> None:
+async def test_copy_in_missing_host_source_is_not_found(
+    box: Box, box_dir: str, host_dir: Path
+) -> None:
     with pytest.raises(NotFoundError):
         await box.copy_in(host_dir / "does-not-exist", f"{box_dir}/x")
     assert await box_tree(box, box_dir) == {}
@@ -210,12 +214,14 @@ async def test_copy_out_never_writes_outside_the_destination(
     """Links in the box pointing outside stay harmless on the host."""
     outside = host_dir / "outside"
     outside.mkdir()
-    (await sh(
-        box,
-        f"mkdir -p {box_dir}/evil && cd {box_dir}/evil && echo ok > plain.txt && "
-        f"ln -s {outside} abs-link && ln -s ../../../../../../{outside} rel-link && "
-        "ln -s plain.txt good-link",
-    )).check()
+    (
+        await sh(
+            box,
+            f"mkdir -p {box_dir}/evil && cd {box_dir}/evil && echo ok > plain.txt && "
+            f"ln -s {outside} abs-link && ln -s ../../../../../../{outside} rel-link && "
+            "ln -s plain.txt good-link",
+        )
+    ).check()
     dest = host_dir / "dest"
     try:
         await box.copy_out(f"{box_dir}/evil", dest)

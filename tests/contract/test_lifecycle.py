@@ -52,8 +52,12 @@ async def test_box_env_and_working_dir_apply_to_execs(make_box: BoxMaker) -> Non
     assert done.check().out == "from box|b=1 ü|/usr"
 
     # An exec's own env and working dir win; the box's other variables stay.
-    done = await sh(box, 'printf "%s|%s|%s" "$BOX_A" "$BOX_B" "$(pwd)"',
-                    env={"BOX_A": "from exec"}, working_dir="/etc")
+    done = await sh(
+        box,
+        'printf "%s|%s|%s" "$BOX_A" "$BOX_B" "$(pwd)"',
+        env={"BOX_A": "from exec"},
+        working_dir="/etc",
+    )
     assert done.check().out == "from exec|b=1 ü|/etc"
 
 

@@ -63,9 +63,12 @@ async def test_output_arrives_while_the_process_runs(box: Box, stream: str) -> N
 
 async def test_lines_arrive_one_by_one(box: Box) -> None:
     """Each line is read before the next is written: nothing waits for exit or a full buffer."""
-    execution = await box.exec(ExecRequest(
-        command="/bin/sh", args=["-c", "for i in 1 2 3 4 5; do echo line$i; read ack; done"],
-    ))
+    execution = await box.exec(
+        ExecRequest(
+            command="/bin/sh",
+            args=["-c", "for i in 1 2 3 4 5; do echo line$i; read ack; done"],
+        )
+    )
     reader = OutputReader(execution)
     for i in range(1, 6):
         await reader.until(f"line{i}\n".encode())
@@ -104,9 +107,7 @@ async def test_each_stream_keeps_its_order(box: Box) -> None:
     assert done.err == "".join(f"e{i}\n" for i in range(3000))
 
 
-async def test_large_output_streams_in_bounded_memory(
-    box: Box, capabilities: Capabilities
-) -> None:
+async def test_large_output_streams_in_bounded_memory(box: Box, capabilities: Capabilities) -> None:
     """64 MiB through output(), read slowly at first: the producer waits, memory stays flat.
 
     A bounded pipeline's working set does not depend on the output's size (measured:
@@ -172,9 +173,12 @@ async def test_unread_output_never_blocks_wait_and_keeps_its_head(
 
 
 async def test_output_read_after_wait_is_complete(box: Box) -> None:
-    execution = await box.exec(ExecRequest(
-        command="/bin/sh", args=["-c", "echo out1; echo err1 >&2; echo out2; exit 4"],
-    ))
+    execution = await box.exec(
+        ExecRequest(
+            command="/bin/sh",
+            args=["-c", "echo out1; echo err1 >&2; echo out2; exit 4"],
+        )
+    )
     with anyio.fail_after(DEADLINE):
         result = await execution.wait()
         out, err = await drain(execution)

@@ -26,7 +26,9 @@ async def test_restart_keeps_boxes_and_files(
     home = tmp_path / "home"
     home.mkdir()
     running_name, stopped_name, configured_name = (
-        unique_name("r-run"), unique_name("r-stop"), unique_name("r-conf")
+        unique_name("r-run"),
+        unique_name("r-stop"),
+        unique_name("r-conf"),
     )
     async with runtime_factory(home) as first:
         running = await first.create(
@@ -65,8 +67,9 @@ async def test_restart_keeps_boxes_and_files(
             assert (await done.wait()).exit_code == 0
         assert bytes(reader.stdout) == b"yes\n"
         # The sleeper from before the restart is gone.
-        procs = await again.exec(ExecRequest(
-            command="/bin/sh", args=["-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]))
+        procs = await again.exec(
+            ExecRequest(command="/bin/sh", args=["-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"])
+        )
         reader = OutputReader(procs)
         await reader.rest()
         assert b"sleep 8642" not in bytes(reader.stdout)

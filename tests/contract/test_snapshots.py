@@ -32,9 +32,7 @@ async def stopped_box_with(make_box: BoxMaker, content: str) -> Box:
     return box
 
 
-async def test_snapshots_unsupported_say_so(
-    make_box: BoxMaker, capabilities: Capabilities
-) -> None:
+async def test_snapshots_unsupported_say_so(make_box: BoxMaker, capabilities: Capabilities) -> None:
     if capabilities.snapshots_enabled:
         pytest.skip("snapshots are enabled: covered by the tests below")
     box = await stopped_box_with(make_box, "v1")
@@ -111,9 +109,7 @@ async def test_snapshot_of_a_running_box_is_invalid_state(
     assert [s.name for s in await box.snapshot_list()] == ["before"]
 
 
-async def test_snapshot_name_errors(
-    make_box: BoxMaker, capabilities: Capabilities
-) -> None:
+async def test_snapshot_name_errors(make_box: BoxMaker, capabilities: Capabilities) -> None:
     box = await stopped_box_with(make_box, "v")
     if await refused(capabilities, box):
         return

@@ -118,8 +118,7 @@ async def test_signal_is_delivered_as_sent(box: Box) -> None:
 async def test_kill_ends_the_process_and_its_children(box: Box) -> None:
     marker = f"{WORK}/kill-survivor"
     script = (
-        f"mkdir -p {WORK}; rm -f {marker}; "
-        f"(sleep 1.5; echo survived > {marker}) & echo ready; wait"
+        f"mkdir -p {WORK}; rm -f {marker}; (sleep 1.5; echo survived > {marker}) & echo ready; wait"
     )
     execution = await box.exec(ExecRequest(command="/bin/sh", args=["-c", script]))
     reader = OutputReader(execution)
@@ -146,9 +145,7 @@ async def test_signal_and_kill_after_exit_are_harmless(box: Box) -> None:
 
 async def test_timeout_kills_a_command_that_never_ends(box: Box) -> None:
     with anyio.fail_after(DEADLINE / 2):
-        execution = await box.exec(
-            ExecRequest(command="sleep", args=["1000"], timeout_seconds=1)
-        )
+        execution = await box.exec(ExecRequest(command="sleep", args=["1000"], timeout_seconds=1))
         await drain(execution)
         result = await execution.wait()
     assert result.timed_out is True
@@ -158,9 +155,13 @@ async def test_timeout_kills_a_command_that_never_ends(box: Box) -> None:
 async def test_timeout_keeps_output_and_ends_children(box: Box) -> None:
     """Output before the timeout is delivered; children holding the output die too."""
     with anyio.fail_after(DEADLINE / 2):
-        execution = await box.exec(ExecRequest(
-            command="/bin/sh", args=["-c", "echo before; sleep 1000 & wait"], timeout_seconds=1,
-        ))
+        execution = await box.exec(
+            ExecRequest(
+                command="/bin/sh",
+                args=["-c", "echo before; sleep 1000 & wait"],
+                timeout_seconds=1,
+            )
+        )
         out, _ = await drain(execution)
         result = await execution.wait()
     assert result.timed_out is True
@@ -190,8 +191,7 @@ async def test_resize_without_tty_is_invalid_state(box: Box) -> None:
 
 async def test_tty_is_a_terminal_and_resizes(box: Box, capabilities: Capabilities) -> None:
     script = (
-        '[ -t 0 ] && [ -t 1 ] && echo "is-a-tty"; '
-        'echo ready; read line; echo "size=$(stty size)"'
+        '[ -t 0 ] && [ -t 1 ] && echo "is-a-tty"; echo ready; read line; echo "size=$(stty size)"'
     )
     request = ExecRequest(command="/bin/sh", args=["-c", script], tty=True)
     if not capabilities.tty_enabled:

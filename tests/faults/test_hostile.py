@@ -26,8 +26,7 @@ from tools.hostile_server import BEHAVIOURS
 
 pytestmark = pytest.mark.anyio
 
-KNOWN_BUGS: dict[str, str] = {
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 CASES = [(b.name, g) for b, g in plan(QUICK, None, {"0.9", "0.10"}, full=False)]
 
@@ -40,24 +39,31 @@ async def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, 
 
 
 def _case(name: str, generation: str) -> object:
-    marks = ([pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[name])]
-             if name in KNOWN_BUGS else [])
+    marks = [pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[name])] if name in KNOWN_BUGS else []
     return pytest.param(name, generation, marks=marks, id=f"{name}-{generation}")
 
 
 @pytest.mark.parametrize(("name", "generation"), [_case(n, g) for n, g in CASES])
-async def test_hostile_behaviour(verdicts: dict[tuple[str, str], Result], name: str,
-                                 generation: str) -> None:
+async def test_hostile_behaviour(
+    verdicts: dict[tuple[str, str], Result], name: str, generation: str
+) -> None:
     result = verdicts[(name, generation)]
     said = result.message or result.note
-    assert result.passed, (f"{result.outcome} {result.error_type} after {result.seconds:.1f}s: "
-                           + "; ".join(result.problems) + f". The client said: {said[:300]}")
+    assert result.passed, (
+        f"{result.outcome} {result.error_type} after {result.seconds:.1f}s: "
+        + "; ".join(result.problems)
+        + f". The client said: {said[:300]}"
+    )
 
 
 async def test_nothing_escaped_anywhere(verdicts: dict[tuple[str, str], Result]) -> None:
     """Whatever else failed, no probe wrote outside its destination."""
-    escaped = [(key, p) for key, r in verdicts.items() for p in r.problems
-               if p.startswith(("written outside", "marker found", "left behind"))]
+    escaped = [
+        (key, p)
+        for key, r in verdicts.items()
+        for p in r.problems
+        if p.startswith(("written outside", "marker found", "left behind"))
+    ]
     assert escaped == []
 
 
@@ -71,9 +77,18 @@ def test_the_catalogue_is_complete() -> None:
 
 def test_the_command_prints_its_tables() -> None:
     done = subprocess.run(
-        [sys.executable, "tools/hostile_fuzz.py", "--quick", "--only",
-         "tar-dotdot,tar-hardlink-abs,sse-bad-base64,ws-exit-without-code"],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "tools/hostile_fuzz.py",
+            "--quick",
+            "--only",
+            "tar-dotdot,tar-hardlink-abs,sse-bad-base64,ws-exit-without-code",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "| tar-dotdot | 0.9 | error UnsafeArchiveError |" in done.stdout
     assert "| **all** | 6 | 6 |" in done.stdout

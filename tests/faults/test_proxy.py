@@ -64,9 +64,12 @@ async def exchange(port: int, send: bytes) -> bytes:
 def test_plans_are_seeded_and_follow_the_probability() -> None:
     policy = CutPolicy(probability=0.3, seed=5)
     assert [policy.plan(i, j) for i in range(50) for j in range(4)] == [
-        CutPolicy(probability=0.3, seed=5).plan(i, j) for i in range(50) for j in range(4)]
-    cut = sum(policy.plan(i).offset("up") is not None or policy.plan(i).offset("down")
-              is not None for i in range(2000))
+        CutPolicy(probability=0.3, seed=5).plan(i, j) for i in range(50) for j in range(4)
+    ]
+    cut = sum(
+        policy.plan(i).offset("up") is not None or policy.plan(i).offset("down") is not None
+        for i in range(2000)
+    )
     assert 500 < cut < 700  # about 30 %
     assert all(CutPolicy(probability=0.0).plan(i) == CutPolicy().plan(i) for i in range(20))
     stream = CutPolicy(probability=0.0, stream_probability=1.0).plan(3, 1, stream=True)
@@ -77,8 +80,10 @@ def test_plans_are_seeded_and_follow_the_probability() -> None:
 
 async def test_without_cuts_every_byte_arrives_both_ways() -> None:
     sent_up = os.urandom(200_000)
-    async with upstream(PAYLOAD) as (port, received), \
-            FaultProxy("127.0.0.1", port, CutPolicy(probability=0.0)) as proxy:
+    async with (
+        upstream(PAYLOAD) as (port, received),
+        FaultProxy("127.0.0.1", port, CutPolicy(probability=0.0)) as proxy,
+    ):
         got = await exchange(proxy.port, sent_up)
         await asyncio.sleep(0.05)
     assert got == PAYLOAD and received == [sent_up]
@@ -87,14 +92,23 @@ async def test_without_cuts_every_byte_arrives_both_ways() -> None:
 
 @pytest.mark.parametrize("direction", ["down", "up"])
 async def test_a_cut_lands_on_the_planned_byte(direction: str) -> None:
-    policy = CutPolicy(probability=1.0, per="connection", directions=(direction,),  # type: ignore[arg-type]
-                       window_bytes=250_000, scale="uniform", mode="close", seed=11)
+    policy = CutPolicy(
+        probability=1.0,
+        per="connection",
+        directions=(direction,),  # type: ignore[arg-type]
+        window_bytes=250_000,
+        scale="uniform",
+        mode="close",
+        seed=11,
+    )
     offset = policy.plan(0).offset(direction)  # type: ignore[arg-type]
     assert offset is not None
     # Cutting up, the upstream sends nothing: closing a socket with unread bytes sends
     # a RST, and a RST discards what the upstream had not read yet.
-    async with upstream(PAYLOAD if direction == "down" else b"") as (port, received), \
-            FaultProxy("127.0.0.1", port, policy) as proxy:
+    async with (
+        upstream(PAYLOAD if direction == "down" else b"") as (port, received),
+        FaultProxy("127.0.0.1", port, policy) as proxy,
+    ):
         got = await exchange(proxy.port, PAYLOAD)
         for _ in range(100):
             if received:
@@ -116,12 +130,15 @@ async def test_a_refused_upstream_closes_the_client() -> None:
 
 def test_labels_say_where_in_a_stream_a_cut_lands() -> None:
     tracker = ConnectionTracker()
-    tracker.up(b"GET /v1/default/boxes/01HXABCDEF12/executions/exec-01HXABCDEF/output "
-               b"HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n")
+    tracker.up(
+        b"GET /v1/default/boxes/01HXABCDEF12/executions/exec-01HXABCDEF/output "
+        b"HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n"
+    )
     assert tracker.stream and tracker.label("up") == "request"
     assert tracker.route == "GET /v1/default/boxes/{id}/executions/{id}/output"
-    tracker.down(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                 b"transfer-encoding: chunked\r\n\r\n")
+    tracker.down(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
     assert tracker.label("down") == "sse-between-events"
     event = b'id: 6-0\nevent: stdout\ndata: {"data":"aGVsbG8K"}\n\n'
     chunk = b"%x\r\n" % len(event) + event + b"\r\n"

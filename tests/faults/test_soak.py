@@ -29,11 +29,20 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
 
 
 @pytest.mark.parametrize("generation", GENERATIONS)
-async def test_100_execs_through_random_cuts_lose_nothing(server: ServerProcess,
-                                                          generation: str) -> None:
+async def test_100_execs_through_random_cuts_lose_nothing(
+    server: ServerProcess, generation: str
+) -> None:
     async with asyncio.timeout(240):  # each exec has its deadline; this bounds the rest
-        result = await soak_generation(server, generation, 100, POLICY, concurrency=8,  # type: ignore[arg-type]
-                                       deadline=60.0, boxes=2, seed=7)
+        result = await soak_generation(
+            server,
+            generation,
+            100,
+            POLICY,
+            concurrency=8,  # type: ignore[arg-type]
+            deadline=60.0,
+            boxes=2,
+            seed=7,
+        )
     bad = [(o.job.kind, o.verdict, o.detail) for o in result.outcomes if o.verdict != "ok"]
     assert len(result.outcomes) == 100 and bad == []
     assert result.boxes_found == result.boxes_expected == 2  # retried creates made one box each
@@ -44,8 +53,9 @@ async def test_100_execs_through_random_cuts_lose_nothing(server: ServerProcess,
 
 
 @pytest.mark.parametrize("generation", GENERATIONS)
-async def test_a_server_killed_mid_exec_is_a_clear_error_in_time(tmp_path: Path,
-                                                                 generation: str) -> None:
+async def test_a_server_killed_mid_exec_is_a_clear_error_in_time(
+    tmp_path: Path, generation: str
+) -> None:
     async with asyncio.timeout(120):
         result = await kill_scenario(tmp_path / "home", generation)  # type: ignore[arg-type]
     assert result.passed, result.problem
@@ -56,7 +66,11 @@ async def test_a_server_killed_mid_exec_is_a_clear_error_in_time(tmp_path: Path,
 def test_the_command_prints_its_tables(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "tools/fault_soak.py", "--execs", "10", "--only", "soak"],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "| 0.9 | 10 |" in done.stdout and "| 0.10 | 10 |" in done.stdout
     assert "| where the cut landed |" in done.stdout

@@ -54,7 +54,9 @@ async def rest_runtime(
 
 @asynccontextmanager
 async def rest_stack(
-    home: Path, generation: str, client_fields: dict[str, Any] | None = None,
+    home: Path,
+    generation: str,
+    client_fields: dict[str, Any] | None = None,
     **server_fields: Any,
 ) -> AsyncIterator[tuple[RestRuntime, RunningServer]]:
     """``rest_runtime`` and the server behind it (for faults and violations).
@@ -67,8 +69,12 @@ async def rest_stack(
     backend = BwrapRuntime(home=home, net_allow=NET_ALLOW)
     try:
         async with serve(backend, config) as server:
-            settings = RestSettings(url=server.url, api=generation,  # type: ignore[arg-type]
-                                    **client_auth, **(client_fields or {}))
+            settings = RestSettings(
+                url=server.url,
+                api=generation,  # type: ignore[arg-type]
+                **client_auth,
+                **(client_fields or {}),
+            )
             runtime = RestRuntime(settings, secrets=SECRETS)
             try:
                 yield runtime, server

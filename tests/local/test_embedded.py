@@ -47,10 +47,15 @@ async def test_info_says_what_it_is(runtime: LocalRuntime, tmp_path: Path) -> No
 
 
 async def test_options_round_trip_into_info(runtime: LocalRuntime) -> None:
-    box = await runtime.create(BoxOptions(
-        name="web-1", cpus=2, memory_mib=512, env={"A": "1"},
-        network=NetworkSpec(mode="disabled"),
-    ))
+    box = await runtime.create(
+        BoxOptions(
+            name="web-1",
+            cpus=2,
+            memory_mib=512,
+            env={"A": "1"},
+            network=NetworkSpec(mode="disabled"),
+        )
+    )
     info = await box.info()
     assert (info.id, info.name, info.status) == (box.id, "web-1", BoxStatus.CONFIGURED)
     assert (info.cpus, info.memory_mib) == (2, 512)
@@ -93,7 +98,8 @@ async def test_a_missing_rootfs_path_is_an_image_error(runtime: LocalRuntime) ->
 
 
 async def test_a_rootfs_directory_is_packed_into_a_reused_layout(
-    runtime: LocalRuntime, tmp_path: Path,
+    runtime: LocalRuntime,
+    tmp_path: Path,
 ) -> None:
     rootfs = tmp_path / "rootfs"
     (rootfs / "bin").mkdir(parents=True)
@@ -118,11 +124,15 @@ async def test_list_and_remove(runtime: LocalRuntime) -> None:
         await a.info()
 
 
-async def test_operations_that_need_a_disk_say_start_it_first(runtime: LocalRuntime,
-                                                             tmp_path: Path) -> None:
+async def test_operations_that_need_a_disk_say_start_it_first(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
     box = await runtime.create(BoxOptions(name="fresh"))
-    for attempt in (lambda: box.snapshot_create("s"), lambda: box.clone("c"),
-                    lambda: box.export(tmp_path)):
+    for attempt in (
+        lambda: box.snapshot_create("s"),
+        lambda: box.clone("c"),
+        lambda: box.export(tmp_path),
+    ):
         with pytest.raises(errors.InvalidStateError, match="never been started"):
             await attempt()
     assert entries(tmp_path) == ["home"]  # no archive, partial or not
@@ -162,8 +172,9 @@ async def test_clone_many_checks_its_arguments(runtime: LocalRuntime) -> None:
         await box.clone_many(2, ["only-one"])
 
 
-async def test_importing_a_missing_archive_is_not_found(runtime: LocalRuntime,
-                                                        tmp_path: Path) -> None:
+async def test_importing_a_missing_archive_is_not_found(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
     with pytest.raises(errors.NotFoundError, match="does not exist"):
         await runtime.import_box(tmp_path / "none.boxlite")
 

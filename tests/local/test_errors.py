@@ -44,47 +44,73 @@ CLASS_TABLE = [
 def test_every_sdk_error_class_is_mapped() -> None:
     mapped = {sdk for sdk, _ in CLASS_TABLE}
     native = {getattr(sdk_errors, name) for name in sdk_errors.__all__}
-    unmapped = native - mapped - {sdk_errors.BoxliteError, sdk_errors.ExecError,
-                                  sdk_errors.ParseError}
+    unmapped = (
+        native - mapped - {sdk_errors.BoxliteError, sdk_errors.ExecError, sdk_errors.ParseError}
+    )
     assert not unmapped, f"SDK error classes without a mapping: {unmapped}"
 
 
 @pytest.mark.parametrize(("sdk_class", "our_class"), CLASS_TABLE)
-def test_sdk_error_classes_map_to_ours(sdk_class: type[Exception],
-                                       our_class: type[ours.BoxliteError]) -> None:
+def test_sdk_error_classes_map_to_ours(
+    sdk_class: type[Exception], our_class: type[ours.BoxliteError]
+) -> None:
     error = translate(sdk_class("detail text"), "do the thing")
     assert type(error) is our_class
     assert error.message.startswith("do the thing failed: detail text")
 
 
-@pytest.mark.parametrize(("text", "our_class"), [
-    ("not found: box x", ours.NotFoundError),
-    ("already exists: y", ours.AlreadyExistsError),
-    ("invalid state: z", ours.InvalidStateError),
-    ("network error: connect failed", ours.UnavailableError),
-    ("engine reported an error: The VM failed to start.", ours.InternalError),
-    ("stdin stream not available", ours.InternalError),
-])
+@pytest.mark.parametrize(
+    ("text", "our_class"),
+    [
+        ("not found: box x", ours.NotFoundError),
+        ("already exists: y", ours.AlreadyExistsError),
+        ("invalid state: z", ours.InvalidStateError),
+        ("network error: connect failed", ours.UnavailableError),
+        ("engine reported an error: The VM failed to start.", ours.InternalError),
+        ("stdin stream not available", ours.InternalError),
+    ],
+)
 def test_plain_runtime_errors_are_mapped_by_their_native_prefix(
     text: str, our_class: type[ours.BoxliteError]
 ) -> None:
     assert type(translate(RuntimeError(text), "act")) is our_class
 
 
-@pytest.mark.parametrize(("sdk_class", "text", "our_class"), [
-    (sdk_errors.InvalidArgumentError, "box with name 'a' already exists", ours.AlreadyExistsError),
-    (sdk_errors.StorageError, "Failed to pull image 'x' after trying 1 registry",
-     ours.ImageError),
-    (sdk_errors.StorageError, "Container disk not found at /h/disk.qcow2",
-     ours.InvalidStateError),
-    (sdk_errors.InternalError, "copy_into failed (HTTP 400): bad path", ours.InvalidArgumentError),
-    (sdk_errors.InternalError, "copy_out failed (HTTP 404): no such file", ours.NotFoundError),
-    (sdk_errors.InternalError, "copy_out failed (HTTP 409): box stopped",
-     ours.InvalidStateError),
-    (sdk_errors.ConfigError, "auth: unauthorized (HTTP 401): bad key", ours.AuthError),
-])
-def test_messages_refine_a_vague_class(sdk_class: type[Exception], text: str,
-                                       our_class: type[ours.BoxliteError]) -> None:
+@pytest.mark.parametrize(
+    ("sdk_class", "text", "our_class"),
+    [
+        (
+            sdk_errors.InvalidArgumentError,
+            "box with name 'a' already exists",
+            ours.AlreadyExistsError,
+        ),
+        (
+            sdk_errors.StorageError,
+            "Failed to pull image 'x' after trying 1 registry",
+            ours.ImageError,
+        ),
+        (
+            sdk_errors.StorageError,
+            "Container disk not found at /h/disk.qcow2",
+            ours.InvalidStateError,
+        ),
+        (
+            sdk_errors.InternalError,
+            "copy_into failed (HTTP 400): bad path",
+            ours.InvalidArgumentError,
+        ),
+        (sdk_errors.InternalError, "copy_out failed (HTTP 404): no such file", ours.NotFoundError),
+        (
+            sdk_errors.InternalError,
+            "copy_out failed (HTTP 409): box stopped",
+            ours.InvalidStateError,
+        ),
+        (sdk_errors.ConfigError, "auth: unauthorized (HTTP 401): bad key", ours.AuthError),
+    ],
+)
+def test_messages_refine_a_vague_class(
+    sdk_class: type[Exception], text: str, our_class: type[ours.BoxliteError]
+) -> None:
     assert type(translate(sdk_class(text), "act")) is our_class
 
 

@@ -80,7 +80,8 @@ async def test_missing_parents_are_created(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("target", ["/etc/passwd", "../../outside", "b/../../../outside"])
 async def test_links_out_of_the_destination_are_refused_and_nothing_is_written(
-    tmp_path: Path, target: str,
+    tmp_path: Path,
+    target: str,
 ) -> None:
     dest = tmp_path / "fresh" / "dest"
     with pytest.raises(InvalidArgumentError) as caught:

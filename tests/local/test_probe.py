@@ -13,8 +13,14 @@ from boxlite_mcp.runtime.local import probe, sdk
 
 
 def cpu_has_virtualisation() -> bool:
-    flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("flags")), "")
+    flags = next(
+        (
+            line
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("flags")
+        ),
+        "",
+    )
     return bool({"vmx", "svm"} & set(flags.partition(":")[2].split()))
 
 

@@ -51,8 +51,9 @@ def layout(vm_host: probe.Verdict, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="module")
-async def runtime(vm_host: probe.Verdict,
-                  tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalRuntime]:
+async def runtime(
+    vm_host: probe.Verdict, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[LocalRuntime]:
     rt = LocalRuntime.embedded(tmp_path_factory.mktemp("vm-home"))
     yield rt
     await rt.aclose()
@@ -66,11 +67,11 @@ async def box(runtime: LocalRuntime, layout: Path) -> AsyncIterator[Box]:
         await runtime.remove(made.id, force=True)
 
 
-async def sh(box: Box, script: str, stdin: bytes | None = None,
-             **fields: object) -> tuple[bytes, bytes, ExecResult]:
+async def sh(
+    box: Box, script: str, stdin: bytes | None = None, **fields: object
+) -> tuple[bytes, bytes, ExecResult]:
     with anyio.fail_after(DEADLINE):
-        execution = await box.exec(ExecRequest(command="/bin/sh", args=["-c", script],
-                                               **fields))  # type: ignore[arg-type]
+        execution = await box.exec(ExecRequest(command="/bin/sh", args=["-c", script], **fields))  # type: ignore[arg-type]
         if stdin is not None:
             await execution.write_stdin(stdin)
         await execution.close_stdin()
@@ -87,15 +88,21 @@ async def test_exec_runs_in_the_vm(box: Box) -> None:
 
 
 async def test_env_working_dir_and_stdin(box: Box) -> None:
-    out, _, result = await sh(box, 'printf "%s|%s|" "$A" "$(pwd)"; cat', stdin=b"in put",
-                              env={"A": "a b"}, working_dir="/root")
+    out, _, result = await sh(
+        box,
+        'printf "%s|%s|" "$A" "$(pwd)"; cat',
+        stdin=b"in put",
+        env={"A": "a b"},
+        working_dir="/root",
+    )
     assert result.exit_code == 0 and out == b"a b|/root|in put"
 
 
 async def test_output_arrives_while_the_process_runs(box: Box) -> None:
     with anyio.fail_after(DEADLINE):
-        execution = await box.exec(ExecRequest(
-            command="/bin/sh", args=["-c", "echo first; read line; echo second"]))
+        execution = await box.exec(
+            ExecRequest(command="/bin/sh", args=["-c", "echo first; read line; echo second"])
+        )
         stream = execution.output()
         first = await stream.__anext__()
         assert first.data == b"first\n"  # before the process could finish
@@ -109,8 +116,9 @@ async def test_signals_kill_and_timeout(box: Box) -> None:
     _, _, result = await sh(box, "kill -TERM $$")
     assert result.exit_code == -signal.SIGTERM
     with anyio.fail_after(DEADLINE):
-        execution = await box.exec(ExecRequest(command="/bin/sh",
-                                               args=["-c", "echo up; exec sleep 1000"]))
+        execution = await box.exec(
+            ExecRequest(command="/bin/sh", args=["-c", "echo up; exec sleep 1000"])
+        )
         await execution.kill()
         assert (await execution.wait()).exit_code != 0
         timed = await box.exec(ExecRequest(command="sleep", args=["1000"], timeout_seconds=1))
@@ -124,8 +132,9 @@ async def test_tty_and_resize(box: Box) -> None:
         with pytest.raises(errors.InvalidStateError):
             await plain.resize(80, 24)
         await plain.wait()
-        execution = await box.exec(ExecRequest(command="/bin/sh", tty=True,
-                                               args=["-c", "test -t 1 && echo tty"]))
+        execution = await box.exec(
+            ExecRequest(command="/bin/sh", tty=True, args=["-c", "test -t 1 && echo tty"])
+        )
         await execution.resize(100, 30)
         out = b"".join([chunk.data async for chunk in execution.output()])
         await execution.wait()
@@ -148,7 +157,9 @@ async def test_files_in_and_out(box: Box, tmp_path: Path) -> None:
 
 
 async def test_stop_start_snapshot_clone_export_import(
-    runtime: LocalRuntime, box: Box, tmp_path: Path,
+    runtime: LocalRuntime,
+    box: Box,
+    tmp_path: Path,
 ) -> None:
     with anyio.fail_after(DEADLINE * 3):
         await sh(box, "echo v1 > /root/state")

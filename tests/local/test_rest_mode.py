@@ -81,7 +81,8 @@ async def test_a_wrong_api_key_is_an_auth_error_without_the_key(tmp_path: Path) 
 
 @pytest.mark.parametrize("attempt", range(5))  # the kill races the SDK's attach
 async def test_sigkill_through_signal_is_a_kill_and_bad_numbers_are_refused(
-    runtime: LocalRuntime, attempt: int,
+    runtime: LocalRuntime,
+    attempt: int,
 ) -> None:
     box = await runtime.create(BoxOptions())
     with anyio.fail_after(DEADLINE):
@@ -100,8 +101,11 @@ async def test_a_box_from_a_host_built_oci_layout(runtime: LocalRuntime, tmp_pat
     layout = build_layout(host_rootfs(tmp_path / "rootfs"), tmp_path / "layout")
     box = await runtime.create(BoxOptions(rootfs_path=str(layout)))
     with anyio.fail_after(DEADLINE):
-        execution = await box.exec(ExecRequest(
-            command="/bin/sh", args=["-c", "ls /usr/bin | wc -l; test -e /usr/bin/python3"]))
+        execution = await box.exec(
+            ExecRequest(
+                command="/bin/sh", args=["-c", "ls /usr/bin | wc -l; test -e /usr/bin/python3"]
+            )
+        )
         out, err = await collect(execution)
         result = await execution.wait()
     assert result.exit_code == 1, err  # no python3: the tiny image, not the host's root

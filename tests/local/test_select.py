@@ -45,9 +45,15 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in ("BOXLITE_REST_URL", "BOXLITE_API_KEY", "BOXLITE_REST_API",
-                 "BOXLITE_REST_PATH_PREFIX", "BOXLITE_REST_CLIENT_ID",
-                 "BOXLITE_REST_CLIENT_SECRET", probe.PROBE_ENV):
+    for name in (
+        "BOXLITE_REST_URL",
+        "BOXLITE_API_KEY",
+        "BOXLITE_REST_API",
+        "BOXLITE_REST_PATH_PREFIX",
+        "BOXLITE_REST_CLIENT_ID",
+        "BOXLITE_REST_CLIENT_SECRET",
+        probe.PROBE_ENV,
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -59,7 +65,9 @@ async def opened(settings: Settings) -> SelectedRuntime:
 
 
 async def test_auto_picks_rest_when_the_url_is_in_the_environment(
-    server: RunningServer, clean_env: pytest.MonkeyPatch, tmp_path: Path,
+    server: RunningServer,
+    clean_env: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     clean_env.setenv("BOXLITE_REST_URL", server.url)
     clean_env.setenv("BOXLITE_API_KEY", API_KEY)
@@ -73,7 +81,8 @@ async def test_auto_picks_rest_when_the_url_is_in_the_environment(
 
 
 async def test_auto_picks_rest_for_a_url_setting(
-    server: RunningServer, clean_env: pytest.MonkeyPatch,
+    server: RunningServer,
+    clean_env: pytest.MonkeyPatch,
 ) -> None:
     clean_env.setenv("BOXLITE_API_KEY", API_KEY)
     selected = await opened(Settings(url=server.url))
@@ -97,7 +106,8 @@ async def test_explicit_rest_with_a_bad_url_says_so(clean_env: pytest.MonkeyPatc
 
 @pytest.mark.skipif(HOST_BOOTS_VMS, reason="this host passes the VM host check")
 async def test_auto_falls_back_to_bwrap_where_no_vm_boots(
-    clean_env: pytest.MonkeyPatch, tmp_path: Path,
+    clean_env: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     selected = await opened(Settings(home=tmp_path / "home"))
     try:
@@ -108,8 +118,7 @@ async def test_auto_falls_back_to_bwrap_where_no_vm_boots(
         await selected.runtime.aclose()
 
 
-async def test_probe_off_never_picks_local(clean_env: pytest.MonkeyPatch,
-                                           tmp_path: Path) -> None:
+async def test_probe_off_never_picks_local(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     clean_env.setenv(probe.PROBE_ENV, "off")
     selected = await opened(Settings(home=tmp_path / "home"))
     try:
@@ -119,8 +128,9 @@ async def test_probe_off_never_picks_local(clean_env: pytest.MonkeyPatch,
         await selected.runtime.aclose()
 
 
-async def test_probe_on_picks_local_without_checks(clean_env: pytest.MonkeyPatch,
-                                                   tmp_path: Path) -> None:
+async def test_probe_on_picks_local_without_checks(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     clean_env.setenv(probe.PROBE_ENV, "on")
     selected = await opened(Settings(home=tmp_path / "home"))
     try:
@@ -140,7 +150,8 @@ async def test_an_unknown_probe_mode_lists_the_choices(clean_env: pytest.MonkeyP
 
 
 async def test_a_url_wins_over_everything_under_auto(
-    server: RunningServer, clean_env: pytest.MonkeyPatch,
+    server: RunningServer,
+    clean_env: pytest.MonkeyPatch,
 ) -> None:
     clean_env.setenv(probe.PROBE_ENV, "on")
     clean_env.setenv("BOXLITE_API_KEY", API_KEY)
@@ -185,7 +196,8 @@ async def test_servers_sharing_the_default_home_take_free_slots(
 
 
 async def test_explicit_local_opens_and_notes_a_failed_host_check(
-    clean_env: pytest.MonkeyPatch, tmp_path: Path,
+    clean_env: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     selected = await opened(Settings(runtime="local", home=tmp_path / "home"))
     try:
@@ -199,7 +211,8 @@ async def test_explicit_local_opens_and_notes_a_failed_host_check(
 
 
 async def test_explicit_local_without_the_sdk_says_how_to_install_it(
-    clean_env: pytest.MonkeyPatch, tmp_path: Path,
+    clean_env: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     clean_env.setitem(sys.modules, "boxlite", None)  # what Python does for a missing module
     sdk.load.cache_clear()
@@ -232,8 +245,14 @@ def test_with_nothing_available_the_error_lists_the_ways_out(tmp_path: Path) -> 
         "    print(json.dumps({'kind': exc.kind, 'message': exc.message}))\n"
     )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
-    done = subprocess.run(["unshare", "--user", sys.executable, "-c", program],
-                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    done = subprocess.run(
+        ["unshare", "--user", sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
     if done.returncode != 0 and "unshare" in done.stderr:
         pytest.skip(f"cannot make a user namespace here: {done.stderr.strip()}")
     answer = json.loads(done.stdout.strip().splitlines()[-1])
@@ -245,13 +264,20 @@ def test_with_nothing_available_the_error_lists_the_ways_out(tmp_path: Path) -> 
 
 
 async def test_network_settings_reach_the_runtime_chosen(
-    clean_env: pytest.MonkeyPatch, tmp_path: Path, server: RunningServer,
+    clean_env: pytest.MonkeyPatch,
+    tmp_path: Path,
+    server: RunningServer,
 ) -> None:
     """--net-allow, --secret (value from the environment) and the server's own port."""
     clean_env.setenv("BOXLITE_MCP_TEST_TOKEN", "value-from-env")
-    settings = Settings(home=tmp_path / "home", runtime="bwrap", transport="streamable-http",
-                        port=8765, net_allow=["pypi.org"],
-                        secrets=["BOXLITE_MCP_TEST_TOKEN:api.example.com"])
+    settings = Settings(
+        home=tmp_path / "home",
+        runtime="bwrap",
+        transport="streamable-http",
+        port=8765,
+        net_allow=["pypi.org"],
+        secrets=["BOXLITE_MCP_TEST_TOKEN:api.example.com"],
+    )
     selected = await opened(settings)
     try:
         rt = selected.runtime

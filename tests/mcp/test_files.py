@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
+from tests.sessions.test_python_run import expected_png
+
 from .conftest import ServerFactory, fails, ok
 
 pytestmark = pytest.mark.anyio
@@ -130,3 +132,35 @@ async def test_host_copies_disabled_without_roots(make_server: ServerFactory) ->
         )
         info = await ok(client, "runtime_info")
         assert info["policy"]["allowed_host_paths"] == []
+
+
+async def test_file_read_sends_pictures_as_image_content(make_server: ServerFactory) -> None:
+    """PNG/JPEG/GIF/WebP (told by their bytes) come back as images too; SVG stays text."""
+    png = expected_png()
+    pictures = {
+        "/tmp/dot.png": (png, "image/png"),
+        "/tmp/dot.jpg": (b"\xff\xd8\xff\xe0" + bytes(16), "image/jpeg"),
+        "/tmp/dot.gif": (b"GIF89a" + bytes(16), "image/gif"),
+        "/tmp/misnamed.txt": (b"RIFF\x00\x00\x00\x00WEBPVP8 " + bytes(8), "image/webp"),
+    }
+    async with Client(make_server()) as client:
+        await ok(client, "box_create", name="pics")
+        for path, (data, _) in pictures.items():
+            encoded = base64.b64encode(data).decode()
+            await ok(
+                client, "file_write", box="pics", path=path, content=encoded, encoding="base64"
+            )
+        for path, (data, mime) in pictures.items():
+            result = await client.call_tool("file_read", {"box": "pics", "path": path})
+            assert not result.is_error and result.structured_content is not None
+            assert result.structured_content["mime_type"] == mime
+            assert base64.b64decode(result.structured_content["content"]) == data
+            images = [b for b in result.content if b.type == "image"]
+            assert len(images) == 1 and images[0].mime_type == mime
+            assert base64.b64decode(images[0].data) == data
+        await ok(client, "file_write", box="pics", path="/tmp/a.svg", content="<svg/>")
+        svg = await client.call_tool("file_read", {"box": "pics", "path": "/tmp/a.svg"})
+        assert svg.structured_content is not None
+        assert svg.structured_content["content"] == "<svg/>"
+        assert svg.structured_content["mime_type"] is None
+        assert all(b.type == "text" for b in svg.content)

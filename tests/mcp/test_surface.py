@@ -21,7 +21,7 @@ TOOLS = {
     "box_export", "box_import", "box_expose", "exec_run", "exec_start", "exec_read", "exec_write",
     "exec_signal", "exec_kill", "file_read", "file_write", "copy_in", "copy_out",
     "snapshot_create", "snapshot_list", "snapshot_restore", "snapshot_remove", "box_metrics",
-    "runtime_info",
+    "runtime_info", "python_run", "python_reset",
 }  # fmt: skip
 READ_ONLY = {
     "box_list",
@@ -35,6 +35,7 @@ READ_ONLY = {
 DESTRUCTIVE = {
     "box_remove", "box_stop", "snapshot_restore", "snapshot_remove", "exec_run", "exec_start",
     "exec_write", "exec_signal", "exec_kill", "file_write", "copy_in", "copy_out",
+    "python_run", "python_reset",
 }  # fmt: skip
 
 

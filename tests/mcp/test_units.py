@@ -172,8 +172,9 @@ def test_host_paths(tmp_path: Path) -> None:
 def test_errors_are_actionable_and_scrubbed() -> None:
     runtime_name = "mcp.0123456789ab.e.dev"
     error = to_tool_error(
-        InvalidStateError(f"box {runtime_name} is running", box=runtime_name,
-                          required_state="stopped")
+        InvalidStateError(
+            f"box {runtime_name} is running", box=runtime_name, required_state="stopped"
+        )
     )
     assert str(error).startswith("InvalidStateError: box dev is running")
     assert "box_stop" in str(error)

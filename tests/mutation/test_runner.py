@@ -213,16 +213,24 @@ def test_equivalents_table_parsing() -> None:
         ("a/b.py", "core/NumberReplacer", 2, "x = a | b"),
         ("a/c.py", "core/AddNot", 1, 's = "`"'),
     ]
-    assert parse(row("a/b.py", "AddNot", "x = a | b").replace("WHY", "r"))[0].code == "x = a | b"
-    assert parse(row("a/b.py", "AddNot", "s = '`'").replace("WHY", "r"))[0].code == "s = '`'"
+    header = "| module | mutant | line | why |\n|---|---|---|---|\n"
+    pasted = row("a/b.py", "AddNot", "x = a | b").replace("WHY", "r")
+    assert parse(header + pasted)[0].code == "x = a | b"
+    tick = row("a/b.py", "AddNot", "s = '`'").replace("WHY", "r")
+    assert parse(header + tick)[0].code == "s = '`'"
+    # Only tables headed "module | mutant" list equivalents; a results table is not one.
+    results = "| module | mutants | killed |\n|---|---:|---:|\n| `a/b.py` | 3 | 3 |\n"
+    assert parse(results + "\n" + header + pasted)[0].module == "a/b.py"
+    assert parse(results) == []
+    assert parse(pasted) == []
     for bad, message in [
         ("| `a.py` | `AddNot` | `x` |  |", "needs a reason"),
         ("| `a.py` | `Add Not` | `x` | r |", "is not an operator name"),
         ("| `a.py` | `AddNot` | `x` |", "needs 4 cells"),
     ]:
         try:
-            parse(bad, "t.md")
+            parse(header + bad, "t.md")
         except EquivalentsError as exc:
-            assert message in str(exc) and "t.md:1" in str(exc)
+            assert message in str(exc) and "t.md:3" in str(exc)
         else:
             raise AssertionError(f"{bad!r} was accepted")

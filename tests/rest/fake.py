@@ -69,11 +69,17 @@ class Exec:
 class FakeBoxlite:
     """State and knobs of the fake server. ``app(generation)`` builds the ASGI app."""
 
-    capabilities: dict[str, Any] = field(default_factory=lambda: {
-        "snapshots_enabled": True, "clone_enabled": True, "export_enabled": True,
-        "import_enabled": True, "tty_enabled": True, "streaming_enabled": True,
-        "max_cpus": 8,
-    })
+    capabilities: dict[str, Any] = field(
+        default_factory=lambda: {
+            "snapshots_enabled": True,
+            "clone_enabled": True,
+            "export_enabled": True,
+            "import_enabled": True,
+            "tty_enabled": True,
+            "streaming_enabled": True,
+            "max_cpus": 8,
+        }
+    )
     config_extra: dict[str, Any] = field(default_factory=dict)
     api_key: str | None = None
     client_id: str | None = None
@@ -134,29 +140,54 @@ class FakeBoxlite:
             Route(f"{base}/boxes/{{box}}/start", self.guard(self.start_box), methods=["POST"]),
             Route(f"{base}/boxes/{{box}}/stop", self.guard(self.stop_box), methods=["POST"]),
             Route(f"{base}/boxes/{{box}}/exec", self.guard(self.exec), methods=["POST"]),
-            Route(f"{base}/boxes/{{box}}/executions/{{eid}}", self.guard(self.get_exec),
-                  methods=["GET"]),
-            Route(f"{base}/boxes/{{box}}/executions/{{eid}}", self.guard(self.kill_exec),
-                  methods=["DELETE"]),
-            Route(f"{base}/boxes/{{box}}/executions/{{eid}}/output", self.guard(self.output),
-                  methods=["GET"]),
-            Route(f"{base}/boxes/{{box}}/executions/{{eid}}/input", self.guard(self.input),
-                  methods=["POST"]),
-            Route(f"{base}/boxes/{{box}}/executions/{{eid}}/signal", self.guard(self.signal),
-                  methods=["POST"]),
-            Route(f"{base}/boxes/{{box}}/executions/{{eid}}/resize", self.guard(self.resize),
-                  methods=["POST"]),
+            Route(
+                f"{base}/boxes/{{box}}/executions/{{eid}}",
+                self.guard(self.get_exec),
+                methods=["GET"],
+            ),
+            Route(
+                f"{base}/boxes/{{box}}/executions/{{eid}}",
+                self.guard(self.kill_exec),
+                methods=["DELETE"],
+            ),
+            Route(
+                f"{base}/boxes/{{box}}/executions/{{eid}}/output",
+                self.guard(self.output),
+                methods=["GET"],
+            ),
+            Route(
+                f"{base}/boxes/{{box}}/executions/{{eid}}/input",
+                self.guard(self.input),
+                methods=["POST"],
+            ),
+            Route(
+                f"{base}/boxes/{{box}}/executions/{{eid}}/signal",
+                self.guard(self.signal),
+                methods=["POST"],
+            ),
+            Route(
+                f"{base}/boxes/{{box}}/executions/{{eid}}/resize",
+                self.guard(self.resize),
+                methods=["POST"],
+            ),
             WebSocketRoute(f"{base}/boxes/{{box}}/executions/{{eid}}/attach", self.attach),
             Route(f"{base}/boxes/{{box}}/files", self.guard(self.upload), methods=["PUT"]),
             Route(f"{base}/boxes/{{box}}/files", self.guard(self.download), methods=["GET"]),
             Route(f"{base}/boxes/{{box}}/metrics", self.guard(self.box_metrics), methods=["GET"]),
             Route(f"{base}/metrics", self.guard(self.runtime_metrics), methods=["GET"]),
-            Route(f"{base}/boxes/{{box}}/snapshots", self.guard(self.snapshot_create),
-                  methods=["POST"]),
-            Route(f"{base}/boxes/{{box}}/snapshots", self.guard(self.snapshot_list),
-                  methods=["GET"]),
-            Route(f"{base}/boxes/{{box}}/snapshots/{{snap}}", self.guard(self.snapshot_get),
-                  methods=["GET"]),
+            Route(
+                f"{base}/boxes/{{box}}/snapshots",
+                self.guard(self.snapshot_create),
+                methods=["POST"],
+            ),
+            Route(
+                f"{base}/boxes/{{box}}/snapshots", self.guard(self.snapshot_list), methods=["GET"]
+            ),
+            Route(
+                f"{base}/boxes/{{box}}/snapshots/{{snap}}",
+                self.guard(self.snapshot_get),
+                methods=["GET"],
+            ),
             Route(f"{base}/boxes/{{box}}/clone", self.guard(self.clone), methods=["POST"]),
             Route(f"{base}/boxes/{{box}}/export", self.guard(self.export), methods=["POST"]),
             Route(f"{base}/images/pull", self.guard(self.pull), methods=["POST"]),
@@ -200,6 +231,7 @@ class FakeBoxlite:
                     self.cut_responses.remove(suffix)
                     return _CutResponse(response)
             return response
+
         return guarded
 
     def box_or_404(self, key: str) -> dict[str, Any] | Response:
@@ -216,19 +248,24 @@ class FakeBoxlite:
     async def me(self, request: Request) -> Response:
         if not self.authorized(request.headers):
             return error(401, "invalid API key", "AuthError")
-        return JSONResponse({"sub": "u1", "principal_type": "user", "scopes": [],
-                             self.me_key: self.path_prefix})
+        return JSONResponse(
+            {"sub": "u1", "principal_type": "user", "scopes": [], self.me_key: self.path_prefix}
+        )
 
     async def token(self, request: Request) -> Response:
         form = dict((await request.form()).items())
         self.token_requests.append({k: str(v) for k, v in form.items()})
-        if (form.get("grant_type") != "client_credentials" or form.get("client_id") !=
-                self.client_id or form.get("client_secret") != self.client_secret):
+        if (
+            form.get("grant_type") != "client_credentials"
+            or form.get("client_id") != self.client_id
+            or form.get("client_secret") != self.client_secret
+        ):
             return error(401, "bad client credentials", "UnauthorizedError")
         token = uuid.uuid4().hex
         self.tokens[token] = asyncio.get_running_loop().time() + self.token_ttl
-        return JSONResponse({"access_token": token, "token_type": "bearer",
-                             "expires_in": self.token_ttl})
+        return JSONResponse(
+            {"access_token": token, "token_type": "bearer", "expires_in": self.token_ttl}
+        )
 
     async def create_box(self, request: Request) -> Response:
         body = await request.json()
@@ -237,10 +274,15 @@ class FakeBoxlite:
             return error(409, f"box {name} already exists", "AlreadyExistsError")
         box_id = uuid.uuid4().hex[:26].upper()
         self.boxes[box_id] = {
-            "box_id": box_id, "name": name, "status": "configured",
-            "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z",
-            "image": body.get("image", "alpine:latest"), "cpus": body.get("cpus", 1),
-            "memory_mib": body.get("memory_mib", 512), "request": body,
+            "box_id": box_id,
+            "name": name,
+            "status": "configured",
+            "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:00Z",
+            "image": body.get("image", "alpine:latest"),
+            "cpus": body.get("cpus", 1),
+            "memory_mib": body.get("memory_mib", 512),
+            "request": body,
         }
         return JSONResponse(self.public(self.boxes[box_id]), 201)
 
@@ -255,8 +297,9 @@ class FakeBoxlite:
         start = int(request.query_params.get("pageToken", "0"))
         page = boxes[start : start + self.page_size]
         more = start + self.page_size < len(boxes)
-        return JSONResponse({"boxes": page,
-                             "next_page_token": str(start + self.page_size) if more else None})
+        return JSONResponse(
+            {"boxes": page, "next_page_token": str(start + self.page_size) if more else None}
+        )
 
     async def get_box(self, request: Request) -> Response:
         box = self.box_or_404(request.path_params["box"])
@@ -292,14 +335,22 @@ class FakeBoxlite:
             return box
         body = await request.json()
         box["status"] = "running"
-        execution = Exec(uuid.uuid4().hex, box["box_id"], body["command"],
-                         body.get("args", []), body.get("tty", False))
+        execution = Exec(
+            uuid.uuid4().hex,
+            box["box_id"],
+            body["command"],
+            body.get("args", []),
+            body.get("tty", False),
+        )
         self.executions[execution.id] = execution
         if execution.command == "timeout":
             execution.finish(-9, "timed_out")
         elif execution.command not in ("cat", "sleep"):
-            chunks = self.script if self.script is not None else [
-                ("stdout", " ".join([execution.command, *execution.args]).encode() + b"\n")]
+            chunks = (
+                self.script
+                if self.script is not None
+                else [("stdout", " ".join([execution.command, *execution.args]).encode() + b"\n")]
+            )
             for stream, data in chunks:
                 execution.emit(stream, data)
             execution.finish(self.exit_code)
@@ -315,8 +366,14 @@ class FakeBoxlite:
         execution = self.exec_or_404(request)
         if isinstance(execution, Response):
             return execution
-        return JSONResponse({"execution_id": execution.id, "status": execution.status,
-                             "exit_code": execution.exit_code, "duration_ms": 7})
+        return JSONResponse(
+            {
+                "execution_id": execution.id,
+                "status": execution.status,
+                "exit_code": execution.exit_code,
+                "duration_ms": 7,
+            }
+        )
 
     async def kill_exec(self, request: Request) -> Response:
         execution = self.exec_or_404(request)
@@ -335,8 +392,7 @@ class FakeBoxlite:
         cut = self.cuts[connection] if connection < len(self.cuts) else None
         last = request.headers.get("last-event-id")
         start = int(last) if last and self.sse_ids and not self.ignore_last_event_id else 0
-        return StreamingResponse(self.sse(execution, start, cut),
-                                 media_type="text/event-stream")
+        return StreamingResponse(self.sse(execution, start, cut), media_type="text/event-stream")
 
     async def sse(self, execution: Exec, start: int, cut: int | None) -> AsyncIterator[bytes]:
         index = start
@@ -358,8 +414,11 @@ class FakeBoxlite:
                 yield f"{ident}event: {stream}\ndata: {payload}\n\n".encode()
                 yield b"event: ping\ndata: {}\n\n"
             if execution.exit_code is not None:
-                yield ("event: exit\ndata: " + json.dumps(
-                    {"exit_code": execution.exit_code, "duration_ms": 5}) + "\n\n").encode()
+                yield (
+                    "event: exit\ndata: "
+                    + json.dumps({"exit_code": execution.exit_code, "duration_ms": 5})
+                    + "\n\n"
+                ).encode()
                 return
             await execution.wait_change()
 
@@ -408,8 +467,10 @@ class FakeBoxlite:
         self.attach_queries.append(websocket.url.query)
         connection = len(self.attach_queries) - 1
         cut = self.cuts[connection] if connection < len(self.cuts) else None
-        offsets = {"stdout": int(websocket.query_params.get("stdout_offset", 0)),
-                   "stderr": int(websocket.query_params.get("stderr_offset", 0))}
+        offsets = {
+            "stdout": int(websocket.query_params.get("stdout_offset", 0)),
+            "stderr": int(websocket.query_params.get("stderr_offset", 0)),
+        }
         await websocket.accept()
         reader = asyncio.create_task(self._ws_input(websocket, execution))
         try:
@@ -434,8 +495,9 @@ class FakeBoxlite:
                     channel = b"\x01" if stream == "stdout" else b"\x02"
                     await websocket.send_bytes(channel + data[skip:])
                 if execution.exit_code is not None:
-                    await websocket.send_text(json.dumps(
-                        {"type": "exit", "exit_code": execution.exit_code}))
+                    await websocket.send_text(
+                        json.dumps({"type": "exit", "exit_code": execution.exit_code})
+                    )
                     await websocket.close(1000)
                     return
                 await execution.wait_change()
@@ -472,21 +534,42 @@ class FakeBoxlite:
         return Response(self.download_tar, media_type="application/x-tar")
 
     async def box_metrics(self, request: Request) -> Response:
-        return JSONResponse({"commands_executed_total": 3, "exec_errors_total": 1,
-                             "memory_bytes": 1024, "boot_timing": {
-                                 "total_create_ms": 40, "guest_boot_ms": 30,
-                                 "container_init_ms": 5, "future_stage_ms": 9}})
+        return JSONResponse(
+            {
+                "commands_executed_total": 3,
+                "exec_errors_total": 1,
+                "memory_bytes": 1024,
+                "boot_timing": {
+                    "total_create_ms": 40,
+                    "guest_boot_ms": 30,
+                    "container_init_ms": 5,
+                    "future_stage_ms": 9,
+                },
+            }
+        )
 
     async def runtime_metrics(self, request: Request) -> Response:
-        return JSONResponse({"boxes_created_total": len(self.boxes), "boxes_failed_total": 0,
-                             "num_running_boxes": 0, "total_commands_executed": 2,
-                             "total_exec_errors": 0})
+        return JSONResponse(
+            {
+                "boxes_created_total": len(self.boxes),
+                "boxes_failed_total": 0,
+                "num_running_boxes": 0,
+                "total_commands_executed": 2,
+                "total_exec_errors": 0,
+            }
+        )
 
     async def snapshot_create(self, request: Request) -> Response:
         name = (await request.json())["name"]
-        snap = {"id": uuid.uuid4().hex, "box_id": request.path_params["box"], "name": name,
-                "created_at": 1_700_000_000, "guest_disk_bytes": 1, "container_disk_bytes": 2,
-                "size_bytes": 3}
+        snap = {
+            "id": uuid.uuid4().hex,
+            "box_id": request.path_params["box"],
+            "name": name,
+            "created_at": 1_700_000_000,
+            "guest_disk_bytes": 1,
+            "container_disk_bytes": 2,
+            "size_bytes": 3,
+        }
         self.snapshots[name] = snap
         return JSONResponse(snap, 201)
 
@@ -505,9 +588,15 @@ class FakeBoxlite:
         if name == "fail":
             return error(409, "cannot clone a running box", "InvalidStateError")
         box_id = uuid.uuid4().hex[:26].upper()
-        self.boxes[box_id] = {"box_id": box_id, "name": name, "status": "stopped",
-                              "created_at": "2024-01-01T00:00:00Z", "image": "alpine",
-                              "cpus": 1, "memory_mib": 512}
+        self.boxes[box_id] = {
+            "box_id": box_id,
+            "name": name,
+            "status": "stopped",
+            "created_at": "2024-01-01T00:00:00Z",
+            "image": "alpine",
+            "cpus": 1,
+            "memory_mib": 512,
+        }
         return JSONResponse(self.boxes[box_id], 201)
 
     async def export(self, request: Request) -> Response:
@@ -516,17 +605,30 @@ class FakeBoxlite:
     async def import_box(self, request: Request) -> Response:
         self.imports.append((request.query_params.get("name", ""), await request.body()))
         box_id = uuid.uuid4().hex[:26].upper()
-        self.boxes[box_id] = {"box_id": box_id, "name": request.query_params.get("name"),
-                              "status": "stopped", "created_at": "2024-01-01T00:00:00Z",
-                              "image": "alpine", "cpus": 1, "memory_mib": 512}
+        self.boxes[box_id] = {
+            "box_id": box_id,
+            "name": request.query_params.get("name"),
+            "status": "stopped",
+            "created_at": "2024-01-01T00:00:00Z",
+            "image": "alpine",
+            "cpus": 1,
+            "memory_mib": 512,
+        }
         return JSONResponse(self.boxes[box_id], 201)
 
     async def pull(self, request: Request) -> Response:
         reference = (await request.json())["reference"]
         if "missing" in reference:
             return error(422, f"image error: failed to pull {reference}", "ImageError")
-        return JSONResponse({"reference": reference, "repository": "r", "tag": "t",
-                             "id": "sha256:1", "cached_at": "2024-01-01T00:00:00Z"})
+        return JSONResponse(
+            {
+                "reference": reference,
+                "repository": "r",
+                "tag": "t",
+                "id": "sha256:1",
+                "cached_at": "2024-01-01T00:00:00Z",
+            }
+        )
 
 
 class _CutResponse(Response):
@@ -540,8 +642,10 @@ class _CutResponse(Response):
         body = self.inner.body or b"{}"
         headers = [(k, v) for k, v in self.inner.raw_headers if k != b"content-length"]
         headers.append((b"content-length", str(len(body) + 10).encode()))
-        await send({"type": "http.response.start", "status": self.inner.status_code,
-                    "headers": headers})
-        await send({"type": "http.response.body", "body": body[: len(body) // 2],
-                    "more_body": True})
+        await send(
+            {"type": "http.response.start", "status": self.inner.status_code, "headers": headers}
+        )
+        await send(
+            {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
+        )
         raise ConnectionResetError("cut on purpose")

@@ -27,8 +27,13 @@ class _Server(uvicorn.Server):
 async def serve(app: ASGIApp, port: int = 0) -> AsyncIterator[str]:
     """Serve ``app`` on 127.0.0.1 (a free port unless given); yield ``http://127.0.0.1:N``."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="error", lifespan="off",
-        ws="wsproto", timeout_graceful_shutdown=1,
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
+        lifespan="off",
+        ws="wsproto",
+        timeout_graceful_shutdown=1,
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve())

@@ -84,8 +84,13 @@ async def test_refused_client_credentials_are_an_auth_error_without_the_secret(
         with pytest.raises(AuthError) as caught:
             await runtime.list()
         assert "BOXLITE_REST_CLIENT_SECRET" in caught.value.message
-        for text in (caught.value.message, caplog.text, repr(runtime.settings),
-                     repr(runtime.client), str(runtime.settings)):
+        for text in (
+            caught.value.message,
+            caplog.text,
+            repr(runtime.settings),
+            repr(runtime.client),
+            str(runtime.settings),
+        ):
             assert SECRET not in text
 
 

@@ -25,19 +25,30 @@ async def test_create_sends_only_the_fields_set(generation: str) -> None:
     fake = FakeBoxlite()
     async with running(fake, generation) as runtime:
         await runtime.create(BoxOptions())
-        await runtime.create(BoxOptions(name="web", cpus=2, env={"A": "1"},
-                                        network=NetworkSpec(mode="enabled"),
-                                        volumes=[VolumeSpec(host_path="/h", guest_path="/g")]))
+        await runtime.create(
+            BoxOptions(
+                name="web",
+                cpus=2,
+                env={"A": "1"},
+                network=NetworkSpec(mode="enabled"),
+                volumes=[VolumeSpec(host_path="/h", guest_path="/g")],
+            )
+        )
         await runtime.create(BoxOptions(name="gone", auto_remove=True, detach=None))
     assert fake.recorder is not None
     bodies = [json.loads(r.body) for r in fake.recorder.matching("POST", "/boxes")]
     assert bodies[0] == {}
-    assert bodies[1] == {"name": "web", "cpus": 2, "env": {"A": "1"},
-                         "network": {"mode": "enabled"},
-                         "volumes": [{"host_path": "/h", "guest_path": "/g"}]}
+    assert bodies[1] == {
+        "name": "web",
+        "cpus": 2,
+        "env": {"A": "1"},
+        "network": {"mode": "enabled"},
+        "volumes": [{"host_path": "/h", "guest_path": "/g"}],
+    }
     # 0.10 has no auto_remove (its schema forbids unknown fields); null is never sent.
-    assert bodies[2] == ({"name": "gone", "auto_remove": True} if generation == "0.9"
-                         else {"name": "gone"})
+    assert bodies[2] == (
+        {"name": "gone", "auto_remove": True} if generation == "0.9" else {"name": "gone"}
+    )
 
 
 @pytest.mark.parametrize(
@@ -167,17 +178,23 @@ async def test_network_within_the_operators_list_and_secrets_as_secret_specs(
         ):
             runtime.net_allow = lists.parse(operator)
             with pytest.raises(InvalidArgumentError, match=says):
-                await runtime.create(BoxOptions(network=NetworkSpec(mode="enabled",
-                                                                    allow_net=allow)))
+                await runtime.create(
+                    BoxOptions(network=NetworkSpec(mode="enabled", allow_net=allow))
+                )
         runtime.net_allow = lists.parse(["pypi.org", "*.github.com"])
         with pytest.raises(InvalidArgumentError, match="'NOPE' is not configured"):
-            await runtime.create(BoxOptions(network=NetworkSpec(mode="enabled"),
-                                            secrets=["NOPE"]))
+            await runtime.create(BoxOptions(network=NetworkSpec(mode="enabled"), secrets=["NOPE"]))
         assert fake.recorder is not None
         assert fake.recorder.matching("POST", "/boxes") == []
         await runtime.create(BoxOptions(network=NetworkSpec(mode="enabled"), secrets=["TOK"]))
     (body,) = [json.loads(r.body) for r in fake.recorder.matching("POST", "/boxes")]
     assert body["network"] == {"mode": "enabled", "allow_net": ["pypi.org", "*.github.com"]}
-    assert body["secrets"] == [{"name": "TOK", "value": "value-1", "hosts": ["api.github.com"],
-                                "placeholder": "<BOXLITE_SECRET:TOK>"}]
+    assert body["secrets"] == [
+        {
+            "name": "TOK",
+            "value": "value-1",
+            "hosts": ["api.github.com"],
+            "placeholder": "<BOXLITE_SECRET:TOK>",
+        }
+    ]
     assert body["env"] == {"TOK": "<BOXLITE_SECRET:TOK>"}

@@ -31,8 +31,12 @@ OPERATIONS: dict[str, tuple[str, Operation]] = {
     "import": ("import", lambda rt, box, tmp: rt.import_box(tmp / "a.boxlite")),
 }
 
-FLAGS = {"snapshots": "snapshots_enabled", "clone": "clone_enabled",
-         "export": "export_enabled", "import": "import_enabled"}
+FLAGS = {
+    "snapshots": "snapshots_enabled",
+    "clone": "clone_enabled",
+    "export": "export_enabled",
+    "import": "import_enabled",
+}
 
 
 @pytest.mark.parametrize("state", ["false", "absent"])

@@ -34,8 +34,9 @@ pytestmark = pytest.mark.anyio
 
 
 def nested(kind: str, status: int = 0) -> bytes:
-    return json.dumps({"error": {"message": f"the {kind} message", "type": kind,
-                                 "code": status}}).encode()
+    return json.dumps(
+        {"error": {"message": f"the {kind} message", "type": kind, "code": status}}
+    ).encode()
 
 
 def flat(kind: str, status: int = 0) -> bytes:
@@ -69,12 +70,30 @@ CASES: list[tuple[int, bytes, type[BoxliteError]]] = [
     (503, nested("EngineError", 503), UnavailableError),
     (504, b"gateway timeout", UnavailableError),
     # 0.10 bodies: a string code, sometimes no type; gin-style {"error": "text"}.
-    (409, json.dumps({"error": {"message": "dup", "code": "already_exists"}}).encode(),
-     AlreadyExistsError),
-    (409, json.dumps({"error": {"message": "stopped", "type": "StoppedError",
-                                "code": "stopped", "request_id": "r1"}}).encode(), StoppedError),
-    (422, json.dumps({"error": {"message": "pull", "code": "image_pull_failed"}}).encode(),
-     ImageError),
+    (
+        409,
+        json.dumps({"error": {"message": "dup", "code": "already_exists"}}).encode(),
+        AlreadyExistsError,
+    ),
+    (
+        409,
+        json.dumps(
+            {
+                "error": {
+                    "message": "stopped",
+                    "type": "StoppedError",
+                    "code": "stopped",
+                    "request_id": "r1",
+                }
+            }
+        ).encode(),
+        StoppedError,
+    ),
+    (
+        422,
+        json.dumps({"error": {"message": "pull", "code": "image_pull_failed"}}).encode(),
+        ImageError,
+    ),
     (404, json.dumps({"error": "execution not found"}).encode(), NotFoundError),
 ]
 
@@ -99,8 +118,7 @@ async def test_status_and_type_map_to_the_documented_error(
     message = caught.value.message
     assert message and "Traceback" not in message
     if b"message" in body:
-        assert "message" in message or "dup" in message or "pull" in message or \
-            "stopped" in message
+        assert "message" in message or "dup" in message or "pull" in message or "stopped" in message
     elif body.startswith(b"{"):
         assert "execution not found" in message
 
@@ -125,8 +143,12 @@ async def test_connect_errors_name_the_url_but_no_secret(caplog: pytest.LogCaptu
     caplog.set_level(logging.DEBUG)
     port = free_port()
     settings = RestSettings(
-        url=f"http://admin:hunter2@127.0.0.1:{port}", api="0.10",
-        api_key=SecretStr("blk_live_SECRET"), path_prefix="", **FAST, retries=1,
+        url=f"http://admin:hunter2@127.0.0.1:{port}",
+        api="0.10",
+        api_key=SecretStr("blk_live_SECRET"),
+        path_prefix="",
+        **FAST,
+        retries=1,
     )
     async with RestRuntime(settings) as runtime:
         with pytest.raises(UnavailableError) as caught:

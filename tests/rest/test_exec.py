@@ -22,8 +22,13 @@ from .fake import FakeBoxlite
 
 pytestmark = pytest.mark.anyio
 
-SCRIPT = [("stdout", b"one\n"), ("stderr", b"err\n"), ("stdout", bytes(range(256))),
-          ("stderr", b""), ("stdout", b"three\n")]
+SCRIPT = [
+    ("stdout", b"one\n"),
+    ("stderr", b"err\n"),
+    ("stdout", bytes(range(256))),
+    ("stderr", b""),
+    ("stdout", b"three\n"),
+]
 
 
 async def start(runtime: RestRuntime, command: str, *args: str, **fields: object) -> RestExecution:
@@ -161,8 +166,13 @@ async def test_the_exec_request_carries_only_what_was_set(generation: str) -> No
     async with running(fake, generation) as runtime:
         box = await runtime.create(BoxOptions())
         await (await box.exec(ExecRequest(command="true"))).wait()
-        await (await box.exec(ExecRequest(command="ls", args=["-l"], env={"A": "1"},
-                                          working_dir="/srv", timeout_seconds=5))).wait()
+        await (
+            await box.exec(
+                ExecRequest(
+                    command="ls", args=["-l"], env={"A": "1"}, working_dir="/srv", timeout_seconds=5
+                )
+            )
+        ).wait()
         assert fake.recorder is not None
         before = len(fake.recorder.requests)
         with pytest.raises(UnsupportedError):
@@ -170,8 +180,9 @@ async def test_the_exec_request_carries_only_what_was_set(generation: str) -> No
         assert len(fake.recorder.requests) == before
     bodies = [r.body for r in fake.recorder.matching("POST", "/exec")]
     assert bodies[0] == b'{"command":"true"}'
-    assert bodies[1] == (b'{"command":"ls","args":["-l"],"env":{"A":"1"},'
-                         b'"timeout_seconds":5.0,"working_dir":"/srv"}')
+    assert bodies[1] == (
+        b'{"command":"ls","args":["-l"],"env":{"A":"1"},"timeout_seconds":5.0,"working_dir":"/srv"}'
+    )
 
 
 @pytest.mark.parametrize("abort", [False, True])
@@ -275,8 +286,7 @@ async def test_execs_reuse_the_keep_alive_connection() -> None:
             outputs = {r.client_port for r in fake.recorder.matching("GET", "/output")}
             assert len(posts | outputs) <= 2
         else:
-            attaches = [r.client_port for r in fake.recorder.requests
-                        if r.method == "WEBSOCKET"]
+            attaches = [r.client_port for r in fake.recorder.requests if r.method == "WEBSOCKET"]
             assert len(set(attaches)) == 6 and not set(attaches) & posts
 
 

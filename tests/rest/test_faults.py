@@ -30,8 +30,9 @@ EXPECTED_ERR = "".join(f"err {i}\n" for i in range(LINES)).encode()
 @pytest.mark.parametrize("generation", ["0.9", "0.10"])
 async def test_random_cuts_lose_nothing_and_never_hang(generation: str, tmp_path: Path) -> None:
     quick = {"backoff_initial": 0.01, "backoff_max": 0.05}
-    async with rest_stack(tmp_path, generation, client_fields=quick, cut_random=0.2, seed=7,
-                          cut_scopes=["stream"]) as (runtime, server):
+    async with rest_stack(
+        tmp_path, generation, client_fields=quick, cut_random=0.2, seed=7, cut_scopes=["stream"]
+    ) as (runtime, server):
         # Chosen cuts: the answers to the first two creates and two execs are dropped
         # after the server did the work; the client retries with the same key.
         server.faults.add(CutRule("response", operation="createBox", times=2))

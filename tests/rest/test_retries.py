@@ -95,8 +95,9 @@ def reserve_port() -> int:
 async def test_connect_errors_are_retried_until_the_server_is_up() -> None:
     fake = FakeBoxlite()
     port = reserve_port()
-    settings = settings_for(f"http://127.0.0.1:{port}", "0.9", fake, retries=20,
-                            backoff_initial=0.05, backoff_max=0.1)
+    settings = settings_for(
+        f"http://127.0.0.1:{port}", "0.9", fake, retries=20, backoff_initial=0.05, backoff_max=0.1
+    )
     async with RestRuntime(settings) as runtime:
         listing = asyncio.create_task(runtime.list())
         await asyncio.sleep(0.2)

@@ -31,8 +31,16 @@ from .serving import serve
 
 pytestmark = pytest.mark.anyio
 
-BOX = {"box_id": "b1", "name": "b", "status": "running", "created_at": "2024-01-01T00:00:00Z",
-       "updated_at": "2024-01-01T00:00:00Z", "image": "alpine", "cpus": 1, "memory_mib": 512}
+BOX = {
+    "box_id": "b1",
+    "name": "b",
+    "status": "running",
+    "created_at": "2024-01-01T00:00:00Z",
+    "updated_at": "2024-01-01T00:00:00Z",
+    "image": "alpine",
+    "cpus": 1,
+    "memory_mib": 512,
+}
 QUICK = {**FAST, "timeout": 1.0, "stream_idle_timeout": 0.5, "retries": 0}
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -48,19 +56,26 @@ def app_09(**handlers: Handler) -> Starlette:
         return JSONResponse({"execution_id": "e1"}, 201)
 
     root = "/v1/default"
-    table = {"box": (f"{root}/boxes/{{box}}", ["GET"]),
-             "exec": (f"{root}/boxes/{{box}}/exec", ["POST"]),
-             "output": (f"{root}/boxes/{{box}}/executions/{{eid}}/output", ["GET"]),
-             "files": (f"{root}/boxes/{{box}}/files", ["GET"]),
-             "metrics": (f"{root}/metrics", ["GET"]),
-             "list": (f"{root}/boxes", ["GET"])}
+    table = {
+        "box": (f"{root}/boxes/{{box}}", ["GET"]),
+        "exec": (f"{root}/boxes/{{box}}/exec", ["POST"]),
+        "output": (f"{root}/boxes/{{box}}/executions/{{eid}}/output", ["GET"]),
+        "files": (f"{root}/boxes/{{box}}/files", ["GET"]),
+        "metrics": (f"{root}/metrics", ["GET"]),
+        "list": (f"{root}/boxes", ["GET"]),
+    }
     chosen = {"box": default_box, "exec": default_exec, **handlers}
-    return Starlette(routes=[Route(table[name][0], handler, methods=table[name][1])
-                             for name, handler in chosen.items()])
+    return Starlette(
+        routes=[
+            Route(table[name][0], handler, methods=table[name][1])
+            for name, handler in chosen.items()
+        ]
+    )
 
 
-async def call(app: Starlette, action: Callable[[RestRuntime], Awaitable[object]],
-               **settings: object) -> BoxliteError:
+async def call(
+    app: Starlette, action: Callable[[RestRuntime], Awaitable[object]], **settings: object
+) -> BoxliteError:
     async with serve(app) as url:
         async with RestRuntime(RestSettings(url=url, api="0.9", **{**QUICK, **settings})) as rt:
             with pytest.raises(BoxliteError) as caught:
@@ -78,12 +93,18 @@ async def test_a_malformed_answer_is_an_internal_error_without_pydantic_text() -
     assert "pydantic" not in error.message and "no id" not in error.message
 
 
-@pytest.mark.parametrize(("body", "headers", "complaint"), [
-    (b"{" + b" " * (17 * 1024 * 1024) + b"}", {}, "larger than 16 MiB"),
-    (gzip.compress(json.dumps({"boxes": []}).encode()), {"content-encoding": "gzip"},
-     "compressed"),
-    (b"", {"location": "https://elsewhere.example/v1"}, "redirected"),
-])
+@pytest.mark.parametrize(
+    ("body", "headers", "complaint"),
+    [
+        (b"{" + b" " * (17 * 1024 * 1024) + b"}", {}, "larger than 16 MiB"),
+        (
+            gzip.compress(json.dumps({"boxes": []}).encode()),
+            {"content-encoding": "gzip"},
+            "compressed",
+        ),
+        (b"", {"location": "https://elsewhere.example/v1"}, "redirected"),
+    ],
+)
 async def test_answers_too_big_compressed_or_redirected_are_refused(
     body: bytes, headers: dict[str, str], complaint: str
 ) -> None:
@@ -140,6 +161,7 @@ async def test_endless_pages_are_refused(monkeypatch: pytest.MonkeyPatch) -> Non
 def sse(body: Callable[[], AsyncIterator[bytes]]) -> Handler:
     async def output(request: Request) -> Response:
         return StreamingResponse(body(), media_type="text/event-stream")
+
     return output
 
 
@@ -192,9 +214,12 @@ async def test_an_exec_whose_stream_stays_down_past_its_timeout_is_an_error() ->
     async def body() -> AsyncIterator[bytes]:  # every stream ends at once, without exit
         yield b": nothing here\n\n"
 
-    error = await call(app_09(output=sse(body)),
-                       lambda rt: run_exec(rt, timeout_seconds=0.3),
-                       exec_grace=0.2, reconnect_seconds=30.0)
+    error = await call(
+        app_09(output=sse(body)),
+        lambda rt: run_exec(rt, timeout_seconds=0.3),
+        exec_grace=0.2,
+        reconnect_seconds=30.0,
+    )
     assert isinstance(error, UnavailableError) and "output stream was down" in error.message
 
 
@@ -208,17 +233,21 @@ def app_010(attach: Callable[[WebSocket], Awaitable[None]]) -> Starlette:
     async def status(request: Request) -> Response:
         return JSONResponse({"execution_id": "e1", "status": "running"})
 
-    return Starlette(routes=[
-        Route("/v1/boxes/{box}", box), Route("/v1/boxes/{box}/exec", start_exec, methods=["POST"]),
-        Route("/v1/boxes/{box}/executions/{eid}", status),
-        WebSocketRoute("/v1/boxes/{box}/executions/{eid}/attach", attach),
-    ])
+    return Starlette(
+        routes=[
+            Route("/v1/boxes/{box}", box),
+            Route("/v1/boxes/{box}/exec", start_exec, methods=["POST"]),
+            Route("/v1/boxes/{box}/executions/{eid}", status),
+            WebSocketRoute("/v1/boxes/{box}/executions/{eid}/attach", attach),
+        ]
+    )
 
 
 async def exec_010(app: Starlette) -> BoxliteError:
     async with serve(app) as url:
-        settings = RestSettings(url=url, api="0.10", path_prefix="", **QUICK,
-                                ws_max_message_bytes=128 * 1024)
+        settings = RestSettings(
+            url=url, api="0.10", path_prefix="", **QUICK, ws_max_message_bytes=128 * 1024
+        )
         async with RestRuntime(settings) as rt:
             with pytest.raises(BoxliteError) as caught:
                 await asyncio.wait_for(run_exec(rt), 10)
@@ -242,28 +271,36 @@ async def test_a_handshake_with_a_wrong_accept_is_refused() -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while head := await reader.readuntil(b"\r\n\r\n"):
             line = head.split(b"\r\n", 1)[0]
-            length = next((int(h.split(b":")[1]) for h in head.split(b"\r\n")
-                           if h.lower().startswith(b"content-length:")), 0)
+            length = next(
+                (
+                    int(h.split(b":")[1])
+                    for h in head.split(b"\r\n")
+                    if h.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
             await reader.readexactly(length)
             if b"/attach" in line:
                 upgrades.append(line)
-                writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                             b"Connection: Upgrade\r\nSec-WebSocket-Accept: bogus=\r\n\r\n")
+                writer.write(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    b"Connection: Upgrade\r\nSec-WebSocket-Accept: bogus=\r\n\r\n"
+                )
                 await writer.drain()
                 writer.close()
                 return
             body = json.dumps(BOX if line.startswith(b"GET") else {"execution_id": "e1"})
             status = b"200 OK" if line.startswith(b"GET") else b"201 Created"
-            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
-                         + body.encode())
+            writer.write(
+                b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body.encode()
+            )
             await writer.drain()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server:
-        settings = RestSettings(url=f"http://127.0.0.1:{port}", api="0.10", path_prefix="",
-                                **QUICK)
+        settings = RestSettings(url=f"http://127.0.0.1:{port}", api="0.10", path_prefix="", **QUICK)
         async with RestRuntime(settings) as rt:
             with pytest.raises(InternalError) as caught:
                 await asyncio.wait_for(run_exec(rt), 10)

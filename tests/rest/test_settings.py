@@ -22,17 +22,19 @@ pytestmark = pytest.mark.anyio
 
 
 def test_settings_come_from_the_official_sdk_names() -> None:
-    settings = RestSettings.from_env({
-        "BOXLITE_REST_URL": "https://api.example.com/",
-        "BOXLITE_API_KEY": "blk_live_x",
-        "BOXLITE_REST_PATH_PREFIX": "acme",
-        "BOXLITE_REST_CLIENT_ID": "cid",
-        "BOXLITE_REST_CLIENT_SECRET": "csecret",
-        "BOXLITE_REST_PREFIX": "v1",
-        "BOXLITE_REST_API": "0.10",
-        "BOXLITE_REST_TIMEOUT": "12.5",
-        "BOXLITE_REST_RETRIES": "5",
-    })
+    settings = RestSettings.from_env(
+        {
+            "BOXLITE_REST_URL": "https://api.example.com/",
+            "BOXLITE_API_KEY": "blk_live_x",
+            "BOXLITE_REST_PATH_PREFIX": "acme",
+            "BOXLITE_REST_CLIENT_ID": "cid",
+            "BOXLITE_REST_CLIENT_SECRET": "csecret",
+            "BOXLITE_REST_PREFIX": "v1",
+            "BOXLITE_REST_API": "0.10",
+            "BOXLITE_REST_TIMEOUT": "12.5",
+            "BOXLITE_REST_RETRIES": "5",
+        }
+    )
     assert settings.url == "https://api.example.com"
     assert settings.api_key is not None and settings.api_key.get_secret_value() == "blk_live_x"
     assert settings.path_prefix == "acme"
@@ -63,8 +65,14 @@ def test_a_url_without_http_scheme_is_refused(url: str) -> None:
         ({"BOXLITE_REST_CLIENT_ID": "c", "BOXLITE_REST_CLIENT_SECRET": "s"}, "0.9"),
         ({"BOXLITE_REST_PREFIX": "v1"}, "0.9"),
         ({}, None),
-        ({"BOXLITE_API_KEY": "k", "BOXLITE_REST_CLIENT_ID": "c",
-          "BOXLITE_REST_CLIENT_SECRET": "s"}, None),
+        (
+            {
+                "BOXLITE_API_KEY": "k",
+                "BOXLITE_REST_CLIENT_ID": "c",
+                "BOXLITE_REST_CLIENT_SECRET": "s",
+            },
+            None,
+        ),
         ({"BOXLITE_API_KEY": "k", "BOXLITE_REST_API": "0.9"}, "0.9"),
     ],
 )
@@ -79,8 +87,9 @@ def probe_app(config: dict[str, Any], me_status: int | None) -> Recorder:
 
     async def me(request: Request) -> Response:
         if me_status == 200:
-            return JSONResponse({"sub": "x", "principal_type": "user", "scopes": [],
-                                 "path_prefix": None})
+            return JSONResponse(
+                {"sub": "x", "principal_type": "user", "scopes": [], "path_prefix": None}
+            )
         return JSONResponse({"error": {"message": "no", "type": "AuthError"}}, me_status or 404)
 
     routes = [Route("/v1/config", get_config)]
@@ -161,8 +170,7 @@ async def test_ids_and_names_cannot_add_path_segments() -> None:
     [
         ({}, "BOXLITE_REST_URL"),
         ({"BOXLITE_REST_URL": "ftp://user:pw-SECRET@h"}, "BOXLITE_REST_URL"),
-        ({"BOXLITE_REST_URL": "http://h", "BOXLITE_REST_TIMEOUT": "soon"},
-         "BOXLITE_REST_TIMEOUT"),
+        ({"BOXLITE_REST_URL": "http://h", "BOXLITE_REST_TIMEOUT": "soon"}, "BOXLITE_REST_TIMEOUT"),
         ({"BOXLITE_REST_URL": "http://h", "BOXLITE_REST_API": "0.11"}, "BOXLITE_REST_API"),
     ],
 )

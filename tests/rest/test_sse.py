@@ -20,9 +20,16 @@ from .serving import serve
 
 pytestmark = pytest.mark.anyio
 
-BOX = {"box_id": "01HJK4TNRPQSXYZ8WM6NCVT9R5", "name": "b", "status": "running",
-       "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z",
-       "image": "alpine", "cpus": 1, "memory_mib": 512}
+BOX = {
+    "box_id": "01HJK4TNRPQSXYZ8WM6NCVT9R5",
+    "name": "b",
+    "status": "running",
+    "created_at": "2024-01-01T00:00:00Z",
+    "updated_at": "2024-01-01T00:00:00Z",
+    "image": "alpine",
+    "cpus": 1,
+    "memory_mib": 512,
+}
 
 
 def data(payload: bytes) -> str:
@@ -42,11 +49,13 @@ def sse_server(stream: str, content_type: str = "text/event-stream") -> Starlett
         return Response(stream.encode(), media_type=content_type)
 
     root = "/v1/default/boxes/{box}"
-    return Starlette(routes=[
-        Route(root, get_box),
-        Route(root + "/exec", start_exec, methods=["POST"]),
-        Route(root + "/executions/{eid}/output", output),
-    ])
+    return Starlette(
+        routes=[
+            Route(root, get_box),
+            Route(root + "/exec", start_exec, methods=["POST"]),
+            Route(root + "/executions/{eid}/output", output),
+        ]
+    )
 
 
 async def run(stream: str, content_type: str = "text/event-stream") -> tuple[bytes, ExecResult]:
@@ -78,7 +87,7 @@ async def test_keep_alives_comments_and_unknown_events_are_ignored() -> None:
 
 async def test_multi_line_data_and_the_exit_error_field() -> None:
     stream = (
-        f"event: stderr\ndata: {{\"data\":\ndata: \"{base64.b64encode(b'e').decode()}\"}}\n\n"
+        f'event: stderr\ndata: {{"data":\ndata: "{base64.b64encode(b"e").decode()}"}}\n\n'
         'event: exit\ndata: {"exit_code": -1, "duration_ms": 3, "error": "runner lost"}\n\n'
     )
     out, result = await run(stream)
@@ -94,8 +103,10 @@ async def test_an_error_event_then_the_end_ends_the_execution() -> None:
 
 
 async def test_an_error_event_before_exit_becomes_the_error_message() -> None:
-    stream = ('event: error\ndata: {"message": "3 bytes of stdout were lost"}\n\n'
-              'event: exit\ndata: {"exit_code": 0}\n\n')
+    stream = (
+        'event: error\ndata: {"message": "3 bytes of stdout were lost"}\n\n'
+        'event: exit\ndata: {"exit_code": 0}\n\n'
+    )
     _, result = await run(stream)
     assert result.exit_code == 0 and result.error_message == "3 bytes of stdout were lost"
 
@@ -103,10 +114,10 @@ async def test_an_error_event_before_exit_becomes_the_error_message() -> None:
 @pytest.mark.parametrize(
     ("stream", "complaint"),
     [
-        ("event: stdout\ndata: {\"data\": \"@@not base64@@\"}\n\n", "not valid base64"),
+        ('event: stdout\ndata: {"data": "@@not base64@@"}\n\n', "not valid base64"),
         ("event: stdout\ndata: hello\n\n", "not JSON"),
-        ("event: stderr\ndata: {\"bytes\": \"aGk=\"}\n\n", "no string 'data'"),
-        ("event: exit\ndata: {\"code\": 0}\n\n", "malformed SSE 'exit'"),
+        ('event: stderr\ndata: {"bytes": "aGk="}\n\n', "no string 'data'"),
+        ('event: exit\ndata: {"code": 0}\n\n', "malformed SSE 'exit'"),
         ("event: exit\ndata: done\n\n", "malformed SSE 'exit'"),
     ],
 )

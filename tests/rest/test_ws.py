@@ -21,8 +21,16 @@ from .serving import serve
 
 pytestmark = pytest.mark.anyio
 
-BOX = {"box_id": "b1", "name": "b", "status": "running", "created_at": "2024-01-01T00:00:00Z",
-       "updated_at": "2024-01-01T00:00:00Z", "image": "alpine", "cpus": 1, "memory_mib": 512}
+BOX = {
+    "box_id": "b1",
+    "name": "b",
+    "status": "running",
+    "created_at": "2024-01-01T00:00:00Z",
+    "updated_at": "2024-01-01T00:00:00Z",
+    "image": "alpine",
+    "cpus": 1,
+    "memory_mib": 512,
+}
 
 Attach = Callable[[WebSocket, int], Awaitable[None]]
 
@@ -43,12 +51,14 @@ def ws_server(attach: Attach, queries: list[str], status: str = "running") -> St
         queries.append(websocket.url.query)
         await attach(websocket, len(queries) - 1)
 
-    return Starlette(routes=[
-        Route("/v1/boxes/{box}", get_box),
-        Route("/v1/boxes/{box}/exec", start_exec, methods=["POST"]),
-        Route("/v1/boxes/{box}/executions/{eid}", execution),
-        WebSocketRoute("/v1/boxes/{box}/executions/{eid}/attach", attach_route),
-    ])
+    return Starlette(
+        routes=[
+            Route("/v1/boxes/{box}", get_box),
+            Route("/v1/boxes/{box}/exec", start_exec, methods=["POST"]),
+            Route("/v1/boxes/{box}/executions/{eid}", execution),
+            WebSocketRoute("/v1/boxes/{box}/executions/{eid}/attach", attach_route),
+        ]
+    )
 
 
 Outcome = tuple[bytes, bytes, ExecResult, list[str]]
@@ -111,10 +121,13 @@ async def test_a_cut_socket_is_reattached_with_offsets() -> None:
     assert queries == ["", "stdout_offset=6&stderr_offset=4"]
 
 
-@pytest.mark.parametrize(("stated", "expected_out", "lost"), [
-    ("stdout=0, stderr=0", b"hello world", False),  # replays from the start: skip what we had
-    ("stdout=9, stderr=4", b"hello rld", True),  # resumes past a gap: said, not hidden
-])
+@pytest.mark.parametrize(
+    ("stated", "expected_out", "lost"),
+    [
+        ("stdout=0, stderr=0", b"hello world", False),  # replays from the start: skip what we had
+        ("stdout=9, stderr=4", b"hello rld", True),  # resumes past a gap: said, not hidden
+    ],
+)
 async def test_a_stated_resume_position_is_honoured(
     stated: str, expected_out: bytes, lost: bool
 ) -> None:
@@ -146,9 +159,18 @@ async def test_a_409_on_reattach_is_retried() -> None:
             await ws.send_bytes(b"\x01a")
             await ws.close(1011)
         elif nth == 1:
-            await ws.send_denial_response(JSONResponse(
-                {"error": {"message": "already attached", "type": "InvalidStateError",
-                           "code": "invalid_state"}}, 409))
+            await ws.send_denial_response(
+                JSONResponse(
+                    {
+                        "error": {
+                            "message": "already attached",
+                            "type": "InvalidStateError",
+                            "code": "invalid_state",
+                        }
+                    },
+                    409,
+                )
+            )
         else:
             await ws.accept()
             await ws.send_bytes(b"\x01b")
@@ -166,8 +188,17 @@ async def test_lost_output_is_said_and_skipped() -> None:
             await ws.send_bytes(b"\x01abc")
             await ws.close(1011)
             return
-        await ws.send_text(json.dumps({"type": "error", "code": "output_lost",
-                                       "message": "gone", "stdout_lost": 5, "stderr_lost": 0}))
+        await ws.send_text(
+            json.dumps(
+                {
+                    "type": "error",
+                    "code": "output_lost",
+                    "message": "gone",
+                    "stdout_lost": 5,
+                    "stderr_lost": 0,
+                }
+            )
+        )
         await ws.send_bytes(b"\x01xyz")
         await exit_frame(ws, 0, stdout_bytes=11, stderr_bytes=0)
 
@@ -204,8 +235,11 @@ async def test_a_finished_execution_that_cannot_be_reattached_ends_with_its_stat
             await ws.send_bytes(b"\x01partial")
             await ws.close(1011)
             return
-        await ws.send_denial_response(JSONResponse(
-            {"error": {"message": "execution not found", "type": "NotFoundError"}}, 404))
+        await ws.send_denial_response(
+            JSONResponse(
+                {"error": {"message": "execution not found", "type": "NotFoundError"}}, 404
+            )
+        )
 
     out, _, result, _ = await run(attach, status="completed")
     assert out == b"partial"

@@ -24,8 +24,9 @@ async def lines(stream: Any) -> str:
     return "".join([chunk async for chunk in stream]) if stream is not None else ""
 
 
-async def run_exec(box: Any, command: str, args: list[str], stdin: bytes | None = None
-                   ) -> dict[str, Any]:
+async def run_exec(
+    box: Any, command: str, args: list[str], stdin: bytes | None = None
+) -> dict[str, Any]:
     execution = await box.exec(command, args)
     if stdin is not None:
         writer = execution.stdin()
@@ -38,12 +39,17 @@ async def run_exec(box: Any, command: str, args: list[str], stdin: bytes | None 
 
 async def scenario(url: str, api_key: str, workdir: Path) -> dict[str, Any]:
     seen: dict[str, Any] = {}
-    runtime = boxlite.Boxlite.rest(boxlite.BoxliteRestOptions(
-        url=url, credential=boxlite.ApiKeyCredential(api_key)))
+    runtime = boxlite.Boxlite.rest(
+        boxlite.BoxliteRestOptions(url=url, credential=boxlite.ApiKeyCredential(api_key))
+    )
     box = await runtime.create(boxlite.BoxOptions(), name="sdk-box")
     info = await box.info()
-    seen["created"] = {"id": box.id, "name": box.name, "status": info.state.status,
-                       "image": info.image}
+    seen["created"] = {
+        "id": box.id,
+        "name": box.name,
+        "status": info.state.status,
+        "image": info.image,
+    }
     seen["listed"] = sorted(i.name or i.id for i in await runtime.list_info())
     seen["get_by_name"] = (await runtime.get_info("sdk-box")).id
     seen["get_missing"] = await runtime.get_info("no-such-box")
@@ -61,8 +67,9 @@ async def scenario(url: str, api_key: str, workdir: Path) -> dict[str, Any]:
     await box.copy_in(str(src / "one.txt"), "/srv/one.txt")
     await box.copy_in(str(src), "/srv/tree")
     await box.copy_in(f"{src}/.", "/srv/flat")
-    seen["in_box"] = await run_exec(box, "sh", ["-c", "cd /srv && find . | sort && "
-                                                      "cat one.txt flat/sub/two.txt"])
+    seen["in_box"] = await run_exec(
+        box, "sh", ["-c", "cd /srv && find . | sort && cat one.txt flat/sub/two.txt"]
+    )
     await box.copy_out("/srv/one.txt", str(workdir / "back.txt"))
     await box.copy_out("/srv/flat", str(workdir / "back-tree"))
     back = workdir / "back-tree"
@@ -73,11 +80,15 @@ async def scenario(url: str, api_key: str, workdir: Path) -> dict[str, Any]:
     }
 
     metrics = await box.metrics()
-    seen["box_metrics"] = {"commands": metrics.commands_executed_total,
-                           "total_create_ms": metrics.total_create_duration_ms}
+    seen["box_metrics"] = {
+        "commands": metrics.commands_executed_total,
+        "total_create_ms": metrics.total_create_duration_ms,
+    }
     runtime_metrics = await runtime.metrics()
-    seen["runtime_metrics"] = {"boxes_created": runtime_metrics.boxes_created_total,
-                               "commands": runtime_metrics.total_commands_executed}
+    seen["runtime_metrics"] = {
+        "boxes_created": runtime_metrics.boxes_created_total,
+        "commands": runtime_metrics.total_commands_executed,
+    }
 
     await box.stop()
     seen["stopped"] = (await runtime.get_info("sdk-box")).state.status
@@ -91,8 +102,11 @@ def main() -> None:
     try:
         result: dict[str, Any] = {"ok": True, **asyncio.run(scenario(url, api_key, workdir))}
     except BaseException as exc:
-        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                  "traceback": traceback.format_exc()}
+        result = {
+            "ok": False,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+        }
     print(json.dumps(result, default=str), flush=True)
     os._exit(0)
 

@@ -21,8 +21,11 @@ async def test_oauth_client_credentials(start_server: StartServer) -> None:
         assert (await http.get("/v1/config")).status_code == 200  # public
         anonymous = await http.get("/v1/default/boxes")
         assert anonymous.status_code == 401
-        assert anonymous.json()["error"] == {**anonymous.json()["error"],
-                                             "type": "UnauthorizedError", "code": 401}
+        assert anonymous.json()["error"] == {
+            **anonymous.json()["error"],
+            "type": "UnauthorizedError",
+            "code": 401,
+        }
         wrong = await http.post("/v1/oauth/tokens", data={**CREDS, "client_secret": "nope"})
         assert wrong.status_code == 401
         issued = await http.post("/v1/oauth/tokens", data=CREDS)
@@ -49,20 +52,23 @@ async def test_api_key_guards_0_10_routes_and_attach(start_server: StartServer) 
         assert refused.status_code == 401
         assert refused.json()["error"]["type"] == "AuthError"
         assert refused.json()["error"]["code"] == "unauthenticated"
-        assert (await http.get("/v1/me", headers={"authorization": "Bearer bad"})).status_code \
-            == 401
+        assert (
+            await http.get("/v1/me", headers={"authorization": "Bearer bad"})
+        ).status_code == 401
         auth = {"authorization": "Bearer key-1"}
         me = (await http.get("/v1/me", headers=auth)).json()
         assert me["principal_type"] == "service_account" and "boxes:exec" in me["scopes"]
         await http.post("/v1/boxes", json={"name": "a"}, headers=auth)
-        eid = (await http.post("/v1/boxes/a/exec", json={"command": "true"},
-                               headers=auth)).json()["execution_id"]
+        eid = (await http.post("/v1/boxes/a/exec", json={"command": "true"}, headers=auth)).json()[
+            "execution_id"
+        ]
         with pytest.raises(WebSocketUpgradeError) as denied:
             async with aconnect_ws(f"{server.url}/v1/boxes/a/executions/{eid}/attach", http):
                 pass
         assert denied.value.response.status_code == 401
-        async with aconnect_ws(f"{server.url}/v1/boxes/a/executions/{eid}/attach", http,
-                               headers=auth) as ws:
+        async with aconnect_ws(
+            f"{server.url}/v1/boxes/a/executions/{eid}/attach", http, headers=auth
+        ) as ws:
             assert '"exit"' in (await ws.receive_text())
         # 0.9 routes stay open: no client credentials configured.
         assert (await http.get("/v1/default/boxes")).status_code == 200

@@ -11,8 +11,9 @@ from tools.boxlite_server.backlog import STDERR, STDOUT, OffsetError, OutputBack
 pytestmark = pytest.mark.anyio
 
 
-def drain(backlog: OutputBacklog, offsets: tuple[int, int], max_bytes: int = 1 << 20
-          ) -> list[tuple[int, bytes]]:
+def drain(
+    backlog: OutputBacklog, offsets: tuple[int, int], max_bytes: int = 1 << 20
+) -> list[tuple[int, bytes]]:
     cursor = backlog.open(offsets)
     pieces = []
     while (piece := backlog.read(cursor, max_bytes)) is not None:
@@ -32,8 +33,11 @@ async def test_resume_from_any_offsets_in_order() -> None:
     assert drain(backlog, (6, 1)) == [(STDERR, b"E"), (STDOUT, b"ccc")]
     assert drain(backlog, (7, 2)) == [(STDOUT, b"cc")]
     assert drain(backlog, (9, 2)) == []
-    assert drain(backlog, (0, 0), max_bytes=2)[:3] == [(STDOUT, b"aa"), (STDOUT, b"ab"),
-                                                        (STDOUT, b"bb")]
+    assert drain(backlog, (0, 0), max_bytes=2)[:3] == [
+        (STDOUT, b"aa"),
+        (STDOUT, b"ab"),
+        (STDOUT, b"bb"),
+    ]
     with pytest.raises(OffsetError):
         backlog.open((10, 0))
     cursor = backlog.open((9, 2))

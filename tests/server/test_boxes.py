@@ -64,9 +64,10 @@ async def test_error_bodies_follow_each_document(http: httpx.AsyncClient) -> Non
 
 async def test_default_image_alias_means_runtime_default(http: httpx.AsyncClient) -> None:
     # The official SDK sends the documents' default image when none is given.
-    created = await http.post("/v1/boxes", json={"image": "alpine:latest",
-                                                 "network": {"mode": "disabled"},
-                                                 "detach": False})
+    created = await http.post(
+        "/v1/boxes",
+        json={"image": "alpine:latest", "network": {"mode": "disabled"}, "detach": False},
+    )
     assert created.status_code == 201, created.text
     assert created.json()["image"] == "host"
 
@@ -93,8 +94,10 @@ async def test_pagination_visits_every_box_once(http: httpx.AsyncClient, root: s
 
 
 async def test_config_and_me(start_server: object) -> None:
-    server: RunningServer = await start_server(snapshots=False,  # type: ignore[operator]
-                                               api_key="k-123")
+    server: RunningServer = await start_server(
+        snapshots=False,  # type: ignore[operator]
+        api_key="k-123",
+    )
     async with httpx.AsyncClient(base_url=server.url) as http:
         config = (await http.get("/v1/config")).json()
         caps = config["capabilities"]
@@ -103,8 +106,9 @@ async def test_config_and_me(start_server: object) -> None:
         me = await http.get("/v1/me", headers={"authorization": "Bearer k-123"})
         assert me.json()["path_prefix"] is None
         box = await http.post("/v1/boxes", json={}, headers={"authorization": "Bearer k-123"})
-        refused = await http.get(f"/v1/boxes/{box.json()['box_id']}/snapshots",
-                                 headers={"authorization": "Bearer k-123"})
+        refused = await http.get(
+            f"/v1/boxes/{box.json()['box_id']}/snapshots", headers={"authorization": "Bearer k-123"}
+        )
         assert refused.status_code == 400
         assert refused.json()["error"]["type"] == "UnsupportedError"
         assert "snapshots_enabled" in refused.json()["error"]["message"]
@@ -117,8 +121,7 @@ async def test_idempotency_key_returns_the_first_result(http: httpx.AsyncClient)
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
     assert again.headers["idempotent-replayed"] == "true"
-    other = await http.post("/v1/boxes", json={"name": "twice"},
-                            headers={"idempotency-key": key})
+    other = await http.post("/v1/boxes", json={"name": "twice"}, headers={"idempotency-key": key})
     assert other.status_code == 422
     boxes = (await http.get("/v1/boxes")).json()["boxes"]
     assert [b["name"] for b in boxes] == ["once"]
@@ -127,14 +130,16 @@ async def test_idempotency_key_returns_the_first_result(http: httpx.AsyncClient)
 async def test_snapshot_clone_export_import(http: httpx.AsyncClient) -> None:
     root = "/v1/default"
     box = (await http.post(f"{root}/boxes", json={"name": "src"})).json()
-    run = await http.post(f"{root}/boxes/src/exec",
-                          json={"command": "sh", "args": ["-c", "echo v1 > /marker"]})
+    run = await http.post(
+        f"{root}/boxes/src/exec", json={"command": "sh", "args": ["-c", "echo v1 > /marker"]}
+    )
     assert run.status_code == 201
     eid = run.json()["execution_id"]
     async with http.stream("GET", f"{root}/boxes/src/executions/{eid}/output") as stream:
         assert b"event: exit" in b"".join([c async for c in stream.aiter_bytes()])
-    assert (await http.post(f"{root}/boxes/src/snapshots", json={"name": "s1"})).status_code \
-        == 409  # running: must be stopped
+    assert (
+        await http.post(f"{root}/boxes/src/snapshots", json={"name": "s1"})
+    ).status_code == 409  # running: must be stopped
     await http.post(f"{root}/boxes/src/stop")
     snap = await http.post(f"{root}/boxes/src/snapshots", json={"name": "s1"})
     assert snap.status_code == 201, snap.text
@@ -150,12 +155,14 @@ async def test_snapshot_clone_export_import(http: httpx.AsyncClient) -> None:
     exported = await http.post(f"{root}/boxes/src/export")
     assert exported.status_code == 200
     assert exported.headers["content-type"] == "application/octet-stream"
-    imported = await http.post(f"{root}/boxes/import", params={"name": "back"},
-                               content=exported.content,
-                               headers={"content-type": "application/octet-stream"})
+    imported = await http.post(
+        f"{root}/boxes/import",
+        params={"name": "back"},
+        content=exported.content,
+        headers={"content-type": "application/octet-stream"},
+    )
     assert imported.status_code == 201, imported.text
-    check = await http.post(f"{root}/boxes/back/exec",
-                            json={"command": "cat", "args": ["/marker"]})
+    check = await http.post(f"{root}/boxes/back/exec", json={"command": "cat", "args": ["/marker"]})
     eid = check.json()["execution_id"]
     async with http.stream("GET", f"{root}/boxes/back/executions/{eid}/output") as stream:
         body = b"".join([c async for c in stream.aiter_bytes()])

@@ -21,14 +21,18 @@ SCRIPT = "for i in $(seq 1 {n}); do echo out$i; echo err$i >&2; done"
 
 
 def expected(n: int) -> tuple[bytes, bytes]:
-    return (b"".join(b"out%d\n" % i for i in range(1, n + 1)),
-            b"".join(b"err%d\n" % i for i in range(1, n + 1)))
+    return (
+        b"".join(b"out%d\n" % i for i in range(1, n + 1)),
+        b"".join(b"err%d\n" % i for i in range(1, n + 1)),
+    )
 
 
 async def exec_in(http: httpx.AsyncClient, root: str, script: str) -> str:
-    response = await http.post(f"{root}/boxes/fb/exec",
-                               json={"command": "sh", "args": ["-c", script]},
-                               headers={"idempotency-key": str(uuid.uuid4())})
+    response = await http.post(
+        f"{root}/boxes/fb/exec",
+        json={"command": "sh", "args": ["-c", script]},
+        headers={"idempotency-key": str(uuid.uuid4())},
+    )
     assert response.status_code == 201, response.text
     execution_id: str = response.json()["execution_id"]
     return execution_id
@@ -44,19 +48,24 @@ async def sse_read(http: httpx.AsyncClient, eid: str) -> tuple[bytes, bytes, int
         headers = {"last-event-id": last_id} if last_id else {}
         buffer = b""
         try:
-            async with http.stream("GET", f"/v1/default/boxes/fb/executions/{eid}/output",
-                                   headers=headers) as stream:
+            async with http.stream(
+                "GET", f"/v1/default/boxes/fb/executions/{eid}/output", headers=headers
+            ) as stream:
                 async for chunk in stream.aiter_bytes():
                     buffer += chunk
                     while b"\n\n" in buffer:
                         block, buffer = buffer.split(b"\n\n", 1)
-                        fields = dict(line.split(": ", 1) for line in block.decode().split("\n")
-                                      if line and not line.startswith(":"))
+                        fields = dict(
+                            line.split(": ", 1)
+                            for line in block.decode().split("\n")
+                            if line and not line.startswith(":")
+                        )
                         if "id" in fields:
                             last_id = fields["id"]
                         if fields.get("event") in out:
                             out[fields["event"]] += base64.b64decode(
-                                json.loads(fields["data"])["data"])
+                                json.loads(fields["data"])["data"]
+                            )
                         elif fields.get("event") == "exit":
                             code = json.loads(fields["data"])["exit_code"]
                             return out["stdout"], out["stderr"], code, attempts
@@ -64,8 +73,9 @@ async def sse_read(http: httpx.AsyncClient, eid: str) -> tuple[bytes, bytes, int
             continue  # cut: resume
 
 
-async def ws_read(server: RunningServer, http: httpx.AsyncClient,
-                  eid: str) -> tuple[bytes, bytes, int, int]:
+async def ws_read(
+    server: RunningServer, http: httpx.AsyncClient, eid: str
+) -> tuple[bytes, bytes, int, int]:
     """Attach until the exit frame, re-attaching with offsets after every cut."""
     streams = {1: b"", 2: b""}
     attempts = 0
@@ -73,8 +83,9 @@ async def ws_read(server: RunningServer, http: httpx.AsyncClient,
         attempts += 1
         query = f"stdout_offset={len(streams[1])}&stderr_offset={len(streams[2])}"
         try:
-            async with aconnect_ws(f"{server.url}/v1/boxes/fb/executions/{eid}/attach?{query}",
-                                   http) as ws:
+            async with aconnect_ws(
+                f"{server.url}/v1/boxes/fb/executions/{eid}/attach?{query}", http
+            ) as ws:
                 while True:
                     data = (await ws.receive()).data
                     if isinstance(data, bytes | bytearray):
@@ -90,13 +101,13 @@ async def ws_read(server: RunningServer, http: httpx.AsyncClient,
         except (HTTPXWSException, httpx.HTTPError):
             continue
         except ExceptionGroup as group:  # httpx-ws reports a cut from its task group
-            if not all(isinstance(e, HTTPXWSException | httpx.HTTPError)
-                       for e in group.exceptions):
+            if not all(isinstance(e, HTTPXWSException | httpx.HTTPError) for e in group.exceptions):
                 raise
 
 
 async def test_create_cut_after_work_then_retry_with_key_makes_one_box(
-        server: RunningServer, http: httpx.AsyncClient) -> None:
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
     server.faults.add(CutRule("response", operation="createBox"))
     key = str(uuid.uuid4())
     with pytest.raises(httpx.HTTPError):
@@ -136,8 +147,9 @@ async def test_random_cuts_lose_nothing(start_server: StartServer) -> None:
         key = str(uuid.uuid4())
         for _ in range(20):  # the create itself may be cut; the key makes retries safe
             try:
-                created = await http.post("/v1/boxes", json={"name": "fb"},
-                                          headers={"idempotency-key": key})
+                created = await http.post(
+                    "/v1/boxes", json={"name": "fb"}, headers={"idempotency-key": key}
+                )
                 break
             except httpx.HTTPError:
                 continue
@@ -171,14 +183,22 @@ async def _count_boxes(server: RunningServer) -> int:
 async def test_fault_api_over_http(start_server: StartServer) -> None:
     server = await start_server(fault_api=True)
     async with httpx.AsyncClient(base_url=server.url) as http:
-        plan = await http.post("/_faults", json={
-            "rules": [{"where": "response", "operation": "listBoxes"}]})
+        plan = await http.post(
+            "/_faults", json={"rules": [{"where": "response", "operation": "listBoxes"}]}
+        )
         assert plan.json()["rules"][0]["operation"] == "listBoxes"
         with pytest.raises(httpx.HTTPError):
             await http.get("/v1/boxes")
         fired = (await http.get("/_faults")).json()["fired"]
-        assert fired == [{"where": "response", "operation": "listBoxes", "generation": "0.10",
-                          "at_bytes": 0, "random": False}]
+        assert fired == [
+            {
+                "where": "response",
+                "operation": "listBoxes",
+                "generation": "0.10",
+                "at_bytes": 0,
+                "random": False,
+            }
+        ]
         assert (await http.get("/v1/boxes")).status_code == 200
         assert (await http.delete("/_faults")).json()["fired"] == []
         assert (await http.get("/_violations")).json() == []

@@ -28,8 +28,14 @@ async def test_official_sdk_drives_the_server(start_server: StartServer, tmp_pat
     workdir = tmp_path / "sdk"
     workdir.mkdir()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(SCRIPT), server.url, "sdk-key", str(workdir),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        str(SCRIPT),
+        server.url,
+        "sdk-key",
+        str(workdir),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode == 0, stderr.decode()[-2000:]
     seen = json.loads(stdout.decode().strip().splitlines()[-1])
@@ -48,9 +54,13 @@ async def test_official_sdk_drives_the_server(start_server: StartServer, tmp_pat
     # A directory is copied as itself, "SRC/." as its contents (the SDK's docker-cp rule).
     assert seen["in_box"]["stdout"] == (
         ".\n./flat\n./flat/one.txt\n./flat/sub\n./flat/sub/two.txt\n./one.txt\n./tree\n"
-        "./tree/in\n./tree/in/one.txt\n./tree/in/sub\n./tree/in/sub/two.txt\none\ntwo\n")
-    assert seen["copied_out"] == {"file": "one\n", "tree": ["one.txt", "sub", "sub/two.txt"],
-                                  "two": "two\n"}
+        "./tree/in\n./tree/in/one.txt\n./tree/in/sub\n./tree/in/sub/two.txt\none\ntwo\n"
+    )
+    assert seen["copied_out"] == {
+        "file": "one\n",
+        "tree": ["one.txt", "sub", "sub/two.txt"],
+        "two": "two\n",
+    }
 
     assert seen["box_metrics"]["commands"] >= 4
     assert seen["box_metrics"]["total_create_ms"] is not None

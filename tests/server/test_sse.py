@@ -17,8 +17,9 @@ ROOT = "/v1/default"
 async def start(http: httpx.AsyncClient, script: str, box: str = "sse", **extra: object) -> str:
     if (await http.head(f"{ROOT}/boxes/{box}")).status_code == 404:
         await http.post(f"{ROOT}/boxes", json={"name": box})
-    response = await http.post(f"{ROOT}/boxes/{box}/exec",
-                               json={"command": "sh", "args": ["-c", script], **extra})
+    response = await http.post(
+        f"{ROOT}/boxes/{box}/exec", json={"command": "sh", "args": ["-c", script], **extra}
+    )
     assert response.status_code == 201, response.text
     assert response.headers["location"].endswith(response.json()["execution_id"])
     execution_id: str = response.json()["execution_id"]
@@ -47,13 +48,15 @@ def output(events: list[dict[str, str]]) -> dict[str, bytes]:
     return out
 
 
-async def read(http: httpx.AsyncClient, eid: str, box: str = "sse",
-               last_event_id: str | None = None) -> list[dict[str, str]]:
+async def read(
+    http: httpx.AsyncClient, eid: str, box: str = "sse", last_event_id: str | None = None
+) -> list[dict[str, str]]:
     headers = {"accept": "text/event-stream"}
     if last_event_id is not None:
         headers["last-event-id"] = last_event_id
-    async with http.stream("GET", f"{ROOT}/boxes/{box}/executions/{eid}/output",
-                           headers=headers) as response:
+    async with http.stream(
+        "GET", f"{ROOT}/boxes/{box}/executions/{eid}/output", headers=headers
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         return parse(b"".join([c async for c in response.aiter_bytes()]))
@@ -83,32 +86,40 @@ async def test_every_event_id_resumes_exactly(http: httpx.AsyncClient) -> None:
         before, after = output(events[: index + 1]), output(rest)
         for stream in ("stdout", "stderr"):
             assert before[stream] + after[stream] == full[stream], (index, stream)
-    beyond = await http.get(f"{ROOT}/boxes/sse/executions/{eid}/output",
-                            headers={"last-event-id": "999999-0"})
+    beyond = await http.get(
+        f"{ROOT}/boxes/sse/executions/{eid}/output", headers={"last-event-id": "999999-0"}
+    )
     assert beyond.status_code == 400
-    garbage = await http.get(f"{ROOT}/boxes/sse/executions/{eid}/output",
-                             headers={"last-event-id": "nope"})
+    garbage = await http.get(
+        f"{ROOT}/boxes/sse/executions/{eid}/output", headers={"last-event-id": "nope"}
+    )
     assert garbage.status_code == 400
 
 
 async def test_stdin_by_post(http: httpx.AsyncClient) -> None:
     eid = await start(http, "cat; echo done")
     url = f"{ROOT}/boxes/sse/executions/{eid}/input"
-    first = await http.post(url, content=b"hello ",
-                            headers={"content-type": "application/octet-stream"})
+    first = await http.post(
+        url, content=b"hello ", headers={"content-type": "application/octet-stream"}
+    )
     assert first.status_code == 204, first.text
-    last = await http.post(url, content=b"world\n", headers={
-        "content-type": "application/octet-stream", "x-close-stdin": "true"})
+    last = await http.post(
+        url,
+        content=b"world\n",
+        headers={"content-type": "application/octet-stream", "x-close-stdin": "true"},
+    )
     assert last.status_code == 204
     assert output(await read(http, eid))["stdout"] == b"hello world\ndone\n"
-    after = await http.post(url, content=b"late",
-                            headers={"content-type": "application/octet-stream"})
+    after = await http.post(
+        url, content=b"late", headers={"content-type": "application/octet-stream"}
+    )
     assert after.status_code == 409
 
 
 async def test_signal_and_kill(http: httpx.AsyncClient) -> None:
-    eid = await start(http, "trap 'echo term; exit 42' TERM; echo ready; "
-                            "while true; do sleep 0.05; done")
+    eid = await start(
+        http, "trap 'echo term; exit 42' TERM; echo ready; while true; do sleep 0.05; done"
+    )
     url = f"{ROOT}/boxes/sse/executions/{eid}"
     async with http.stream("GET", f"{url}/output") as stream:
         chunks = stream.aiter_bytes()
@@ -136,8 +147,10 @@ async def test_timeout_reports_timed_out(http: httpx.AsyncClient) -> None:
 
 async def test_large_interleaved_output_is_exact(http: httpx.AsyncClient) -> None:
     # 8 MiB on stdout with stderr lines in between: every byte, in order, once.
-    script = ("i=0; while [ $i -lt 8 ]; do head -c 1048576 /dev/zero | tr '\\0' 'x'; "
-              "echo chunk$i >&2; i=$((i+1)); done")
+    script = (
+        "i=0; while [ $i -lt 8 ]; do head -c 1048576 /dev/zero | tr '\\0' 'x'; "
+        "echo chunk$i >&2; i=$((i+1)); done"
+    )
     eid = await start(http, script)
     events = await read(http, eid)
     out = output(events)

@@ -44,8 +44,10 @@ class _OverreportingRuntime:
 async def test_bad_response_is_a_500_and_a_violation(tmp_path: Path) -> None:
     async with bwrap_factory(tmp_path) as real:
         runtime: Runtime = _OverreportingRuntime(real)
-        async with serve(runtime, ServerConfig(strict=True)) as server, \
-                httpx.AsyncClient(base_url=server.url) as http:
+        async with (
+            serve(runtime, ServerConfig(strict=True)) as server,
+            httpx.AsyncClient(base_url=server.url) as http,
+        ):
             assert (await http.post("/v1/boxes", json={"name": "liar"})).status_code == 201
             assert server.violations == []
             for root, generation in (("/v1", "0.10"), ("/v1/default", "0.9")):
@@ -57,16 +59,20 @@ async def test_bad_response_is_a_500_and_a_violation(tmp_path: Path) -> None:
             assert kinds == [("response", "getBox", "0.10"), ("response", "getBox", "0.9")]
             assert server.violations[0].status == 200
         # Without strict mode the same response goes out unchecked.
-        async with serve(runtime, ServerConfig(strict=False)) as lax, \
-                httpx.AsyncClient(base_url=lax.url) as http:
+        async with (
+            serve(runtime, ServerConfig(strict=False)) as lax,
+            httpx.AsyncClient(base_url=lax.url) as http,
+        ):
             assert (await http.get("/v1/boxes/liar")).json()["cpus"] == 64
             assert lax.violations == []
 
 
 async def test_bad_requests_are_400s_and_recorded(tmp_path: Path) -> None:
-    async with bwrap_factory(tmp_path) as runtime, \
-            serve(runtime, ServerConfig(strict=True)) as server, \
-            httpx.AsyncClient(base_url=server.url) as http:
+    async with (
+        bwrap_factory(tmp_path) as runtime,
+        serve(runtime, ServerConfig(strict=True)) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
         unknown_field = await http.post("/v1/boxes", json={"name": "x", "tty": True})
         assert unknown_field.status_code == 400
         assert "tty" in unknown_field.json()["error"]["message"]

@@ -30,8 +30,9 @@ class Received:
 async def start(http: httpx.AsyncClient, script: str, box: str = "ws") -> str:
     if (await http.head(f"{ROOT}/boxes/{box}")).status_code == 404:
         await http.post(f"{ROOT}/boxes", json={"name": box})
-    response = await http.post(f"{ROOT}/boxes/{box}/exec",
-                               json={"command": "sh", "args": ["-c", script]})
+    response = await http.post(
+        f"{ROOT}/boxes/{box}/exec", json={"command": "sh", "args": ["-c", script]}
+    )
     assert response.status_code == 201, response.text
     execution_id: str = response.json()["execution_id"]
     return execution_id
@@ -55,8 +56,9 @@ async def pump(ws: AsyncWebSocketSession, got: Received, frames: int | None = No
 
 
 def url(server: RunningServer, eid: str, query: str = "", box: str = "ws") -> str:
-    return f"{server.url}{ROOT}/boxes/{box}/executions/{eid}/attach" + (f"?{query}" if query
-                                                                         else "")
+    return f"{server.url}{ROOT}/boxes/{box}/executions/{eid}/attach" + (
+        f"?{query}" if query else ""
+    )
 
 
 async def test_attach_streams_and_exits(server: RunningServer, http: httpx.AsyncClient) -> None:
@@ -85,8 +87,9 @@ async def test_stdin_frames_and_eof(server: RunningServer, http: httpx.AsyncClie
     assert got.streams[1] == b"abc def\ndone\n" and got.exit is not None
 
 
-async def test_reattach_with_offsets_gets_the_rest_once(server: RunningServer,
-                                                        http: httpx.AsyncClient) -> None:
+async def test_reattach_with_offsets_gets_the_rest_once(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
     script = "for i in $(seq 1 30); do echo out$i; echo err$i >&2; sleep 0.01; done"
     eid = await start(http, script)
     got = Received()
@@ -115,17 +118,21 @@ async def test_one_attach_at_a_time(server: RunningServer, http: httpx.AsyncClie
                 pass
         assert second.value.response.status_code == 409
         # The denial carries the documented error body (read here without httpx-ws).
-        denied = await http.get(url(server, eid), headers={
-            "connection": "upgrade", "upgrade": "websocket", "sec-websocket-version": "13",
-            "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        denied = await http.get(
+            url(server, eid),
+            headers={
+                "connection": "upgrade",
+                "upgrade": "websocket",
+                "sec-websocket-version": "13",
+                "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+            },
+        )
         assert denied.status_code == 409
         assert denied.json()["error"]["type"] == "InvalidStateError"
 
 
-async def test_kill_by_delete_and_signals(server: RunningServer,
-                                          http: httpx.AsyncClient) -> None:
-    eid = await start(http, "trap 'echo got-int' INT; echo ready; "
-                            "while true; do sleep 0.05; done")
+async def test_kill_by_delete_and_signals(server: RunningServer, http: httpx.AsyncClient) -> None:
+    eid = await start(http, "trap 'echo got-int' INT; echo ready; while true; do sleep 0.05; done")
     got = Received()
     async with aconnect_ws(url(server, eid), http) as ws:
         await pump(ws, got, frames=1)
@@ -134,8 +141,9 @@ async def test_kill_by_delete_and_signals(server: RunningServer,
         await ws.send_text('{"type":"bogus"}')
         while b"got-int" not in got.streams[1]:
             await pump(ws, got, frames=1)
-        assert (await http.post(f"{ROOT}/boxes/ws/executions/{eid}/signal",
-                                json={"signal": 9})).status_code == 400
+        assert (
+            await http.post(f"{ROOT}/boxes/ws/executions/{eid}/signal", json={"signal": 9})
+        ).status_code == 400
         deleted = await http.delete(f"{ROOT}/boxes/ws/executions/{eid}")
         assert deleted.status_code == 204
         await pump(ws, got)
@@ -153,8 +161,9 @@ async def test_unknown_execution_is_404(server: RunningServer, http: httpx.Async
     assert missing.value.response.status_code == 404
 
 
-async def test_large_output_in_bounded_frames(server: RunningServer,
-                                              http: httpx.AsyncClient) -> None:
+async def test_large_output_in_bounded_frames(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
     eid = await start(http, "head -c 8388608 /dev/zero")
     got = Received()
     async with aconnect_ws(url(server, eid, "max_frame_bytes=65535"), http) as ws:
@@ -164,28 +173,41 @@ async def test_large_output_in_bounded_frames(server: RunningServer,
 
 async def test_tty_session_0_9(server: RunningServer, http: httpx.AsyncClient) -> None:
     await http.post("/v1/default/boxes", json={"name": "tty"})
-    query = urlencode([("command", "sh"), ("args", "-c"),
-                       ("args", "stty size; read x; echo got=$x"), ("cols", 100), ("rows", 30)])
+    query = urlencode(
+        [
+            ("command", "sh"),
+            ("args", "-c"),
+            ("args", "stty size; read x; echo got=$x"),
+            ("cols", 100),
+            ("rows", 30),
+        ]
+    )
     output = b""
     async with aconnect_ws(f"{server.url}/v1/default/boxes/tty/exec/tty?{query}", http) as ws:
         while b"30 100" not in output:
-            output += (await ws.receive_bytes())
+            output += await ws.receive_bytes()
         await ws.send_bytes(b"hello\r")
         while True:
             message = (await ws.receive()).data
             if isinstance(message, str):
-                assert json.loads(message) == {**json.loads(message), "type": "exit",
-                                               "exit_code": 0}
+                assert json.loads(message) == {
+                    **json.loads(message),
+                    "type": "exit",
+                    "exit_code": 0,
+                }
                 break
             output += bytes(message)
     assert b"got=hello" in output
 
 
-async def test_tty_exec_resize_over_attach(server: RunningServer,
-                                           http: httpx.AsyncClient) -> None:
+async def test_tty_exec_resize_over_attach(server: RunningServer, http: httpx.AsyncClient) -> None:
     await http.post(f"{ROOT}/boxes", json={"name": "ws"})
-    eid = (await http.post(f"{ROOT}/boxes/ws/exec", json={
-        "command": "sh", "args": ["-c", "read x; stty size"], "tty": True})).json()["execution_id"]
+    eid = (
+        await http.post(
+            f"{ROOT}/boxes/ws/exec",
+            json={"command": "sh", "args": ["-c", "read x; stty size"], "tty": True},
+        )
+    ).json()["execution_id"]
     got = Received()
     async with aconnect_ws(url(server, eid), http) as ws:
         await ws.send_text('{"type":"resize","cols":90,"rows":33}')

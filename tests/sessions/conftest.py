@@ -1,13 +1,20 @@
-"""Both state stores as fixtures: the in-process one, and Redis in a real redis-server."""
+"""Fixtures for tests/sessions: both state stores (in-process, and Redis in a real redis-server),
+and for the Python session engine a bwrap runtime in tmp_path, a box and the engine."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from boxlite_mcp.runtime.base import Box
+from boxlite_mcp.runtime.bwrap import BwrapRuntime
+from boxlite_mcp.runtime.types import BoxOptions
+from boxlite_mcp.sessions.python import PythonLimits, PythonSessions
 from boxlite_mcp.sessions.state import InProcessState, StateStore
+from tests.harness.bwrap import factory
 from tools.redislib.server import RedisServer, missing_reason, redis_required, redis_server_binary
 
 KEPT = 4
@@ -68,3 +75,28 @@ async def connect(request: pytest.FixtureRequest) -> AsyncIterator[Connect]:
     yield factory
     for store in made:
         await store.aclose()
+
+
+#: Short enough that tests of the kill path stay quick.
+FAST = PythonLimits(interrupt_grace_seconds=1.0)
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[BwrapRuntime]:
+    async with factory(tmp_path) as rt:
+        assert isinstance(rt, BwrapRuntime)
+        yield rt
+
+
+@pytest.fixture
+async def box(runtime: BwrapRuntime) -> Box:
+    return await runtime.create(BoxOptions(name="py"))
+
+
+@pytest.fixture
+async def sessions() -> AsyncIterator[PythonSessions]:
+    engine = PythonSessions(FAST)
+    try:
+        yield engine
+    finally:
+        await engine.aclose()

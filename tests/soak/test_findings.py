@@ -25,14 +25,16 @@ from tools.soaklib.server import stdio_server_args
 
 
 def _stdio(home: Path, log: Path) -> Client:
-    params = StdioServerParameters(command=sys.executable, args=stdio_server_args(home),
-                                   cwd=str(REPO), env=child_env())
+    params = StdioServerParameters(
+        command=sys.executable, args=stdio_server_args(home), cwd=str(REPO), env=child_env()
+    )
     return Client(stdio_client(params, errlog=log.open("a")), mode="legacy")
 
 
 @pytest.mark.anyio
 async def test_a_second_stdio_server_on_the_same_home_leaves_the_first_alone(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     home = tmp_path / "home"
     async with _stdio(home, tmp_path / "first.log") as first:
         await ok(first, "box_create", {"name": "work"})
@@ -42,11 +44,14 @@ async def test_a_second_stdio_server_on_the_same_home_leaves_the_first_alone(
         with pytest.raises(Exception):  # noqa: B017 - the SDK's error for a child that exited
             async with _stdio(home, tmp_path / "second.log") as second:
                 await second.list_tools()
-        assert "another boxlite-mcp runtime is using the home" in (
-            tmp_path / "second.log"
-        ).read_text()
-        job_now = await ok(first, "exec_read", {"execution_id": job["execution_id"],
-                                                "wait_seconds": 1, "until_exit": True})
+        assert (
+            "another boxlite-mcp runtime is using the home" in (tmp_path / "second.log").read_text()
+        )
+        job_now = await ok(
+            first,
+            "exec_read",
+            {"execution_id": job["execution_id"], "wait_seconds": 1, "until_exit": True},
+        )
         assert job_now["running"], f"the first's job was killed: exit {job_now['exit_code']}"
         still = await first.call_tool("exec_run", {"box": "work", "command": "true"})
         assert not still.is_error, f"the first's box is gone: {text_of(still)[:200]}"
@@ -72,20 +77,52 @@ def test_stdio_server_exits_cleanly_when_its_client_vanishes_mid_call(tmp_path: 
     """
     home = tmp_path / "home"
     process = subprocess.Popen(
-        [sys.executable, *stdio_server_args(home)], cwd=REPO, env=child_env(),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        [sys.executable, *stdio_server_args(home)],
+        cwd=REPO,
+        env=child_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
-        _rpc(process, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {},
-            "clientInfo": {"name": "vanishing", "version": "1"}}})
+        _rpc(
+            process,
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "vanishing", "version": "1"},
+                },
+            },
+        )
         assert "result" in _read(process)
         _rpc(process, {"jsonrpc": "2.0", "method": "notifications/initialized"})
-        _rpc(process, {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                       "params": {"name": "box_create", "arguments": {"name": "b"}}})
+        _rpc(
+            process,
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "box_create", "arguments": {"name": "b"}},
+            },
+        )
         assert "result" in _read(process)
-        _rpc(process, {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
-            "name": "exec_run", "arguments": {"box": "b", "command": "echo started; sleep 60"},
-            "_meta": {"progressToken": "p"}}})
+        _rpc(
+            process,
+            {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "tools/call",
+                "params": {
+                    "name": "exec_run",
+                    "arguments": {"box": "b", "command": "echo started; sleep 60"},
+                    "_meta": {"progressToken": "p"},
+                },
+            },
+        )
         assert _read(process).get("method") == "notifications/progress"
         assert process.stdin is not None and process.stdout is not None
         process.stdin.close()  # the client is gone: EOF in, nobody reading out
@@ -103,7 +140,8 @@ def test_stdio_server_exits_cleanly_when_its_client_vanishes_mid_call(tmp_path: 
 
 @pytest.mark.anyio
 async def test_file_read_refuses_a_directory_without_copying_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from boxlite_mcp.server import build_server
     from boxlite_mcp.settings import Settings
 
@@ -112,8 +150,9 @@ async def test_file_read_refuses_a_directory_without_copying_it(
 
     async def watched(tar_file: Any, dest: Any, limits: archive.Limits | None = None) -> Any:
         copies.append(str(dest))
-        return await (real_aunpack(tar_file, dest) if limits is None
-                      else real_aunpack(tar_file, dest, limits))
+        return await (
+            real_aunpack(tar_file, dest) if limits is None else real_aunpack(tar_file, dest, limits)
+        )
 
     monkeypatch.setattr(archive, "aunpack", watched)
     runtime = BwrapRuntime(home=tmp_path / "home")

@@ -32,8 +32,7 @@ from tools.soaklib.schemagen import Pool, arguments, hostile
 @pytest.fixture(scope="module")
 def fuzz() -> Iterator[FuzzResult]:
     with tempfile.TemporaryDirectory(prefix="boxlite-fuzz-") as root:
-        yield run_fuzz(calls=500, stdio_share=0.1, batch=100, seed_value=20261129,
-                       root=Path(root))
+        yield run_fuzz(calls=500, stdio_share=0.1, batch=100, seed_value=20261129, root=Path(root))
 
 
 def test_no_crash_and_no_hang(fuzz: FuzzResult) -> None:
@@ -41,7 +40,8 @@ def test_no_crash_and_no_hang(fuzz: FuzzResult) -> None:
 
 
 def test_server_stays_responsive_writes_only_inside_its_roots_and_leaks_no_box(
-        fuzz: FuzzResult) -> None:
+    fuzz: FuzzResult,
+) -> None:
     assert fuzz.batches >= 5
     assert fuzz.unresponsive == [] and fuzz.maintenance_failures == []
     assert fuzz.sentinel_problems == []
@@ -59,15 +59,29 @@ def test_calls_cover_every_tool_both_shapes_and_both_transports(fuzz: FuzzResult
 def test_generated_arguments_follow_the_schema_or_break_it_on_purpose() -> None:
     import jsonschema
 
-    schema = {"type": "object", "additionalProperties": False, "required": ["box"],
-              "properties": {"box": {"type": "string", "minLength": 1, "maxLength": 256},
-                             "cursor": {"type": "integer", "minimum": 0},
-                             "wait": {"anyOf": [{"type": "number", "exclusiveMinimum": 0,
-                                                 "maximum": 60}, {"type": "null"}]}}}
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["box"],
+        "properties": {
+            "box": {"type": "string", "minLength": 1, "maxLength": 256},
+            "cursor": {"type": "integer", "minimum": 0},
+            "wait": {
+                "anyOf": [
+                    {"type": "number", "exclusiveMinimum": 0, "maximum": 60},
+                    {"type": "null"},
+                ]
+            },
+        },
+    }
     seen: list[Any] = []
 
-    @settings(max_examples=60, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=60,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(arguments(schema, pool=Pool()), hostile(schema, Pool()))
     def check(valid: dict[str, Any], broken: tuple[str, Any]) -> None:
         jsonschema.validate(valid, schema)
@@ -123,9 +137,23 @@ async def test_nul_bytes_in_arguments_are_clear_errors(tmp_path: Path) -> None:
 
 def test_the_command_prints_its_table() -> None:
     done = subprocess.run(
-        [sys.executable, "tools/fuzz_tools.py", "--calls", "60", "--stdio-share", "0.2",
-         "--batch", "30", "--seed", "3"],
-        cwd=REPO, capture_output=True, text=True, timeout=180)
+        [
+            sys.executable,
+            "tools/fuzz_tools.py",
+            "--calls",
+            "60",
+            "--stdio-share",
+            "0.2",
+            "--batch",
+            "30",
+            "--seed",
+            "3",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert "| tool | calls | ok | isError | protocol error | crashes |" in done.stdout
     assert "| **total** | 60 |" in done.stdout
     verdict = done.stdout.strip().splitlines()

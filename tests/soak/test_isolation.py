@@ -60,6 +60,24 @@ def test_no_box_reaches_another_owners_files_or_secrets(probe: ProbeResult) -> N
         assert scenario.successes("inside a box") == [], scenario.name
 
 
+def test_inside_attacks_aim_where_a_files_really_are(probe: ProbeResult) -> None:
+    """Since issue 10 a box's layer is a disk image mounted detached, so the old
+    ``home/boxes/<id>/upper`` paths hold nothing and missing them proves nothing: B's
+    attacks also aim at A's images, loop devices, the server's mount fds and A's
+    sandbox processes, each located and confirmed on the host first."""
+    for scenario in probe.scenarios:
+        where = scenario.where
+        assert where is not None and all(where.checked.values()), (scenario.name, where)
+        inside = [a.attack for a in scenario.attempts if a.kind == "inside a box"]
+        for target in (
+            *where.images,
+            *where.loops,
+            *where.server_fds,
+            *(f"/proc/{pid}/ns/mnt" for pid in where.sandbox_pids),
+        ):
+            assert any(target in attack for attack in inside), (scenario.name, target)
+
+
 def test_host_roots_are_not_shared_between_owners(probe: ProbeResult) -> None:
     """Found by this probe; fixed by a private directory per owner (boxlite_mcp/paths.py)."""
     for scenario in probe.scenarios:

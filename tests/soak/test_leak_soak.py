@@ -24,14 +24,17 @@ from tools.soaklib.soak import KINDS, SoakResult, run_soak, split
 @pytest.fixture(scope="module")
 def soak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoakResult]:
     root = tmp_path_factory.mktemp("leak-soak")
-    yield anyio.run(lambda: run_soak(clients=40, ttl=4.0, reap_interval=0.3, margin=6.0,
-                                     root=root))
+    yield anyio.run(lambda: run_soak(clients=40, ttl=4.0, reap_interval=0.3, margin=6.0, root=root))
 
 
 def test_split_gives_every_kind_its_share() -> None:
-    assert split(200) == {"stdio-killed": 50, "http-legacy-dropped": 50,
-                          "http-modern-dropped": 50, "stdio-silent": 25,
-                          "http-legacy-silent": 25}
+    assert split(200) == {
+        "stdio-killed": 50,
+        "http-legacy-dropped": 50,
+        "http-modern-dropped": 50,
+        "stdio-silent": 25,
+        "http-legacy-silent": 25,
+    }
     assert sum(split(7).values()) == 7
 
 
@@ -84,17 +87,21 @@ def test_nothing_is_left_that_no_runtime_knows_about(soak: SoakResult) -> None:
     assert after.clean and after.servers == [], after.summary()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Since 1bc0019 only an attending request keeps a box alive, so exec_start jobs of "
-    "vanished clients no longer hold boxes. What remains: a handshake-era HTTP client "
-    "that vanishes with an exec_run in flight; the SDK keeps serving that request after "
-    "the connection dropped (a 2026-07-28 request is cancelled), so the exec_run stays "
-    "attached (boxlite_mcp/registry.py BoxEntry.in_use) and the box lives until the "
-    "call returns (return_after_seconds, 50 s by default; before that, the command's "
-    "timeout), longer than this soak's TTL and margin. Fix: end the call when its "
-    "response stream is gone (e.g. exec_run stops attending once progress cannot be "
-    "delivered), or let an attached call hold a box at most the TTL past its last "
-    "delivered output."))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Since 1bc0019 only an attending request keeps a box alive, so exec_start jobs of "
+        "vanished clients no longer hold boxes. What remains: a handshake-era HTTP client "
+        "that vanishes with an exec_run in flight; the SDK keeps serving that request after "
+        "the connection dropped (a 2026-07-28 request is cancelled), so the exec_run stays "
+        "attached (boxlite_mcp/registry.py BoxEntry.in_use) and the box lives until the "
+        "call returns (return_after_seconds, 50 s by default; before that, the command's "
+        "timeout), longer than this soak's TTL and margin. Fix: end the call when its "
+        "response stream is gone (e.g. exec_run stops attending once progress cannot be "
+        "delivered), or let an attached call hold a box at most the TTL past its last "
+        "delivered output."
+    ),
+)
 def test_killed_clients_leave_nothing_after_the_ttl(soak: SoakResult) -> None:
     for kind in soak.kinds:
         if kind.spec.vanish == "kill":
@@ -103,9 +110,25 @@ def test_killed_clients_leave_nothing_after_the_ttl(soak: SoakResult) -> None:
 
 def test_the_command_prints_its_table() -> None:
     done = subprocess.run(
-        [sys.executable, "tools/leak_soak.py", "--clients", "3", "--ttl", "1", "--margin", "4",
-         "--long-every", "0", "--inflight-every", "0"],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "tools/leak_soak.py",
+            "--clients",
+            "3",
+            "--ttl",
+            "1",
+            "--margin",
+            "4",
+            "--long-every",
+            "0",
+            "--inflight-every",
+            "0",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "| kind | clients (ok) | boxes created |" in done.stdout
     assert "| **total** | 3 (3) |" in done.stdout and "PASSED: nothing left" in done.stdout

@@ -10,8 +10,18 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("boxlite-mcp", "boxlite", "mcp", "httpx", "httpx-ws", "httpx-sse", "uvicorn",
-            "starlette", "pydantic", "anyio")
+PACKAGES = (
+    "boxlite-mcp",
+    "boxlite",
+    "mcp",
+    "httpx",
+    "httpx-ws",
+    "httpx-sse",
+    "uvicorn",
+    "starlette",
+    "pydantic",
+    "anyio",
+)
 
 
 def _cpu_model() -> str:

@@ -35,13 +35,23 @@ class McpServer:
 @contextlib.asynccontextmanager
 async def mcp_server(home: Path, log: Path, max_boxes: int) -> AsyncIterator[McpServer]:
     """Start the server as an agent would (stdio subprocess); its stderr goes to ``log``."""
-    env = child_env(BOXLITE_MCP_MAX_BOXES_PER_OWNER=str(max_boxes),
-                    BOXLITE_MCP_MAX_BOXES_TOTAL=str(max_boxes))
+    env = child_env(
+        BOXLITE_MCP_MAX_BOXES_PER_OWNER=str(max_boxes), BOXLITE_MCP_MAX_BOXES_TOTAL=str(max_boxes)
+    )
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "boxlite_mcp", "--runtime", "bwrap", "--home", str(home),
-              "--log-level", "warning"],
-        env=env, cwd=str(REPO),
+        args=[
+            "-m",
+            "boxlite_mcp",
+            "--runtime",
+            "bwrap",
+            "--home",
+            str(home),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=str(REPO),
     )
     with log.open("a") as errlog:
         async with Client(stdio_client(params, errlog=errlog)) as client:
@@ -52,8 +62,9 @@ async def _noop(progress: float, total: float | None, message: str | None) -> No
     return None
 
 
-async def call(client: Client, tool: str, arguments: dict[str, Any],
-               progress: Any = _noop) -> dict[str, Any]:
+async def call(
+    client: Client, tool: str, arguments: dict[str, Any], progress: Any = _noop
+) -> dict[str, Any]:
     """Call a tool; an ``isError`` result becomes an exception carrying its text."""
     result = await client.call_tool(tool, arguments, progress_callback=progress)
     if result.is_error:
@@ -67,6 +78,20 @@ async def exec_true(client: Client, box: str) -> None:
     ran = await call(client, "exec_run", {"box": box, "argv": ["true"]})
     if ran.get("exit_code") != 0:
         raise RuntimeError(f"exec_run true: {ran}")
+
+
+async def python_one_plus_one(client: Client, box: str) -> None:
+    """python_run of ``1+1`` in the box's persistent session."""
+    ran = await call(client, "python_run", {"box": box, "code": "1+1"})
+    if ran.get("result") != "2":
+        raise RuntimeError(f"python_run 1+1: {ran}")
+
+
+async def exec_python_one_plus_one(client: Client, box: str) -> None:
+    """exec_run of ``python3 -c "1+1"``: a fresh interpreter per call."""
+    ran = await call(client, "exec_run", {"box": box, "argv": ["python3", "-c", "1+1"]})
+    if ran.get("exit_code") != 0:
+        raise RuntimeError(f"exec_run python3 -c 1+1: {ran}")
 
 
 @dataclass
@@ -104,8 +129,9 @@ async def flood(client: Client, box: str, nbytes: int) -> Flood:
     with anyio.move_on_after(10):
         await done.wait()
     if ran.get("exit_code") != 0 or ran.get("stdout_bytes") != nbytes:
-        raise RuntimeError(f"flood: exit {ran.get('exit_code')}, {ran.get('stdout_bytes')} "
-                           f"of {nbytes} bytes")
+        raise RuntimeError(
+            f"flood: exit {ran.get('exit_code')}, {ran.get('stdout_bytes')} of {nbytes} bytes"
+        )
     if streamed != nbytes:
         raise RuntimeError(f"flood: {streamed} of {nbytes} bytes arrived as progress")
     seconds = max(returned, last) - start

@@ -40,18 +40,31 @@ async def rest_server(home: Path, api_key: str, log: Path) -> AsyncIterator[Rest
     """
     with log.open("ab") as errors:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tools.boxlite_server", "--home", str(home),
-            "--api-key", api_key, "--generation", "both", "--log-level", "warning",
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=errors,
-            cwd=REPO, env=child_env(),
+            sys.executable,
+            "-m",
+            "tools.boxlite_server",
+            "--home",
+            str(home),
+            "--api-key",
+            api_key,
+            "--generation",
+            "both",
+            "--log-level",
+            "warning",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=errors,
+            cwd=REPO,
+            env=child_env(),
         )
     try:
         assert process.stdout is not None
         try:
             line = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)
         except TimeoutError:
-            raise RuntimeError(f"the BoxLite test server did not start in {START_TIMEOUT:g}s; "
-                               f"see {log}") from None
+            raise RuntimeError(
+                f"the BoxLite test server did not start in {START_TIMEOUT:g}s; see {log}"
+            ) from None
         text = line.decode().strip()
         if "listening on " not in text:
             raise RuntimeError(f"the BoxLite test server failed to start ({text!r}); see {log}")

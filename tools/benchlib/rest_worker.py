@@ -67,8 +67,9 @@ def sdk_exec(box: Any) -> Exec:
 
     async def run(command: str, args: list[str]) -> tuple[int, int]:
         execution = await box.exec(command, args)
-        out, _ = await asyncio.gather(_drain(_sdk_stream(execution, "stdout")),
-                                      _drain(_sdk_stream(execution, "stderr")))
+        out, _ = await asyncio.gather(
+            _drain(_sdk_stream(execution, "stdout")), _drain(_sdk_stream(execution, "stderr"))
+        )
         result = await execution.wait()
         return int(result.exit_code), out
 
@@ -90,15 +91,17 @@ def our_exec(box: Box) -> Exec:
     return run
 
 
-async def measure(clients: dict[str, Exec], iterations: int, flood_bytes: int,
-                  repeats: int) -> dict[str, Any]:
+async def measure(
+    clients: dict[str, Exec], iterations: int, flood_bytes: int, repeats: int
+) -> dict[str, Any]:
     roundtrip: dict[str, list[float]] = {name: [] for name in clients}
     flood: dict[str, list[dict[str, float]]] = {name: [] for name in clients}
     errors: dict[str, str] = {}
     live = dict(clients)
 
-    async def timed(name: str, command: str, args: list[str], expect: int
-                    ) -> tuple[float, float] | None:
+    async def timed(
+        name: str, command: str, args: list[str], expect: int
+    ) -> tuple[float, float] | None:
         cpu, start = time.process_time(), time.perf_counter()
         try:
             code, out = await live[name](command, args)
@@ -119,20 +122,24 @@ async def measure(clients: dict[str, Exec], iterations: int, flood_bytes: int,
                 await timed(name, "true", [], 0)
     for i in range(iterations):
         names = list(live)
-        for name in names[i % len(names):] + names[:i % len(names)] if names else []:
+        for name in names[i % len(names) :] + names[: i % len(names)] if names else []:
             taken = await timed(name, "true", [], 0)
             if taken is not None:
                 roundtrip[name].append(taken[0] * 1000)
     command, *args = flood_command(flood_bytes)
     for i in range(repeats):
         names = list(live)
-        for name in names[i % len(names):] + names[:i % len(names)] if names else []:
+        for name in names[i % len(names) :] + names[: i % len(names)] if names else []:
             taken = await timed(name, command, args, flood_bytes)
             if taken is not None:
-                flood[name].append({"mb_per_s": flood_bytes / taken[0] / 1e6,
-                                    "seconds": taken[0], "cpu_seconds": taken[1]})
-    return {"roundtrip_ms": roundtrip, "flood": flood, "flood_bytes": flood_bytes,
-            "errors": errors}
+                flood[name].append(
+                    {
+                        "mb_per_s": flood_bytes / taken[0] / 1e6,
+                        "seconds": taken[0],
+                        "cpu_seconds": taken[1],
+                    }
+                )
+    return {"roundtrip_ms": roundtrip, "flood": flood, "flood_bytes": flood_bytes, "errors": errors}
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -145,8 +152,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         try:
             import boxlite
 
-            sdk = boxlite.Boxlite.rest(boxlite.BoxliteRestOptions(
-                url=args.url, credential=boxlite.ApiKeyCredential(args.api_key)))
+            sdk = boxlite.Boxlite.rest(
+                boxlite.BoxliteRestOptions(
+                    url=args.url, credential=boxlite.ApiKeyCredential(args.api_key)
+                )
+            )
             sdk_box = await sdk.create(boxlite.BoxOptions(), name=BOX_NAME)
             box_id = str(sdk_box.id)
             clients["sdk"] = sdk_exec(sdk_box)
@@ -185,8 +195,11 @@ def run() -> None:
     try:
         result: dict[str, Any] = {"ok": True, **asyncio.run(main(parse()))}
     except BaseException as exc:
-        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                  "traceback": traceback.format_exc()}
+        result = {
+            "ok": False,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+        }
     print(json.dumps(result), flush=True)
     sys.stderr.flush()
     os._exit(0)

@@ -14,8 +14,17 @@ from boxlite_mcp.runtime.base import Box, Runtime
 from boxlite_mcp.runtime.types import BoxOptions, ExecRequest
 from tools.bench_runtime import host_true, timed
 
-__all__ = ["concurrently", "create_to_first_exec", "first_output", "flood", "host_true",
-           "remove_all", "run_exec", "start_boxes", "timed"]
+__all__ = [
+    "concurrently",
+    "create_to_first_exec",
+    "first_output",
+    "flood",
+    "host_true",
+    "remove_all",
+    "run_exec",
+    "start_boxes",
+    "timed",
+]
 
 TRUE = ExecRequest(command="true")
 #: Prints the box's CLOCK_REALTIME in nanoseconds (taken just before the write), then
@@ -79,8 +88,9 @@ async def flood(box: Box, nbytes: int) -> float:
     return nbytes / seconds / 1e6
 
 
-async def concurrently(jobs: int, concurrency: int,
-                       job: Callable[[int], Awaitable[object]]) -> tuple[list[float], float]:
+async def concurrently(
+    jobs: int, concurrency: int, job: Callable[[int], Awaitable[object]]
+) -> tuple[list[float], float]:
     """Run ``job(i)`` for i in range(jobs), at most ``concurrency`` at a time.
 
     Returns each job's latency (ms) and the wall time of all (s).
@@ -104,8 +114,7 @@ async def concurrently(jobs: int, concurrency: int,
     return latencies, time.perf_counter() - start
 
 
-async def start_boxes(runtime: Runtime, count: int, prefix: str,
-                      concurrency: int = 8) -> list[Box]:
+async def start_boxes(runtime: Runtime, count: int, prefix: str, concurrency: int = 8) -> list[Box]:
     """``count`` running boxes (each has run ``true`` once), created a few at a time."""
     boxes: list[Box | None] = [None] * count
 

@@ -20,5 +20,12 @@ from .config import ServerConfig
 from .faults import CutRule
 from .validation import Violation
 
-__all__ = ["CutRule", "RunningServer", "ServerConfig", "Violation", "create_app", "serve",
-           "serve_in_thread"]
+__all__ = [
+    "CutRule",
+    "RunningServer",
+    "ServerConfig",
+    "Violation",
+    "create_app",
+    "serve",
+    "serve_in_thread",
+]

@@ -32,9 +32,11 @@ def make_runtime(name: str, home: Path | None) -> Runtime:
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, ServerConfig]:
-    p = argparse.ArgumentParser(prog="python -m tools.boxlite_server",
-                                description="A BoxLite REST server (API 0.9 and 0.10) over a "
-                                            "boxlite-mcp runtime, for tests and benchmarks.")
+    p = argparse.ArgumentParser(
+        prog="python -m tools.boxlite_server",
+        description="A BoxLite REST server (API 0.9 and 0.10) over a "
+        "boxlite-mcp runtime, for tests and benchmarks.",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     p.add_argument("--runtime", default="bwrap", choices=["bwrap"])
@@ -46,35 +48,60 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, ServerConfig
     p.add_argument("--client-id", default=None, help="0.9 OAuth2 client id")
     p.add_argument("--client-secret", default=None, help="0.9 OAuth2 client secret")
     p.add_argument("--token-ttl", type=int, default=3600, help="0.9 token lifetime, seconds")
-    p.add_argument("--strict", action="store_true",
-                   help="check every request and response against the OpenAPI documents")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="check every request and response against the OpenAPI documents",
+    )
     for cap in ("snapshots", "clone", "export", "import", "tty"):
         p.add_argument(f"--no-{cap}", action="store_true", help=f"turn {cap} off")
-    p.add_argument("--backlog-bytes", type=int, default=None,
-                   help="output kept per execution for replay")
-    p.add_argument("--sse-event-bytes", type=int, default=None,
-                   help="largest output event on 0.9 SSE streams (a resume restarts an event)")
-    p.add_argument("--cut-random", type=float, default=0.0,
-                   help="probability of cutting at each opportunity (0..1)")
-    p.add_argument("--cut-scope", default="stream,keyed",
-                   help="where random cuts strike: stream,keyed,get,all")
+    p.add_argument(
+        "--backlog-bytes", type=int, default=None, help="output kept per execution for replay"
+    )
+    p.add_argument(
+        "--sse-event-bytes",
+        type=int,
+        default=None,
+        help="largest output event on 0.9 SSE streams (a resume restarts an event)",
+    )
+    p.add_argument(
+        "--cut-random",
+        type=float,
+        default=0.0,
+        help="probability of cutting at each opportunity (0..1)",
+    )
+    p.add_argument(
+        "--cut-scope", default="stream,keyed", help="where random cuts strike: stream,keyed,get,all"
+    )
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--fault-api", action="store_true",
-                   help="serve /_faults and /_violations for remote control")
-    p.add_argument("--log-level", default="warning",
-                   choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--fault-api",
+        action="store_true",
+        help="serve /_faults and /_violations for remote control",
+    )
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     args = p.parse_args(argv)
     values: dict[str, object] = {
-        "host": args.host, "port": args.port, "generation": args.generation,
-        "v09_prefix": args.v09_prefix, "v10_prefix": args.v10_prefix,
-        "api_key": args.api_key, "client_id": args.client_id,
-        "client_secret": args.client_secret, "token_ttl_seconds": args.token_ttl,
-        "strict": args.strict, "snapshots": not args.no_snapshots,
-        "clone": not args.no_clone, "export": not args.no_export,
-        "import": not args.no_import, "tty": not args.no_tty,
-        "cut_random": args.cut_random, "seed": args.seed,
+        "host": args.host,
+        "port": args.port,
+        "generation": args.generation,
+        "v09_prefix": args.v09_prefix,
+        "v10_prefix": args.v10_prefix,
+        "api_key": args.api_key,
+        "client_id": args.client_id,
+        "client_secret": args.client_secret,
+        "token_ttl_seconds": args.token_ttl,
+        "strict": args.strict,
+        "snapshots": not args.no_snapshots,
+        "clone": not args.no_clone,
+        "export": not args.no_export,
+        "import": not args.no_import,
+        "tty": not args.no_tty,
+        "cut_random": args.cut_random,
+        "seed": args.seed,
         "cut_scopes": [s for s in args.cut_scope.split(",") if s],
-        "fault_api": args.fault_api, "log_level": args.log_level,
+        "fault_api": args.fault_api,
+        "log_level": args.log_level,
     }
     if args.backlog_bytes is not None:
         values["backlog_bytes"] = args.backlog_bytes
@@ -102,8 +129,9 @@ async def run(args: argparse.Namespace, config: ServerConfig) -> None:
             print(line, file=sys.stderr, flush=True)
             await stop.wait()
             if server.violations:
-                print(f"boxlite-server: {len(server.violations)} contract violations",
-                      file=sys.stderr)
+                print(
+                    f"boxlite-server: {len(server.violations)} contract violations", file=sys.stderr
+                )
     finally:
         with contextlib.suppress(Exception):
             await runtime.aclose()
@@ -111,8 +139,11 @@ async def run(args: argparse.Namespace, config: ServerConfig) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args, config = parse_args(argv)
-    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     asyncio.run(run(args, config))
 
 

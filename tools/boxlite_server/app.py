@@ -83,14 +83,23 @@ class CutResponse(Response):
             pass
 
 
-def _violation(state: ServerState, kind: Any, generation: str, operation: str,
-               request: Request, message: str, status: int | None = None) -> None:
-    state.violations.record(Violation(kind, generation, operation, request.method,
-                                      request.url.path, message, status))
+def _violation(
+    state: ServerState,
+    kind: Any,
+    generation: str,
+    operation: str,
+    request: Request,
+    message: str,
+    status: int | None = None,
+) -> None:
+    state.violations.record(
+        Violation(kind, generation, operation, request.method, request.url.path, message, status)
+    )
 
 
-def _path_params(state: ServerState, generation: Generation, request: Request,
-                 op: Op) -> dict[str, str]:
+def _path_params(
+    state: ServerState, generation: Generation, request: Request, op: Op
+) -> dict[str, str]:
     params = dict(request.path_params)
     if not op.root:
         if generation == "0.9":
@@ -106,9 +115,12 @@ def _response_body(response: Response) -> bytes | None:
     return bytes(response.body)
 
 
-def _endpoint(state: ServerState, generation: Generation, op: Op,
-              check_generations: tuple[Generation, ...],
-              ) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(
+    state: ServerState,
+    generation: Generation,
+    op: Op,
+    check_generations: tuple[Generation, ...],
+) -> Callable[[Request], Awaitable[Response]]:
     checker = state.checker
     # Keys are honoured on every mutation whose body can be fingerprinted, not only
     # where the documents list the header (a retried clone must not clone twice).
@@ -128,8 +140,9 @@ def _endpoint(state: ServerState, generation: Generation, op: Op,
             response.headers.setdefault("x-request-id", request_id)
         return response
 
-    async def _run(request: Request, request_id: str,
-                   fail: Callable[[Any, str], Response]) -> Response:
+    async def _run(
+        request: Request, request_id: str, fail: Callable[[Any, str], Response]
+    ) -> Response:
         if op.operation not in PUBLIC:
             reason = state.auth.check(generation, request.headers.get("authorization"))
             if reason is not None:
@@ -144,13 +157,17 @@ def _endpoint(state: ServerState, generation: Generation, op: Op,
                 problems = checker.check_request(
                     checker.operation(gen, op.operation),
                     _path_params(state, gen, request, op),
-                    request.query_params.multi_items(), request.headers, body)
+                    request.query_params.multi_items(),
+                    request.headers,
+                    body,
+                )
                 if problems:
                     message = "; ".join(problems)
                     _violation(state, "request", gen, op.operation, request, message)
-                    return fail(WIRE_ERRORS["InvalidArgumentError"],
-                                f"request does not match the {gen} API ({op.operation}): "
-                                f"{message}")
+                    return fail(
+                        WIRE_ERRORS["InvalidArgumentError"],
+                        f"request does not match the {gen} API ({op.operation}): {message}",
+                    )
         call = Call(request, state, generation, op.operation, request_id, body)
         key = request.headers.get("idempotency-key") if keyed else None
         if key is None:
@@ -162,21 +179,32 @@ def _endpoint(state: ServerState, generation: Generation, op: Op,
             async with store.lock(scoped_key):
                 stored = store.get(scoped_key)
                 if stored is not None and stored.fingerprint != print_:
-                    return fail(IDEMPOTENCY_MISMATCH,
-                                "Idempotency-Key was already used for a different request; "
-                                "use a new key for a new request")
+                    return fail(
+                        IDEMPOTENCY_MISMATCH,
+                        "Idempotency-Key was already used for a different request; "
+                        "use a new key for a new request",
+                    )
                 if stored is not None:
                     store.replays += 1
-                    response = Response(stored.body, status_code=stored.status,
-                                        headers=dict(stored.headers))
+                    response = Response(
+                        stored.body, status_code=stored.status, headers=dict(stored.headers)
+                    )
                     response.headers["idempotent-replayed"] = "true"
                 else:
                     response = await _handle(call, fail)
                     body_bytes = _response_body(response)
                     if response.status_code < 500 and body_bytes is not None:
-                        store.put(scoped_key, print_, response.status_code,
-                                  [(k, v) for k, v in response.headers.items()
-                                   if k.lower() != "content-length"], body_bytes)
+                        store.put(
+                            scoped_key,
+                            print_,
+                            response.status_code,
+                            [
+                                (k, v)
+                                for k, v in response.headers.items()
+                                if k.lower() != "content-length"
+                            ],
+                            body_bytes,
+                        )
         finally:
             store.release(scoped_key)
         if state.faults.cut_response(generation, op.operation, request.method, keyed=True):
@@ -192,40 +220,58 @@ def _endpoint(state: ServerState, generation: Generation, op: Op,
             return fail(exc.wire, exc.message)
         except Exception as exc:
             log.exception("unhandled error in %s", op.operation)
-            _violation(state, "exception", generation, op.operation, call.request,
-                       f"unhandled {type(exc).__name__}: {exc}")
-            return fail(WIRE_ERRORS["InternalError"],
-                        f"internal server error in {op.operation}: {type(exc).__name__}: {exc}")
+            _violation(
+                state,
+                "exception",
+                generation,
+                op.operation,
+                call.request,
+                f"unhandled {type(exc).__name__}: {exc}",
+            )
+            return fail(
+                WIRE_ERRORS["InternalError"],
+                f"internal server error in {op.operation}: {type(exc).__name__}: {exc}",
+            )
         if call.request.headers.get("idempotency-key") is None or not keyed:
-            if state.faults.cut_response(generation, op.operation, call.request.method,
-                                         keyed=False):
+            if state.faults.cut_response(
+                generation, op.operation, call.request.method, keyed=False
+            ):
                 return CutResponse(state)
         return response
 
-    def _check_response(request: Request, response: Response,
-                        fail: Callable[[Any, str], Response]) -> Response:
+    def _check_response(
+        request: Request, response: Response, fail: Callable[[Any, str], Response]
+    ) -> Response:
         if response.status_code == 599:
             return response
         problems: list[str] = []
         for gen in check_generations:
             problems += checker.check_response(
-                gen, checker.operation(gen, op.operation), request.method,
-                response.status_code, response.headers.get("content-type"),
-                _response_body(response))
+                gen,
+                checker.operation(gen, op.operation),
+                request.method,
+                response.status_code,
+                response.headers.get("content-type"),
+                _response_body(response),
+            )
         if not problems:
             return response
         message = "; ".join(problems)
-        _violation(state, "response", generation, op.operation, request, message,
-                   response.status_code)
-        return fail(WIRE_ERRORS["InternalError"],
-                    f"strict mode: the server's own {response.status_code} response to "
-                    f"{op.operation} breaks the {generation} API: {message}")
+        _violation(
+            state, "response", generation, op.operation, request, message, response.status_code
+        )
+        return fail(
+            WIRE_ERRORS["InternalError"],
+            f"strict mode: the server's own {response.status_code} response to "
+            f"{op.operation} breaks the {generation} API: {message}",
+        )
 
     return endpoint
 
 
-def _ws_endpoint(state: ServerState, generation: Generation,
-                 handler: WsHandler) -> Callable[[WebSocket], Awaitable[None]]:
+def _ws_endpoint(
+    state: ServerState, generation: Generation, handler: WsHandler
+) -> Callable[[WebSocket], Awaitable[None]]:
     async def endpoint(websocket: WebSocket) -> None:
         await handler(websocket, state, generation)
 
@@ -250,16 +296,23 @@ def _routes(state: ServerState) -> list[BaseRoute]:
                 by_path.setdefault(prefix + op.path, []).append(gen)
             for path, path_gens in by_path.items():
                 primary: Generation = "0.10" if "0.10" in path_gens else "0.9"
-                routes.append(Route(path, _endpoint(state, primary, op, tuple(path_gens)),
-                                    methods=[op.method]))
+                routes.append(
+                    Route(
+                        path, _endpoint(state, primary, op, tuple(path_gens)), methods=[op.method]
+                    )
+                )
             continue
         for gen in gens:
-            routes.append(Route(state.root(gen) + op.path, _endpoint(state, gen, op, (gen,)),
-                                methods=[op.method]))
+            routes.append(
+                Route(
+                    state.root(gen) + op.path,
+                    _endpoint(state, gen, op, (gen,)),
+                    methods=[op.method],
+                )
+            )
     for gen, path, handler in ws.ROUTES:
         if config.serves(gen):
-            routes.append(WebSocketRoute(state.root(gen) + path,
-                                         _ws_endpoint(state, gen, handler)))
+            routes.append(WebSocketRoute(state.root(gen) + path, _ws_endpoint(state, gen, handler)))
     if config.fault_api:
         routes += meta.fault_routes(state)
     return routes
@@ -267,15 +320,18 @@ def _routes(state: ServerState) -> list[BaseRoute]:
 
 def _generation_of(state: ServerState, path: str) -> Generation:
     config = state.config
-    if config.serves("0.9") and (not config.serves("0.10")
-                                 or path.startswith(config.v09_root + "/")
-                                 or path == config.v09_root):
+    if config.serves("0.9") and (
+        not config.serves("0.10")
+        or path.startswith(config.v09_root + "/")
+        or path == config.v09_root
+    ):
         return "0.9"
     return "0.10"
 
 
-def create_app(runtime: Runtime, config: ServerConfig | None = None,
-               state: ServerState | None = None) -> Starlette:
+def create_app(
+    runtime: Runtime, config: ServerConfig | None = None, state: ServerState | None = None
+) -> Starlette:
     """The server as an ASGI app; ``app.state.boxlite`` is its ServerState."""
     config = config or ServerConfig()
     state = state or ServerState(runtime, config)
@@ -284,13 +340,19 @@ def create_app(runtime: Runtime, config: ServerConfig | None = None,
         generation = _generation_of(state, request.url.path)
         status = int(getattr(exc, "status_code", 404))
         if status == 404:
-            return error_response(generation, WIRE_ERRORS["NotFoundError"],
-                                  f"no such route: {request.method} {request.url.path}",
-                                  new_request_id())
+            return error_response(
+                generation,
+                WIRE_ERRORS["NotFoundError"],
+                f"no such route: {request.method} {request.url.path}",
+                new_request_id(),
+            )
         wire = replace(WIRE_ERRORS["InvalidArgumentError"], status=status)
-        return error_response(generation, wire,
-                              f"method {request.method} is not allowed on {request.url.path}",
-                              new_request_id())
+        return error_response(
+            generation,
+            wire,
+            f"method {request.method} is not allowed on {request.url.path}",
+            new_request_id(),
+        )
 
     app = Starlette(routes=_routes(state), exception_handlers={404: not_found, 405: not_found})
     app.state.boxlite = state
@@ -347,11 +409,20 @@ def uvicorn_config(app: Starlette, state: ServerState) -> uvicorn.Config:
     http_class, ws_class = protocol_classes(state.transports)
     keepalive = state.config.keepalive_seconds
     return uvicorn.Config(
-        app, host=state.config.host, port=state.config.port, http=http_class, ws=ws_class,
-        lifespan="off", log_level=state.config.log_level, access_log=False,
-        ws_ping_interval=keepalive, ws_ping_timeout=keepalive * 3,
-        ws_max_size=16 * 1024 * 1024, timeout_graceful_shutdown=2,
-        timeout_keep_alive=30)
+        app,
+        host=state.config.host,
+        port=state.config.port,
+        http=http_class,
+        ws=ws_class,
+        lifespan="off",
+        log_level=state.config.log_level,
+        access_log=False,
+        ws_ping_interval=keepalive,
+        ws_ping_timeout=keepalive * 3,
+        ws_max_size=16 * 1024 * 1024,
+        timeout_graceful_shutdown=2,
+        timeout_keep_alive=30,
+    )
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -367,8 +438,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 @contextlib.asynccontextmanager
-async def serve(runtime: Runtime,
-                config: ServerConfig | None = None) -> AsyncIterator[RunningServer]:
+async def serve(
+    runtime: Runtime, config: ServerConfig | None = None
+) -> AsyncIterator[RunningServer]:
     """Run the server in the current event loop on ``config.host``/``config.port``.
 
     Port 0 (the default) picks a free port. On exit, running executions are
@@ -380,8 +452,9 @@ async def serve(runtime: Runtime,
     sock = bind_socket(config.host, config.port)
     port = sock.getsockname()[1]
     server = _EmbeddedServer(uvicorn_config(app, state))
-    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]),
-                                                  name="boxlite-server")
+    task = asyncio.get_running_loop().create_task(
+        server.serve(sockets=[sock]), name="boxlite-server"
+    )
     while not server.started:
         if task.done():
             task.result()
@@ -400,8 +473,9 @@ async def serve(runtime: Runtime,
 
 
 @contextlib.contextmanager
-def serve_in_thread(make_runtime: Callable[[], Runtime],
-                    config: ServerConfig | None = None) -> Iterator[RunningServer]:
+def serve_in_thread(
+    make_runtime: Callable[[], Runtime], config: ServerConfig | None = None
+) -> Iterator[RunningServer]:
     """Run the server (and a runtime it makes) on its own thread and event loop.
 
     For clients that block the calling thread, like the official SDK (its
@@ -430,8 +504,9 @@ def serve_in_thread(make_runtime: Callable[[], Runtime],
         finally:
             await runtime.aclose()
 
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),),
-                              name="boxlite-server", daemon=True)
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(main(),), name="boxlite-server", daemon=True
+    )
     thread.start()
     started = ready.get()
     if isinstance(started, BaseException):

@@ -39,21 +39,24 @@ class Authenticator:
             return self._config.client_id is not None
         return self._config.api_key is not None
 
-    def issue(self, client_id: str, client_secret: str,
-              scope: str | None) -> tuple[str, IssuedToken] | None:
+    def issue(
+        self, client_id: str, client_secret: str, scope: str | None
+    ) -> tuple[str, IssuedToken] | None:
         """A bearer string and its record for valid client credentials, else None."""
         want_id = self._config.client_id
         want_secret = self._config.client_secret
         if want_id is None or want_secret is None:
             return None
         ok_id = hmac.compare_digest(client_id.encode(), want_id.encode())
-        ok_secret = hmac.compare_digest(client_secret.encode(),
-                                        want_secret.get_secret_value().encode())
+        ok_secret = hmac.compare_digest(
+            client_secret.encode(), want_secret.get_secret_value().encode()
+        )
         if not (ok_id and ok_secret):
             return None
         self._prune()
-        token = IssuedToken(client_id, time.monotonic() + self._config.token_ttl_seconds,
-                            scope or SCOPES)
+        token = IssuedToken(
+            client_id, time.monotonic() + self._config.token_ttl_seconds, scope or SCOPES
+        )
         self.tokens_issued += 1
         bearer = "blt_" + secrets.token_urlsafe(32)
         self._tokens[bearer] = token

@@ -178,8 +178,10 @@ class OutputBacklog:
                 break
             begin = offset - chunk.start
             take = min(len(chunk.data) - begin, max_bytes - size)
-            piece = chunk.data if begin == 0 and take == len(chunk.data) else (
-                chunk.data[begin : begin + take]
+            piece = (
+                chunk.data
+                if begin == 0 and take == len(chunk.data)
+                else (chunk.data[begin : begin + take])
             )
             pieces.append(piece)
             size += take

@@ -22,9 +22,11 @@ async def receive_to_file(call: Call, dest: Path) -> int:
         async for chunk in call.request.stream():
             size += len(chunk)
             if size > limit:
-                raise HttpError(PAYLOAD_TOO_LARGE,
-                                f"request body over the {limit}-byte transfer limit "
-                                "(capabilities.file_transfer_max_bytes)")
+                raise HttpError(
+                    PAYLOAD_TOO_LARGE,
+                    f"request body over the {limit}-byte transfer limit "
+                    "(capabilities.file_transfer_max_bytes)",
+                )
             await f.write(chunk)
     return size
 

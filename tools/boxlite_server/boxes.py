@@ -86,8 +86,19 @@ def _box_response(call: Call, info: BoxInfo, status: int = 200) -> Response:
 # -- create -------------------------------------------------------------------------
 
 #: Create fields handed to the runtime unchanged.
-_PASSED = ("name", "rootfs_path", "cpus", "memory_mib", "disk_size_gb", "working_dir", "env",
-           "entrypoint", "cmd", "user", "detach")
+_PASSED = (
+    "name",
+    "rootfs_path",
+    "cpus",
+    "memory_mib",
+    "disk_size_gb",
+    "working_dir",
+    "env",
+    "entrypoint",
+    "cmd",
+    "user",
+    "detach",
+)
 
 
 def _hold_secrets(call: Call, specs: list[dict[str, Any]]) -> list[str]:
@@ -103,8 +114,9 @@ def _hold_secrets(call: Call, specs: list[dict[str, Any]]) -> list[str]:
         if not isinstance(name, str) or not isinstance(value, str) or not value:
             raise InvalidArgumentError("each secret needs a name and a non-empty value")
         if spec.get("placeholder") not in (None, placeholder(name)):
-            raise UnsupportedError(f"secret {name}: only the default placeholder "
-                                   f"{placeholder(name)} is supported here")
+            raise UnsupportedError(
+                f"secret {name}: only the default placeholder {placeholder(name)} is supported here"
+            )
         try:
             parsed = parse_specs([f"{name}:{','.join(hosts)}" if hosts else name])
         except SecretError as exc:
@@ -129,21 +141,25 @@ def box_options(call: Call, body: dict[str, Any]) -> BoxOptions:
     if call.generation == "0.9":
         fields["auto_remove"] = body.get("auto_remove", config.default_auto_remove)
     if body.get("ports"):
-        raise UnsupportedError("ports are not supported by this server's runtime; create the "
-                               "box without them (the 0.10 tunnel reaches a box's service)")
+        raise UnsupportedError(
+            "ports are not supported by this server's runtime; create the "
+            "box without them (the 0.10 tunnel reaches a box's service)"
+        )
     if body.get("secrets"):
         fields["secrets"] = _hold_secrets(call, body["secrets"])
     if body.get("security") not in (None, "standard"):
         raise UnsupportedError("only the 'standard' security preset is offered here")
     capabilities = (body.get("advanced") or {}).get("capabilities") or {}
     if capabilities.get("add") or capabilities.get("drop"):
-        raise UnsupportedError("Linux capability changes are not supported "
-                               "(linux_capabilities_enabled is false)")
+        raise UnsupportedError(
+            "Linux capability changes are not supported (linux_capabilities_enabled is false)"
+        )
     if body.get("auto_delete"):
         raise UnsupportedError("auto_delete is not supported; remove boxes explicitly")
     if body.get("tty"):
-        raise UnsupportedError("a TTY for the box's main command is not supported; "
-                               "use exec with tty=true")
+        raise UnsupportedError(
+            "a TTY for the box's main command is not supported; use exec with tty=true"
+        )
     try:
         return BoxOptions(**fields)
     except (TypeError, ValueError) as exc:
@@ -165,8 +181,9 @@ def _after_token(token: str) -> tuple[str, str]:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         created, box_id = raw.split("|", 1)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidArgumentError("pageToken is not one this server issued; "
-                                   "start again without it") from None
+        raise InvalidArgumentError(
+            "pageToken is not one this server issued; start again without it"
+        ) from None
     return created, box_id
 
 
@@ -181,9 +198,10 @@ async def list_boxes(call: Call) -> Response:
         after = _after_token(token)
         infos = [i for i in infos if (_iso(i.created_at), i.id) > after]
     page = infos[:size]
-    body: dict[str, Any] = {"boxes": [box_body(call, i) for i in page],
-                            "next_page_token": _page_token(page[-1]) if len(infos) > size
-                            else None}
+    body: dict[str, Any] = {
+        "boxes": [box_body(call, i) for i in page],
+        "next_page_token": _page_token(page[-1]) if len(infos) > size else None,
+    }
     return JSONResponse(body)
 
 
@@ -226,18 +244,24 @@ async def stop_box(call: Call) -> Response:
 
 # -- snapshots, clone, export, import ---------------------------------------------------
 
+
 def _require(call: Call, capability: str) -> None:
     if not call.config.capabilities()[f"{capability}_enabled"]:
-        raise UnsupportedError(f"{capability} is disabled on this server "
-                               f"(capabilities.{capability}_enabled is false)")
+        raise UnsupportedError(
+            f"{capability} is disabled on this server (capabilities.{capability}_enabled is false)"
+        )
 
 
 def snapshot_body(call: Call, info: SnapshotInfo) -> dict[str, Any]:
-    return {"id": info.id, "box_id": call.state.ids.wire(info.box_id), "name": info.name,
-            "created_at": int(info.created_at.timestamp()),
-            "guest_disk_bytes": info.guest_disk_bytes or 0,
-            "container_disk_bytes": info.container_disk_bytes or 0,
-            "size_bytes": info.size_bytes}
+    return {
+        "id": info.id,
+        "box_id": call.state.ids.wire(info.box_id),
+        "name": info.name,
+        "created_at": int(info.created_at.timestamp()),
+        "guest_disk_bytes": info.guest_disk_bytes or 0,
+        "container_disk_bytes": info.container_disk_bytes or 0,
+        "size_bytes": info.size_bytes,
+    }
 
 
 async def create_snapshot(call: Call) -> Response:
@@ -293,11 +317,15 @@ async def export_box(call: Call) -> Response:
     except BaseException:
         remove_tree(workdir)
         raise
-    return StreamingResponse(file_chunks(archive), media_type="application/octet-stream",
-                             headers={"content-length": str(size),
-                                      "content-disposition":
-                                          f'attachment; filename="{archive.name}"'},
-                             background=BackgroundTask(remove_tree, workdir))
+    return StreamingResponse(
+        file_chunks(archive),
+        media_type="application/octet-stream",
+        headers={
+            "content-length": str(size),
+            "content-disposition": f'attachment; filename="{archive.name}"',
+        },
+        background=BackgroundTask(remove_tree, workdir),
+    )
 
 
 async def import_box(call: Call) -> Response:
@@ -306,32 +334,63 @@ async def import_box(call: Call) -> Response:
     with tempfile.TemporaryDirectory(prefix="boxlite-import-") as workdir:
         archive = Path(workdir) / "import.boxlite"
         if await receive_to_file(call, archive) == 0:
-            raise InvalidArgumentError("the request body must be a .boxlite archive "
-                                       "(from the export endpoint); it was empty")
+            raise InvalidArgumentError(
+                "the request body must be a .boxlite archive "
+                "(from the export endpoint); it was empty"
+            )
         box = await call.runtime.import_box(archive, name=name)
     return _box_response(call, await box.info(), 201)
 
 
 # -- metrics ------------------------------------------------------------------------------
 
-_BOOT = ("total_create_ms", "guest_boot_ms", "filesystem_setup_ms", "image_prepare_ms",
-         "guest_rootfs_ms", "box_config_ms", "box_spawn_ms", "container_init_ms")
-_BOX_METRICS = ("commands_executed_total", "exec_errors_total", "bytes_sent_total",
-                "bytes_received_total", "cpu_percent", "memory_bytes", "network_bytes_sent",
-                "network_bytes_received", "network_tcp_connections", "network_tcp_errors")
-_RUNTIME_METRICS = ("boxes_created_total", "boxes_failed_total", "boxes_stopped_total",
-                    "num_running_boxes", "total_commands_executed", "total_exec_errors")
+_BOOT = (
+    "total_create_ms",
+    "guest_boot_ms",
+    "filesystem_setup_ms",
+    "image_prepare_ms",
+    "guest_rootfs_ms",
+    "box_config_ms",
+    "box_spawn_ms",
+    "container_init_ms",
+)
+_BOX_METRICS = (
+    "commands_executed_total",
+    "exec_errors_total",
+    "bytes_sent_total",
+    "bytes_received_total",
+    "cpu_percent",
+    "memory_bytes",
+    "network_bytes_sent",
+    "network_bytes_received",
+    "network_tcp_connections",
+    "network_tcp_errors",
+)
+_RUNTIME_METRICS = (
+    "boxes_created_total",
+    "boxes_failed_total",
+    "boxes_stopped_total",
+    "num_running_boxes",
+    "total_commands_executed",
+    "total_exec_errors",
+)
 
 
 #: Counters both documents type as (non-nullable) integers: left out when the
 #: runtime does not count them, rather than reported as a made-up 0.
-_NOT_NULLABLE = frozenset({"commands_executed_total", "exec_errors_total", "bytes_sent_total",
-                           "bytes_received_total", *_RUNTIME_METRICS})
+_NOT_NULLABLE = frozenset(
+    {
+        "commands_executed_total",
+        "exec_errors_total",
+        "bytes_sent_total",
+        "bytes_received_total",
+        *_RUNTIME_METRICS,
+    }
+)
 
 
 def _known(metrics: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    return {k: metrics[k] for k in names
-            if metrics[k] is not None or k not in _NOT_NULLABLE}
+    return {k: metrics[k] for k in names if metrics[k] is not None or k not in _NOT_NULLABLE}
 
 
 async def box_metrics(call: Call) -> Response:
@@ -350,14 +409,17 @@ async def runtime_metrics(call: Call) -> Response:
 # and ``list_images()`` returning ImageInfo dicts; without them pulls are a 422
 # ImageError, the list is empty and lookups are 404.
 
+
 async def pull_image(call: Call) -> Response:
     reference = call.json().get("reference")
     if not isinstance(reference, str) or not reference:
         raise InvalidArgumentError("reference is required: an image reference")
     pull = getattr(call.runtime, "pull_image", None)
     if pull is None:
-        raise ImageError(f"cannot pull {reference!r}: this server's runtime has no registry "
-                         "access (boxes use the runtime's default root filesystem)")
+        raise ImageError(
+            f"cannot pull {reference!r}: this server's runtime has no registry "
+            "access (boxes use the runtime's default root filesystem)"
+        )
     return JSONResponse(await pull(reference))
 
 
@@ -374,7 +436,7 @@ async def list_images(call: Call) -> Response:
     if token:
         with contextlib.suppress(ValueError):
             start = int(token)
-    page = images[start:start + size]
+    page = images[start : start + size]
     more = start + size < len(images)
     return JSONResponse({"images": page, "next_page_token": str(start + size) if more else None})
 
@@ -420,10 +482,13 @@ OPS = [
     Op("createSnapshot", "POST", "/boxes/{box_id}/snapshots", create_snapshot),
     Op("listSnapshots", "GET", "/boxes/{box_id}/snapshots", list_snapshots),
     Op("getSnapshot", "GET", "/boxes/{box_id}/snapshots/{snapshot_name}", get_snapshot),
-    Op("removeSnapshot", "DELETE", "/boxes/{box_id}/snapshots/{snapshot_name}",
-       remove_snapshot),
-    Op("restoreSnapshot", "POST", "/boxes/{box_id}/snapshots/{snapshot_name}/restore",
-       restore_snapshot),
+    Op("removeSnapshot", "DELETE", "/boxes/{box_id}/snapshots/{snapshot_name}", remove_snapshot),
+    Op(
+        "restoreSnapshot",
+        "POST",
+        "/boxes/{box_id}/snapshots/{snapshot_name}/restore",
+        restore_snapshot,
+    ),
     Op("cloneBox", "POST", "/boxes/{box_id}/clone", clone_box),
     Op("exportBox", "POST", "/boxes/{box_id}/export", export_box),
     Op("getBoxMetrics", "GET", "/boxes/{box_id}/metrics", box_metrics),
@@ -432,6 +497,11 @@ OPS = [
     Op("listImages", "GET", "/images", list_images),
     Op("imageExists", "HEAD", "/images/{image_id}", image_exists),
     Op("getImage", "GET", "/images/{image_id}", get_image),
-    Op("prepareTunnel", "POST", "/boxes/{box_id}/network/tunnel", prepare_tunnel,
-       generations=("0.10",)),
+    Op(
+        "prepareTunnel",
+        "POST",
+        "/boxes/{box_id}/network/tunnel",
+        prepare_tunnel,
+        generations=("0.10",),
+    ),
 ]

@@ -28,36 +28,41 @@ class WireError:
 #: templates (400 BadRequest, 404 NotFound, 409 Conflict, 422 Unprocessable).
 WIRE_ERRORS: dict[str, WireError] = {
     "NotFoundError": WireError(404, "NotFoundError", "NotFoundError", "not_found"),
-    "AlreadyExistsError": WireError(409, "AlreadyExistsError", "AlreadyExistsError",
-                                    "already_exists"),
-    "InvalidStateError": WireError(409, "InvalidStateError", "InvalidStateError",
-                                   "invalid_state"),
+    "AlreadyExistsError": WireError(
+        409, "AlreadyExistsError", "AlreadyExistsError", "already_exists"
+    ),
+    "InvalidStateError": WireError(409, "InvalidStateError", "InvalidStateError", "invalid_state"),
     "StoppedError": WireError(409, "StoppedError", "StoppedError", "stopped"),
-    "InvalidArgumentError": WireError(400, "InvalidArgumentError", "InvalidArgumentError",
-                                      "invalid_argument"),
+    "InvalidArgumentError": WireError(
+        400, "InvalidArgumentError", "InvalidArgumentError", "invalid_argument"
+    ),
     "UnsupportedError": WireError(400, "UnsupportedError", "UnsupportedError", "unsupported"),
     "ImageError": WireError(422, "ImageError", "ImageError", "image_pull_failed"),
     "AuthError": WireError(401, "UnauthorizedError", "AuthError", "unauthenticated"),
     "TimeoutError": WireError(504, "InternalError", "TimeoutError", "timeout"),
     "InternalError": WireError(500, "InternalError", "InternalError", "internal"),
-    "UnavailableError": WireError(503, "InternalError", "UpstreamUnavailableError",
-                                  "upstream_unavailable"),
+    "UnavailableError": WireError(
+        503, "InternalError", "UpstreamUnavailableError", "upstream_unavailable"
+    ),
 }
 
 #: Errors of the server itself (not a runtime's), by name.
 FORBIDDEN = WireError(403, "UnauthorizedError", "AuthError", "permission_denied")
-PAYLOAD_TOO_LARGE = WireError(413, "InvalidArgumentError", "ResourceExhaustedError",
-                              "resource_exhausted")
-IDEMPOTENCY_MISMATCH = WireError(422, "InvalidArgumentError", "InvalidArgumentError",
-                                 "invalid_argument")
+PAYLOAD_TOO_LARGE = WireError(
+    413, "InvalidArgumentError", "ResourceExhaustedError", "resource_exhausted"
+)
+IDEMPOTENCY_MISMATCH = WireError(
+    422, "InvalidArgumentError", "InvalidArgumentError", "invalid_argument"
+)
 
 
 def wire_error(exc: BoxliteError) -> WireError:
     return WIRE_ERRORS.get(exc.kind, WIRE_ERRORS["InternalError"])
 
 
-def error_body(generation: Generation, wire: WireError, message: str,
-               request_id: str | None = None) -> dict[str, object]:
+def error_body(
+    generation: Generation, wire: WireError, message: str, request_id: str | None = None
+) -> dict[str, object]:
     if generation == "0.9":
         return {"error": {"message": message, "type": wire.type_09, "code": wire.status}}
     error: dict[str, object] = {"message": message, "type": wire.type_10, "code": wire.code_10}
@@ -66,11 +71,16 @@ def error_body(generation: Generation, wire: WireError, message: str,
     return {"error": error}
 
 
-def error_response(generation: Generation, wire: WireError, message: str,
-                   request_id: str | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(generation, wire, message, request_id),
-                        status_code=wire.status, headers=headers)
+def error_response(
+    generation: Generation,
+    wire: WireError,
+    message: str,
+    request_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(generation, wire, message, request_id), status_code=wire.status, headers=headers
+    )
 
 
 class HttpError(Exception):

@@ -32,8 +32,9 @@ def exec_request(call: Call, body: dict[str, Any]) -> ExecRequest:
             fields[key] = body[key]
     if body.get("tty"):
         if not call.config.tty:
-            raise UnsupportedError("TTY executions are disabled on this server "
-                                   "(capabilities.tty_enabled is false)")
+            raise UnsupportedError(
+                "TTY executions are disabled on this server (capabilities.tty_enabled is false)"
+            )
         fields["tty"] = True
     try:
         return ExecRequest(**fields)
@@ -45,12 +46,19 @@ async def start_execution(call: Call) -> Response:
     request = exec_request(call, call.json())
     box = await call.box()
     execution = await box.exec(request)
-    session = ExecSession(f"exec-{new_ulid()}", call.state.ids.wire(box.id), box.name,
-                          execution, request.tty, call.config)
+    session = ExecSession(
+        f"exec-{new_ulid()}",
+        call.state.ids.wire(box.id),
+        box.name,
+        execution,
+        request.tty,
+        call.config,
+    )
     call.state.executions.add(session)
     location = f"{call.root}/boxes/{call.path('box_id')}/executions/{session.id}"
-    return JSONResponse({"execution_id": session.id}, status_code=201,
-                        headers={"location": location})
+    return JSONResponse(
+        {"execution_id": session.id}, status_code=201, headers={"location": location}
+    )
 
 
 def session_of(call: Call) -> ExecSession:
@@ -77,7 +85,8 @@ async def signal_execution(call: Call) -> Response:
     if call.generation == "0.10" and signum not in ALLOWED_SIGNALS_10:
         raise InvalidArgumentError(
             f"signal {signum} is not allowed here (HUP, INT, QUIT, ABRT, USR1, USR2, TERM, "
-            "WINCH); to kill, DELETE the execution")
+            "WINCH); to kill, DELETE the execution"
+        )
     if signum == 9:
         await session.kill()
     else:
@@ -111,12 +120,21 @@ async def send_input(call: Call) -> Response:
 OPS = [
     Op("startExecution", "POST", "/boxes/{box_id}/exec", start_execution),
     Op("getExecution", "GET", "/boxes/{box_id}/executions/{exec_id}", get_execution),
-    Op("killExecution", "DELETE", "/boxes/{box_id}/executions/{exec_id}", kill_execution,
-       generations=("0.10",)),
-    Op("signalExecution", "POST", "/boxes/{box_id}/executions/{exec_id}/signal",
-       signal_execution),
-    Op("resizeExecution", "POST", "/boxes/{box_id}/executions/{exec_id}/resize",
-       resize_execution),
-    Op("sendExecutionInput", "POST", "/boxes/{box_id}/executions/{exec_id}/input", send_input,
-       generations=("0.9",), stream_body=True),
+    Op(
+        "killExecution",
+        "DELETE",
+        "/boxes/{box_id}/executions/{exec_id}",
+        kill_execution,
+        generations=("0.10",),
+    ),
+    Op("signalExecution", "POST", "/boxes/{box_id}/executions/{exec_id}/signal", signal_execution),
+    Op("resizeExecution", "POST", "/boxes/{box_id}/executions/{exec_id}/resize", resize_execution),
+    Op(
+        "sendExecutionInput",
+        "POST",
+        "/boxes/{box_id}/executions/{exec_id}/input",
+        send_input,
+        generations=("0.9",),
+        stream_body=True,
+    ),
 ]

@@ -63,8 +63,15 @@ class FiredCut:
 class StreamCutter:
     """Decides where one output stream is cut (if at all)."""
 
-    def __init__(self, faults: Faults, where: CutWhere, generation: str, operation: str,
-                 rule: CutRule | None, random_on: bool) -> None:
+    def __init__(
+        self,
+        faults: Faults,
+        where: CutWhere,
+        generation: str,
+        operation: str,
+        rule: CutRule | None,
+        random_on: bool,
+    ) -> None:
         self._faults = faults
         self._where = where
         self._generation = generation
@@ -85,8 +92,11 @@ class StreamCutter:
         if point is None:
             self.sent += size
             return None
-        self._faults.fired.append(FiredCut(self._where, self._operation, self._generation,
-                                           self.sent + point, random=not chosen))
+        self._faults.fired.append(
+            FiredCut(
+                self._where, self._operation, self._generation, self.sent + point, random=not chosen
+            )
+        )
         self.sent += point
         return point
 
@@ -104,8 +114,12 @@ class Faults:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
 
-    def configure(self, probability: float | None = None, seed: int | None = None,
-                  scopes: Iterable[CutScope] | None = None) -> None:
+    def configure(
+        self,
+        probability: float | None = None,
+        seed: int | None = None,
+        scopes: Iterable[CutScope] | None = None,
+    ) -> None:
         if probability is not None:
             if not 0.0 <= probability <= 1.0:
                 raise ValueError("probability must be between 0 and 1")
@@ -131,9 +145,12 @@ class Faults:
 
     def _take_rule(self, where: CutWhere, generation: str, operation: str) -> CutRule | None:
         for rule in self.rules:
-            if (rule.where == where and rule.times > 0
-                    and rule.operation in (None, operation)
-                    and rule.generation in (None, generation)):
+            if (
+                rule.where == where
+                and rule.times > 0
+                and rule.operation in (None, operation)
+                and rule.generation in (None, generation)
+            ):
                 rule.times -= 1
                 if rule.times == 0:
                     self.rules.remove(rule)
@@ -145,8 +162,11 @@ class Faults:
         rule = self._take_rule("response", generation, operation)
         chosen = rule is not None
         if not chosen:
-            scoped = ("all" in self.scopes or (keyed and "keyed" in self.scopes)
-                      or (method in ("GET", "HEAD") and "get" in self.scopes))
+            scoped = (
+                "all" in self.scopes
+                or (keyed and "keyed" in self.scopes)
+                or (method in ("GET", "HEAD") and "get" in self.scopes)
+            )
             if not (scoped and self.roll()):
                 return False
         self.fired.append(FiredCut("response", operation, generation, 0, random=not chosen))
@@ -158,9 +178,13 @@ class Faults:
         return StreamCutter(self, where, generation, operation, rule, random_on)
 
     def describe(self) -> dict[str, Any]:
-        return {"probability": self.probability, "seed": self.seed,
-                "scopes": sorted(self.scopes), "rules": [asdict(r) for r in self.rules],
-                "fired": [asdict(f) for f in self.fired]}
+        return {
+            "probability": self.probability,
+            "seed": self.seed,
+            "scopes": sorted(self.scopes),
+            "rules": [asdict(r) for r in self.rules],
+            "fired": [asdict(f) for f in self.fired],
+        }
 
 
 class TransportRegistry:

@@ -44,8 +44,9 @@ def _dest_path(call: Call) -> str:
 async def upload(call: Call) -> Response:
     dest = _dest_path(call)
     if not call.query_bool("overwrite", True):
-        raise InvalidArgumentError("overwrite=false is not supported: uploads replace "
-                                   "what is at the destination")
+        raise InvalidArgumentError(
+            "overwrite=false is not supported: uploads replace what is at the destination"
+        )
     box = await call.box()
     workdir = Path(tempfile.mkdtemp(prefix="boxlite-upload-"))
     try:
@@ -99,9 +100,12 @@ async def download(call: Call) -> Response:
     except BaseException:
         remove_tree(workdir)
         raise
-    return StreamingResponse(file_chunks(tar_path), media_type="application/x-tar",
-                             headers={"content-length": str(size)},
-                             background=BackgroundTask(remove_tree, workdir))
+    return StreamingResponse(
+        file_chunks(tar_path),
+        media_type="application/x-tar",
+        headers={"content-length": str(size)},
+        background=BackgroundTask(remove_tree, workdir),
+    )
 
 
 OPS = [

@@ -60,10 +60,12 @@ class IdempotencyStore:
             return None
         return entry
 
-    def put(self, key: str, fingerprint: str, status: int,
-            headers: list[tuple[str, str]], body: bytes) -> None:
-        self._entries[key] = StoredResponse(fingerprint, status, tuple(headers), body,
-                                            time.monotonic() + self._ttl)
+    def put(
+        self, key: str, fingerprint: str, status: int, headers: list[tuple[str, str]], body: bytes
+    ) -> None:
+        self._entries[key] = StoredResponse(
+            fingerprint, status, tuple(headers), body, time.monotonic() + self._ttl
+        )
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)

@@ -40,28 +40,45 @@ async def get_config(call: Call) -> Response:
 async def get_token(call: Call) -> Response:
     form = dict(parse_qsl((call.body or b"").decode("latin-1"), keep_blank_values=True))
     if form.get("grant_type") != "client_credentials":
-        raise HttpError(WIRE_ERRORS["InvalidArgumentError"],
-                        "grant_type must be client_credentials (form-encoded body)")
-    issued = call.state.auth.issue(form.get("client_id", ""), form.get("client_secret", ""),
-                                   form.get("scope"))
+        raise HttpError(
+            WIRE_ERRORS["InvalidArgumentError"],
+            "grant_type must be client_credentials (form-encoded body)",
+        )
+    issued = call.state.auth.issue(
+        form.get("client_id", ""), form.get("client_secret", ""), form.get("scope")
+    )
     if issued is None:
         raise HttpError(WIRE_ERRORS["AuthError"], "invalid client credentials")
     bearer, token = issued
-    return JSONResponse({"access_token": bearer, "token_type": "bearer",
-                         "expires_in": call.config.token_ttl_seconds, "scope": token.scope},
-                        headers={"cache-control": "no-store"})
+    return JSONResponse(
+        {
+            "access_token": bearer,
+            "token_type": "bearer",
+            "expires_in": call.config.token_ttl_seconds,
+            "scope": token.scope,
+        },
+        headers={"cache-control": "no-store"},
+    )
 
 
 async def get_me(call: Call) -> Response:
-    return JSONResponse({
-        "sub": "boxlite-server-api-key" if call.config.api_key else "anonymous",
-        "principal_type": "service_account",
-        "display_name": "boxlite test server",
-        "path_prefix": call.config.v10_prefix,
-        "scopes": ["boxes:read", "boxes:write", "boxes:exec", "images:read",
-                   "images:write", "runtime:admin"],
-        "expires_at": None,
-    })
+    return JSONResponse(
+        {
+            "sub": "boxlite-server-api-key" if call.config.api_key else "anonymous",
+            "principal_type": "service_account",
+            "display_name": "boxlite test server",
+            "path_prefix": call.config.v10_prefix,
+            "scopes": [
+                "boxes:read",
+                "boxes:write",
+                "boxes:exec",
+                "images:read",
+                "images:write",
+                "runtime:admin",
+            ],
+            "expires_at": None,
+        }
+    )
 
 
 OPS = [
@@ -89,5 +106,7 @@ def fault_routes(state: ServerState) -> list[BaseRoute]:
     async def violations(request: Request) -> Response:
         return JSONResponse([str(v) for v in state.violations.items])
 
-    return [Route("/_faults", faults, methods=["GET", "POST", "DELETE"]),
-            Route("/_violations", violations, methods=["GET"])]
+    return [
+        Route("/_faults", faults, methods=["GET", "POST", "DELETE"]),
+        Route("/_violations", violations, methods=["GET"]),
+    ]

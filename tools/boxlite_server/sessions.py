@@ -26,8 +26,15 @@ log = logging.getLogger("boxlite_server.sessions")
 
 
 class ExecSession:
-    def __init__(self, session_id: str, box_id: str, box_name: str | None,
-                 execution: Execution, tty: bool, config: ServerConfig) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        box_id: str,
+        box_name: str | None,
+        execution: Execution,
+        tty: bool,
+        config: ServerConfig,
+    ) -> None:
         self.id = session_id
         self.box_id = box_id
         self.box_name = box_name
@@ -45,8 +52,9 @@ class ExecSession:
         self.evicted = False
         self.finished_at: float | None = None
         self.done = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._pump(),
-                                                            name=f"exec-pump-{session_id}")
+        self._task = asyncio.get_running_loop().create_task(
+            self._pump(), name=f"exec-pump-{session_id}"
+        )
 
     def belongs_to(self, box: str) -> bool:
         return box in (self.box_id, self.box_name)
@@ -54,8 +62,9 @@ class ExecSession:
     async def _pump(self) -> None:
         try:
             async for chunk in self.execution.output():
-                await self.backlog.append(STDOUT if chunk.stream == "stdout" else STDERR,
-                                          chunk.data)
+                await self.backlog.append(
+                    STDOUT if chunk.stream == "stdout" else STDERR, chunk.data
+                )
         except BoxliteError as exc:
             self.error_message = exc.message
         except Exception as exc:
@@ -101,8 +110,10 @@ class ExecSession:
         }
 
     def exit_payload(self) -> dict[str, object]:
-        payload: dict[str, object] = {"exit_code": self.exit_code if self.exit_code is not None
-                                      else -1, "duration_ms": self.duration_ms or 0}
+        payload: dict[str, object] = {
+            "exit_code": self.exit_code if self.exit_code is not None else -1,
+            "duration_ms": self.duration_ms or 0,
+        }
         return payload
 
     async def kill(self) -> None:
@@ -149,8 +160,7 @@ class ExecRegistry:
         if session is not None and self._expired(session, time.monotonic()):
             del self._sessions[session_id]
             session = None
-        if (session is None or not session.belongs_to(box)
-                or (session.evicted and not evicted)):
+        if session is None or not session.belongs_to(box) or (session.evicted and not evicted):
             raise NotFoundError(f"execution not found: {session_id} in box {box}")
         return session
 

@@ -42,8 +42,9 @@ log = logging.getLogger("boxlite_server.sse")
 KEEPALIVE = b": keep-alive\n\n"
 
 
-def parse_offsets(last_event_id: str | None, stdout: str | None,
-                  stderr: str | None) -> tuple[int, int]:
+def parse_offsets(
+    last_event_id: str | None, stdout: str | None, stderr: str | None
+) -> tuple[int, int]:
     """Resume offsets from ``Last-Event-ID`` or the offset query parameters."""
     try:
         if last_event_id:
@@ -53,7 +54,8 @@ def parse_offsets(last_event_id: str | None, stdout: str | None,
     except ValueError:
         raise InvalidArgumentError(
             "resume position must be Last-Event-ID '<stdout bytes>-<stderr bytes>' as sent "
-            "in this stream's event ids, or integer stdout_offset/stderr_offset") from None
+            "in this stream's event ids, or integer stdout_offset/stderr_offset"
+        ) from None
 
 
 class SseOutput(Response):
@@ -62,12 +64,22 @@ class SseOutput(Response):
     streamed = True
     media_type = "text/event-stream"
 
-    def __init__(self, state: ServerState, session: ExecSession, cursor: Cursor,
-                 cutter: StreamCutter, request_id: str, path: str) -> None:
+    def __init__(
+        self,
+        state: ServerState,
+        session: ExecSession,
+        cursor: Cursor,
+        cutter: StreamCutter,
+        request_id: str,
+        path: str,
+    ) -> None:
         super().__init__(status_code=200)
-        self.raw_headers = [(b"content-type", b"text/event-stream"),
-                            (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"),
-                            (b"x-request-id", request_id.encode())]
+        self.raw_headers = [
+            (b"content-type", b"text/event-stream"),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+            (b"x-request-id", request_id.encode()),
+        ]
         self._state = state
         self._session = session
         self._cursor = cursor
@@ -77,8 +89,7 @@ class SseOutput(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._client = scope.get("client")
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": self.raw_headers})
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         backlog = self._session.backlog
         gone = asyncio.Event()
 
@@ -92,8 +103,14 @@ class SseOutput(Response):
         token = backlog.attach(self._cursor)
         config = self._state.config
         try:
-            completed = await self._stream(send, gone, config.sse_event_max_bytes,
-                                           config.keepalive_seconds, token, config.strict)
+            completed = await self._stream(
+                send,
+                gone,
+                config.sse_event_max_bytes,
+                config.keepalive_seconds,
+                token,
+                config.strict,
+            )
             backlog.detach(token)
             if completed:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -114,14 +131,23 @@ class SseOutput(Response):
         self._state.transports.cut(self._client, flush=True)
         return False
 
-    async def _stream(self, send: Send, gone: asyncio.Event, max_bytes: int,
-                      keepalive: float, token: int, strict: bool) -> bool:
+    async def _stream(
+        self,
+        send: Send,
+        gone: asyncio.Event,
+        max_bytes: int,
+        keepalive: float,
+        token: int,
+        strict: bool,
+    ) -> bool:
         session, cursor, backlog = self._session, self._cursor, self._session.backlog
         while not gone.is_set():
             if any(cursor.lost):
                 lost = cursor.lost
-                text = (f"output lost: {lost[0]} stdout and {lost[1]} stderr bytes were "
-                        "discarded before this client received them (backlog cap)")
+                text = (
+                    f"output lost: {lost[0]} stdout and {lost[1]} stderr bytes were "
+                    "discarded before this client received them (backlog cap)"
+                )
                 cursor.lost = [0, 0]
                 if not await self._emit(send, f"event: error\ndata: {text}\n\n".encode()):
                     return False
@@ -129,9 +155,17 @@ class SseOutput(Response):
             piece = backlog.read(cursor, max_bytes)
             if piece is not None:
                 stream, data = piece
-                event = b"".join((b"id: ", cursor.event_id.encode(), b"\nevent: ",
-                                  STREAM_NAMES[stream].encode(), b'\ndata: {"data":"',
-                                  binascii.b2a_base64(data, newline=False), b'"}\n\n'))
+                event = b"".join(
+                    (
+                        b"id: ",
+                        cursor.event_id.encode(),
+                        b"\nevent: ",
+                        STREAM_NAMES[stream].encode(),
+                        b'\ndata: {"data":"',
+                        binascii.b2a_base64(data, newline=False),
+                        b'"}\n\n',
+                    )
+                )
                 if not await self._emit(send, event):
                     return False
                 backlog.note_sent(token, cursor)
@@ -152,17 +186,29 @@ class SseOutput(Response):
         return False
 
     def _check_exit(self, payload: dict[str, object]) -> None:
-        ok = (isinstance(payload.get("exit_code"), int)
-              and isinstance(payload.get("duration_ms"), int))
+        ok = isinstance(payload.get("exit_code"), int) and isinstance(
+            payload.get("duration_ms"), int
+        )
         if not ok:
-            self._state.violations.record(Violation(
-                "stream", "0.9", "streamExecutionOutput", "GET", self._path,
-                f"exit event data {payload} lacks integer exit_code/duration_ms"))
+            self._state.violations.record(
+                Violation(
+                    "stream",
+                    "0.9",
+                    "streamExecutionOutput",
+                    "GET",
+                    self._path,
+                    f"exit event data {payload} lacks integer exit_code/duration_ms",
+                )
+            )
+
 
 async def stream_output(call: Call) -> Response:
     session = call.state.executions.get(call.path("box_id"), call.path("exec_id"))
-    offsets = parse_offsets(call.request.headers.get("last-event-id"),
-                            call.query("stdout_offset"), call.query("stderr_offset"))
+    offsets = parse_offsets(
+        call.request.headers.get("last-event-id"),
+        call.query("stdout_offset"),
+        call.query("stderr_offset"),
+    )
     try:
         cursor = session.backlog.open(offsets)
     except OffsetError as exc:
@@ -172,6 +218,11 @@ async def stream_output(call: Call) -> Response:
 
 
 OPS = [
-    Op("streamExecutionOutput", "GET", "/boxes/{box_id}/executions/{exec_id}/output",
-       stream_output, generations=("0.9",)),
+    Op(
+        "streamExecutionOutput",
+        "GET",
+        "/boxes/{box_id}/executions/{exec_id}/output",
+        stream_output,
+        generations=("0.9",),
+    ),
 ]

@@ -76,8 +76,9 @@ class BoxIds:
 class ServerState:
     """The runtime, the config and every piece of server-wide state."""
 
-    def __init__(self, runtime: Runtime, config: ServerConfig,
-                 checker: ContractChecker | None = None) -> None:
+    def __init__(
+        self, runtime: Runtime, config: ServerConfig, checker: ContractChecker | None = None
+    ) -> None:
         self.runtime = runtime
         self.config = config
         self.ids = BoxIds(runtime)
@@ -87,8 +88,9 @@ class ServerState:
         self.faults = Faults(config.cut_random, config.seed, frozenset(config.cut_scopes))
         self.transports = TransportRegistry()
         self.executions = ExecRegistry(config)
-        self.idempotency = IdempotencyStore(config.idempotency_ttl_seconds,
-                                            config.idempotency_max_entries)
+        self.idempotency = IdempotencyStore(
+            config.idempotency_ttl_seconds, config.idempotency_max_entries
+        )
 
     def root(self, generation: Generation) -> str:
         return self.config.v09_root if generation == "0.9" else self.config.v10_root
@@ -154,7 +156,8 @@ class Call:
             value = int(raw)
         except ValueError:
             raise InvalidArgumentError(
-                f"query parameter {name} must be an integer, not {raw!r}") from None
+                f"query parameter {name} must be an integer, not {raw!r}"
+            ) from None
         if not low <= value <= high:
             raise InvalidArgumentError(f"query parameter {name} must be {low}..{high}")
         return value

@@ -143,19 +143,22 @@ class OpenApiDocument:
             node = target
         return node
 
-    def _operation(self, path: str, method: str, spec: dict[str, Any],
-                   shared: list[dict[str, Any]]) -> Operation:
+    def _operation(
+        self, path: str, method: str, spec: dict[str, Any], shared: list[dict[str, Any]]
+    ) -> Operation:
         params: dict[tuple[str, str], Parameter] = {}
         for raw in [*shared, *spec.get("parameters", [])]:
             p = self.resolve(raw)
             params[(p["in"], p["name"].lower())] = Parameter(
-                p["name"], p["in"], bool(p.get("required", False)), p.get("schema", {}))
+                p["name"], p["in"], bool(p.get("required", False)), p.get("schema", {})
+            )
         body = spec.get("requestBody")
         body_content: dict[str, dict[str, Any] | None] | None = None
         if body is not None:
             body = self.resolve(body)
-            body_content = {_media(ct): media.get("schema")
-                            for ct, media in body.get("content", {}).items()}
+            body_content = {
+                _media(ct): media.get("schema") for ct, media in body.get("content", {}).items()
+            }
         responses: dict[int, dict[str, dict[str, Any] | None]] = {}
         for status, raw_response in spec.get("responses", {}).items():
             try:
@@ -163,24 +166,36 @@ class OpenApiDocument:
             except KeyError:
                 # rest-api-v0.9.yaml's importBox names a missing ValidationError
                 # template; every error template there is an ErrorResponse.
-                response = {"content": {"application/json": {
-                    "schema": {"$ref": f"{self._uri}#/components/schemas/ErrorResponse"}}}}
-            responses[int(status)] = {_media(ct): media.get("schema")
-                                      for ct, media in response.get("content", {}).items()}
+                response = {
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": f"{self._uri}#/components/schemas/ErrorResponse"}
+                        }
+                    }
+                }
+            responses[int(status)] = {
+                _media(ct): media.get("schema") for ct, media in response.get("content", {}).items()
+            }
         return Operation(
-            generation=self.generation, operation_id=spec["operationId"],
-            method=method.upper(), path=path, parameters=list(params.values()),
+            generation=self.generation,
+            operation_id=spec["operationId"],
+            method=method.upper(),
+            path=path,
+            parameters=list(params.values()),
             body_required=bool(body and body.get("required", False)),
-            body_content=body_content, responses=responses,
-            idempotent_key=("header", "idempotency-key") in params)
+            body_content=body_content,
+            responses=responses,
+            idempotent_key=("header", "idempotency-key") in params,
+        )
 
     def errors(self, schema: dict[str, Any], value: Any) -> list[str]:
         """Schema violations of ``value``, as short readable lines."""
         with self._lock:
             validator = self._validators.get(id(schema))
             if validator is None:
-                validator = Draft202012Validator(schema, registry=self._registry,
-                                                 format_checker=FormatChecker())
+                validator = Draft202012Validator(
+                    schema, registry=self._registry, format_checker=FormatChecker()
+                )
                 self._validators[id(schema)] = validator
         found = []
         for error in validator.iter_errors(value):
@@ -225,15 +240,21 @@ class ContractChecker:
     """Both documents, and the checks strict mode runs."""
 
     def __init__(self, docs_dir: Path = DOCS_DIR) -> None:
-        self.documents = {gen: OpenApiDocument(gen, docs_dir / name)
-                          for gen, name in DOC_FILES.items()}
+        self.documents = {
+            gen: OpenApiDocument(gen, docs_dir / name) for gen, name in DOC_FILES.items()
+        }
 
     def operation(self, generation: Generation, operation_id: str) -> Operation:
         return self.documents[generation].operations[operation_id]
 
-    def check_request(self, op: Operation, path_params: Mapping[str, str],
-                      query: Iterable[tuple[str, str]], headers: Mapping[str, str],
-                      body: bytes | None) -> list[str]:
+    def check_request(
+        self,
+        op: Operation,
+        path_params: Mapping[str, str],
+        query: Iterable[tuple[str, str]],
+        headers: Mapping[str, str],
+        body: bytes | None,
+    ) -> list[str]:
         doc = self.documents[op.generation]
         problems: list[str] = []
         query_values: dict[str, list[str]] = {}
@@ -259,25 +280,32 @@ class ContractChecker:
             if problem:
                 problems.append(f"{param.location} parameter {param.name}: {problem}")
                 continue
-            problems += [f"{param.location} parameter {param.name}: {line}"
-                         for line in doc.errors(param.schema, value)]
+            problems += [
+                f"{param.location} parameter {param.name}: {line}"
+                for line in doc.errors(param.schema, value)
+            ]
         problems += self._check_request_body(op, headers.get("content-type"), body)
         return problems
 
-    def _check_request_body(self, op: Operation, content_type: str | None,
-                            body: bytes | None) -> list[str]:
+    def _check_request_body(
+        self, op: Operation, content_type: str | None, body: bytes | None
+    ) -> list[str]:
         doc = self.documents[op.generation]
         media = _media(content_type)
         empty = not body
         if op.body_content is None:
             return [] if empty else ["this operation takes no request body"]
-        binary = all(m not in ("application/json", "application/x-www-form-urlencoded")
-                     for m in op.body_content)
+        binary = all(
+            m not in ("application/json", "application/x-www-form-urlencoded")
+            for m in op.body_content
+        )
         if empty and (binary or not op.body_required):
             return []
         if media not in op.body_content:
-            return [f"content-type {media or '(none)'} is not one of "
-                    f"{', '.join(sorted(op.body_content))}"]
+            return [
+                f"content-type {media or '(none)'} is not one of "
+                f"{', '.join(sorted(op.body_content))}"
+            ]
         schema = op.body_content[media]
         if media == "application/json":
             try:
@@ -292,8 +320,15 @@ class ContractChecker:
             return []
         return [f"request body {line}" for line in doc.errors(schema, value)]
 
-    def check_response(self, generation: Generation, op: Operation | None, method: str,
-                       status: int, content_type: str | None, body: bytes | None) -> list[str]:
+    def check_response(
+        self,
+        generation: Generation,
+        op: Operation | None,
+        method: str,
+        status: int,
+        content_type: str | None,
+        body: bytes | None,
+    ) -> list[str]:
         """Problems with a response. ``body`` is None for a streamed body (not checked)."""
         doc = self.documents[generation]
         media = _media(content_type)
@@ -311,8 +346,10 @@ class ContractChecker:
                 return [f"status {status} documents no body, but {len(body)} bytes were sent"]
             return []
         if media not in documented:
-            return [f"content-type {media or '(none)'} is not one of "
-                    f"{', '.join(sorted(documented))} for status {status}"]
+            return [
+                f"content-type {media or '(none)'} is not one of "
+                f"{', '.join(sorted(documented))} for status {status}"
+            ]
         schema = documented[media]
         if media != "application/json" or schema is None or body is None:
             return []
@@ -323,13 +360,16 @@ class ContractChecker:
         kind = json.loads(body)["error"]["type"]
         fits = STATUS_TYPES.get(status)
         if fits is not None and kind not in fits:
-            return [f"error type {kind} does not fit status {status} "
-                    f"(expected one of {', '.join(sorted(fits))})"]
+            return [
+                f"error type {kind} does not fit status {status} "
+                f"(expected one of {', '.join(sorted(fits))})"
+            ]
         return []
 
     @staticmethod
-    def _check_json(doc: OpenApiDocument, schema: dict[str, Any], media: str,
-                    body: bytes | None) -> list[str]:
+    def _check_json(
+        doc: OpenApiDocument, schema: dict[str, Any], media: str, body: bytes | None
+    ) -> list[str]:
         if body is None:
             return []
         if media != "application/json":

@@ -129,8 +129,10 @@ async def attach(websocket: WebSocket, state: ServerState, generation: Generatio
         await _deny(websocket, response)
         return
     try:
-        offsets = (_int_param(websocket, "stdout_offset", 0),
-                   _int_param(websocket, "stderr_offset", 0))
+        offsets = (
+            _int_param(websocket, "stdout_offset", 0),
+            _int_param(websocket, "stderr_offset", 0),
+        )
         frame_max = _int_param(websocket, "max_frame_bytes", state.config.ws_frame_max_bytes)
         if frame_max < 1024:
             raise ValueError("max_frame_bytes")
@@ -139,14 +141,24 @@ async def attach(websocket: WebSocket, state: ServerState, generation: Generatio
         await _deny(websocket, deny("InvalidArgumentError", f"cannot resume: {exc}"))
         return
     except ValueError:
-        await _deny(websocket, deny("InvalidArgumentError",
-                                    "stdout_offset and stderr_offset must be integers >= 0, "
-                                    "max_frame_bytes an integer >= 1024"))
+        await _deny(
+            websocket,
+            deny(
+                "InvalidArgumentError",
+                "stdout_offset and stderr_offset must be integers >= 0, "
+                "max_frame_bytes an integer >= 1024",
+            ),
+        )
         return
     if session.attached:
-        await _deny(websocket, deny("InvalidStateError",
-                                    f"another client is attached to execution {exec_id}; "
-                                    "only one attach at a time (retry shortly after a drop)"))
+        await _deny(
+            websocket,
+            deny(
+                "InvalidStateError",
+                f"another client is attached to execution {exec_id}; "
+                "only one attach at a time (retry shortly after a drop)",
+            ),
+        )
         return
     session.attached = True
     try:
@@ -163,9 +175,16 @@ async def attach(websocket: WebSocket, state: ServerState, generation: Generatio
 class _Attachment:
     """One attached client: a writer loop (output) and a reader task (stdin, control)."""
 
-    def __init__(self, websocket: WebSocket, state: ServerState, session: ExecSession,
-                 cursor: Cursor, cutter: StreamCutter, frame_max: int,
-                 raw: bool = False) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        state: ServerState,
+        session: ExecSession,
+        cursor: Cursor,
+        cutter: StreamCutter,
+        frame_max: int,
+        raw: bool = False,
+    ) -> None:
         self.ws = websocket
         self.channels = (b"", b"") if raw else CHANNELS
         self.state = state
@@ -217,10 +236,14 @@ class _Attachment:
         while not self.gone.is_set():
             if any(cursor.lost):
                 lost, cursor.lost = cursor.lost, [0, 0]
-                message = {"type": "error", "code": "output_lost",
-                           "message": f"{lost[0]} stdout and {lost[1]} stderr bytes were "
-                                      "discarded before this client received them",
-                           "stdout_lost": lost[0], "stderr_lost": lost[1]}
+                message = {
+                    "type": "error",
+                    "code": "output_lost",
+                    "message": f"{lost[0]} stdout and {lost[1]} stderr bytes were "
+                    "discarded before this client received them",
+                    "stdout_lost": lost[0],
+                    "stderr_lost": lost[1],
+                }
                 if not await self._send(json.dumps(message)):
                     return False
                 continue
@@ -232,8 +255,12 @@ class _Attachment:
                 backlog.note_sent(token, cursor)
                 continue
             if backlog.at_end(cursor):
-                frame = {"type": "exit", **session.exit_payload(),
-                         "stdout_bytes": cursor.offsets[0], "stderr_bytes": cursor.offsets[1]}
+                frame = {
+                    "type": "exit",
+                    **session.exit_payload(),
+                    "stdout_bytes": cursor.offsets[0],
+                    "stderr_bytes": cursor.offsets[1],
+                }
                 if session.error_message:
                     frame["error_message"] = session.error_message
                 if self.state.config.strict:
@@ -244,9 +271,16 @@ class _Attachment:
 
     def _check_exit(self, frame: dict[str, object]) -> None:
         if not isinstance(frame.get("exit_code"), int):
-            self.state.violations.record(Violation(
-                "stream", "0.10", "attachExecution", "GET", self.path,
-                f"exit frame {frame} lacks an integer exit_code"))
+            self.state.violations.record(
+                Violation(
+                    "stream",
+                    "0.10",
+                    "attachExecution",
+                    "GET",
+                    self.path,
+                    f"exit frame {frame} lacks an integer exit_code",
+                )
+            )
 
     async def _read(self) -> None:
         try:
@@ -255,8 +289,9 @@ class _Attachment:
                 if message["type"] == "websocket.disconnect":
                     break
                 if message.get("bytes") is not None:
-                    await self._control(partial(self.session.execution.write_stdin,
-                                                message["bytes"]))
+                    await self._control(
+                        partial(self.session.execution.write_stdin, message["bytes"])
+                    )
                 elif message.get("text") is not None:
                     await self._on_text(message["text"])
         except (WebSocketDisconnect, RuntimeError):
@@ -286,11 +321,14 @@ class _Attachment:
             if isinstance(sig, int) and sig in ALLOWED_SIGNALS_10:
                 await self._control(lambda: execution.signal(sig))
             else:
-                await self._error(f"signal {sig!r} is not allowed (HUP, INT, QUIT, ABRT, USR1, "
-                                  "USR2, TERM, WINCH); to kill, DELETE the execution")
+                await self._error(
+                    f"signal {sig!r} is not allowed (HUP, INT, QUIT, ABRT, USR1, "
+                    "USR2, TERM, WINCH); to kill, DELETE the execution"
+                )
         else:
-            await self._error(f"unknown control frame {text[:200]!r}: expected type "
-                              "stdin_eof, resize or signal")
+            await self._error(
+                f"unknown control frame {text[:200]!r}: expected type stdin_eof, resize or signal"
+            )
 
     async def _control(self, action: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -317,36 +355,49 @@ async def exec_tty(websocket: WebSocket, state: ServerState, generation: Generat
     request_id = new_request_id()
     reason = state.auth.check(generation, websocket.headers.get("authorization"))
     if reason is not None:
-        await _deny(websocket, error_response(generation, WIRE_ERRORS["AuthError"], reason,
-                                              request_id))
+        await _deny(
+            websocket, error_response(generation, WIRE_ERRORS["AuthError"], reason, request_id)
+        )
         return
     if not state.config.tty:
-        await _deny(websocket, error_response(
-            generation, WIRE_ERRORS["UnsupportedError"],
-            "TTY sessions are disabled on this server (capabilities.tty_enabled is false)",
-            request_id))
+        await _deny(
+            websocket,
+            error_response(
+                generation,
+                WIRE_ERRORS["UnsupportedError"],
+                "TTY sessions are disabled on this server (capabilities.tty_enabled is false)",
+                request_id,
+            ),
+        )
         return
     query = websocket.query_params
     try:
         cols, rows = _int_param(websocket, "cols", 80), _int_param(websocket, "rows", 24)
         if cols < 1 or rows < 1:
             raise ValueError("size")
-        request = ExecRequest(command=query.get("command") or "bash",
-                              args=query.getlist("args"), tty=True)
+        request = ExecRequest(
+            command=query.get("command") or "bash", args=query.getlist("args"), tty=True
+        )
         ref = await state.ids.runtime_ref(websocket.path_params["box_id"])
         box = await state.runtime.get(ref)
         execution = await box.exec(request)
     except ValueError:
-        await _deny(websocket, error_response(
-            generation, WIRE_ERRORS["InvalidArgumentError"],
-            "cols and rows must be integers >= 1, command non-empty", request_id))
+        await _deny(
+            websocket,
+            error_response(
+                generation,
+                WIRE_ERRORS["InvalidArgumentError"],
+                "cols and rows must be integers >= 1, command non-empty",
+                request_id,
+            ),
+        )
         return
     except BoxliteError as exc:
-        await _deny(websocket, error_response(generation, wire_error(exc), exc.message,
-                                              request_id))
+        await _deny(websocket, error_response(generation, wire_error(exc), exc.message, request_id))
         return
-    session = ExecSession(f"exec-{new_ulid()}", state.ids.wire(box.id), box.name, execution,
-                          True, state.config)
+    session = ExecSession(
+        f"exec-{new_ulid()}", state.ids.wire(box.id), box.name, execution, True, state.config
+    )
     state.executions.add(session)
     with contextlib.suppress(BoxliteError):
         await execution.resize(cols, rows)
@@ -354,15 +405,23 @@ async def exec_tty(websocket: WebSocket, state: ServerState, generation: Generat
     try:
         await websocket.accept(headers=[(b"x-boxlite-execution-id", session.id.encode())])
         cutter = state.faults.stream("ws", generation, "execTty")
-        attachment = _Attachment(websocket, state, session, session.backlog.open(), cutter,
-                                 state.config.ws_frame_max_bytes, raw=True)
+        attachment = _Attachment(
+            websocket,
+            state,
+            session,
+            session.backlog.open(),
+            cutter,
+            state.config.ws_frame_max_bytes,
+            raw=True,
+        )
         await attachment.run()
     finally:
         session.attached = False
 
 
-ROUTES: list[tuple[Generation, str, Callable[[WebSocket, ServerState, Generation],
-                                              Awaitable[None]]]] = [
+ROUTES: list[
+    tuple[Generation, str, Callable[[WebSocket, ServerState, Generation], Awaitable[None]]]
+] = [
     ("0.10", "/boxes/{box_id}/executions/{exec_id}/attach", attach),
     ("0.9", "/boxes/{box_id}/exec/tty", exec_tty),
 ]

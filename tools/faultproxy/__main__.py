@@ -24,31 +24,66 @@ def _address(text: str) -> tuple[str, int]:
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, CutPolicy]:
-    p = argparse.ArgumentParser(prog="python -m tools.faultproxy",
-                                description="A TCP proxy that cuts connections at random points.")
+    p = argparse.ArgumentParser(
+        prog="python -m tools.faultproxy",
+        description="A TCP proxy that cuts connections at random points.",
+    )
     p.add_argument("--upstream", type=_address, required=True, help="HOST:PORT to forward to")
-    p.add_argument("--listen", type=_address, default=("127.0.0.1", 0),
-                   help="HOST:PORT to listen on (port 0: a free one; the default)")
-    p.add_argument("--probability", type=float, default=0.2,
-                   help="chance of a cut per exchange (or connection, or window: see --per)")
-    p.add_argument("--stream-probability", type=float, default=None,
-                   help="chance of a cut per SSE stream or WebSocket (default: --probability)")
-    p.add_argument("--window", type=int, default=4 * 1024 * 1024,
-                   help="bytes: cuts land inside the first WINDOW bytes (see --scale)")
+    p.add_argument(
+        "--listen",
+        type=_address,
+        default=("127.0.0.1", 0),
+        help="HOST:PORT to listen on (port 0: a free one; the default)",
+    )
+    p.add_argument(
+        "--probability",
+        type=float,
+        default=0.2,
+        help="chance of a cut per exchange (or connection, or window: see --per)",
+    )
+    p.add_argument(
+        "--stream-probability",
+        type=float,
+        default=None,
+        help="chance of a cut per SSE stream or WebSocket (default: --probability)",
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        default=4 * 1024 * 1024,
+        help="bytes: cuts land inside the first WINDOW bytes (see --scale)",
+    )
     p.add_argument("--per", choices=["exchange", "connection", "window"], default="exchange")
-    p.add_argument("--scale", choices=["log", "uniform"], default="log",
-                   help="how cut offsets spread over the window")
-    p.add_argument("--directions", default="up,down",
-                   help="which directions may be cut: up (client to server), down, or both")
-    p.add_argument("--mode", choices=["reset", "close", "mixed"], default="mixed",
-                   help="reset: TCP RST; close: FIN after the bytes before the cut")
+    p.add_argument(
+        "--scale",
+        choices=["log", "uniform"],
+        default="log",
+        help="how cut offsets spread over the window",
+    )
+    p.add_argument(
+        "--directions",
+        default="up,down",
+        help="which directions may be cut: up (client to server), down, or both",
+    )
+    p.add_argument(
+        "--mode",
+        choices=["reset", "close", "mixed"],
+        default="mixed",
+        help="reset: TCP RST; close: FIN after the bytes before the cut",
+    )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     try:
-        policy = CutPolicy(probability=args.probability, window_bytes=args.window, per=args.per,
-                           stream_probability=args.stream_probability, scale=args.scale,
-                           directions=tuple(d for d in args.directions.split(",") if d),
-                           mode=args.mode, seed=args.seed)
+        policy = CutPolicy(
+            probability=args.probability,
+            window_bytes=args.window,
+            per=args.per,
+            stream_probability=args.stream_probability,
+            scale=args.scale,
+            directions=tuple(d for d in args.directions.split(",") if d),
+            mode=args.mode,
+            seed=args.seed,
+        )
     except ValueError as exc:
         p.error(str(exc))
     return args, policy
@@ -66,9 +101,12 @@ async def run(args: argparse.Namespace, policy: CutPolicy) -> None:
         await stop.wait()
         stats = proxy.stats
     where = ", ".join(f"{k}: {v}" for k, v in sorted(stats.cuts_by_where().items())) or "none"
-    print(f"faultproxy: {stats.connections} connections ({stats.refused} refused upstream), "
-          f"{len(stats.cuts)} cuts ({where}), "
-          f"{stats.bytes['up']} bytes up, {stats.bytes['down']} bytes down", file=sys.stderr)
+    print(
+        f"faultproxy: {stats.connections} connections ({stats.refused} refused upstream), "
+        f"{len(stats.cuts)} cuts ({where}), "
+        f"{stats.bytes['up']} bytes up, {stats.bytes['down']} bytes down",
+        file=sys.stderr,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -67,8 +67,12 @@ class ProxyStats:
 class _Connection:
     """One client connection and its upstream twin."""
 
-    def __init__(self, proxy: FaultProxy, number: int,
-                 client: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
+    def __init__(
+        self,
+        proxy: FaultProxy,
+        number: int,
+        client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    ) -> None:
         self.proxy = proxy
         self.policy = proxy.policy
         self.number = number
@@ -110,8 +114,9 @@ class _Connection:
                     await task
             self.close(self.plan.mode if self.cut is not None else "close")
 
-    async def _pump(self, direction: Direction, reader: asyncio.StreamReader,
-                    writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, direction: Direction, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         while self.cut is None:
             try:
                 data = await reader.read(READ_BYTES)
@@ -138,8 +143,9 @@ class _Connection:
         self.base = dict(self.sent)
         self.body_base = None
 
-    async def _forward(self, direction: Direction, data: bytes,
-                       writer: asyncio.StreamWriter) -> bool:
+    async def _forward(
+        self, direction: Direction, data: bytes, writer: asyncio.StreamWriter
+    ) -> bool:
         """Write ``data``, or the part before this direction's cut and cut; False once cut."""
         offset = self.plan.offset(direction)
         base = self.base[direction]
@@ -167,11 +173,23 @@ class _Connection:
         return self.cut is None
 
     def _fire(self, direction: Direction, offset: int) -> None:
-        self.cut = Cut(self.number, direction, offset, self.tracker.label(direction),
-                       self.tracker.route, self.plan.mode)
+        self.cut = Cut(
+            self.number,
+            direction,
+            offset,
+            self.tracker.label(direction),
+            self.tracker.route,
+            self.plan.mode,
+        )
         self.proxy.stats.cuts.append(self.cut)
-        log.debug("cut connection %d %s at byte %d (%s, %s)", self.number, direction,
-                  offset, self.cut.where, self.cut.route)
+        log.debug(
+            "cut connection %d %s at byte %d (%s, %s)",
+            self.number,
+            direction,
+            offset,
+            self.cut.where,
+            self.cut.route,
+        )
         self.close(self.plan.mode)
 
     def force_cut(self) -> None:
@@ -202,9 +220,15 @@ def _abort(writer: asyncio.StreamWriter) -> None:
 class FaultProxy:
     """Listens on ``host``:``port`` (0: a free port); forwards to the upstream; cuts."""
 
-    def __init__(self, upstream_host: str, upstream_port: int,
-                 policy: CutPolicy | None = None, *, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+    def __init__(
+        self,
+        upstream_host: str,
+        upstream_port: int,
+        policy: CutPolicy | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         self.upstream_host = upstream_host
         self.upstream_port = upstream_port
         self.policy = policy or CutPolicy()
@@ -222,8 +246,7 @@ class FaultProxy:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self.host, self.port,
-                                                  backlog=512)
+        self._server = await asyncio.start_server(self._accept, self.host, self.port, backlog=512)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -277,6 +300,10 @@ class FaultProxy:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.aclose()

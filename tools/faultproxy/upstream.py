@@ -30,14 +30,22 @@ def _die_with_parent() -> None:
 
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 _LISTENING = re.compile(r"listening on (http://\S+)")
 
 
 class ServerProcess:
     """``python -m <module> [--home HOME] <args>``, its stderr in a log file."""
 
-    def __init__(self, home: Path | None, *args: str, module: str = "tools.boxlite_server",
-                 log_path: Path | None = None, start_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        home: Path | None,
+        *args: str,
+        module: str = "tools.boxlite_server",
+        log_path: Path | None = None,
+        start_timeout: float = 30.0,
+    ) -> None:
         if home is None and log_path is None:
             raise ValueError("a server without a home needs a log_path")
         self.home = home
@@ -58,13 +66,23 @@ class ServerProcess:
         if self.home is not None:
             self.home.mkdir(parents=True, exist_ok=True)
             home_args = ["--home", str(self.home)]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
         with open(self.log_path, "ab") as log:  # noqa: ASYNC230 (a local file, opened once)
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", self.module, *home_args, *self.args, cwd=REPO, env=env,
+                sys.executable,
+                "-m",
+                self.module,
+                *home_args,
+                *self.args,
+                cwd=REPO,
+                env=env,
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=log, start_new_session=True,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
         assert self.process.stdout is not None
@@ -108,8 +126,12 @@ class ServerProcess:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.stop()
 
 

@@ -19,5 +19,13 @@ from .base import HostileConfig
 from .catalogue import BEHAVIOURS, BY_NAME, Behaviour
 from .tars import MARKER
 
-__all__ = ["BEHAVIOURS", "BY_NAME", "MARKER", "Behaviour", "HostileConfig", "RunningHostile",
-           "create_app", "serve_hostile"]
+__all__ = [
+    "BEHAVIOURS",
+    "BY_NAME",
+    "MARKER",
+    "Behaviour",
+    "HostileConfig",
+    "RunningHostile",
+    "create_app",
+    "serve_hostile",
+]

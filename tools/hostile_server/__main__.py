@@ -20,21 +20,34 @@ from .catalogue import BEHAVIOURS
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, HostileConfig]:
     defaults = HostileConfig()
-    p = argparse.ArgumentParser(prog="python -m tools.hostile_server",
-                                description="A deliberately malicious BoxLite REST server.")
+    p = argparse.ArgumentParser(
+        prog="python -m tools.hostile_server",
+        description="A deliberately malicious BoxLite REST server.",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
-    p.add_argument("--big-bytes", type=int, default=defaults.big_bytes,
-                   help="size of huge bodies, lines, frames and bombs")
+    p.add_argument(
+        "--big-bytes",
+        type=int,
+        default=defaults.big_bytes,
+        help="size of huge bodies, lines, frames and bombs",
+    )
     p.add_argument("--tar-entries", type=int, default=defaults.tar_entries)
     p.add_argument("--trickle-seconds", type=float, default=defaults.trickle_seconds)
-    p.add_argument("--endless-bytes", type=int, default=defaults.endless_bytes,
-                   help="where 'endless' streams stop (default: never, in practice)")
+    p.add_argument(
+        "--endless-bytes",
+        type=int,
+        default=defaults.endless_bytes,
+        help="where 'endless' streams stop (default: never, in practice)",
+    )
     p.add_argument("--list", action="store_true", help="list the behaviours and exit")
     args = p.parse_args(argv)
-    return args, HostileConfig(big_bytes=args.big_bytes, tar_entries=args.tar_entries,
-                               trickle_seconds=args.trickle_seconds,
-                               endless_bytes=args.endless_bytes)
+    return args, HostileConfig(
+        big_bytes=args.big_bytes,
+        tar_entries=args.tar_entries,
+        trickle_seconds=args.trickle_seconds,
+        endless_bytes=args.endless_bytes,
+    )
 
 
 async def run(args: argparse.Namespace, config: HostileConfig) -> None:

@@ -47,8 +47,9 @@ class HostileState:
         if found is None or (behaviour != NORMAL and behaviour not in BY_NAME):
             return None
         generation, op, params = found
-        return base.Ctx(behaviour, generation, op, params, self.config, self.transports,
-                        segment=segment)
+        return base.Ctx(
+            behaviour, generation, op, params, self.config, self.transports, segment=segment
+        )
 
     def handler(self, ctx: base.Ctx) -> Any:
         behaviour = BY_NAME.get(ctx.behaviour)
@@ -66,8 +67,9 @@ def create_app(config: base.HostileConfig | None = None) -> Starlette:
     state = HostileState(config or base.HostileConfig())
 
     async def http(request: Request) -> Response:
-        ctx = state.ctx(request.path_params["behaviour"], request.path_params["rest"],
-                        request.method)
+        ctx = state.ctx(
+            request.path_params["behaviour"], request.path_params["rest"], request.method
+        )
         if ctx is None:
             return not_found_json()
         ctx.request = request
@@ -92,11 +94,13 @@ def create_app(config: base.HostileConfig | None = None) -> Starlette:
         return JSONResponse(state.hits)
 
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
-    app = Starlette(routes=[
-        Route("/_hits", hits),
-        Route("/b/{behaviour}/v1/{rest:path}", http, methods=methods),
-        WebSocketRoute("/b/{behaviour}/v1/{rest:path}", websocket),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/_hits", hits),
+            Route("/b/{behaviour}/v1/{rest:path}", http, methods=methods),
+            WebSocketRoute("/b/{behaviour}/v1/{rest:path}", websocket),
+        ]
+    )
     app.state.hostile = state
     return app
 
@@ -118,16 +122,27 @@ class RunningHostile:
 
 
 @contextlib.asynccontextmanager
-async def serve_hostile(config: base.HostileConfig | None = None, host: str = "127.0.0.1",
-                        port: int = 0) -> AsyncIterator[RunningHostile]:
+async def serve_hostile(
+    config: base.HostileConfig | None = None, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[RunningHostile]:
     """Run the hostile server in this event loop on a free port (unless ``port``)."""
     app = create_app(config)
     state: HostileState = app.state.hostile
     http_class, ws_class = protocol_classes(state.transports)
-    server = _Server(uvicorn.Config(
-        app, host=host, port=port, http=http_class, ws=ws_class, lifespan="off",
-        log_level="critical", access_log=False, timeout_graceful_shutdown=1,
-        ws_max_size=16 * 1024 * 1024))
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            http=http_class,
+            ws=ws_class,
+            lifespan="off",
+            log_level="critical",
+            access_log=False,
+            timeout_graceful_shutdown=1,
+            ws_max_size=16 * 1024 * 1024,
+        )
+    )
     task = asyncio.get_running_loop().create_task(server.serve(), name="hostile-server")
     while not server.started:
         if task.done():

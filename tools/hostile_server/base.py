@@ -127,8 +127,15 @@ async def pace() -> None:
 def box_body(ctx: Ctx, box_id: str | None = None, name: str | None = "hostile") -> dict[str, Any]:
     body: dict[str, Any] = {
         "box_id": box_id or ctx.params.get("box_id") or "box-hostile-1",
-        "name": name, "status": "stopped", "created_at": NOW, "updated_at": NOW,
-        "pid": 1, "image": "alpine:latest", "cpus": 1, "memory_mib": 512, "labels": {},
+        "name": name,
+        "status": "stopped",
+        "created_at": NOW,
+        "updated_at": NOW,
+        "pid": 1,
+        "image": "alpine:latest",
+        "cpus": 1,
+        "memory_mib": 512,
+        "labels": {},
     }
     return body
 
@@ -157,13 +164,24 @@ async def answer(ctx: Ctx) -> Response:
     """The correct answer to an HTTP operation."""
     op = ctx.op
     if op == "config":
-        return JSONResponse({"defaults": {}, "overrides": {}, "capabilities": {
-            "snapshots_enabled": True, "clone_enabled": True, "export_enabled": True,
-            "import_enabled": True, "tty_enabled": True, "streaming_enabled": True,
-        }})
+        return JSONResponse(
+            {
+                "defaults": {},
+                "overrides": {},
+                "capabilities": {
+                    "snapshots_enabled": True,
+                    "clone_enabled": True,
+                    "export_enabled": True,
+                    "import_enabled": True,
+                    "tty_enabled": True,
+                    "streaming_enabled": True,
+                },
+            }
+        )
     if op == "token":
-        return JSONResponse({"access_token": "hostile-token", "token_type": "bearer",
-                             "expires_in": 3600})
+        return JSONResponse(
+            {"access_token": "hostile-token", "token_type": "bearer", "expires_in": 3600}
+        )
     if op == "me":
         return JSONResponse({"sub": "hostile", "path_prefix": ""})
     if op in ("create", "clone", "import"):
@@ -177,8 +195,14 @@ async def answer(ctx: Ctx) -> Response:
     if op == "exec_create":
         return JSONResponse({"execution_id": EXECUTION_ID}, status_code=201)
     if op == "exec_status":
-        return JSONResponse({"execution_id": ctx.params.get("exec_id"), "status": "completed",
-                             "exit_code": 0, "duration_ms": 1})
+        return JSONResponse(
+            {
+                "execution_id": ctx.params.get("exec_id"),
+                "status": "completed",
+                "exit_code": 0,
+                "duration_ms": 1,
+            }
+        )
     if op == "output":
         return StreamingResponse(_hello_sse(), media_type="text/event-stream")
     if op == "files_get":
@@ -188,12 +212,21 @@ async def answer(ctx: Ctx) -> Response:
     if op == "snapshot_list":
         return JSONResponse({"snapshots": []})
     if op == "snapshot_create":
-        return JSONResponse({"id": "snap-1", "box_id": ctx.params["box_id"], "name": "s",
-                             "created_at": 0, "size_bytes": 0}, status_code=201)
+        return JSONResponse(
+            {
+                "id": "snap-1",
+                "box_id": ctx.params["box_id"],
+                "name": "s",
+                "created_at": 0,
+                "size_bytes": 0,
+            },
+            status_code=201,
+        )
     if op == "export":
         return Response(b"BOXLITE-EXPORT", media_type="application/octet-stream")
-    return JSONResponse({"error": {"message": f"no operation {op}", "type": "NotFoundError"}},
-                        status_code=404)
+    return JSONResponse(
+        {"error": {"message": f"no operation {op}", "type": "NotFoundError"}}, status_code=404
+    )
 
 
 async def attach(ctx: Ctx) -> None:
@@ -201,6 +234,7 @@ async def attach(ctx: Ctx) -> None:
     assert ctx.websocket is not None
     await ctx.websocket.accept()
     await ctx.websocket.send_bytes(b"\x01" + HELLO)
-    await ctx.websocket.send_text(json.dumps({"type": "exit", "exit_code": 0,
-                                              "stdout_bytes": len(HELLO), "stderr_bytes": 0}))
+    await ctx.websocket.send_text(
+        json.dumps({"type": "exit", "exit_code": 0, "stdout_bytes": len(HELLO), "stderr_bytes": 0})
+    )
     await ctx.websocket.close(1000)

@@ -17,8 +17,12 @@ CHUNK = 64 * 1024
 
 
 def _json(value: object, status: int = 200, **headers: str) -> Response:
-    return Response(json.dumps(value), status_code=status, media_type="application/json",
-                    headers=headers or None)
+    return Response(
+        json.dumps(value),
+        status_code=status,
+        media_type="application/json",
+        headers=headers or None,
+    )
 
 
 # -- bogus shapes --------------------------------------------------------------------
@@ -52,8 +56,9 @@ async def list_not_list(ctx: Ctx) -> Response:
 async def list_endless_pages(ctx: Ctx) -> Response:
     """Every page has one box and a fresh next_page_token: the list never ends."""
     page = int(ctx.query.get("pageToken", "t0")[1:] or 0)
-    return _json({"boxes": [box_body(ctx, f"box-page-{page}", None)],
-                  "next_page_token": f"t{page + 1}"})
+    return _json(
+        {"boxes": [box_body(ctx, f"box-page-{page}", None)], "next_page_token": f"t{page + 1}"}
+    )
 
 
 async def exec_bogus_id(ctx: Ctx) -> Response:
@@ -100,8 +105,9 @@ async def error_html(ctx: Ctx) -> Response:
     return Response(page + "</body></html>", status_code=500, media_type="text/html")
 
 
-async def _repeat(total: int, head: bytes = b"", tail: bytes = b"",
-                  block: bytes = b"x" * CHUNK) -> AsyncIterator[bytes]:
+async def _repeat(
+    total: int, head: bytes = b"", tail: bytes = b"", block: bytes = b"x" * CHUNK
+) -> AsyncIterator[bytes]:
     yield head
     sent = 0
     while sent < total:
@@ -112,20 +118,26 @@ async def _repeat(total: int, head: bytes = b"", tail: bytes = b"",
 
 
 async def error_huge_body(ctx: Ctx) -> Response:
-    return StreamingResponse(_repeat(ctx.config.big_bytes), status_code=404,
-                             media_type="text/plain")
+    return StreamingResponse(
+        _repeat(ctx.config.big_bytes), status_code=404, media_type="text/plain"
+    )
 
 
 async def error_huge_message(ctx: Ctx) -> Response:
     return StreamingResponse(
-        _repeat(ctx.config.big_bytes, b'{"error":{"type":"InvalidArgumentError","message":"',
-                b'"}}'), status_code=400, media_type="application/json")
+        _repeat(
+            ctx.config.big_bytes, b'{"error":{"type":"InvalidArgumentError","message":"', b'"}}'
+        ),
+        status_code=400,
+        media_type="application/json",
+    )
 
 
 async def huge_json(ctx: Ctx) -> Response:
     head = json.dumps(box_body(ctx))[:-1].encode() + b', "padding": "'
-    return StreamingResponse(_repeat(ctx.config.big_bytes, head, b'"}'),
-                             media_type="application/json")
+    return StreamingResponse(
+        _repeat(ctx.config.big_bytes, head, b'"}'), media_type="application/json"
+    )
 
 
 def _gzip_bomb(size: int) -> bytes:
@@ -143,18 +155,23 @@ async def gzip_bomb(ctx: Ctx) -> Response:
     size = ctx.config.big_bytes
     if size not in _BOMBS:
         _BOMBS[size] = await asyncio.to_thread(_gzip_bomb, size)
-    return Response(_BOMBS[size], media_type="application/json",
-                    headers={"content-encoding": "gzip"})
+    return Response(
+        _BOMBS[size], media_type="application/json", headers={"content-encoding": "gzip"}
+    )
 
 
 async def retry_after_huge(ctx: Ctx) -> Response:
-    return _json({"error": {"message": "come back tomorrow", "type": "UnavailableError"}}, 503,
-                 **{"retry-after": "100000"})
+    return _json(
+        {"error": {"message": "come back tomorrow", "type": "UnavailableError"}},
+        503,
+        **{"retry-after": "100000"},
+    )
 
 
 async def too_many_requests(ctx: Ctx) -> Response:
-    return _json({"error": {"message": "slow down", "type": "RateLimited"}}, 429,
-                 **{"retry-after": "1"})
+    return _json(
+        {"error": {"message": "slow down", "type": "RateLimited"}}, 429, **{"retry-after": "1"}
+    )
 
 
 # -- broken on the wire --------------------------------------------------------------
@@ -185,8 +202,9 @@ async def http_close_immediately(ctx: Ctx) -> Response:
 
 
 async def http_header_flood(ctx: Ctx) -> Response:
-    return _raw(ctx, _repeat(ctx.config.big_bytes, b"HTTP/1.1 200 OK\r\nX-Flood: ",
-                             block=b"f" * CHUNK))
+    return _raw(
+        ctx, _repeat(ctx.config.big_bytes, b"HTTP/1.1 200 OK\r\nX-Flood: ", block=b"f" * CHUNK)
+    )
 
 
 async def http_header_trickle(ctx: Ctx) -> Response:
@@ -194,23 +212,36 @@ async def http_header_trickle(ctx: Ctx) -> Response:
 
 
 async def http_body_trickle(ctx: Ctx) -> Response:
-    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 1000000\r\n\r\n{\"box_id\": \"")
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 1000000\r\n\r\n{"box_id": "'
+    )
     return _raw(ctx, _trickle(ctx, head))
 
 
 async def http_length_mismatch(ctx: Ctx) -> Response:
-    return _raw(ctx, _parts(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                            b"Content-Length: 100\r\n\r\n{\"box_id\":"))
+    return _raw(
+        ctx,
+        _parts(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"box_id":'
+        ),
+    )
 
 
 async def http_bad_chunked(ctx: Ctx) -> Response:
-    return _raw(ctx, _parts(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                            b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"))
+    return _raw(
+        ctx,
+        _parts(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
+        ),
+    )
 
 
 async def http_silent(ctx: Ctx) -> Response:
     """Reads the request, never answers (until the client gives up)."""
+
     async def nothing() -> AsyncIterator[bytes]:
         await asyncio.sleep(3600)
         yield b""
@@ -229,5 +260,6 @@ async def export_trickle(ctx: Ctx) -> Response:
 
 
 def not_found_json() -> Response:
-    return JSONResponse({"error": {"message": "no such behaviour", "type": "NotFoundError"}},
-                        status_code=404)
+    return JSONResponse(
+        {"error": {"message": "no such behaviour", "type": "NotFoundError"}}, status_code=404
+    )

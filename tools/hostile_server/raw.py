@@ -92,8 +92,7 @@ async def write_raw(transport: asyncio.Transport, chunks: AsyncIterator[bytes]) 
 class RawResponse(Response):
     """Sends ``chunks`` as raw bytes instead of an HTTP response, then closes (FIN)."""
 
-    def __init__(self, registry: Transports,
-                 chunks: Callable[[], AsyncIterator[bytes]]) -> None:
+    def __init__(self, registry: Transports, chunks: Callable[[], AsyncIterator[bytes]]) -> None:
         super().__init__(status_code=599)
         self._registry = registry
         self._chunks = chunks
@@ -116,8 +115,14 @@ class RawResponse(Response):
             await gone
 
 
-def ws_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bytes | None = None,
-             length: int | None = None) -> bytes:
+def ws_frame(
+    opcode: int,
+    payload: bytes,
+    *,
+    fin: bool = True,
+    mask: bytes | None = None,
+    length: int | None = None,
+) -> bytes:
     """One RFC 6455 frame, any field settable (``length`` may lie about the payload)."""
     size = len(payload) if length is None else length
     first = (0x80 if fin else 0) | (opcode & 0x0F)

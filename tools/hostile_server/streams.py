@@ -108,8 +108,9 @@ async def sse_keepalive_forever(ctx: Ctx) -> Response:
 
 
 async def _output_forever(ctx: Ctx) -> AsyncIterator[bytes]:
-    event = sse_event("stdout", json.dumps({"data": base64.b64encode(b"y\n" * (CHUNK // 2))
-                                            .decode()}))
+    event = sse_event(
+        "stdout", json.dumps({"data": base64.b64encode(b"y\n" * (CHUNK // 2)).decode()})
+    )
     sent = 0
     while sent < ctx.config.endless_bytes:
         yield event
@@ -122,8 +123,9 @@ async def sse_output_forever(ctx: Ctx) -> Response:
 
 
 async def _output_big(ctx: Ctx) -> AsyncIterator[bytes]:
-    event = sse_event("stdout", json.dumps({"data": base64.b64encode(b"y\n" * (CHUNK // 2))
-                                            .decode()}))
+    event = sse_event(
+        "stdout", json.dumps({"data": base64.b64encode(b"y\n" * (CHUNK // 2)).decode()})
+    )
     sent = 0
     while sent < ctx.config.big_bytes:
         yield event
@@ -161,8 +163,15 @@ async def sse_error_then_end(ctx: Ctx) -> Response:
 
 
 async def sse_unknown_events(ctx: Ctx) -> Response:
-    return _sse(_parts(b": comment\n\nretry: 1\n\n", sse_event("progress", '{"pct":50}'),
-                       b"event: \n\n", STDOUT_HELLO, EXIT_0))
+    return _sse(
+        _parts(
+            b": comment\n\nretry: 1\n\n",
+            sse_event("progress", '{"pct":50}'),
+            b"event: \n\n",
+            STDOUT_HELLO,
+            EXIT_0,
+        )
+    )
 
 
 # -- WebSocket (Starlette) -----------------------------------------------------------
@@ -271,8 +280,13 @@ async def ws_bad_opcode(ctx: Ctx) -> None:
 
 
 async def ws_masked(ctx: Ctx) -> None:
-    await _raw_after_accept(ctx, _parts(ws_frame(0x2, b"\x01" + HELLO, mask=b"\x11\x22\x33\x44"),
-                                        ws_frame(0x1, _exit_frame().encode())))
+    await _raw_after_accept(
+        ctx,
+        _parts(
+            ws_frame(0x2, b"\x01" + HELLO, mask=b"\x11\x22\x33\x44"),
+            ws_frame(0x1, _exit_frame().encode()),
+        ),
+    )
 
 
 async def ws_invalid_utf8_text(ctx: Ctx) -> None:
@@ -311,12 +325,20 @@ async def ws_bad_accept(ctx: Ctx) -> None:
     assert ws is not None
     key = ws.headers.get("sec-websocket-key", "")
     wrong = accept_key(key + "x")
-    head = ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Accept: {wrong}\r\n\r\n").encode()
+    head = (
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {wrong}\r\n\r\n"
+    ).encode()
     transport = ctx.transports.of(ws.scope)
-    await write_raw(transport, _parts(head, ws_frame(0x2, b"\x01" + HELLO),
-                                      ws_frame(0x1, _exit_frame().encode()),
-                                      ws_frame(0x8, (1000).to_bytes(2, "big"))))
+    await write_raw(
+        transport,
+        _parts(
+            head,
+            ws_frame(0x2, b"\x01" + HELLO),
+            ws_frame(0x1, _exit_frame().encode()),
+            ws_frame(0x8, (1000).to_bytes(2, "big")),
+        ),
+    )
     await asyncio.sleep(0.05)
     transport.close()
 
@@ -325,8 +347,9 @@ async def ws_no_upgrade(ctx: Ctx) -> None:
     ws = ctx.websocket
     assert ws is not None
     body = b'{"stdout":"hello\\n","exit_code":0}'
-    head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
     transport = ctx.transports.of(ws.scope)
     await write_raw(transport, _parts(head + body))
     await asyncio.sleep(0.05)

@@ -26,8 +26,14 @@ CHUNK = 256 * 1024
 Stream = Callable[[Ctx], AsyncIterator[bytes]]
 
 
-def _header(name: str, kind: bytes = tarfile.REGTYPE, size: int = 0, linkname: str = "",
-            major: int = 0, minor: int = 0) -> bytes:
+def _header(
+    name: str,
+    kind: bytes = tarfile.REGTYPE,
+    size: int = 0,
+    linkname: str = "",
+    major: int = 0,
+    minor: int = 0,
+) -> bytes:
     info = tarfile.TarInfo(name)
     info.type, info.size, info.linkname = kind, size, linkname
     info.devmajor, info.devminor = major, minor
@@ -61,8 +67,9 @@ def dotdot(ctx: Ctx) -> AsyncIterator[bytes]:
 
 
 def dotdot_deep(ctx: Ctx) -> AsyncIterator[bytes]:
-    return _once(_file("a/b/ok.txt", b"fine\n")
-                 + _file(f"a/b/../../../{MARKER}-deep.txt", b"x") + END)
+    return _once(
+        _file("a/b/ok.txt", b"fine\n") + _file(f"a/b/../../../{MARKER}-deep.txt", b"x") + END
+    )
 
 
 def absolute(ctx: Ctx) -> AsyncIterator[bytes]:
@@ -70,31 +77,46 @@ def absolute(ctx: Ctx) -> AsyncIterator[bytes]:
 
 
 def symlink_abs(ctx: Ctx) -> AsyncIterator[bytes]:
-    return _once(_header("evil", tarfile.SYMTYPE, linkname=_target(ctx))
-                 + _file(f"evil/{MARKER}-symlink.txt", b"x") + END)
+    return _once(
+        _header("evil", tarfile.SYMTYPE, linkname=_target(ctx))
+        + _file(f"evil/{MARKER}-symlink.txt", b"x")
+        + END
+    )
 
 
 def symlink_rel(ctx: Ctx) -> AsyncIterator[bytes]:
-    return _once(_header("evil", tarfile.SYMTYPE, linkname=_up(_target(ctx)))
-                 + _file(f"evil/{MARKER}-symrel.txt", b"x") + END)
+    return _once(
+        _header("evil", tarfile.SYMTYPE, linkname=_up(_target(ctx)))
+        + _file(f"evil/{MARKER}-symrel.txt", b"x")
+        + END
+    )
 
 
 def symlink_chain(ctx: Ctx) -> AsyncIterator[bytes]:
     """Each link stays inside when read as text; on disk, ``l2`` is the parent of the root."""
-    return _once(_header("l1", tarfile.SYMTYPE, linkname=".")
-                 + _header("l2", tarfile.SYMTYPE, linkname="l1/..")
-                 + _file(f"l2/{MARKER}-chain.txt", b"x") + END)
+    return _once(
+        _header("l1", tarfile.SYMTYPE, linkname=".")
+        + _header("l2", tarfile.SYMTYPE, linkname="l1/..")
+        + _file(f"l2/{MARKER}-chain.txt", b"x")
+        + END
+    )
 
 
 def hardlink_abs(ctx: Ctx) -> AsyncIterator[bytes]:
     """Link to a host file, then write through the link."""
-    return _once(_header("h", tarfile.LNKTYPE, linkname=f"{_target(ctx)}/victim.txt")
-                 + _file("h", MARKER.encode()) + END)
+    return _once(
+        _header("h", tarfile.LNKTYPE, linkname=f"{_target(ctx)}/victim.txt")
+        + _file("h", MARKER.encode())
+        + END
+    )
 
 
 def hardlink_rel(ctx: Ctx) -> AsyncIterator[bytes]:
-    return _once(_header("h", tarfile.LNKTYPE, linkname=_up(_target(ctx)) + "/victim.txt")
-                 + _file("h", MARKER.encode()) + END)
+    return _once(
+        _header("h", tarfile.LNKTYPE, linkname=_up(_target(ctx)) + "/victim.txt")
+        + _file("h", MARKER.encode())
+        + END
+    )
 
 
 def chardev(ctx: Ctx) -> AsyncIterator[bytes]:

@@ -4,8 +4,9 @@ Equivalent mutants (the mutated code behaves exactly like the original, or
 differs only in a way no caller can observe) can never be killed, so the score
 that counts is over the others. They are listed, each with a one-line reason,
 in a Markdown table, so the list the runner reads is the same one a reviewer
-reads in ``docs/mutation.md``. Any table row whose first cell names a ``.py``
-file is an entry::
+reads in ``docs/mutation.md``. Any row of a table whose header starts
+``| module | mutant |`` and whose first cell names a ``.py`` file is an entry
+(other tables, such as results per module, are ignored)::
 
     | module | mutant | line | why it is equivalent |
     |---|---|---|---|
@@ -58,12 +59,17 @@ def _unquote(cell: str) -> str:
 def parse(text: str, source: str = "<equivalents>") -> list[Equivalent]:
     """Every entry of every table in ``text``; other lines are ignored."""
     entries = []
+    header: list[str] | None = None  # the header of the table the line is in, if any
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line.startswith("|"):
+            header = None
             continue
         cells = [_unquote(c) for c in _CELL_SPLIT.split(line.strip("|"))]
-        if not cells or not cells[0].endswith(".py"):
+        if header is None:
+            header = [c.lower() for c in cells]
+            continue
+        if header[:2] != ["module", "mutant"] or not cells or not cells[0].endswith(".py"):
             continue
         where = f"{source}:{number}"
         if len(cells) != 4:

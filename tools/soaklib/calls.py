@@ -20,7 +20,8 @@ _INTERNAL = ("Internal server error", "Internal error")
 #: Internals that must never reach a model (exception and library names).
 _INTERNALS = re.compile(
     r"pydantic_core|ValidationError\(|ExceptionGroup|TaskGroup|anyio\.|httpx\.|"
-    r"object at 0x[0-9a-f]+|Errno \d+\] .*/site-packages/")
+    r"object at 0x[0-9a-f]+|Errno \d+\] .*/site-packages/"
+)
 
 
 class ToolFailed(Exception):
@@ -31,8 +32,9 @@ def text_of(result: CallToolResult) -> str:
     return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
 
 
-async def ok(client: Client, tool: str, arguments: dict[str, Any] | None = None,
-             **kwargs: Any) -> dict[str, Any]:
+async def ok(
+    client: Client, tool: str, arguments: dict[str, Any] | None = None, **kwargs: Any
+) -> dict[str, Any]:
     """Call a tool that must succeed; its structured content."""
     result = await client.call_tool(tool, arguments or {}, **kwargs)
     if result.is_error:
@@ -44,7 +46,8 @@ def crash_reason(tool: str, message: str, secrets: Iterable[str] = ()) -> str | 
     """Why ``message`` (a tool's answer, error or not) shows a crash, or None."""
     stripped = message.strip()
     if stripped == f"Error executing tool {tool}" or stripped.endswith(
-            f"Error executing tool {tool}"):
+        f"Error executing tool {tool}"
+    ):
         return "unanticipated exception (message hidden by the SDK)"
     if any(marker in stripped for marker in _INTERNAL):
         return "internal error"

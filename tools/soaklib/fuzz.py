@@ -67,11 +67,35 @@ from .table import render
 CALL_TIMEOUT = 60.0
 FIXTURE_BOXES = ("dev", "stopped")
 #: Top-level directories of the host image that copy_out would copy gigabytes of.
-HEAVY_TOP = {"", "usr", "root", "var", "opt", "home", "work", "lib", "lib32", "lib64", "bin",
-             "sbin", "boot", "srv", "mnt", "media", "run", "proc", "sys", "snap", "nix"}
+HEAVY_TOP = {
+    "",
+    "usr",
+    "root",
+    "var",
+    "opt",
+    "home",
+    "work",
+    "lib",
+    "lib32",
+    "lib64",
+    "bin",
+    "sbin",
+    "boot",
+    "srv",
+    "mnt",
+    "media",
+    "run",
+    "proc",
+    "sys",
+    "snap",
+    "nix",
+}
 SERVER_SETTINGS: dict[str, Any] = {
-    "exec_default_timeout_seconds": 2.0, "exec_max_timeout_seconds": 3.0,
-    "max_boxes_per_owner": 12, "max_boxes_total": 40, "file_transfer_cap_bytes": 1 << 20,
+    "exec_default_timeout_seconds": 2.0,
+    "exec_max_timeout_seconds": 3.0,
+    "max_boxes_per_owner": 12,
+    "max_boxes_total": 40,
+    "file_transfer_cap_bytes": 1 << 20,
 }
 
 
@@ -118,9 +142,14 @@ class FuzzResult:
 
     @property
     def passed(self) -> bool:
-        return (not self.crashes and not self.unresponsive and not self.maintenance_failures
-                and not self.sentinel_problems and not any(self.leftovers.values())
-                and sum(s.calls for s in self.stats.values()) > 0)
+        return (
+            not self.crashes
+            and not self.unresponsive
+            and not self.maintenance_failures
+            and not self.sentinel_problems
+            and not any(self.leftovers.values())
+            and sum(s.calls for s in self.stats.values()) > 0
+        )
 
 
 _NORMALISE = [
@@ -177,8 +206,9 @@ class _ErrorLog(logging.Handler):
 class Target:
     """One server and its client(s); keeps the fixture and the pool of known values."""
 
-    def __init__(self, name: str, clients: list[Client], host_root: Path,
-                 outside: list[str], secret: str) -> None:
+    def __init__(
+        self, name: str, clients: list[Client], host_root: Path, outside: list[str], secret: str
+    ) -> None:
         self.name = name
         self.clients = clients
         self.pool = Pool(outside_paths=outside)
@@ -254,13 +284,15 @@ class Target:
         stopped = have["stopped"]["id"]
         if have["stopped"].get("status") != "stopped":
             await ok(client, "box_stop", {"box": stopped})
-        snaps = [s["name"] for s in (await ok(client, "snapshot_list", {"box": stopped}))[
-            "snapshots"]]
+        snaps = [
+            s["name"] for s in (await ok(client, "snapshot_list", {"box": stopped}))["snapshots"]
+        ]
         if "s" not in snaps:
             await ok(client, "snapshot_create", {"box": stopped, "name": "s"})
         done = await ok(client, "exec_run", {"box": "dev", "command": "echo done"})
-        running = await ok(client, "exec_start", {"box": "dev", "command": "cat",
-                                                  "keep_stdin_open": True})
+        running = await ok(
+            client, "exec_start", {"box": "dev", "command": "cat", "keep_stdin_open": True}
+        )
         self.pool.boxes = [have["dev"]["id"], "dev", stopped, "stopped"]
         self.pool.executions = [running["execution_id"], done["execution_id"]]
         self.pool.snapshots = ["s", "t"]
@@ -282,7 +314,7 @@ class MemoryTarget(Target):
         self.log = log
 
     def new_errors(self) -> list[str]:
-        fresh = self.log.records[self.errors_seen:]
+        fresh = self.log.records[self.errors_seen :]
         self.errors_seen = len(self.log.records)
         return fresh
 
@@ -301,8 +333,9 @@ class StdioTarget(Target):
                 self.offset = f.tell()
         except OSError:
             return []
-        return [line for line in fresh.splitlines()
-                if " ERROR " in line or line.startswith("Traceback")]
+        return [
+            line for line in fresh.splitlines() if " ERROR " in line or line.startswith("Traceback")
+        ]
 
 
 def _tree(root: Path, skip: list[Path]) -> dict[str, str]:
@@ -326,8 +359,9 @@ HOST_FILES = ("/etc/passwd", "/etc/hostname", "/etc/hosts")
 
 
 def _host_files() -> dict[str, str]:
-    return {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in HOST_FILES
-            if Path(p).is_file()}
+    return {
+        p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in HOST_FILES if Path(p).is_file()
+    }
 
 
 def _prepare(root: Path) -> tuple[Path, list[str]]:
@@ -344,9 +378,17 @@ def _prepare(root: Path) -> tuple[Path, list[str]]:
     (outside / "dir" / "keep.bin").write_bytes(os.urandom(64))
     (allowed / "link-out").symlink_to(outside)
     (allowed / "link-file").symlink_to(outside / "sentinel.txt")
-    outside_paths = [str(outside), str(outside / "sentinel.txt"), str(outside / "new.boxlite"),
-                     str(allowed / "link-out" / "x"), "link-out/x", "link-file",
-                     "link-out/sentinel.txt", "../outside/sentinel.txt", str(root / "x")]
+    outside_paths = [
+        str(outside),
+        str(outside / "sentinel.txt"),
+        str(outside / "new.boxlite"),
+        str(allowed / "link-out" / "x"),
+        "link-out/x",
+        "link-file",
+        "link-out/sentinel.txt",
+        "../outside/sentinel.txt",
+        str(root / "x"),
+    ]
     return allowed, outside_paths
 
 
@@ -361,8 +403,14 @@ async def _runtime(home: Path) -> AsyncIterator[Runtime]:
         await runtime.aclose()
 
 
-def run_fuzz(calls: int = 10_000, stdio_share: float = 0.1, batch: int = 200,
-             seed_value: int = 0, root: Path | None = None, max_huge: int = 17 << 20) -> FuzzResult:
+def run_fuzz(
+    calls: int = 10_000,
+    stdio_share: float = 0.1,
+    batch: int = 200,
+    seed_value: int = 0,
+    root: Path | None = None,
+    max_huge: int = 17 << 20,
+) -> FuzzResult:
     """Run the fuzz (synchronously: hypothesis drives, a portal runs the async calls)."""
     began = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="boxlite-fuzz-")) if root is None else root
@@ -387,26 +435,37 @@ def run_fuzz(calls: int = 10_000, stdio_share: float = 0.1, batch: int = 200,
         with anyio.from_thread.start_blocking_portal() as portal, ExitStack() as stack:
             runtime = stack.enter_context(portal.wrap_async_context_manager(_runtime(homes[0])))
             server = build_server(runtime, Settings(allow_paths=[allowed], **SERVER_SETTINGS))
-            memory_clients = [stack.enter_context(portal.wrap_async_context_manager(
-                Client(server, mode=mode))) for mode in ("auto", "legacy")]
-            targets: list[Target] = [MemoryTarget(error_log, "memory", memory_clients, allowed,
-                                                  outside_paths, secret)]
+            memory_clients = [
+                stack.enter_context(portal.wrap_async_context_manager(Client(server, mode=mode)))
+                for mode in ("auto", "legacy")
+            ]
+            targets: list[Target] = [
+                MemoryTarget(error_log, "memory", memory_clients, allowed, outside_paths, secret)
+            ]
             stdio_log = root / "logs" / "stdio-server.log"
             stdio_log.parent.mkdir(exist_ok=True)
             if stdio_share > 0:
                 errlog = stack.enter_context(stdio_log.open("a"))
-                env = child_env(**settings_env(**SERVER_SETTINGS),
-                                BOXLITE_MCP_AUTH_TOKENS=f"{secret}:fuzzer")
+                env = child_env(
+                    **settings_env(**SERVER_SETTINGS), BOXLITE_MCP_AUTH_TOKENS=f"{secret}:fuzzer"
+                )
                 params = StdioServerParameters(
                     command=sys.executable,
                     args=[*stdio_server_args(homes[1]), "--allow-path", str(allowed)],
-                    cwd=str(REPO), env=env)
-                stdio = stack.enter_context(portal.wrap_async_context_manager(
-                    Client(stdio_client(params, errlog=errlog), mode="legacy")))
-                targets.append(StdioTarget(stdio_log, "stdio", [stdio], allowed, outside_paths,
-                                           secret))
-            schemas = {t.name: t.input_schema for t in portal.call(
-                memory_clients[0].list_tools).tools}
+                    cwd=str(REPO),
+                    env=env,
+                )
+                stdio = stack.enter_context(
+                    portal.wrap_async_context_manager(
+                        Client(stdio_client(params, errlog=errlog), mode="legacy")
+                    )
+                )
+                targets.append(
+                    StdioTarget(stdio_log, "stdio", [stdio], allowed, outside_paths, secret)
+                )
+            schemas = {
+                t.name: t.input_schema for t in portal.call(memory_clients[0].list_tools).tools
+            }
             names = sorted(schemas)
             for target in targets:
                 portal.call(target.maintain)
@@ -442,8 +501,7 @@ def run_fuzz(calls: int = 10_000, stdio_share: float = 0.1, batch: int = 200,
                     tally.refused += 1
                 else:
                     tally.crashes += 1
-                    crashes.append(Outcome(target.name, tool, shape, verdict, message,
-                                           _show(args)))
+                    crashes.append(Outcome(target.name, tool, shape, verdict, message, _show(args)))
                 by_target[target.name] += 1
                 by_shape[shape] += 1
                 counters["calls"] += 1
@@ -456,16 +514,20 @@ def run_fuzz(calls: int = 10_000, stdio_share: float = 0.1, batch: int = 200,
                 schema = schemas[tool]
                 mutation = MUTATIONS[index % len(MUTATIONS)]
 
-                @settings(max_examples=count, database=None, deadline=None,
-                          phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+                @settings(
+                    max_examples=count,
+                    database=None,
+                    deadline=None,
+                    phases=[Phase.generate],
+                    suppress_health_check=list(HealthCheck),
+                )
                 @seed(seed_value * 1_000_003 + index)
                 @given(st.data())
                 def one_call(data: st.DataObject) -> None:
                     if data.draw(st.booleans(), label="valid-shaped"):
                         shape, args = "valid", data.draw(arguments(schema, pool=target.pool))
                     else:
-                        shape, args = data.draw(hostile(schema, target.pool, max_huge,
-                                                        mutation))
+                        shape, args = data.draw(hostile(schema, target.pool, max_huge, mutation))
                     record(target, tool, shape, args)
 
                 one_call()
@@ -474,7 +536,8 @@ def run_fuzz(calls: int = 10_000, stdio_share: float = 0.1, batch: int = 200,
             # limits, fixture state) and each gets its share; every n-th chunk over stdio.
             for index, (tool, count) in enumerate(schedule(names, calls)):
                 use_stdio = len(targets) > 1 and int((index + 1) * stdio_share) > int(
-                    index * stdio_share)
+                    index * stdio_share
+                )
                 chunk(targets[1] if use_stdio else targets[0], tool, count, index)
             between_batches()
             for target in targets:
@@ -485,8 +548,7 @@ def run_fuzz(calls: int = 10_000, stdio_share: float = 0.1, batch: int = 200,
                 leftovers[target.name] = f"box_list still shows {left}" if left else ""
                 problem = target.new_errors()
                 if problem:
-                    crashes.append(Outcome(target.name, "(cleanup)", "-", "crash", problem[0],
-                                           "-"))
+                    crashes.append(Outcome(target.name, "(cleanup)", "-", "crash", problem[0], "-"))
             listed = portal.call(runtime.list)
             if listed:
                 leftovers["memory"] += f" runtime lists {[i.id for i in listed]}"
@@ -499,19 +561,34 @@ def run_fuzz(calls: int = 10_000, stdio_share: float = 0.1, batch: int = 200,
                 leftovers[name] = (leftovers.get(name, "") + f" host: {seen.summary()}").strip()
             listed_ids = portal_free_runtime_boxes(home)
             if listed_ids:
-                leftovers[name] = (leftovers.get(name, "") + f" runtime on home: {listed_ids}")
+                leftovers[name] = leftovers.get(name, "") + f" runtime on home: {listed_ids}"
     finally:
         logging.getLogger().removeHandler(error_log)
     after = _tree(root, skip)
-    sentinel_problems = [f"{path}: {before.get(path, 'absent')} -> {after.get(path, 'absent')}"
-                         for path in sorted(set(before) | set(after))
-                         if before.get(path) != after.get(path)]
+    sentinel_problems = [
+        f"{path}: {before.get(path, 'absent')} -> {after.get(path, 'absent')}"
+        for path in sorted(set(before) | set(after))
+        if before.get(path) != after.get(path)
+    ]
     host_after = _host_files()
-    sentinel_problems += [f"{p} changed" for p in host_before
-                          if host_after.get(p) != host_before[p]]
-    return FuzzResult(counters["calls"], stats, crashes, by_target, by_shape, counters["tamed"],
-                      counters["batches"], unresponsive, maintenance_failures, sentinel_problems,
-                      leftovers, time.monotonic() - began, seed_value)
+    sentinel_problems += [
+        f"{p} changed" for p in host_before if host_after.get(p) != host_before[p]
+    ]
+    return FuzzResult(
+        counters["calls"],
+        stats,
+        crashes,
+        by_target,
+        by_shape,
+        counters["tamed"],
+        counters["batches"],
+        unresponsive,
+        maintenance_failures,
+        sentinel_problems,
+        leftovers,
+        time.monotonic() - began,
+        seed_value,
+    )
 
 
 CHUNK = 4
@@ -552,8 +629,15 @@ def _show(args: Any) -> str:
 def iter_rows(result: FuzzResult) -> Iterator[tuple[object, ...]]:
     for tool in sorted(result.stats):
         s = result.stats[tool]
-        yield (tool, s.calls, s.ok, s.is_error, s.protocol, f"**{s.crashes}**" if s.crashes
-               else "0", len(s.messages))
+        yield (
+            tool,
+            s.calls,
+            s.ok,
+            s.is_error,
+            s.protocol,
+            f"**{s.crashes}**" if s.crashes else "0",
+            len(s.messages),
+        )
 
 
 def report(result: FuzzResult, command: str) -> str:
@@ -566,14 +650,24 @@ def report(result: FuzzResult, command: str) -> str:
         total.refused += s.refused
         total.crashes += s.crashes
         total.messages |= s.messages
-    rows = [*iter_rows(result),
-            ("**total**", total.calls, total.ok, total.is_error, total.protocol,
-             f"**{total.crashes}**" if total.crashes else "0", len(total.messages))]
+    rows = [
+        *iter_rows(result),
+        (
+            "**total**",
+            total.calls,
+            total.ok,
+            total.is_error,
+            total.protocol,
+            f"**{total.crashes}**" if total.crashes else "0",
+            len(total.messages),
+        ),
+    ]
     shapes = ", ".join(f"{k} {v}" for k, v in sorted(result.by_shape.items()))
     lines = [
-        f"### Tool-call fuzz (`{command}`, {result.seconds:.0f} s, seed {result.seed})", "",
-        f"- {result.calls} calls: " + ", ".join(f"{v} {k}" for k, v in
-                                                sorted(result.by_target.items()))
+        f"### Tool-call fuzz (`{command}`, {result.seconds:.0f} s, seed {result.seed})",
+        "",
+        f"- {result.calls} calls: "
+        + ", ".join(f"{v} {k}" for k, v in sorted(result.by_target.items()))
         + " (in-memory calls alternate between the 2026-07-28 and handshake-era clients; "
         "stdio is a real `python -m boxlite_mcp` subprocess)",
         f"- shapes: {shapes}",
@@ -584,23 +678,41 @@ def report(result: FuzzResult, command: str) -> str:
         "- refused: arguments the client library would not send (not counted as calls to the "
         f"server): {sum(s.refused for s in result.stats.values())}",
         "",
-        render(("tool", "calls", "ok", "isError", "protocol error", "crashes",
-                "distinct error messages"), rows),
+        render(
+            (
+                "tool",
+                "calls",
+                "ok",
+                "isError",
+                "protocol error",
+                "crashes",
+                "distinct error messages",
+            ),
+            rows,
+        ),
         "",
-        "Outside the allowed root: " + ("nothing changed" if not result.sentinel_problems
-                                         else f"**{len(result.sentinel_problems)} changes**"),
-        "Boxes left at the end: " + ("; ".join(f"{k}: {v or 'none'}" for k, v in
-                                               sorted(result.leftovers.items()))),
+        "Outside the allowed root: "
+        + (
+            "nothing changed"
+            if not result.sentinel_problems
+            else f"**{len(result.sentinel_problems)} changes**"
+        ),
+        "Boxes left at the end: "
+        + ("; ".join(f"{k}: {v or 'none'}" for k, v in sorted(result.leftovers.items()))),
     ]
     if result.crashes:
         distinct = {(c.target, c.tool, c.arguments): c for c in result.crashes}
         lines += ["", f"Crashes ({len(result.crashes)}; {len(distinct)} distinct calls):"]
         for c in list(distinct.values())[:30]:
-            lines.append(f"- [{c.target}] {c.tool} ({c.shape}) {c.arguments[:200]} → "
-                         f"{c.verdict}: {c.message[:300]}")
-    for title, items in (("Unresponsive", result.unresponsive),
-                         ("Fixture restore failures", result.maintenance_failures),
-                         ("Outside the allowed root", result.sentinel_problems)):
+            lines.append(
+                f"- [{c.target}] {c.tool} ({c.shape}) {c.arguments[:200]} → "
+                f"{c.verdict}: {c.message[:300]}"
+            )
+    for title, items in (
+        ("Unresponsive", result.unresponsive),
+        ("Fixture restore failures", result.maintenance_failures),
+        ("Outside the allowed root", result.sentinel_problems),
+    ):
         if items:
             lines += ["", f"{title}:", *[f"- {i[:300]}" for i in items[:20]]]
     lines += ["", "PASSED" if result.passed else "FAILED"]

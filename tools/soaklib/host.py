@@ -47,13 +47,14 @@ class Leftovers:
     @property
     def clean(self) -> bool:
         """No box anywhere (server processes are judged by the caller)."""
-        return not (self.records or self.box_dirs or self.processes or self.mounts
-                    or self.cgroups)
+        return not (self.records or self.box_dirs or self.processes or self.mounts or self.cgroups)
 
     def summary(self) -> str:
-        return (f"records={len(self.records)} dirs={len(self.box_dirs)} "
-                f"processes={len(self.processes)} servers={len(self.servers)} "
-                f"mounts={len(self.mounts)} cgroups={len(self.cgroups)}")
+        return (
+            f"records={len(self.records)} dirs={len(self.box_dirs)} "
+            f"processes={len(self.processes)} servers={len(self.servers)} "
+            f"mounts={len(self.mounts)} cgroups={len(self.cgroups)}"
+        )
 
 
 def box_dirs(home: Path) -> tuple[list[str], list[str]]:
@@ -87,8 +88,9 @@ def _pids() -> list[str]:
     return [entry for entry in os.listdir("/proc") if entry.isdigit()]
 
 
-def scan(homes: Iterable[Path], box_ids: Iterable[str] = (),
-         exclude: Iterable[int] = ()) -> Leftovers:
+def scan(
+    homes: Iterable[Path], box_ids: Iterable[str] = (), exclude: Iterable[int] = ()
+) -> Leftovers:
     """Look for anything of ``homes`` (and of the boxes ``box_ids``) on this host."""
     home_list = [Path(h).resolve() for h in homes]
     home_bytes = [str(h).encode() for h in home_list]
@@ -109,11 +111,16 @@ def scan(homes: Iterable[Path], box_ids: Iterable[str] = (),
             continue
         cmdline = _read(f"/proc/{pid}/cmdline")
         cgroup = _read(f"/proc/{pid}/cgroup")
-        box = next((i for i, m in zip(ordered, cgroup_marks, strict=True)
-                    if m in cgroup or m in cmdline or f"/boxes/{i}/".encode() in cmdline), None)
+        box = next(
+            (
+                i
+                for i, m in zip(ordered, cgroup_marks, strict=True)
+                if m in cgroup or m in cmdline or f"/boxes/{i}/".encode() in cmdline
+            ),
+            None,
+        )
         if box is not None or any(h in cmdline for h in home_bytes):
-            proc = Proc(int(pid), cmdline.replace(b"\0", b" ").decode(errors="replace")[:300],
-                        box)
+            proc = Proc(int(pid), cmdline.replace(b"\0", b" ").decode(errors="replace")[:300], box)
             (found.servers if SERVER_MARKER in cmdline else found.processes).append(proc)
         try:
             ns = os.readlink(f"/proc/{pid}/ns/mnt").encode()
@@ -142,8 +149,7 @@ def scan(homes: Iterable[Path], box_ids: Iterable[str] = (),
     return found
 
 
-async def runtime_boxes(home: Path, *, remove: bool = False,
-                        patience: float = 15.0) -> list[str]:
+async def runtime_boxes(home: Path, *, remove: bool = False, patience: float = 15.0) -> list[str]:
     """The box ids a ``BwrapRuntime`` opened on ``home`` lists, as a restarted server would.
 
     A runtime holds its home for its life, so this waits (up to ``patience``) for the

@@ -31,29 +31,121 @@ from hypothesis import strategies as st
 
 Schema = dict[str, Any]
 
-JSON_SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-                | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30))
+JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+)
 JSON_VALUES = st.recursive(
     JSON_SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
-    max_leaves=8)
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
 
-TRAVERSAL = ["../../../../etc/passwd", "..", "../", "/..", "/../../etc/shadow",
-             "/tmp/../../../../etc/passwd", "./../x", "%2e%2e/%2e%2e/etc/passwd",
-             "....//....//etc/passwd", "/proc/self/root/etc/passwd", "\\..\\..\\windows"]
-WEIRD_TEXT = ["", " ", "\x00", "a\x00b", "\n", "\r\n", "\t", "é", "日本語", "😀" * 3,
-              "\u202e\u0633", "e\u0301", "\ufeff", "\uffff", "\uff46\uff55\uff4c\uff4c",
-              "%s%n%x", "${HOME}", "$(id)", "`id`", "' OR 1=1 --", "<script>", "null", "-1",
-              "NaN", "Infinity"]
-ABSURD_NUMBERS = [-1, -0.0, 0, 0.0, 1e-308, 5e-324, -1e308, 1e308, 2**31, 2**53 + 1, 2**63,
-                  2**64 + 1, -(2**63) - 1, 10**30, 86400.0001, 3.5, 1.5]
-REAL_COMMANDS = ["true", "false", "echo hi", "exit 3", "cat /etc/hostname", "ls /",
-                 "printf 'a\\0b'", "head -c 100000 /dev/zero | tr '\\0' x", "sleep 0.2",
-                 "echo out; echo err >&2", "kill -9 $$", "cat", "yes | head -n 1000",
-                 "printf '\\377\\376'", "ulimit -a", "id", "pwd", "env", "ls /nonexistent"]
-SIGNALS: list[Any] = ["TERM", "INT", "HUP", "KILL", "USR1", "SIGTERM", "sigint", "SIG9", 9, 15,
-                      0, -1, 65, 2**40, "NOPE", "", "SIG", "SIGSIGTERM"]
+TRAVERSAL = [
+    "../../../../etc/passwd",
+    "..",
+    "../",
+    "/..",
+    "/../../etc/shadow",
+    "/tmp/../../../../etc/passwd",
+    "./../x",
+    "%2e%2e/%2e%2e/etc/passwd",
+    "....//....//etc/passwd",
+    "/proc/self/root/etc/passwd",
+    "\\..\\..\\windows",
+]
+WEIRD_TEXT = [
+    "",
+    " ",
+    "\x00",
+    "a\x00b",
+    "\n",
+    "\r\n",
+    "\t",
+    "é",
+    "日本語",
+    "😀" * 3,
+    "\u202e\u0633",
+    "e\u0301",
+    "\ufeff",
+    "\uffff",
+    "\uff46\uff55\uff4c\uff4c",
+    "%s%n%x",
+    "${HOME}",
+    "$(id)",
+    "`id`",
+    "' OR 1=1 --",
+    "<script>",
+    "null",
+    "-1",
+    "NaN",
+    "Infinity",
+]
+ABSURD_NUMBERS = [
+    -1,
+    -0.0,
+    0,
+    0.0,
+    1e-308,
+    5e-324,
+    -1e308,
+    1e308,
+    2**31,
+    2**53 + 1,
+    2**63,
+    2**64 + 1,
+    -(2**63) - 1,
+    10**30,
+    86400.0001,
+    3.5,
+    1.5,
+]
+REAL_COMMANDS = [
+    "true",
+    "false",
+    "echo hi",
+    "exit 3",
+    "cat /etc/hostname",
+    "ls /",
+    "printf 'a\\0b'",
+    "head -c 100000 /dev/zero | tr '\\0' x",
+    "sleep 0.2",
+    "echo out; echo err >&2",
+    "kill -9 $$",
+    "cat",
+    "yes | head -n 1000",
+    "printf '\\377\\376'",
+    "ulimit -a",
+    "id",
+    "pwd",
+    "env",
+    "ls /nonexistent",
+]
+SIGNALS: list[Any] = [
+    "TERM",
+    "INT",
+    "HUP",
+    "KILL",
+    "USR1",
+    "SIGTERM",
+    "sigint",
+    "SIG9",
+    9,
+    15,
+    0,
+    -1,
+    65,
+    2**40,
+    "NOPE",
+    "",
+    "SIG",
+    "SIGSIGTERM",
+]
 
 
 @dataclass
@@ -63,13 +155,40 @@ class Pool:
     boxes: list[str] = field(default_factory=lambda: ["dev"])  # ids and names
     executions: list[str] = field(default_factory=lambda: ["exec-0000000000000000"])
     snapshots: list[str] = field(default_factory=lambda: ["s"])
-    box_paths: list[str] = field(default_factory=lambda: [
-        "/", "/tmp", "/tmp/fuzz", "/tmp/fuzz/", "/etc/hostname", "/etc/passwd", "/root",
-        "/dev/null", "/dev/zero", "/proc/self/status", "/proc/kcore", "/sys/kernel",
-        "/tmp/a b", "/tmp/" + "d" * 200, "/nonexistent/deep/file", "/tmp/../etc/hostname"])
-    host_paths: list[str] = field(default_factory=lambda: [
-        "fuzz-out", "fuzz-out/", "exports/x.boxlite", "exports/", "x.boxlite", "in.txt", "indir",
-        "indir/", "fixture.boxlite", "missing/x.boxlite"])
+    box_paths: list[str] = field(
+        default_factory=lambda: [
+            "/",
+            "/tmp",
+            "/tmp/fuzz",
+            "/tmp/fuzz/",
+            "/etc/hostname",
+            "/etc/passwd",
+            "/root",
+            "/dev/null",
+            "/dev/zero",
+            "/proc/self/status",
+            "/proc/kcore",
+            "/sys/kernel",
+            "/tmp/a b",
+            "/tmp/" + "d" * 200,
+            "/nonexistent/deep/file",
+            "/tmp/../etc/hostname",
+        ]
+    )
+    host_paths: list[str] = field(
+        default_factory=lambda: [
+            "fuzz-out",
+            "fuzz-out/",
+            "exports/x.boxlite",
+            "exports/",
+            "x.boxlite",
+            "in.txt",
+            "indir",
+            "indir/",
+            "fixture.boxlite",
+            "missing/x.boxlite",
+        ]
+    )
     outside_paths: list[str] = field(default_factory=list)  # absolute, outside the root
     rootfs_paths: list[str] = field(default_factory=lambda: ["/", "/nonexistent", "/etc"])
 
@@ -122,8 +241,9 @@ def _string(schema: Schema, name: str, pool: Pool) -> st.SearchStrategy[Any]:
     if known:
         fits = [v for v in known if isinstance(v, str) and _fits(v, schema)]
         if fits:
-            return st.one_of(st.sampled_from(fits), st.sampled_from(fits), st.sampled_from(fits),
-                             base)
+            return st.one_of(
+                st.sampled_from(fits), st.sampled_from(fits), st.sampled_from(fits), base
+            )
     return base
 
 
@@ -139,17 +259,28 @@ def _number(schema: Schema, integer: bool) -> st.SearchStrategy[Any]:
     high = schema.get("maximum")
     exclusive_low = schema.get("exclusiveMinimum")
     if integer:
-        lo = low if low is not None else (math.floor(exclusive_low) + 1
-                                          if exclusive_low is not None else -(2**40))
+        lo = (
+            low
+            if low is not None
+            else (math.floor(exclusive_low) + 1 if exclusive_low is not None else -(2**40))
+        )
         hi = high if high is not None else 2**40
         edges = [v for v in (lo, hi, lo + 1, 0, 1) if lo <= v <= hi]
         return st.one_of(st.sampled_from(edges), st.integers(min_value=lo, max_value=hi))
     lo_f = float(low if low is not None else exclusive_low if exclusive_low is not None else -1e9)
     hi_f = float(high if high is not None else 1e9)
-    values = st.floats(min_value=lo_f, max_value=hi_f, allow_nan=False, allow_infinity=False,
-                       exclude_min=exclusive_low is not None)
-    edges_f = [v for v in (0.001, 0.5, 1.0, hi_f) if lo_f <= v <= hi_f
-               and (exclusive_low is None or v > exclusive_low)]
+    values = st.floats(
+        min_value=lo_f,
+        max_value=hi_f,
+        allow_nan=False,
+        allow_infinity=False,
+        exclude_min=exclusive_low is not None,
+    )
+    edges_f = [
+        v
+        for v in (0.001, 0.5, 1.0, hi_f)
+        if lo_f <= v <= hi_f and (exclusive_low is None or v > exclusive_low)
+    ]
     return st.one_of(st.sampled_from(edges_f), values) if edges_f else values
 
 
@@ -176,27 +307,44 @@ def value(schema: Schema, defs: Schema, name: str, pool: Pool) -> st.SearchStrat
     if kind == "array":
         items = schema.get("items", {})
         if name == "argv":
-            return st.one_of(st.sampled_from([["true"], ["sh", "-c", "echo hi"], ["ls", "-la", "/"],
-                                              ["/nonexistent"], ["cat", "/etc/hostname"],
-                                              ["echo", "\x00"], ["env"]]),
-                             st.lists(value(items, defs, "arg", pool), min_size=1, max_size=4))
-        return st.lists(value(items, defs, name, pool),
-                        min_size=int(schema.get("minItems", 0)),
-                        max_size=min(int(schema.get("maxItems", 4)), 4))
+            return st.one_of(
+                st.sampled_from(
+                    [
+                        ["true"],
+                        ["sh", "-c", "echo hi"],
+                        ["ls", "-la", "/"],
+                        ["/nonexistent"],
+                        ["cat", "/etc/hostname"],
+                        ["echo", "\x00"],
+                        ["env"],
+                    ]
+                ),
+                st.lists(value(items, defs, "arg", pool), min_size=1, max_size=4),
+            )
+        return st.lists(
+            value(items, defs, name, pool),
+            min_size=int(schema.get("minItems", 0)),
+            max_size=min(int(schema.get("maxItems", 4)), 4),
+        )
     if kind == "object":
         if "properties" in schema:
             return arguments(schema, defs, pool)
         pattern = next(iter(schema.get("patternProperties", {})), None)
-        keys = st.from_regex(pattern, fullmatch=True) if pattern else st.text(min_size=1,
-                                                                             max_size=12)
+        keys = (
+            st.from_regex(pattern, fullmatch=True) if pattern else st.text(min_size=1, max_size=12)
+        )
         inner = next(iter(schema.get("patternProperties", {}).values()), {"type": "string"})
-        return st.dictionaries(keys.filter(lambda k: 0 < len(k) <= 256),
-                               value(inner, defs, "env-value", pool), max_size=4)
+        return st.dictionaries(
+            keys.filter(lambda k: 0 < len(k) <= 256),
+            value(inner, defs, "env-value", pool),
+            max_size=4,
+        )
     return JSON_VALUES
 
 
-def arguments(schema: Schema, defs: Schema | None = None,
-              pool: Pool | None = None) -> st.SearchStrategy[dict[str, Any]]:
+def arguments(
+    schema: Schema, defs: Schema | None = None, pool: Pool | None = None
+) -> st.SearchStrategy[dict[str, Any]]:
     """A valid-shaped argument object for a tool's input schema."""
     defs = {**schema.get("$defs", {}), **(defs or {})}
     pool = pool or Pool()
@@ -216,14 +364,16 @@ def arguments(schema: Schema, defs: Schema | None = None,
     return draw()
 
 
-def _coherent(out: dict[str, Any], properties: Schema, draw: st.DrawFn, defs: Schema,
-              pool: Pool) -> None:
+def _coherent(
+    out: dict[str, Any], properties: Schema, draw: st.DrawFn, defs: Schema, pool: Pool
+) -> None:
     """Apply the cross-field rules the tool models check and JSON Schema cannot say.
 
     Known by field name: exactly one of ``command``/``argv``; at most one of
     ``text``/``data_base64`` and, with neither, ``close``; at most one of
     ``image``/``rootfs_path``; base64 ``content`` when ``encoding`` is base64.
     """
+
     def pick(a: str, b: str, exactly: bool) -> None:
         if a not in properties or b not in properties:
             return
@@ -243,12 +393,24 @@ def _coherent(out: dict[str, Any], properties: Schema, draw: st.DrawFn, defs: Sc
     if out.get("encoding") == "base64" and isinstance(out.get("content"), str):
         out["content"] = base64.b64encode(out["content"].encode("utf-8", "replace")).decode()
     if isinstance(out.get("data_base64"), str) and draw(st.booleans()):
-        out["data_base64"] = base64.b64encode(out["data_base64"].encode("utf-8", "replace")
-                                              ).decode()
+        out["data_base64"] = base64.b64encode(
+            out["data_base64"].encode("utf-8", "replace")
+        ).decode()
 
 
-MUTATIONS = ("retype", "drop-required", "unknown-field", "huge-string", "weird-text", "nul",
-             "absurd-number", "traversal", "null", "not-an-object", "empty-object")
+MUTATIONS = (
+    "retype",
+    "drop-required",
+    "unknown-field",
+    "huge-string",
+    "weird-text",
+    "nul",
+    "absurd-number",
+    "traversal",
+    "null",
+    "not-an-object",
+    "empty-object",
+)
 
 
 def _wrong_type(sub: Schema) -> st.SearchStrategy[Any]:
@@ -289,8 +451,13 @@ def _number_fields(schema: Schema) -> list[str]:
 
 
 @st.composite
-def hostile(draw: st.DrawFn, schema: Schema, pool: Pool | None = None,
-            max_huge: int = 17 << 20, mutation: str | None = None) -> tuple[str, Any]:
+def hostile(
+    draw: st.DrawFn,
+    schema: Schema,
+    pool: Pool | None = None,
+    max_huge: int = 17 << 20,
+    mutation: str | None = None,
+) -> tuple[str, Any]:
     """(mutation, arguments): a valid-shaped object broken in one deliberate way.
 
     ``mutation`` picks the way (one of ``MUTATIONS``); None lets hypothesis choose,
@@ -308,21 +475,29 @@ def hostile(draw: st.DrawFn, schema: Schema, pool: Pool | None = None,
     elif mutation == "drop-required" and schema.get("required"):
         args.pop(draw(st.sampled_from(sorted(schema["required"]))), None)
     elif mutation == "unknown-field":
-        key = draw(st.sampled_from(["x", "", "__proto__", "box ", "Box", "_meta", "arguments",
-                                    "$ref", "é"]) | st.text(min_size=1, max_size=12))
+        key = draw(
+            st.sampled_from(
+                ["x", "", "__proto__", "box ", "Box", "_meta", "arguments", "$ref", "é"]
+            )
+            | st.text(min_size=1, max_size=12)
+        )
         if key not in properties:
             args[key] = draw(JSON_VALUES)
     elif mutation == "huge-string" and strings:
         name = draw(st.sampled_from(strings))
-        limit = max((int(s.get("maxLength", 0)) for s in
-                     properties[name].get("anyOf", [properties[name]])), default=0)
+        limit = max(
+            (int(s.get("maxLength", 0)) for s in properties[name].get("anyOf", [properties[name]])),
+            default=0,
+        )
         size = min(draw(st.sampled_from([limit + 1, 65_537, 1 << 20])), max_huge)
         args[name] = draw(st.sampled_from(["x", "é", "\x00", "/"])) * size
     elif mutation in ("weird-text", "nul", "traversal") and strings:
         name = draw(st.sampled_from(strings))
         if mutation == "weird-text":
-            args[name] = draw(st.sampled_from(WEIRD_TEXT) | st.text(
-                alphabet=st.characters(codec="utf-8"), min_size=1, max_size=40))
+            args[name] = draw(
+                st.sampled_from(WEIRD_TEXT)
+                | st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=40)
+            )
         elif mutation == "nul":
             base = str(args.get(name) or "x")
             at = draw(st.integers(min_value=0, max_value=len(base)))
@@ -334,14 +509,18 @@ def hostile(draw: st.DrawFn, schema: Schema, pool: Pool | None = None,
     elif mutation == "null" and properties:
         args[draw(st.sampled_from(sorted(properties)))] = None
     elif mutation == "not-an-object":
-        args = draw(st.lists(JSON_SCALARS, max_size=3) | st.text(max_size=10)
-                    | st.integers() | st.none())
+        args = draw(
+            st.lists(JSON_SCALARS, max_size=3) | st.text(max_size=10) | st.integers() | st.none()
+        )
     elif mutation == "empty-object":
         args = {}
     else:  # the schema has nothing this mutation could break: any junk object
-        args = draw(st.dictionaries(st.sampled_from([*properties, "x", ""])
-                                    if properties else st.text(max_size=5), JSON_VALUES,
-                                    max_size=4))
+        args = draw(
+            st.dictionaries(
+                st.sampled_from([*properties, "x", ""]) if properties else st.text(max_size=5),
+                JSON_VALUES,
+                max_size=4,
+            )
+        )
         mutation = "junk-object"
     return mutation, args
-

@@ -32,15 +32,29 @@ def settings_env(**settings: object) -> dict[str, str]:
 
 def stdio_server_args(home: Path, log_level: str = "info") -> list[str]:
     """The arguments that start a stdio server on ``home`` (after ``sys.executable``)."""
-    return ["-m", "boxlite_mcp", "--runtime", "bwrap", "--home", str(home),
-            "--log-level", log_level]
+    return [
+        "-m",
+        "boxlite_mcp",
+        "--runtime",
+        "bwrap",
+        "--home",
+        str(home),
+        "--log-level",
+        log_level,
+    ]
 
 
 class McpHttpServer:
     """``python -m boxlite_mcp --transport streamable-http`` on a free port."""
 
-    def __init__(self, home: Path, log_path: Path, *, env: dict[str, str] | None = None,
-                 args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        log_path: Path,
+        *,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+    ) -> None:
         self.home = home
         self.log_path = log_path
         self.env = env or {}
@@ -55,13 +69,32 @@ class McpHttpServer:
 
     async def start(self) -> str:
         self.home.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "boxlite_mcp", "--transport", "streamable-http",
-                "--port", "0", "--runtime", "bwrap", "--home", str(self.home),
-                "--log-level", "info", *self.args]
+        argv = [
+            sys.executable,
+            "-m",
+            "boxlite_mcp",
+            "--transport",
+            "streamable-http",
+            "--port",
+            "0",
+            "--runtime",
+            "bwrap",
+            "--home",
+            str(self.home),
+            "--log-level",
+            "info",
+            *self.args,
+        ]
         with self.log_path.open("ab") as log:
             self.process = await anyio.open_process(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                cwd=REPO, env=child_env(**self.env), start_new_session=True)
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                cwd=REPO,
+                env=child_env(**self.env),
+                start_new_session=True,
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             found = _SERVING.search(self.log_path.read_text(errors="replace"))
@@ -75,8 +108,9 @@ class McpHttpServer:
         tail = self.log_path.read_text(errors="replace")[-2000:]
         raise RuntimeError(f"boxlite-mcp did not start; its log ends:\n{tail}")
 
-    async def stop(self, sig: signal.Signals = signal.SIGTERM,
-                   patience: float = 30.0) -> int | None:
+    async def stop(
+        self, sig: signal.Signals = signal.SIGTERM, patience: float = 30.0
+    ) -> int | None:
         """Stop it (SIGTERM: graceful, the lifespan removes scratch boxes); its exit status."""
         process = self.process
         if process is None:
@@ -100,7 +134,11 @@ class McpHttpServer:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         with anyio.CancelScope(shield=True):
             await self.stop()

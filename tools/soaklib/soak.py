@@ -61,16 +61,36 @@ class KindSpec:
 
 
 KINDS: tuple[KindSpec, ...] = (
-    KindSpec("stdio-killed", "stdio", "legacy", "kill", 0.25,
-             "stdio client SIGKILLed: the server sees EOF"),
-    KindSpec("http-legacy-dropped", "http", "legacy", "kill", 0.25,
-             "legacy HTTP session, client SIGKILLed, no DELETE"),
-    KindSpec("http-modern-dropped", "http", "auto", "kill", 0.25,
-             "2026-07-28 HTTP client SIGKILLed"),
-    KindSpec("stdio-silent", "stdio", "legacy", "silent", 0.125,
-             "stdio client connected but silent"),
-    KindSpec("http-legacy-silent", "http", "legacy", "silent", 0.125,
-             "legacy HTTP session connected but silent"),
+    KindSpec(
+        "stdio-killed",
+        "stdio",
+        "legacy",
+        "kill",
+        0.25,
+        "stdio client SIGKILLed: the server sees EOF",
+    ),
+    KindSpec(
+        "http-legacy-dropped",
+        "http",
+        "legacy",
+        "kill",
+        0.25,
+        "legacy HTTP session, client SIGKILLed, no DELETE",
+    ),
+    KindSpec(
+        "http-modern-dropped", "http", "auto", "kill", 0.25, "2026-07-28 HTTP client SIGKILLed"
+    ),
+    KindSpec(
+        "stdio-silent", "stdio", "legacy", "silent", 0.125, "stdio client connected but silent"
+    ),
+    KindSpec(
+        "http-legacy-silent",
+        "http",
+        "legacy",
+        "silent",
+        0.125,
+        "legacy HTTP session connected but silent",
+    ),
 )
 PER_WORKER = {"stdio": 10, "http": 25}
 READY_TIMEOUT = 600.0
@@ -140,8 +160,12 @@ class SoakResult:
     @property
     def passed(self) -> bool:
         every_client_worked = all(k.ok == k.clients for k in self.kinds)
-        return every_client_worked and not any(k.leaked for k in self.kinds) \
-            and self.at_the_end.clean and not self.at_the_end.servers
+        return (
+            every_client_worked
+            and not any(k.leaked for k in self.kinds)
+            and self.at_the_end.clean
+            and not self.at_the_end.servers
+        )
 
 
 class _Worker:
@@ -196,8 +220,15 @@ class _Worker:
             os.kill(self.process.pid, signal.SIGKILL)
 
 
-async def _start_workers(kind: KindResult, root: Path, url: str, server_env: dict[str, str],
-                         first: int, log: Path, plan: list[str]) -> list[_Worker]:
+async def _start_workers(
+    kind: KindResult,
+    root: Path,
+    url: str,
+    server_env: dict[str, str],
+    first: int,
+    log: Path,
+    plan: list[str],
+) -> list[_Worker]:
     spec = kind.spec
     per = PER_WORKER[spec.transport]
     workers = []
@@ -205,18 +236,36 @@ async def _start_workers(kind: KindResult, root: Path, url: str, server_env: dic
     home_root.mkdir(parents=True, exist_ok=True)
     for start in range(0, kind.clients, per):
         count = min(per, kind.clients - start)
-        argv = [sys.executable, "-m", "tools.soaklib.worker", "--transport", spec.transport,
-                "--mode", spec.mode, "--clients", str(count), "--first", str(first + start),
-                "--concurrency", "4" if spec.transport == "stdio" else "8", *plan]
+        argv = [
+            sys.executable,
+            "-m",
+            "tools.soaklib.worker",
+            "--transport",
+            spec.transport,
+            "--mode",
+            spec.mode,
+            "--clients",
+            str(count),
+            "--first",
+            str(first + start),
+            "--concurrency",
+            "4" if spec.transport == "stdio" else "8",
+            *plan,
+        ]
         if spec.transport == "stdio":
             argv += ["--home-root", str(home_root), "--server-env", json.dumps(server_env)]
             kind.homes += [home_root / f"c{i}" for i in range(first + start, first + start + count)]
         else:
             argv += ["--url", url]
         with log.open("ab") as errors:
-            process = await anyio.open_process(argv, stdin=subprocess.PIPE,
-                                               stdout=subprocess.PIPE, stderr=errors, cwd=REPO,
-                                               env=child_env())
+            process = await anyio.open_process(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                cwd=REPO,
+                env=child_env(),
+            )
         workers.append(_Worker(kind, process))
     return workers
 
@@ -240,17 +289,27 @@ def _witness(kind: KindResult, http_home: Path, server_pid: int | None) -> None:
         kind.servers = seen.servers  # a stdio server whose client died must have exited
 
 
-async def run_soak(clients: int = 200, ttl: float = 10.0, reap_interval: float = 0.5,
-                   margin: float = 10.0, root: Path | None = None, long_every: int = 3,
-                   inflight_every: int = 3,
-                   kinds: tuple[KindSpec, ...] = KINDS) -> SoakResult:
+async def run_soak(
+    clients: int = 200,
+    ttl: float = 10.0,
+    reap_interval: float = 0.5,
+    margin: float = 10.0,
+    root: Path | None = None,
+    long_every: int = 3,
+    inflight_every: int = 3,
+    kinds: tuple[KindSpec, ...] = KINDS,
+) -> SoakResult:
     """Run the soak; ``root`` (a fresh temporary directory by default) holds homes and logs."""
     began = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="boxlite-leak-soak-")) if root is None else root
     root.mkdir(parents=True, exist_ok=True)
-    settings = settings_env(box_idle_ttl_seconds=ttl, reap_interval_seconds=reap_interval,
-                            max_boxes_per_owner=10_000, max_boxes_total=10_000,
-                            max_executions_kept=10_000)
+    settings = settings_env(
+        box_idle_ttl_seconds=ttl,
+        reap_interval_seconds=reap_interval,
+        max_boxes_per_owner=10_000,
+        max_boxes_total=10_000,
+        max_executions_kept=10_000,
+    )
     counts = split(clients, kinds)
     results = [KindResult(spec, counts[spec.name]) for spec in kinds if counts[spec.name]]
     http_home = root / "http" / "home"
@@ -264,8 +323,9 @@ async def run_soak(clients: int = 200, ttl: float = 10.0, reap_interval: float =
         plan = ["--long-every", str(long_every), "--inflight-every", str(inflight_every)]
         first = 0  # client indexes are unique across kinds: names and homes stay apart
         for kind in results:
-            workers += await _start_workers(kind, root, server.url, settings, first,
-                                            root / "workers.log", plan)
+            workers += await _start_workers(
+                kind, root, server.url, settings, first, root / "workers.log", plan
+            )
             first += kind.clients
         # Every client connects (dozens of stdio servers start) before any works: a
         # client slower than the TTL between two of its own calls would lose its box.
@@ -324,8 +384,9 @@ async def _kill_servers(server: McpHttpServer, results: list[KindResult]) -> Non
             os.kill(proc.pid, signal.SIGKILL)
 
 
-async def _at_the_end(results: list[KindResult], http_home: Path,
-                      patience: float = 30.0) -> Leftovers:
+async def _at_the_end(
+    results: list[KindResult], http_home: Path, patience: float = 30.0
+) -> Leftovers:
     """What is left on the host once the runtimes removed what they listed.
 
     Anything here is something no runtime knows about: an orphan process, mount or
@@ -347,9 +408,17 @@ def cleanup(result: SoakResult) -> None:
 
 def report(result: SoakResult, command: str) -> str:
     """The Markdown table and the lines around it."""
-    header = ("kind", "clients (ok)", "boxes created", "jobs / calls in flight",
-              "boxes left after TTL", "runtime lists", "processes left",
-              "mounts / cgroups left", "cleared after")
+    header = (
+        "kind",
+        "clients (ok)",
+        "boxes created",
+        "jobs / calls in flight",
+        "boxes left after TTL",
+        "runtime lists",
+        "processes left",
+        "mounts / cgroups left",
+        "cleared after",
+    )
 
     def left(count: int, awaited: int, wrong: int) -> str:
         text = str(count) + (f" ({awaited} awaited)" if awaited else "")
@@ -360,43 +429,70 @@ def report(result: SoakResult, command: str) -> str:
         bad = k.unexpected()
         awaited = k.awaited
         cleared = f"{k.cleared_after:.1f} s" if k.cleared_after is not None else "never"
-        rows.append((
-            f"{k.spec.name}: {k.spec.what}", f"{k.clients} ({k.ok})", str(len(k.boxes)),
-            f"{len(k.jobs)} / {len(k.inflight)}",
-            left(len(k.left), len(set(k.left) & awaited), len(bad["boxes"])),
-            left(len(k.runtime_left), len(set(k.runtime_left) & awaited), len(bad["runtime"])),
-            left(len(k.processes) + len(k.servers),
-                 sum(p.box in awaited for p in k.processes),
-                 len(bad["processes"]) + len(bad["servers"])),
-            left(len(k.mounts), len(k.mounts) - len(bad["mounts"]), len(bad["mounts"]))
-            + " / " + left(len(k.cgroups), len(k.cgroups) - len(bad["cgroups"]),
-                           len(bad["cgroups"])),
-            cleared))
+        rows.append(
+            (
+                f"{k.spec.name}: {k.spec.what}",
+                f"{k.clients} ({k.ok})",
+                str(len(k.boxes)),
+                f"{len(k.jobs)} / {len(k.inflight)}",
+                left(len(k.left), len(set(k.left) & awaited), len(bad["boxes"])),
+                left(len(k.runtime_left), len(set(k.runtime_left) & awaited), len(bad["runtime"])),
+                left(
+                    len(k.processes) + len(k.servers),
+                    sum(p.box in awaited for p in k.processes),
+                    len(bad["processes"]) + len(bad["servers"]),
+                ),
+                left(len(k.mounts), len(k.mounts) - len(bad["mounts"]), len(bad["mounts"]))
+                + " / "
+                + left(len(k.cgroups), len(k.cgroups) - len(bad["cgroups"]), len(bad["cgroups"])),
+                cleared,
+            )
+        )
     kinds = result.kinds
     bad_all = [k.unexpected() for k in kinds]
 
     def total(what: str) -> int:
         return sum(len(b[what]) for b in bad_all)
 
-    rows.append((
-        "**total**", f"{sum(k.clients for k in kinds)} ({sum(k.ok for k in kinds)})",
-        str(sum(len(k.boxes) for k in kinds)),
-        f"{sum(len(k.jobs) for k in kinds)} / {sum(len(k.inflight) for k in kinds)}",
-        left(sum(len(k.left) for k in kinds), sum(len(set(k.left) & k.awaited) for k in kinds),
-             total("boxes")),
-        left(sum(len(k.runtime_left) for k in kinds),
-             sum(len(set(k.runtime_left) & k.awaited) for k in kinds), total("runtime")),
-        left(sum(len(k.processes) + len(k.servers) for k in kinds),
-             sum(sum(p.box in k.awaited for p in k.processes) for k in kinds),
-             total("processes") + total("servers")),
-        left(sum(len(k.mounts) for k in kinds),
-             sum(len(k.mounts) for k in kinds) - total("mounts"), total("mounts")) + " / "
-        + left(sum(len(k.cgroups) for k in kinds),
-               sum(len(k.cgroups) for k in kinds) - total("cgroups"), total("cgroups")),
-        ""))
+    rows.append(
+        (
+            "**total**",
+            f"{sum(k.clients for k in kinds)} ({sum(k.ok for k in kinds)})",
+            str(sum(len(k.boxes) for k in kinds)),
+            f"{sum(len(k.jobs) for k in kinds)} / {sum(len(k.inflight) for k in kinds)}",
+            left(
+                sum(len(k.left) for k in kinds),
+                sum(len(set(k.left) & k.awaited) for k in kinds),
+                total("boxes"),
+            ),
+            left(
+                sum(len(k.runtime_left) for k in kinds),
+                sum(len(set(k.runtime_left) & k.awaited) for k in kinds),
+                total("runtime"),
+            ),
+            left(
+                sum(len(k.processes) + len(k.servers) for k in kinds),
+                sum(sum(p.box in k.awaited for p in k.processes) for k in kinds),
+                total("processes") + total("servers"),
+            ),
+            left(
+                sum(len(k.mounts) for k in kinds),
+                sum(len(k.mounts) for k in kinds) - total("mounts"),
+                total("mounts"),
+            )
+            + " / "
+            + left(
+                sum(len(k.cgroups) for k in kinds),
+                sum(len(k.cgroups) for k in kinds) - total("cgroups"),
+                total("cgroups"),
+            ),
+            "",
+        )
+    )
     after = result.at_the_end
     lines = [
-        f"### Leak soak (`{command}`, {result.seconds:.0f} s)", "",
+        f"### Leak soak (`{command}`, {result.seconds:.0f} s)",
+        "",
         f"- idle TTL {result.ttl:g} s, reap interval {result.reap_interval:g} s; checked "
         f"{result.ttl + result.reap_interval + result.margin:g} s after the clients vanished "
         f"(TTL + reap interval + {result.margin:g} s margin)",
@@ -420,10 +516,15 @@ def report(result: SoakResult, command: str) -> str:
             continue
         jobs = len(set(bad.get("boxes", [])) & k.jobs)
         calls = len(set(bad.get("boxes", [])) & k.inflight)
-        lines += ["", f"Left by {k.spec.name} ({jobs} with a job, {calls} with a call in "
-                  "flight at vanish): " + ", ".join(f"{len(v)} {w}" for w, v in bad.items())]
-        lines += [f"  - process {p[:160]}" for p in
-                  [*bad.get("servers", []), *bad.get("processes", [])][:5]]
+        lines += [
+            "",
+            f"Left by {k.spec.name} ({jobs} with a job, {calls} with a call in "
+            "flight at vanish): " + ", ".join(f"{len(v)} {w}" for w, v in bad.items()),
+        ]
+        lines += [
+            f"  - process {p[:160]}"
+            for p in [*bad.get("servers", []), *bad.get("processes", [])][:5]
+        ]
     lines += ["", "PASSED: nothing left" if result.passed else "FAILED: see above"]
     return "\n".join(lines)
 

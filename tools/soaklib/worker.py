@@ -55,27 +55,43 @@ def _client(ns: argparse.Namespace, index: int, stack: AsyncExitStack) -> Client
         home = Path(ns.home_root) / f"c{index}"
         errlog = stack.enter_context((Path(ns.home_root) / f"c{index}.log").open("a"))
         params = StdioServerParameters(
-            command=sys.executable, args=stdio_server_args(home), cwd=str(REPO),
-            env=child_env(**json.loads(ns.server_env)))
+            command=sys.executable,
+            args=stdio_server_args(home),
+            cwd=str(REPO),
+            env=child_env(**json.loads(ns.server_env)),
+        )
         return Client(stdio_client(params, errlog=errlog), mode=ns.mode)
     transport = streamable_http_client(ns.url, terminate_on_close=False)
     return Client(transport, mode=ns.mode)
 
 
-async def _work(client: Client, index: int, ns: argparse.Namespace,
-                tg: anyio.abc.TaskGroup) -> dict[str, Any]:
-    line: dict[str, Any] = {"client": index, "boxes": [], "execs": [], "long": False,
-                            "inflight": False, "protocol": client.protocol_version}
+async def _work(
+    client: Client, index: int, ns: argparse.Namespace, tg: anyio.abc.TaskGroup
+) -> dict[str, Any]:
+    line: dict[str, Any] = {
+        "client": index,
+        "boxes": [],
+        "execs": [],
+        "long": False,
+        "inflight": False,
+        "protocol": client.protocol_version,
+    }
     a = (await ok(client, "box_create", {"name": f"c{index}a"}))["box"]["id"]
     line["boxes"].append(a)
-    ran = await ok(client, "exec_run", {
-        "box": a, "command": f"echo ready; nohup sleep {LONG_SECONDS} >/dev/null 2>&1 &"})
+    ran = await ok(
+        client,
+        "exec_run",
+        {"box": a, "command": f"echo ready; nohup sleep {LONG_SECONDS} >/dev/null 2>&1 &"},
+    )
     line["execs"].append(ran["execution_id"])
     if index % 2 == 0:
         line["boxes"].append((await ok(client, "box_create", {"name": f"c{index}b"}))["box"]["id"])
     if ns.long_every and index % ns.long_every == 0:
-        started = await ok(client, "exec_start", {
-            "box": a, "command": f"sleep {LONG_SECONDS}", "timeout_seconds": LONG_SECONDS})
+        started = await ok(
+            client,
+            "exec_start",
+            {"box": a, "command": f"sleep {LONG_SECONDS}", "timeout_seconds": LONG_SECONDS},
+        )
         line["execs"].append(started["execution_id"])
         line["long"] = True
     if ns.inflight_every and index % ns.inflight_every == 1 % ns.inflight_every:
@@ -86,9 +102,15 @@ async def _work(client: Client, index: int, ns: argparse.Namespace,
 
         async def run_forever() -> None:
             try:
-                await client.call_tool("exec_run", {
-                    "box": a, "command": f"echo started; sleep {LONG_SECONDS}",
-                    "timeout_seconds": LONG_SECONDS}, progress_callback=on_progress)
+                await client.call_tool(
+                    "exec_run",
+                    {
+                        "box": a,
+                        "command": f"echo started; sleep {LONG_SECONDS}",
+                        "timeout_seconds": LONG_SECONDS,
+                    },
+                    progress_callback=on_progress,
+                )
             except Exception:  # the connection may end first; the driver judges the boxes
                 first_output.set()
 
@@ -118,8 +140,14 @@ class _Client:
 
     def fail(self, exc: BaseException) -> None:
         if not self.reported.is_set():
-            _emit({"client": self.index, "boxes": [], "execs": [],
-                   "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
+            _emit(
+                {
+                    "client": self.index,
+                    "boxes": [],
+                    "execs": [],
+                    "error": f"{type(exc).__name__}: {str(exc)[:300]}",
+                }
+            )
             self.reported.set()
         self.connected.set()
 
@@ -167,8 +195,9 @@ async def main(ns: argparse.Namespace) -> None:
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tools.soaklib.worker",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.soaklib.worker", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--transport", choices=["stdio", "http"], required=True)
     parser.add_argument("--mode", default="legacy", help="legacy, auto, or a protocol version")
     parser.add_argument("--url", help="the server (http)")

@@ -46,11 +46,28 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: see, as they change how a program loads or what it reads (LD_PRELOAD would
 #: run a library of the caller's choosing as host root). When an exec asks for
 #: them, the box's own /bin/sh sets them, inside the box (``ENV_SHIM``).
-HELPER_UNSAFE = frozenset({
-    "GCONV_PATH", "GETCONF_DIR", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH", "NIS_PATH",
-    "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TZDIR", "GLIBC_TUNABLES", "BASH_ENV",
-    "ENV", "SHELLOPTS", "BASHOPTS", "IFS", "CDPATH", "PS4",
-})
+HELPER_UNSAFE = frozenset(
+    {
+        "GCONV_PATH",
+        "GETCONF_DIR",
+        "HOSTALIASES",
+        "LOCALDOMAIN",
+        "LOCPATH",
+        "NIS_PATH",
+        "NLSPATH",
+        "RESOLV_HOST_CONF",
+        "RES_OPTIONS",
+        "TZDIR",
+        "GLIBC_TUNABLES",
+        "BASH_ENV",
+        "ENV",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "IFS",
+        "CDPATH",
+        "PS4",
+    }
+)
 HELPER_UNSAFE_PREFIXES = ("LD_", "MALLOC_")
 ENV_SHIM = 'while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec "$@"'
 
@@ -97,9 +114,14 @@ class BwrapBox:
         state.refresh()
         r = state.record
         return BoxInfo(
-            id=r.id, name=r.name, status=r.status, image=r.image,
-            cpus=r.limits.cpus, memory_mib=r.limits.memory_mib,
-            created_at=r.created_at, updated_at=r.updated_at,
+            id=r.id,
+            name=r.name,
+            status=r.status,
+            image=r.image,
+            cpus=r.limits.cpus,
+            memory_mib=r.limits.memory_mib,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
             pid=state.sandbox.init_pid if state.sandbox else None,
             network=r.options.network or NetworkSpec(mode="disabled"),
             limits=r.limits,
@@ -115,8 +137,9 @@ class BwrapBox:
         state = await self._ensure_running()
         async with state.lock:
             assert state.sandbox is not None
-            return await network.expose(state.exposed, state.sandbox.init_pid, port,
-                                        self._runtime.net_rules.expose_host)
+            return await network.expose(
+                state.exposed, state.sandbox.init_pid, port, self._runtime.net_rules.expose_host
+            )
 
     async def start(self) -> None:
         state = self._state
@@ -133,15 +156,22 @@ class BwrapBox:
         state.cgroup.create(r.limits)
         enabled = bool(r.options.network and r.options.network.mode == "enabled")
         layer = await rt.layer_dir(r.id)
-        netfiles = (network.prepare_files(rt.store.box_dir(r.id), layer, r.options,
-                                          Path(r.lower))
-                    if enabled else None)
+        netfiles = (
+            network.prepare_files(rt.store.box_dir(r.id), layer, r.options, Path(r.lower))
+            if enabled
+            else None
+        )
         mask = await anyio.to_thread.run_sync(rt.host_mask.fd) if r.lower == "/" else None
         spec = BoxSpec(
-            box_dir=rt.store.box_dir(r.id), lower=Path(r.lower),
-            hostname=(r.name or r.id)[:63], network=enabled,
+            box_dir=rt.store.box_dir(r.id),
+            lower=Path(r.lower),
+            hostname=(r.name or r.id)[:63],
+            network=enabled,
             volumes=[(v.host_path, v.guest_path, v.read_only) for v in r.options.volumes or []],
-            cgroup=state.cgroup, hidden=rt.hidden_paths, mask=mask, layer=layer,
+            cgroup=state.cgroup,
+            hidden=rt.hidden_paths,
+            mask=mask,
+            layer=layer,
             ro_files=netfiles.ro_files if netfiles else (),
         )
         try:
@@ -150,9 +180,12 @@ class BwrapBox:
                 try:
                     rules = rt.net_rules
                     state.network = await network.BoxNetwork.start(
-                        sandbox.init_pid, rules.policy(r.options), rt.host_port_refused,
+                        sandbox.init_pid,
+                        rules.policy(r.options),
+                        rt.host_port_refused,
                         rules.substitution(r.options),
-                        netfiles.interception(rules.net_ca_file))
+                        netfiles.interception(rules.net_ca_file),
+                    )
                 except BaseException:
                     with anyio.CancelScope(shield=True):
                         await sandbox.stop(0)
@@ -236,18 +269,37 @@ class BwrapBox:
             argv += [tools.setsid, "--ctty"]
         argv += [
             # Paths into this process's fd table: nothing extra leaks into the box.
-            tools.nsenter, "-t", str(sandbox.init_pid), f"--user={me}/{sandbox.userns_fd}",
-            "-m", "-u", "-i", "-n", "-p", "-r", f"--wd={me}/{wd_fd}",
-            "-S", str(user.uid), "-G", str(user.gid),
-            "--", *command,
+            tools.nsenter,
+            "-t",
+            str(sandbox.init_pid),
+            f"--user={me}/{sandbox.userns_fd}",
+            "-m",
+            "-u",
+            "-i",
+            "-n",
+            "-p",
+            "-r",
+            f"--wd={me}/{wd_fd}",
+            "-S",
+            str(user.uid),
+            "-G",
+            str(user.gid),
+            "--",
+            *command,
         ]
         exec_id = "ex-" + secrets.token_hex(8)
         try:
             execution = spawn(
-                argv, env=env, pass_fds=(), exec_id=exec_id,
-                tty=request.tty, pty=pty,
-                timeout=request.timeout_seconds, on_exit=state.on_exit,
-                oom_check=state.oom_check, keep_fds=(wd_fd,),
+                argv,
+                env=env,
+                pass_fds=(),
+                exec_id=exec_id,
+                tty=request.tty,
+                pty=pty,
+                timeout=request.timeout_seconds,
+                on_exit=state.on_exit,
+                oom_check=state.oom_check,
+                keep_fds=(wd_fd,),
                 starter=seccomp.run_filtered,  # filtered before nsenter joins the box
             )
         except BaseException as exc:
@@ -274,8 +326,7 @@ class BwrapBox:
         check_nul("host_dest", os.fspath(host_dest))
         state = await self._ensure_running()
         assert state.sandbox is not None
-        await files.copy_out(state.sandbox.init_pid, box_src, host_dest,
-                             self._runtime.copy_limits)
+        await files.copy_out(state.sandbox.init_pid, box_src, host_dest, self._runtime.copy_limits)
 
     # -- metrics ---------------------------------------------------------------
 
@@ -293,7 +344,8 @@ class BwrapBox:
             **r.boot.model_dump(),
             commands_executed_total=r.commands_executed_total,
             exec_errors_total=r.exec_errors_total,
-            cpu_percent=cpu_percent, memory_bytes=memory,
+            cpu_percent=cpu_percent,
+            memory_bytes=memory,
             network_bytes_sent=counters.bytes_sent if counters else None,
             network_bytes_received=counters.bytes_received if counters else None,
             network_tcp_connections=counters.tcp_connections if counters else None,
@@ -357,8 +409,15 @@ def _env_shim(root: BoxRoot, boxed: dict[str, str], command: list[str]) -> list[
             f"{names} can only be set in a box that has /bin/sh (these variables are "
             "applied inside the box, never by the runtime's own helpers)"
         )
-    return ["/bin/sh", "-c", ENV_SHIM, "boxlite-env",
-            *[f"{k}={v}" for k, v in boxed.items()], "--", *command]
+    return [
+        "/bin/sh",
+        "-c",
+        ENV_SHIM,
+        "boxlite-env",
+        *[f"{k}={v}" for k, v in boxed.items()],
+        "--",
+        *command,
+    ]
 
 
 def _box_pty(root: BoxRoot) -> tuple[int, int] | None:
@@ -386,5 +445,7 @@ def _find_program(root: BoxRoot, command: str, workdir: str, path: str) -> str:
         if st is not None and stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
             return candidate
     where = "" if "/" in command else f" (searched PATH={path})"
-    raise NotFoundError(f"program {command!r} not found in the box{where}; "
-                        "install it in the box or pass its full path")
+    raise NotFoundError(
+        f"program {command!r} not found in the box{where}; "
+        "install it in the box or pass its full path"
+    )

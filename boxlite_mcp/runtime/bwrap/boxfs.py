@@ -41,13 +41,21 @@ class _OpenHow(ctypes.Structure):
     ]
 
 
-def openat2(dirfd: int, path: str, flags: int, mode: int = 0,
-            resolve: int = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) -> int:
+def openat2(
+    dirfd: int,
+    path: str,
+    flags: int,
+    mode: int = 0,
+    resolve: int = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+) -> int:
     """``openat2(2)``; raises OSError like ``os.open``."""
     how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
     fd = _syscall(
-        ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dirfd), ctypes.c_char_p(os.fsencode(path)),
-        ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)),
+        ctypes.c_long(_SYS_OPENAT2),
+        ctypes.c_int(dirfd),
+        ctypes.c_char_p(os.fsencode(path)),
+        ctypes.byref(how),
+        ctypes.c_size_t(ctypes.sizeof(how)),
     )
     if fd < 0:
         err = ctypes.get_errno()
@@ -190,8 +198,7 @@ class TreeWriter:
             try:
                 os.mkdir(name, 0o755, dir_fd=pfd)
                 if self.id_shift:
-                    os.chown(name, self.id_shift, self.id_shift, dir_fd=pfd,
-                             follow_symlinks=False)
+                    os.chown(name, self.id_shift, self.id_shift, dir_fd=pfd, follow_symlinks=False)
             except FileExistsError:
                 st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
                 if stat.S_ISLNK(st.st_mode):
@@ -217,8 +224,9 @@ class TreeWriter:
             else:
                 os.chown(fd_or_name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
 
-    def write(self, path: str, member: tarfile.TarInfo, data: IO[bytes] | None,
-              link_base: str = "/") -> None:
+    def write(
+        self, path: str, member: tarfile.TarInfo, data: IO[bytes] | None, link_base: str = "/"
+    ) -> None:
         """Create ``path`` (absolute in the root) as described by ``member``."""
         path = normalize(path)
         if path == "/":
@@ -246,8 +254,12 @@ class TreeWriter:
             return
         tmp = self._tmp_name(name)
         if member.isreg():
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, 0o600, dir_fd=pfd)
+            fd = os.open(
+                tmp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=pfd,
+            )
             try:
                 if data is not None:
                     while chunk := data.read(1024 * 1024):
@@ -263,8 +275,9 @@ class TreeWriter:
         elif member.islnk():
             target = normalize(posixpath.join(link_base, member.linkname))
             tparent, tname = posixpath.split(target)
-            os.link(tname, tmp, src_dir_fd=self.dir_fd(tparent), dst_dir_fd=pfd,
-                    follow_symlinks=False)
+            os.link(
+                tname, tmp, src_dir_fd=self.dir_fd(tparent), dst_dir_fd=pfd, follow_symlinks=False
+            )
         elif member.isfifo():
             os.mkfifo(tmp, member.mode & 0o777, dir_fd=pfd)
         else:
@@ -280,4 +293,4 @@ class TreeWriter:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]

@@ -228,7 +228,9 @@ class BwrapExecution:
         elif code == -signal.SIGKILL and self._oom_check is not None and self._oom_check():
             error = "killed: the box ran out of memory (its memory limit)"
         self._result = ExecResult(
-            exit_code=code, duration_ms=duration_ms, error_message=error,
+            exit_code=code,
+            duration_ms=duration_ms,
+            error_message=error,
             timed_out=self._timed_out,
         )
         self._close_stdin_fd()
@@ -338,8 +340,7 @@ class BwrapExecution:
         if self._pty_master is None:
             return
         with contextlib.suppress(OSError):
-            fcntl.ioctl(self._pty_master, termios.TIOCSWINSZ,
-                        struct.pack("HHHH", rows, cols, 0, 0))
+            fcntl.ioctl(self._pty_master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
     # -- stdin -----------------------------------------------------------------
 
@@ -432,7 +433,6 @@ class BwrapExecution:
         return self._result
 
 
-
 def spawn(
     argv: list[str],
     *,
@@ -465,10 +465,17 @@ def spawn(
         cols, rows = size
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         try:
-            popen = start(lambda: subprocess.Popen(
-                argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                pass_fds=pass_fds, close_fds=True,
-            ))
+            popen = start(
+                lambda: subprocess.Popen(
+                    argv,
+                    stdin=slave,
+                    stdout=slave,
+                    stderr=slave,
+                    env=env,
+                    pass_fds=pass_fds,
+                    close_fds=True,
+                )
+            )
         except BaseException:
             os.close(master)
             os.close(slave)
@@ -477,14 +484,29 @@ def spawn(
         control = os.dup(master)
         os.set_blocking(control, False)
         return BwrapExecution(
-            exec_id, popen, stdout_fd=master, stderr_fd=None, stdin_fd=None,
-            pty_master=control, timeout=timeout, on_exit=on_exit, oom_check=oom_check,
+            exec_id,
+            popen,
+            stdout_fd=master,
+            stderr_fd=None,
+            stdin_fd=None,
+            pty_master=control,
+            timeout=timeout,
+            on_exit=on_exit,
+            oom_check=oom_check,
             keep_fds=keep_fds,
         )
-    popen = start(lambda: subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=env, pass_fds=pass_fds, close_fds=True, start_new_session=True,
-    ))
+    popen = start(
+        lambda: subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            pass_fds=pass_fds,
+            close_fds=True,
+            start_new_session=True,
+        )
+    )
     assert popen.stdin and popen.stdout and popen.stderr
     # Take the raw fds: the Popen file objects must not buffer or close them.
     stdin_fd = os.dup(popen.stdin.fileno())
@@ -493,7 +515,14 @@ def spawn(
     for f in (popen.stdin, popen.stdout, popen.stderr):
         f.close()
     return BwrapExecution(
-        exec_id, popen, stdout_fd=stdout_fd, stderr_fd=stderr_fd, stdin_fd=stdin_fd,
-        pty_master=None, timeout=timeout, on_exit=on_exit, oom_check=oom_check,
+        exec_id,
+        popen,
+        stdout_fd=stdout_fd,
+        stderr_fd=stderr_fd,
+        stdin_fd=stdin_fd,
+        pty_master=None,
+        timeout=timeout,
+        on_exit=on_exit,
+        oom_check=oom_check,
         keep_fds=keep_fds,
     )

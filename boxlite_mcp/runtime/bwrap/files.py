@@ -50,10 +50,10 @@ async def copy_in(init_pid: int, host_src: Path, box_dest: str) -> None:
 
 def _copy_in(init_pid: int, spool: BinaryIO, dest: str, trailing_slash: bool) -> None:
     members = archive.scan(spool, contained_links=False)
-    with BoxRoot.of_pid(init_pid) as root, \
-            TreeWriter(root, id_shift=idmap.HOST_BASE) as writer:
-        mode = archive.detect_mode(dest + ("/" if trailing_slash else ""),
-                                   root.is_dir(dest), members)
+    with BoxRoot.of_pid(init_pid) as root, TreeWriter(root, id_shift=idmap.HOST_BASE) as writer:
+        mode = archive.detect_mode(
+            dest + ("/" if trailing_slash else ""), root.is_dir(dest), members
+        )
         try:
             with tarfile.open(fileobj=spool, mode="r:") as tar:
                 for member in tar:
@@ -77,8 +77,9 @@ def _copy_in(init_pid: int, spool: BinaryIO, dest: str, trailing_slash: bool) ->
             ) from exc
 
 
-async def copy_out(init_pid: int, box_src: str, host_dest: Path,
-                   limits: archive.Limits | None = None) -> None:
+async def copy_out(
+    init_pid: int, box_src: str, host_dest: Path, limits: archive.Limits | None = None
+) -> None:
     """Copy a box path to the host; refused while packing once it passes ``limits``."""
     src = check_box_path(box_src)
     limits = limits or archive.Limits()
@@ -162,8 +163,9 @@ def _info(name: str, st: os.stat_result) -> tarfile.TarInfo:
     return info
 
 
-def _add_entry(tar: tarfile.TarFile, fd: int, name: str, st: os.stat_result,
-               budget: _Budget) -> None:
+def _add_entry(
+    tar: tarfile.TarFile, fd: int, name: str, st: os.stat_result, budget: _Budget
+) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise InvalidArgumentError(f"{name} is not a regular file or directory")
     budget.take(st.st_size)
@@ -173,8 +175,7 @@ def _add_entry(tar: tarfile.TarFile, fd: int, name: str, st: os.stat_result,
         tar.addfile(info, f)
 
 
-def _add_dir(tar: tarfile.TarFile, dir_fd: int, prefix: str, dev: int,
-             budget: _Budget) -> None:
+def _add_dir(tar: tarfile.TarFile, dir_fd: int, prefix: str, dev: int, budget: _Budget) -> None:
     """Add a directory's contents; the fd is consumed. One file system only."""
     try:
         names = sorted(os.listdir(dir_fd))
@@ -194,8 +195,7 @@ def _add_dir(tar: tarfile.TarFile, dir_fd: int, prefix: str, dev: int,
                 tar.addfile(info)
                 if st.st_dev != dev:
                     continue  # a mount point (proc, a volume): not descended
-                child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
-                                dir_fd=dir_fd)
+                child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
                 _add_dir(tar, child, arcname + "/", dev, budget)
             elif stat.S_ISREG(st.st_mode):
                 fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)

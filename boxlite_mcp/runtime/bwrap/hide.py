@@ -45,7 +45,7 @@ def _within(path: str, root: str) -> str | None:
     if path == root:
         return ""
     if path.startswith(root.rstrip("/") + "/"):
-        return path[len(root.rstrip("/")) + 1:]
+        return path[len(root.rstrip("/")) + 1 :]
     return None
 
 
@@ -53,8 +53,9 @@ def _fresh(guest: str) -> bool:
     return any(guest == f or guest.startswith(f + "/") for f in FRESH)
 
 
-def bwrap_args(hidden: Sequence[str], lower: str,
-               volumes: Sequence[tuple[str, str, bool]]) -> list[str]:
+def bwrap_args(
+    hidden: Sequence[str], lower: str, volumes: Sequence[tuple[str, str, bool]]
+) -> list[str]:
     """bwrap arguments (to follow the root and volume mounts) covering ``hidden``."""
     sources = [(os.path.realpath(lower), "/")]
     sources += [(os.path.realpath(host), guest) for host, guest, _ in volumes]

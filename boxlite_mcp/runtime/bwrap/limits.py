@@ -96,8 +96,9 @@ class BoxCgroup:
                 _write(mem / "memory.limit_in_bytes", str(limits.memory_mib * 1024 * 1024))
                 # No swap for the box: the memory limit is the limit.
                 with contextlib.suppress(OSError):
-                    _write(mem / "memory.memsw.limit_in_bytes",
-                           str(limits.memory_mib * 1024 * 1024))
+                    _write(
+                        mem / "memory.memsw.limit_in_bytes", str(limits.memory_mib * 1024 * 1024)
+                    )
                 with contextlib.suppress(OSError):
                     _write(mem / "memory.swappiness", "0")
         cpu = self._dir("cpu")

@@ -37,8 +37,10 @@ _ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
 def _blob(layout: Path, digest: str) -> Path:
     algorithm, _, hexdigest = digest.partition(":")
-    if algorithm != "sha256" or not hexdigest or not all(
-        c in "0123456789abcdef" for c in hexdigest
+    if (
+        algorithm != "sha256"
+        or not hexdigest
+        or not all(c in "0123456789abcdef" for c in hexdigest)
     ):
         raise ImageError(f"unsupported or malformed digest {digest!r} in the OCI layout")
     path = layout / "blobs" / algorithm / hexdigest
@@ -172,8 +174,9 @@ def apply_layer(blob: Path, rootfs: Path) -> None:
                 if base == OPAQUE:
                     _empty(root, "/" + posixpath.dirname(name))
                 elif base.startswith(WHITEOUT):
-                    _remove(root, "/" + posixpath.join(posixpath.dirname(name),
-                                                       base[len(WHITEOUT):]))
+                    _remove(
+                        root, "/" + posixpath.join(posixpath.dirname(name), base[len(WHITEOUT) :])
+                    )
         with TreeWriter(root, owners=True) as writer, tarfile.open(blob, mode="r:*") as tar:
             for member in tar:
                 name = _name(member)

@@ -68,7 +68,5 @@ def resolve(options: BoxOptions, images_dir: Path) -> ResolvedImage:
     if is_oci_layout(path):
         from .oci import unpack_layout
 
-        return ResolvedImage(
-            display=str(path), lower=unpack_layout(path, images_dir), kind="oci"
-        )
+        return ResolvedImage(display=str(path), lower=unpack_layout(path, images_dir), kind="oci")
     return ResolvedImage(display=str(path), lower=path.resolve(), kind="rootfs")

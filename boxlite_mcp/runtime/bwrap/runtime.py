@@ -202,9 +202,13 @@ class BwrapRuntime:
         image_include: Sequence[Path | str] | None = None,
         default_disk_gb: int | None = 4,
     ) -> None:
-        self.net_rules = NetworkRules(net_allow, expose_host=expose_host,
-                                      server_ports=server_ports, secrets=secrets,
-                                      net_ca_file=net_ca_file)
+        self.net_rules = NetworkRules(
+            net_allow,
+            expose_host=expose_host,
+            server_ports=server_ports,
+            secrets=secrets,
+            net_ca_file=net_ca_file,
+        )
         self.tools = host_tools()
         seccomp.bpf()  # no box runs without its filter: say now if it cannot be built
         self.home = Path(home) if home is not None else default_home()
@@ -234,8 +238,9 @@ class BwrapRuntime:
         #: shares the home's file system).
         self.default_disk_gb = default_disk_gb
         self.disk_templates = self.home / "disk-templates"
-        self._spare_disk = disk.Spare(self.home / "disk-spare", self.disk_templates,
-                                      default_disk_gb)
+        self._spare_disk = disk.Spare(
+            self.home / "disk-spare", self.disk_templates, default_disk_gb
+        )
         self._spare_disk.start()
         self._disks: dict[str, int] = {}  # box id -> mount fd of its disk (see ``disk``)
         self._disk_lock = anyio.Lock()
@@ -295,13 +300,12 @@ class BwrapRuntime:
     def _recover(self) -> None:
         """Load every box; boxes that were running come back stopped, leftovers killed."""
         for record in self.store.load_all():
-            if record.live is not None or record.status in (
-                BoxStatus.RUNNING, BoxStatus.STOPPING
-            ):
+            if record.live is not None or record.status in (BoxStatus.RUNNING, BoxStatus.STOPPING):
                 cgroup = BoxCgroup(dirs=list(record.cgroup_dirs), mode=record.cgroup_mode)
                 live = record.live
                 kill_leftovers(
-                    live.init_pid if live else None, live.init_start_time if live else None,
+                    live.init_pid if live else None,
+                    live.init_start_time if live else None,
                     cgroup,
                 )
                 record.live = None
@@ -345,41 +349,47 @@ class BwrapRuntime:
             version=f"bubblewrap {self.tools.bwrap_version}",
             isolation=ISOLATION,
             capabilities=Capabilities(
-                snapshots_enabled=True, clone_enabled=True, export_enabled=True,
-                import_enabled=True, tty_enabled=True, streaming_enabled=True,
+                snapshots_enabled=True,
+                clone_enabled=True,
+                export_enabled=True,
+                import_enabled=True,
+                tty_enabled=True,
+                streaming_enabled=True,
                 max_cpus=os.cpu_count(),
             ),
             details={
                 "bwrap": self.tools.describe_bwrap(),
                 "home": "hidden from boxes (as are the server's auth tokens file and any "
-                        "other hidden path)",
+                "other hidden path)",
                 "overlay": "kernel overlayfs (lower: image, upper: per-box directory), "
-                           "mounted in a private mount namespace per box",
+                "mounted in a private mount namespace per box",
                 "cgroups": self.cgroup_mode,
                 "user_namespace": "box uids/gids 0-65535 are host 100000-165535: box root "
-                                  "is capable only inside the box and is 'other' to the "
-                                  "host's files (they show as nobody); the box's own files, "
-                                  "its image directory and volumes show with box ids",
+                "is capable only inside the box and is 'other' to the "
+                "host's files (they show as nobody); the box's own files, "
+                "its image directory and volumes show with box ids",
                 "tmp": "/tmp is a tmpfs for the box's life (cleared when it stops)",
                 "seccomp": "Docker's default profile as a denylist: no new namespaces, "
-                           "keyctl, bpf, perf_event_open, userfaultfd, io_uring, modules, "
-                           "reboot, swap, clock, kexec, mount calls (EPERM; clone3 ENOSYS)",
+                "keyctl, bpf, perf_event_open, userfaultfd, io_uring, modules, "
+                "reboot, swap, clock, kexec, mount calls (EPERM; clone3 ENOSYS)",
                 "hardening": "box root cannot mount; /proc's global knobs are read-only; "
-                             "/dev nodes are the box's own",
+                "/dev nodes are the box's own",
                 "weaker_than_a_vm": "the kernel is shared: a kernel bug reachable through "
-                                    "the allowed system calls escapes the box; setns and "
-                                    "personality are not narrowed; /proc shows host-wide "
-                                    "CPU, memory and mount information",
+                "the allowed system calls escapes the box; setns and "
+                "personality are not narrowed; /proc shows host-wide "
+                "CPU, memory and mount information",
                 "image": hostimage.describe(self.image_include),
                 "images": "the host's OS (default), rootfs_path directory or OCI image "
-                          "layout; no registry access",
-                "disk": (f"each box's writable layer is an ext4 file system of its "
-                         f"disk_size_gb (default {self.default_disk_gb} GiB) in a sparse "
-                         "image: a full disk is ENOSPC for that box only"
-                         if self.default_disk_gb else
-                         "a box's writable layer is an ext4 file system of its "
-                         "disk_size_gb when given; otherwise it shares the home's file "
-                         "system"),
+                "layout; no registry access",
+                "disk": (
+                    f"each box's writable layer is an ext4 file system of its "
+                    f"disk_size_gb (default {self.default_disk_gb} GiB) in a sparse "
+                    "image: a full disk is ENOSPC for that box only"
+                    if self.default_disk_gb
+                    else "a box's writable layer is an ext4 file system of its "
+                    "disk_size_gb when given; otherwise it shares the home's file "
+                    "system"
+                ),
                 "not_enforced": "entrypoint/cmd are stored, not run",
                 **self.net_rules.details(),
             },
@@ -422,8 +432,13 @@ class BwrapRuntime:
                 )
                 cgroup = BoxCgroup.plan(box_id, self.cgroup_mode)
                 record = BoxRecord(
-                    id=box_id, name=options.name, options=options, image=image.display,
-                    lower=str(image.lower), limits=limits, cgroup_dirs=cgroup.dirs,
+                    id=box_id,
+                    name=options.name,
+                    options=options,
+                    image=image.display,
+                    lower=str(image.lower),
+                    limits=limits,
+                    cgroup_dirs=cgroup.dirs,
                     cgroup_mode=cgroup.mode,
                 )
                 record.boot.image_prepare_ms = image_ms

@@ -71,9 +71,7 @@ from .limits import BoxCgroup
 from .state import process_start_time
 
 #: Writes the shell's pid into each cgroup.procs given before "--", then execs the rest.
-JOIN_SCRIPT = (
-    'while [ "$1" != -- ]; do echo $$ > "$1" || exit 126; shift; done; shift; exec "$@"'
-)
+JOIN_SCRIPT = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 126; shift; done; shift; exec "$@"'
 #: The layers are paths into the runtime's fd table (``/proc/<pid>/fd/N``, idmapped
 #: detached mounts): nothing is passed down, so no box process inherits a layer.
 MOUNT_SCRIPT = (
@@ -103,12 +101,30 @@ NO_PROGRAM = "/.boxlite-mcp-box-stopped"
 _READ_SYSCALL = {"x86_64": 0, "aarch64": 63, "arm64": 63}.get(platform.machine())
 #: /proc entries with global effect guarded only by uid 0: bound read-only (Docker's list).
 PROC_READ_ONLY = (
-    "sys", "sysrq-trigger", "irq", "bus", "fs", "acpi", "scsi", "driver",
-    "latency_stats", "timer_list", "sched_debug", "keys", "kcore", "kmsg",
+    "sys",
+    "sysrq-trigger",
+    "irq",
+    "bus",
+    "fs",
+    "acpi",
+    "scsi",
+    "driver",
+    "latency_stats",
+    "timer_list",
+    "sched_debug",
+    "keys",
+    "kcore",
+    "kmsg",
 )
 #: Device nodes of a box: private copies (chmod in the box must not touch the host's).
-DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
-           "urandom": (1, 9), "tty": (5, 0)}
+DEVICES = {
+    "null": (1, 3),
+    "zero": (1, 5),
+    "full": (1, 7),
+    "random": (1, 8),
+    "urandom": (1, 9),
+    "tty": (5, 0),
+}
 START_TIMEOUT = 20.0
 
 
@@ -137,8 +153,14 @@ class BoxSpec:
 class Sandbox:
     """The process holding a running box's namespaces."""
 
-    def __init__(self, process: anyio.abc.Process, init_pid: int, block_w: int,
-                 cgroup: BoxCgroup, userns_fd: int) -> None:
+    def __init__(
+        self,
+        process: anyio.abc.Process,
+        init_pid: int,
+        block_w: int,
+        cgroup: BoxCgroup,
+        userns_fd: int,
+    ) -> None:
         self.process = process
         #: The box's user namespace, which every exec joins.
         self.userns_fd = userns_fd
@@ -149,9 +171,10 @@ class Sandbox:
 
     @property
     def alive(self) -> bool:
-        return self.process.returncode is None and process_start_time(
-            self.init_pid
-        ) == self.init_start_time
+        return (
+            self.process.returncode is None
+            and process_start_time(self.init_pid) == self.init_start_time
+        )
 
     def box_pids(self) -> list[int]:
         """Processes inside the box (not its PID 1, not exec helpers outside it)."""
@@ -235,7 +258,9 @@ async def _make_userns(tools: HostTools) -> int:
     ``idmap.HOST_BASE`` + 0-65535."""
     proc = await anyio.open_process(
         [tools.unshare, "--user", "--", tools.sh, "-c", "read _"],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         mine = os.readlink("/proc/self/ns/user")
@@ -340,14 +365,33 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
     os.set_blocking(info_r, False)
     bwrap = [
         tools.bwrap,
-        "--bind", merged, "/",
+        "--bind",
+        merged,
+        "/",
         # Mounted by host root, so writable for box root only by mode (see ``idmap``).
-        "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
-        "--perms", "1777", "--tmpfs", "/dev/shm",
-        "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-        "--hostname", spec.hostname,
-        "--info-fd", str(info_w), "--block-fd", str(block_r),
-        "--seccomp", str(filter_fd),
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--perms",
+        "1777",
+        "--tmpfs",
+        "/tmp",
+        "--perms",
+        "1777",
+        "--tmpfs",
+        "/dev/shm",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--hostname",
+        spec.hostname,
+        "--info-fd",
+        str(info_w),
+        "--block-fd",
+        str(block_r),
+        "--seccomp",
+        str(filter_fd),
     ]
     for name in PROC_READ_ONLY:
         bwrap += ["--ro-bind-try", f"/proc/{name}", f"/proc/{name}"]
@@ -361,29 +405,54 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
     bwrap += hide.bwrap_args(spec.hidden, str(spec.lower), spec.volumes)
     bwrap += ["--", NO_PROGRAM]
     argv = [
-        tools.sh, "-c", JOIN_SCRIPT, "boxlite-box", *spec.cgroup.procs_files(), "--",
-        tools.unshare, "-m", "--propagation", "private",
+        tools.sh,
+        "-c",
+        JOIN_SCRIPT,
+        "boxlite-box",
+        *spec.cgroup.procs_files(),
+        "--",
+        tools.unshare,
+        "-m",
+        "--propagation",
+        "private",
     ]
     if volume_fds:
-        argv += [sys.executable, "-I", "-S", "-c", ATTACH_SCRIPT,
-                 *[f"{me}/{fd}={stage}" for fd, stage in zip(volume_fds, staged, strict=True)],
-                 "--"]
+        argv += [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            ATTACH_SCRIPT,
+            *[f"{me}/{fd}={stage}" for fd, stage in zip(volume_fds, staged, strict=True)],
+            "--",
+        ]
     argv += [
-        tools.sh, "-c", MOUNT_SCRIPT, "boxlite-mount", lower, upper, work, merged, *bwrap,
+        tools.sh,
+        "-c",
+        MOUNT_SCRIPT,
+        "boxlite-mount",
+        lower,
+        upper,
+        work,
+        merged,
+        *bwrap,
     ]
     log_path = spec.box_dir / "init.log"
     try:
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             process = await anyio.open_process(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd,
-                pass_fds=(block_r, info_w, filter_fd), env=_launch_env(),
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_fd,
+                pass_fds=(block_r, info_w, filter_fd),
+                env=_launch_env(),
             )
         finally:
             os.close(log_fd)
     except BaseException:
-        for fd in (block_w, block_r, info_r, info_w, filter_fd, userns_fd, *layer_fds,
-                   *volume_fds):
+        for fd in (block_w, block_r, info_r, info_w, filter_fd, userns_fd, *layer_fds, *volume_fds):
             os.close(fd)
         raise
     for fd in (block_r, info_w, filter_fd):
@@ -478,8 +547,7 @@ def _launch_env() -> dict[str, str]:
     return {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
 
 
-def kill_leftovers(init_pid: int | None, init_start_time: int | None,
-                   cgroup: BoxCgroup) -> None:
+def kill_leftovers(init_pid: int | None, init_start_time: int | None, cgroup: BoxCgroup) -> None:
     """After a crash: kill a box's surviving processes and remove its cgroups.
 
     PID 1 goes first, alone: the kernel then kills the rest of the box while the

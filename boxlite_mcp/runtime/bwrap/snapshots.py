@@ -73,7 +73,8 @@ async def copy_tree(src: Path, dest: Path) -> None:
     """``cp -a`` (reflinks where possible); dest must not exist."""
     result = await anyio.run_process(
         ["cp", "-a", "--reflink=auto", "--", str(src), str(dest)],
-        stdin=subprocess.DEVNULL, check=False,
+        stdin=subprocess.DEVNULL,
+        check=False,
     )
     if result.returncode != 0:
         await anyio.to_thread.run_sync(lambda: shutil.rmtree(dest, ignore_errors=True))
@@ -86,7 +87,8 @@ async def copy_into(src: Path, dest: Path) -> None:
     """Copy the content of directory ``src`` into the existing directory ``dest``."""
     result = await anyio.run_process(
         ["cp", "-a", "--reflink=auto", "--", f"{src}/.", f"{dest}/"],
-        stdin=subprocess.DEVNULL, check=False,
+        stdin=subprocess.DEVNULL,
+        check=False,
     )
     if result.returncode != 0:
         error = result.stderr.decode(errors="replace").strip()
@@ -156,8 +158,12 @@ async def create(rt: BwrapRuntime, state: BoxState, name: str) -> SnapshotInfo:
         await copy_tree(layer / "upper", staging / "upper")
         size = await anyio.to_thread.run_sync(_tree_size, staging / "upper")
         info = SnapshotInfo(
-            id=f"snap-{secrets.token_hex(6)}", box_id=state.record.id, name=name,
-            created_at=now(), size_bytes=size, container_disk_bytes=size,
+            id=f"snap-{secrets.token_hex(6)}",
+            box_id=state.record.id,
+            name=name,
+            created_at=now(),
+            size_bytes=size,
+            container_disk_bytes=size,
         )
         write_json_atomic(staging / "snapshot.json", info.model_dump(mode="json"))
         os.rename(staging, target)
@@ -241,16 +247,20 @@ def _check_new_names(rt: BwrapRuntime, names: list[str | None]) -> None:
         for other in rt._states.values():
             if other.record.name == name:
                 raise AlreadyExistsError(
-                    f"a box named {name!r} already exists (id {other.record.id}); "
-                    "pick another name"
+                    f"a box named {name!r} already exists (id {other.record.id}); pick another name"
                 )
 
 
 def _new_record(source: BoxRecord, box_id: str, name: str | None) -> BoxRecord:
     options = source.options.model_copy(update={"name": name})
     record = BoxRecord(
-        id=box_id, name=name, options=options, image=source.image, lower=source.lower,
-        status=BoxStatus.STOPPED, limits=source.limits.model_copy(),
+        id=box_id,
+        name=name,
+        options=options,
+        image=source.image,
+        lower=source.lower,
+        status=BoxStatus.STOPPED,
+        limits=source.limits.model_copy(),
         cgroup_mode=source.cgroup_mode,
     )
     from .limits import BoxCgroup
@@ -259,8 +269,9 @@ def _new_record(source: BoxRecord, box_id: str, name: str | None) -> BoxRecord:
     return record
 
 
-async def clone(rt: BwrapRuntime, state: BoxState, count: int,
-                names: list[str] | None) -> list[str]:
+async def clone(
+    rt: BwrapRuntime, state: BoxState, count: int, names: list[str] | None
+) -> list[str]:
     wanted = clones.check_batch(count, names)
     _check_stopped(state, "cloning it")
     source_dir = rt.store.box_dir(state.record.id)
@@ -330,13 +341,13 @@ def _write_export(record: BoxRecord, upper: Path, out: Path) -> None:
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "box": {
-            "id": record.id, "name": record.name,
+            "id": record.id,
+            "name": record.name,
             "options": record.options.model_dump(mode="json", exclude_unset=True),
             "limits": record.limits.model_dump(mode="json"),
             "created_at": record.created_at.isoformat(),
         },
-        "image": {"kind": "host" if record.lower == "/" else "rootfs",
-                  "display": record.image},
+        "image": {"kind": "host" if record.lower == "/" else "rootfs", "display": record.image},
     }
     data = json.dumps(manifest, indent=1).encode()
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
@@ -404,9 +415,13 @@ async def import_box(rt: BwrapRuntime, path: Path, name: str | None) -> str:
             image_kind = manifest["image"]["kind"]
             lower = "/" if image_kind == "host" else str(box_dir / "image")
             record = BoxRecord(
-                id=box_id, name=name, options=options,
-                image=manifest["image"].get("display") or "host", lower=lower,
-                status=BoxStatus.STOPPED, cgroup_mode=rt.cgroup_mode,
+                id=box_id,
+                name=name,
+                options=options,
+                image=manifest["image"].get("display") or "host",
+                lower=lower,
+                status=BoxStatus.STOPPED,
+                cgroup_mode=rt.cgroup_mode,
             )
             from .limits import BoxCgroup
 
@@ -461,9 +476,11 @@ def _unpack(path: Path, upper: Path, image: Path) -> None:
 def _unpack_layers(f: BinaryIO, upper_dir: Path, image_dir: Path) -> None:
     upper_fd = os.open(upper_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     image_fd = os.open(image_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    with TreeWriter(BoxRoot(upper_fd), owners=True, id_shift=idmap.HOST_BASE) as upper, \
-            TreeWriter(BoxRoot(image_fd), owners=True) as image, \
-            tarfile.open(fileobj=f, mode="r:") as tar:
+    with (
+        TreeWriter(BoxRoot(upper_fd), owners=True, id_shift=idmap.HOST_BASE) as upper,
+        TreeWriter(BoxRoot(image_fd), owners=True) as image,
+        tarfile.open(fileobj=f, mode="r:") as tar,
+    ):
         try:
             for member in tar:
                 name = archive.check_member(member, contained_links=False)
@@ -482,8 +499,12 @@ def _unpack_layers(f: BinaryIO, upper_dir: Path, image_dir: Path) -> None:
                 if top == "upper" and base.startswith(WHITEOUT_PREFIX):
                     parent = os.path.dirname(path)
                     fd = writer.dir_fd(parent)
-                    os.mknod(base[len(WHITEOUT_PREFIX):], stat.S_IFCHR | 0o000,
-                             os.makedev(0, 0), dir_fd=fd)
+                    os.mknod(
+                        base[len(WHITEOUT_PREFIX) :],
+                        stat.S_IFCHR | 0o000,
+                        os.makedev(0, 0),
+                        dir_fd=fd,
+                    )
                     continue
                 if member.islnk():
                     member.linkname = member.linkname.partition("/")[2]

@@ -21,8 +21,11 @@ class User:
 
 def _table(root: BoxRoot, path: str) -> list[list[str]]:
     data = root.read_file(path) or b""
-    return [line.split(":") for line in data.decode(errors="replace").splitlines()
-            if line and not line.startswith("#")]
+    return [
+        line.split(":")
+        for line in data.decode(errors="replace").splitlines()
+        if line and not line.startswith("#")
+    ]
 
 
 def resolve_user(spec: str | None, root: BoxRoot) -> User:

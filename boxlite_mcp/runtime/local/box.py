@@ -64,8 +64,9 @@ class LocalBox:
     async def info(self) -> BoxInfo:
         raw = await self._runtime.sdk_info(self._id)
         if raw is None:
-            raise NotFoundError(f"box {self._label} no longer exists; list the boxes to see "
-                                "which do")
+            raise NotFoundError(
+                f"box {self._label} no longer exists; list the boxes to see which do"
+            )
         return convert.box_info(raw)
 
     async def start(self) -> None:
@@ -100,8 +101,13 @@ class LocalBox:
         raw = await self._call(
             f"run {request.command!r} in box {self._label}",
             lambda box: box.exec(
-                request.command, list(request.args), env=env, tty=request.tty,
-                user=request.user, timeout_secs=timeout, cwd=request.working_dir,
+                request.command,
+                list(request.args),
+                env=env,
+                tty=request.tty,
+                user=request.user,
+                timeout_secs=timeout,
+                cwd=request.working_dir,
             ),
         )
         handles = await take_handles(raw)
@@ -135,33 +141,39 @@ class LocalBox:
     async def snapshot_create(self, name: str) -> SnapshotInfo:
         check_name(name, "snapshot")
         await self._require_stopped("snapshot")
-        raw = await self._call(f"snapshot box {self._label} as {name!r}",
-                               lambda box: box.snapshot.create(name=name))
+        raw = await self._call(
+            f"snapshot box {self._label} as {name!r}", lambda box: box.snapshot.create(name=name)
+        )
         return convert.snapshot_info(raw)
 
     async def snapshot_list(self) -> list[SnapshotInfo]:
-        raw = await self._call(f"list snapshots of box {self._label}",
-                               lambda box: box.snapshot.list())
+        raw = await self._call(
+            f"list snapshots of box {self._label}", lambda box: box.snapshot.list()
+        )
         return [convert.snapshot_info(item) for item in raw or []]
 
     async def snapshot_get(self, name: str) -> SnapshotInfo:
         check_name(name, "snapshot")
-        raw = await self._call(f"get snapshot {name!r} of box {self._label}",
-                               lambda box: box.snapshot.get(name))
+        raw = await self._call(
+            f"get snapshot {name!r} of box {self._label}", lambda box: box.snapshot.get(name)
+        )
         if raw is None:
             raise NotFoundError(await self._no_snapshot(name))
         return convert.snapshot_info(raw)
 
     async def snapshot_remove(self, name: str) -> None:
         check_name(name, "snapshot")
-        await self._call(f"remove snapshot {name!r} of box {self._label}",
-                         lambda box: box.snapshot.remove(name))
+        await self._call(
+            f"remove snapshot {name!r} of box {self._label}", lambda box: box.snapshot.remove(name)
+        )
 
     async def snapshot_restore(self, name: str) -> None:
         check_name(name, "snapshot")
         await self._require_stopped("restore a snapshot of")
-        await self._call(f"restore box {self._label} to snapshot {name!r}",
-                         lambda box: box.snapshot.restore(name))
+        await self._call(
+            f"restore box {self._label} to snapshot {name!r}",
+            lambda box: box.snapshot.restore(name),
+        )
 
     async def expose(self, port: int) -> ExposedPort:
         """The SDK's service tunnel (``box.network.tunnel(port)``): an opaque URI."""
@@ -189,8 +201,7 @@ class LocalBox:
         if name is not None:
             check_name(name, "box")
         await self._require_stopped("clone")
-        raw = await self._call(f"clone box {self._label}",
-                               lambda box: box.clone_box(name=name))
+        raw = await self._call(f"clone box {self._label}", lambda box: box.clone_box(name=name))
         return self._runtime.wrap(raw)
 
     async def clone_many(self, count: int, names: list[str] | None = None) -> list[Box]:
@@ -203,8 +214,9 @@ class LocalBox:
         await self._require_stopped("export")
         final = files.export_target(dest, self._name or self._id)
         async with files.staged_file(final) as partial:
-            written = await self._call(f"export box {self._label} to {final}",
-                                       lambda box: box.export(dest=str(partial)))
+            written = await self._call(
+                f"export box {self._label} to {final}", lambda box: box.export(dest=str(partial))
+            )
             files.settle_export(Path(str(written)), partial)
         return final
 
@@ -232,8 +244,9 @@ class LocalBox:
         if self._handle is None:
             handle = await self._runtime.sdk_get(self._id)
             if handle is None:
-                raise NotFoundError(f"box {self._label} no longer exists; list the boxes to "
-                                    "see which do")
+                raise NotFoundError(
+                    f"box {self._label} no longer exists; list the boxes to see which do"
+                )
             self._handle = handle
         return self._handle
 

@@ -27,8 +27,14 @@ from ..types import (
 _STATUSES = {status.value: status for status in BoxStatus}
 
 
-def box_options(sdk: ModuleType, options: BoxOptions, *, rest: bool,
-                rootfs_path: str | None, secrets: Sequence[Secret] = ()) -> Any:
+def box_options(
+    sdk: ModuleType,
+    options: BoxOptions,
+    *,
+    rest: bool,
+    rootfs_path: str | None,
+    secrets: Sequence[Secret] = (),
+) -> Any:
     """The SDK's ``BoxOptions`` for ours; only what the caller set is passed on.
 
     One default differs from the SDK's on purpose: the embedded runtime removes a
@@ -38,8 +44,17 @@ def box_options(sdk: ModuleType, options: BoxOptions, *, rest: bool,
     """
     fields = options.set_fields()
     kwargs: dict[str, Any] = {}
-    for key in ("image", "cpus", "memory_mib", "disk_size_gb", "working_dir", "entrypoint",
-                "cmd", "user", "detach"):
+    for key in (
+        "image",
+        "cpus",
+        "memory_mib",
+        "disk_size_gb",
+        "working_dir",
+        "entrypoint",
+        "cmd",
+        "user",
+        "detach",
+    ):
         if key in fields and fields[key] is not None:
             kwargs[key] = fields[key]
     if rootfs_path is not None:
@@ -50,9 +65,12 @@ def box_options(sdk: ModuleType, options: BoxOptions, *, rest: bool,
         kwargs["env"] = list(env.items())
     if secrets:
         kwargs["secrets"] = [
-            sdk.Secret(name=s.name, value=s.value,
-                       hosts=[] if "*" in s.hosts else list(s.hosts),
-                       placeholder=placeholder(s.name))
+            sdk.Secret(
+                name=s.name,
+                value=s.value,
+                hosts=[] if "*" in s.hosts else list(s.hosts),
+                placeholder=placeholder(s.name),
+            )
             for s in secrets
         ]
     if options.volumes:
@@ -159,7 +177,7 @@ def timestamp(value: object) -> datetime | None:
     head, dot, rest = text.partition(".")
     if dot:  # Python parses at most 6 fractional digits
         digits = len(rest) - len(rest.lstrip("0123456789"))
-        rest = rest[:min(digits, 6)] + rest[digits:]
+        rest = rest[: min(digits, 6)] + rest[digits:]
         text = f"{head}.{rest}"
     try:
         parsed = datetime.fromisoformat(text)
@@ -176,8 +194,7 @@ def _network(raw: Any) -> NetworkSpec | None:
     if mode not in ("enabled", "disabled"):
         return None
     allow = [str(host) for host in (getattr(outbound, "allow_net", None) or [])]
-    return NetworkSpec(mode="enabled" if mode == "enabled" else "disabled",
-                       allow_net=allow or None)
+    return NetworkSpec(mode="enabled" if mode == "enabled" else "disabled", allow_net=allow or None)
 
 
 def _int(value: object) -> int | None:

@@ -85,12 +85,21 @@ _BY_PREFIX: tuple[tuple[str, str], ...] = (
 #: that says less than the message (a duplicate name is an "invalid argument", a
 #: failed image pull a "storage error", an HTTP error during a REST copy "internal").
 _BY_MESSAGE: tuple[tuple[re.Pattern[str], type[BoxliteError], str], ...] = (
-    (re.compile(r"already exists", re.I), AlreadyExistsError,
-     "choose another name or remove the existing one"),
-    (re.compile(r"failed to pull image|pull a registry token", re.I), ImageError,
-     "check the image reference and that the registry is reachable from this host"),
-    (re.compile(r"container disk not found", re.I), InvalidStateError,
-     "the box has no disk until it has been started once; start it (and stop it) first"),
+    (
+        re.compile(r"already exists", re.I),
+        AlreadyExistsError,
+        "choose another name or remove the existing one",
+    ),
+    (
+        re.compile(r"failed to pull image|pull a registry token", re.I),
+        ImageError,
+        "check the image reference and that the registry is reachable from this host",
+    ),
+    (
+        re.compile(r"container disk not found", re.I),
+        InvalidStateError,
+        "the box has no disk until it has been started once; start it (and stop it) first",
+    ),
     (re.compile(r"\(HTTP 404\)"), NotFoundError, ""),
     (re.compile(r"\(HTTP 409\)"), InvalidStateError, "check the box's status"),
     (re.compile(r"\(HTTP 4(00|13|22)\)"), InvalidArgumentError, "correct the argument"),

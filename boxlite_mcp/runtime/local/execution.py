@@ -117,8 +117,9 @@ class LocalExecution:
             # BoxLite servers refuse SIGKILL on the signal route: kill is its own call.
             await self.kill()
             return
-        await self._ignore_gone(f"send signal {signum} to execution {self._id}",
-                                lambda: self._sdk.signal(signum))
+        await self._ignore_gone(
+            f"send signal {signum} to execution {self._id}", lambda: self._sdk.signal(signum)
+        )
 
     async def kill(self) -> None:
         await self._ignore_gone(f"kill execution {self._id}", self._sdk.kill)
@@ -163,14 +164,16 @@ class LocalExecution:
             if source is None:
                 return
             async for piece in source:
-                data = piece.encode("utf-8", "surrogateescape") if isinstance(piece, str) \
+                data = (
+                    piece.encode("utf-8", "surrogateescape")
+                    if isinstance(piece, str)
                     else bytes(piece)
+                )
                 await self._pipe.put(stream, data)
         except asyncio.CancelledError:
             raise
         except Exception:  # the SDK ended the stream with an error: the result tells why
-            logger.debug("%s of execution %s ended with an error", stream, self._id,
-                         exc_info=True)
+            logger.debug("%s of execution %s ended with an error", stream, self._id, exc_info=True)
         finally:
             self._pipe.close()
 

@@ -82,8 +82,7 @@ class _CopyOut:
         self.box_src = box_src
         self.host_dest = host_dest
         if host_dest.exists() and not host_dest.is_dir() and not host_dest.is_file():
-            raise InvalidArgumentError(
-                f"host destination {host_dest} is not a file or directory")
+            raise InvalidArgumentError(f"host destination {host_dest} is not a file or directory")
         into_dir = host_dest.is_dir()
         self.created = _make_parents(host_dest if into_dir else host_dest.parent)
         self.root = (host_dest if into_dir else host_dest.parent) / (
@@ -100,12 +99,14 @@ class _CopyOut:
             _check_tree(staged, box_src)
             _merge_directory(staged, host_dest)
             return
-        target = host_dest / posixpath.basename(box_src.rstrip("/")) \
-            if host_dest.is_dir() else host_dest
+        target = (
+            host_dest / posixpath.basename(box_src.rstrip("/")) if host_dest.is_dir() else host_dest
+        )
         _check_entry(staged, Path(target.name), box_src)
         if target.is_dir() and not target.is_symlink():
             raise InvalidArgumentError(
-                f"cannot copy the file {box_src!r} onto the directory {target}")
+                f"cannot copy the file {box_src!r} onto the directory {target}"
+            )
         os.replace(staged, target)
 
     def abort(self) -> None:
@@ -171,8 +172,9 @@ def _check_entry(path: Path, relative: Path, box_src: str) -> None:
     mode = path.lstat().st_mode
     if stat.S_ISLNK(mode):
         target = os.readlink(path)
-        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(relative.as_posix()),
-                                                     target))
+        resolved = posixpath.normpath(
+            posixpath.join(posixpath.dirname(relative.as_posix()), target)
+        )
         if posixpath.isabs(target) or resolved == ".." or resolved.startswith("../"):
             raise InvalidArgumentError(
                 f"copying {box_src!r} out refused: the symlink {relative.as_posix()} -> {target} "
@@ -193,8 +195,12 @@ def _merge_directory(source: Path, dest: Path) -> None:
     dest.mkdir(exist_ok=True)
     for entry in sorted(source.iterdir()):
         target = dest / entry.name
-        if entry.is_dir() and not entry.is_symlink() and target.is_dir() \
-                and not target.is_symlink():
+        if (
+            entry.is_dir()
+            and not entry.is_symlink()
+            and target.is_dir()
+            and not target.is_symlink()
+        ):
             _merge_directory(entry, target)
             continue
         if target.is_dir() and not target.is_symlink():

@@ -57,11 +57,15 @@ _MARKER = "boxlite-probe-ok"
 
 #: Fixes ``boxlite-mcp doctor`` shows for a failed check (see ``Verdict.fix``).
 SDK_FIX = "pip install 'boxlite-mcp[local]'"
-KVM_MODULE_FIX = ("modprobe kvm_intel  (kvm_amd on AMD; with VT-x/AMD-V on in the firmware, "
-                  "or nested virtualisation on for this VM)")
-NO_HARDWARE_FIX = ("none on this machine: micro-VMs need a CPU with hardware virtualisation "
-                   "(bare-metal Linux, a VM type with nested virtualisation, or an Apple "
-                   "Silicon Mac); use the bwrap or rest runtime here")
+KVM_MODULE_FIX = (
+    "modprobe kvm_intel  (kvm_amd on AMD; with VT-x/AMD-V on in the firmware, "
+    "or nested virtualisation on for this VM)"
+)
+NO_HARDWARE_FIX = (
+    "none on this machine: micro-VMs need a CPU with hardware virtualisation "
+    "(bare-metal Linux, a VM type with nested virtualisation, or an Apple "
+    "Silicon Mac); use the bwrap or rest runtime here"
+)
 BOOT_FIX = "python -m boxlite_mcp.runtime.local.probe --boot --fresh  (shows why it failed)"
 
 _KVM_GET_API_VERSION = 0xAE00
@@ -92,19 +96,24 @@ def probe_mode(environ: dict[str, str] | None = None) -> ProbeMode:
 def host_check() -> Verdict:
     """Step 1: the SDK and the host's virtualisation, without booting anything."""
     if not sdk.available():
-        return Verdict(False, "the boxlite SDK is not installed (" + sdk.INSTALL_HINT + ")",
-                       fix=SDK_FIX)
+        return Verdict(
+            False, "the boxlite SDK is not installed (" + sdk.INSTALL_HINT + ")", fix=SDK_FIX
+        )
     system = platform.system()
     if system == "Linux":
         return _linux_check()
     if system == "Darwin":
         return _macos_check()
-    return Verdict(False, f"BoxLite micro-VMs run on Linux (KVM) and macOS; this is {system}",
-                   fix=NO_HARDWARE_FIX)
+    return Verdict(
+        False,
+        f"BoxLite micro-VMs run on Linux (KVM) and macOS; this is {system}",
+        fix=NO_HARDWARE_FIX,
+    )
 
 
-def boot_check(*, timeout: float = BOOT_TIMEOUT_SECONDS, fresh: bool = False,
-               cache_file: Path | None = None) -> Verdict:
+def boot_check(
+    *, timeout: float = BOOT_TIMEOUT_SECONDS, fresh: bool = False, cache_file: Path | None = None
+) -> Verdict:
     """Step 2: boot a box for real (or reuse this boot's cached verdict)."""
     cache_file = cache_file or default_cache_file()
     key = _cache_key()
@@ -117,16 +126,21 @@ def boot_check(*, timeout: float = BOOT_TIMEOUT_SECONDS, fresh: bool = False,
     return verdict
 
 
-def can_boot(mode: ProbeMode, *, timeout: float = BOOT_TIMEOUT_SECONDS,
-             cache_file: Path | None = None) -> Verdict:
+def can_boot(
+    mode: ProbeMode, *, timeout: float = BOOT_TIMEOUT_SECONDS, cache_file: Path | None = None
+) -> Verdict:
     """The verdict ``--runtime auto`` acts on, per ``mode`` (see the module docstring)."""
     if mode == "off":
-        return Verdict(False, f"{PROBE_ENV}=off: the local runtime is never chosen automatically",
-                       fix=f"unset {PROBE_ENV}")
+        return Verdict(
+            False,
+            f"{PROBE_ENV}=off: the local runtime is never chosen automatically",
+            fix=f"unset {PROBE_ENV}",
+        )
     if mode == "on":
         if not sdk.available():
-            return Verdict(False, "the boxlite SDK is not installed (" + sdk.INSTALL_HINT + ")",
-                           fix=SDK_FIX)
+            return Verdict(
+                False, "the boxlite SDK is not installed (" + sdk.INSTALL_HINT + ")", fix=SDK_FIX
+            )
         return Verdict(True, f"{PROBE_ENV}=on: the host is trusted to boot micro-VMs unchecked")
     static = host_check()
     if not static.ok or mode == "static":
@@ -158,24 +172,35 @@ def _linux_check() -> Verdict:
 def kvm_check(device: Path = Path("/dev/kvm")) -> Verdict:
     """``/dev/kvm`` opens read-write, speaks KVM API 12 and creates a VM."""
     if not device.exists():
-        return Verdict(False, f"{device} does not exist (no KVM: hardware virtualisation is off "
-                              "or not exposed to this machine)", fix=KVM_MODULE_FIX)
+        return Verdict(
+            False,
+            f"{device} does not exist (no KVM: hardware virtualisation is off "
+            "or not exposed to this machine)",
+            fix=KVM_MODULE_FIX,
+        )
     try:
         fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
     except OSError as exc:
-        return Verdict(False, f"{device} exists but cannot be opened read-write ({exc.strerror}); "
-                              "add this user to the kvm group",
-                       fix="usermod -aG kvm \"$USER\"  (then log in again)")
+        return Verdict(
+            False,
+            f"{device} exists but cannot be opened read-write ({exc.strerror}); "
+            "add this user to the kvm group",
+            fix='usermod -aG kvm "$USER"  (then log in again)',
+        )
     try:
         version = fcntl.ioctl(fd, _KVM_GET_API_VERSION)
         if version != _KVM_API_VERSION:
-            return Verdict(False, f"{device} speaks KVM API {version}, not {_KVM_API_VERSION}",
-                           fix=KVM_MODULE_FIX)
+            return Verdict(
+                False,
+                f"{device} speaks KVM API {version}, not {_KVM_API_VERSION}",
+                fix=KVM_MODULE_FIX,
+            )
         vm_fd = fcntl.ioctl(fd, _KVM_CREATE_VM, 0)
         os.close(vm_fd)
     except OSError as exc:
-        return Verdict(False, f"{device} opened but creating a VM failed ({exc.strerror})",
-                       fix=KVM_MODULE_FIX)
+        return Verdict(
+            False, f"{device} opened but creating a VM failed ({exc.strerror})", fix=KVM_MODULE_FIX
+        )
     finally:
         os.close(fd)
     return Verdict(True, f"{device} is usable")
@@ -207,16 +232,27 @@ def _cpu_flags(cpuinfo: Path) -> set[str]:
 
 def _macos_check() -> Verdict:
     if platform.machine() != "arm64":
-        return Verdict(False, "BoxLite on macOS needs Apple Silicon; this Mac is "
-                              f"{platform.machine()}", fix=NO_HARDWARE_FIX)
+        return Verdict(
+            False,
+            f"BoxLite on macOS needs Apple Silicon; this Mac is {platform.machine()}",
+            fix=NO_HARDWARE_FIX,
+        )
     try:
-        out = subprocess.run(["sysctl", "-n", "kern.hv_support"], capture_output=True,
-                             text=True, timeout=5, check=False).stdout.strip()
+        out = subprocess.run(
+            ["sysctl", "-n", "kern.hv_support"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         out = ""
     if out != "1":
-        return Verdict(False, "Hypervisor.framework is not available (kern.hv_support != 1)",
-                       fix=NO_HARDWARE_FIX)
+        return Verdict(
+            False,
+            "Hypervisor.framework is not available (kern.hv_support != 1)",
+            fix=NO_HARDWARE_FIX,
+        )
     return Verdict(True, "Apple Silicon with Hypervisor.framework")
 
 
@@ -226,19 +262,29 @@ def _macos_check() -> Verdict:
 def _attempt_boot(timeout: float) -> Verdict:
     """Boot in a subprocess (own process group), killed after ``timeout`` seconds."""
     started = time.monotonic()
-    what = (f"tried booting a BoxLite {sdk.version() or ''} micro-VM from a host-built OCI "
-            f"layout (timeout {timeout:.0f} s)")
+    what = (
+        f"tried booting a BoxLite {sdk.version() or ''} micro-VM from a host-built OCI "
+        f"layout (timeout {timeout:.0f} s)"
+    )
     with tempfile.TemporaryDirectory(prefix="boxlite-probe-") as scratch:
         command = [sys.executable, "-m", "boxlite_mcp.runtime.local.probe", "--child", scratch]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   start_new_session=True, text=True)
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            text=True,
+        )
         try:
             out, err = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(process)
             diagnostic = _diagnostics(Path(scratch))
-            return Verdict(False, f"{what}: no answer after {timeout:.0f} s, so it was killed"
-                                  + (f" ({diagnostic})" if diagnostic else ""))
+            return Verdict(
+                False,
+                f"{what}: no answer after {timeout:.0f} s, so it was killed"
+                + (f" ({diagnostic})" if diagnostic else ""),
+            )
         finally:
             _kill_group(process)
         elapsed = time.monotonic() - started
@@ -246,14 +292,19 @@ def _attempt_boot(timeout: float) -> Verdict:
             report = json.loads(out.strip().splitlines()[-1])
         except (IndexError, ValueError):
             tail = " ".join(err.split())[-300:]
-            return Verdict(False, f"{what}: the probe process exited {process.returncode} "
-                                  f"without a verdict ({tail or 'no output'})")
+            return Verdict(
+                False,
+                f"{what}: the probe process exited {process.returncode} "
+                f"without a verdict ({tail or 'no output'})",
+            )
         if report.get("ok"):
             return Verdict(True, f"a probe VM booted and ran a command in {elapsed:.1f} s")
         diagnostic = report.get("diagnostic") or ""
         error = str(report.get("error") or "failed").rstrip(". ")
-        return Verdict(False, f"{what}: {error}, after {elapsed:.0f} s"
-                              + (f" ({diagnostic})" if diagnostic else ""))
+        return Verdict(
+            False,
+            f"{what}: {error}, after {elapsed:.0f} s" + (f" ({diagnostic})" if diagnostic else ""),
+        )
 
 
 def _kill_group(process: subprocess.Popen[str]) -> None:
@@ -271,8 +322,11 @@ def _diagnostics(scratch: Path) -> str:
             if "ERROR" in line or "KVM" in line or "panic" in line.lower():
                 lines.append(line.split("]", 1)[-1].strip() if "]" in line else line.strip())
     for console in sorted(scratch.glob("home/boxes/*/logs/console.log")):
-        tail = [line.strip() for line in console.read_text(errors="replace").splitlines()
-                if line.strip()][-2:]
+        tail = [
+            line.strip()
+            for line in console.read_text(errors="replace").splitlines()
+            if line.strip()
+        ][-2:]
         lines.extend(f"console: {line}" for line in tail)
     text = "; ".join(dict.fromkeys(lines))
     return text[-400:]
@@ -290,15 +344,16 @@ async def _child(scratch: Path) -> dict[str, object]:
     report: dict[str, object]
     try:
         box = await runtime.create(BoxOptions(rootfs_path=str(layout)))
-        execution = await box.exec(ExecRequest(command="/bin/sh",
-                                               args=["-c", f"echo {_MARKER}"]))
+        execution = await box.exec(ExecRequest(command="/bin/sh", args=["-c", f"echo {_MARKER}"]))
         output = b"".join([chunk.data async for chunk in execution.output()])
         result = await execution.wait()
         if result.exit_code == 0 and _MARKER.encode() in output:
             await runtime.remove(box.id, force=True)
             return {"ok": True}
-        report = {"ok": False, "error": f"the probe command exited {result.exit_code} "
-                                        f"with {output[:200]!r}"}
+        report = {
+            "ok": False,
+            "error": f"the probe command exited {result.exit_code} with {output[:200]!r}",
+        }
     except BoxliteError as exc:
         report = {"ok": False, "error": exc.message.split(";")[0]}
     except Exception as exc:  # the verdict must come out whatever happened
@@ -317,8 +372,11 @@ def _run_child(scratch: Path) -> int:
     try:
         report = asyncio.run(_child(scratch))
     except Exception as exc:  # setting up failed (no sh to build from, home unusable)
-        report = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                  "diagnostic": _diagnostics(scratch)}
+        report = {
+            "ok": False,
+            "error": f"{type(exc).__name__}: {exc}",
+            "diagnostic": _diagnostics(scratch),
+        }
     print(json.dumps(report), flush=True)
     return 0
 
@@ -357,11 +415,15 @@ def _write_cache(cache_file: Path, key: dict[str, str], verdict: Verdict) -> Non
     with contextlib.suppress(OSError):
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         temporary = cache_file.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps({
-            "key": key,
-            "when": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "verdict": asdict(verdict),
-        }))
+        temporary.write_text(
+            json.dumps(
+                {
+                    "key": key,
+                    "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+                    "verdict": asdict(verdict),
+                }
+            )
+        )
         os.replace(temporary, cache_file)
 
 

@@ -92,9 +92,12 @@ class LocalRuntime:
     # -- construction --------------------------------------------------------------------
 
     @classmethod
-    def embedded(cls, home: Path | None = None,
-                 box_secrets: Mapping[str, Secret] | None = None,
-                 net_allow: Sequence[str] | None = None) -> LocalRuntime:
+    def embedded(
+        cls,
+        home: Path | None = None,
+        box_secrets: Mapping[str, Secret] | None = None,
+        net_allow: Sequence[str] | None = None,
+    ) -> LocalRuntime:
         """BoxLite's embedded VM runtime, its state under ``home``.
 
         ``home`` defaults to ``BOXLITE_HOME``, else ``~/.boxlite`` (the SDK's own
@@ -117,22 +120,30 @@ class LocalRuntime:
         return cls(runtime, home=home, box_secrets=box_secrets, net_allow=net_allow)
 
     @classmethod
-    def rest(cls, url: str, api_key: str | None = None, path_prefix: str | None = None,
-             box_secrets: Mapping[str, Secret] | None = None) -> LocalRuntime:
+    def rest(
+        cls,
+        url: str,
+        api_key: str | None = None,
+        path_prefix: str | None = None,
+        box_secrets: Mapping[str, Secret] | None = None,
+    ) -> LocalRuntime:
         """The SDK's REST client (``Boxlite.rest``) for the BoxLite server at ``url``."""
         module = sdk.load()
         url = url.strip().rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise InvalidArgumentError(
-                f"BoxLite server URL must start with http:// or https://, got {url!r}")
+                f"BoxLite server URL must start with http:// or https://, got {url!r}"
+            )
         try:
             credential = module.ApiKeyCredential(api_key) if api_key else None
-            options = module.BoxliteRestOptions(url=url, credential=credential,
-                                                path_prefix=path_prefix)
+            options = module.BoxliteRestOptions(
+                url=url, credential=credential, path_prefix=path_prefix
+            )
             runtime = module.Boxlite.rest(options)
         except Exception as exc:
             raise Translator((api_key or "",)).error(
-                exc, f"connect the SDK to the BoxLite server at {url}") from exc
+                exc, f"connect the SDK to the BoxLite server at {url}"
+            ) from exc
         return cls(runtime, url=url, secrets=(api_key or "",), box_secrets=box_secrets)
 
     # -- what it is ----------------------------------------------------------------------
@@ -143,8 +154,10 @@ class LocalRuntime:
         return self._url is not None
 
     async def info(self) -> RuntimeInfo:
-        details = {"mode": "rest" if self.remote else "embedded",
-                   "sdk": f"boxlite {sdk.version() or 'unknown'}"}
+        details = {
+            "mode": "rest" if self.remote else "embedded",
+            "sdk": f"boxlite {sdk.version() or 'unknown'}",
+        }
         if self._home is not None:
             details["home"] = str(self._home)
         return RuntimeInfo(
@@ -169,12 +182,14 @@ class LocalRuntime:
             except PolicyError as exc:
                 raise InvalidArgumentError(f"network.allow_net: {exc}") from None
             options = options.model_copy(
-                update={"network": NetworkSpec(mode="enabled", allow_net=allow)})
+                update={"network": NetworkSpec(mode="enabled", allow_net=allow)}
+            )
         rootfs = await self._resolve_rootfs(options.rootfs_path)
         what = f"create box {options.name!r}" if options.name else "create a box"
         async with self.errors.translated(what):
-            sdk_options = convert.box_options(self._sdk_module, options, rest=self.remote,
-                                              rootfs_path=rootfs, secrets=chosen)
+            sdk_options = convert.box_options(
+                self._sdk_module, options, rest=self.remote, rootfs_path=rootfs, secrets=chosen
+            )
             handle = await module.create(sdk_options, name=options.name)
         return self.wrap(handle)
 
@@ -203,9 +218,12 @@ class LocalRuntime:
         if not force and status in ("running", "stopping", "paused"):
             raise InvalidStateError(
                 f"box {box!r} is {status}; stop it first, or remove it with force",
-                box=box, required_state="stopped")
-        await self.errors.call(f"remove box {box!r}",
-                               self._runtime_sdk().remove(str(info.id), force=force))
+                box=box,
+                required_state="stopped",
+            )
+        await self.errors.call(
+            f"remove box {box!r}", self._runtime_sdk().remove(str(info.id), force=force)
+        )
 
     async def metrics(self) -> RuntimeMetrics:
         raw = await self.errors.call("read runtime metrics", self._runtime_sdk().metrics())
@@ -223,7 +241,8 @@ class LocalRuntime:
         if not files.archive_exists(archive):
             raise NotFoundError(f"archive {archive} does not exist (or is not a file)")
         handle = await self.errors.call(
-            f"import {archive}", self._runtime_sdk().import_box(str(archive), name=name))
+            f"import {archive}", self._runtime_sdk().import_box(str(archive), name=name)
+        )
         return self.wrap(handle)
 
     async def aclose(self) -> None:
@@ -284,8 +303,7 @@ class LocalRuntime:
         if not boxes:
             return f"no box {box!r}; there are no boxes (create one first)"
         named = [f"{b.id} ({b.name})" if b.name else b.id for b in boxes[:_NAMED_IN_ERRORS]]
-        more = f" and {len(boxes) - _NAMED_IN_ERRORS} more" if len(boxes) > _NAMED_IN_ERRORS \
-            else ""
+        more = f" and {len(boxes) - _NAMED_IN_ERRORS} more" if len(boxes) > _NAMED_IN_ERRORS else ""
         return f"no box {box!r}; existing boxes: {', '.join(named)}{more}"
 
     async def _resolve_rootfs(self, rootfs_path: str | None) -> str | None:
@@ -306,8 +324,12 @@ class LocalRuntime:
                 capabilities = await _server_capabilities(str(self._url))
             else:
                 capabilities = Capabilities(
-                    snapshots_enabled=True, clone_enabled=True, export_enabled=True,
-                    import_enabled=True, tty_enabled=True, streaming_enabled=True,
+                    snapshots_enabled=True,
+                    clone_enabled=True,
+                    export_enabled=True,
+                    import_enabled=True,
+                    tty_enabled=True,
+                    streaming_enabled=True,
                 )
             # Both are the SDK's, whatever is behind it: it hands output over as
             # str decoded from UTF-8 (invalid bytes become U+FFFD), and it reads
@@ -325,8 +347,10 @@ def _layout_for_rootfs(rootfs_path: str, home: Path) -> Path:
     if not rootfs.is_absolute():
         raise InvalidArgumentError(f"rootfs_path {rootfs_path!r} must be an absolute path")
     if not rootfs.is_dir():
-        raise ImageError(f"rootfs_path {rootfs_path} does not exist or is not a directory; "
-                         "give an OCI image layout or a root filesystem directory")
+        raise ImageError(
+            f"rootfs_path {rootfs_path} does not exist or is not a directory; "
+            "give an OCI image layout or a root filesystem directory"
+        )
     if oci.is_layout(rootfs):
         return rootfs
     layouts = home / "mcp-layouts"

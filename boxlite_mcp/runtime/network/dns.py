@@ -126,8 +126,9 @@ class DnsServer:
         """Answer queries over TCP on the listening ``sock`` as well."""
         self._tcp = await asyncio.start_server(self._tcp_connection, sock=sock)
 
-    async def _tcp_connection(self, reader: asyncio.StreamReader,
-                              writer: asyncio.StreamWriter) -> None:
+    async def _tcp_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         if len(self._tcp_writers) >= MAX_TCP_CONNECTIONS:
             writer.close()
             return

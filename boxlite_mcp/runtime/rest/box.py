@@ -53,9 +53,7 @@ _WRITE_BYTES = 1024 * 1024
 class RestBox:
     """The runtime contract's ``Box`` over the REST API."""
 
-    def __init__(
-        self, client: RestClient, tasks: set[asyncio.Task[None]], info: BoxInfo
-    ) -> None:
+    def __init__(self, client: RestClient, tasks: set[asyncio.Task[None]], info: BoxInfo) -> None:
         self._client = client
         self._tasks = tasks
         self._id = info.id
@@ -102,7 +100,9 @@ class RestBox:
 
     async def start(self) -> None:
         await self._client.request(
-            "POST", await self._url("start"), idempotency_key=True,
+            "POST",
+            await self._url("start"),
+            idempotency_key=True,
             what=f"start {self._label()}",
         )
 
@@ -111,7 +111,10 @@ class RestBox:
             raise InvalidArgumentError(f"stop timeout must be >= 0, got {timeout_seconds}")
         body = {"timeout_seconds": timeout_seconds} if timeout_seconds is not None else None
         await self._client.request(
-            "POST", await self._url("stop"), json=body, idempotency_key=True,
+            "POST",
+            await self._url("stop"),
+            json=body,
+            idempotency_key=True,
             what=f"stop {self._label()}",
         )
 
@@ -140,11 +143,15 @@ class RestBox:
         # 0.10 attaches on a connection of its own: open it while the POST is in flight.
         preconnect = (
             asyncio.get_running_loop().create_task(self._client.upgrades.open_stream(url))
-            if websocket else None
+            if websocket
+            else None
         )
         try:
             response = await self._client.request(
-                "POST", url, json=body, idempotency_key=True,
+                "POST",
+                url,
+                json=body,
+                idempotency_key=True,
                 what=f"run {request.command!r} in {self._label()}",
             )
             execution_id = parse(ExecResponse, response.content, "start an exec").execution_id
@@ -181,7 +188,9 @@ class RestBox:
         await capabilities.require(self._client, "snapshots")
         with self._needs_stopped():
             response = await self._client.request(
-                "POST", await self._url("snapshots"), json={"name": name},
+                "POST",
+                await self._url("snapshots"),
+                json={"name": name},
                 what=f"snapshot {self._label()} as {name!r}",
             )
         return parse(WireSnapshot, response.content, "create a snapshot").to_info()
@@ -197,7 +206,8 @@ class RestBox:
     async def snapshot_get(self, name: str) -> SnapshotInfo:
         await capabilities.require(self._client, "snapshots")
         response = await self._client.request(
-            "GET", await self._url("snapshots", name),
+            "GET",
+            await self._url("snapshots", name),
             what=f"read snapshot {name!r} of {self._label()}",
         )
         return parse(WireSnapshot, response.content, "read a snapshot").to_info()
@@ -205,7 +215,8 @@ class RestBox:
     async def snapshot_remove(self, name: str) -> None:
         await capabilities.require(self._client, "snapshots")
         await self._client.request(
-            "DELETE", await self._url("snapshots", name),
+            "DELETE",
+            await self._url("snapshots", name),
             what=f"remove snapshot {name!r} of {self._label()}",
         )
 
@@ -213,7 +224,8 @@ class RestBox:
         await capabilities.require(self._client, "snapshots")
         with self._needs_stopped():
             await self._client.request(
-                "POST", await self._url("snapshots", name, "restore"),
+                "POST",
+                await self._url("snapshots", name, "restore"),
                 what=f"restore {self._label()} from snapshot {name!r}",
             )
 
@@ -229,8 +241,11 @@ class RestBox:
                 "created, which this server does not offer yet"
             )
         response = await self._client.request(
-            "POST", await self._url("network", "tunnel"), params={"port": str(port)},
-            idempotent=True, what=f"expose port {port} of {self._label()}",
+            "POST",
+            await self._url("network", "tunnel"),
+            params={"port": str(port)},
+            idempotent=True,
+            what=f"expose port {port} of {self._label()}",
         )
         tunnel = parse(WireTunnel, response.content, f"expose port {port}")
         return ExposedPort(port=port, url=tunnel.uri)
@@ -243,7 +258,9 @@ class RestBox:
         await capabilities.require(self._client, "clone")
         with self._needs_stopped():
             response = await self._client.request(
-                "POST", await self._url("clone"), json={"name": name} if name else {},
+                "POST",
+                await self._url("clone"),
+                json={"name": name} if name else {},
                 what=f"clone {self._label()}",
             )
         return self._box(response, "clone a box")
@@ -254,8 +271,10 @@ class RestBox:
 
         async def remove(made: Box) -> None:
             await self._client.request(
-                "DELETE", await self._client.url("boxes", made.id),
-                params={"force": "true"}, idempotency_key=True,
+                "DELETE",
+                await self._client.url("boxes", made.id),
+                params={"force": "true"},
+                idempotency_key=True,
             )
 
         return await clones.clone_all(count, names, self.clone, remove)
@@ -283,11 +302,17 @@ class RestBox:
             async with await anyio.open_file(partial, "wb") as out:
                 try:
                     async with self._client.stream(
-                        "POST", url, json={}, what=f"export {self._label()}",
+                        "POST",
+                        url,
+                        json={},
+                        what=f"export {self._label()}",
                     ) as response:
                         pending = bytearray()
-                        body = paced(response.aiter_raw(), window=self._client.settings.timeout,
-                                     what=f"export {self._label()}")
+                        body = paced(
+                            response.aiter_raw(),
+                            window=self._client.settings.timeout,
+                            what=f"export {self._label()}",
+                        )
                         async for chunk in body:
                             pending += chunk
                             if len(pending) >= _WRITE_BYTES:

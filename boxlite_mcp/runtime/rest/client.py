@@ -66,7 +66,6 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 Content = bytes | AsyncIterable[bytes] | Callable[[], AsyncIterable[bytes]] | None
 
 
-
 def _failed(url: str, exc: BaseException, timeout: float) -> BoxliteError:
     """A transport failure or a missed deadline, as an error naming the URL only."""
     if isinstance(exc, TimeoutError):
@@ -87,7 +86,8 @@ class RestClient:
         limits = httpx.Limits(
             max_connections=settings.max_connections,
             max_keepalive_connections=(
-                settings.max_connections if settings.max_keepalive_connections is None
+                settings.max_connections
+                if settings.max_keepalive_connections is None
                 else settings.max_keepalive_connections
             ),
         )
@@ -197,7 +197,10 @@ class RestClient:
             if self._config is None:
                 root = self._root or f"{self.settings.url}/v1"
                 response = await self.request(
-                    "GET", f"{root}/config", auth=False, ok_statuses=(404,),
+                    "GET",
+                    f"{root}/config",
+                    auth=False,
+                    ok_statuses=(404,),
                     what="read the server configuration (GET /v1/config)",
                 )
                 try:
@@ -233,9 +236,20 @@ class RestClient:
         Statuses in ``ok_statuses`` are returned (body read) instead of raised.
         """
         answer = await self._send(
-            method, url, json=json, data=data, content=content, params=params,
-            headers=headers, idempotency_key=idempotency_key, idempotent=idempotent,
-            auth=auth, timeouts=timeouts, what=what, stream=False, ok_statuses=ok_statuses,
+            method,
+            url,
+            json=json,
+            data=data,
+            content=content,
+            params=params,
+            headers=headers,
+            idempotency_key=idempotency_key,
+            idempotent=idempotent,
+            auth=auth,
+            timeouts=timeouts,
+            what=what,
+            stream=False,
+            ok_statuses=ok_statuses,
         )
         assert isinstance(answer, Answer)
         return answer
@@ -257,9 +271,20 @@ class RestClient:
     ) -> AsyncIterator[httpx.Response]:
         """Like ``request`` but the 2xx body is left to read as it arrives."""
         response = await self._send(
-            method, url, json=json, data=None, content=content, params=params,
-            headers=headers, idempotency_key=False, idempotent=idempotent, auth=True,
-            timeouts=timeouts, what=what, stream=True, ok_statuses=ok_statuses,
+            method,
+            url,
+            json=json,
+            data=None,
+            content=content,
+            params=params,
+            headers=headers,
+            idempotency_key=False,
+            idempotent=idempotent,
+            auth=True,
+            timeouts=timeouts,
+            what=what,
+            stream=True,
+            ok_statuses=ok_statuses,
         )
         assert isinstance(response, httpx.Response)
         try:
@@ -287,8 +312,8 @@ class RestClient:
     ) -> httpx.Response | Answer:
         """One logical request: a streamed response (``stream``) or a read Answer."""
         key = str(uuid.uuid4()) if idempotency_key else None
-        retry_unsafe = idempotent if idempotent is not None else (
-            method in _SAFE_METHODS or key is not None
+        retry_unsafe = (
+            idempotent if idempotent is not None else (method in _SAFE_METHODS or key is not None)
         )
         retries = self.settings.retries
         attempt = 0
@@ -301,7 +326,12 @@ class RestClient:
                 request_headers["Idempotency-Key"] = key
             body = content() if callable(content) else content
             request = self._http.build_request(
-                method, parsed_url(url), json=json, data=data, content=body, params=params,
+                method,
+                parsed_url(url),
+                json=json,
+                data=data,
+                content=body,
+                params=params,
                 headers=request_headers,
                 timeout=timeouts if timeouts is not None else httpx.USE_CLIENT_DEFAULT,
             )
@@ -316,8 +346,11 @@ class RestClient:
                     status = response.status_code
                     self._check_answer(response, what, ok_statuses)
                     if not stream and (status < 300 or status in ok_statuses):
-                        answer = Answer(status, response.headers,
-                                        await read_capped(response, MAX_ANSWER_BYTES, what))
+                        answer = Answer(
+                            status,
+                            response.headers,
+                            await read_capped(response, MAX_ANSWER_BYTES, what),
+                        )
             except _NOT_SENT as exc:
                 failure = exc
             except (httpx.TransportError, TimeoutError) as exc:
@@ -407,7 +440,12 @@ class RestClient:
             delay = max(delay, min(float(retry_after), s.backoff_max))
         logger.debug(
             "retrying %s %s after %s (attempt %d of %d, in %.2fs)",
-            method, httpx.URL(url).path, cause, attempt, s.retries, delay,
+            method,
+            httpx.URL(url).path,
+            cause,
+            attempt,
+            s.retries,
+            delay,
         )
         await anyio.sleep(delay)
 

@@ -80,8 +80,7 @@ class _Resume:
     budget instead of repeating output.
     """
 
-    __slots__ = ("catch_up", "delivered", "dropped", "exit_only", "first_id", "last_id",
-                 "recent")
+    __slots__ = ("catch_up", "delivered", "dropped", "exit_only", "first_id", "last_id", "recent")
 
     def __init__(self) -> None:
         self.last_id: str | None = None
@@ -140,7 +139,7 @@ def _data_field(event: str, raw: bytes) -> str:
     except (ValueError, RecursionError):
         raise InternalError(
             f"the server sent a malformed SSE '{event}' event: its data is not JSON "
-            f"(expected {{\"data\": \"<base64>\"}}, got {raw[:80]!r})"
+            f'(expected {{"data": "<base64>"}}, got {raw[:80]!r})'
         ) from None
     if not isinstance(value, dict) or not isinstance(value.get("data"), str):
         raise InternalError(
@@ -203,7 +202,9 @@ class SseExecution(RestExecution):
         error_text: str | None = None
         connected = False
         reconnect = Reconnect(
-            settings, f"the output stream of execution {self._id}", url,
+            settings,
+            f"the output stream of execution {self._id}",
+            url,
             "resume it",
         )
 
@@ -215,10 +216,16 @@ class SseExecution(RestExecution):
             elif connected and resume.delivered:
                 resume.exit_only = True  # no id to resume from: never deliver output twice
             try:
-                async with client.stream(
-                    "GET", url, headers=headers, timeouts=timeouts,
-                    what=f"stream the output of execution {self._id}",
-                ) as response, asyncio.timeout(None) as tail:
+                async with (
+                    client.stream(
+                        "GET",
+                        url,
+                        headers=headers,
+                        timeouts=timeouts,
+                        what=f"stream the output of execution {self._id}",
+                    ) as response,
+                    asyncio.timeout(None) as tail,
+                ):
                     if "text/event-stream" not in response.headers.get("content-type", ""):
                         raise InternalError(
                             f"the server answered the output stream of execution {self._id} "
@@ -227,7 +234,8 @@ class SseExecution(RestExecution):
                         )
                     connected = True
                     async for sse in read_events(
-                        response.aiter_raw(), max_event_bytes=settings.sse_max_event_bytes,
+                        response.aiter_raw(),
+                        max_event_bytes=settings.sse_max_event_bytes,
                         stall_seconds=settings.stream_idle_timeout,
                     ):
                         if result is not None:
@@ -263,8 +271,13 @@ class SseExecution(RestExecution):
                 if error_text is not None:
                     return ExecResult(exit_code=-1, error_message=error_text)
                 cause = "the output stream ended before the exit event"
-            except (TimeoutError, httpx.TransportError, UnavailableError, BoxTimeoutError,
-                    SseStalled) as exc:
+            except (
+                TimeoutError,
+                httpx.TransportError,
+                UnavailableError,
+                BoxTimeoutError,
+                SseStalled,
+            ) as exc:
                 if result is not None:
                     return result
                 if isinstance(exc, UnavailableError | BoxTimeoutError):
@@ -298,6 +311,9 @@ class SseExecution(RestExecution):
         if close:
             headers["X-Close-Stdin"] = "true"
         await self._client.request(
-            "POST", await self._url("input"), content=data, headers=headers,
+            "POST",
+            await self._url("input"),
+            content=data,
+            headers=headers,
             what=f"write to the stdin of execution {self._id}",
         )

@@ -128,7 +128,9 @@ class WsExecution(RestExecution):
         attached = False
         info: ExecutionInfo | None = None
         reconnect = Reconnect(
-            settings, f"the attach socket of execution {self._id}", url,
+            settings,
+            f"the attach socket of execution {self._id}",
+            url,
             "re-attach",
         )
 
@@ -139,10 +141,12 @@ class WsExecution(RestExecution):
                 offsets = self._offsets
                 params = (
                     f"?stdout_offset={offsets[_STDOUT]}&stderr_offset={offsets[_STDERR]}"
-                    if offsets[_STDOUT] or offsets[_STDERR] else ""
+                    if offsets[_STDOUT] or offsets[_STDERR]
+                    else ""
                 )
                 async with self._client.upgrades.websocket(
-                    url + params, what=f"attach to execution {self._id}",
+                    url + params,
+                    what=f"attach to execution {self._id}",
                     stream=await self._take_preconnected(),
                 ) as ws:
                     attached = True
@@ -317,9 +321,11 @@ class WsExecution(RestExecution):
             )
         message = self._error_text or _str(frame.get("error_message"))
         totals = (frame.get("stdout_bytes"), frame.get("stderr_bytes"))
-        if all(isinstance(total, int) for total in totals) and (
-            totals[0] != self._offsets[_STDOUT] or totals[1] != self._offsets[_STDERR]
-        ) and not self._error_text:
+        if (
+            all(isinstance(total, int) for total in totals)
+            and (totals[0] != self._offsets[_STDOUT] or totals[1] != self._offsets[_STDERR])
+            and not self._error_text
+        ):
             message = (
                 f"the server reports {totals[0]} bytes of stdout and {totals[1]} of stderr, "
                 f"but {self._offsets[_STDOUT]} and {self._offsets[_STDERR]} arrived"
@@ -375,9 +381,7 @@ class WsExecution(RestExecution):
         await self._send_frame(_EOF_FRAME)
 
     async def _send_kill(self) -> None:
-        await self._client.request(
-            "DELETE", await self._url(), what=f"kill execution {self._id}"
-        )
+        await self._client.request("DELETE", await self._url(), what=f"kill execution {self._id}")
 
 
 async def discard_preconnect(task: asyncio.Task[httpcore.AsyncNetworkStream | None] | None) -> None:

@@ -206,9 +206,7 @@ class RestExecution:
             return
         async with self._stdin_lock:
             if self._done.is_set():
-                raise InvalidStateError(
-                    f"execution {self._id} has exited; its stdin is closed"
-                )
+                raise InvalidStateError(f"execution {self._id} has exited; its stdin is closed")
             await self._send_stdin(data)
 
     async def close_stdin(self) -> None:
@@ -237,9 +235,7 @@ class RestExecution:
                 f"execution {self._id} has no TTY; start it with tty=true to resize"
             )
         if not self._done.is_set():
-            await self._ignoring_exit(
-                self._post_control("resize", {"cols": cols, "rows": rows})
-            )
+            await self._ignoring_exit(self._post_control("resize", {"cols": cols, "rows": rows}))
 
     async def _ignoring_exit(self, operation: object) -> None:
         """Run a control request; a 404/409 because the process already ended is no error."""
@@ -272,6 +268,10 @@ class RestExecution:
         self, what: str, body: dict[str, int], *, idempotency_key: bool = False
     ) -> None:
         await self._client.request(
-            "POST", await self._url(what), json=body, idempotent=True,
-            idempotency_key=idempotency_key, what=f"{what} execution {self._id}",
+            "POST",
+            await self._url(what),
+            json=body,
+            idempotent=True,
+            idempotency_key=idempotency_key,
+            what=f"{what} execution {self._id}",
         )

@@ -43,8 +43,11 @@ async def copy_in(client: RestClient, box_id: str, host_src: Path, box_dest: str
                 yield chunk
 
         await client.request(
-            "PUT", await client.url("boxes", box_id, "files"), params={"path": box_dest},
-            content=body, idempotent=True,
+            "PUT",
+            await client.url("boxes", box_id, "files"),
+            params={"path": box_dest},
+            content=body,
+            idempotent=True,
             headers={"Content-Type": "application/x-tar", "Content-Length": str(size)},
             what=f"copy {host_src.name or host_src} into box {box_id} at {box_dest}",
         )
@@ -58,8 +61,7 @@ async def copy_out(client: RestClient, box_id: str, box_src: str, host_dest: Pat
     url = await client.url("boxes", box_id, "files")
     limits = await _limits(client)
     try:
-        spool = await _download(client, url, box_src, f"copy {box_src} out of box {box_id}",
-                                limits)
+        spool = await _download(client, url, box_src, f"copy {box_src} out of box {box_id}", limits)
     except NotFoundError as exc:
         if mount:
             raise NotFoundError(
@@ -83,14 +85,18 @@ async def _limits(client: RestClient) -> archive.Limits:
     return archive.Limits()
 
 
-async def _download(client: RestClient, url: str, box_src: str, what: str,
-                    limits: archive.Limits) -> BinaryIO:
+async def _download(
+    client: RestClient, url: str, box_src: str, what: str, limits: archive.Limits
+) -> BinaryIO:
     """The tar, spooled; a body cut mid-way is fetched again (GET is idempotent)."""
     attempt = 0
     while True:
         try:
             async with client.stream(
-                "GET", url, params={"path": box_src}, headers={"Accept": "application/x-tar"},
+                "GET",
+                url,
+                params={"path": box_src},
+                headers={"Accept": "application/x-tar"},
                 what=what,
             ) as response:
                 body = paced(response.aiter_raw(), window=client.settings.timeout, what=what)

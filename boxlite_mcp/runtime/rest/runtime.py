@@ -130,7 +130,10 @@ class RestRuntime:
         if self.client.generation == "0.10":
             body = {key: value for key, value in body.items() if key not in _NOT_IN_010}
         response = await self.client.request(
-            "POST", await self.client.url("boxes"), json=body, idempotency_key=True,
+            "POST",
+            await self.client.url("boxes"),
+            json=body,
+            idempotency_key=True,
             what="create a box" + (f" named {options.name!r}" if options.name else ""),
         )
         return self._box(response.content, "create a box")
@@ -177,8 +180,10 @@ class RestRuntime:
             raise InvalidArgumentError(f"invalid box id or name {box!r}")
         try:
             await self.client.request(
-                "DELETE", await self.client.url("boxes", box),
-                params={"force": "true"} if force else None, idempotency_key=True,
+                "DELETE",
+                await self.client.url("boxes", box),
+                params={"force": "true"} if force else None,
+                idempotency_key=True,
                 what=f"remove box {box!r}",
             )
         except InvalidStateError as exc:  # only a running box conflicts with a removal
@@ -200,7 +205,9 @@ class RestRuntime:
         if name is not None:
             # importBox documents no conflict answer in either generation: check first.
             taken = await self.client.request(
-                "GET", await self.client.url("boxes", name), ok_statuses=(404,),
+                "GET",
+                await self.client.url("boxes", name),
+                ok_statuses=(404,),
                 what=f"check whether box name {name!r} is free",
             )
             if taken.status_code != 404:
@@ -217,7 +224,10 @@ class RestRuntime:
         url = await self.client.url("boxes", "import")
         try:
             response = await self.client.request(
-                "POST", url, content=body, params={"name": name} if name else None,
+                "POST",
+                url,
+                content=body,
+                params={"name": name} if name else None,
                 headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
                 what=f"import {archive.name}",
             )
@@ -230,8 +240,11 @@ class RestRuntime:
         if not reference:
             raise InvalidArgumentError("an image reference is required, e.g. alpine:latest")
         response = await self.client.request(
-            "POST", await self.client.url("images", "pull"), json={"reference": reference},
-            idempotency_key=True, what=f"pull image {reference!r}",
+            "POST",
+            await self.client.url("images", "pull"),
+            json={"reference": reference},
+            idempotency_key=True,
+            what=f"pull image {reference!r}",
         )
         return parse(ImageInfo, response.content, f"pull image {reference!r}")
 

@@ -108,8 +108,13 @@ class HeaderWatch:
     What it cannot parse it leaves to :func:`scan` (a clear "not a tar" error).
     """
 
-    _META_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
-                   tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+    _META_TYPES = (
+        tarfile.XHDTYPE,
+        tarfile.XGLTYPE,
+        tarfile.SOLARIS_XHDTYPE,
+        tarfile.GNUTYPE_LONGNAME,
+        tarfile.GNUTYPE_LONGLINK,
+    )
     _META_MAX = 1024 * 1024
 
     def __init__(self, limits: Limits) -> None:
@@ -156,9 +161,7 @@ class HeaderWatch:
         size = max(info.size, 0)
         if info.type in self._META_TYPES:
             if size > self._META_MAX:
-                raise UnsafeArchiveError(
-                    f"archive has a {size}-byte extended header; refused"
-                )
+                raise UnsafeArchiveError(f"archive has a {size}-byte extended header; refused")
             self._meta, self._meta_left = bytearray(), size
             self._skip = _blocks(size)
             return
@@ -284,8 +287,11 @@ def check_member(member: tarfile.TarInfo, *, contained_links: bool = True) -> st
         # A base-256 size field can be negative; tarfile would then step back
         # and read the same header again, up to the entry cap.
         raise UnsafeArchiveError(f"archive entry {member.name!r} has a negative size; refused")
-    if member.ischr() or member.isblk() or member.isfifo() or not (
-        member.isreg() or member.isdir() or member.issym() or member.islnk()
+    if (
+        member.ischr()
+        or member.isblk()
+        or member.isfifo()
+        or not (member.isreg() or member.isdir() or member.issym() or member.islnk())
     ):
         raise UnsafeArchiveError(
             f"archive entry {member.name!r} is a device, fifo or special file; refused"
@@ -338,9 +344,7 @@ class Scanned(Sequence[tarfile.TarInfo]):
         return self.first
 
 
-def _through_symlink(
-    parts: Iterable[str], symlinks: set[str], *, last: bool = False
-) -> str | None:
+def _through_symlink(parts: Iterable[str], symlinks: set[str], *, last: bool = False) -> str | None:
     """The earlier symlink entry a path walks through (or, if ``last``, ends at).
 
     Link targets are judged as text by :func:`check_member`; on disk, ``l1 -> .``
@@ -384,9 +388,7 @@ def _entries(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
         yield member
 
 
-def scan(
-    tar_file: BinaryIO, limits: Limits = Limits(), *, contained_links: bool = True
-) -> Scanned:
+def scan(tar_file: BinaryIO, limits: Limits = Limits(), *, contained_links: bool = True) -> Scanned:
     """Read and validate every header (not the data) in bounded memory.
 
     Leaves the file at 0. The entry and size caps fire while streaming.
@@ -501,16 +503,16 @@ def _check_merge(src: Path, dst: Path) -> None:
                 )
             _check_merge(Path(entry.path), target)
         elif stat.S_ISDIR(st.st_mode):
-            raise InvalidArgumentError(
-                f"{target} is a directory; the archive has a file there"
-            )
+            raise InvalidArgumentError(f"{target} is a directory; the archive has a file there")
 
 
 def _merge(src: Path, dst: Path) -> None:
     for entry in os.scandir(src):
         target = dst / entry.name
-        if entry.is_dir(follow_symlinks=False) and os.path.isdir(target) and not os.path.islink(
-            target
+        if (
+            entry.is_dir(follow_symlinks=False)
+            and os.path.isdir(target)
+            and not os.path.islink(target)
         ):
             _merge(Path(entry.path), target)
         else:
@@ -563,9 +565,7 @@ def unpack(
             _check_merge(staging, dest_path)
             _merge(staging, dest_path)
     except OSError as exc:
-        raise InvalidArgumentError(
-            f"cannot unpack into {dest_str}: {exc.strerror or exc}"
-        ) from exc
+        raise InvalidArgumentError(f"cannot unpack into {dest_str}: {exc.strerror or exc}") from exc
     finally:
         if os.path.lexists(staging):  # False, not an error, if staging was never made
             shutil.rmtree(staging)

@@ -164,6 +164,7 @@ next exec_run starts it again. Stopping a stopped box does nothing.""",
 )
 async def box_stop(call: ToolCall, args: BoxStopInput) -> BoxResult:
     entry = await call.box(args.box)
+    await call.services.python.close_box(entry.id)
     await entry.box.stop(args.timeout_seconds)
     return BoxResult(
         box=await call.services.box_view(entry),
@@ -182,6 +183,7 @@ gone). Do this when you are done with a box; copy anything you need out first
 )
 async def box_remove(call: ToolCall, args: BoxRemoveInput) -> BoxRemoveResult:
     entry = await call.registry.remove(call.who.owner, args.box, force=args.force)
+    await call.services.python.close_box(entry.id)
     return BoxRemoveResult(
         id=entry.id, name=entry.name, message=f"Box {entry.label} and its files are gone."
     )

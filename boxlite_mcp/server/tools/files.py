@@ -7,9 +7,10 @@ import binascii
 import posixpath
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import anyio
+from mcp_types import CallToolResult, ContentBlock, TextContent
 
 from ...runtime.errors import InvalidArgumentError, NotFoundError
 from ...sessions.boxfiles import read_box_file, stat, too_big
@@ -22,6 +23,7 @@ from ..models import (
     FileWriteInput,
     FileWriteResult,
 )
+from ..pictures import image_content, sniff
 from ..services import Services, ToolCall
 from .declare import ToolGroup
 
@@ -48,17 +50,31 @@ parts with exec_run (head, tail, grep) instead. Paths are absolute paths in the 
 
 
 @tools.tool(title="Read a file from a box", description=_file_read_description, read_only=True)
-async def file_read(call: ToolCall, args: FileReadInput) -> FileReadResult:
+async def file_read(
+    call: ToolCall, args: FileReadInput
+) -> Annotated[CallToolResult, FileReadResult]:
     entry = await call.box(args.box)
     data = await read_box_file(entry, args.path, call.settings.file_transfer_cap_bytes)
-    content, encoding = _encode(data, args.encoding)
-    return FileReadResult(
+    mime_type = sniff(data)
+    # A picture is binary even when its bytes happen to decode as UTF-8.
+    wanted = "base64" if mime_type is not None and args.encoding == "auto" else args.encoding
+    content, encoding = _encode(data, wanted)
+    result = FileReadResult(
         box_id=entry.id,
         path=args.path,
         size_bytes=len(data),
         encoding=encoding,
         content=content,
+        mime_type=mime_type,
     )
+    structured = result.model_dump(mode="json")
+    blocks: list[ContentBlock]
+    if mime_type is None:
+        blocks = [TextContent(type="text", text=result.model_dump_json())]
+    else:  # the picture itself, not its base64 a second time as text
+        summary = f"{args.path}: {mime_type}, {len(data)} bytes (shown as an image)."
+        blocks = [TextContent(type="text", text=summary), image_content(data, mime_type)]
+    return CallToolResult(content=blocks, structured_content=structured, is_error=False)
 
 
 def _file_write_description(services: Services) -> str:
