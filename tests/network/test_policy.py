@@ -456,6 +456,20 @@ async def test_name_listed_again_for_another_port_is_still_found() -> None:
     assert not (await decide(p, "example.com", 8443)).allowed
 
 
+@pytest.mark.parametrize(
+    ("host", "shown"),
+    [
+        ("example.com", "example.com:443"),
+        ("93.184.215.14", "93.184.215.14:443"),
+        ("2606:2800:21f:cb07::1", "[2606:2800:21f:cb07::1]:443"),
+        ("[2606:2800:21f:cb07::1]", "[2606:2800:21f:cb07::1]:443"),
+    ],
+)
+async def test_destination_is_shown_as_host_port(host: str, shown: str) -> None:
+    """IPv6 gets brackets exactly once, so people can read which port was meant."""
+    assert (await decide(DEFAULT, host)).destination == shown
+
+
 # -- verdicts: operator lists -------------------------------------------------------
 
 
