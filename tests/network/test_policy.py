@@ -43,6 +43,8 @@ ZONE: dict[str, list[str]] = {
     "mapped.example.net": ["::ffff:127.0.0.1"],
     "db.corp": ["10.1.2.3"],
     "pypi.org": ["151.101.0.223"],
+    "two-private.example.net": ["10.0.0.7", "192.168.0.7"],
+    "empty.example.net": [],
 }
 asked: list[str] = []
 
@@ -468,6 +470,22 @@ async def test_name_listed_again_for_another_port_is_still_found() -> None:
 async def test_destination_is_shown_as_host_port(host: str, shown: str) -> None:
     """IPv6 gets brackets exactly once, so people can read which port was meant."""
     assert (await decide(DEFAULT, host)).destination == shown
+
+
+async def test_ip_literal_is_not_reached_through_a_listed_name() -> None:
+    """Listing a name opens that name's addresses, not the same address typed as an IP."""
+    p = policy(["example.com"])
+    assert (await decide(p, "example.com")).allowed
+    verdict = await decide(p, "93.184.215.14")
+    assert not verdict.allowed and verdict.reason == "93.184.215.14, which is not listed"
+
+
+async def test_refused_name_reason_names_its_first_address() -> None:
+    v = await decide(policy(["two-private.example.net"]), "two-private.example.net")
+    assert not v.allowed
+    assert v.reason.startswith("two-private.example.net resolves to 10.0.0.7, a non-public")
+    v = await decide(policy(["empty.example.net"]), "empty.example.net")
+    assert not v.allowed and v.reason == "empty.example.net resolves to no address"
 
 
 # -- verdicts: operator lists -------------------------------------------------------
