@@ -128,8 +128,9 @@ async def _tcp_server(server: DnsServer) -> tuple[str, int]:
     return address
 
 
-async def _ask_tcp(writer: asyncio.StreamWriter, reader: asyncio.StreamReader,
-                   packet: bytes) -> bytes:
+async def _ask_tcp(
+    writer: asyncio.StreamWriter, reader: asyncio.StreamReader, packet: bytes
+) -> bytes:
     writer.write(struct.pack("!H", len(packet)) + packet)
     await writer.drain()
     (length,) = struct.unpack("!H", await reader.readexactly(2))
