@@ -103,6 +103,13 @@ def tool_errors(boxes: Iterable[str] = ()) -> Iterator[None]:
         yield
     except rt.BoxliteError as exc:
         raise to_tool_error(exc, boxes) from None
+    except BaseExceptionGroup as group:
+        # A tool that streams progress runs its call in a task group: one anticipated
+        # failure there arrives wrapped, and is the same failure.
+        only = group.exceptions[0] if len(group.exceptions) == 1 else None
+        if isinstance(only, rt.BoxliteError):
+            raise to_tool_error(only, boxes) from None
+        raise
     except OSError as exc:
         # Host-side file work (temp files, archives): say what failed, not how.
         detail = exc.strerror or type(exc).__name__

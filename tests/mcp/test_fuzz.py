@@ -108,6 +108,8 @@ def fuzzer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzer]:
             "snapshot_remove": {**box, "name": "s"},
             "box_metrics": box,
             "runtime_info": {},
+            "python_run": {**box, "code": "1 + 1"},
+            "python_reset": box,
         }
         assert set(valid) == TOOLS
         yield Fuzzer(portal, client, valid)

@@ -112,6 +112,15 @@ async def test_an_unknown_box_is_a_clear_error(make_server: ServerFactory) -> No
         assert "nope" in message
 
 
+async def test_a_bad_session_name_is_a_clear_error(make_server: ServerFactory) -> None:
+    # Raised inside the call's progress task group: it must still reach the model as
+    # an error naming what was asked (found by tools/fuzz_tools.py).
+    async with Client(make_server()) as client:
+        await ok(client, "box_create", name="py")
+        message = await fails(client, "python_run", box="py", code="1", session="no way")
+        assert "'no way'" in message and "not valid" in message
+
+
 async def test_box_stop_ends_its_sessions(make_server: ServerFactory) -> None:
     async with Client(make_server()) as client:
         await ok(client, "box_create", name="py")

@@ -50,7 +50,7 @@ def test_server_stays_responsive_writes_only_inside_its_roots_and_leaks_no_box(
 
 def test_calls_cover_every_tool_both_shapes_and_both_transports(fuzz: FuzzResult) -> None:
     assert fuzz.calls == 500 and 40 <= fuzz.by_target["stdio"] <= 60
-    assert len(fuzz.stats) == 25 and all(s.calls >= 5 for s in fuzz.stats.values())
+    assert len(fuzz.stats) == 28 and all(s.calls >= 5 for s in fuzz.stats.values())
     assert fuzz.by_shape["valid"] >= 150 and len(fuzz.by_shape) >= 8
     assert sum(s.ok for s in fuzz.stats.values()) >= 50  # valid-shaped calls reach the runtime
     assert sum(len(s.messages) for s in fuzz.stats.values()) >= 60

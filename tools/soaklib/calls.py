@@ -51,7 +51,9 @@ def crash_reason(tool: str, message: str, secrets: Iterable[str] = ()) -> str | 
         return "unanticipated exception (message hidden by the SDK)"
     if any(marker in stripped for marker in _INTERNAL):
         return "internal error"
-    if _TRACEBACK.search(stripped):
+    # python_run answers with the traceback of the code it ran: the cell's, not ours.
+    users_own = tool == "python_run" and "The cell raised" in stripped
+    if _TRACEBACK.search(stripped) and not users_own:
         return "traceback in the answer"
     match = _INTERNALS.search(stripped)
     if match is not None:
