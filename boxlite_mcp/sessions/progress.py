@@ -16,7 +16,10 @@ from __future__ import annotations
 import codecs
 import math
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+import anyio
 
 from ..runtime.types import StreamName
 
@@ -104,3 +107,16 @@ class Coalescer:
             out.append(STDERR_MARK + line if self._stderr_line_start else line)
             self._stderr_line_start = line.endswith("\n")
         return "".join(out)
+
+
+async def send_note(
+    coalescer: Coalescer,
+    report: Callable[[float, float | None, str | None], Awaitable[None]],
+    *,
+    final: bool = False,
+) -> None:
+    """Take what is due from ``coalescer`` (everything, when ``final``) and ``report`` it:
+    the one step every tool that streams progress repeats."""
+    note = coalescer.take(anyio.current_time(), final=final)
+    if note is not None:
+        await report(note.progress, None, note.message)

@@ -17,7 +17,7 @@ from mcp_types import CallToolResult, ResourceLink, TextContent
 from ...runtime.errors import BoxliteError, InvalidArgumentError, UnsupportedError
 from ...runtime.types import ExecRequest, StreamName
 from ...sessions.executions import ExecutionRecord, fit_to_budget, sent_size, utf8_safe_end
-from ...sessions.progress import Coalescer
+from ...sessions.progress import Coalescer, send_note
 from ...sessions.registry import BoxEntry
 from ..errors import owner_text
 from ..models import (
@@ -171,18 +171,14 @@ async def _stream_progress(call: ToolCall, record: ExecutionRecord) -> None:
             break
         wait = coalescer.due_in(anyio.current_time())
         if wait == 0:
-            note = coalescer.take(anyio.current_time())
-            if note is not None:
-                await ctx.report_progress(note.progress, None, note.message)
+            await send_note(coalescer, ctx.report_progress)
             continue
         with anyio.move_on_after(math.inf if wait is None else wait):
             if drained:
                 await record.wait_beyond(cursor)
             else:
                 await anyio.sleep(math.inf)
-    note = coalescer.take(anyio.current_time(), final=True)
-    if note is not None:
-        await ctx.report_progress(note.progress, None, note.message)
+    await send_note(coalescer, ctx.report_progress, final=True)
     if record.store.dropped:
         await ctx.report_progress(
             cursor + record.store.dropped,

@@ -17,7 +17,7 @@ from mcp_types import CallToolResult, ContentBlock, TextContent
 from pydantic import Field
 
 from ...runtime.types import OutputChunk
-from ...sessions.progress import Coalescer
+from ...sessions.progress import Coalescer, send_note
 from ...sessions.python import DEFAULT_SESSION, PythonResetResult, PythonRunResult
 from ..models import BoxRef, ToolInput
 from ..pictures import RASTER, image_content
@@ -63,9 +63,7 @@ async def _progress(call: ToolCall, chunks: anyio.abc.ObjectReceiveStream[Output
     while not ended:
         wait = coalescer.due_in(anyio.current_time())
         if wait == 0:
-            note = coalescer.take(anyio.current_time())
-            if note is not None:
-                await ctx.report_progress(note.progress, None, note.message)
+            await send_note(coalescer, ctx.report_progress)
             continue
         with anyio.move_on_after(math.inf if wait is None else wait):
             try:
@@ -74,9 +72,7 @@ async def _progress(call: ToolCall, chunks: anyio.abc.ObjectReceiveStream[Output
                 ended = True
             else:
                 coalescer.add(chunk.stream, chunk.data)
-    note = coalescer.take(anyio.current_time(), final=True)
-    if note is not None:
-        await ctx.report_progress(note.progress, None, note.message)
+    await send_note(coalescer, ctx.report_progress, final=True)
 
 
 def _summary(result: PythonRunResult) -> str:
