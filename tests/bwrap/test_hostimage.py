@@ -9,8 +9,10 @@ them, and the host's own layout only read-only.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -252,8 +254,8 @@ def test_the_mask_is_kept_until_the_host_changes(
     tmp_path: Path, mask: hostimage.Mask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shown = tmp_path / "shown"
-    shown.mkdir()
-    mask.includes, mask.hidden = [str(shown)], [f"{shown}/secret"]
+    (shown / "sub").mkdir(parents=True)  # walked for the hidden path, not an include
+    mask.includes, mask.hidden = [str(shown)], [f"{shown}/sub/secret"]
 
     held: list[int] = []  # kept open, so that no device number is used twice
 
@@ -264,12 +266,12 @@ def test_the_mask_is_kept_until_the_host_changes(
     try:
         first = dev(mask.fd())
         assert dev(mask.fd()) == first  # nothing changed: the same tmpfs
-        (shown / "other").write_text("")  # a change that does not change the plan
+        (shown / "sub" / "other").write_text("")  # a change that does not change the plan
         assert dev(mask.fd()) == first
-        (shown / "secret").write_text("")  # one that does: a new whiteout
+        (shown / "sub" / "secret").write_text("")  # one that does: a new whiteout
         second = dev(mask.fd())
         assert second != first
-        st = os.lstat(_fd_path(held[-1], f"{shown}/secret"))
+        st = os.lstat(_fd_path(held[-1], f"{shown}/sub/secret"))
         assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
         mask.close()
         mask.close()  # twice is fine
@@ -287,6 +289,38 @@ def test_an_opaque_directory_s_content_is_not_watched(tmp_path: Path) -> None:
     assert after[0] == stamps[0] and after[1] != stamps[1]
     st = os.stat(tmp_path)
     assert after[0] == (st.st_ino, st.st_mode, st.st_uid, st.st_gid)
-    assert hostimage._stamp([(str(tmp_path / "missing"), True)]) == [None]
+    missing = hostimage._stamp([(str(tmp_path / "missing"), True), (str(tmp_path), False)])
+    assert missing == [None, after[0]]  # and the paths after it still count
     os.chmod(tmp_path, 0o755)
     assert hostimage._stamp([(str(tmp_path), False)]) != after[:1]
+
+
+def test_an_unreadable_etc_hides_all_of_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_listdir = os.listdir
+
+    def listdir(path: str) -> list[str]:
+        if path == "/etc":
+            raise PermissionError(path)
+        return real_listdir(path)
+
+    monkeypatch.setattr(hostimage.os, "listdir", listdir)
+    rules = hostimage._rules([], [])
+    assert rules["/etc"] == DENY
+    assert sorted(p for p in rules if p.startswith("/etc/")) == ["/etc/group", "/etc/passwd"]
+
+
+def test_a_new_top_level_directory_is_hidden_at_the_next_box(mask: hostimage.Mask) -> None:
+    canary = Path(f"/boxlite-mask-canary-{secrets.token_hex(6)}")
+    fds: list[int] = []
+    try:
+        fds.append(mask.fd())
+        assert not os.path.lexists(_fd_path(fds[0], str(canary)))
+        canary.mkdir()
+        fds.append(mask.fd())
+        st = os.lstat(_fd_path(fds[1], str(canary)))
+        assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+    finally:
+        for fd in fds:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            canary.rmdir()
