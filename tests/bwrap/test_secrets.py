@@ -99,7 +99,13 @@ async def _recording_server(context: ssl.SSLContext | None) -> tuple[asyncio.Ser
             for line in head.split(b"\r\n"):
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":")[1])
-            upstream.requests.append(head + await reader.readexactly(length))
+            body = await reader.readexactly(length)
+            if b"transfer-encoding: chunked" in head.lower():  # recorded decoded
+                while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                    body += await reader.readexactly(size)
+                    await reader.readexactly(2)
+                await reader.readuntil(b"\r\n")
+            upstream.requests.append(head + body)
             writer.write(
                 b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nreceived"
             )
@@ -248,3 +254,49 @@ async def test_box_without_secrets_tunnels_https_untouched(world: World) -> None
     )
     # The box does not trust the upstream's test CA: TLS goes end to end, unread.
     assert b"certificate" in out.lower() and out.endswith(b"none\n"), out
+
+
+async def test_socks_and_chunked_bodies_get_the_value(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SOCKS (plain HTTP and HTTPS through the box's CA) and a chunked body whose
+    placeholder is split across chunks: each reaches the host with the value."""
+    caplog.set_level(logging.DEBUG)
+    box = await _secret_box(world.runtime)
+    chunked = (
+        "import http.client, os; p = os.environ['API_TOKEN'].encode(); "
+        "c = http.client.HTTPConnection('127.0.0.1', 3128); "
+        f"c.request('POST', 'http://host.boxlite.internal:{world.http.port}/chunked', "
+        "body=iter([b'k=' + p[:9], p[9:20], p[20:] + b'&end=1']), encode_chunked=True); "
+        "print(c.getresponse().read().decode())"
+    )
+    script = (
+        f"curl -sS -f -x socks5h://127.0.0.1:3128 -H \"X-Key: $API_TOKEN\" "
+        f"http://host.boxlite.internal:{world.http.port}/socks; echo; "
+        f"curl -sS -f -x socks5h://127.0.0.1:3128 -H \"X-Key: $API_TOKEN\" "
+        f"https://host.boxlite.internal:{world.https.port}/socks-tls; echo; "
+        f'python3 -c "{chunked}"'
+    )
+    result, out, err = await sh(box, script)
+    assert result.exit_code == 0, (out + err).decode()
+    assert out.decode().splitlines() == ["received"] * 3
+    socks_plain, chunked_body = world.http.requests
+    (socks_tls,) = world.https.requests
+    assert f"X-Key: {VALUE}".encode() in socks_plain
+    assert f"X-Key: {VALUE}".encode() in socks_tls
+    assert chunked_body.endswith(f"k={VALUE}&end=1".encode()), chunked_body
+    assert b"BOXLITE_SECRET" not in socks_plain + socks_tls + chunked_body
+    assert VALUE not in caplog.text and VALUE not in (out + err).decode()
+
+
+async def test_socks_placeholder_to_a_host_not_the_secrets_is_refused(world: World) -> None:
+    box = await _secret_box(world.runtime)
+    _, out, err = await sh(
+        box,
+        f"curl -sS --noproxy '' -x socks5h://127.0.0.1:3128 -H \"X-Key: $API_TOKEN\" "
+        f"http://127.0.0.1:{world.other.port}/",
+    )
+    text = (out + err).decode()
+    assert "secret API_TOKEN" in text and "was not sent" in text, text
+    assert VALUE not in text
+    assert world.other.requests == []
