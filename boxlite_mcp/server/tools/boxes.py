@@ -131,7 +131,8 @@ async def box_info(call: ToolCall, args: BoxRefInput) -> BoxInfoResult:
 Make a TCP service listening inside a box (a web app, an API, a notebook) reachable
 from the server's host and return its URL; give that URL to the user to look at.
 Start the service in the box first (exec_start), listening on 127.0.0.1 or 0.0.0.0.
-Calling it again for the same port returns the same URL; it ends when the box stops.""",
+Calling it again for the same port returns the same URL; it ends when the box stops.
+A BoxLite 0.9 server (runtime_info) exposes only ports named in box_create's `ports`.""",
     idempotent=True,
 )
 async def box_expose(call: ToolCall, args: BoxExposeInput) -> BoxExposeResult:
