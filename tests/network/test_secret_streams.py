@@ -27,7 +27,7 @@ from boxlite_mcp.runtime.network.proxy import EgressProxy, Interception
 from boxlite_mcp.runtime.network.secrets import Secret, SecretError, Substitution
 from boxlite_mcp.runtime.network.tls import BoxCA, upstream_context
 
-from ..bwrap.test_secrets import _test_ca
+from ..bwrap.test_secrets import _test_ca, read_body
 
 pytestmark = pytest.mark.anyio
 
@@ -101,32 +101,39 @@ async def _recorder(context: ssl.SSLContext | None = None) -> tuple[asyncio.Serv
     recorder = Recorder()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen = b""
+        head, received = b"", bytearray()
         try:
             head = await reader.readuntil(b"\r\n\r\n")
-            seen = head
-            lower = head.lower()
-            body = b""
-            if b"transfer-encoding: chunked" in lower:
-                while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-                    body += await reader.readexactly(size)
-                    seen = head + body
-                    await reader.readexactly(2)
-                await reader.readuntil(b"\r\n")
-            elif b"content-length:" in lower:
-                length = int(lower.split(b"content-length:")[1].split(b"\r\n")[0])
-                body = await reader.readexactly(length)
-            recorder.requests.append((head, body))
+            recorder.requests.append((head, await read_body(reader, head, received)))
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nreceived")
             await writer.drain()
         except (OSError, asyncio.IncompleteReadError, ssl.SSLError, ValueError):
-            recorder.partial.append(seen)
+            recorder.partial.append(head + received)
         finally:
             writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
     recorder.port = server.sockets[0].getsockname()[1]
     return server, recorder
+
+
+async def _start_proxy(
+    allow: list[str], denied: list[Verdict], tls: Interception | None = None
+) -> tuple[EgressProxy, int]:
+    """A proxy for a box holding API_TOKEN, on a loopback port (returned)."""
+    proxy = EgressProxy(
+        NetPolicy(AllowList.parse(allow)),
+        denied.append,
+        resolve=no_dns,
+        substitution=Substitution({"API_TOKEN": SECRET}),
+        tls=tls,
+    )
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    await proxy.serve(listener)
+    return proxy, listener.getsockname()[1]
 
 
 @dataclass
@@ -145,24 +152,13 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     (_, http), (_, https) = servers
     denied: list[Verdict] = []
     ca = BoxCA("test", tmp_path)
-    proxy = EgressProxy(
-        NetPolicy(
-            AllowList.parse(
-                [f"host.boxlite.internal:{http.port}", f"host.boxlite.internal:{https.port}"]
-            )
-        ),
-        denied.append,
-        resolve=no_dns,
-        substitution=Substitution({"API_TOKEN": SECRET}),
-        tls=Interception(ca, upstream_context(str(ca_file))),
+    proxy, port = await _start_proxy(
+        [f"host.boxlite.internal:{http.port}", f"host.boxlite.internal:{https.port}"],
+        denied,
+        Interception(ca, upstream_context(str(ca_file))),
     )
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.setblocking(False)
-    await proxy.serve(listener)
     try:
-        yield World(listener.getsockname()[1], http, https, ca, denied)
+        yield World(port, http, https, ca, denied)
     finally:
         proxy.close()
         for server, _ in servers:
@@ -204,19 +200,9 @@ async def test_chunked_body_gets_the_value_across_chunk_boundaries(
 async def test_chunked_refusal_mid_body(tmp_path: Path) -> None:
     server, recorder = await _recorder()
     denied: list[Verdict] = []
-    proxy = EgressProxy(
-        NetPolicy(AllowList.parse([f"127.0.0.1:{recorder.port}"])),
-        denied.append,
-        resolve=no_dns,
-        substitution=Substitution({"API_TOKEN": SECRET}),
-    )
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.setblocking(False)
-    await proxy.serve(listener)
+    proxy, port = await _start_proxy([f"127.0.0.1:{recorder.port}"], denied)
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", listener.getsockname()[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
             f"POST http://127.0.0.1:{recorder.port}/x HTTP/1.1\r\nHost: x\r\n"
             "Transfer-Encoding: chunked\r\n\r\n".encode()
@@ -296,19 +282,9 @@ async def test_socks_https_to_a_secret_host_is_terminated_and_swapped(world: Wor
 async def test_socks_placeholder_to_another_host_is_refused(tmp_path: Path) -> None:
     server, recorder = await _recorder()
     denied: list[Verdict] = []
-    proxy = EgressProxy(
-        NetPolicy(AllowList.parse([f"127.0.0.1:{recorder.port}"])),
-        denied.append,
-        resolve=no_dns,
-        substitution=Substitution({"API_TOKEN": SECRET}),
-    )
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.setblocking(False)
-    await proxy.serve(listener)
+    proxy, port = await _start_proxy([f"127.0.0.1:{recorder.port}"], denied)
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", listener.getsockname()[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"\x05\x01\x00\x05\x01\x00\x01" + bytes([127, 0, 0, 1]))
         writer.write(recorder.port.to_bytes(2, "big"))
         await reader.readexactly(12)
