@@ -310,3 +310,23 @@ async def test_socks_other_protocols_stay_a_tunnel(world: World) -> None:
     writer.close()
     await asyncio.sleep(0.05)
     assert world.http.requests == [] or PLACEHOLDER in world.http.requests[0][0]
+
+
+async def test_expect_continue_is_answered_before_the_body_is_read(world: World) -> None:
+    """A client that waits for ``100 Continue`` before its body (curl does for big
+    ones) gets it from the proxy, which must read the body to swap the value in."""
+    body = b"a=" + PLACEHOLDER
+    reader, writer = await asyncio.open_connection("127.0.0.1", world.port)
+    writer.write(
+        f"POST http://host.boxlite.internal:{world.http.port}/e HTTP/1.1\r\nHost: x\r\n"
+        f"Expect: 100-continue\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    )
+    async with asyncio.timeout(5):
+        assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(body)
+    async with asyncio.timeout(10):
+        answer = await reader.read(-1)
+    writer.close()
+    assert answer.endswith(b"received")
+    ((head, got),) = world.http.requests
+    assert got == f"a={VALUE}".encode() and b"expect:" not in head.lower()

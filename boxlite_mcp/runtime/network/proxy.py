@@ -207,6 +207,9 @@ class EgressProxy:
         length = _content_length(headers)
         body = b""
         if swap and not chunked and length is not None and length <= BODY_LIMIT:
+            if _expects_continue(headers):  # the body is read here, before the upstream
+                headers = [h for h in headers if not h.lower().startswith(b"expect:")]
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             body = await reader.readexactly(length)
         head = line + b"\r\n" + b"".join(h + b"\r\n" for h in headers)
         head += b"Connection: close\r\n\r\n"
@@ -498,6 +501,14 @@ class EgressProxy:
         up_writer: asyncio.StreamWriter,
     ) -> None:
         await pipe(reader, writer, up_reader, up_writer, self._sent, self._received)
+
+
+def _expects_continue(headers: list[bytes]) -> bool:
+    return any(
+        h.partition(b":")[0].strip().lower() == b"expect"
+        and h.partition(b":")[2].strip().lower() == b"100-continue"
+        for h in headers
+    )
 
 
 def _is_chunked(headers: list[bytes]) -> bool:
