@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from boxlite_mcp.runtime.network.policy import AllowList, IPAddress, NetPolicy, Verdict
@@ -195,6 +195,26 @@ async def test_chunked_body_gets_the_value_across_chunk_boundaries(
     assert body == f"token={VALUE}&again={VALUE}&end=1".encode()
     assert b"BOXLITE_SECRET" not in head + body
     assert VALUE not in caplog.text and VALUE.encode() not in answer
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=BODY_PIECES, cuts=st.lists(st.integers(0, 400), max_size=8))
+async def test_chunked_through_the_proxy_at_every_split(
+    world: World, body: bytes, cuts: list[int]
+) -> None:
+    """Whatever chunks the box cuts its body into, the host receives ``apply`` of it."""
+    world.http.requests.clear()
+    url = f"http://host.boxlite.internal:{world.http.port}/split"
+    answer = await _proxied(
+        world,
+        f"POST {url} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        + _chunked(_split(body, cuts)),
+    )
+    assert answer.endswith(b"received"), answer
+    ((_, got),) = world.http.requests
+    assert got == Substitution({"API_TOKEN": SECRET}).apply(body, "host.boxlite.internal")
 
 
 async def test_chunked_refusal_mid_body(tmp_path: Path) -> None:
