@@ -350,3 +350,33 @@ async def test_expect_continue_is_answered_before_the_body_is_read(world: World)
     assert answer.endswith(b"received")
     ((head, got),) = world.http.requests
     assert got == f"a={VALUE}".encode() and b"expect:" not in head.lower()
+
+
+async def test_socks_to_a_server_that_speaks_first_is_a_tunnel(tmp_path: Path) -> None:
+    """An SSH or SMTP server greets before the client sends: the proxy must not wait
+    for a request that never comes first."""
+
+    async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"SSH-2.0-test\r\n")
+        await writer.drain()
+        writer.write(b"echo:" + await reader.readline())
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(greet, "127.0.0.1", 0)
+    server_port = server.sockets[0].getsockname()[1]
+    proxy, port = await _start_proxy([f"127.0.0.1:{server_port}"], [])
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"\x05\x01\x00\x05\x01\x00\x01" + bytes([127, 0, 0, 1]))
+        writer.write(server_port.to_bytes(2, "big"))
+        await reader.readexactly(12)
+        async with asyncio.timeout(5):
+            assert await reader.readline() == b"SSH-2.0-test\r\n"
+        writer.write(b"SSH-2.0-client\r\n")
+        async with asyncio.timeout(5):
+            assert await reader.read(-1) == b"echo:SSH-2.0-client\r\n"
+        writer.close()
+    finally:
+        proxy.close()
+        server.close()

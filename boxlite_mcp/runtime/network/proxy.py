@@ -387,8 +387,14 @@ class EgressProxy:
         """A SOCKS stream of a box with secrets gets what the HTTP proxy does: what it
         carries is told by its first byte. HTTP is rewritten (or refused) like a proxied
         request; TLS to a secret's host is terminated with the box's CA; anything else
-        (TLS elsewhere, other protocols) stays an end-to-end tunnel."""
-        first = await reader.read(1)
+        (TLS elsewhere, other protocols, and any where the server speaks first, such as
+        an SSH or SMTP banner) stays an end-to-end tunnel."""
+        first, spoke = await _first_words(reader, up_reader)
+        if spoke is not None:  # the server spoke first: no request to read
+            writer.write(spoke)
+            up_writer.write(first)
+            await self._pipe(reader, writer, up_reader, up_writer)
+            return
         if not first:
             up_writer.close()
             return
@@ -501,6 +507,23 @@ class EgressProxy:
         up_writer: asyncio.StreamWriter,
     ) -> None:
         await pipe(reader, writer, up_reader, up_writer, self._sent, self._received)
+
+
+async def _first_words(
+    reader: asyncio.StreamReader, up_reader: asyncio.StreamReader
+) -> tuple[bytes, bytes | None]:
+    """(the box's first byte, or b""; what the server said first, None if the box spoke
+    first). Both reads are cancel-safe: a read cancelled while waiting takes nothing."""
+    box = asyncio.ensure_future(reader.read(1))
+    server = asyncio.ensure_future(up_reader.read(CHUNK))
+    try:
+        await asyncio.wait({box, server}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        box.cancel()
+        server.cancel()
+    first = box.result() if box.done() and not box.cancelled() else b""
+    spoke = server.result() if server.done() and not server.cancelled() else None
+    return first, spoke
 
 
 def _expects_continue(headers: list[bytes]) -> bool:
