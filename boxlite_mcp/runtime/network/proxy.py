@@ -374,21 +374,21 @@ class EgressProxy:
         if not self.substitution:
             await self._pipe(reader, writer, *upstream)
             return
-        await self._socks_secrets(host, reader, writer, *upstream)
+        await self._socks_secrets(host, reader, writer, upstream)
 
     async def _socks_secrets(
         self,
         host: str,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        up_reader: asyncio.StreamReader,
-        up_writer: asyncio.StreamWriter,
+        upstream: Upstream,
     ) -> None:
         """A SOCKS stream of a box with secrets gets what the HTTP proxy does: what it
         carries is told by its first byte. HTTP is rewritten (or refused) like a proxied
         request; TLS to a secret's host is terminated with the box's CA; anything else
         (TLS elsewhere, other protocols, and any where the server speaks first, such as
         an SSH or SMTP banner) stays an end-to-end tunnel."""
+        up_reader, up_writer = upstream
         first, spoke = await _first_words(reader, up_reader)
         if spoke is not None:  # the server spoke first: no request to read
             writer.write(spoke)
