@@ -129,9 +129,10 @@ class BoxOptions(_Model):
     network: NetworkSpec | None = None
     #: Not BoxLite's shape: names of the operator's secrets (values never pass here).
     secrets: list[str] | None = None
-    #: Not BoxLite's shape (its PortSpec): the box ports to publish. A BoxLite 0.9
-    #: server takes them in the create request (its only way); elsewhere they are
-    #: exposed right after create, as ``Box.expose`` would.
+    #: Not BoxLite's shape (its PortSpec): the box ports to publish. The REST runtime
+    #: sends them to a BoxLite 0.9 server in the create request (its only way); other
+    #: runtimes ignore them at create, and box_create exposes each right after create
+    #: with ``Box.expose`` (which on 0.9 answers the published port).
     ports: Ports | None = None
     auto_remove: bool | None = None
     detach: bool | None = None
