@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.bench import Plan, Results, section
+from tools.bench.run import Plan, Results, section
 from tools.benchlib.stats import Summary, percentile
 from tools.benchlib.table import Goal, Row, render
 

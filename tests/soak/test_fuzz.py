@@ -1,4 +1,5 @@
-"""The fast variant of ``tools/fuzz_tools.py``: 500 generated calls, in memory and over stdio.
+"""The fast variant of ``python -m tools.fuzz_tools``: 500 generated calls, in memory and
+over stdio.
 
 Complements ``tests/mcp/test_fuzz.py`` (30 broken arguments per tool, in memory): here
 calls are valid-shaped as well as broken, drawn from the served schemas with real ids
@@ -139,7 +140,8 @@ def test_the_command_prints_its_table() -> None:
     done = subprocess.run(
         [
             sys.executable,
-            "tools/fuzz_tools.py",
+            "-m",
+            "tools.fuzz_tools",
             "--calls",
             "60",
             "--stdio-share",

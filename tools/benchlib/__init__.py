@@ -1,4 +1,4 @@
-"""Measurement helpers for ``tools/bench.py``: one module per kind of measurement.
+"""Measurement helpers for ``python -m tools.bench``: one module per kind of measurement.
 
 - ``stats``: medians, percentiles, formatting;
 - ``table``: the rows and the Markdown table;

@@ -3,7 +3,7 @@
     python -m tools.benchlib.rest_scale [--boxes 100] [--concurrency 64] [--jobs 640]
                                         [--runs 3] [--py-spy DIR]
 
-``tools/bench.py`` measures the REST row and the direct bwrap row at 64 concurrent
+``python -m tools.bench`` measures the REST row and the direct bwrap row at 64 concurrent
 execs; this repeats just those two, side by side and ``--runs`` times (the machine
 is shared, so only ratios within one run mean anything), and says where the REST
 row's time goes:

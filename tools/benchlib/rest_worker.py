@@ -1,6 +1,6 @@
 """Our REST client and the official SDK's, side by side, against one BoxLite server.
 
-Run as its own process by ``tools/bench.py``::
+Run as its own process by ``python -m tools.bench``::
 
     python -m tools.benchlib.rest_worker --url URL --api-key KEY [--iterations N] [--mib M]
 

@@ -1,6 +1,6 @@
 """Direct runtime calls (no MCP, no HTTP) and plain host subprocesses, for comparison.
 
-The host-subprocess baseline and the simple timer come from ``tools/bench_runtime.py``
+The host-subprocess baseline and the simple timer come from ``tools/bench/runtime.py``
 (the bwrap runtime's own benchmark), so both commands measure the same thing.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from boxlite_mcp.runtime.base import Box, Runtime
 from boxlite_mcp.runtime.types import BoxOptions, ExecRequest
-from tools.bench_runtime import host_true, timed
+from tools.bench.runtime import host_true, timed
 
 __all__ = [
     "concurrently",

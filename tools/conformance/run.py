@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Run the official MCP conformance suite against boxlite-mcp; print a Markdown report.
 
-    tools/conformance/run.py            # generic server scenarios, all legs; exit 1 on a failure
-    tools/conformance/run.py --all      # also run the fixture scenarios, reported, not judged
+    python -m tools.conformance            # generic server scenarios, all legs; exit 1 on a failure
+    python -m tools.conformance --all      # also run the fixture scenarios, reported, not judged
 
 Starts ``boxlite-mcp --transport streamable-http --runtime bwrap`` on a free loopback
 port (or tests ``--url``), installs the pinned npm packages with ``npm ci`` when they
@@ -25,9 +24,6 @@ from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `tools.conformance` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
 from tools.conformance.catalogue import LEGS, Leg, ServerFacts
 from tools.conformance.runner import (
     Toolchain,
@@ -47,7 +43,7 @@ log = logging.getLogger("conformance")
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="tools/conformance/run.py", description=__doc__.split("\n\n")[0]
+        prog="python -m tools.conformance", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
         "--all", action="store_true", help="also run the fixture scenarios (informational)"
@@ -199,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                 verdicts += leg_verdicts
                 problems += leg_problems
         given = sys.argv[1:] if argv is None else argv
-        command = shlex.join(["tools/conformance/run.py", *given])
+        command = shlex.join(["python", "-m", "tools.conformance", *given])
         print(report(verdicts, problems, toolchain, args.runtime, url, command))
         if args.results:
             log.info("checks.json files kept under %s", args.results)
@@ -209,7 +205,3 @@ def main(argv: list[str] | None = None) -> int:
     for v in failed:
         print(f"FAIL {v.leg} {v.scenario}: " + "; ".join(v.failures), file=sys.stderr)
     return 1 if failed or problems else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -130,7 +130,3 @@ def main() -> int:
     else:
         sys.stdout.write(reference + "\n")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

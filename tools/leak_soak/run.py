@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """Leak soak: MCP clients create boxes and vanish; after the idle TTL no box is left.
 
-    python tools/leak_soak.py                      # 200 clients, TTL 10 s
-    python tools/leak_soak.py --clients 40 --ttl 2 --margin 8
-    python tools/leak_soak.py --long-every 0 --inflight-every 0   # no long-running execs
+    python -m tools.leak_soak                      # 200 clients, TTL 10 s
+    python -m tools.leak_soak --clients 40 --ttl 2 --margin 8
+    python -m tools.leak_soak --long-every 0 --inflight-every 0   # no long-running execs
 
 Starts ``python -m boxlite_mcp`` over streamable HTTP (bwrap runtime, its own home,
 the given idle TTL and reap interval) and worker processes running the clients:
@@ -26,10 +25,6 @@ import argparse
 import logging
 import shlex
 import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make `tools.*` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import anyio
 
@@ -70,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep homes and logs")
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    command = "python tools/leak_soak.py" + "".join(
+    command = "python -m tools.leak_soak" + "".join(
         f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv)
     )
     load = load_average()
@@ -92,7 +87,3 @@ def main(argv: list[str] | None = None) -> int:
     else:
         cleanup(result)
     return 0 if result.passed else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

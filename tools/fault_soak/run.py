@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """Fault soak: execs through a connection-cutting proxy lose no output and never hang.
 
-    python tools/fault_soak.py                  # 1000 execs per API generation, then kill -9
-    python tools/fault_soak.py --execs 100 --seed 7 --probability 0.5
-    python tools/fault_soak.py --only kill      # just the killed-server scenario
+    python -m tools.fault_soak                  # 1000 execs per API generation, then kill -9
+    python -m tools.fault_soak --execs 100 --seed 7 --probability 0.5
+    python -m tools.fault_soak --only kill      # just the killed-server scenario
 
 Two parts, both over real sockets on 127.0.0.1, against the project's BoxLite server
 (``python -m tools.boxlite_server --strict``, a child process, over the bwrap runtime):
@@ -43,9 +42,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-
-if __package__ in (None, ""):  # run as a script: make `tools.*` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 from pydantic import SecretStr
@@ -551,7 +547,7 @@ async def main_async(args: argparse.Namespace) -> int:
         print(
             f"# Fault soak\n\nMachine: {platform.platform()}, Python "
             f"{platform.python_version()}, {_cpus()} CPUs. Command: "
-            f"`python tools/fault_soak.py {shlex.join(sys.argv[1:])}`\n"
+            f"`python -m tools.fault_soak {shlex.join(sys.argv[1:])}`\n"
         )
         if args.only in (None, "soak"):
             started = time.perf_counter()
@@ -619,7 +615,3 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     raise SystemExit(asyncio.run(main_async(args)))
-
-
-if __name__ == "__main__":
-    main()

@@ -8,7 +8,7 @@ Measures, in one run:
 
 and prints a Markdown table with the ratios. ``--quick`` runs a few iterations.
 
-    python tools/bench_runtime.py [--quick] [--iterations N] [--home DIR]
+    python -m tools.bench.runtime [--quick] [--iterations N] [--home DIR]
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Isolation probe: one owner attacks another's boxes, executions, files and snapshots.
 
-    python tools/isolation_probe.py            # both scenarios; homes under /var/tmp
-    python tools/isolation_probe.py --keep     # keep homes, host directories and logs
+    python -m tools.isolation_probe            # both scenarios; homes under /var/tmp
+    python -m tools.isolation_probe --keep     # keep homes, host directories and logs
 
 Starts ``python -m boxlite_mcp --transport streamable-http`` twice (bwrap runtime,
 one allowed host directory each): with bearer auth (two tokens from a tokens file:
@@ -22,9 +21,6 @@ import shutil
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `tools.*` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import anyio
 
 from tools.benchlib.machine import describe, load_average
@@ -42,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep homes and logs")
     ns = parser.parse_args(argv)
-    command = "python tools/isolation_probe.py" + "".join(
+    command = "python -m tools.isolation_probe" + "".join(
         f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv)
     )
     load = load_average()
@@ -64,7 +60,3 @@ def main(argv: list[str] | None = None) -> int:
     if ns.keep:
         print(f"\nhomes and logs kept in {root}")
     return 1 if result.successes else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """boxlite-mcp benchmarks: one command, one Markdown table, every figure from one run.
 
-    python tools/bench.py            # the full run (about 2 minutes on 2 cores)
-    python tools/bench.py --quick    # a fast variant (under 40 s): same rows, fewer samples
+    python -m tools.bench            # the full run (about 2 minutes on 2 cores)
+    python -m tools.bench --quick    # a fast variant (under 40 s): same rows, fewer samples
 
 It prints the machine it ran on, then one table with, side by side:
 
@@ -43,9 +43,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make ``tools`` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pydantic import SecretStr
 
@@ -588,7 +585,7 @@ async def run(plan: Plan, work: Path) -> Results:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python tools/bench.py", description=(__doc__ or "").split("\n\n")[0]
+        prog="python -m tools.bench", description=(__doc__ or "").split("\n\n")[0]
     )
     p.add_argument(
         "--quick",
@@ -616,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     elapsed = time.perf_counter() - start
     rows = results.ordered()
-    command = "python tools/bench.py" + (" --quick" if args.quick else "")
+    command = "python -m tools.bench" + (" --quick" if args.quick else "")
     print(f"### boxlite-mcp benchmarks (`{command}`, {elapsed:.0f} s)\n")
     print("\n".join(describe(procs.REPO, load)))
     print()
@@ -636,7 +633,3 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     return 1 if any(row.ours.startswith("not measured") for row in rows) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """Tool-call fuzz: generated calls from the served input schemas never crash the server.
 
-    python tools/fuzz_tools.py                     # 10,000 calls, 10% over stdio
-    python tools/fuzz_tools.py --calls 500 --seed 7 --stdio-share 0.2
-    python tools/fuzz_tools.py --keep              # keep homes, the host root and logs
+    python -m tools.fuzz_tools                     # 10,000 calls, 10% over stdio
+    python -m tools.fuzz_tools --calls 500 --seed 7 --stdio-share 0.2
+    python -m tools.fuzz_tools --keep              # keep homes, the host root and logs
 
 Half the calls are valid-shaped (drawn from each tool's ``inputSchema`` as the
 server serves it, fed real box ids, execution ids and paths), half deliberately
@@ -27,9 +26,6 @@ import shutil
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `tools.*` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from tools.benchlib.machine import describe, load_average
 from tools.benchlib.procs import REPO
 from tools.soaklib.fuzz import report, run_fuzz
@@ -51,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep homes and logs")
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.CRITICAL, stream=sys.stderr)  # the server's own log
-    command = "python tools/fuzz_tools.py" + "".join(
+    command = "python -m tools.fuzz_tools" + "".join(
         f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv)
     )
     load = load_average()
@@ -75,7 +71,3 @@ def main(argv: list[str] | None = None) -> int:
     if ns.keep:
         print(f"\nhomes and logs kept in {root}")
     return 0 if result.passed else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """Hostile fuzz: the REST runtime against a malicious BoxLite server, every behaviour.
 
-    python tools/hostile_fuzz.py                 # full sizes: 256 MiB bodies, 1.1M-entry tars
-    python tools/hostile_fuzz.py --quick         # test-suite sizes (48 MiB, 5,000 entries)
-    python tools/hostile_fuzz.py --only tar-dotdot,sse-trickle --generations 0.9
+    python -m tools.hostile_fuzz                 # full sizes: 256 MiB bodies, 1.1M-entry tars
+    python -m tools.hostile_fuzz --quick         # test-suite sizes (48 MiB, 5,000 entries)
+    python -m tools.hostile_fuzz --only tar-dotdot,sse-trickle --generations 0.9
 
 Starts ``python -m tools.hostile_server`` (a child process, so its memory is not
 counted) and, for every behaviour of ``tools/hostile_server/catalogue.py`` and
@@ -54,9 +53,6 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script: make `tools.*` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import httpx
 from pydantic import SecretStr
 
@@ -66,7 +62,6 @@ from boxlite_mcp.runtime.types import BoxOptions, ExecRequest
 from tools.faultproxy.upstream import ServerProcess
 from tools.hostile_server import BEHAVIOURS, BY_NAME, MARKER, Behaviour
 
-SCRIPT = str(Path(__file__).resolve())
 MiB = 1024 * 1024
 MESSAGE_LIMIT = 1000
 UNCLEAR = ("Traceback", "pydantic.dev", "TaskGroup", "ExceptionGroup", " object at 0x")
@@ -482,10 +477,11 @@ async def run_probes(
 async def probe_in_child(
     server_url: str, behaviour: Behaviour, generation: str, root: Path, scale: Scale
 ) -> Result:
-    """``probe`` with memory measured, in a fresh ``python tools/hostile_fuzz.py --child``."""
+    """``probe`` with memory measured, in a fresh ``python -m tools.hostile_fuzz --child``."""
     child = await asyncio.create_subprocess_exec(
         sys.executable,
-        SCRIPT,
+        "-m",
+        "tools.hostile_fuzz",  # the parent was started so; the child inherits cwd and env
         "--child",
         json.dumps(
             {
@@ -671,7 +667,7 @@ async def main_async(args: argparse.Namespace) -> int:
     print(
         f"# Hostile fuzz\n\nMachine: {platform.platform()}, Python "
         f"{platform.python_version()}, {len(os.sched_getaffinity(0))} CPUs. Command: "
-        f"`python tools/hostile_fuzz.py {shlex.join(sys.argv[1:])}` ({elapsed:.0f} s).\n"
+        f"`python -m tools.hostile_fuzz {shlex.join(sys.argv[1:])}` ({elapsed:.0f} s).\n"
     )
     print(
         f"Sizes: huge bodies {scale.big_bytes // MiB} MiB, tar bomb {scale.tar_entries} "
@@ -695,7 +691,3 @@ def main(argv: list[str] | None = None) -> None:
     if args.child is not None:
         raise SystemExit(asyncio.run(child_main(args.child)))
     raise SystemExit(asyncio.run(main_async(args)))
-
-
-if __name__ == "__main__":
-    main()
