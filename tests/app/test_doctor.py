@@ -39,7 +39,7 @@ from boxlite_mcp.runtime.local import probe, sdk
 from boxlite_mcp.settings import Settings
 from tools.boxlite_server import RunningServer, ServerConfig, serve
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "blk_test_doctor-key"
 HOST_BOOTS_VMS = probe.host_check().ok
 
