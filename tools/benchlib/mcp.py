@@ -21,6 +21,8 @@ from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp_types import TextContent
 
+from tools.soaklib.server import stdio_server_args
+
 from .procs import REPO, child_env, descendants, find_child, rss_kib, tree_rss_kib
 
 STAMP_COMMAND = "date +%s%N; sleep 0.05"
@@ -40,16 +42,7 @@ async def mcp_server(home: Path, log: Path, max_boxes: int) -> AsyncIterator[Mcp
     )
     params = StdioServerParameters(
         command=sys.executable,
-        args=[
-            "-m",
-            "boxlite_mcp",
-            "--runtime",
-            "bwrap",
-            "--home",
-            str(home),
-            "--log-level",
-            "warning",
-        ],
+        args=stdio_server_args(home, "warning"),
         env=env,
         cwd=str(REPO),
     )

@@ -15,7 +15,6 @@ import argparse
 import json
 import logging
 import platform
-import shlex
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from tools.conformance.runner import (
     probe,
     run_scenario,
 )
+from tools.soaklib.report import command_line
 
 log = logging.getLogger("conformance")
 
@@ -194,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 verdicts += leg_verdicts
                 problems += leg_problems
-        given = sys.argv[1:] if argv is None else argv
-        command = shlex.join(["python", "-m", "tools.conformance", *given])
+        command = command_line("conformance", argv)
         print(report(verdicts, problems, toolchain, args.runtime, url, command))
         if args.results:
             log.info("checks.json files kept under %s", args.results)

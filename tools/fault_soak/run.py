@@ -34,7 +34,6 @@ import contextlib
 import logging
 import platform
 import random
-import shlex
 import sys
 import tempfile
 import time
@@ -53,6 +52,7 @@ from boxlite_mcp.runtime.types import BoxOptions, ExecRequest
 from tools.faultproxy import CutPolicy, FaultProxy
 from tools.faultproxy.policy import Per, Scale
 from tools.faultproxy.upstream import ServerProcess
+from tools.soaklib.report import command_line
 
 log = logging.getLogger("fault_soak")
 
@@ -547,7 +547,7 @@ async def main_async(args: argparse.Namespace) -> int:
         print(
             f"# Fault soak\n\nMachine: {platform.platform()}, Python "
             f"{platform.python_version()}, {_cpus()} CPUs. Command: "
-            f"`python -m tools.fault_soak {shlex.join(sys.argv[1:])}`\n"
+            f"`{command_line('fault_soak', None)}`\n"
         )
         if args.only in (None, "soak"):
             started = time.perf_counter()

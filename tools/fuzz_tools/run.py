@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import shutil
 import sys
 from pathlib import Path
 
-from tools.benchlib.machine import describe, load_average
-from tools.benchlib.procs import REPO
+from tools.benchlib.machine import load_average
 from tools.soaklib.fuzz import report, run_fuzz
+from tools.soaklib.report import command_line, print_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,9 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep homes and logs")
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.CRITICAL, stream=sys.stderr)  # the server's own log
-    command = "python -m tools.fuzz_tools" + "".join(
-        f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv)
-    )
+    command = command_line("fuzz_tools", argv)
     load = load_average()
     import tempfile
 
@@ -65,9 +62,5 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not ns.keep:
             shutil.rmtree(root, ignore_errors=True)
-    print(report(result, command))
-    print()
-    print("\n".join(describe(REPO, load)))
-    if ns.keep:
-        print(f"\nhomes and logs kept in {root}")
+    print_report(report(result, command), load, root if ns.keep else None)
     return 0 if result.passed else 1

@@ -42,7 +42,6 @@ import json
 import logging
 import os
 import platform
-import shlex
 import stat
 import sys
 import tempfile
@@ -61,6 +60,7 @@ from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
 from boxlite_mcp.runtime.types import BoxOptions, ExecRequest
 from tools.faultproxy.upstream import ServerProcess
 from tools.hostile_server import BEHAVIOURS, BY_NAME, MARKER, Behaviour
+from tools.soaklib.report import command_line
 
 MiB = 1024 * 1024
 MESSAGE_LIMIT = 1000
@@ -667,7 +667,7 @@ async def main_async(args: argparse.Namespace) -> int:
     print(
         f"# Hostile fuzz\n\nMachine: {platform.platform()}, Python "
         f"{platform.python_version()}, {len(os.sched_getaffinity(0))} CPUs. Command: "
-        f"`python -m tools.hostile_fuzz {shlex.join(sys.argv[1:])}` ({elapsed:.0f} s).\n"
+        f"`{command_line('hostile_fuzz', None)}` ({elapsed:.0f} s).\n"
     )
     print(
         f"Sizes: huge bodies {scale.big_bytes // MiB} MiB, tar bomb {scale.tar_entries} "

@@ -16,16 +16,14 @@ Exits 1 if any attempt succeeded. Results: docs/soak.md.
 from __future__ import annotations
 
 import argparse
-import shlex
 import shutil
-import sys
 from pathlib import Path
 
 import anyio
 
-from tools.benchlib.machine import describe, load_average
-from tools.benchlib.procs import REPO
+from tools.benchlib.machine import load_average
 from tools.soaklib.isolation import report, run_probe
+from tools.soaklib.report import command_line, print_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,9 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep homes and logs")
     ns = parser.parse_args(argv)
-    command = "python -m tools.isolation_probe" + "".join(
-        f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv)
-    )
+    command = command_line("isolation_probe", argv)
     load = load_average()
     root = ns.root
     if root is not None:
@@ -54,9 +50,5 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not ns.keep:
             shutil.rmtree(root, ignore_errors=True)
-    print(report(result, command))
-    print()
-    print("\n".join(describe(REPO, load)))
-    if ns.keep:
-        print(f"\nhomes and logs kept in {root}")
+    print_report(report(result, command), load, root if ns.keep else None)
     return 1 if result.successes else 0

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import sys
 
 import anyio
 
-from tools.benchlib.machine import describe, load_average
-from tools.benchlib.procs import REPO
+from tools.benchlib.machine import load_average
+from tools.soaklib.report import command_line, print_report
 from tools.soaklib.soak import cleanup, report, run_soak
 
 
@@ -65,9 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep homes and logs")
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    command = "python -m tools.leak_soak" + "".join(
-        f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv)
-    )
+    command = command_line("leak_soak", argv)
     load = load_average()
     result = anyio.run(
         lambda: run_soak(
@@ -79,11 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             inflight_every=ns.inflight_every,
         )
     )
-    print(report(result, command))
-    print()
-    print("\n".join(describe(REPO, load)))
-    if ns.keep:
-        print(f"\nhomes and logs kept in {result.root}")
-    else:
+    print_report(report(result, command), load, result.root if ns.keep else None)
+    if not ns.keep:
         cleanup(result)
     return 0 if result.passed else 1
