@@ -23,7 +23,7 @@ def quick_run(
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     done = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "bench.py"), "--quick", "--json", str(out)],
+        [sys.executable, "-m", "tools.bench", "--quick", "--json", str(out)],
         capture_output=True,
         text=True,
         timeout=240,

@@ -511,7 +511,7 @@ async def network_part(plan: Plan, work: Path, results: Results) -> None:
     with section(results, "box network", keys):
         size = plan.net_mib * MiB
         served = _served_files(work / "net-served", size)
-        port = network.free_port()
+        port = procs.free_port()
         rt = BwrapRuntime(home=work / "net-home", net_allow=[f"host.boxlite.internal:{port}"])
         try:
             async with network.file_server(served, port):

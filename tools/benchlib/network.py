@@ -42,12 +42,6 @@ def parse_fetch(text: str) -> Fetch:
     return Fetch(float(connect), float(first), float(total), int(float(size)))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def file_server(directory: Path, port: int) -> AsyncIterator[None]:
     """``python -m http.server`` serving ``directory`` on 127.0.0.1:``port``."""

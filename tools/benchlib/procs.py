@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,6 +15,13 @@ from pathlib import Path
 #: The repository root: subprocesses import ``tools.*`` from here.
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    """A loopback port free right now, for a child server told where to listen."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def child_env(**extra: str) -> dict[str, str]:
