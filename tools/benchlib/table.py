@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tools.soaklib.table import render as markdown_table
+
 HEADER = ("what", "this project", "alternative", "ratio", "goal")
 
 
@@ -43,11 +45,5 @@ def failed(key: str, what: str, error: str) -> Row:
 
 
 def render(rows: Sequence[Row]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|---|---|---|---:|---|"]
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(c) for c in row.cells()) + " |")
-    return "\n".join(lines)
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """The table, the ratio column aligned right."""
+    return markdown_table(HEADER, [row.cells() for row in rows], right={HEADER.index("ratio")})
