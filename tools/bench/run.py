@@ -50,10 +50,11 @@ from boxlite_mcp.runtime.base import Box, Runtime
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
 from boxlite_mcp.runtime.types import BoxOptions, NetworkSpec
-from tools.benchlib import mcp, network, procs, runtime
+from tools.bench import mcp, network, runtime
+from tools.bench.stats import Summary, fmt_ratio, ms, ratio
+from tools.bench.table import Goal, Row, failed, render
+from tools.benchlib import procs
 from tools.benchlib.machine import describe, load_average
-from tools.benchlib.stats import Summary, fmt_ratio, ms, ratio
-from tools.benchlib.table import Goal, Row, failed, render
 
 log = logging.getLogger("bench")
 
@@ -223,7 +224,7 @@ async def rest_clients(plan: Plan, url: str, results: Results) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tools.benchlib.rest_worker",
+        "tools.bench.rest_worker",
         "--url",
         url,
         "--api-key",

@@ -2,7 +2,7 @@
 
 Run as its own process by ``python -m tools.bench``::
 
-    python -m tools.benchlib.rest_worker --url URL --api-key KEY [--iterations N] [--mib M]
+    python -m tools.bench.rest_worker --url URL --api-key KEY [--iterations N] [--mib M]
 
 and prints one JSON object. Every client uses the same box (the SDK creates it;
 ours look it up by id), and the clients take turns, one exec each in a rotating

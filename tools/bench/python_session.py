@@ -5,7 +5,7 @@ DESIGN.md's goal: ``python_run`` of ``1+1`` at least 5x faster than ``exec_run``
 vs the exec the MCP server runs for ``exec_run``), taking turns so drift hits both
 alike; the MCP layer adds the same per-call overhead to each side.
 
-    python -m tools.benchlib.python_session [--samples N]
+    python -m tools.bench.python_session [--samples N]
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from boxlite_mcp.runtime.base import Box
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.types import BoxOptions, ExecRequest
 from boxlite_mcp.sessions.python import PythonSessions
-from tools.benchlib.runtime import run_exec
-from tools.benchlib.stats import Summary, fmt_ratio, ratio
+from tools.bench.runtime import run_exec
+from tools.bench.stats import Summary, fmt_ratio, ratio
 
 PYTHON_C = ExecRequest(command="python3", args=["-c", "1+1"])
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tools.bench.run import Plan, Results, section
-from tools.benchlib.stats import Summary, percentile
-from tools.benchlib.table import Goal, Row, render
+from tools.bench.stats import Summary, percentile
+from tools.bench.table import Goal, Row, render
 
 
 def test_percentiles_are_observed_values() -> None:

@@ -1,6 +1,6 @@
 """Where the time of 64 concurrent REST execs goes: a profile of ``bench.py``'s scale rows.
 
-    python -m tools.benchlib.rest_scale [--boxes 100] [--concurrency 64] [--jobs 640]
+    python -m tools.bench.rest_scale [--boxes 100] [--concurrency 64] [--jobs 640]
                                         [--runs 3] [--py-spy DIR]
 
 ``python -m tools.bench`` measures the REST row and the direct bwrap row at 64 concurrent
@@ -43,8 +43,8 @@ from boxlite_mcp.runtime.base import Box, Runtime
 from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
 from boxlite_mcp.runtime.rest.upgrade import Upgrades
-
-from . import procs, runtime
+from tools.bench import runtime
+from tools.benchlib import procs
 
 API_KEY = "bench-api-key"
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -235,7 +235,7 @@ async def main(args: argparse.Namespace) -> None:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m tools.benchlib.rest_scale",
+        prog="python -m tools.bench.rest_scale",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     p.add_argument("--boxes", type=int, default=100)

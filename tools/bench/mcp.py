@@ -21,9 +21,8 @@ from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp_types import TextContent
 
+from tools.benchlib.procs import REPO, child_env, descendants, find_child, rss_kib, tree_rss_kib
 from tools.soaklib.server import stdio_server_args
-
-from .procs import REPO, child_env, descendants, find_child, rss_kib, tree_rss_kib
 
 STAMP_COMMAND = "date +%s%N; sleep 0.05"
 
