@@ -25,9 +25,9 @@ from boxlite_mcp.server import build_server
 from boxlite_mcp.settings import Settings
 from tests.harness.bwrap import factory
 from tools.benchlib.procs import REPO
+from tools.fuzz_tools.fuzz import FuzzResult, normalise, run_fuzz, tame
+from tools.fuzz_tools.schemagen import Pool, arguments, hostile
 from tools.soaklib.calls import crash_reason, text_of
-from tools.soaklib.fuzz import FuzzResult, normalise, run_fuzz, tame
-from tools.soaklib.schemagen import Pool, arguments, hostile
 
 
 @pytest.fixture(scope="module")

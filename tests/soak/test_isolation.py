@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tools.soaklib.isolation import KINDS, ProbeResult, run_probe
+from tools.isolation_probe.isolation import KINDS, ProbeResult, run_probe
 
 OWNER_SCOPED = [k for k in KINDS if k not in ("inside a box", "host roots")]
 

@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from tools.benchlib.procs import REPO
-from tools.soaklib.soak import KINDS, SoakResult, run_soak, split
+from tools.leak_soak.soak import KINDS, SoakResult, run_soak, split
 
 
 @pytest.fixture(scope="module")

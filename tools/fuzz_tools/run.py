@@ -9,7 +9,7 @@ server serves it, fed real box ids, execution ids and paths), half deliberately
 broken (wrong types, missing required fields, unknown fields, huge strings,
 unicode and NUL bytes, negative and absurd numbers, path traversal, not an
 object). They go to an in-memory ``Client`` (both protocol eras) and, a share of
-them, to a real ``python -m boxlite_mcp`` over stdio. See ``tools/soaklib/fuzz.py``
+them, to a real ``python -m boxlite_mcp`` over stdio. See ``tools/fuzz_tools/fuzz.py``
 for what counts as a crash and what is checked between batches and at the end.
 
 Prints one Markdown table (per tool: calls, ok, isError, protocol errors, crashes,
@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from tools.benchlib.machine import load_average
-from tools.soaklib.fuzz import report, run_fuzz
+from tools.fuzz_tools.fuzz import report, run_fuzz
 from tools.soaklib.report import command_line, print_report
 
 

@@ -7,7 +7,7 @@ Starts ``python -m boxlite_mcp --transport streamable-http`` twice (bwrap runtim
 one allowed host directory each): with bearer auth (two tokens from a tokens file:
 owners A and B), and without auth (A and B are two handshake-era sessions). A makes
 boxes, executions, a snapshot and host files; B tries every tool, resource URI and
-name it could guess or have leaked to it (see ``tools/soaklib/isolation.py``).
+name it could guess or have leaked to it (see ``tools/isolation_probe/isolation.py``).
 
 Prints a table per scenario: attack kind, attempts, successes (each a breach).
 Exits 1 if any attempt succeeded. Results: docs/soak.md.
@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 
 from tools.benchlib.machine import load_average
-from tools.soaklib.isolation import report, run_probe
+from tools.isolation_probe.isolation import report, run_probe
 from tools.soaklib.report import command_line, print_report
 
 

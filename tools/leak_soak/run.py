@@ -16,7 +16,7 @@ After TTL + reap interval + margin, it checks the box records in every home, the
 host's processes, mounts and cgroups, and what a ``BwrapRuntime`` opened on each
 home lists; prints one Markdown table (per kind: clients, boxes created, boxes
 left, processes left, time until none was left); exits 1 if anything is left.
-See ``tools/soaklib/soak.py`` for the kinds and docs/soak.md for results.
+See ``tools/leak_soak/soak.py`` for the kinds and docs/soak.md for results.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import sys
 import anyio
 
 from tools.benchlib.machine import load_average
+from tools.leak_soak.soak import cleanup, report, run_soak
 from tools.soaklib.report import command_line, print_report
-from tools.soaklib.soak import cleanup, report, run_soak
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,12 +57,11 @@ from boxlite_mcp.runtime.base import Runtime
 from boxlite_mcp.server import build_server
 from boxlite_mcp.settings import Settings
 from tools.benchlib.procs import REPO, child_env
-
-from . import host
-from .calls import ToolFailed, crash_reason, error_core, ok, text_of
-from .schemagen import MUTATIONS, Pool, arguments, hostile
-from .server import settings_env, stdio_server_args
-from .table import render
+from tools.fuzz_tools.schemagen import MUTATIONS, Pool, arguments, hostile
+from tools.soaklib import host
+from tools.soaklib.calls import ToolFailed, crash_reason, error_core, ok, text_of
+from tools.soaklib.server import settings_env, stdio_server_args
+from tools.soaklib.table import render
 
 CALL_TIMEOUT = 60.0
 FIXTURE_BOXES = ("dev", "stopped")

@@ -1,7 +1,7 @@
 """Vanishing MCP clients, in their own process so that they can die like real ones.
 
-    python -m tools.soaklib.worker --transport http --mode legacy --url URL --clients 20
-    python -m tools.soaklib.worker --transport stdio --home-root DIR --clients 10
+    python -m tools.leak_soak.worker --transport http --mode legacy --url URL --clients 20
+    python -m tools.leak_soak.worker --transport stdio --home-root DIR --clients 10
 
 Each client connects (streamable HTTP to ``--url``, or by starting its own
 ``python -m boxlite_mcp`` over stdio on ``<home-root>/c<i>``), then leaves boxes
@@ -196,7 +196,7 @@ async def main(ns: argparse.Namespace) -> None:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.soaklib.worker", description=__doc__.split("\n\n")[0]
+        prog="python -m tools.leak_soak.worker", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--transport", choices=["stdio", "http"], required=True)
     parser.add_argument("--mode", default="legacy", help="legacy, auto, or a protocol version")

@@ -41,11 +41,10 @@ import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from tools.benchlib.procs import REPO, child_env
-
-from . import host
-from .host import Leftovers, Proc
-from .server import McpHttpServer, settings_env
-from .table import render
+from tools.soaklib import host
+from tools.soaklib.host import Leftovers, Proc
+from tools.soaklib.server import McpHttpServer, settings_env
+from tools.soaklib.table import render
 
 Vanish = Literal["kill", "silent"]
 
@@ -169,7 +168,7 @@ class SoakResult:
 
 
 class _Worker:
-    """One ``python -m tools.soaklib.worker`` process and what it reported."""
+    """One ``python -m tools.leak_soak.worker`` process and what it reported."""
 
     def __init__(self, kind: KindResult, process: anyio.abc.Process) -> None:
         self.kind = kind
@@ -239,7 +238,7 @@ async def _start_workers(
         argv = [
             sys.executable,
             "-m",
-            "tools.soaklib.worker",
+            "tools.leak_soak.worker",
             "--transport",
             spec.transport,
             "--mode",

@@ -59,9 +59,9 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import TextResourceContents
 
-from .calls import error_core, ok, text_of
-from .server import McpHttpServer
-from .table import render
+from tools.soaklib.calls import error_core, ok, text_of
+from tools.soaklib.server import McpHttpServer
+from tools.soaklib.table import render
 
 A_SECRET = "A-SECRET-" + "7f3a9c"
 A_OUTPUT = "A-OUTPUT-" + "51be02"
