@@ -44,6 +44,7 @@ from boxlite_mcp.runtime.bwrap import BwrapRuntime
 from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
 from boxlite_mcp.runtime.rest.upgrade import Upgrades
 from tools.bench import runtime
+from tools.bench.stats import percentile
 from tools.benchlib import procs
 
 API_KEY = "bench-api-key"
@@ -56,11 +57,6 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     own = (int(fields[11]) + int(fields[12])) / _TICK
     children = (int(fields[13]) + int(fields[14])) / _TICK
     return own, children
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class Spans:
@@ -138,7 +134,7 @@ async def _both(
 
 
 def line(name: str, samples: list[float]) -> str:
-    return f"{name}: p50 {statistics.median(samples):.1f} ms, p99 {pct(samples, 0.99):.1f} ms"
+    return f"{name}: p50 {statistics.median(samples):.1f} ms, p99 {percentile(samples, 99):.1f} ms"
 
 
 async def one_run(
@@ -183,9 +179,9 @@ async def one_run(
     n = args.jobs
     result = {
         "rest_p50": statistics.median(rest),
-        "rest_p99": pct(rest, 0.99),
+        "rest_p99": percentile(rest, 99),
         "direct_p50": statistics.median(d),
-        "direct_p99": pct(d, 0.99),
+        "direct_p99": percentile(d, 99),
         "rest_rate": n / wall,
         "direct_rate": n / dwall,
         "client_cpu_ms": (c1 - c0) / n * 1000,

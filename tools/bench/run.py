@@ -304,17 +304,13 @@ async def rest_clients(plan: Plan, url: str, results: Results) -> None:
 async def scale_rest(plan: Plan, url: str, results: Results) -> None:
     client = RestRuntime(RestSettings(url=url, api="0.10", api_key=SecretStr(API_KEY)))
     try:
-        boxes = await runtime.start_boxes(client, plan.scale_boxes, "scale-rest")
-        latencies, wall = await runtime.concurrently(
-            plan.scale_jobs,
-            plan.scale_concurrency,
-            lambda i: runtime.run_exec(boxes[i % len(boxes)]),
+        latencies, wall = await runtime.exec_load(
+            client, plan.scale_boxes, plan.scale_jobs, plan.scale_concurrency, "scale-rest"
         )
         results.raw["scale_rest"] = {"latencies": asdict(Summary.of(latencies)), "wall": wall}
         results.raw["scale_rest_ms"] = latencies
         results.raw["scale_rest_rate"] = plan.scale_jobs / wall
     finally:
-        await runtime.remove_all(client)
         await client.aclose()
 
 
@@ -343,15 +339,9 @@ async def runtime_part(plan: Plan, direct: Runtime, results: Results) -> None:
 
     keys = ["scale_direct", "scale_rest"]
     with section(results, f"{plan.scale_boxes} boxes, {plan.scale_concurrency} concurrent", keys):
-        try:
-            boxes = await runtime.start_boxes(direct, plan.scale_boxes, "scale")
-            latencies, wall = await runtime.concurrently(
-                plan.scale_jobs,
-                plan.scale_concurrency,
-                lambda i: runtime.run_exec(boxes[i % len(boxes)]),
-            )
-        finally:
-            await runtime.remove_all(direct)
+        latencies, wall = await runtime.exec_load(
+            direct, plan.scale_boxes, plan.scale_jobs, plan.scale_concurrency, "scale"
+        )
         host, host_wall = await runtime.concurrently(
             plan.scale_jobs, plan.scale_concurrency, lambda i: runtime.host_true()
         )

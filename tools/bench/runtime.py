@@ -148,6 +148,21 @@ async def start_boxes(runtime: Runtime, count: int, prefix: str, concurrency: in
     return [box for box in boxes if box is not None]
 
 
+async def exec_load(
+    runtime: Runtime, boxes: int, jobs: int, concurrency: int, prefix: str
+) -> tuple[list[float], float]:
+    """``jobs`` execs of ``true`` over ``boxes`` new boxes, ``concurrency`` at a time.
+
+    Returns each exec's latency (ms) and the wall time of all (s); every box of
+    ``runtime`` is removed afterwards, whatever happened.
+    """
+    try:
+        started = await start_boxes(runtime, boxes, prefix)
+        return await concurrently(jobs, concurrency, lambda i: run_exec(started[i % len(started)]))
+    finally:
+        await remove_all(runtime)
+
+
 async def remove_all(runtime: Runtime) -> None:
     for info in await runtime.list():
         try:
