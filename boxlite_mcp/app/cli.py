@@ -68,6 +68,7 @@ FLAG_FIELDS: dict[str, str] = {
     "--secret": "secrets",
     "--net-ca-file": "net_ca_file",
     "--tools": "tools",
+    "--state": "state_url",
 }
 _FIELD_FLAGS = {field: flag for flag, field in FLAG_FIELDS.items()}
 
@@ -251,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SET",
         help="which tools to offer: all, core (the common loop in at most 12 tools), or a "
         "comma list of tool names, which may include core (default: all) " + _env_help("tools"),
+    )
+    parser.add_argument(
+        "--state",
+        metavar="URL",
+        help="where replicas share owners' boxes, executions and stream events: memory "
+        "(this process only, the default) or redis://HOST:PORT/DB for several replicas "
+        "behind one load balancer " + _env_help("state_url"),
     )
     commands = parser.add_subparsers(dest="command", metavar="{demo,doctor}")
     demo = commands.add_parser(
