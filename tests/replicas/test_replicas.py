@@ -11,34 +11,17 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from mcp.client.client import Client
-from mcp_types import CallToolResult, TextContent
 
+from tests.mcp.conftest import fails, ok
 from tools.replicas import Cluster
 
 from .conftest import make_cluster
 
 pytestmark = pytest.mark.anyio
-
-
-def _text(result: CallToolResult) -> str:
-    return " ".join(c.text for c in result.content if isinstance(c, TextContent))
-
-
-async def ok(client: Client, tool: str, **args: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, _text(result)
-    return dict(result.structured_content or {})
-
-
-async def refused(client: Client, tool: str, **args: Any) -> str:
-    result = await client.call_tool(tool, args)
-    assert result.is_error, result.structured_content
-    return _text(result)
 
 
 @asynccontextmanager
@@ -81,7 +64,7 @@ async def test_a_box_made_through_one_replica_is_used_and_removed_through_the_ot
         await ok(two, "box_remove", box="shared")
         for client in (one, three, balancer):
             assert (await ok(client, "box_list"))["boxes"] == []
-            message = await refused(client, "exec_run", box=box_id, command="true")
+            message = await fails(client, "exec_run", box=box_id, command="true")
             assert "No box with that id or name" in message and box_id in message
 
 
@@ -91,11 +74,11 @@ async def test_two_owners_never_see_each_others_boxes_on_any_replica(cluster: Cl
         for client in bob:
             assert (await ok(client, "box_list"))["boxes"] == []
             for ref in (mine, "private"):
-                message = await refused(client, "exec_run", box=ref, command="true")
+                message = await fails(client, "exec_run", box=ref, command="true")
                 # Exactly what a box that does not exist answers, quoting the reference.
                 assert f"No box with that id or name ({ref!r}) among your boxes" in message
                 assert "You have no boxes" in message
-            message = await refused(client, "box_remove", box=mine)
+            message = await fails(client, "box_remove", box=mine)
             assert f"No box with that id or name ({mine!r})" in message
         # Bob's own box of the same name is his; alice's stays hers.
         his = (await ok(bob[2], "box_create", name="private"))["box"]["id"]
@@ -119,7 +102,7 @@ async def test_calls_fail_clearly_while_redis_is_down_and_work_after(cluster: Cl
                     ("exec_run", {"box": "survivor", "command": "true"}),
                     ("box_create", {"name": "during"}),
                 ]:
-                    message = await refused(client, tool, **args)
+                    message = await fails(client, tool, **args)
                     assert "StateUnavailable" in message, message
                     assert "cannot be reached" in message and "Retry" in message, message
                     assert "Traceback" not in message
