@@ -16,6 +16,8 @@ import anyio
 import pytest
 from mcp.client.client import Client
 
+from boxlite_mcp.sessions.state import REAPER_LEASE
+from boxlite_mcp.sessions.state.redis_store import RedisState
 from tests.mcp.conftest import fails, ok
 from tools.replicas import Cluster
 
@@ -144,8 +146,42 @@ async def test_idle_boxes_are_reaped_once_across_replicas(tmp_path: Path) -> Non
             raise AssertionError("idle boxes were not reaped:\n" + cluster.logs())
         await anyio.sleep(1.0)  # more rounds: nobody may remove them again
         assert [b["id"] for b in (await ok(alice[1], "box_list"))["boxes"]] == [kept]
-        logs = [replica.log_text() for replica in cluster.replicas]
-        removed = [m.group(1) for log in logs for m in _REMOVED.finditer(log)]
-        assert sorted(removed) == sorted(made), cluster.logs()
-        for log in logs:
-            assert not _ALARMING.search(log), cluster.logs()
+        assert sorted(_removed(cluster)) == sorted(made), cluster.logs()
+        for replica in cluster.replicas:
+            assert not _ALARMING.search(replica.log_text()), cluster.logs()
+
+        # The reaper lease's holder dies: once its lease lapses another replica reaps.
+        holder = await _reaper(cluster)
+        await cluster.kill(holder)
+        survivor = alice[1 + (holder + 1) % 3]
+        late = (await ok(survivor, "box_create", name="late"))["box"]["id"]
+        for _ in range(100):
+            if len((await ok(survivor, "box_list"))["boxes"]) == 1:
+                break
+            await anyio.sleep(0.3)
+        else:
+            raise AssertionError("no replica took the reaper lease over:\n" + cluster.logs())
+        assert await _reaper(cluster) != holder
+        for _ in range(50):  # the record goes first, the runtime's box (and its log line) next
+            if sorted(_removed(cluster)) == sorted([*made, late]):
+                break
+            await anyio.sleep(0.1)
+        else:
+            raise AssertionError("the late box was not removed once:\n" + cluster.logs())
+
+
+def _removed(cluster: Cluster) -> list[str]:
+    """The boxes every replica's log says it removed, one entry per log line."""
+    return [m.group(1) for r in cluster.replicas for m in _REMOVED.finditer(r.log_text())]
+
+
+async def _reaper(cluster: Cluster) -> int:
+    """Which replica (0-based) holds the reaper lease (its holder id names its pid)."""
+    store = RedisState(cluster.state_url)
+    try:
+        holder = await store.lease_holder(REAPER_LEASE)
+    finally:
+        await store.aclose()
+    assert holder is not None
+    pid = int(holder.split(":")[1])
+    return [replica.pid for replica in cluster.replicas].index(pid)
