@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from tools.benchlib.procs import free_port
+from tools.benchlib.procs import free_port as free_port  # re-exported: tools.replicas uses it
 
 REQUIRE_ENV = "BOXLITE_MCP_REQUIRE_REDIS"
 START_TIMEOUT = 15.0
