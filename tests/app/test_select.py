@@ -230,7 +230,10 @@ async def test_explicit_local_without_the_sdk_says_how_to_install_it(
 
 
 def test_with_nothing_available_the_error_lists_the_ways_out(tmp_path: Path) -> None:
-    """In a user namespace this process is not root, so bwrap cannot work here either."""
+    """In a user namespace this process is not root, so bwrap cannot work here either.
+
+    The server's startup error then names every way out, ``boxlite-mcp doctor`` among them.
+    """
     if HOST_BOOTS_VMS:
         pytest.skip("this host passes the VM host check; local would be chosen")
     program = (
@@ -258,8 +261,14 @@ def test_with_nothing_available_the_error_lists_the_ways_out(tmp_path: Path) -> 
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert answer.get("kind") == "UnavailableError", answer
     message = answer["message"]
+    assert "no runtime can run boxes here" in message
     assert "not local:" in message and "not bwrap:" in message
-    for way_out in ("BOXLITE_REST_URL", "apt-get install bubblewrap", "boxlite-mcp[local]"):
+    for way_out in (
+        "BOXLITE_REST_URL",
+        "apt-get install bubblewrap",
+        "boxlite-mcp[local]",
+        "boxlite-mcp doctor",
+    ):
         assert way_out in message
 
 
