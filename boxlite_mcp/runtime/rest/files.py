@@ -16,7 +16,8 @@ finds nothing says why.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -60,20 +61,51 @@ async def copy_out(client: RestClient, box_id: str, box_src: str, host_dest: Pat
     mount = check_box_path(box_src, "source")
     url = await client.url("boxes", box_id, "files")
     limits = await _limits(client)
-    try:
+    with _tmpfs_hint(mount):
         spool = await _download(client, url, box_src, f"copy {box_src} out of box {box_id}", limits)
-    except NotFoundError as exc:
-        if mount:
-            raise NotFoundError(
-                f"{exc.message}. Note: {mount} is a tmpfs mount inside the box and file "
-                "transfer reads the box's disk, so files under it cannot be copied out; "
-                "write them elsewhere (e.g. /root) first"
-            ) from None
-        raise
     try:
         await archive.aunpack(spool, host_dest, limits)
     finally:
         spool.close()
+
+
+async def read_file(client: RestClient, box_id: str, box_src: str, max_bytes: int) -> bytes:
+    """One file's bytes from the tar ``GET``, the transfer stopped once past ``max_bytes``.
+
+    Nothing is spooled to disk: the body is read only up to the cap (plus the tar
+    headers) and the response is closed there (see ``archive.read_single_file``).
+    """
+    mount = check_box_path(box_src, "source")
+    url = await client.url("boxes", box_id, "files")
+    what = f"read {box_src} from box {box_id}"
+    with _tmpfs_hint(mount):
+        try:
+            async with client.stream(
+                "GET",
+                url,
+                params={"path": box_src},
+                headers={"Accept": "application/x-tar"},
+                what=what,
+            ) as response:
+                body = paced(response.aiter_raw(), window=client.settings.timeout, what=what)
+                return await archive.read_single_file(body, box_src, max_bytes)
+        except httpx.TransportError as exc:
+            raise unavailable(url, exc) from exc
+
+
+@contextmanager
+def _tmpfs_hint(mount: str) -> Iterator[None]:
+    """A path not found under a tmpfs mount: say why file transfer cannot see it."""
+    try:
+        yield
+    except NotFoundError as exc:
+        if mount:
+            raise NotFoundError(
+                f"{exc.message}. Note: {mount} is a tmpfs mount inside the box and file "
+                "transfer reads the box's disk, so files under it cannot be read or copied "
+                "out; write them elsewhere (e.g. /root) first"
+            ) from None
+        raise
 
 
 async def _limits(client: RestClient) -> archive.Limits:
