@@ -1,6 +1,6 @@
 """Box.read_file's cap holds while the bytes move: the stream readers stop at it.
 
-The contract suite (tests/contract/test_read_file.py) checks what each runtime
+The contract suite (tests/contract/test_files.py) checks what each runtime
 answers; these check, on the shared pieces themselves, that a file over the cap is
 never taken whole: the tar-stream reader (rest) stops consuming its source, and the
 watched copy (local) stops its writer.
