@@ -121,15 +121,7 @@ class _Task:
 
     def wire(self) -> dict[str, Any]:
         """The task as SEP-2663 puts it on the wire (a DetailedTask once terminal)."""
-        body: dict[str, Any] = {
-            "taskId": self.task_id,
-            "status": self.status,
-            "statusMessage": self.status_message,
-            "createdAt": self.created_at,
-            "lastUpdatedAt": self.last_updated_at,
-            "ttlMs": TASK_TTL_MS,
-            "pollIntervalMs": POLL_INTERVAL_MS,
-        }
+        body = {**self._state(), "ttlMs": TASK_TTL_MS, "pollIntervalMs": POLL_INTERVAL_MS}
         if self.status == "completed" and self.result is not None:
             body["result"] = self.result
         if self.status == "failed" and self.error is not None:
@@ -139,14 +131,16 @@ class _Task:
 
     def legacy_wire(self) -> dict[str, Any]:
         """The task as the 2025-11-25 revision puts it on the wire (``Task``)."""
+        return {**self._state(), "ttl": TASK_TTL_MS, "pollInterval": POLL_INTERVAL_MS}
+
+    def _state(self) -> dict[str, Any]:
+        """What both revisions say about a task, in the same words."""
         return {
             "taskId": self.task_id,
             "status": self.status,
             "statusMessage": self.status_message,
             "createdAt": self.created_at,
             "lastUpdatedAt": self.last_updated_at,
-            "ttl": TASK_TTL_MS,
-            "pollInterval": POLL_INTERVAL_MS,
         }
 
 
