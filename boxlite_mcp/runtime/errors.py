@@ -159,9 +159,10 @@ def too_big_for_transfer(what: str, size: int | None, cap: int) -> InvalidArgume
 
     ``size`` is None when the transfer stopped at the cap before the size was known.
     """
-    amount = f"is {size} bytes" if size is not None else "is larger than that"
+    amount = f"is {size} bytes, over" if size is not None else "is over"
+    stopped = "" if size is not None else " (the transfer stopped there)"
     return InvalidArgumentError(
-        f"{what} {amount}, over the {cap}-byte limit for in-band transfer. Read part of "
+        f"{what} {amount} the {cap}-byte limit for in-band transfer{stopped}. Read part of "
         "it with exec_run (head -c N, tail, grep, sed -n), or move it whole with "
         "copy_out / copy_in if the operator allows host paths."
     )

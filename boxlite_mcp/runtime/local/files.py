@@ -101,8 +101,8 @@ async def read_through_copy(
         with tempfile.TemporaryDirectory(prefix="boxlite-mcp-read-") as tmp:
             staged = Path(tmp) / "out"
             over = await _copy_capped(copy, box_src, staged, max_bytes)
-            if over or _landed(staged) > max_bytes:
-                size = staged.stat().st_size if staged.is_file() else None
+            if over or _landed(staged) > max_bytes:  # stopped part-way: the size is unknown
+                size = staged.stat().st_size if staged.is_file() and not over else None
                 raise too_big_for_transfer(quote_reference(asked), size, max_bytes)
             if staged.is_symlink():
                 target = os.readlink(staged)
