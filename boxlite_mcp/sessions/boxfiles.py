@@ -64,5 +64,5 @@ async def read_box_file(entry: BoxEntry, path: str, cap: int) -> bytes:
     shell or coreutils; the cap holds while the bytes move.
     """
     data = await entry.box.read_file(path, cap)
-    entry.touch()
+    await entry.touch()
     return data

@@ -192,7 +192,6 @@ gone). Do this when you are done with a box; copy anything you need out first
 )
 async def box_remove(call: ToolCall, args: BoxRemoveInput) -> BoxRemoveResult:
     entry = await call.registry.remove(call.who.owner, args.box, force=args.force)
-    await call.services.python.close_box(entry.id)
     return BoxRemoveResult(
         id=entry.id, name=entry.name, message=f"Box {entry.label} and its files are gone."
     )
