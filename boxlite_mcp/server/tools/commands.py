@@ -8,7 +8,7 @@ import logging
 import math
 import shlex
 import signal as signals
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
 import anyio
@@ -49,8 +49,8 @@ def _error(call: ToolCall, record: ExecutionRecord) -> str | None:
     """The execution's error, if any, as its owner should read it."""
     if not record.error:
         return None
-    entry = call.registry.entry_by_id(call.who.owner, record.box_id)
-    return owner_text(record.error, [entry.box.name or entry.id] if entry else [])
+    box = call.registry.cached_box(record.box_id)
+    return owner_text(record.error, [box.name or box.id] if box else [])
 
 
 def _status_line(record: ExecutionRecord, error: str | None) -> str:
@@ -138,7 +138,7 @@ async def _start(
         execution=execution,
         timeout_seconds=timeout,
         task_group=call.task_group(),
-        on_exit=entry.touch,
+        on_exit=entry.mark_used,
     )
     try:
         if args.stdin:
@@ -255,10 +255,9 @@ def _run_result(call: ToolCall, record: ExecutionRecord, waited: float) -> CallT
     )
 
 
-def _attending(call: ToolCall, record: ExecutionRecord) -> AbstractContextManager[None]:
+def _attending(call: ToolCall, record: ExecutionRecord) -> AbstractAsyncContextManager[None]:
     """Its owner is attending to this execution: its box is in use meanwhile."""
-    entry = call.registry.entry_by_id(call.who.owner, record.box_id)
-    return entry.in_use() if entry is not None else nullcontext()
+    return call.registry.attending(call.who.owner, record.box_id)
 
 
 @tools.tool(
@@ -283,7 +282,7 @@ async def exec_run(call: ToolCall, args: ExecRunInput) -> Annotated[CallToolResu
     return_after = args.return_after_seconds
     if return_after is None:
         return_after = call.settings.exec_return_after_seconds
-    with entry.in_use():
+    async with entry.in_use():
         record = await _start(call, entry, args, keep_open=False)
         returned = False
         try:
@@ -337,7 +336,7 @@ async def exec_read(
 ) -> Annotated[CallToolResult, ExecReadResult]:
     record = call.executions.get(call.who.owner, args.execution_id)
     cursor = min(args.cursor, record.store.size)
-    with _attending(call, record):
+    async with _attending(call, record):
         if args.wait_seconds > 0:
             with anyio.move_on_after(args.wait_seconds):
                 if args.until_exit:
@@ -406,7 +405,7 @@ async def exec_write(call: ToolCall, args: ExecWriteInput) -> ExecWriteResult:
             raise InvalidArgumentError("data_base64 is not valid base64.") from None
     else:
         data = (args.text or "").encode()
-    with _attending(call, record):
+    async with _attending(call, record):
         if data:
             await record.write_stdin(data)
         if args.close:
@@ -426,7 +425,7 @@ let a server shut down cleanly. Use exec_kill to end it for certain.""",
 async def exec_signal(call: ToolCall, args: ExecSignalInput) -> ExecControlResult:
     record = call.executions.get(call.who.owner, args.execution_id)
     number = _parse_signal(args.signal)
-    call.registry.touch_id(call.who.owner, record.box_id)
+    await call.registry.touch_id(call.who.owner, record.box_id)
     if not record.running:
         return ExecControlResult(
             execution_id=record.id,
@@ -455,7 +454,7 @@ Its output so far stays readable with exec_read. Killing a finished one does not
 )
 async def exec_kill(call: ToolCall, args: ExecKillInput) -> ExecControlResult:
     record = call.executions.get(call.who.owner, args.execution_id)
-    call.registry.touch_id(call.who.owner, record.box_id)
+    await call.registry.touch_id(call.who.owner, record.box_id)
     if not record.running:
         return ExecControlResult(
             execution_id=record.id,
