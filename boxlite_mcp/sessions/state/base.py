@@ -140,6 +140,8 @@ class OutputSize(_Record):
 
     stored: int  # bytes readable with read_output (at most the stored cap)
     total: int  # bytes produced: the offset of the next append
+    stdout: int = 0  # of which on stdout (``append_stream`` keeps these; see there)
+    stderr: int = 0  # of which on stderr
 
     @property
     def dropped(self) -> int:
@@ -219,6 +221,20 @@ class StateStore(Protocol):
         Bytes before the total already produced are skipped (a retry, or a
         replica re-attached from an earlier offset); an offset beyond it raises
         ``OutputGapError``. Bytes beyond the stored cap are counted, not kept.
+        """
+
+    async def append_stream(
+        self, execution_id: str, stream: StreamName, stream_offset: int, data: bytes
+    ) -> OutputSize:
+        """Add ``stream``'s bytes from ``stream_offset`` on (counting that stream only).
+
+        What an execution's follower uses: the runtime resumes each stream by its own
+        offset (a re-attach after takeover), so the per-stream totals are updated in
+        the same atomic step as the bytes. Bytes of that stream already produced are
+        skipped, the new ones go at the end of the interleaved output; a follower
+        that dies between two appends leaves no gap and no duplicate for the next.
+        An offset beyond the stream's total raises ``OutputGapError``. Do not mix
+        with ``append_output`` on one execution.
         """
 
     async def read_output(
