@@ -75,7 +75,7 @@ async def test_attaching_to_an_unknown_execution_says_it_is_unknown(
     settings = RestSettings(url=server.url, api=generation, **FAST)
     async with RestRuntime(settings) as runtime:
         box = await runtime.create(BoxOptions())
-        with pytest.raises(NotFoundError, match="no-such-exec.*cannot be re-attached"):
+        with pytest.raises(NotFoundError, match=r"no-such-exec.*cannot be re-attached"):
             await box.attach("no-such-exec", stdout_offset=3)
 
 
@@ -83,6 +83,6 @@ async def test_bwrap_says_it_cannot_attach(tmp_path: Path) -> None:
     async with bwrap_factory(tmp_path) as runtime:
         box = await runtime.create(BoxOptions())
         with pytest.raises(
-            UnsupportedError, match="bwrap runtime cannot re-attach.*--runtime rest"
+            UnsupportedError, match=r"bwrap runtime cannot re-attach.*--runtime rest"
         ):
             await box.attach("exec-1")
