@@ -21,6 +21,7 @@ from ..sessions.executions import Executions
 from ..sessions.paths import HostPaths
 from ..sessions.python import PythonLimits, PythonSessions
 from ..sessions.registry import BoxEntry, Registry
+from ..sessions.state import InProcessState, StateStore
 from ..settings import Settings
 from .identity import Requester, requester
 from .models import BoxView
@@ -59,17 +60,30 @@ class Services:
 
     @classmethod
     def build(
-        cls, runtime: Runtime, settings: Settings, *, runtime_reason: str = "given by the caller"
+        cls,
+        runtime: Runtime,
+        settings: Settings,
+        *,
+        runtime_reason: str = "given by the caller",
+        state: StateStore | None = None,
     ) -> Services:
-        """The session layer over ``runtime``, configured by ``settings``."""
+        """The session layer over ``runtime``, configured by ``settings``; ``state`` is
+        what replicas share (None: in this process)."""
+        if state is None:
+            state = InProcessState(
+                max_executions_kept=settings.max_executions_kept,
+                stored_output_cap_bytes=settings.stored_output_cap_bytes,
+            )
         return cls(
             runtime=runtime,
             settings=settings,
             registry=Registry(runtime, settings),
             executions=Executions(
-                max_kept=settings.max_executions_kept,
-                stored_cap_bytes=settings.stored_output_cap_bytes,
+                state=state,
+                runtime=runtime,
+                max_running=settings.max_executions_kept,
                 result_cap_bytes=settings.result_output_cap_bytes,
+                lease_seconds=settings.exec_lease_seconds,
             ),
             host_paths=HostPaths(settings.allow_paths),
             runtime_reason=runtime_reason,

@@ -59,3 +59,12 @@ async def test_bytes_beyond_the_cap_count_per_stream(connect: Connect) -> None:
     await store.append_stream("e4", "stdout", 0, b"o" * CAP)
     size = await store.append_stream("e4", "stderr", 0, b"e" * 10)
     assert (size.stored, size.total, size.stdout, size.stderr) == (CAP, CAP + 10, CAP, 10)
+
+
+async def test_control_requests_reach_the_follower_once_in_order(connect: Connect) -> None:
+    asker, follower = connect(), connect()
+    assert await follower.take_control("e5") == []
+    await asker.push_control("e5", b'{"op":"stdin"}')
+    await asker.push_control("e5", b'{"op":"kill"}')
+    assert await follower.take_control("e5") == [b'{"op":"stdin"}', b'{"op":"kill"}']
+    assert await follower.take_control("e5") == []

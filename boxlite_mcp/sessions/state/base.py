@@ -248,6 +248,13 @@ class StateStore(Protocol):
         """Return once more than ``cursor`` bytes are stored or the execution is no
         longer running (or unknown); callers bound the wait (``anyio.move_on_after``)."""
 
+    async def push_control(self, execution_id: str, message: bytes) -> None:
+        """Queue a control request (stdin, signal, kill) for the execution's follower:
+        a replica that does not follow it cannot reach its runtime handle."""
+
+    async def take_control(self, execution_id: str) -> list[bytes]:
+        """The queued control requests, oldest first; each is returned once."""
+
     # -- resumable-stream events -------------------------------------------
     async def store_event(self, stream_id: str, payload: bytes | None) -> str:
         """Append an event to a stream; its id (which names the stream)."""

@@ -141,6 +141,7 @@ class InProcessState:
         self._execs: OrderedDict[str, ExecRecord] = OrderedDict()
         self._outputs: dict[str, _Output] = {}
         self._changed: dict[str, anyio.Event] = {}
+        self._control: dict[str, list[bytes]] = {}
         self._streams: dict[str, _Stream] = {}
         self._event_ids = itertools.count(1)
         self._leases: dict[str, _Lease] = {}
@@ -234,6 +235,7 @@ class InProcessState:
             output = self._outputs.pop(victim, None)
             if output is not None:
                 output.close()
+            self._control.pop(victim, None)
             self._notify(victim)
 
     async def get_execution(self, execution_id: str) -> ExecRecord | None:
@@ -289,6 +291,12 @@ class InProcessState:
             if event is None:
                 event = self._changed[execution_id] = anyio.Event()
             await event.wait()
+
+    async def push_control(self, execution_id: str, message: bytes) -> None:
+        self._control.setdefault(execution_id, []).append(message)
+
+    async def take_control(self, execution_id: str) -> list[bytes]:
+        return self._control.pop(execution_id, [])
 
     # -- resumable-stream events -------------------------------------------
     async def store_event(self, stream_id: str, payload: bytes | None) -> str:

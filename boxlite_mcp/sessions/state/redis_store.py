@@ -10,8 +10,9 @@ Layout under ``prefix`` (default ``boxlite-mcp:``): ``boxes`` (hash id → JSON)
 ``used`` (hash id → last use), ``owned:<owner>`` (set of box ids, an index),
 ``reservations`` (hash), ``execs`` (hash id →
 JSON), ``exec:order`` (sorted set), ``exec:owner`` (hash id → owner),
-``exec:running`` (set), ``out:<id>:data|segs|total`` (output bytes, where each
-stream's run starts, bytes produced), ``ev:<stream>`` (a Redis stream of events),
+``exec:running`` (set), ``out:<id>:data|segs|total|streams|control`` (output
+bytes, where each stream's run starts, bytes produced in all and per stream,
+control requests for the follower), ``ev:<stream>`` (a Redis stream of events),
 ``lease:<name>``. Scripts touch keys they compute from the prefix, so this needs
 a single Redis (or a primary with replicas), not Redis Cluster.
 
@@ -57,6 +58,8 @@ DEFAULT_PREFIX: Final = "boxlite-mcp:"
 POLL_SECONDS: Final = 0.05
 CONNECT_TIMEOUT_SECONDS: Final = 2.0
 COMMAND_TIMEOUT_SECONDS: Final = 5.0
+#: Control requests nobody took (their follower died and nobody took over) expire.
+CONTROL_TTL_SECONDS: Final = 3600.0
 
 _RESERVE: Final = """
 local t = redis.call('TIME')
@@ -137,7 +140,8 @@ for _, old in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
     redis.call('HDEL', KEYS[4], old)
     redis.call('ZREM', KEYS[2], old)
     local out = ARGV[6] .. old
-    redis.call('DEL', out .. ':data', out .. ':segs', out .. ':total', out .. ':streams')
+    redis.call('DEL', out .. ':data', out .. ':segs', out .. ':total')
+    redis.call('DEL', out .. ':streams', out .. ':control')
     excess = excess - 1
     evicted = evicted + 1
   end
@@ -501,6 +505,23 @@ class RedisState:
             if int(stored) > cursor or not running:
                 return
             await anyio.sleep(POLL_SECONDS)
+
+    async def push_control(self, execution_id: str, message: bytes) -> None:
+        key = self._key("out", execution_id) + ":control"
+        with self._reachable():
+            async with self._redis.pipeline(transaction=True) as tx:
+                tx.rpush(key, message)
+                tx.pexpire(key, _ms(CONTROL_TTL_SECONDS))
+                await tx.execute()
+
+    async def take_control(self, execution_id: str) -> list[bytes]:
+        key = self._key("out", execution_id) + ":control"
+        with self._reachable():
+            async with self._redis.pipeline(transaction=True) as tx:
+                tx.lrange(key, 0, -1)
+                tx.delete(key)
+                messages, _ = await tx.execute()
+        return [bytes(m) for m in messages]
 
     # -- resumable-stream events -------------------------------------------
     async def store_event(self, stream_id: str, payload: bytes | None) -> str:
