@@ -87,6 +87,10 @@ class Settings(BaseModel):
     # Host paths that copy_in/copy_out/export/import may touch. Empty: none.
     allow_paths: list[Path] = Field(default_factory=list)
 
+    # Where replicas share owners' boxes, executions and events: None or "memory" keeps
+    # them in this process; redis://HOST:PORT/DB in Redis (sessions/state/).
+    state_url: str | None = None
+
     # The registry.
     max_boxes_per_owner: int = Field(default=10, ge=1)
     max_boxes_total: int = Field(default=100, ge=1)

@@ -19,6 +19,7 @@ from mcp_types import INVALID_PARAMS
 from .. import __version__
 from ..runtime.base import Runtime
 from ..runtime.errors import BoxliteError
+from ..sessions.state import StateStore
 from ..settings import Settings
 from . import completions, prompts, resources, toolsets
 from .identity import remember_request
@@ -166,6 +167,7 @@ def build_server(
     *,
     runtime_reason: str = "given by the caller",
     owns_runtime: bool = False,
+    state: StateStore | None = None,
     **server_options: Any,
 ) -> MCPServer[Any]:
     """A configured boxlite-mcp server over ``runtime``.
@@ -173,11 +175,12 @@ def build_server(
     ``owns_runtime``: close the runtime when the last lifespan ends. Leave it False
     when the caller closes the runtime itself (the CLI does), or when lifespans may
     run again afterwards (SSE runs one per connection).
+    ``state``: the state store (None: the one ``settings.state_url`` names).
     ``server_options`` go to ``MCPServer`` (e.g. ``token_verifier``, ``auth``).
     ``settings.tools`` names a tool this build lacks: ``toolsets.ToolsetError``.
     """
     names = toolsets.select(settings.tools, tool_names())
-    services = Services.build(runtime, settings, runtime_reason=runtime_reason)
+    services = Services.build(runtime, settings, runtime_reason=runtime_reason, state=state)
     middleware = [remember_request, *server_options.pop("middleware", [])]
     server: MCPServer[Any] = BoxliteServer(
         SERVER_NAME,

@@ -21,7 +21,7 @@ from ..sessions.executions import Executions
 from ..sessions.paths import HostPaths
 from ..sessions.python import PythonLimits, PythonSessions
 from ..sessions.registry import BoxEntry, Registry
-from ..sessions.state import InProcessState, StateStore
+from ..sessions.state import StateStore, open_state
 from ..settings import Settings
 from .identity import Requester, requester
 from .models import BoxView
@@ -55,6 +55,8 @@ class Services:
     executions: Executions
     host_paths: HostPaths
     runtime_reason: str
+    #: What replicas share (boxes, executions, events); in process unless --state says.
+    state: StateStore
     #: Persistent Python interpreters for python_run, closed at shutdown.
     python: PythonSessions = field(default_factory=PythonSessions)
 
@@ -67,17 +69,23 @@ class Services:
         runtime_reason: str = "given by the caller",
         state: StateStore | None = None,
     ) -> Services:
-        """The session layer over ``runtime``, configured by ``settings``; ``state`` is
-        what replicas share (None: in this process)."""
+        """The session layer over ``runtime``, configured by ``settings``, keeping its
+        state in ``state`` (None: the store ``settings.state_url`` names, which the
+        caller closes; the CLI opens, pings and closes it itself)."""
         if state is None:
-            state = InProcessState(
+            state = open_state(
+                settings.state_url,
                 max_executions_kept=settings.max_executions_kept,
                 stored_output_cap_bytes=settings.stored_output_cap_bytes,
             )
+        python = PythonSessions(python_limits(settings))
+        registry = Registry(runtime, settings, state)
+        # A removed box's interpreters go with it, whoever removed it and why.
+        registry.on_removed(python.close_box)
         return cls(
             runtime=runtime,
             settings=settings,
-            registry=Registry(runtime, settings),
+            registry=registry,
             executions=Executions(
                 state=state,
                 runtime=runtime,
@@ -87,7 +95,8 @@ class Services:
             ),
             host_paths=HostPaths(settings.allow_paths),
             runtime_reason=runtime_reason,
-            python=PythonSessions(python_limits(settings)),
+            state=state,
+            python=python,
         )
 
     def requester(self, request: ServerRequestContext[Any, Any] | None) -> Requester:

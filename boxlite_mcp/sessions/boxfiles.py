@@ -82,5 +82,5 @@ async def read_box_file(entry: BoxEntry, path: str, cap: int) -> bytes:
         if size > cap:
             raise too_big(path, size, cap)
         data = await anyio.Path(local).read_bytes()
-    entry.touch()
+    await entry.touch()
     return data

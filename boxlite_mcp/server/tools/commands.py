@@ -8,7 +8,7 @@ import logging
 import math
 import shlex
 import signal as signals
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
 import anyio
@@ -49,8 +49,8 @@ def _error(call: ToolCall, record: ExecView) -> str | None:
     """The execution's error, if any, as its owner should read it."""
     if not record.error:
         return None
-    entry = call.registry.entry_by_id(call.who.owner, record.box_id)
-    return owner_text(record.error, [entry.box.name or entry.id] if entry else [])
+    box = call.registry.cached_box(record.box_id)
+    return owner_text(record.error, [box.name or box.id] if box else [])
 
 
 def _status_line(record: ExecView, error: str | None) -> str:
@@ -149,7 +149,7 @@ async def _start(
         execution=execution,
         timeout_seconds=timeout,
         task_group=call.task_group(),
-        on_exit=entry.touch,
+        on_exit=entry.mark_used,
     )
     try:
         if args.stdin:
@@ -267,10 +267,9 @@ def _run_result(call: ToolCall, follower: Follower, waited: float) -> CallToolRe
     )
 
 
-def _attending(call: ToolCall, record: ExecView) -> AbstractContextManager[None]:
+def _attending(call: ToolCall, record: ExecView) -> AbstractAsyncContextManager[None]:
     """Its owner is attending to this execution: its box is in use meanwhile."""
-    entry = call.registry.entry_by_id(call.who.owner, record.box_id)
-    return entry.in_use() if entry is not None else nullcontext()
+    return call.registry.attending(call.who.owner, record.box_id)
 
 
 @tools.tool(
@@ -295,7 +294,7 @@ async def exec_run(call: ToolCall, args: ExecRunInput) -> Annotated[CallToolResu
     return_after = args.return_after_seconds
     if return_after is None:
         return_after = call.settings.exec_return_after_seconds
-    with entry.in_use():
+    async with entry.in_use():
         record = await _start(call, entry, args, keep_open=False)
         returned = False
         try:
@@ -351,8 +350,9 @@ async def exec_read(
     record = await executions.get(call.who.owner, args.execution_id)
     cursor = min(args.cursor, record.stored)
     if args.wait_seconds > 0 and record.running:
-        with _attending(call, record), anyio.move_on_after(args.wait_seconds):
-            await executions.wait(record.id, cursor, until_exit=args.until_exit)
+        async with _attending(call, record):
+            with anyio.move_on_after(args.wait_seconds):
+                await executions.wait(record.id, cursor, until_exit=args.until_exit)
         record = await executions.get(call.who.owner, args.execution_id)
     budget = call.settings.result_output_cap_bytes
     read = await executions.read(record.id, cursor, args.max_bytes or budget)
@@ -418,7 +418,7 @@ async def exec_write(call: ToolCall, args: ExecWriteInput) -> ExecWriteResult:
             raise InvalidArgumentError("data_base64 is not valid base64.") from None
     else:
         data = (args.text or "").encode()
-    with _attending(call, record):
+    async with _attending(call, record):
         if data:
             await executions.write_stdin(record, data)
         if args.close:
@@ -441,7 +441,7 @@ async def exec_signal(call: ToolCall, args: ExecSignalInput) -> ExecControlResul
     executions = call.executions
     record = await executions.get(call.who.owner, args.execution_id)
     number = _parse_signal(args.signal)
-    call.registry.touch_id(call.who.owner, record.box_id)
+    await call.registry.touch_id(call.who.owner, record.box_id)
     if not record.running:
         return ExecControlResult(
             execution_id=record.id,
@@ -470,7 +470,7 @@ Its output so far stays readable with exec_read. Killing a finished one does not
 async def exec_kill(call: ToolCall, args: ExecKillInput) -> ExecControlResult:
     executions = call.executions
     record = await executions.get(call.who.owner, args.execution_id)
-    call.registry.touch_id(call.who.owner, record.box_id)
+    await call.registry.touch_id(call.who.owner, record.box_id)
     if not record.running:
         return ExecControlResult(
             execution_id=record.id,

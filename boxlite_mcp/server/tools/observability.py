@@ -65,7 +65,7 @@ async def runtime_info(call: ToolCall, args: RuntimeInfoInput) -> RuntimeInfoRes
         ),
         you=Caller(
             owner_kind=who.kind,
-            boxes=len(services.registry.owned_by(who.owner)),
+            boxes=len(await services.registry.records(who.owner)),
             running_executions=len(running),
             # No principal over HTTP: this server has no bearer auth.
             note=SHARED_OWNER_NOTE if who.kind in ("anonymous", "session") else None,
