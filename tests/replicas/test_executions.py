@@ -9,7 +9,6 @@ here, so a takeover happens within about that after a SIGKILL.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import anyio
