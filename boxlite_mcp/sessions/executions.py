@@ -795,11 +795,18 @@ class Executions:
             lambda: None,
         )
 
-    async def run_sweeper(self, task_group: anyio.abc.TaskGroup) -> None:
+    async def run_sweeper(
+        self,
+        task_group: anyio.abc.TaskGroup,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
         """Take over running executions whose follower's lease lapsed, every half lease.
 
-        Also where takeovers started by readers run (``task_group``)."""
+        ``task_group`` is where taken-over executions are followed (also those a
+        reader takes over); it is set once this has started."""
         self._task_group = task_group
+        task_status.started()
         while True:
             await anyio.sleep(self.lease_seconds / 2)
             try:
