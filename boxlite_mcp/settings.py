@@ -87,8 +87,8 @@ class Settings(BaseModel):
     # Host paths that copy_in/copy_out/export/import may touch. Empty: none.
     allow_paths: list[Path] = Field(default_factory=list)
 
-    # Where replicas share owners' boxes, executions and events: None or "memory" keeps
-    # them in this process; redis://HOST:PORT/DB in Redis (sessions/state/).
+    # Where replicas share state (sessions/state/): None or "memory" keeps it in this
+    # process; redis://HOST:PORT/DB in Redis, for several replicas.
     state_url: str | None = None
 
     # The registry.

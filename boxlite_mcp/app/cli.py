@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--state",
         dest="state_url",
         metavar="URL",
-        help="where replicas share owners' boxes, executions and stream events: memory "
+        help="where replicas share state (owners' boxes and their lifetimes): memory "
         "(this process only, the default) or redis://HOST:PORT/DB for several replicas "
         "behind one load balancer " + _env_help("state_url"),
     )

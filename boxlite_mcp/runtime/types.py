@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
 from ..settings import RuntimeName
 from .errors import InvalidArgumentError
@@ -64,6 +64,32 @@ class BoxStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
+#: Ports one box may publish at create (``BoxOptions.ports``).
+MAX_PORTS = 16
+
+
+def check_ports(ports: list[int]) -> list[int]:
+    """The box ports to publish at create: each a TCP port (1-65535), each once.
+
+    ValueError quoting the bad entry (pydantic shows it as the field's error)."""
+    if len(ports) > MAX_PORTS:
+        raise ValueError(f"ports lists {len(ports)} ports; publish at most {MAX_PORTS} per box")
+    seen: set[int] = set()
+    for port in ports:
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ValueError(
+                f"ports entry {port!r} is not a TCP port; give the ports services in the box "
+                "listen on as numbers 1-65535, e.g. [8080]"
+            )
+        if port in seen:
+            raise ValueError(f"ports entry {port} is given twice; list each port once")
+        seen.add(port)
+    return ports
+
+
+Ports = Annotated[list[StrictInt], AfterValidator(check_ports)]
+
+
 class VolumeSpec(_Model):
     """A host directory mounted into the box."""
 
@@ -103,6 +129,11 @@ class BoxOptions(_Model):
     network: NetworkSpec | None = None
     #: Not BoxLite's shape: names of the operator's secrets (values never pass here).
     secrets: list[str] | None = None
+    #: Not BoxLite's shape (its PortSpec): the box ports to publish. The REST runtime
+    #: sends them to a BoxLite 0.9 server in the create request (its only way); other
+    #: runtimes ignore them at create, and box_create exposes each right after create
+    #: with ``Box.expose`` (which on 0.9 answers the published port).
+    ports: Ports | None = None
     auto_remove: bool | None = None
     detach: bool | None = None
 

@@ -17,7 +17,9 @@ from ..runtime.types import (
     BoxLimits,
     BoxMetrics,
     BoxStatus,
+    ExposedPort,
     NetworkStatus,
+    Ports,
     RuntimeInfo,
     RuntimeMetrics,
     SnapshotInfo,
@@ -241,6 +243,12 @@ class BoxCreateInput(ToolInput):
         "its environment variable NAME; the server puts the real value into the box's "
         "HTTP(S) requests to that secret's hosts. You never see the value either.",
     )
+    ports: Ports | None = Field(
+        default=None,
+        description="TCP ports of services you will run in the box, published for the "
+        "server's host as with box_expose (the result lists their URLs), e.g. [8080]. "
+        "Needed at create on a BoxLite 0.9 server, which publishes ports only then.",
+    )
     persist: bool = Field(
         default=False,
         description="Keep the box after your session ends, when idle, and across server "
@@ -320,6 +328,9 @@ class BoxRemoveInput(ToolInput):
 
 class BoxResult(ToolOutput):
     box: BoxView = Field(description="The box after the operation.")
+    exposed: list[ExposedPort] | None = Field(
+        default=None, description="box_create's ports: where the host reaches each."
+    )
     message: str = Field(description="What happened.")
 
 

@@ -89,17 +89,29 @@ class Upstream:
     requests: list[bytes] = field(default_factory=list)
 
 
+async def read_body(reader: asyncio.StreamReader, head: bytes, received: bytearray) -> bytes:
+    """A request's body (a chunked one decoded); ``received`` grows as pieces arrive, so
+    a request cut off midway shows what got through."""
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    received += await reader.readexactly(length)
+    if b"transfer-encoding: chunked" in head.lower():
+        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            received += await reader.readexactly(size)
+            await reader.readexactly(2)
+        await reader.readuntil(b"\r\n")
+    return bytes(received)
+
+
 async def _recording_server(context: ssl.SSLContext | None) -> tuple[asyncio.Server, Upstream]:
     upstream = Upstream()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            upstream.requests.append(head + await reader.readexactly(length))
+            upstream.requests.append(head + await read_body(reader, head, bytearray()))
             writer.write(
                 b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nreceived"
             )
@@ -209,11 +221,13 @@ async def test_https_and_http_get_the_value_the_box_only_the_placeholder(
     assert VALUE not in (out + err).decode()
 
 
-async def test_placeholder_to_a_host_not_the_secrets_is_refused(world: World) -> None:
+@pytest.mark.parametrize("scheme", ["http", "socks5h"])
+async def test_placeholder_to_a_host_not_the_secrets_is_refused(world: World, scheme: str) -> None:
+    """Through the HTTP proxy and through SOCKS alike."""
     box = await _secret_box(world.runtime)
     _, out, err = await sh(
         box,
-        f"curl -sS --noproxy '' -x http://127.0.0.1:3128 -H \"X-Key: $API_TOKEN\" "
+        f"curl -sS --noproxy '' -x {scheme}://127.0.0.1:3128 -H \"X-Key: $API_TOKEN\" "
         f"http://127.0.0.1:{world.other.port}/",
     )
     text = (out + err).decode()
@@ -222,7 +236,8 @@ async def test_placeholder_to_a_host_not_the_secrets_is_refused(world: World) ->
     assert world.other.requests == []
     # Without a placeholder the same destination works.
     _result, out, _ = await sh(
-        box, f"curl -sS --noproxy '' -x http://127.0.0.1:3128 http://127.0.0.1:{world.other.port}/"
+        box,
+        f"curl -sS --noproxy '' -x {scheme}://127.0.0.1:3128 http://127.0.0.1:{world.other.port}/",
     )
     assert out == b"received"
     status = (await box.info()).network_status
@@ -248,3 +263,36 @@ async def test_box_without_secrets_tunnels_https_untouched(world: World) -> None
     )
     # The box does not trust the upstream's test CA: TLS goes end to end, unread.
     assert b"certificate" in out.lower() and out.endswith(b"none\n"), out
+
+
+async def test_socks_and_chunked_bodies_get_the_value(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SOCKS (plain HTTP and HTTPS through the box's CA) and a chunked body whose
+    placeholder is split across chunks: each reaches the host with the value."""
+    caplog.set_level(logging.DEBUG)
+    box = await _secret_box(world.runtime)
+    chunked = (
+        "import http.client, os; p = os.environ['API_TOKEN'].encode(); "
+        "c = http.client.HTTPConnection('127.0.0.1', 3128); "
+        f"c.request('POST', 'http://host.boxlite.internal:{world.http.port}/chunked', "
+        "body=iter([b'k=' + p[:9], p[9:20], p[20:] + b'&end=1']), encode_chunked=True); "
+        "print(c.getresponse().read().decode())"
+    )
+    script = (
+        f'curl -sS -f -x socks5h://127.0.0.1:3128 -H "X-Key: $API_TOKEN" '
+        f"http://host.boxlite.internal:{world.http.port}/socks; echo; "
+        f'curl -sS -f -x socks5h://127.0.0.1:3128 -H "X-Key: $API_TOKEN" '
+        f"https://host.boxlite.internal:{world.https.port}/socks-tls; echo; "
+        f'python3 -c "{chunked}"'
+    )
+    result, out, err = await sh(box, script)
+    assert result.exit_code == 0, (out + err).decode()
+    assert out.decode().splitlines() == ["received"] * 3
+    socks_plain, chunked_body = world.http.requests
+    (socks_tls,) = world.https.requests
+    assert f"X-Key: {VALUE}".encode() in socks_plain
+    assert f"X-Key: {VALUE}".encode() in socks_tls
+    assert chunked_body.endswith(f"k={VALUE}&end=1".encode()), chunked_body
+    assert b"BOXLITE_SECRET" not in socks_plain + socks_tls + chunked_body
+    assert VALUE not in caplog.text and VALUE not in (out + err).decode()

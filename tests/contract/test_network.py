@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from boxlite_mcp.runtime.base import Box
 from boxlite_mcp.runtime.errors import BoxliteError, InvalidArgumentError, UnsupportedError
 from boxlite_mcp.runtime.types import NetworkSpec
 from tests.harness.network import SECRET_VALUE, WEB_PORT
@@ -77,17 +78,25 @@ async def test_expose_a_service_in_the_box(make_box: BoxMaker, runtime_id: str) 
         assert "box_expose" in str(exc)
         return
     assert exposed.port == 8080 and exposed.url.startswith("http://127.0.0.1:")
+    assert await _served_through(box, exposed.url, 8080) == b"from-the-box\n"
+    with pytest.raises(BoxliteError):
+        await box.expose(0)
+
+
+async def _served_through(box: Box, url: str, port: int) -> bytes:
+    """Start ``python3 -m http.server PORT`` in the box; the page fetched from ``url``."""
     result = await sh(
         box,
         "mkdir -p /srv && echo from-the-box > /srv/index.html && "
-        "(cd /srv && nohup python3 -m http.server 8080 --bind 127.0.0.1 "
+        f"(cd /srv && nohup python3 -m http.server {port} --bind 127.0.0.1 "
         ">/dev/null 2>&1 &) && sleep 0.01",
     )
     assert result.exit_code == 0
-    host, port = exposed.url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    host, host_port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    reply = b""
     for _ in range(250):  # polled: the service in the box starts on its own
         try:
-            reader, writer = await asyncio.open_connection(host, int(port))
+            reader, writer = await asyncio.open_connection(host.strip("[]"), int(host_port))
             writer.write(b"GET / HTTP/1.0\r\n\r\n")
             async with asyncio.timeout(10):
                 reply = await reader.read(-1)
@@ -97,9 +106,27 @@ async def test_expose_a_service_in_the_box(make_box: BoxMaker, runtime_id: str) 
         except OSError:
             pass
         await asyncio.sleep(0.02)
-    assert reply.startswith(b"HTTP/1.0 200") and reply.endswith(b"from-the-box\n")
-    with pytest.raises(BoxliteError):
-        await box.expose(0)
+    assert reply.startswith(b"HTTP/1.0 200"), reply
+    return reply.split(b"\r\n\r\n", 1)[1]
+
+
+async def test_ports_at_create_are_reachable(make_box: BoxMaker, runtime_id: str) -> None:
+    """box_create's ports: published in the create request on 0.9, exposed on demand
+    elsewhere; either way ``expose`` then answers the URL that reaches the service."""
+    try:
+        box = await make_box(ports=[8081])
+        exposed = await box.expose(8081)
+    except UnsupportedError as exc:
+        assert runtime_id not in ("bwrap", "rest-0.9", "rest-0.10", "local-rest"), exc
+        return
+    assert exposed.port == 8081 and exposed.url.startswith("http://127.0.0.1:")
+    assert await box.expose(8081) == exposed  # asked again: the same
+    assert await _served_through(box, exposed.url, 8081) == b"from-the-box\n"
+    if runtime_id == "rest-0.9":
+        info = await box.info()
+        assert info.network_status is not None and info.network_status.exposed == [exposed]
+        with pytest.raises(UnsupportedError, match=r"ports=\[8082\]"):
+            await box.expose(8082)  # not published at create: 0.9 cannot add it
 
 
 async def test_secret_is_swapped_in_host_side(make_box: BoxMaker) -> None:

@@ -213,3 +213,35 @@ async def test_unknown_or_malformed_secret_names_create_nothing(
         message = "\n".join(getattr(block, "text", "") for block in result.content)
         assert "secret" in message and "Traceback" not in message
         assert (await ok(client, "box_list"))["count"] == 0
+
+
+async def test_box_create_ports_are_exposed_and_listed(server: Any) -> None:
+    async with as_user(server, "dana", "auto") as client:
+        created = await ok(client, "box_create", name="svc", ports=[8090, 8091])
+        exposed = created["exposed"]
+        assert [e["port"] for e in exposed] == [8090, 8091]
+        assert all(e["url"].startswith("http://127.0.0.1:") for e in exposed)
+        assert exposed[0]["url"] in created["message"]
+        info = await ok(client, "box_info", box="svc")
+        assert [e["url"] for e in info["network"]["exposed"]] == [e["url"] for e in exposed]
+        again = await ok(client, "box_expose", box="svc", port=8090)
+        assert again["url"] == exposed[0]["url"]
+
+
+@pytest.mark.parametrize(
+    ("ports", "says"),
+    [
+        ([0], "ports entry 0 is not a TCP port"),
+        ([70000], "ports entry 70000"),
+        ([8080, 8080], "ports entry 8080 is given twice"),
+        (list(range(1, 18)), "at most 16"),
+    ],
+)
+async def test_bad_ports_are_a_clear_error_and_create_nothing(
+    server: Any, ports: list[int], says: str
+) -> None:
+    async with as_user(server, "erin", "auto") as client:
+        message = await fails(client, "box_create", ports=ports)
+        assert says in message, message
+        assert "Traceback" not in message
+        assert (await ok(client, "box_list"))["count"] == 0

@@ -33,6 +33,7 @@ from boxlite_mcp.runtime.errors import (
 from boxlite_mcp.runtime.types import BoxInfo, BoxOptions
 from boxlite_mcp.sessions import naming
 from boxlite_mcp.sessions.registry import BoxEntry, Registry
+from boxlite_mcp.sessions.state import REAPER_LEASE, InProcessState
 from boxlite_mcp.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -696,3 +697,84 @@ async def test_shutdown_removes_ephemeral_boxes_and_keeps_persistent_ones(
     assert [e.id for e in await registry.owned_by("bob")] == [kept.id]
     assert await registry.total() == 1
     assert [i.id for i in await runtime.list()] == [kept.id]
+
+
+# -- several replicas over one store -------------------------------------------
+
+
+async def test_two_replicas_reaping_at_once_remove_each_box_once_and_quietly(
+    runtime: FaultyRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Even without the lease (both reap in the same instant), ``remove_box`` decides
+    who removes a box: each goes once, and the loser neither logs a warning nor raises."""
+    clock = Clock()
+    settings = Settings(box_idle_ttl_seconds=TTL)
+    state = InProcessState()
+    one = Registry(runtime, settings, state, clock=clock)
+    two = Registry(runtime, settings, state, clock=clock)
+    made = [(await one.create("alice", None, BoxOptions(), persist=False)).id for _ in range(4)]
+    made.append((await two.create("bob", None, BoxOptions(), persist=False)).id)
+    assert {e.id for e in await two.owned_by("alice")} == set(made[:4])  # shared records
+    clock.now += TTL + 1
+    results: list[list[str]] = []
+
+    async def reap(registry: Registry) -> None:
+        results.append(await registry.reap_idle())
+
+    with caplog.at_level(logging.WARNING, logger="boxlite_mcp.sessions.registry"):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reap, one)
+            tg.start_soon(reap, two)
+    assert sorted(results[0] + results[1]) == sorted(made)  # every box, none twice
+    assert caplog.records == []
+    assert await runtime.list() == []
+    assert await one.total() == 0 and await two.total() == 0
+
+
+async def test_only_the_lease_holder_reaps_and_another_takes_over_when_it_stops(
+    runtime: FaultyRuntime,
+) -> None:
+    clock = Clock()
+    settings = Settings(box_idle_ttl_seconds=TTL, reap_interval_seconds=3600)
+    state = InProcessState()
+    one = Registry(runtime, settings, state, clock=clock)
+    two = Registry(runtime, settings, state, clock=clock)
+    first = await one.create("alice", None, BoxOptions(), persist=False)
+    clock.now += TTL + 1
+    assert await one.reap_round() == [first.id]
+    second = await two.create("alice", None, BoxOptions(), persist=False)
+    clock.now += TTL + 1
+    assert await two.reap_round() == []  # one holds the lease
+    assert await state.lease_holder(REAPER_LEASE) == one.replica
+    # A replica's reaper gives the lease up when it stops (here, between two rounds);
+    # the next round elsewhere reaps.
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one.run_reaper)
+            await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
+    assert await two.total() == 1
+    assert await state.lease_holder(REAPER_LEASE) is None
+    assert await two.reap_round() == [second.id]
+    assert await state.lease_holder(REAPER_LEASE) == two.replica
+
+
+async def test_a_box_made_by_another_replica_is_used_through_a_handle_of_its_own(
+    runtime: FaultyRuntime,
+) -> None:
+    """A replica that did not create a box rebuilds its handle with ``runtime.get``."""
+    state = InProcessState()
+    one = Registry(runtime, Settings(), state)
+    two = Registry(runtime, Settings(), state)
+    made = await one.create("alice", None, BoxOptions(name="dev"), persist=False)
+    assert two.cached_box(made.id) is None
+    found = await two.resolve("alice", "dev")
+    assert found.id == made.id and two.cached_box(made.id) is found.box
+    await found.box.start()
+    with pytest.raises(NotFoundError):
+        await two.resolve("bob", made.id)
+    assert (await two.remove("alice", "dev")).id == made.id
+    with pytest.raises(NotFoundError):
+        await one.resolve("alice", "dev")
+    assert one.cached_box(made.id) is not None  # a stale handle is harmless: no record
+    assert await runtime.list() == []

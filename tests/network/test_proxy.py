@@ -217,9 +217,7 @@ async def test_close_ends_open_tunnels(setup: Setup) -> None:
 async def test_too_many_connections_are_closed_at_once(
     setup: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from boxlite_mcp.runtime.network import proxy
-
-    monkeypatch.setattr(proxy, "MAX_CONNECTIONS", 2)
+    monkeypatch.setattr(setup.proxy.listener, "max_connections", 2)
     held = [await asyncio.open_connection("127.0.0.1", setup.port) for _ in range(2)]
     await asyncio.sleep(0.05)  # both accepted and waiting for a request
     reader, writer = await asyncio.open_connection("127.0.0.1", setup.port)

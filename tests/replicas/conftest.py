@@ -23,6 +23,7 @@ def anyio_backend() -> str:
 
 
 def make_cluster(work: Path, **settings: object) -> Cluster:
+    """Three replicas with these server settings (skipped without redis-server/haproxy)."""
     need_redis_server()
     need_haproxy()
     return Cluster(work, 3, settings=settings)

@@ -466,6 +466,7 @@ async def serve(
         yield running
     finally:
         await state.executions.aclose()
+        state.ports.close_all()
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await task

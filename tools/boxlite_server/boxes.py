@@ -35,6 +35,7 @@ from boxlite_mcp.runtime.types import BoxInfo, BoxOptions, NetworkSpec, Snapshot
 
 from .app import Op
 from .bodies import file_chunks, receive_to_file, remove_tree
+from .ports import parse_specs as parse_port_specs
 from .state import Call
 
 #: 0.9's BoxStatus enum has no "failed".
@@ -140,10 +141,9 @@ def box_options(call: Call, body: dict[str, Any]) -> BoxOptions:
         fields["network"] = NetworkSpec(**body["network"])
     if call.generation == "0.9":
         fields["auto_remove"] = body.get("auto_remove", config.default_auto_remove)
-    if body.get("ports"):
+    if body.get("ports") and call.generation != "0.9":
         raise UnsupportedError(
-            "ports are not supported by this server's runtime; create the "
-            "box without them (the 0.10 tunnel reaches a box's service)"
+            "ports are a 0.9 create field; on 0.10 the tunnel reaches a box's service"
         )
     if body.get("secrets"):
         fields["secrets"] = _hold_secrets(call, body["secrets"])
@@ -167,7 +167,18 @@ def box_options(call: Call, body: dict[str, Any]) -> BoxOptions:
 
 
 async def create_box(call: Call) -> Response:
-    box = await call.runtime.create(box_options(call, call.json()))
+    body = call.json()
+    options = box_options(call, body)
+    specs = parse_port_specs(body["ports"], call.config.host) if body.get("ports") else []
+    runtime = call.runtime
+    box = await runtime.create(options)
+    if specs:
+        box_id = box.id
+        try:
+            await call.state.ports.publish(box_id, lambda: runtime.get(box_id), specs)
+        except BaseException:
+            await runtime.remove(box_id, force=True)  # all or nothing
+            raise
     return _box_response(call, await box.info(), 201)
 
 
@@ -218,7 +229,9 @@ async def box_exists(call: Call) -> Response:
 
 
 async def remove_box(call: Call) -> Response:
-    await call.runtime.remove(await call.box_ref(), force=call.query_bool("force", False))
+    box_id = (await call.box()).id
+    await call.runtime.remove(box_id, force=call.query_bool("force", False))
+    call.state.ports.close(box_id)
     return Response(status_code=204)
 
 

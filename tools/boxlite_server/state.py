@@ -20,6 +20,7 @@ from .auth import Authenticator
 from .config import Generation, ServerConfig
 from .faults import Faults, TransportRegistry
 from .idempotency import IdempotencyStore
+from .ports import PublishedPorts
 from .sessions import ExecRegistry
 from .validation import ContractChecker, ViolationLog
 
@@ -88,6 +89,8 @@ class ServerState:
         self.faults = Faults(config.cut_random, config.seed, frozenset(config.cut_scopes))
         self.transports = TransportRegistry()
         self.executions = ExecRegistry(config)
+        #: 0.9 boxes' ports (PortSpec at create), forwarded until the box is removed.
+        self.ports = PublishedPorts()
         self.idempotency = IdempotencyStore(
             config.idempotency_ttl_seconds, config.idempotency_max_entries
         )

@@ -54,7 +54,7 @@ class Cluster:
         #: subject -> bearer token (random per cluster: nothing guessable on the port).
         self.tokens = {subject: f"tok-{secrets.token_urlsafe(16)}" for subject in subjects}
         self.settings = dict(settings or {})
-        self.api_key = secrets.token_urlsafe(16)
+        self.api_key = secrets.token_hex(16)  # hex: never starts with "-" (an argv flag)
         self.redis = RedisServer(work / "redis")
         self.rest_url = ""
         self.balancer_url = ""

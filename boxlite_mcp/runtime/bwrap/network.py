@@ -141,6 +141,8 @@ class NetworkRules:
             + "; a box sees <BOXLITE_SECRET:NAME>, the server swaps the value "
             "into its HTTP(S) requests to those hosts",
             "box_expose": f"a listener on {self.expose_host} forwarded into the box",
+            "ports": "box_create's ports are exposed right after create, as box_expose "
+            "(which starts the box)",
         }
 
 

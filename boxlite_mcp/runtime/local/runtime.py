@@ -157,6 +157,8 @@ class LocalRuntime:
         details = {
             "mode": "rest" if self.remote else "embedded",
             "sdk": f"boxlite {sdk.version() or 'unknown'}",
+            "ports": "box_create's ports are exposed through the SDK's service tunnel "
+            "right after create, as box_expose",
         }
         if self._home is not None:
             details["home"] = str(self._home)

@@ -18,10 +18,14 @@ reported to ``on_denied`` (``box_info`` lists the recent ones).
 Secrets (``secrets``): every HTTP request is rewritten as one request per
 connection (``Connection: close``), with the box's placeholders swapped for the
 values where the destination is the secret's host, in the request line, the
-headers and a body of known length (up to ``BODY_LIMIT``; chunked bodies pass
-unchanged); a placeholder bound for any other host is refused with 403 before
-anything is sent. HTTPS to a secret's host is terminated here (``tls``) so the
-request can be read; HTTPS elsewhere, and SOCKS, stay end-to-end tunnels.
+headers and the body: one of known length (up to ``BODY_LIMIT``, its
+Content-Length corrected) or a chunked one, piece by piece as it streams
+(re-framed; a placeholder split across chunks is still found). A placeholder
+bound for any other host is refused with 403 before it is sent. HTTPS to a
+secret's host is terminated here (``tls``) so the request can be read; HTTPS
+elsewhere stays an end-to-end tunnel. A SOCKS stream gets the same: its first
+byte tells HTTP (rewritten) from TLS (terminated for a secret's host) from
+anything else (tunnelled).
 
 Hand-written on asyncio streams rather than taken from a proxy library: the
 policy check must sit between parsing and connecting, the listening socket
@@ -33,18 +37,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import logging
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from .pipe import CHUNK, pipe
+from .pipe import CHUNK, Listener, copy, pipe
 from .policy import IPAddress, NetPolicy, Resolver, Verdict
 from .secrets import SecretError, Substitution
 from .tls import BoxCA
-
-log = logging.getLogger(__name__)
 
 PROXY_PORT = 3128
 #: Open connections one box may hold through its proxy; more are closed at once.
@@ -55,6 +56,8 @@ Refuse = Callable[[Verdict], Awaitable[None]]
 Fail = Callable[[str], Awaitable[None]]
 HEAD_LIMIT = 64 * 1024
 CONNECT_TIMEOUT = 10.0
+_TLS_HANDSHAKE = b"\x16"  # the first byte of a TLS ClientHello record
+Upstream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 async def system_resolve(name: str) -> Sequence[IPAddress]:
@@ -108,41 +111,25 @@ class EgressProxy:
         self.on_denied = on_denied
         self.resolve = resolve
         self.counters = Counters()
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.listener = Listener(
+            self._handle, "box proxy", MAX_CONNECTIONS, on_refused=self._refused
+        )
+
+    def _refused(self) -> None:
+        self.counters.tcp_errors += 1
 
     async def serve(self, sock: socket.socket) -> None:
-        self._server = await asyncio.start_server(self._handle, sock=sock, limit=HEAD_LIMIT)
+        await self.listener.serve(sock=sock, limit=HEAD_LIMIT)
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for task in list(self._tasks):
-            task.cancel()
+        self.listener.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            if len(self._tasks) > MAX_CONNECTIONS:
-                self.counters.tcp_errors += 1
-                return  # closed at once: the box holds too many open already
-            first = await reader.read(1)
-            if first == b"\x05":
-                await self._socks(reader, writer)
-            elif first:
-                await self._http(first, reader, writer)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-            pass
-        except Exception as exc:  # one connection's bug must not reach the event loop
-            log.warning("a box proxy connection failed: %s", type(exc).__name__)
-        finally:
-            self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+        first = await reader.read(1)
+        if first == b"\x05":
+            await self._socks(reader, writer)
+        elif first:
+            await self._http(first, reader, writer)
 
     # -- HTTP -----------------------------------------------------------------
 
@@ -166,7 +153,9 @@ class EgressProxy:
                 return
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             if self.tls is not None and self.substitution.wanted_by(host):
-                await self._intercept(host, reader, writer, *upstream)
+                await writer.drain()
+                await writer.start_tls(self.tls.ca.server_context(host))
+                await self._exchange_tls(host, reader, writer, *upstream)
                 return
             await self._pipe(reader, writer, *upstream)
             return
@@ -183,60 +172,120 @@ class EgressProxy:
         if host is None or port is None:
             await _reply(writer, 400, f"URL {target!r} has no valid host")
             return
-        request = await self._request(f"{method} /{path} {version}", rest, reader, writer, host)
-        if request is None:
-            return
-        upstream = await self._open(host, port, *self._http_errors(writer))
-        if upstream is None:
-            return
-        up_reader, up_writer = upstream
-        up_writer.write(request)
-        self.counters.bytes_sent += len(request)
-        await self._pipe(reader, writer, up_reader, up_writer)
+        refuse, fail = self._http_errors(writer)
 
-    async def _request(
+        async def connect() -> Upstream | None:
+            assert port is not None
+            return await self._open(host, port, refuse, fail)
+
+        origin_form = f"{method} /{path} {version}".encode("latin-1")
+        await self._exchange(origin_form, rest, reader, writer, host, connect)
+
+    async def _exchange(
         self,
-        line: str,
+        line: bytes,
         rest: bytes,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         host: str,
-    ) -> bytes | None:
-        """The request to send upstream (one per connection), secrets swapped in.
+        connect: Callable[[], Awaitable[Upstream | None]],
+    ) -> None:
+        """One HTTP request from the box to ``host`` (one per connection), secrets swapped
+        in, and its answer back.
 
-        None after answering the box with 403 (a placeholder bound for a host its
-        secret is not for: nothing is sent) or 400.
+        The request line and headers are rewritten before anything is sent; a body of
+        known length (up to ``BODY_LIMIT``) likewise; a chunked body piece by piece as
+        it streams, re-framed. A placeholder bound for a host its secret is not for
+        answers the box 403: nothing is sent, or (in a chunked body) the request is cut
+        off before the placeholder and never completed.
         """
         headers = [
             h for h in rest[:-4].split(b"\r\n") if h and not h.lower().startswith(_HOP_HEADERS)
         ]
+        swap = bool(self.substitution)
+        chunked = swap and _is_chunked(headers)
+        length = _content_length(headers)
         body = b""
-        if self.substitution:
-            length = _content_length(headers)
-            if length is not None and length <= BODY_LIMIT:
-                body = await reader.readexactly(length)
-        request = (
-            line.encode("latin-1")
-            + b"\r\n"
-            + b"".join(h + b"\r\n" for h in headers)
-            + b"Connection: close\r\n\r\n"
-        )
-        if not self.substitution:
-            return request
+        if swap and not chunked and length is not None and length <= BODY_LIMIT:
+            if _expects_continue(headers):  # the body is read here, before the upstream
+                headers = [h for h in headers if not h.lower().startswith(b"expect:")]
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            body = await reader.readexactly(length)
+        head = line + b"\r\n" + b"".join(h + b"\r\n" for h in headers)
+        head += b"Connection: close\r\n\r\n"
         try:
-            request = self.substitution.apply(request, host)
+            head = self.substitution.apply(head, host)
             if body:
                 new_body = self.substitution.apply(body, host)
                 if new_body != body:
-                    request = _set_content_length(request, len(new_body))
+                    head = _set_content_length(head, len(new_body))
                 body = new_body
         except SecretError as exc:
-            self.on_denied(Verdict(False, host, reason=str(exc)))
-            await _reply(writer, 403, f"boxlite-mcp: {exc}")
-            return None
-        return request + body
+            await self._refuse_secret(writer, host, exc)
+            return
+        upstream = await connect()
+        if upstream is None:
+            return
+        up_reader, up_writer = upstream
+        try:
+            up_writer.write(head + body)
+            self.counters.bytes_sent += len(head) + len(body)
+            whole = swap and (chunked or length is None or length <= BODY_LIMIT)
+            if not whole:  # no secrets, or a body too big to hold: passed on as it comes
+                await self._pipe(reader, writer, up_reader, up_writer)
+                return
+            # The whole request is read: only the answer flows from here on (bytes the
+            # box sends after it are not another request to pass on unread).
+            answer = asyncio.ensure_future(copy(up_reader, writer, self._received))
+            try:
+                if chunked:
+                    await self._chunked_body(reader, up_writer, host)
+                await answer
+            except SecretError as exc:
+                answer.cancel()
+                up_writer.transport.abort()  # the upstream never sees a complete request
+                await self._refuse_secret(writer, host, exc)
+            finally:
+                answer.cancel()
+        finally:
+            up_writer.close()
 
-    async def _intercept(
+    async def _chunked_body(
+        self, reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter, host: str
+    ) -> None:
+        """Pass a chunked body on, placeholders swapped (also where one spans chunks)."""
+        stream = self.substitution.stream(host)
+
+        async def send(data: bytes) -> None:
+            if data:
+                framed = b"%x\r\n" % len(data) + data + b"\r\n"
+                up_writer.write(framed)
+                self.counters.bytes_sent += len(framed)
+                await up_writer.drain()
+
+        while True:
+            size_line = await reader.readuntil(b"\r\n")
+            size = int(size_line.split(b";")[0].strip(), 16)  # ValueError: not chunked
+            if size == 0:
+                break
+            while size:
+                piece = await reader.readexactly(min(size, CHUNK))
+                size -= len(piece)
+                await send(stream.feed(piece))
+            if await reader.readexactly(2) != b"\r\n":
+                raise ValueError("chunk not followed by CRLF")
+        await send(stream.finish())
+        trailers = b""
+        while (field := await reader.readuntil(b"\r\n")) != b"\r\n":
+            trailers += field
+            if len(trailers) > HEAD_LIMIT:
+                raise ValueError("trailers too long")
+        last = b"0\r\n" + self.substitution.apply(trailers, host) + b"\r\n"
+        up_writer.write(last)
+        self.counters.bytes_sent += len(last)
+        await up_writer.drain()
+
+    async def _exchange_tls(
         self,
         host: str,
         reader: asyncio.StreamReader,
@@ -244,32 +293,38 @@ class EgressProxy:
         up_reader: asyncio.StreamReader,
         up_writer: asyncio.StreamWriter,
     ) -> None:
-        """HTTPS to a host the box's secrets are for: read the request, swap, re-encrypt."""
+        """HTTPS to a host the box's secrets are for, the box's side already decrypted
+        (``writer`` speaks TLS with the box's CA): the request is read, swapped and
+        re-encrypted towards the real host, checked against the host's trust store."""
         assert self.tls is not None
+        tls = self.tls
         try:
-            await writer.drain()
-            await writer.start_tls(self.tls.ca.server_context(host))
             head = await reader.readuntil(b"\r\n\r\n")
             line, _, rest = head.partition(b"\r\n")
-            request = await self._request(line.decode("latin-1"), rest, reader, writer, host)
-            if request is None:
-                return
-            try:
-                await up_writer.start_tls(self.tls.upstream, server_hostname=host)
-            except (ssl.SSLError, OSError) as exc:
-                await _reply(
-                    writer,
-                    502,
-                    f"boxlite-mcp: TLS with {host} failed: {exc}; the "
-                    "server checks it against the host's trust store "
-                    "and --net-ca-file",
-                )
-                return
-            up_writer.write(request)
-            self.counters.bytes_sent += len(request)
-            await self._pipe(reader, writer, up_reader, up_writer)
+
+            async def connect() -> Upstream | None:
+                try:
+                    await up_writer.start_tls(tls.upstream, server_hostname=host)
+                except (ssl.SSLError, OSError) as exc:
+                    await _reply(
+                        writer,
+                        502,
+                        f"boxlite-mcp: TLS with {host} failed: {exc}; the "
+                        "server checks it against the host's trust store "
+                        "and --net-ca-file",
+                    )
+                    return None
+                return up_reader, up_writer
+
+            await self._exchange(line, rest, reader, writer, host, connect)
         finally:
             up_writer.close()
+
+    async def _refuse_secret(
+        self, writer: asyncio.StreamWriter, host: str, exc: SecretError
+    ) -> None:
+        self.on_denied(Verdict(False, host, reason=str(exc)))
+        await _reply(writer, 403, f"boxlite-mcp: {exc}")
 
     def _http_errors(self, writer: asyncio.StreamWriter) -> tuple[Refuse, Fail]:
         async def refuse(verdict: Verdict) -> None:
@@ -316,13 +371,104 @@ class EgressProxy:
         if upstream is None:
             return
         writer.write(b"\x05\x00\x00\x01" + bytes(6))
-        await self._pipe(reader, writer, *upstream)
+        if not self.substitution:
+            await self._pipe(reader, writer, *upstream)
+            return
+        await self._socks_secrets(host, reader, writer, upstream)
+
+    async def _socks_secrets(
+        self,
+        host: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        upstream: Upstream,
+    ) -> None:
+        """A SOCKS stream of a box with secrets gets what the HTTP proxy does: what it
+        carries is told by its first byte. HTTP is rewritten (or refused) like a proxied
+        request; TLS to a secret's host is terminated with the box's CA; anything else
+        (TLS elsewhere, other protocols, and any where the server speaks first, such as
+        an SSH or SMTP banner) stays an end-to-end tunnel."""
+        up_reader, up_writer = upstream
+        first, spoke = await _first_words(reader, up_reader)
+        if spoke is not None:  # the server spoke first: no request to read
+            writer.write(spoke)
+            up_writer.write(first)
+            await self._pipe(reader, writer, up_reader, up_writer)
+            return
+        if not first:
+            up_writer.close()
+            return
+        if first == _TLS_HANDSHAKE:
+            if self.tls is None or not self.substitution.wanted_by(host):
+                up_writer.write(first)
+                await self._pipe(reader, writer, up_reader, up_writer)
+                return
+            async with self._tls_inside(host, first, reader, writer) as (inner_r, inner_w):
+                await self._exchange_tls(host, inner_r, inner_w, up_reader, up_writer)
+            return
+        if not first.isalpha():  # not an HTTP method
+            up_writer.write(first)
+            await self._pipe(reader, writer, up_reader, up_writer)
+            return
+        try:
+            head = first + await reader.readuntil(b"\r\n\r\n")
+            line, _, rest = head.partition(b"\r\n")
+
+            async def connect() -> Upstream:
+                return up_reader, up_writer
+
+            await self._exchange(line, rest, reader, writer, host, connect)
+        finally:
+            up_writer.close()
+
+    @contextlib.asynccontextmanager
+    async def _tls_inside(
+        self,
+        host: str,
+        first: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> AsyncIterator[Upstream]:
+        """The box's TLS stream, decrypted with the box's CA, when its first byte has
+        already been read: the bytes go through a socket pair whose far end speaks TLS
+        (asyncio cannot start TLS on a stream that has buffered part of the handshake).
+        On exit the answer is flushed to the box before the relay ends."""
+        assert self.tls is not None
+        near, far = socket.socketpair()
+        relay_reader, relay_writer = await asyncio.open_connection(sock=near, limit=CHUNK)
+        relay_writer.write(first)
+        to_far = asyncio.ensure_future(copy(reader, relay_writer))
+        to_box = asyncio.ensure_future(copy(relay_reader, writer))
+        try:
+            inner_reader = asyncio.StreamReader(limit=HEAD_LIMIT)
+            protocol = asyncio.StreamReaderProtocol(inner_reader)
+            loop = asyncio.get_running_loop()
+            try:
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    transport, _ = await loop.connect_accepted_socket(
+                        lambda: protocol, far, ssl=self.tls.ca.server_context(host)
+                    )
+            except BaseException:
+                far.close()
+                raise
+            inner_writer = asyncio.StreamWriter(transport, protocol, inner_reader, loop)
+            try:
+                yield inner_reader, inner_writer
+            finally:
+                inner_writer.close()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    await to_box  # ends once the far end's close reaches the near end
+        finally:
+            to_far.cancel()
+            to_box.cancel()
+            relay_writer.close()
 
     # -- shared ---------------------------------------------------------------
 
     async def _open(
         self, host: str, port: int, refuse: Refuse, fail: Fail
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    ) -> Upstream | None:
         verdict = await self.policy.decide(host, port, self.resolve)
         if verdict.allowed and any(a.is_loopback for a in verdict.addresses):
             why = self.host_port_refused(port)
@@ -347,6 +493,12 @@ class EgressProxy:
         await fail(f"{verdict.destination} is allowed but did not answer ({'; '.join(errors)})")
         return None
 
+    def _sent(self, n: int) -> None:
+        self.counters.bytes_sent += n
+
+    def _received(self, n: int) -> None:
+        self.counters.bytes_received += n
+
     async def _pipe(
         self,
         reader: asyncio.StreamReader,
@@ -354,15 +506,40 @@ class EgressProxy:
         up_reader: asyncio.StreamReader,
         up_writer: asyncio.StreamWriter,
     ) -> None:
-        c = self.counters
+        await pipe(reader, writer, up_reader, up_writer, self._sent, self._received)
 
-        def sent(n: int) -> None:
-            c.bytes_sent += n
 
-        def received(n: int) -> None:
-            c.bytes_received += n
+async def _first_words(
+    reader: asyncio.StreamReader, up_reader: asyncio.StreamReader
+) -> tuple[bytes, bytes | None]:
+    """(the box's first byte, or b""; what the server said first, None if the box spoke
+    first). Both reads are cancel-safe: a read cancelled while waiting takes nothing."""
+    box = asyncio.ensure_future(reader.read(1))
+    server = asyncio.ensure_future(up_reader.read(CHUNK))
+    try:
+        await asyncio.wait({box, server}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        box.cancel()
+        server.cancel()
+    first = box.result() if box.done() and not box.cancelled() else b""
+    spoke = server.result() if server.done() and not server.cancelled() else None
+    return first, spoke
 
-        await pipe(reader, writer, up_reader, up_writer, sent, received)
+
+def _expects_continue(headers: list[bytes]) -> bool:
+    return any(
+        h.partition(b":")[0].strip().lower() == b"expect"
+        and h.partition(b":")[2].strip().lower() == b"100-continue"
+        for h in headers
+    )
+
+
+def _is_chunked(headers: list[bytes]) -> bool:
+    for h in headers:
+        name, _, value = h.partition(b":")
+        if name.strip().lower() == b"transfer-encoding" and b"chunked" in value.lower():
+            return True
+    return False
 
 
 def _content_length(headers: list[bytes]) -> int | None:

@@ -6,7 +6,8 @@ its value is the server's own environment variable ``NAME``, read once at start,
 never a tool argument. A box created with ``secrets: [NAME]`` sees only the
 placeholder ``<BOXLITE_SECRET:NAME>`` (in its environment variable ``NAME``);
 the egress proxy swaps the value in for outbound HTTP requests to the secret's
-hosts (request line, headers, and a body of known length) and refuses a request
+hosts (request line, headers, and the body: one of known length, or a chunked
+one piece by piece, ``StreamSubstitution``) and refuses a request
 that carries a placeholder to any other host. The value is never logged, never
 put in an error (errors name the secret, not its value), never written to disk.
 
@@ -22,6 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+#: The longest placeholder: ``<BOXLITE_SECRET:`` + a 128-character name + ``>``.
+PLACEHOLDER_MAX = len("<BOXLITE_SECRET:") + 128 + 1
 PLACEHOLDER_RE = re.compile(rb"<BOXLITE_SECRET:([A-Za-z_][A-Za-z0-9_]{0,127})>")
 _HOST_RE = re.compile(r"^(\*|(\*\.)?[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?)$")
 
@@ -173,6 +176,38 @@ class Substitution:
 
         return PLACEHOLDER_RE.sub(swap, data)
 
+    def stream(self, host: str) -> StreamSubstitution:
+        """``apply`` for a body that arrives in pieces (see ``StreamSubstitution``)."""
+        return StreamSubstitution(self, host)
+
     def env(self) -> dict[str, str]:
         """What the box's commands see: each name holding its placeholder."""
         return {name: placeholder(name) for name in self.secrets}
+
+
+class StreamSubstitution:
+    """``Substitution.apply`` over a body that arrives in pieces (chunked requests).
+
+    A placeholder may be split across pieces, so ``feed`` holds back a tail that
+    could still become one: from the last ``<`` with no ``>`` after it, when it
+    is shorter than the longest placeholder (a placeholder holds no ``<``, so
+    nothing before that point can be part of an unfinished one). What
+    ``feed``/``finish`` return, joined, equals ``apply`` of the whole body.
+    """
+
+    def __init__(self, substitution: Substitution, host: str) -> None:
+        self._substitution = substitution
+        self._host = host
+        self._held = b""
+
+    def feed(self, data: bytes) -> bytes:
+        data = self._held + data
+        cut = data.rfind(b"<")
+        if cut < 0 or b">" in data[cut:] or len(data) - cut >= PLACEHOLDER_MAX:
+            cut = len(data)
+        self._held = data[cut:]
+        return self._substitution.apply(data[:cut], self._host)
+
+    def finish(self) -> bytes:
+        data, self._held = self._held, b""
+        return self._substitution.apply(data, self._host)

@@ -26,6 +26,8 @@ from ..types import (
     BoxStatus,
     ExecRequest,
     ExposedPort,
+    NetworkSpec,
+    NetworkStatus,
     SnapshotInfo,
     check_name,
 )
@@ -36,6 +38,7 @@ from .errors import unavailable
 from .exec_sse import SseExecution
 from .exec_ws import WsExecution, discard_preconnect
 from .execution import RestExecution
+from .ports import PublishedPorts
 from .types import (
     ExecResponse,
     ListSnapshotsResponse,
@@ -53,9 +56,16 @@ _WRITE_BYTES = 1024 * 1024
 class RestBox:
     """The runtime contract's ``Box`` over the REST API."""
 
-    def __init__(self, client: RestClient, tasks: set[asyncio.Task[None]], info: BoxInfo) -> None:
+    def __init__(
+        self,
+        client: RestClient,
+        tasks: set[asyncio.Task[None]],
+        ports: PublishedPorts,
+        info: BoxInfo,
+    ) -> None:
         self._client = client
         self._tasks = tasks
+        self._ports = ports
         self._id = info.id
         self._name = info.name
 
@@ -86,7 +96,8 @@ class RestBox:
         return await self._client.url("boxes", self._id, *tail)
 
     def _box(self, answer: Answer, what: str) -> RestBox:
-        return RestBox(self._client, self._tasks, parse(WireBox, answer.content, what).to_info())
+        info = parse(WireBox, answer.content, what).to_info()
+        return RestBox(self._client, self._tasks, self._ports, info)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -96,6 +107,17 @@ class RestBox:
         )
         info = parse(WireBox, response.content, f"read {self._label()}").to_info()
         self._name = info.name
+        exposed = self._ports.of(self._id)
+        if exposed and info.network_status is None:
+            policy = (info.network or NetworkSpec()).mode
+            info = info.model_copy(
+                update={
+                    "network_status": NetworkStatus(
+                        policy=f"network {policy}, as the BoxLite server enforces it",
+                        exposed=exposed,
+                    )
+                }
+            )
         return info
 
     async def start(self) -> None:
@@ -258,15 +280,19 @@ class RestBox:
             )
 
     async def expose(self, port: int) -> ExposedPort:
-        """0.10: the box service tunnel (an opaque URI); 0.9 has only create-time ports."""
+        """0.10: the box service tunnel (an opaque URI); 0.9: a port published at create."""
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             raise InvalidArgumentError(f"port {port!r} is not a TCP port (1-65535)")
         await self._client.ensure_ready()
+        known = self._ports.get(self._id, port)
+        if known is not None:
+            return known
         if self._client.generation != "0.10":
             raise UnsupportedError(
-                f"box_expose (port {port} of {self._label()}) needs a BoxLite 0.10 server's "
-                "service tunnel; this is a 0.9 server, where ports are fixed when a box is "
-                "created, which this server does not offer yet"
+                f"box_expose of port {port} of {self._label()}: a BoxLite 0.9 server publishes "
+                "a box's ports only when the box is created, and this box was not created "
+                f"with port {port}; create a box with ports=[{port}] (box_create's ports) "
+                "and run the service there"
             )
         response = await self._client.request(
             "POST",

@@ -26,6 +26,7 @@ from ..types import (
     BoxInfo,
     BoxOptions,
     Capabilities,
+    ExposedPort,
     RuntimeInfo,
     RuntimeMetrics,
     check_name,
@@ -34,11 +35,13 @@ from . import capabilities
 from .box import RestBox
 from .client import RestClient
 from .errors import unavailable
+from .ports import PublishedPorts, port_specs
 from .settings import RestSettings
 from .types import ImageInfo, ListBoxesResponse, WireBox, WireRuntimeMetrics, parse
 
 #: Fields of BoxOptions a 0.10 create request cannot carry (its schema forbids them).
-_NOT_IN_010 = frozenset({"auto_remove"})
+#: ``ports`` is exposed through the tunnel after create instead.
+_NOT_IN_010 = frozenset({"auto_remove", "ports"})
 _IMPORT_CHUNK = 256 * 1024
 #: Pages of ``GET /boxes`` followed at most (a server inventing tokens cannot loop us).
 MAX_PAGES = 1000
@@ -71,6 +74,8 @@ class RestRuntime:
         self.secrets = dict(secrets or {})
         self.client = RestClient(self.settings, transport=transport)
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Ports boxes published at create (0.9).
+        self.ports = PublishedPorts()
 
     def __repr__(self) -> str:
         return f"RestRuntime(url={self.settings.url!r})"
@@ -88,7 +93,7 @@ class RestRuntime:
         return {"secrets": [to_spec(s) for s in chosen.values()], "env": env}
 
     def _box(self, body: bytes, what: str) -> RestBox:
-        return RestBox(self.client, self._tasks, parse(WireBox, body, what).to_info())
+        return RestBox(self.client, self._tasks, self.ports, parse(WireBox, body, what).to_info())
 
     async def info(self) -> RuntimeInfo:
         await self.client.ensure_ready()
@@ -100,7 +105,11 @@ class RestRuntime:
             "secrets": (", ".join(s.name for s in self.secrets.values()) or "none configured")
             + "; sent with a box that names them, as BoxLite SecretSpec (the server swaps "
             "the value into the box's HTTP(S) requests)",
-            "box_expose": "the server's service tunnel (API 0.10); not on 0.9",
+            "box_expose": "the server's service tunnel (API 0.10); on 0.9 only the ports "
+            "named at box_create (ports), which 0.9 publishes only then",
+            "ports": "box_create's ports: in the create request as PortSpec (API 0.9, the "
+            "host port chosen by this client); exposed through the tunnel right after "
+            "create (API 0.10)",
         }
         return RuntimeInfo(
             name="rest",
@@ -127,8 +136,11 @@ class RestRuntime:
         if options.secrets:
             body.update(self._secret_fields(options))
         await self.client.ensure_ready()
+        published: list[ExposedPort] = []
         if self.client.generation == "0.10":
             body = {key: value for key, value in body.items() if key not in _NOT_IN_010}
+        elif options.ports:
+            body["ports"], published = port_specs(self.settings.url, options.ports)
         response = await self.client.request(
             "POST",
             await self.client.url("boxes"),
@@ -136,7 +148,10 @@ class RestRuntime:
             idempotency_key=True,
             what="create a box" + (f" named {options.name!r}" if options.name else ""),
         )
-        return self._box(response.content, "create a box")
+        box = self._box(response.content, "create a box")
+        for exposed in published:
+            self.ports.add(box.id, exposed)
+        return box
 
     async def get(self, box: str) -> RestBox:
         if not box or "/" in box:
@@ -188,6 +203,7 @@ class RestRuntime:
             )
         except InvalidStateError as exc:  # only a running box conflicts with a removal
             raise exc.about(box).requiring("stopped") from None
+        self.ports.forget(box)
 
     async def metrics(self) -> RuntimeMetrics:
         response = await self.client.request(

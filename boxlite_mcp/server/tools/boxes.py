@@ -7,7 +7,7 @@ import secrets
 
 from ...runtime.base import Box
 from ...runtime.errors import AlreadyExistsError, BoxliteError, InvalidArgumentError
-from ...runtime.types import BoxOptions, NetworkSpec, VolumeSpec
+from ...runtime.types import BoxOptions, ExposedPort, NetworkSpec, VolumeSpec
 from ..models import (
     BoxCloneInput,
     BoxCreateInput,
@@ -68,16 +68,24 @@ async def box_create(call: ToolCall, args: BoxCreateInput) -> BoxResult:
         ]
     options = BoxOptions.model_validate(fields)
     entry = await call.registry.create(who.owner, who.session, options, persist=args.persist)
-    if args.start:
-        try:
+    exposed: list[ExposedPort] = []
+    try:
+        if args.start:
             await entry.box.start()
-        except BoxliteError:
-            await call.registry.remove(who.owner, entry.id)  # all or nothing
-            raise
+        # One rule for ports on every runtime: each is exposed as box_expose would (a
+        # BoxLite 0.9 server published them in the create request; this reads them back).
+        for port in args.ports or []:
+            exposed.append(await entry.box.expose(port))
+    except BoxliteError:
+        await call.registry.remove(who.owner, entry.id)  # all or nothing
+        raise
     view = await call.services.box_view(entry)
+    reach = "".join(f" Port {e.port} is reachable from the host at {e.url}." for e in exposed)
     return BoxResult(
         box=view,
-        message=f"Created box {entry.label}. Run commands with exec_run(box={view.id!r}).",
+        exposed=exposed or None,
+        message=f"Created box {entry.label}. Run commands with exec_run(box={view.id!r})."
+        + reach,
     )
 
 
@@ -122,7 +130,8 @@ async def box_info(call: ToolCall, args: BoxRefInput) -> BoxInfoResult:
 Make a TCP service listening inside a box (a web app, an API, a notebook) reachable
 from the server's host and return its URL; give that URL to the user to look at.
 Start the service in the box first (exec_start), listening on 127.0.0.1 or 0.0.0.0.
-Calling it again for the same port returns the same URL; it ends when the box stops.""",
+Calling it again for the same port returns the same URL; it ends when the box stops.
+A BoxLite 0.9 server (runtime_info) exposes only ports named in box_create's `ports`.""",
     idempotent=True,
 )
 async def box_expose(call: ToolCall, args: BoxExposeInput) -> BoxExposeResult:
@@ -182,7 +191,6 @@ gone). Do this when you are done with a box; copy anything you need out first
 )
 async def box_remove(call: ToolCall, args: BoxRemoveInput) -> BoxRemoveResult:
     entry = await call.registry.remove(call.who.owner, args.box, force=args.force)
-    await call.services.python.close_box(entry.id)
     return BoxRemoveResult(
         id=entry.id, name=entry.name, message=f"Box {entry.label} and its files are gone."
     )
