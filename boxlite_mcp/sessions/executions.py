@@ -410,7 +410,7 @@ class Follower:
         except StateUnavailableError as exc:
             logger.warning("execution %s: record not saved: %s", self.id, exc.message)
 
-    async def _carry_out_strict(self, message: dict[str, Any]) -> None:
+    async def carry_out(self, message: dict[str, Any]) -> None:
         """One control request (see ``Executions._control``); errors are the caller's."""
         op = message.get("op")
         if op == "stdin":
@@ -424,15 +424,18 @@ class Follower:
         else:
             logger.warning("execution %s: unknown control request %r ignored", self.id, op)
 
-    async def _carry_out(self, message: dict[str, Any]) -> None:
+    async def _carry_out_passed_on(self, raw: bytes) -> None:
         """A control request another replica passed on: its caller has had its answer,
         so a failure is logged (the execution's state says the rest)."""
         try:
-            await self._carry_out_strict(message)
+            message = json.loads(raw)
+            if not isinstance(message, dict):
+                raise ValueError("not an object")
+            await self.carry_out(message)
+        except (ValueError, TypeError) as exc:
+            logger.warning("execution %s: malformed control request ignored: %s", self.id, exc)
         except BoxliteError as exc:
-            logger.info(
-                "execution %s: passed-on %s failed: %s", self.id, message.get("op"), exc.kind
-            )
+            logger.info("execution %s: passed-on control failed: %s", self.id, exc.kind)
 
     # -- the consumer task ---------------------------------------------------
     async def run(self, task_group: anyio.abc.TaskGroup, on_exit: Callable[[], None]) -> None:
@@ -490,7 +493,7 @@ class Follower:
                 return
             try:
                 for raw in await self.state.take_control(self.id):
-                    await self._carry_out(json.loads(raw))
+                    await self._carry_out_passed_on(raw)
                 if time.monotonic() - renewed >= renew_every:
                     if not await self.state.renew_lease(lease, self.holder, self.lease_seconds):
                         logger.warning(
@@ -545,10 +548,8 @@ class Follower:
             if record.signal == 9 and not record.timed_out:
                 record.killed = True
             record.running = False
-            record.stdout_total, record.stderr_total = (
-                self._offsets["stdout"],
-                self._offsets["stderr"],
-            )
+            record.stdout_total = self._offsets["stdout"]
+            record.stderr_total = self._offsets["stderr"]
             for name, capture in (("stdout", self.stdout), ("stderr", self.stderr)):
                 head, tail = capture.window(capture.kept)
                 setattr(record, f"{name}_head", head)
@@ -624,17 +625,19 @@ class Executions:
                 except BoxliteError:
                     pass
             raise
-        return self._follow(
-            Follower(
-                record=record,
-                execution=execution,
-                state=self.state,
-                holder=self.holder,
-                lease_seconds=self.lease_seconds,
-                result_cap_bytes=self.result_cap_bytes,
-            ),
-            task_group,
-            on_exit,
+        return self._follow(self._follower(record, execution), task_group, on_exit)
+
+    def _follower(
+        self, record: ExecRecord, execution: Execution, offsets: OutputSize | None = None
+    ) -> Follower:
+        return Follower(
+            record=record,
+            execution=execution,
+            state=self.state,
+            holder=self.holder,
+            lease_seconds=self.lease_seconds,
+            result_cap_bytes=self.result_cap_bytes,
+            offsets=offsets,
         )
 
     def _follow(
@@ -709,7 +712,7 @@ class Executions:
         it, else queued for the replica that does (within ``CONTROL_POLL_SECONDS``)."""
         follower = self._followed.get(view.id)
         if follower is not None:
-            await follower._carry_out_strict({"op": op, **fields})
+            await follower.carry_out({"op": op, **fields})
             return
         await self.state.push_control(view.id, json.dumps({"op": op, **fields}).encode())
 
@@ -781,19 +784,7 @@ class Executions:
             await self.state.put_execution(record)
             await self.state.release_lease(execution_lease(record.id), self.holder)
             return
-        self._follow(
-            Follower(
-                record=record,
-                execution=execution,
-                state=self.state,
-                holder=self.holder,
-                lease_seconds=self.lease_seconds,
-                result_cap_bytes=self.result_cap_bytes,
-                offsets=size,
-            ),
-            task_group,
-            lambda: None,
-        )
+        self._follow(self._follower(record, execution, size), task_group, lambda: None)
 
     async def run_sweeper(
         self,

@@ -244,12 +244,16 @@ class InProcessState:
     async def executions(self, owner: str | None = None) -> list[ExecRecord]:
         return [r for r in self._execs.values() if owner is None or r.owner == owner]
 
-    async def append_output(
-        self, execution_id: str, offset: int, stream: StreamName, data: bytes
-    ) -> OutputSize:
+    def _output(self, execution_id: str) -> _Output:
         output = self._outputs.get(execution_id)
         if output is None:
             output = self._outputs[execution_id] = _Output()
+        return output
+
+    async def append_output(
+        self, execution_id: str, offset: int, stream: StreamName, data: bytes
+    ) -> OutputSize:
+        output = self._output(execution_id)
         output.append(offset, stream, data, self.stored_output_cap_bytes)
         self._notify(execution_id)
         return output.size()
@@ -257,9 +261,7 @@ class InProcessState:
     async def append_stream(
         self, execution_id: str, stream: StreamName, stream_offset: int, data: bytes
     ) -> OutputSize:
-        output = self._outputs.get(execution_id)
-        if output is None:
-            output = self._outputs[execution_id] = _Output()
+        output = self._output(execution_id)
         output.append_stream(stream, stream_offset, data, self.stored_output_cap_bytes)
         self._notify(execution_id)
         return output.size()
