@@ -1,9 +1,10 @@
 """One load run: a cluster, the agents, the fault, the counts.
 
-Calls that fail because a replica died under them (a transport error, or a
-balancer answering 5xx) are retried on a fresh client: that is what a client of a
-stateless protocol does. An ``exec_start`` retried may leave an earlier execution
-running unseen; it prints its own id, so it is never mistaken for the one read.
+Each agent uses one client; when a replica dies under a call (a transport error,
+or the balancer answering 5xx), it opens a new one and goes on from where it was
+(the same execution id and cursor): what a client of the sessionless protocol does.
+An ``exec_start`` retried may leave an earlier execution running unseen; each
+prints its own marker, so it is never mistaken for the one read.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
 import anyio
-import httpx
+import httpx2
+from mcp.client.client import Client
 from mcp.shared.exceptions import MCPError
 from pydantic import SecretStr
 
@@ -28,7 +29,6 @@ from tools.soaklib.calls import ToolFailed, ok
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 #: Owners the agents are spread over (each owner's box limit stays well clear).
 OWNERS = tuple(f"owner{i}" for i in range(10))
@@ -70,7 +70,13 @@ class LoadResult:
         return percentile(self.latencies, q) * 1000 if self.latencies else math.nan
 
 
-_TRANSIENT = (httpx.HTTPError, MCPError, OSError, anyio.BrokenResourceError)
+#: The MCP SDK's client speaks HTTP through ``httpx2`` (its own copy of httpx).
+_TRANSIENT = (
+    httpx2.HTTPError,
+    MCPError,
+    OSError,
+    anyio.BrokenResourceError,
+)
 
 
 def transient(exc: BaseException) -> bool:
@@ -79,6 +85,13 @@ def transient(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return all(transient(inner) for inner in exc.exceptions)
     return isinstance(exc, _TRANSIENT)
+
+
+def _describe(exc: BaseException) -> str:
+    """An error as a failure line: a task group's errors by type and message."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(inner) for inner in exc.exceptions)
+    return f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}"
 
 
 def expected_output(agent: int, index: int, lines: int) -> str:
@@ -93,76 +106,99 @@ class _Agent:
         self.workload = workload
         self.result = result
 
-    async def call(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-        """A tool call on a client of its own, retried while a replica is down.
-
-        The 2026-07-28 protocol has no session, so a client costs no handshake: one
-        per call is what lets any call land on any replica (and survive one dying)."""
+    async def run(self) -> None:
+        """The agent's work on one client; a transient failure (a replica died under a
+        call) opens a new client and goes on from where the agent was."""
+        progress = _Progress()
         deadline = time.monotonic() + RETRY_SECONDS
         while True:
+            done_before = self.result.execs_done
             try:
                 async with self.cluster.client(self.owner, mode=MODERN) as client:
-                    return await ok(client, tool, args)
+                    await self._work(client, progress)
+                return
             except Exception as exc:
+                if progress.finished and transient(exc):
+                    return  # closing the client after the work: nothing was lost
+                if self.result.execs_done > done_before:
+                    deadline = time.monotonic() + RETRY_SECONDS  # it was progressing
                 if not transient(exc) or time.monotonic() > deadline:
-                    raise
+                    self.result.failures.append(f"agent {self.number}: {_describe(exc)}"[:300])
+                    if progress.box_made and not progress.finished:
+                        progress.index = self.workload.execs  # give up: just remove the box
+                        deadline = time.monotonic() + RETRY_SECONDS
+                        continue
+                    return
                 self.result.retried_calls += 1
-                logger.debug("agent %d: %s failed (%r); retrying", self.number, tool, exc)
+                logger.debug("agent %d: %r; a new client", self.number, exc)
                 await anyio.sleep(0.2)
 
-    async def run(self) -> None:
+    async def _work(self, client: Client, progress: _Progress) -> None:
         name = f"load-{self.number}"
-        box_made = False
-        try:
+        if not progress.box_made:
             try:
-                await self.call("box_create", {"name": name})
+                await ok(client, "box_create", {"name": name})
             except ToolFailed as exc:
                 if "taken" not in str(exc):  # a retried create that had worked
                     raise
-            box_made = True
-            for index in range(self.workload.execs):
-                await self._exec(name, index)
-        except Exception as exc:
-            self.result.failures.append(f"agent {self.number}: {exc!r}"[:300])
-        finally:
-            if box_made:
-                try:
-                    await self.call("box_remove", {"box": name})
-                except Exception as exc:
-                    if "No box" not in str(exc):
-                        self.result.failures.append(f"agent {self.number} remove: {exc!r}"[:300])
+            progress.box_made = True
+        while progress.index < self.workload.execs:
+            await self._exec(client, name, progress)
+        try:
+            await ok(client, "box_remove", {"box": name})
+        except ToolFailed as exc:
+            if "No box" not in str(exc):  # a retried remove that had worked
+                raise
+        progress.finished = True
 
-    async def _exec(self, box: str, index: int) -> None:
-        lines = self.workload.lines
-        command = f"echo 'agent {self.number} exec {index}'; seq 1 {lines}"
-        started = time.monotonic()
-        run = await self.call("exec_start", {"box": box, "command": command})
-        out: list[str] = []
-        cursor = 0
+    async def _exec(self, client: Client, box: str, progress: _Progress) -> None:
+        lines, index = self.workload.lines, progress.index
+        if progress.execution_id is None:
+            command = f"echo 'agent {self.number} exec {index}'; seq 1 {lines}"
+            progress.started = time.monotonic()
+            run = await ok(client, "exec_start", {"box": box, "command": command})
+            progress.execution_id, progress.cursor, progress.out = run["execution_id"], 0, []
         while True:
-            read = await self.call(
+            read = await ok(
+                client,
                 "exec_read",
                 {
-                    "execution_id": run["execution_id"],
-                    "cursor": cursor,
+                    "execution_id": progress.execution_id,
+                    "cursor": progress.cursor,
                     "wait_seconds": 10,
                     "until_exit": True,
                 },
             )
-            out.append(read["stdout"])
-            cursor = read["next_cursor"]
+            progress.out.append(read["stdout"])
+            progress.cursor = read["next_cursor"]
             if not read["running"] and not read["has_more"]:
                 break
-        self.result.latencies.append(time.monotonic() - started)
+        self.result.latencies.append(time.monotonic() - progress.started)
         self.result.execs_done += 1
         if self.result.execs_done >= self.result.halfway_at:
             self.result.halfway.set()
-        if "".join(out) != expected_output(self.number, index, lines) or read["exit_code"] != 0:
+        out = "".join(progress.out)
+        if out != expected_output(self.number, index, lines) or read["exit_code"] != 0:
             self.result.lost_outputs += 1
             self.result.failures.append(
                 f"agent {self.number} exec {index}: output differs "
-                f"({len(''.join(out))} chars, exit {read['exit_code']}, error {read.get('error')})"
+                f"({len(out)} chars, exit {read['exit_code']}, error {read.get('error')})"
             )
+        progress.index += 1
+        progress.execution_id = None
+
+
+@dataclass
+class _Progress:
+    """How far an agent got, so that a new client goes on from there."""
+
+    box_made: bool = False
+    index: int = 0
+    execution_id: str | None = None
+    cursor: int = 0
+    out: list[str] = field(default_factory=list)
+    started: float = 0.0
+    finished: bool = False
 
 
 async def _leaked(cluster: Cluster) -> int:
