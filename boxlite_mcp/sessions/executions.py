@@ -23,6 +23,10 @@ it already has and refuses gaps, so the output has no gap and no duplicate
 whenever the follower died. Only the REST runtime can re-attach; elsewhere the
 record ends with an error saying the execution was lost with its replica.
 
+A replica that stops (shutdown) kills what it follows with the in-process store,
+as one server always did; with a shared store it hands its executions over
+instead (releases their leases, kills nothing), like it leaves its boxes.
+
 Control (stdin, signals, kill) needs the follower's runtime handle: a replica
 that does not follow the execution passes the request through the store
 (``push_control``) and the follower carries it out within ``CONTROL_POLL_SECONDS``.
@@ -49,7 +53,14 @@ import anyio.abc
 from ..runtime.base import Execution, Runtime
 from ..runtime.errors import BoxliteError, InvalidStateError, NotFoundError, quote_reference
 from ..runtime.types import ExecResult, StreamName
-from .state import ExecRecord, OutputSize, StateStore, StateUnavailableError, execution_lease
+from .state import (
+    ExecRecord,
+    InProcessState,
+    OutputSize,
+    StateStore,
+    StateUnavailableError,
+    execution_lease,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -523,6 +534,16 @@ class Follower:
             return
         pump.cancel()
 
+    async def hand_over(self) -> None:
+        """Stop following without killing (this replica stops): the pump stops when
+        the server's tasks are cancelled, and the lease goes back at once."""
+        self.lost_lease = True
+        try:
+            await self.state.release_lease(execution_lease(self.id), self.holder)
+        except StateUnavailableError:
+            pass  # it lapses by itself
+        logger.info("execution %s handed over to the other replicas", self.id)
+
     async def kill_quietly(self) -> None:
         try:
             await self.kill()
@@ -587,6 +608,8 @@ class Executions:
         self.result_cap_bytes = result_cap_bytes
         self.holder = holder or replica_id()
         self.lease_seconds = lease_seconds
+        #: Other replicas share the store: a stopping one hands its executions over.
+        self.shared = not isinstance(state, InProcessState)
         self._followed: dict[str, Follower] = {}
         self._taking: set[str] = set()
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -810,10 +833,15 @@ class Executions:
                 logger.exception("execution sweep failed")
 
     async def kill_all(self) -> None:
-        """Kill every execution this replica follows (shutdown)."""
+        """Shutdown: kill every execution this replica follows; with a shared store,
+        hand them over instead (they belong to the deployment, like its boxes): the
+        leases are released so that another replica re-attaches at once."""
         for follower in list(self._followed.values()):
             with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_GRACE_SECONDS):
-                await follower.kill_quietly()
+                if self.shared:
+                    await follower.hand_over()
+                else:
+                    await follower.kill_quietly()
 
     def close(self) -> None:
         self._followed.clear()

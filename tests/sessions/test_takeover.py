@@ -223,3 +223,37 @@ async def test_control_from_another_replica_reaches_the_follower(
             group.cancel_scope.cancel()
         assert not view.running and view.killed
         assert await whole(a.state, view.id) == (b"through b\n", b"")
+
+
+async def test_a_stopping_replica_hands_over_with_a_shared_store_and_kills_without(
+    make_state: MakeState, boxlite: RunningServer
+) -> None:
+    async with rest(boxlite) as runtime_a, rest(boxlite) as runtime_b:
+        a = executions(make_state(), runtime_a, "replica-a")
+        b = executions(make_state(), runtime_b, "replica-b")
+        box = await runtime_a.create(BoxOptions())
+        async with anyio.create_task_group() as stopping:
+            execution = await box.exec(ExecRequest(command="sh", args=["-c", SCRIPT]))
+            follower = await a.start(
+                owner="alice",
+                box_id=box.id,
+                box_label=box.id,
+                command=SCRIPT,
+                execution=execution,
+                timeout_seconds=30,
+                task_group=stopping,
+                on_exit=lambda: None,
+            )
+            with anyio.fail_after(10):
+                await follower.wait_beyond(12)
+            await a.kill_all()  # what the server's shutdown does
+            stopping.cancel_scope.cancel()
+        async with anyio.create_task_group() as group:
+            await group.start(b.run_sweeper, group)
+            view = await ended(b, await b.get("alice", follower.id))
+            group.cancel_scope.cancel()
+        if a.shared:  # handed over: b re-attached at once (no lease to wait for)
+            assert (view.exit_code, view.killed, view.error) == (0, False, None)
+            assert await whole(b.state, view.id) == (WHOLE_OUT, WHOLE_ERR)
+        else:
+            assert view.killed and not view.running
