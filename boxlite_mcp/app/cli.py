@@ -426,7 +426,7 @@ async def run_server(settings: Settings, verifier: TokenVerifier | None) -> int:
 async def _open_state(settings: Settings) -> StateStore:
     """The store --state names, answering: a store that does not is a clear error now,
     not on the first tool call."""
-    from ..sessions.state import StateConfigError, open_state
+    from ..sessions.state import StateConfigError, StateUnavailableError, open_state
 
     try:
         state = open_state(
@@ -438,6 +438,13 @@ async def _open_state(settings: Settings) -> StateStore:
         raise ConfigError(str(exc)) from None
     try:
         await state.ping()
+    except StateUnavailableError as exc:
+        with anyio.CancelScope(shield=True):
+            await state.aclose()
+        raise StateUnavailableError(
+            f"the state store {state.description} does not answer ({exc.kind}); start it, "
+            "or correct --state / BOXLITE_MCP_STATE_URL"
+        ) from None
     except BaseException:
         with anyio.CancelScope(shield=True):
             await state.aclose()

@@ -4,27 +4,17 @@ over a real bwrap runtime and real interpreters in the box."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from boxlite_mcp.runtime.bwrap import BwrapRuntime
+from boxlite_mcp.runtime.base import Runtime
 from boxlite_mcp.runtime.types import BoxOptions
 from boxlite_mcp.server.services import Services
 from boxlite_mcp.sessions.registry import BoxEntry
 from boxlite_mcp.settings import Settings
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[BwrapRuntime]:
-    rt = BwrapRuntime(home=tmp_path / "home")
-    try:
-        yield rt
-    finally:
-        await rt.aclose()
 
 
 async def _remove(services: Services, entry: BoxEntry) -> None:
@@ -49,7 +39,7 @@ Removal = Callable[[Services, BoxEntry], Awaitable[None]]
 
 @pytest.mark.parametrize("remove", [_remove, _reap, _end_session, _shutdown])
 async def test_a_removed_box_takes_its_python_sessions_with_it(
-    runtime: BwrapRuntime, remove: Removal
+    runtime: Runtime, remove: Removal
 ) -> None:
     services = Services.build(runtime, Settings())
     entry = await services.registry.create("alice", "s1", BoxOptions(), persist=False)

@@ -11,34 +11,19 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from mcp.client.client import Client
-from mcp_types import CallToolResult, TextContent
 
+from boxlite_mcp.sessions.state import REAPER_LEASE
+from boxlite_mcp.sessions.state.redis_store import RedisState
+from tests.mcp.conftest import fails, ok
 from tools.replicas import Cluster
 
 from .conftest import make_cluster
 
 pytestmark = pytest.mark.anyio
-
-
-def _text(result: CallToolResult) -> str:
-    return " ".join(c.text for c in result.content if isinstance(c, TextContent))
-
-
-async def ok(client: Client, tool: str, **args: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, _text(result)
-    return dict(result.structured_content or {})
-
-
-async def refused(client: Client, tool: str, **args: Any) -> str:
-    result = await client.call_tool(tool, args)
-    assert result.is_error, result.structured_content
-    return _text(result)
 
 
 @asynccontextmanager
@@ -81,7 +66,7 @@ async def test_a_box_made_through_one_replica_is_used_and_removed_through_the_ot
         await ok(two, "box_remove", box="shared")
         for client in (one, three, balancer):
             assert (await ok(client, "box_list"))["boxes"] == []
-            message = await refused(client, "exec_run", box=box_id, command="true")
+            message = await fails(client, "exec_run", box=box_id, command="true")
             assert "No box with that id or name" in message and box_id in message
 
 
@@ -91,11 +76,11 @@ async def test_two_owners_never_see_each_others_boxes_on_any_replica(cluster: Cl
         for client in bob:
             assert (await ok(client, "box_list"))["boxes"] == []
             for ref in (mine, "private"):
-                message = await refused(client, "exec_run", box=ref, command="true")
+                message = await fails(client, "exec_run", box=ref, command="true")
                 # Exactly what a box that does not exist answers, quoting the reference.
                 assert f"No box with that id or name ({ref!r}) among your boxes" in message
                 assert "You have no boxes" in message
-            message = await refused(client, "box_remove", box=mine)
+            message = await fails(client, "box_remove", box=mine)
             assert f"No box with that id or name ({mine!r})" in message
         # Bob's own box of the same name is his; alice's stays hers.
         his = (await ok(bob[2], "box_create", name="private"))["box"]["id"]
@@ -119,7 +104,7 @@ async def test_calls_fail_clearly_while_redis_is_down_and_work_after(cluster: Cl
                     ("exec_run", {"box": "survivor", "command": "true"}),
                     ("box_create", {"name": "during"}),
                 ]:
-                    message = await refused(client, tool, **args)
+                    message = await fails(client, tool, **args)
                     assert "StateUnavailable" in message, message
                     assert "cannot be reached" in message and "Retry" in message, message
                     assert "Traceback" not in message
@@ -161,8 +146,42 @@ async def test_idle_boxes_are_reaped_once_across_replicas(tmp_path: Path) -> Non
             raise AssertionError("idle boxes were not reaped:\n" + cluster.logs())
         await anyio.sleep(1.0)  # more rounds: nobody may remove them again
         assert [b["id"] for b in (await ok(alice[1], "box_list"))["boxes"]] == [kept]
-        logs = [replica.log_text() for replica in cluster.replicas]
-        removed = [m.group(1) for log in logs for m in _REMOVED.finditer(log)]
-        assert sorted(removed) == sorted(made), cluster.logs()
-        for log in logs:
-            assert not _ALARMING.search(log), cluster.logs()
+        assert sorted(_removed(cluster)) == sorted(made), cluster.logs()
+        for replica in cluster.replicas:
+            assert not _ALARMING.search(replica.log_text()), cluster.logs()
+
+        # The reaper lease's holder dies: once its lease lapses another replica reaps.
+        holder = await _reaper(cluster)
+        await cluster.kill(holder)
+        survivor = alice[1 + (holder + 1) % 3]
+        late = (await ok(survivor, "box_create", name="late"))["box"]["id"]
+        for _ in range(100):
+            if len((await ok(survivor, "box_list"))["boxes"]) == 1:
+                break
+            await anyio.sleep(0.3)
+        else:
+            raise AssertionError("no replica took the reaper lease over:\n" + cluster.logs())
+        assert await _reaper(cluster) != holder
+        for _ in range(50):  # the record goes first, the runtime's box (and its log line) next
+            if sorted(_removed(cluster)) == sorted([*made, late]):
+                break
+            await anyio.sleep(0.1)
+        else:
+            raise AssertionError("the late box was not removed once:\n" + cluster.logs())
+
+
+def _removed(cluster: Cluster) -> list[str]:
+    """The boxes every replica's log says it removed, one entry per log line."""
+    return [m.group(1) for r in cluster.replicas for m in _REMOVED.finditer(r.log_text())]
+
+
+async def _reaper(cluster: Cluster) -> int:
+    """Which replica (0-based) holds the reaper lease (its holder id names its pid)."""
+    store = RedisState(cluster.state_url)
+    try:
+        holder = await store.lease_holder(REAPER_LEASE)
+    finally:
+        await store.aclose()
+    assert holder is not None
+    pid = int(holder.split(":")[1])
+    return [replica.pid for replica in cluster.replicas].index(pid)
