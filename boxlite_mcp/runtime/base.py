@@ -124,6 +124,17 @@ class Box(Protocol):
         no links out) and is all-or-nothing: on error nothing is left half-written.
         """
 
+    async def read_file(self, box_src: str, max_bytes: int) -> bytes:
+        """One regular file's bytes, read through the runtime's file API.
+
+        Never runs a program in the box (it works on an image without a shell or
+        coreutils). A symlink is followed inside the box. The cap holds while the
+        bytes move: a file over ``max_bytes`` stops the transfer once the cap is
+        passed, and raises ``errors.too_big_for_transfer`` naming the path, its size
+        when known and the cap. NotFoundError for a missing path;
+        ``errors.not_a_regular_file`` for a directory or special file.
+        """
+
     async def metrics(self) -> BoxMetrics: ...
 
     async def expose(self, port: int) -> ExposedPort:

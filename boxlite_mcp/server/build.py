@@ -23,9 +23,10 @@ from ..sessions.state import StateStore
 from ..settings import Settings
 from . import completions, prompts, resources, toolsets
 from .identity import remember_request
+from .legacy_tasks import LegacyTasks
 from .sdk import ModelTool
 from .services import LifespanState, Services
-from .tasks import TasksExtension
+from .tasks import TasksExtension, TaskStore
 from .tools import boxes, commands, files, observability, python, snapshots
 from .tools.declare import ToolGroup
 
@@ -181,7 +182,9 @@ def build_server(
     """
     names = toolsets.select(settings.tools, tool_names())
     services = Services.build(runtime, settings, runtime_reason=runtime_reason, state=state)
-    middleware = [remember_request, *server_options.pop("middleware", [])]
+    tasks = TaskStore()
+    # The tasks middleware is innermost: it needs the caller's identity the others set.
+    middleware = [remember_request, *server_options.pop("middleware", []), LegacyTasks(tasks)]
     server: MCPServer[Any] = BoxliteServer(
         SERVER_NAME,
         title="BoxLite sandboxes",
@@ -190,7 +193,7 @@ def build_server(
         tools=list(_tools(services, names)),
         lifespan=_Lifespans(services, owns_runtime),
         middleware=middleware,
-        extensions=[TasksExtension()],
+        extensions=[TasksExtension(tasks)],
         **server_options,
     )
     resources.register(server, services)

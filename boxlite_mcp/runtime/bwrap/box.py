@@ -344,6 +344,12 @@ class BwrapBox:
         assert state.sandbox is not None
         await files.copy_out(state.sandbox.init_pid, box_src, host_dest, self._runtime.copy_limits)
 
+    async def read_file(self, box_src: str, max_bytes: int) -> bytes:
+        files.check_box_path(box_src)
+        state = await self._ensure_running()
+        assert state.sandbox is not None
+        return await files.read_file(state.sandbox.init_pid, box_src, max_bytes)
+
     # -- metrics ---------------------------------------------------------------
 
     async def metrics(self) -> BoxMetrics:

@@ -141,6 +141,17 @@ class LocalBox:
                 lambda box: box.copy_out(box_src, str(staging)),
             )
 
+    async def read_file(self, box_src: str, max_bytes: int) -> bytes:
+        check_box_path(box_src, "source")
+
+        async def copy(src: str, staged: Path) -> None:
+            await self._call(
+                f"read {src} from box {self._label}",
+                lambda box: box.copy_out(src, str(staged)),
+            )
+
+        return await files.read_through_copy(box_src, max_bytes, copy)
+
     async def metrics(self) -> BoxMetrics:
         if not self._runtime.remote and not (await self.info()).running:
             # The SDK would boot the box to read them; a box that is not running has

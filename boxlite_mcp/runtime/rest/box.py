@@ -225,6 +225,9 @@ class RestBox:
     async def copy_out(self, box_src: str, host_dest: Path) -> None:
         await files.copy_out(self._client, self._id, box_src, host_dest)
 
+    async def read_file(self, box_src: str, max_bytes: int) -> bytes:
+        return await files.read_file(self._client, self._id, box_src, max_bytes)
+
     async def metrics(self) -> BoxMetrics:
         response = await self._client.request(
             "GET", await self._url("metrics"), what=f"read the metrics of {self._label()}"
