@@ -13,7 +13,7 @@ from pathlib import Path
 
 import anyio
 
-from tools.benchlib.stats import ms
+from tools.bench.stats import ms
 
 from .run import LoadResult, Workload, run_load
 

@@ -23,7 +23,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import SecretStr
 
 from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
-from tools.benchlib.stats import percentile
+from tools.bench.stats import percentile
 from tools.replicas import Cluster
 from tools.soaklib.calls import ToolFailed, ok
 
