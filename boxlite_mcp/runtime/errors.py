@@ -154,6 +154,16 @@ def quote_reference(reference: str) -> str:
     return f"{reference[:MAX_QUOTED_REFERENCE]!r}… ({len(reference)} characters)"
 
 
+def attach_unsupported(runtime: str, execution_id: str) -> UnsupportedError:
+    """``Box.attach`` where executions live in the process that started them (bwrap,
+    the local SDK): they end with it, so no other process can follow them."""
+    return UnsupportedError(
+        f"the {runtime} runtime cannot re-attach to execution {quote_reference(execution_id)}: "
+        "its executions belong to the process that started them and end with it. Run "
+        "several replicas only over a BoxLite server (--runtime rest)."
+    )
+
+
 def too_big_for_transfer(what: str, size: int | None, cap: int) -> InvalidArgumentError:
     """The one wording for a file or content over the in-band transfer cap.
 

@@ -84,6 +84,7 @@ class _Lifespans:
             await services.registry.adopt_at_startup()
         async with anyio.create_task_group() as tg:
             tg.start_soon(services.registry.run_reaper)
+            await tg.start(services.executions.run_sweeper, tg)
             try:
                 yield LifespanState(task_group=tg)
             finally:

@@ -87,9 +87,11 @@ class Services:
             settings=settings,
             registry=registry,
             executions=Executions(
-                max_kept=settings.max_executions_kept,
-                stored_cap_bytes=settings.stored_output_cap_bytes,
+                state=state,
+                runtime=runtime,
+                max_running=settings.max_executions_kept,
                 result_cap_bytes=settings.result_output_cap_bytes,
+                lease_seconds=settings.exec_lease_seconds,
             ),
             host_paths=HostPaths(settings.allow_paths),
             runtime_reason=runtime_reason,

@@ -16,8 +16,14 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.to_thread
 
-from ..base import Box
-from ..errors import BoxliteError, InternalError, InvalidArgumentError, NotFoundError
+from ..base import Box, Execution
+from ..errors import (
+    BoxliteError,
+    InternalError,
+    InvalidArgumentError,
+    NotFoundError,
+    attach_unsupported,
+)
 from ..shared import validation
 from ..types import (
     BoxInfo,
@@ -221,6 +227,16 @@ class BwrapBox:
         return state
 
     # -- exec ------------------------------------------------------------------
+
+    async def attach(
+        self,
+        execution_id: str,
+        *,
+        stdout_offset: int = 0,
+        stderr_offset: int = 0,
+        timeout_seconds: float | None = None,
+    ) -> Execution:
+        raise attach_unsupported("bwrap", execution_id)
 
     async def exec(self, request: ExecRequest) -> BwrapExecution:
         state = self._state

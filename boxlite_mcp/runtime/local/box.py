@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..base import Box
+from ..base import Box, Execution
 from ..errors import (
     BoxliteError,
     InvalidArgumentError,
@@ -20,6 +20,7 @@ from ..errors import (
     NotFoundError,
     StoppedError,
     UnsupportedError,
+    attach_unsupported,
 )
 from ..shared import clones, validation
 from ..shared.boxpaths import check_box_path
@@ -85,6 +86,16 @@ class LocalBox:
                 raise
         finally:
             self._handle = None  # spent either way
+
+    async def attach(
+        self,
+        execution_id: str,
+        *,
+        stdout_offset: int = 0,
+        stderr_offset: int = 0,
+        timeout_seconds: float | None = None,
+    ) -> Execution:
+        raise attach_unsupported("local", execution_id)
 
     async def exec(self, request: ExecRequest) -> LocalExecution:
         request = validation.exec_request(request)

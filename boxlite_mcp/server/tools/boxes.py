@@ -114,9 +114,8 @@ idle) and the ids of executions still running in it.""",
 async def box_info(call: ToolCall, args: BoxRefInput) -> BoxInfoResult:
     entry = await call.box(args.box)
     info = await entry.box.info()
-    running = [
-        r.id for r in call.executions.owned_by(call.who.owner) if r.box_id == entry.id and r.running
-    ]
+    mine = await call.executions.owned_by(call.who.owner)
+    running = [r.id for r in mine if r.box_id == entry.id and r.running]
     return BoxInfoResult(
         box=call.services.view(entry, info),
         limits=info.limits,

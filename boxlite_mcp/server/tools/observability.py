@@ -46,7 +46,7 @@ async def runtime_info(call: ToolCall, args: RuntimeInfoInput) -> RuntimeInfoRes
         metrics = await services.runtime.metrics()
     except BoxliteError:
         metrics = None
-    running = [r for r in services.executions.owned_by(who.owner) if r.running]
+    running = [r for r in await services.executions.owned_by(who.owner) if r.running]
     return RuntimeInfoResult(
         runtime=info,
         reason=services.runtime_reason,
