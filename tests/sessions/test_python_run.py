@@ -394,19 +394,12 @@ OLD_PYTHON_HOMES = glob.glob(os.path.expanduser("~/.pyenv/versions/3.6*"))
 
 
 @pytest.mark.skipif(not OLD_PYTHON_HOMES, reason="no Python 3.6 on this host to mount in a box")
-@pytest.mark.xfail(
-    reason="runtime/bwrap (issue 10's id mapping): bubblewrap creates a volume's missing parent "
-    "directories (here /opt/py under the emptied /opt) as host root's with mode 0700, so box "
-    "root cannot reach the volume (python3 not found, exit 127). Fix: make a volume's missing "
-    "ancestors in the box's layer, owned by box root, before launch, as bwrap/network.py does "
-    "for the CA bundle's directory. Also tests/bwrap/test_volume_parents.py",
-    strict=True,
-)
 async def test_a_too_old_python(runtime: BwrapRuntime, sessions: PythonSessions) -> None:
     old = await runtime.create(
         BoxOptions(
             name="old",
-            env={"PATH": "/opt/py/bin:/usr/bin:/bin"},
+            # pyenv's python links its libpython by the host path, which the box lacks.
+            env={"PATH": "/opt/py/bin:/usr/bin:/bin", "LD_LIBRARY_PATH": "/opt/py/lib"},
             volumes=[
                 VolumeSpec(host_path=OLD_PYTHON_HOMES[0], guest_path="/opt/py", read_only=True)
             ],

@@ -225,7 +225,6 @@ def prepare_files(box_dir: Path, layer: Path, options: BoxOptions, lower: Path) 
         bundle = box_dir / "ca-bundle.pem"
         bundle.write_bytes(system_bundle().rstrip(b"\n") + b"\n" + ca.pem())
         bundle.chmod(0o644)
-        _bundle_dir(upper, lower)
         files.append((str(bundle), CA_BUNDLE))
     return NetworkFiles(tuple(files), ca)
 
@@ -239,18 +238,6 @@ def _etc_dir(upper: Path, lower: Path) -> Path:
             etc.chmod((lower / "etc").stat().st_mode & 0o7777)
         _own(etc)
     return etc
-
-
-def _bundle_dir(upper: Path, lower: Path) -> None:
-    """The CA bundle's directory, made by us rather than as bubblewrap's mount point
-    (which would be host root's and closed to box root: ``idmap``)."""
-    where = upper / Path(CA_BUNDLE).parent.relative_to("/")
-    if where.parent == upper / "etc":
-        _etc_dir(upper, lower)
-    if not where.is_dir():
-        where.mkdir(parents=True, mode=0o755)
-        where.chmod(0o755)
-        _own(where)
 
 
 def _unlink_resolv_conf(upper: Path, lower: Path) -> None:

@@ -65,7 +65,7 @@ import anyio
 import anyio.abc
 
 from ..errors import InternalError, InvalidArgumentError, UnavailableError
-from . import hide, idmap, mountapi, seccomp
+from . import hide, idmap, mountapi, mountparents, seccomp
 from .host import HostTools
 from .limits import BoxCgroup
 from .state import process_start_time
@@ -126,6 +126,9 @@ DEVICES = {
     "tty": (5, 0),
 }
 START_TIMEOUT = 20.0
+#: The mounts bubblewrap makes afresh at every start (``launch``'s --proc, --dev and
+#: --tmpfs): a mount point below one is not in the box's layer (``mountparents``).
+FRESH_MOUNTS = ("/proc", "/dev", "/tmp", "/dev/shm")
 
 
 @dataclass
@@ -333,6 +336,7 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
     layer_fds: list[int] = []
     volume_fds: list[int] = []
     try:
+        _make_mount_parents(spec, upper)
         userns_fd = await _make_userns(tools)
     except BaseException:
         if spec.mask is not None:
@@ -398,6 +402,7 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
     for name in DEVICES:
         bwrap += ["--dev-bind", str(dev_dir / name), f"/dev/{name}"]
     bwrap.append("--unshare-net")  # always: a box with network gets its own (``network``)
+    bwrap += mountparents.fresh_dirs(_mount_points(spec), FRESH_MOUNTS)
     for host_file, box_path in spec.ro_files:
         bwrap += ["--ro-bind", host_file, box_path]
     for (_, guest, read_only), stage in zip(spec.volumes, staged, strict=True):
@@ -491,6 +496,23 @@ async def launch(spec: BoxSpec, tools: HostTools) -> Sandbox:
         os.close(info_r)
         for fd in (*layer_fds, *volume_fds):  # mounted by now (or never will be)
             os.close(fd)
+
+
+def _make_mount_parents(spec: BoxSpec, upper: str) -> None:
+    """The missing parents of the box's mount points, made box root's (``mountparents``)."""
+    if spec.mask is not None:
+        lowers = [
+            mountparents.Layer(f"/proc/self/fd/{spec.mask}", idmapped=True),
+            mountparents.Layer(str(spec.lower), idmapped=False),
+        ]
+    else:
+        lowers = [mountparents.Layer(str(spec.lower), idmapped=True)]
+    mountparents.make(upper, lowers, _mount_points(spec), FRESH_MOUNTS)
+
+
+def _mount_points(spec: BoxSpec) -> list[str]:
+    """Where the box's bind mounts go (box paths)."""
+    return [box_path for _, box_path in spec.ro_files] + [guest for _, guest, _ in spec.volumes]
 
 
 def _own_root(upper: Path) -> None:
