@@ -55,7 +55,6 @@ from ..runtime.errors import BoxliteError, InvalidStateError, NotFoundError, quo
 from ..runtime.types import ExecResult, StreamName
 from .state import (
     ExecRecord,
-    InProcessState,
     OutputSize,
     StateStore,
     StateUnavailableError,
@@ -75,6 +74,12 @@ CONTROL_POLL_SECONDS: Final = 0.2
 def replica_id() -> str:
     """This process among the replicas: host, pid and a random part (pids repeat)."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def seconds_since(started_at: datetime) -> float:
+    """Wall-clock seconds since ``started_at``: the replica that started an execution
+    may not be the one measuring it, so a monotonic clock would not do."""
+    return (datetime.now(UTC) - started_at).total_seconds()
 
 
 def output_uri(execution_id: str) -> str:
@@ -270,7 +275,7 @@ class ExecView:
         the replica that started it may not be the one asking."""
         if self.record.duration_ms is not None:
             return self.record.duration_ms
-        return int((datetime.now(UTC) - self.record.started_at).total_seconds() * 1000)
+        return int(seconds_since(self.record.started_at) * 1000)
 
     @property
     def uri(self) -> str:
@@ -470,8 +475,7 @@ class Follower:
         except StateUnavailableError as exc:  # output cannot be kept: do not run on unseen
             self.record.error = exc.message
             logger.warning("execution %s: the state store failed; killing it", self.id)
-            with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_GRACE_SECONDS):
-                await self.kill_quietly()
+            await self._kill_shielded()
         except BoxliteError as exc:
             self.record.error = exc.message
             logger.info("execution %s failed: %s", self.id, exc.kind)
@@ -486,8 +490,7 @@ class Follower:
             elif self.result is None and self.record.error is None:
                 # Cancelled (server shutting down): never leave the process running.
                 self.record.error = "The server stopped following this execution; it was killed."
-                with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_GRACE_SECONDS):
-                    await self.kill_quietly()
+                await self._kill_shielded()
             with anyio.CancelScope(shield=True):
                 await self._finish(on_exit)
 
@@ -518,7 +521,7 @@ class Follower:
                 logger.warning("execution %s: lease not renewed: %s", self.id, exc.message)
 
     async def _watchdog(self, pump: anyio.CancelScope) -> None:
-        elapsed = (datetime.now(UTC) - self.record.started_at).total_seconds()
+        elapsed = seconds_since(self.record.started_at)
         with anyio.move_on_after(max(0.0, self.record.timeout_seconds - elapsed)):
             await self.done.wait()
             return
@@ -538,11 +541,20 @@ class Follower:
         """Stop following without killing (this replica stops): the pump stops when
         the server's tasks are cancelled, and the lease goes back at once."""
         self.lost_lease = True
+        await self._release_lease()
+        logger.info("execution %s handed over to the other replicas", self.id)
+
+    async def _release_lease(self) -> None:
         try:
             await self.state.release_lease(execution_lease(self.id), self.holder)
         except StateUnavailableError:
             pass  # it lapses by itself
-        logger.info("execution %s handed over to the other replicas", self.id)
+
+    async def _kill_shielded(self) -> None:
+        """Kill even while being cancelled (never leave the process running), giving
+        up after the grace period."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_GRACE_SECONDS):
+            await self.kill_quietly()
 
     async def kill_quietly(self) -> None:
         try:
@@ -564,8 +576,7 @@ class Follower:
                 if not self.taken_over:  # its own measure covers the whole run
                     record.duration_ms = self.result.duration_ms
             if record.duration_ms is None:
-                started = record.started_at
-                record.duration_ms = int((datetime.now(UTC) - started).total_seconds() * 1000)
+                record.duration_ms = int(seconds_since(record.started_at) * 1000)
             if record.signal == 9 and not record.timed_out:
                 record.killed = True
             record.running = False
@@ -576,10 +587,7 @@ class Follower:
                 setattr(record, f"{name}_head", head)
                 setattr(record, f"{name}_tail", tail)
             await self._save_quietly()
-            try:
-                await self.state.release_lease(execution_lease(self.id), self.holder)
-            except StateUnavailableError:
-                pass  # it lapses by itself
+            await self._release_lease()
         self.done.set()
         self._notify()
         on_exit()
@@ -609,7 +617,7 @@ class Executions:
         self.holder = holder or replica_id()
         self.lease_seconds = lease_seconds
         #: Other replicas share the store: a stopping one hands its executions over.
-        self.shared = not isinstance(state, InProcessState)
+        self.shared = state.shared
         self._followed: dict[str, Follower] = {}
         self._taking: set[str] = set()
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -785,7 +793,7 @@ class Executions:
     async def _attach(self, record: ExecRecord, task_group: anyio.abc.TaskGroup) -> None:
         assert self.runtime is not None
         size = await self.state.output_size(record.id)
-        elapsed = (datetime.now(UTC) - record.started_at).total_seconds()
+        elapsed = seconds_since(record.started_at)
         logger.info("execution %s: its follower is gone; re-attaching", record.id)
         try:
             if record.runtime_execution_id is None:

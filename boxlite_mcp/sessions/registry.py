@@ -142,7 +142,7 @@ class Registry:
         self.settings = settings
         self.state: StateStore = state if state is not None else InProcessState()
         #: Boxes outlive this process when other replicas share the store.
-        self.shared = not isinstance(self.state, InProcessState)
+        self.shared = self.state.shared
         self.replica = replica_id()
         self._handles: dict[str, Box] = {}  # by runtime box id
         self._attached: dict[str, int] = {}

@@ -344,6 +344,10 @@ async def test_a_lapsed_lease_passes_to_another_holder(connect: Connect) -> None
 def test_open_state_picks_the_store_and_explains_bad_urls() -> None:
     assert isinstance(open_state(None), InProcessState)
     assert isinstance(open_state("memory"), InProcessState)
+    # Whether replicas share it (a stopping replica hands its work over) is the
+    # store's to say: only Redis is shared.
+    assert open_state(None).shared is False
+    assert open_state("redis://127.0.0.1:1/0").shared is True
     with pytest.raises(StateConfigError) as bad:
         open_state("postgres://db/1")
     assert "expected 'memory' or a Redis URL" in str(bad.value)

@@ -24,6 +24,7 @@ from ..errors import (
 )
 from ..shared import clones, validation
 from ..shared.boxpaths import check_box_path
+from ..shared.identity import BoxIdentity
 from ..types import (
     BoxInfo,
     BoxMetrics,
@@ -42,25 +43,13 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class LocalBox:
+class LocalBox(BoxIdentity):
     """One box of a ``LocalRuntime``."""
 
     def __init__(self, runtime: LocalRuntime, handle: Any) -> None:
         self._runtime = runtime
         self._handle: Any | None = handle
-        self._id = str(handle.id)
-        self._name: str | None = handle.name or None
-
-    @property
-    def id(self) -> str:
-        return self._id
-
-    @property
-    def name(self) -> str | None:
-        return self._name
-
-    def __repr__(self) -> str:
-        return f"LocalBox(id={self._id!r}, name={self._name!r})"
+        super().__init__(str(handle.id), handle.name or None)
 
     async def info(self) -> BoxInfo:
         raw = await self._runtime.sdk_info(self._id)
@@ -234,7 +223,7 @@ class LocalBox:
 
     async def export(self, dest: Path) -> Path:
         await self._require_stopped("export")
-        final = files.export_target(dest, self._name or self._id)
+        final = files.export_target(dest, self.reference)
         async with files.staged_file(final) as partial:
             written = await self._call(
                 f"export box {self._label} to {final}", lambda box: box.export(dest=str(partial))
@@ -281,7 +270,7 @@ class LocalBox:
         if status is BoxStatus.RUNNING or status is BoxStatus.STOPPING:
             raise InvalidStateError(
                 f"cannot {verb} box {self._label} while it is {status.value}; stop it first",
-                box=self._name or self._id,
+                box=self.reference,
                 required_state="stopped",
             )
         if status is BoxStatus.CONFIGURED and not self._runtime.remote:

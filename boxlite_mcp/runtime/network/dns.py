@@ -15,7 +15,9 @@ answer. UDP, and TCP (two-byte length before each message, RFC 1035 4.2.2) for
 resolvers that ask over TCP (``options use-vc``, musl after a truncated reply);
 TCP connections are capped in number and idle time so a box cannot hold many.
 Hand-written (about 80 lines) rather than a DNS library: one question in, a few
-address records out.
+address records out. asyncio rather than anyio: UDP questions are answered from a
+``DatagramProtocol`` on the socket made in the box's namespace, and the TCP side
+serves asyncio streams like the proxy.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ both ways (``pipe``): raw TCP, so HTTP, WebSocket or any protocol works. The
 listener binds the server's loopback by default (the operator may choose the
 address), and it ends with the box. Boxes' own proxies refuse exposed ports
 (see ``EgressProxy``), so one box cannot reach another's service this way.
+asyncio rather than anyio: ``sock_connect`` connects the namespace's socket from
+the loop, and its streams go to ``pipe``, which copies asyncio stream pairs.
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ how the filtering proxy and DNS listen on the box's ``127.0.0.1`` and how
 
 ``setns`` is not in Python 3.11's ``os`` module, hence ``ctypes`` (one call).
 The thread is never one of a shared pool, so no other work ever runs in the
-box's namespace by accident.
+box's namespace by accident; that is also why ``run`` hands the result back
+through an asyncio future rather than use ``anyio.to_thread`` (a pooled thread
+would stay in the box's namespace after ``setns``).
 """
 
 from __future__ import annotations
@@ -88,13 +90,16 @@ class Netns:
         threading.Thread(target=target, name="boxlite-netns", daemon=True).start()
         return await future
 
-    async def listen_tcp(self, host: str, port: int) -> socket.socket:
+    async def make_socket(
+        self, kind: socket.SocketKind, setup: Callable[[socket.socket], None]
+    ) -> socket.socket:
+        """A non-blocking IPv4 socket made in the namespace; ``setup`` binds (and
+        listens) there, and a socket it fails on is closed, never handed back."""
+
         def make() -> socket.socket:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock = socket.socket(socket.AF_INET, kind)
             try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind((host, port))
-                sock.listen(256)
+                setup(sock)
                 sock.setblocking(False)
             except BaseException:
                 sock.close()
@@ -102,26 +107,18 @@ class Netns:
             return sock
 
         return await self.run(make)
+
+    async def listen_tcp(self, host: str, port: int) -> socket.socket:
+        def setup(sock: socket.socket) -> None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(256)
+
+        return await self.make_socket(socket.SOCK_STREAM, setup)
 
     async def bind_udp(self, host: str, port: int) -> socket.socket:
-        def make() -> socket.socket:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            try:
-                sock.bind((host, port))
-                sock.setblocking(False)
-            except BaseException:
-                sock.close()
-                raise
-            return sock
-
-        return await self.run(make)
+        return await self.make_socket(socket.SOCK_DGRAM, lambda sock: sock.bind((host, port)))
 
     async def tcp_socket(self) -> socket.socket:
         """An unconnected TCP socket in the namespace (connect it from the loop)."""
-
-        def make() -> socket.socket:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            return sock
-
-        return await self.run(make)
+        return await self.make_socket(socket.SOCK_STREAM, lambda sock: None)

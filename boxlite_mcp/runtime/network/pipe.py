@@ -6,7 +6,8 @@ tracks, so ``close`` ends the listener and every open connection; a connection's
 own failure never reaches the event loop and always closes its socket;
 half-close is passed on (``write_eof``), so protocols that end a request with a
 shutdown still work; an error on one side closes the other; byte counts go to
-the caller's counter functions.
+the caller's counter functions. asyncio streams rather than anyio's: the proxy,
+DNS and ``box_expose`` that use it read and write asyncio stream pairs.
 """
 
 from __future__ import annotations
@@ -70,9 +71,7 @@ class Listener:
             return
         assert host is not None
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._server = await asyncio.start_server(
-            self._run, host, port, family=family, limit=limit
-        )
+        self._server = await asyncio.start_server(self._run, host, port, family=family, limit=limit)
 
     def close(self) -> None:
         if self._server is not None:
@@ -111,9 +110,7 @@ async def pipe(
 ) -> None:
     """Until both directions end; closes ``b_writer`` (the caller closes ``a_writer``)."""
     try:
-        await asyncio.gather(
-            copy(a_reader, b_writer, a_to_b), copy(b_reader, a_writer, b_to_a)
-        )
+        await asyncio.gather(copy(a_reader, b_writer, a_to_b), copy(b_reader, a_writer, b_to_a))
     finally:
         b_writer.close()
 

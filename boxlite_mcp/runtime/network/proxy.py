@@ -30,6 +30,9 @@ anything else (tunnelled).
 Hand-written on asyncio streams rather than taken from a proxy library: the
 policy check must sit between parsing and connecting, the listening socket
 comes from another network namespace, and the protocol subset is small.
+asyncio's streams rather than anyio's: ``start_server(sock=...)`` serves the
+socket made in the box's namespace and the parsers read with ``readuntil`` /
+``readexactly`` under the stream's line limit; the server runs on asyncio.
 """
 
 from __future__ import annotations
@@ -466,9 +469,7 @@ class EgressProxy:
 
     # -- shared ---------------------------------------------------------------
 
-    async def _open(
-        self, host: str, port: int, refuse: Refuse, fail: Fail
-    ) -> Upstream | None:
+    async def _open(self, host: str, port: int, refuse: Refuse, fail: Fail) -> Upstream | None:
         verdict = await self.policy.decide(host, port, self.resolve)
         if verdict.allowed and any(a.is_loopback for a in verdict.addresses):
             why = self.host_port_refused(port)

@@ -20,6 +20,7 @@ import httpx
 from ..base import Box
 from ..errors import InvalidArgumentError, InvalidStateError, UnsupportedError
 from ..shared import clones, validation
+from ..shared.identity import BoxIdentity
 from ..types import (
     BoxInfo,
     BoxMetrics,
@@ -53,7 +54,7 @@ from .types import (
 _WRITE_BYTES = 1024 * 1024
 
 
-class RestBox:
+class RestBox(BoxIdentity):
     """The runtime contract's ``Box`` over the REST API."""
 
     def __init__(
@@ -66,22 +67,10 @@ class RestBox:
         self._client = client
         self._tasks = tasks
         self._ports = ports
-        self._id = info.id
-        self._name = info.name
-
-    def __repr__(self) -> str:
-        return f"RestBox(id={self._id!r}, name={self._name!r})"
-
-    @property
-    def id(self) -> str:
-        return self._id
-
-    @property
-    def name(self) -> str | None:
-        return self._name
+        super().__init__(info.id, info.name)
 
     def _label(self) -> str:
-        return f"box {self._name or self._id}"
+        return f"box {self.reference}"
 
     @contextlib.contextmanager
     def _needs_stopped(self) -> Iterator[None]:
@@ -90,7 +79,7 @@ class RestBox:
         try:
             yield
         except InvalidStateError as exc:
-            raise exc.about(self._name or self._id).requiring("stopped") from None
+            raise exc.about(self.reference).requiring("stopped") from None
 
     async def _url(self, *tail: str) -> str:
         return await self._client.url("boxes", self._id, *tail)
@@ -344,11 +333,11 @@ class RestBox:
         if status in (BoxStatus.RUNNING, BoxStatus.STOPPING, BoxStatus.PAUSED):
             raise InvalidStateError(
                 f"cannot export {self._label()} while it is {status.value}; stop it first",
-                box=self._name or self._id,
+                box=self.reference,
                 required_state="stopped",
             )
         is_dir = await anyio.Path(dest).is_dir()
-        target = dest / f"{self._name or self._id}.boxlite" if is_dir else dest
+        target = dest / f"{self.reference}.boxlite" if is_dir else dest
         if not await anyio.Path(target.parent).is_dir():
             raise InvalidArgumentError(
                 f"cannot export to {target}: {target.parent} is not an existing directory"

@@ -193,15 +193,7 @@ class WireSnapshot(_Wire):
         return value
 
     def to_info(self) -> SnapshotInfo:
-        return SnapshotInfo(
-            id=self.id,
-            box_id=self.box_id,
-            name=self.name,
-            created_at=self.created_at,
-            size_bytes=self.size_bytes,
-            guest_disk_bytes=self.guest_disk_bytes,
-            container_disk_bytes=self.container_disk_bytes,
-        )
+        return SnapshotInfo.model_validate(self.model_dump())
 
 
 class ListSnapshotsResponse(_Wire):

@@ -154,6 +154,9 @@ class StateStore(Protocol):
 
     #: Where the store is, for logs and errors (credentials removed).
     description: str
+    #: Other replicas may read and write it: boxes and executions outlive this
+    #: process, so a stopping replica hands its work over instead of ending it.
+    shared: bool
 
     async def ping(self) -> None:
         """Raise ``StateUnavailableError`` unless the store answers."""

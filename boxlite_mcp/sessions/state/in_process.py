@@ -122,6 +122,7 @@ class InProcessState:
     """Every piece of shared state, in this process's memory."""
 
     description = "in process"
+    shared = False
 
     def __init__(
         self,

@@ -223,6 +223,8 @@ def _text(value: Any) -> str:
 class RedisState:
     """The shared state of every replica, in one Redis."""
 
+    shared = True
+
     def __init__(
         self,
         url: str,
