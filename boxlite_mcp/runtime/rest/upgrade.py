@@ -9,6 +9,8 @@ attached.
 
 from __future__ import annotations
 
+# asyncio: one cheap deadline around the upgrade (anyio's scope costs more).
+import asyncio
 import base64
 import logging
 import secrets
@@ -17,14 +19,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-import anyio
 import httpcore
 import httpx
 
 from ..errors import InternalError
 from .bodies import ERROR_BODY_BYTES, read_capped
 from .errors import AttachConflictError, error_from_status, parse_error_body
-from .pool import FastLivenessBackend
+from .netstream import AsyncioBackend
 from .urls import origin_of
 from .websocket import WebSocket, accept_for
 
@@ -51,8 +52,8 @@ class Upgrades:
 
     def __init__(self, client: RestClient) -> None:
         self._client = client
-        # Streams that read and write without a cancel scope each (``pool.py``).
-        self._backend = FastLivenessBackend(httpcore.AnyIOBackend())
+        # Plain asyncio streams, as in the pools (``netstream.py``).
+        self._backend = AsyncioBackend(httpcore.AnyIOBackend())
         self._ssl_context: ssl.SSLContext | None = None
 
     async def open_stream(self, url: str) -> httpcore.AsyncNetworkStream | None:
@@ -157,7 +158,7 @@ class Upgrades:
         timeout = self._client.settings.timeout
         connection = httpcore.AsyncHTTP11Connection(origin=origin, stream=stream)
         try:
-            with anyio.fail_after(timeout):
+            async with asyncio.timeout(timeout):
                 response = await connection.handle_async_request(
                     httpcore.Request(
                         "GET",
