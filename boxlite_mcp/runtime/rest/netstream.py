@@ -118,7 +118,9 @@ class _Receiver(asyncio.Protocol):
 
 
 async def _wait(
-    loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[None], timeout: float | None
+    loop: asyncio.AbstractEventLoop,
+    waiter: asyncio.Future[None],
+    timeout: float | None,  # noqa: ASYNC109 (a timer handle is cheaper than asyncio.timeout)
 ) -> None:
     """Await ``waiter``; TimeoutError after ``timeout`` seconds (a timer, not a scope)."""
     timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)

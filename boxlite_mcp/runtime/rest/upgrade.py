@@ -5,6 +5,17 @@ on one opened ahead of time (``open_stream``, while ``POST /exec`` is in flight)
 else through the pooled client with its retries. Either way the server must
 prove it read the key (``Sec-WebSocket-Accept``); a 409 means someone else is
 attached.
+
+On a pre-opened connection the upgrade is written and its answer's head read
+here rather than through httpcore's HTTP/1.1 connection: that layer (request and
+response models, h11's state machine, locks that yield to the loop, trace hooks)
+was a fifth of the client's CPU per exec round trip (``docs/benchmarks.md``),
+for a request whose answer, when it succeeds, is a head and nothing else. Only
+the success is handled here: a ``101`` with the right accept. Any other answer,
+or a head this parser does not take, closes that connection and sends the
+upgrade through the pooled client (httpx and h11, retries, every error mapped),
+so refusals behave exactly as there. Our own head is checked for CR, LF and NUL
+before it is written (httpx refuses such headers on the pooled path).
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 import secrets
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,18 +45,6 @@ if TYPE_CHECKING:
     from .client import RestClient
 
 logger = logging.getLogger(__name__)
-
-
-async def head_of(response: httpcore.Response) -> bytes:
-    """At most ERROR_BODY_BYTES of an httpcore answer's body (for an error message)."""
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in response.aiter_stream():
-        chunks.append(chunk)
-        total += len(chunk)
-        if total >= ERROR_BODY_BYTES:
-            break
-    return b"".join(chunks)[:ERROR_BODY_BYTES]
 
 
 class Upgrades:
@@ -104,12 +104,13 @@ class Upgrades:
         if stream is not None:
             upgraded = await self._upgrade_on(stream, url, headers, what)
             if upgraded is not None:
-                network, answer_headers = upgraded
+                initial, answer_headers = upgraded
                 socket = WebSocket(
-                    network,
+                    stream,
                     ping_interval=self._client.settings.ws_ping_interval,
                     max_message_bytes=self._client.settings.ws_max_message_bytes,
                     headers=answer_headers,
+                    initial=initial,
                 )
                 try:
                     yield socket
@@ -142,53 +143,41 @@ class Upgrades:
         url: str,
         headers: dict[str, str],
         what: str,
-    ) -> tuple[httpcore.AsyncNetworkStream, dict[str, str]] | None:
-        """The upgrade request on a pre-opened connection: the upgraded stream and the
-        answer's headers; None if that connection failed."""
+    ) -> tuple[bytes, dict[str, str]] | None:
+        """The upgrade request on a pre-opened connection, written and read here (module
+        docstring): what already arrived after the answer's head and the answer's
+        headers; None when that connection cannot serve (the pooled path then asks
+        again, with retries and full error handling)."""
         target = origin_of(url)
-        origin = httpcore.Origin(
-            target.raw_scheme,
-            target.raw_host,
-            target.port or (443 if target.scheme == "https" else 80),
-        )
-        request_headers = [(b"Host", target.netloc), (b"User-Agent", b"boxlite-mcp")]
-        request_headers += [(k.encode(), v.encode()) for k, v in headers.items()]
+        slash = url.find("/", url.find("://") + 3)
+        path = url[slash:] if slash >= 0 else "/"
+        lines = [f"GET {path} HTTP/1.1", f"Host: {target.netloc.decode('ascii')}"]
+        lines += ["User-Agent: boxlite-mcp", *(f"{k}: {v}" for k, v in headers.items())]
         if (value := await self._client.auth.authorization()) is not None:
-            request_headers.append((b"Authorization", value.encode()))
-        timeout = self._client.settings.timeout
-        connection = httpcore.AsyncHTTP11Connection(origin=origin, stream=stream)
+            lines.append(f"Authorization: {value}")
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        if _UNSAFE.search(request[:-4].replace(b"\r\n", b"")):
+            return None  # let httpx refuse it with its own error
         try:
-            async with asyncio.timeout(timeout):
-                response = await connection.handle_async_request(
-                    httpcore.Request(
-                        "GET",
-                        url,
-                        headers=request_headers,
-                        extensions={"timeout": {"read": timeout, "write": timeout}},
-                    )
-                )
-        except (
-            httpcore.NetworkError,
-            httpcore.TimeoutException,
-            httpcore.ProtocolError,
-            TimeoutError,
-        ) as exc:
+            async with asyncio.timeout(self._client.settings.timeout):
+                await stream.write(request)
+                head, rest = await _read_head(stream)
+        except (httpcore.NetworkError, httpcore.TimeoutException, TimeoutError, ValueError) as exc:
             logger.debug("upgrade on a pre-opened connection failed: %r", exc)
-            await connection.aclose()
+            await stream.aclose()
+            return None
+        status, answer_headers = _parse_head(head)
+        if status != 101:
+            # 401 (new credentials), 409 (still attached), errors: the pooled path
+            # repeats the GET (harmless) and handles each as it always has.
+            await stream.aclose()
             return None
         try:
-            if response.status == 401 and self._client.auth.invalidate():
-                return None  # let the pooled path fetch new credentials and retry
-            await self._upgraded(response.status, lambda: head_of(response), what)
-            answer_headers = {
-                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers
-            }
             self._check_accept(answer_headers.get("sec-websocket-accept"), headers, what)
         except BaseException:
-            await connection.aclose()
+            await stream.aclose()
             raise
-        network: httpcore.AsyncNetworkStream = response.extensions["network_stream"]
-        return network, answer_headers
+        return rest, answer_headers
 
     @staticmethod
     def _check_accept(accept: str | None, headers: dict[str, str], what: str) -> None:
@@ -214,3 +203,45 @@ class Upgrades:
         raise InternalError(
             f"{what}: the server answered HTTP {status} instead of upgrading to a WebSocket"
         )
+
+
+#: What may not appear in a request head we write ourselves (CR/LF split lines, NUL).
+_UNSAFE = re.compile(rb"[\x00\r\n]")
+#: The most an upgrade answer's head may take (a hostile server cannot grow memory).
+HEAD_BYTES = 64 * 1024
+
+
+async def _read_head(stream: httpcore.AsyncNetworkStream) -> tuple[bytes, bytes]:
+    """An answer's head (status line and headers) and whatever followed it."""
+    buffer = b""
+    while True:
+        chunk = await stream.read(HEAD_BYTES)
+        if not chunk:
+            raise ValueError("the connection ended before the answer's head")
+        buffer += chunk
+        end = buffer.find(b"\r\n\r\n")
+        if end >= 0:
+            return buffer[:end], buffer[end + 4 :]
+        if len(buffer) > HEAD_BYTES:
+            raise ValueError(f"the answer's head is over {HEAD_BYTES} bytes")
+
+
+def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
+    """The status and the headers (names in lower case) of an HTTP/1.1 answer's head.
+
+    Only what a 101 needs: anything malformed is status 0, which sends the upgrade to
+    the pooled path, whose HTTP parser (h11) says what is wrong.
+    """
+    status_line, _, rest = head.partition(b"\r\n")
+    version, _, tail = status_line.partition(b" ")
+    code = tail[:3]
+    well_formed = code.isdigit() and tail[3:4] in (b"", b" ")
+    if version not in (b"HTTP/1.1", b"HTTP/1.0") or not well_formed:
+        return 0, {}
+    headers: dict[str, str] = {}
+    for line in rest.split(b"\r\n") if rest else ():
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name != name.strip() or line[:1] in (b" ", b"\t"):
+            return 0, {}
+        headers[name.decode("latin-1").lower()] = value.strip(b" \t").decode("latin-1")
+    return int(code), headers

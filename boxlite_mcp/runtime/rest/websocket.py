@@ -75,9 +75,12 @@ class WebSocket:
         ping_interval: float | None = 20.0,
         max_message_bytes: int = 4 * 1024 * 1024,
         headers: dict[str, str] | None = None,
+        initial: bytes = b"",
     ) -> None:
         #: The handshake answer's headers, names in lower case.
         self.headers = headers or {}
+        #: Bytes that arrived with the handshake's answer, read before the stream.
+        self._initial = initial
         self._stream = stream
         self._max_message_bytes = max_message_bytes
         self._partial_bytes = 0
@@ -121,7 +124,9 @@ class WebSocket:
             if self._closed:
                 raise WebSocketClosed(1006, "closed")
             try:
-                data = await self._stream.read(READ_BYTES, self._ping_interval)
+                data, self._initial = self._initial, b""
+                if not data:
+                    data = await self._stream.read(READ_BYTES, self._ping_interval)
             except httpcore.ReadTimeout:
                 if pinged:
                     await self.aclose()
