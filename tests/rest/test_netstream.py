@@ -18,8 +18,8 @@ import httpcore
 import pytest
 
 from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
+from boxlite_mcp.runtime.rest.http1 import parse_head as _parse_head
 from boxlite_mcp.runtime.rest.netstream import HIGH_WATER, AsyncioBackend
-from boxlite_mcp.runtime.rest.upgrade import _parse_head
 from boxlite_mcp.runtime.types import ExecRequest
 
 from .test_robustness import BOX

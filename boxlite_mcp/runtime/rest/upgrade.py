@@ -14,8 +14,8 @@ for a request whose answer, when it succeeds, is a head and nothing else. Only
 the success is handled here: a ``101`` with the right accept. Any other answer,
 or a head this parser does not take, closes that connection and sends the
 upgrade through the pooled client (httpx and h11, retries, every error mapped),
-so refusals behave exactly as there. Our own head is checked for CR, LF and NUL
-before it is written (httpx refuses such headers on the pooled path).
+so refusals behave exactly as there. The head is written and read with
+``http1.py``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import re
 import secrets
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -37,6 +36,7 @@ import httpx
 from ..errors import InternalError
 from .bodies import ERROR_BODY_BYTES, read_capped
 from .errors import AttachConflictError, error_from_status, parse_error_body
+from .http1 import parse_head, read_head, request_head
 from .netstream import AsyncioBackend
 from .urls import origin_of
 from .websocket import WebSocket, accept_for
@@ -148,25 +148,23 @@ class Upgrades:
         docstring): what already arrived after the answer's head and the answer's
         headers; None when that connection cannot serve (the pooled path then asks
         again, with retries and full error handling)."""
-        target = origin_of(url)
-        slash = url.find("/", url.find("://") + 3)
-        path = url[slash:] if slash >= 0 else "/"
-        lines = [f"GET {path} HTTP/1.1", f"Host: {target.netloc.decode('ascii')}"]
-        lines += ["User-Agent: boxlite-mcp", *(f"{k}: {v}" for k, v in headers.items())]
+        fields = {"User-Agent": "boxlite-mcp", **headers}
         if (value := await self._client.auth.authorization()) is not None:
-            lines.append(f"Authorization: {value}")
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
-        if _UNSAFE.search(request[:-4].replace(b"\r\n", b"")):
+            fields["Authorization"] = value
+        request = request_head("GET", url, fields)
+        if request is None:
+            await stream.aclose()
             return None  # let httpx refuse it with its own error
+        failures = (httpcore.NetworkError, httpcore.TimeoutException, TimeoutError, httpx.HTTPError)
         try:
             async with asyncio.timeout(self._client.settings.timeout):
                 await stream.write(request)
-                head, rest = await _read_head(stream)
-        except (httpcore.NetworkError, httpcore.TimeoutException, TimeoutError, ValueError) as exc:
+                head, rest = await read_head(stream)
+        except failures as exc:
             logger.debug("upgrade on a pre-opened connection failed: %r", exc)
             await stream.aclose()
             return None
-        status, answer_headers = _parse_head(head)
+        status, answer_headers = parse_head(head)
         if status != 101:
             # 401 (new credentials), 409 (still attached), errors: the pooled path
             # repeats the GET (harmless) and handles each as it always has.
@@ -204,44 +202,3 @@ class Upgrades:
             f"{what}: the server answered HTTP {status} instead of upgrading to a WebSocket"
         )
 
-
-#: What may not appear in a request head we write ourselves (CR/LF split lines, NUL).
-_UNSAFE = re.compile(rb"[\x00\r\n]")
-#: The most an upgrade answer's head may take (a hostile server cannot grow memory).
-HEAD_BYTES = 64 * 1024
-
-
-async def _read_head(stream: httpcore.AsyncNetworkStream) -> tuple[bytes, bytes]:
-    """An answer's head (status line and headers) and whatever followed it."""
-    buffer = b""
-    while True:
-        chunk = await stream.read(HEAD_BYTES)
-        if not chunk:
-            raise ValueError("the connection ended before the answer's head")
-        buffer += chunk
-        end = buffer.find(b"\r\n\r\n")
-        if end >= 0:
-            return buffer[:end], buffer[end + 4 :]
-        if len(buffer) > HEAD_BYTES:
-            raise ValueError(f"the answer's head is over {HEAD_BYTES} bytes")
-
-
-def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
-    """The status and the headers (names in lower case) of an HTTP/1.1 answer's head.
-
-    Only what a 101 needs: anything malformed is status 0, which sends the upgrade to
-    the pooled path, whose HTTP parser (h11) says what is wrong.
-    """
-    status_line, _, rest = head.partition(b"\r\n")
-    version, _, tail = status_line.partition(b" ")
-    code = tail[:3]
-    well_formed = code.isdigit() and tail[3:4] in (b"", b" ")
-    if version not in (b"HTTP/1.1", b"HTTP/1.0") or not well_formed:
-        return 0, {}
-    headers: dict[str, str] = {}
-    for line in rest.split(b"\r\n") if rest else ():
-        name, colon, value = line.partition(b":")
-        if not colon or not name or name != name.strip() or line[:1] in (b" ", b"\t"):
-            return 0, {}
-        headers[name.decode("latin-1").lower()] = value.strip(b" \t").decode("latin-1")
-    return int(code), headers
