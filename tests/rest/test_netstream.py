@@ -18,7 +18,6 @@ import httpcore
 import pytest
 
 from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
-from boxlite_mcp.runtime.rest.http1 import parse_head as _parse_head
 from boxlite_mcp.runtime.rest.netstream import HIGH_WATER, AsyncioBackend
 from boxlite_mcp.runtime.types import ExecRequest
 
@@ -124,24 +123,6 @@ async def test_connecting_to_a_closed_port_is_a_connect_error() -> None:
         port = unused.getsockname()[1]
     with pytest.raises(httpcore.ConnectError):
         await BACKEND.connect_tcp("127.0.0.1", port, timeout=5)
-
-
-def test_answer_heads_are_parsed_strictly() -> None:
-    status, headers = _parse_head(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept:  a= "
-    )
-    assert status == 101 and headers == {"upgrade": "websocket", "sec-websocket-accept": "a="}
-    assert _parse_head(b"HTTP/1.1 409\r\nContent-Length: 0")[0] == 409
-    # Anything this parser does not take is status 0: the pooled path (h11) decides.
-    for head in (
-        b"HTTP/2 101 x",
-        b"HTTP/1.1 10x Nope",
-        b"HTTP/1.1 1011 x",
-        b"HTTP/1.1 101 x\r\nno colon here",
-        b"HTTP/1.1 101 x\r\nName : space before the colon",
-        b"HTTP/1.1 101 x\r\nA: b\r\n folded: continuation",
-    ):
-        assert _parse_head(head) == (0, {}), head
 
 
 def _accept(key: bytes) -> bytes:

@@ -51,8 +51,10 @@ def request_head(method: str, url: str, headers: Mapping[str, str]) -> bytes | N
         return None  # credentials in the URL: httpx knows what to do with them
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
+    if any(_UNSAFE.search(line) for line in lines):
+        return None
     text = "\r\n".join(lines)
-    if _UNSAFE.search(text.replace("\r\n", "")) or not text.isascii() or " " in path:
+    if not text.isascii() or " " in path:
         return None
     return (text + "\r\n\r\n").encode("ascii")
 
