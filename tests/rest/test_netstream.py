@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,7 +20,7 @@ from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
 from boxlite_mcp.runtime.rest.netstream import HIGH_WATER, AsyncioBackend
 from boxlite_mcp.runtime.types import ExecRequest
 
-from .test_robustness import BOX
+from .test_robustness import raw_answer
 
 pytestmark = pytest.mark.anyio
 
@@ -156,12 +155,7 @@ async def _exec_against(attach: Callable[[bytes, int], bytes]) -> tuple[int, lis
                         continue
                     await reader.read(1024)  # the client's close frame
                     break
-                body = json.dumps(BOX if line.startswith(b"GET") else {"execution_id": "e1"})
-                status = b"200 OK" if line.startswith(b"GET") else b"201 Created"
-                writer.write(
-                    b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body.encode()
-                )
+                writer.write(raw_answer(line))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
