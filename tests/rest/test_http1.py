@@ -19,6 +19,7 @@ import pytest
 from boxlite_mcp.runtime.errors import InternalError
 from boxlite_mcp.runtime.rest import RestSettings
 from boxlite_mcp.runtime.rest.client import RestClient
+from boxlite_mcp.runtime.rest import http1
 from boxlite_mcp.runtime.rest.http1 import Lane, parse_head, request_head
 from boxlite_mcp.runtime.rest.netstream import AsyncioBackend
 
@@ -170,6 +171,23 @@ async def test_a_connection_closed_while_idle_is_replaced() -> None:
             await asyncio.sleep(0.05)  # the close reaches the client
         await lane.aclose()
     assert server.connections == 3
+
+
+async def test_a_connection_idle_past_the_expiry_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Servers drop idle connections after a while; one idle longer than
+    ``KEEPALIVE_EXPIRY`` is not reused, so no request races the server's close."""
+    monkeypatch.setattr(http1, "KEEPALIVE_EXPIRY", 0.1)
+    async with serving(lambda n, head: _json(b"{}")) as (server, url):
+        lane = Lane(_connect)
+        await (await _send(lane, url)).aread()
+        await (await _send(lane, url)).aread()
+        assert server.connections == 1
+        await asyncio.sleep(0.2)
+        await (await _send(lane, url)).aread()
+        await lane.aclose()
+    assert server.connections == 2
 
 
 async def test_a_busy_lane_and_an_unsafe_head_decline() -> None:

@@ -29,6 +29,7 @@ caller then goes through httpx, which refuses such headers with its own error.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import httpcore
@@ -39,6 +40,10 @@ _UNSAFE = re.compile(r"[\x00\r\n]")
 #: The most an answer's head, or one chunk-size line, may take.
 HEAD_BYTES = 64 * 1024
 _READ = 256 * 1024
+#: Seconds a kept connection may idle before it is replaced rather than reused
+#: (httpx's default: servers commonly drop idle connections after 5 s or more, and
+#: one dropped just as a request goes out would fail that request).
+KEEPALIVE_EXPIRY = 5.0
 
 
 def request_head(method: str, url: str, headers: Mapping[str, str]) -> bytes | None:
@@ -208,6 +213,7 @@ class Lane:
     def __init__(self, connect: Connect) -> None:
         self._connect = connect
         self._idle: httpcore.AsyncNetworkStream | None = None
+        self._idle_since = 0.0
         self._busy = False
 
     async def send(
@@ -227,8 +233,11 @@ class Lane:
         self._busy = True
         stream, self._idle = self._idle, None
         try:
-            if stream is not None and stream.get_extra_info("is_readable"):
-                await stream.aclose()  # the server closed it while idle (or sent junk)
+            if stream is not None and (
+                time.monotonic() - self._idle_since > KEEPALIVE_EXPIRY
+                or stream.get_extra_info("is_readable")  # closed by the server, or junk
+            ):
+                await stream.aclose()
                 stream = None
             if stream is None:
                 stream = await self._connect(url)
@@ -242,7 +251,7 @@ class Lane:
                 await stream.aclose()
                 raise
             if reusable:
-                self._idle = stream
+                self._idle, self._idle_since = stream, time.monotonic()
             else:
                 await stream.aclose()
         finally:
