@@ -17,9 +17,8 @@ import httpx
 import pytest
 
 from boxlite_mcp.runtime.errors import InternalError
-from boxlite_mcp.runtime.rest import RestSettings
+from boxlite_mcp.runtime.rest import RestSettings, http1
 from boxlite_mcp.runtime.rest.client import RestClient
-from boxlite_mcp.runtime.rest import http1
 from boxlite_mcp.runtime.rest.http1 import Lane, parse_head, request_head
 from boxlite_mcp.runtime.rest.netstream import AsyncioBackend
 
