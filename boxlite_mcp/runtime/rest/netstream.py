@@ -151,6 +151,16 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 receiver.reader = None
         if receiver.chunks:
             chunk = receiver.chunks.popleft()
+            if receiver.chunks and len(chunk) < max_bytes:
+                # Several small arrivals: hand them over as one (fewer frames parsed
+                # per call, as when the kernel's buffer is read in one go).
+                parts = [chunk]
+                size = len(chunk)
+                while receiver.chunks and size + len(receiver.chunks[0]) <= max_bytes:
+                    part = receiver.chunks.popleft()
+                    parts.append(part)
+                    size += len(part)
+                chunk = b"".join(parts)
             if len(chunk) > max_bytes:
                 receiver.chunks.appendleft(chunk[max_bytes:])
                 chunk = chunk[:max_bytes]
