@@ -69,13 +69,10 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 Content = bytes | AsyncIterable[bytes] | Callable[[], AsyncIterable[bytes]] | None
 
 
-#: Headers the pooled client adds by default, for requests sent over the lane.
-_LANE_HEADERS = {
-    "Accept": "*/*",
-    "Accept-Encoding": "identity",
-    "Connection": "keep-alive",
-    "User-Agent": "boxlite-mcp",
-}
+#: Headers on every request (no compression is asked for: answers are small).
+_HEADERS = {"User-Agent": "boxlite-mcp", "Accept-Encoding": "identity"}
+#: What the pooled client sends besides, for requests written over the lane.
+_LANE_HEADERS = {"Accept": "*/*", "Connection": "keep-alive", **_HEADERS}
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -116,7 +113,7 @@ class RestClient:
             # Pools that stay cheap at 64 concurrent requests (``pool.py``); proxies
             # from the environment still get httpx's own transports.
             transport=transport if transport is not None else pool.ShardedTransport(limits),
-            headers={"User-Agent": "boxlite-mcp", "Accept-Encoding": "identity"},
+            headers=_HEADERS,
         )
         self._generation: Generation | None = None
         self._auth: Auth = Auth()
