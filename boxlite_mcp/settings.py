@@ -87,6 +87,10 @@ class Settings(BaseModel):
     # Host paths that copy_in/copy_out/export/import may touch. Empty: none.
     allow_paths: list[Path] = Field(default_factory=list)
 
+    # Where replicas share state (sessions/state/): None or "memory" keeps it in this
+    # process; redis://HOST:PORT/DB in Redis, for several replicas.
+    state_url: str | None = None
+
     # The registry.
     max_boxes_per_owner: int = Field(default=10, ge=1)
     max_boxes_total: int = Field(default=100, ge=1)
@@ -104,6 +108,9 @@ class Settings(BaseModel):
     progress_chunk_bytes: int = Field(default=16 * 1024, ge=256)
     progress_interval_seconds: float = Field(default=0.05, gt=0)
     max_executions_kept: int = Field(default=256, ge=1)
+    #: How long an execution's follower holds its lease without renewing it: after a
+    #: replica dies, another takes its running executions over within about this long.
+    exec_lease_seconds: float = Field(default=10.0, gt=0, le=600)
     file_transfer_cap_bytes: int = Field(default=10 * 1024 * 1024, ge=1)  # file_read/file_write
 
     @classmethod

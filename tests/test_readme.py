@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.reference import END, START, render
+from tools.reference.run import END, START, render
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,11 +12,12 @@ import difflib
 import logging
 import os
 import re
+import socket
 import sys
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, get_args
+from typing import TYPE_CHECKING, Any, NoReturn, get_args
 
 import anyio
 from mcp.server.auth.provider import TokenVerifier
@@ -38,6 +39,9 @@ from ..settings import (
 )
 from ..transport.anonymous import AnonymousBindError, check_anonymous_bind
 from ..transport.auth import TOKENS_ENV, AuthConfigError, load_verifier
+
+if TYPE_CHECKING:
+    from ..sessions.state import StateStore
 from ..transport.http import TransportConfigError
 
 logger = logging.getLogger("boxlite_mcp")
@@ -68,6 +72,7 @@ FLAG_FIELDS: dict[str, str] = {
     "--secret": "secrets",
     "--net-ca-file": "net_ca_file",
     "--tools": "tools",
+    "--state": "state_url",
 }
 _FIELD_FLAGS = {field: flag for flag, field in FLAG_FIELDS.items()}
 
@@ -252,6 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="which tools to offer: all, core (the common loop in at most 12 tools), or a "
         "comma list of tool names, which may include core (default: all) " + _env_help("tools"),
     )
+    parser.add_argument(
+        "--state",
+        dest="state_url",
+        metavar="URL",
+        help="where replicas share state (owners' boxes and their lifetimes): memory "
+        "(this process only, the default) or redis://HOST:PORT/DB for several replicas "
+        "behind one load balancer " + _env_help("state_url"),
+    )
     commands = parser.add_subparsers(dest="command", metavar="{demo,doctor}")
     demo = commands.add_parser(
         "demo",
@@ -391,11 +404,63 @@ def _warn_unknown_env(environ: Mapping[str, str]) -> None:
 
 
 async def run_server(settings: Settings, verifier: TokenVerifier | None) -> int:
-    """Open the runtime, build the server, serve it; close the runtime whatever happens."""
+    """Open the state store and the runtime, build the server, serve it; close both
+    whatever happens."""
     from ..transport import http as transport
 
     # Bind before opening the runtime: a taken port is a quick, clear error.
     sock = None if settings.transport == "stdio" else transport.bind(settings.host, settings.port)
+    try:
+        state = await _open_state(settings)
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
+    try:
+        return await _serve(settings, verifier, sock, state)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await state.aclose()
+
+
+async def _open_state(settings: Settings) -> StateStore:
+    """The store --state names, answering: a store that does not is a clear error now,
+    not on the first tool call."""
+    from ..sessions.state import StateConfigError, StateUnavailableError, open_state
+
+    try:
+        state = open_state(
+            settings.state_url,
+            max_executions_kept=settings.max_executions_kept,
+            stored_output_cap_bytes=settings.stored_output_cap_bytes,
+        )
+    except StateConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        await state.ping()
+    except StateUnavailableError as exc:
+        with anyio.CancelScope(shield=True):
+            await state.aclose()
+        raise StateUnavailableError(
+            f"the state store {state.description} does not answer ({exc.kind}); start it, "
+            "or correct --state / BOXLITE_MCP_STATE_URL"
+        ) from None
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await state.aclose()
+        raise
+    logger.info("state: %s", state.description)
+    return state
+
+
+async def _serve(
+    settings: Settings,
+    verifier: TokenVerifier | None,
+    sock: socket.socket | None,
+    state: StateStore,
+) -> int:
+    from ..transport import http as transport
+
     try:
         from ..server import build_server
         from .select import open_runtime
@@ -416,7 +481,9 @@ async def run_server(settings: Settings, verifier: TokenVerifier | None) -> int:
     if sock is not None and verifier is None:
         logger.warning("%s", SHARED_OWNER_NOTE)
     try:
-        server = build_server(selected.runtime, settings, runtime_reason=selected.reason)
+        server = build_server(
+            selected.runtime, settings, runtime_reason=selected.reason, state=state
+        )
         await transport.serve(server, settings, verifier=verifier, sock=sock)
     finally:
         with anyio.CancelScope(shield=True):

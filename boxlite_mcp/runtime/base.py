@@ -91,6 +91,24 @@ class Box(Protocol):
     async def exec(self, request: ExecRequest) -> Execution:
         """Start a command. Starts a configured/stopped box first, as BoxLite does."""
 
+    async def attach(
+        self,
+        execution_id: str,
+        *,
+        stdout_offset: int = 0,
+        stderr_offset: int = 0,
+        timeout_seconds: float | None = None,
+    ) -> Execution:
+        """Follow an execution started earlier, possibly by another process, by its id.
+
+        What a replica taking over a dead replica's execution calls: ``output()``
+        yields each stream from its offset on (bytes already had are not repeated);
+        ``timeout_seconds`` is what is left of the command's own timeout. Only a
+        runtime whose executions outlive the process that started them can:
+        others raise UnsupportedError saying so. NotFoundError when the runtime no
+        longer knows the execution.
+        """
+
     async def copy_in(self, host_src: Path, box_dest: str) -> None:
         """Copy a host file or directory into the box, with BoxLite's tar semantics.
 
@@ -104,6 +122,17 @@ class Box(Protocol):
 
         Unpacking never writes outside ``host_dest`` (no absolute paths, no ``..``,
         no links out) and is all-or-nothing: on error nothing is left half-written.
+        """
+
+    async def read_file(self, box_src: str, max_bytes: int) -> bytes:
+        """One regular file's bytes, read through the runtime's file API.
+
+        Never runs a program in the box (it works on an image without a shell or
+        coreutils). A symlink is followed inside the box. The cap holds while the
+        bytes move: a file over ``max_bytes`` stops the transfer once the cap is
+        passed, and raises ``errors.too_big_for_transfer`` naming the path, its size
+        when known and the cap. NotFoundError for a missing path;
+        ``errors.not_a_regular_file`` for a directory or special file.
         """
 
     async def metrics(self) -> BoxMetrics: ...

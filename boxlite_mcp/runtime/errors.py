@@ -152,3 +152,40 @@ def quote_reference(reference: str) -> str:
     if len(reference) <= MAX_QUOTED_REFERENCE:
         return repr(reference)
     return f"{reference[:MAX_QUOTED_REFERENCE]!r}… ({len(reference)} characters)"
+
+
+def attach_unsupported(runtime: str, execution_id: str) -> UnsupportedError:
+    """``Box.attach`` where executions live in the process that started them (bwrap,
+    the local SDK): they end with it, so no other process can follow them."""
+    return UnsupportedError(
+        f"the {runtime} runtime cannot re-attach to execution {quote_reference(execution_id)}: "
+        "its executions belong to the process that started them and end with it. Run "
+        "several replicas only over a BoxLite server (--runtime rest)."
+    )
+
+
+def too_big_for_transfer(what: str, size: int | None, cap: int) -> InvalidArgumentError:
+    """The one wording for a file or content over the in-band transfer cap.
+
+    ``size`` is None when the transfer stopped at the cap before the size was known.
+    """
+    amount = f"is {size} bytes, over" if size is not None else "is over"
+    stopped = "" if size is not None else " (the transfer stopped there)"
+    return InvalidArgumentError(
+        f"{what} {amount} the {cap}-byte limit for in-band transfer{stopped}. Read part of "
+        "it with exec_run (head -c N, tail, grep, sed -n), or move it whole with "
+        "copy_out / copy_in if the operator allows host paths."
+    )
+
+
+def not_a_regular_file(path: str, directory: bool) -> InvalidArgumentError:
+    """A path asked for as a file that is a directory (or a device, fifo, socket)."""
+    if directory:
+        return InvalidArgumentError(
+            f"{quote_reference(path)} is a directory, not a file. List it with exec_run "
+            f"(ls -la {path}), or read a file inside it."
+        )
+    return InvalidArgumentError(
+        f"{quote_reference(path)} is not a regular file (a device, fifo or socket); "
+        "read it with exec_run instead."
+    )

@@ -19,12 +19,14 @@ from mcp_types import INVALID_PARAMS
 from .. import __version__
 from ..runtime.base import Runtime
 from ..runtime.errors import BoxliteError
+from ..sessions.state import StateStore
 from ..settings import Settings
 from . import completions, prompts, resources, toolsets
 from .identity import remember_request
+from .legacy_tasks import LegacyTasks
 from .sdk import ModelTool
 from .services import LifespanState, Services
-from .tasks import TasksExtension
+from .tasks import TasksExtension, TaskStore
 from .tools import boxes, commands, files, observability, python, snapshots
 from .tools.declare import ToolGroup
 
@@ -82,6 +84,7 @@ class _Lifespans:
             await services.registry.adopt_at_startup()
         async with anyio.create_task_group() as tg:
             tg.start_soon(services.registry.run_reaper)
+            await tg.start(services.executions.run_sweeper, tg)
             try:
                 yield LifespanState(task_group=tg)
             finally:
@@ -165,6 +168,7 @@ def build_server(
     *,
     runtime_reason: str = "given by the caller",
     owns_runtime: bool = False,
+    state: StateStore | None = None,
     **server_options: Any,
 ) -> MCPServer[Any]:
     """A configured boxlite-mcp server over ``runtime``.
@@ -172,12 +176,15 @@ def build_server(
     ``owns_runtime``: close the runtime when the last lifespan ends. Leave it False
     when the caller closes the runtime itself (the CLI does), or when lifespans may
     run again afterwards (SSE runs one per connection).
+    ``state``: the state store (None: the one ``settings.state_url`` names).
     ``server_options`` go to ``MCPServer`` (e.g. ``token_verifier``, ``auth``).
     ``settings.tools`` names a tool this build lacks: ``toolsets.ToolsetError``.
     """
     names = toolsets.select(settings.tools, tool_names())
-    services = Services.build(runtime, settings, runtime_reason=runtime_reason)
-    middleware = [remember_request, *server_options.pop("middleware", [])]
+    services = Services.build(runtime, settings, runtime_reason=runtime_reason, state=state)
+    tasks = TaskStore()
+    # The tasks middleware is innermost: it needs the caller's identity the others set.
+    middleware = [remember_request, *server_options.pop("middleware", []), LegacyTasks(tasks)]
     server: MCPServer[Any] = BoxliteServer(
         SERVER_NAME,
         title="BoxLite sandboxes",
@@ -186,7 +193,7 @@ def build_server(
         tools=list(_tools(services, names)),
         lifespan=_Lifespans(services, owns_runtime),
         middleware=middleware,
-        extensions=[TasksExtension()],
+        extensions=[TasksExtension(tasks)],
         **server_options,
     )
     resources.register(server, services)

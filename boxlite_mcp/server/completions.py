@@ -58,10 +58,10 @@ async def _candidates(
 ) -> list[str]:
     """The owner's ids of ``kind``: names before ids, newest executions first."""
     if kind == "box":
-        entries = services.registry.owned_by(owner)
+        entries = await services.registry.records(owner)
         return [e.name for e in entries if e.name] + [e.id for e in entries]
     if kind == "execution":
-        return [record.id for record in reversed(services.executions.owned_by(owner))]
+        return [record.id for record in reversed(await services.executions.owned_by(owner))]
     box = (context.arguments or {}).get("box") if context is not None else None
     if not box:
         return []  # a snapshot's name only means something within its box

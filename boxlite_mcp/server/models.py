@@ -25,7 +25,7 @@ from ..runtime.types import (
     SnapshotInfo,
 )
 from ..sessions import naming
-from ..sessions.executions import ExecutionRecord
+from ..sessions.executions import ExecView
 from ..sessions.registry import BoxEntry
 from ..settings import MAX_CALL_WAIT_SECONDS
 
@@ -466,7 +466,7 @@ class ExecOutcome(ToolOutput):
     output_uri: str = Field(description="Resource URI with the full output (both streams).")
 
     @classmethod
-    def of(cls, record: ExecutionRecord, error: str | None, **details: Any) -> Self:
+    def of(cls, record: ExecView, error: str | None, **details: Any) -> Self:
         """The outcome of ``record`` so far (``error`` as the owner should read it), plus the
         fields of the subclass."""
         return cls(

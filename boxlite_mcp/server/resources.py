@@ -107,11 +107,11 @@ def register(server: MCPServer[Any], services: Services) -> None:
     async def execution_output(execution_id: str, ctx: ToolContext) -> str:
         who = services.requester(ctx.request_context)
         try:
-            record = services.executions.get(who.owner, execution_id)
+            record = await services.executions.get(who.owner, execution_id)
+            pieces = await services.executions.read(record.id, 0, record.stored)
         except BoxliteError as exc:
             raise _resource_error(exc) from None
-        pieces = record.read(0, record.store.size)
         text = b"".join(data for _, data in pieces).decode("utf-8", errors="replace")
-        if record.store.dropped:
-            text += f"\n[{record.store.dropped} more bytes exceeded the storage cap]\n"
+        if record.dropped:
+            text += f"\n[{record.dropped} more bytes exceeded the storage cap]\n"
         return text

@@ -21,6 +21,7 @@ from ..sessions.executions import Executions
 from ..sessions.paths import HostPaths
 from ..sessions.python import PythonLimits, PythonSessions
 from ..sessions.registry import BoxEntry, Registry
+from ..sessions.state import StateStore, open_state
 from ..settings import Settings
 from .identity import Requester, requester
 from .models import BoxView
@@ -54,26 +55,48 @@ class Services:
     executions: Executions
     host_paths: HostPaths
     runtime_reason: str
+    #: What replicas share (boxes, executions, events); in process unless --state says.
+    state: StateStore
     #: Persistent Python interpreters for python_run, closed at shutdown.
     python: PythonSessions = field(default_factory=PythonSessions)
 
     @classmethod
     def build(
-        cls, runtime: Runtime, settings: Settings, *, runtime_reason: str = "given by the caller"
+        cls,
+        runtime: Runtime,
+        settings: Settings,
+        *,
+        runtime_reason: str = "given by the caller",
+        state: StateStore | None = None,
     ) -> Services:
-        """The session layer over ``runtime``, configured by ``settings``."""
+        """The session layer over ``runtime``, configured by ``settings``, keeping its
+        state in ``state`` (None: the store ``settings.state_url`` names, which the
+        caller closes; the CLI opens, pings and closes it itself)."""
+        if state is None:
+            state = open_state(
+                settings.state_url,
+                max_executions_kept=settings.max_executions_kept,
+                stored_output_cap_bytes=settings.stored_output_cap_bytes,
+            )
+        python = PythonSessions(python_limits(settings))
+        registry = Registry(runtime, settings, state)
+        # A removed box's interpreters go with it, whoever removed it and why.
+        registry.on_removed(python.close_box)
         return cls(
             runtime=runtime,
             settings=settings,
-            registry=Registry(runtime, settings),
+            registry=registry,
             executions=Executions(
-                max_kept=settings.max_executions_kept,
-                stored_cap_bytes=settings.stored_output_cap_bytes,
+                state=state,
+                runtime=runtime,
+                max_running=settings.max_executions_kept,
                 result_cap_bytes=settings.result_output_cap_bytes,
+                lease_seconds=settings.exec_lease_seconds,
             ),
             host_paths=HostPaths(settings.allow_paths),
             runtime_reason=runtime_reason,
-            python=PythonSessions(python_limits(settings)),
+            state=state,
+            python=python,
         )
 
     def requester(self, request: ServerRequestContext[Any, Any] | None) -> Requester:

@@ -20,6 +20,9 @@ cancelled), and acknowledges; ``tasks/update`` acknowledges (no tool here asks f
 input). A task belongs to the owner who created it; to anyone else it does not
 exist. Clients without the extension see no change: the interceptor passes the
 call on, and ``tasks/*`` answer "missing required client capability" (-32021).
+
+The tasks themselves live in a ``TaskStore`` shared with ``legacy_tasks``, which
+speaks the 2025-11-25 revision's dialect of the same thing.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import anyio
+import anyio.abc
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.extension import Extension, MethodBinding
 from mcp.server.mcpserver import require_client_extension
@@ -39,6 +43,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, CallToolRequestParams, RequestParams
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from ..runtime.errors import quote_reference
 from ..settings import MAX_CALL_WAIT_SECONDS
 from .identity import owner_of
 from .services import LifespanState
@@ -69,6 +74,18 @@ POLL_INTERVAL_MS = 500
 MAX_FINISHED_TASKS = 1000
 
 Status = Literal["working", "completed", "failed", "cancelled"]
+
+
+def task_arguments(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """A tool's arguments when it runs as a task (a copy).
+
+    A task has no client time limit to beat, so ``exec_run`` waits for its
+    command as long as one call may.
+    """
+    arguments = dict(arguments)
+    if tool == "exec_run":
+        arguments.setdefault("return_after_seconds", MAX_CALL_WAIT_SECONDS)
+    return arguments
 
 
 def _now() -> str:
@@ -104,20 +121,105 @@ class _Task:
 
     def wire(self) -> dict[str, Any]:
         """The task as SEP-2663 puts it on the wire (a DetailedTask once terminal)."""
-        body: dict[str, Any] = {
-            "taskId": self.task_id,
-            "status": self.status,
-            "statusMessage": self.status_message,
-            "createdAt": self.created_at,
-            "lastUpdatedAt": self.last_updated_at,
-            "ttlMs": TASK_TTL_MS,
-            "pollIntervalMs": POLL_INTERVAL_MS,
-        }
+        body = {**self._state(), "ttlMs": TASK_TTL_MS, "pollIntervalMs": POLL_INTERVAL_MS}
         if self.status == "completed" and self.result is not None:
             body["result"] = self.result
         if self.status == "failed" and self.error is not None:
             body["error"] = self.error
         return body
+
+
+    def legacy_wire(self) -> dict[str, Any]:
+        """The task as the 2025-11-25 revision puts it on the wire (``Task``)."""
+        return {**self._state(), "ttl": TASK_TTL_MS, "pollInterval": POLL_INTERVAL_MS}
+
+    def _state(self) -> dict[str, Any]:
+        """What both revisions say about a task, in the same words."""
+        return {
+            "taskId": self.task_id,
+            "status": self.status,
+            "statusMessage": self.status_message,
+            "createdAt": self.created_at,
+            "lastUpdatedAt": self.last_updated_at,
+        }
+
+
+class TaskStore:
+    """The tasks of one server, both protocol dialects: created, run, found per owner.
+
+    One store serves the 2026 extension (``TasksExtension``) and the 2025-11-25
+    revision (``legacy_tasks``); the rules (who may see a task, how long it is
+    kept, how cancelling ends it) live here once.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, _Task] = {}
+
+    def start(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        tool: str,
+        call_next: CallNext,
+        task_group: anyio.abc.TaskGroup,
+    ) -> _Task:
+        """A new task of the caller's running ``call_next(ctx)`` in ``task_group``."""
+        self._forget_old()
+        task = _Task(owner=owner_of(ctx)[0], tool=tool)
+        self._tasks[task.task_id] = task
+        task_group.start_soon(self._run, task, ctx, call_next)
+        return task
+
+    async def _run(
+        self, task: _Task, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> None:
+        with task.scope:
+            try:
+                task.result = _dump(await call_next(ctx))
+            except Exception as exc:  # a protocol error reaches the poller, never the task group
+                logger.warning("task %s (%s): %s", task.task_id, task.tool, type(exc).__name__)
+                if isinstance(exc, MCPError):
+                    task.error = exc.error.model_dump(by_alias=True, mode="json", exclude_none=True)
+                else:
+                    task.error = {"code": INTERNAL_ERROR, "message": f"{task.tool} failed."}
+                task.settle("failed", f"{task.tool} failed")
+                return
+            if not task.scope.cancel_called:
+                task.settle("completed", f"{task.tool} finished")
+        if task.scope.cancel_called:
+            task.settle("cancelled", f"{task.tool} was cancelled")
+
+    def _forget_old(self) -> None:
+        now = time.monotonic()
+        for task_id, task in list(self._tasks.items()):
+            if task.status != "working" and now - task.created > TASK_TTL_MS / 1000:
+                del self._tasks[task_id]
+        finished = [t for t, task in self._tasks.items() if task.status != "working"]
+        for task_id in finished[: max(0, len(finished) - MAX_FINISHED_TASKS)]:
+            del self._tasks[task_id]
+
+    def owned(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> _Task:
+        """The caller's task ``task_id``; to anyone else it does not exist."""
+        task = self._tasks.get(task_id)
+        if task is None or task.owner != owner_of(ctx)[0]:
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"No task {quote_reference(task_id)}. A task is kept for "
+                f"{TASK_TTL_MS // 60000} minutes after it starts, for its owner only; "
+                "start the tool call again.",
+            )
+        return task
+
+    def all_owned(self, ctx: ServerRequestContext[Any, Any]) -> list[_Task]:
+        owner = owner_of(ctx)[0]
+        return [task for task in self._tasks.values() if task.owner == owner]
+
+    async def cancel(self, task: _Task) -> None:
+        """End a working task (exec_run kills its process when cancelled); idempotent."""
+        if task.status == "working":
+            task.scope.cancel()
+            with anyio.move_on_after(10):
+                await task.done.wait()
+            task.settle("cancelled", f"{task.tool} was cancelled")
 
 
 class TaskIdParams(RequestParams):
@@ -154,8 +256,8 @@ class TasksExtension(Extension):
 
     identifier = TASKS_EXTENSION
 
-    def __init__(self) -> None:
-        self._tasks: dict[str, _Task] = {}
+    def __init__(self, store: TaskStore) -> None:
+        self._store = store
 
     def methods(self) -> list[MethodBinding]:
         return [
@@ -178,55 +280,14 @@ class TasksExtension(Extension):
             or not _declared(ctx)
         ):
             return await call_next(ctx)
-        arguments = params.arguments
-        if params.name == "exec_run" and isinstance(arguments, dict):
-            # A task has no client time limit to beat: wait as long as one call may.
-            arguments.setdefault("return_after_seconds", MAX_CALL_WAIT_SECONDS)
-        self._forget_old()
-        task = _Task(owner=owner_of(ctx)[0], tool=params.name)
-        self._tasks[task.task_id] = task
-        lifespan.task_group.start_soon(self._run, task, ctx, call_next)
+        if isinstance(params.arguments, dict):
+            params.arguments.update(task_arguments(params.name, params.arguments))
+        task = self._store.start(ctx, params.name, call_next, lifespan.task_group)
         return {"resultType": TASK_RESULT_TYPE, **task.wire()}
-
-    async def _run(
-        self, task: _Task, ctx: ServerRequestContext[Any, Any], call_next: CallNext
-    ) -> None:
-        with task.scope:
-            try:
-                task.result = _dump(await call_next(ctx))
-            except Exception as exc:  # a protocol error reaches the poller, never the task group
-                logger.warning("task %s (%s): %s", task.task_id, task.tool, type(exc).__name__)
-                if isinstance(exc, MCPError):
-                    task.error = exc.error.model_dump(by_alias=True, mode="json", exclude_none=True)
-                else:
-                    task.error = {"code": INTERNAL_ERROR, "message": f"{task.tool} failed."}
-                task.settle("failed", f"{task.tool} failed")
-                return
-            if not task.scope.cancel_called:
-                task.settle("completed", f"{task.tool} finished")
-        if task.scope.cancel_called:
-            task.settle("cancelled", f"{task.tool} was cancelled")
-
-    def _forget_old(self) -> None:
-        now = time.monotonic()
-        for task_id, task in list(self._tasks.items()):
-            if task.status != "working" and now - task.created > TASK_TTL_MS / 1000:
-                del self._tasks[task_id]
-        finished = [t for t, task in self._tasks.items() if task.status != "working"]
-        for task_id in finished[: max(0, len(finished) - MAX_FINISHED_TASKS)]:
-            del self._tasks[task_id]
 
     def _task(self, ctx: ServerRequestContext[Any, Any], task_id: str) -> _Task:
         require_client_extension(ctx, TASKS_EXTENSION)
-        task = self._tasks.get(task_id)
-        if task is None or task.owner != owner_of(ctx)[0]:
-            shown = task_id if len(task_id) <= 80 else task_id[:77] + "..."
-            raise MCPError(
-                code=INVALID_PARAMS,
-                message=f"No task {shown!r}. A task is kept for {TASK_TTL_MS // 60000} "
-                "minutes after it starts, for its owner only; start the tool call again.",
-            )
-        return task
+        return self._store.owned(ctx, task_id)
 
     async def _get(
         self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams
@@ -236,12 +297,7 @@ class TasksExtension(Extension):
     async def _cancel(
         self, ctx: ServerRequestContext[Any, Any], params: TaskIdParams
     ) -> HandlerResult:
-        task = self._task(ctx, params.task_id)
-        if task.status == "working":
-            task.scope.cancel()
-            with anyio.move_on_after(10):
-                await task.done.wait()  # exec_run kills its process before it returns
-            task.settle("cancelled", f"{task.tool} was cancelled")
+        await self._store.cancel(self._task(ctx, params.task_id))
         return {}
 
     async def _update(

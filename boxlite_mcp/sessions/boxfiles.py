@@ -1,18 +1,21 @@
-"""Reading one file of a box in-band, within a size cap.
+"""Reading and sizing one file of a box in-band, within a size cap.
 
 Shared by the ``file_read`` tool and the ``boxlite://boxes/{box}/files/{+path}``
-resource. The size is asked first (``stat`` in the box) so that a huge file or a
-directory is refused before anything is copied to the host.
+resource. Reads go through the runtime's file API (``Box.read_file``: no program
+runs in the box, the cap holds while the bytes stream). ``stat`` remains only for
+``file_write``, to refuse writing over a directory where the box can say so.
 """
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import anyio
 
-from ..runtime.errors import BoxliteError, InvalidArgumentError, NotFoundError, UnsupportedError
+from ..runtime.errors import (
+    BoxliteError,
+    InvalidArgumentError,
+    NotFoundError,
+    too_big_for_transfer,
+)
 from ..runtime.types import ExecRequest
 from .registry import BoxEntry
 
@@ -49,38 +52,17 @@ async def stat(entry: BoxEntry, path: str) -> tuple[int, str] | None:
     return (int(size), kind) if size.isdigit() else None
 
 
-def too_big(path: str, size: int, cap: int) -> InvalidArgumentError:
-    return InvalidArgumentError(
-        f"{path} is {size} bytes, over the {cap}-byte limit for in-band transfer. Read part "
-        "of it with exec_run (head, tail, grep, sed -n), or use copy_out if host paths "
-        "are allowed."
-    )
+def too_big(what: str, size: int, cap: int) -> InvalidArgumentError:
+    """Content over the in-band cap (file_write's side of the same rule as reads)."""
+    return too_big_for_transfer(what, size, cap)
 
 
 async def read_box_file(entry: BoxEntry, path: str, cap: int) -> bytes:
-    """A box file's bytes, at most ``cap``, via a private temporary directory."""
-    found = await stat(entry, path)
-    if found is None:  # never copy a path of unknown size out just to refuse it afterwards
-        raise UnsupportedError(
-            f"Cannot tell the size of {path} in this box (no working `stat` there). "
-            "Read it with exec_run (cat, head, base64) instead."
-        )
-    size, kind = found
-    if kind == "directory":
-        raise InvalidArgumentError(
-            f"{path} is a directory. List it with exec_run(command='ls -la {path}'), "
-            "or read a file inside it."
-        )
-    if size > cap:
-        raise too_big(path, size, cap)
-    with tempfile.TemporaryDirectory(prefix="boxlite-mcp-read-") as tmp:
-        local = Path(tmp) / "content"
-        await entry.box.copy_out(path, local)
-        if local.is_dir():
-            raise InvalidArgumentError(f"{path} is a directory, not a file.")
-        size = local.stat().st_size
-        if size > cap:
-            raise too_big(path, size, cap)
-        data = await anyio.Path(local).read_bytes()
-    entry.touch()
+    """A box file's bytes, at most ``cap``, through the runtime's file API.
+
+    Nothing runs in the box (``Box.read_file``), so this works on an image with no
+    shell or coreutils; the cap holds while the bytes move.
+    """
+    data = await entry.box.read_file(path, cap)
+    await entry.touch()
     return data

@@ -5,17 +5,30 @@ name): another owner's box answers exactly like a box that does not exist. Names
 per owner; in the runtime a box carries the reserved name from ``naming`` so owners
 never collide and a restarted server finds its boxes again.
 
+What the registry knows lives in the state store (``sessions/state``): each box's
+owner, name, persist flag, session and last use. In process by default; in Redis,
+every replica behind a load balancer sees the same boxes, so a box created through
+one replica is used and removed through another. A replica keeps only a cache of
+runtime ``Box`` handles, rebuilt with ``runtime.get(id)`` for a box another replica
+created, and the count of its own requests attached to each box.
+
 A box is removed when the session that created it ends, when it has been idle
-longer than the TTL (the reaper), and when the server shuts down, unless it was
-created with ``persist``.
+longer than the TTL (the reaper), and, with the in-process store, when the server
+shuts down, unless it was created with ``persist``. With a shared store the boxes
+outlive any one replica: the other replicas' reaper removes them when idle. Only the
+holder of the reaper lease reaps, and a box is removed (from the runtime too) by the
+one caller whose ``remove_box`` won, so each box goes exactly once.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -33,22 +46,40 @@ from ..runtime.errors import (
 from ..runtime.types import BoxInfo, BoxOptions
 from ..settings import Settings
 from . import naming
+from .state import (
+    REAPER_LEASE,
+    BoxRecord,
+    InProcessState,
+    LimitReachedError,
+    NameTakenError,
+    StateStore,
+    StateUnavailableError,
+)
 
 logger = logging.getLogger(__name__)
+
+#: How long a creation in flight holds its slot if its replica dies mid-create.
+RESERVATION_TTL_SECONDS = 900.0
+
+#: Called with a box's id when the registry removed it (python sessions close theirs).
+RemovedHook = Callable[[str], Awaitable[None]]
 
 
 @dataclass
 class BoxEntry:
-    """What the registry knows about one box."""
+    """One box as a request sees it: the stored record plus this replica's handle."""
 
     box: Box
     owner: str
     name: str | None
     persist: bool
     session: str | None
+    #: Where touches go (the shared idle clock).
+    registry: Registry = field(repr=False, compare=False)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    last_used: float = field(default_factory=time.monotonic)
-    #: Requests in flight that wait on this box (exec_run, a waiting exec_read).
+    #: Wall-clock seconds (``time.time()``): replicas compare it.
+    last_used: float = field(default_factory=time.time)
+    #: Requests in flight on this replica that wait on this box (exec_run, exec_read).
     attached: int = 0
 
     @property
@@ -60,29 +91,28 @@ class BoxEntry:
         """How to show the box to its owner."""
         return f"{self.name} ({self.id})" if self.name else self.id
 
-    def touch(self) -> None:
-        self.last_used = time.monotonic()
-
     def idle_seconds(self, now: float | None = None) -> float:
         if self.attached:
             return 0.0
-        return max(0.0, (time.monotonic() if now is None else now) - self.last_used)
+        return max(0.0, (self.registry.clock() if now is None else now) - self.last_used)
 
-    @contextmanager
-    def in_use(self) -> Iterator[None]:
-        """Mark the box as used by a request for as long as the block runs.
+    async def touch(self) -> None:
+        """Its owner used it now: restart its idle clock (for every replica)."""
+        await self.registry.touch(self)
 
-        Only an attached request keeps a box from idling: a command started with
-        exec_start and then left alone does not, so a client that vanishes cannot
-        keep its box (and the command in it) alive past the TTL.
-        """
-        self.attached += 1
-        self.touch()
-        try:
-            yield
-        finally:
-            self.attached -= 1
-            self.touch()
+    def mark_used(self) -> None:
+        """``touch`` for a synchronous caller (an execution that just ended): the
+        store hears of it at the next reap round, within ``reap_interval_seconds``."""
+        self.last_used = self.registry.clock()
+        self.registry.mark_used(self.id, self.last_used)
+
+    def in_use(self) -> AbstractAsyncContextManager[None]:
+        """``async with entry.in_use():`` a request waits on it (see ``Registry.in_use``)."""
+        return self.registry.in_use(self)
+
+
+def _label(record: BoxRecord) -> str:
+    return f"{record.name} ({record.id})" if record.name else record.id
 
 
 def _unclaimed(digest: str) -> str:
@@ -90,70 +120,168 @@ def _unclaimed(digest: str) -> str:
     return f"#unclaimed:{digest}"
 
 
+def replica_id() -> str:
+    """Who holds a lease: unique per process, readable in Redis for operators."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
 class Registry:
-    """Owner-scoped boxes over one runtime, with limits and cleanup."""
+    """Owner-scoped boxes over one runtime and one state store, with limits and cleanup."""
 
-    def __init__(self, runtime: Runtime, settings: Settings) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        settings: Settings,
+        state: StateStore | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.runtime = runtime
+        #: Wall-clock seconds, shared by replicas (tests pass one they move on).
+        self.clock = clock
         self.settings = settings
-        self._entries: dict[str, BoxEntry] = {}  # by runtime box id
-        self._reserved = 0  # creations in flight, counted against the limits
-        self._reserved_by_owner: dict[str, int] = {}
-        # (owner, name) of the creations in flight; unnamed ones are (owner, None).
-        self._names_in_flight: set[tuple[str, str | None]] = set()
-        self._lock = anyio.Lock()
+        self.state: StateStore = state if state is not None else InProcessState()
+        #: Boxes outlive this process when other replicas share the store.
+        self.shared = not isinstance(self.state, InProcessState)
+        self.replica = replica_id()
+        self._handles: dict[str, Box] = {}  # by runtime box id
+        self._attached: dict[str, int] = {}
+        self._used_since_round: dict[str, float] = {}  # mark_used, not yet stored
+        self._removed_hooks: list[RemovedHook] = []
 
-    # -- lookup --------------------------------------------------------------
-    def _claim(self, owner: str) -> None:
+    def on_removed(self, hook: RemovedHook) -> None:
+        """Call ``hook(box_id)`` whenever this registry removes a box."""
+        self._removed_hooks.append(hook)
+
+    # -- records and handles -------------------------------------------------
+    async def _claim(self, owner: str) -> None:
         """Give an owner the boxes adopted at startup under its hash."""
         placeholder = _unclaimed(naming.owner_hash(owner))
-        for entry in self._entries.values():
-            if entry.owner == placeholder:
-                entry.owner = owner
+        for record in await self.state.boxes(placeholder):
+            await self.state.replace_box(record, record.model_copy(update={"owner": owner}))
 
-    def owned_by(self, owner: str) -> list[BoxEntry]:
-        self._claim(owner)
-        return sorted(
-            (e for e in self._entries.values() if e.owner == owner), key=lambda e: e.created_at
+    async def records(self, owner: str) -> list[BoxRecord]:
+        """The owner's boxes as stored, oldest first (no runtime call)."""
+        await self._claim(owner)
+        return await self.state.boxes(owner)
+
+    async def _entry(self, record: BoxRecord) -> BoxEntry | None:
+        """The record with this replica's handle on its box; None if the runtime lost it."""
+        box = self._handles.get(record.id)
+        if box is None:
+            try:
+                box = await self.runtime.get(record.id)
+            except NotFoundError:
+                await self._forget(record.id)
+                return None
+            self._handles[record.id] = box
+        return BoxEntry(
+            box=box,
+            owner=record.owner,
+            name=record.name,
+            persist=record.persist,
+            session=record.session,
+            registry=self,
+            created_at=record.created_at,
+            last_used=record.last_used,
+            attached=self._attached.get(record.id, 0),
         )
 
-    def total(self) -> int:
-        return len(self._entries)
+    async def owned_by(self, owner: str) -> list[BoxEntry]:
+        entries = [await self._entry(r) for r in await self.records(owner)]
+        return [e for e in entries if e is not None]
 
-    def _find(self, owner: str, ref: str) -> BoxEntry | None:
-        self._claim(owner)
-        entry = self._entries.get(ref)
-        if entry is not None and entry.owner == owner:
-            return entry
-        for entry in self._entries.values():
-            if entry.owner == owner and entry.name == ref:
-                return entry
+    async def total(self) -> int:
+        return len(await self.state.boxes())
+
+    async def _find(self, owner: str, ref: str) -> BoxRecord | None:
+        await self._claim(owner)
+        record = await self.state.get_box(ref)
+        if record is not None and record.owner == owner:
+            return record
+        for record in await self.state.boxes(owner):
+            if record.name == ref:
+                return record
         return None
 
     async def resolve(self, owner: str, ref: str) -> BoxEntry:
         """The owner's box with this id or name; NotFoundError otherwise (no oracle)."""
-        entry = self._find(owner, ref)
+        record = await self._find(owner, ref)
+        entry = await self._entry(record) if record is not None else None
         if entry is None:
             entry = await self._adopt_one(owner, ref)
         if entry is None:
-            raise self.not_found(owner, ref)
-        entry.touch()
+            raise await self.not_found(owner, ref)
+        await self.touch(entry)
         return entry
 
-    def entry_by_id(self, owner: str, box_id: str) -> BoxEntry | None:
+    async def entry_by_id(self, owner: str, box_id: str) -> BoxEntry | None:
         """The owner's box with this id, if it still exists (no error, no touch)."""
-        entry = self._entries.get(box_id)
-        return entry if entry is not None and entry.owner == owner else None
+        record = await self.state.get_box(box_id)
+        if record is None or record.owner != owner:
+            return None
+        return await self._entry(record)
 
-    def touch_id(self, owner: str, box_id: str) -> None:
+    async def touch(self, entry: BoxEntry) -> None:
+        """The owner used this box now: restart its idle clock (for every replica)."""
+        entry.last_used = self.clock()
+        await self.state.touch_box(entry.id, entry.last_used)
+
+    async def touch_id(self, owner: str, box_id: str) -> None:
         """The owner attended to this box (an execution of it): restart its idle clock."""
-        if (entry := self.entry_by_id(owner, box_id)) is not None:
-            entry.touch()
+        record = await self.state.get_box(box_id)
+        if record is not None and record.owner == owner:
+            await self.state.touch_box(box_id, self.clock())
 
-    def not_found(self, owner: str, ref: str) -> NotFoundError:
-        mine = self.owned_by(owner)
+    def mark_used(self, box_id: str, at: float) -> None:
+        self._used_since_round[box_id] = max(at, self._used_since_round.get(box_id, 0.0))
+
+    def cached_box(self, box_id: str) -> Box | None:
+        """This replica's handle on a box, if it has one (no store nor runtime call)."""
+        return self._handles.get(box_id)
+
+    @asynccontextmanager
+    async def in_use(self, entry: BoxEntry) -> AsyncIterator[None]:
+        """Mark the box as used by a request for as long as the block runs.
+
+        Only an attached request keeps a box from idling: a command started with
+        exec_start and then left alone does not, so a client that vanishes cannot
+        keep its box (and the command in it) alive past the TTL. Another replica's
+        reaper sees the box in use because this replica touches its attached boxes
+        every reap interval (``run_reaper``).
+        """
+        self._attached[entry.id] = self._attached.get(entry.id, 0) + 1
+        entry.attached += 1
+        try:
+            await self.touch(entry)
+            yield
+        finally:
+            entry.attached -= 1
+            left = self._attached.get(entry.id, 1) - 1
+            if left > 0:
+                self._attached[entry.id] = left
+            else:
+                self._attached.pop(entry.id, None)
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self.touch(entry)
+                except StateUnavailableError:
+                    pass  # the touch on entry stands; the call's own error says more
+
+    @asynccontextmanager
+    async def attending(self, owner: str, box_id: str) -> AsyncIterator[None]:
+        """The owner attends to an execution of this box: the box is in use meanwhile."""
+        entry = await self.entry_by_id(owner, box_id)
+        if entry is None:
+            yield
+            return
+        async with self.in_use(entry):
+            yield
+
+    async def not_found(self, owner: str, ref: str) -> NotFoundError:
+        mine = await self.records(owner)
         if mine:
-            listing = ", ".join(e.label for e in mine[:20])
+            listing = ", ".join(_label(r) for r in mine[:20])
             known = f"Your boxes: {listing}."
         else:
             known = "You have no boxes; create one with box_create."
@@ -163,39 +291,30 @@ class Registry:
         )
 
     # -- create / adopt / remove ---------------------------------------------
-    async def _reserve(self, owner: str, name: str | None) -> None:
-        async with self._lock:
-            self._check_name_free(owner, name)
-            mine = len(self.owned_by(owner)) + self._reserved_by_owner.get(owner, 0)
-            if mine >= self.settings.max_boxes_per_owner:
-                raise InvalidArgumentError(
-                    f"You already have {mine} boxes, the most one owner may have "
-                    f"({self.settings.max_boxes_per_owner}). Remove one with box_remove first."
-                )
-            if self.total() + self._reserved >= self.settings.max_boxes_total:
-                raise InvalidStateError(
-                    f"This server is at its limit of {self.settings.max_boxes_total} boxes in "
-                    "total. Remove a box you no longer need, or try again later."
-                )
-            self._reserved += 1
-            self._reserved_by_owner[owner] = self._reserved_by_owner.get(owner, 0) + 1
-            self._names_in_flight.add((owner, name))
-
-    def _release(self, owner: str, name: str | None) -> None:
-        self._reserved -= 1
-        self._reserved_by_owner[owner] -= 1
-        if not self._reserved_by_owner[owner]:
-            del self._reserved_by_owner[owner]
-        self._names_in_flight.discard((owner, name))
-
-    def _check_name_free(self, owner: str, name: str | None) -> None:
-        """A name is taken by a box of the owner's, or by one being created (concurrent creates)."""
-        if name is not None and (
-            (owner, name) in self._names_in_flight or self._find(owner, name) is not None
-        ):
+    async def _reserve(self, owner: str, name: str | None) -> str:
+        await self._claim(owner)
+        try:
+            return await self.state.reserve_box(
+                owner,
+                name,
+                max_per_owner=self.settings.max_boxes_per_owner,
+                max_total=self.settings.max_boxes_total,
+                ttl_seconds=RESERVATION_TTL_SECONDS,
+            )
+        except NameTakenError:
             raise AlreadyExistsError(
                 f"You already have a box named {name!r}. Use it, remove it, or pick another name."
-            )
+            ) from None
+        except LimitReachedError as exc:
+            if exc.scope == "owner":
+                raise InvalidArgumentError(
+                    f"You already have {exc.count} boxes, the most one owner may have "
+                    f"({exc.limit}). Remove one with box_remove first."
+                ) from None
+            raise InvalidStateError(
+                f"This server is at its limit of {exc.limit} boxes in "
+                "total. Remove a box you no longer need, or try again later."
+            ) from None
 
     def runtime_name(self, owner: str, name: str | None, persist: bool) -> str:
         if name is not None and len(name) > naming.MAX_NAME_LENGTH:
@@ -208,17 +327,11 @@ class Registry:
         self, owner: str, session: str | None, options: BoxOptions, *, persist: bool
     ) -> BoxEntry:
         """Create a box for ``owner`` within the limits, under its reserved name."""
-        name = options.name
-        runtime_name = self.runtime_name(owner, name, persist)
-        await self._reserve(owner, name)
-        try:
-            runtime_options = options.model_copy(update={"name": runtime_name})
-            box = await self.runtime.create(runtime_options)
-        except BoxliteError as exc:
-            raise exc.about(runtime_name) from None
-        finally:
-            self._release(owner, name)
-        return self._add(box, owner, name, persist, session)
+
+        async def make(runtime_name: str) -> Box:
+            return await self.runtime.create(options.model_copy(update={"name": runtime_name}))
+
+        return await self.add_created(owner, session, options.name, persist, make)
 
     async def add_created(
         self,
@@ -228,49 +341,101 @@ class Registry:
         persist: bool,
         make: Callable[[str], Awaitable[Box]],
     ) -> BoxEntry:
-        """Register a box made by ``make(runtime_name)`` (clone, import), within the limits."""
+        """Register a box made by ``make(runtime_name)`` (create, clone, import), within
+        the limits: its slot is reserved in the store before the runtime makes it."""
         runtime_name = self.runtime_name(owner, name, persist)
-        await self._reserve(owner, name)
+        reservation = await self._reserve(owner, name)
         try:
             box = await make(runtime_name)
-        except BoxliteError as exc:
-            raise exc.about(runtime_name) from None
-        finally:
-            self._release(owner, name)
-        return self._add(box, owner, name, persist, session)
-
-    def _add(
-        self, box: Box, owner: str, name: str | None, persist: bool, session: str | None
-    ) -> BoxEntry:
-        entry = BoxEntry(box=box, owner=owner, name=name, persist=persist, session=session)
-        self._entries[box.id] = entry
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await self._release_quietly(reservation)
+            if isinstance(exc, BoxliteError):
+                raise exc.about(runtime_name) from None
+            raise
+        record = BoxRecord(
+            id=box.id,
+            owner=owner,
+            name=name,
+            persist=persist,
+            session=session,
+            last_used=self.clock(),
+        )
+        try:
+            await self.state.commit_box(reservation, record)
+        except BaseException:
+            # Not recorded, so nobody could find or reap it: it must not outlive the call.
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self.runtime.remove(box.id, force=True)
+                except BoxliteError as exc:
+                    logger.warning("could not remove unrecorded box %s: %s", box.id, exc.kind)
+            raise
+        self._handles[box.id] = box
         logger.info("box %s created (persist=%s)", box.id, persist)
+        entry = await self._entry(record)
+        assert entry is not None  # its handle was just cached
         return entry
+
+    async def _release_quietly(self, reservation: str) -> None:
+        try:
+            await self.state.release_box(reservation)
+        except StateUnavailableError:
+            pass  # the reservation lapses on its own (RESERVATION_TTL_SECONDS)
 
     async def remove(self, owner: str, ref: str, *, force: bool = True) -> BoxEntry:
         entry = await self.resolve(owner, ref)
-        await self._remove_entry(entry, force=force)
+        await self._remove_box(entry.id, force=force)
         return entry
 
-    async def _remove_entry(self, entry: BoxEntry, *, force: bool) -> None:
+    async def _remove_box(self, box_id: str, *, force: bool) -> bool:
+        """Remove a box from the store, then from the runtime, unless another caller
+        already did (whether this call removed it). A runtime failure puts the record
+        back, so the box can still be found and removed again."""
+        record = await self.state.get_box(box_id)
+        if record is None or not await self.state.remove_box(box_id):
+            self._handles.pop(box_id, None)
+            return False  # another replica (or request) removed it
         try:
-            await self.runtime.remove(entry.id, force=force)
+            await self.runtime.remove(box_id, force=force)
         except NotFoundError:
-            pass  # already gone from the runtime: forget it all the same
-        self._entries.pop(entry.id, None)
-        logger.info("box %s removed", entry.id)
+            pass  # already gone from the runtime: forgotten all the same
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.state.put_box(record)
+            raise
+        self._handles.pop(box_id, None)
+        logger.info("box %s removed", box_id)
+        await self._removed(box_id)
+        return True
+
+    async def _forget(self, box_id: str) -> None:
+        """The runtime no longer has this box: drop its record (nothing to remove)."""
+        self._handles.pop(box_id, None)
+        if await self.state.remove_box(box_id):
+            await self._removed(box_id)
+
+    async def _removed(self, box_id: str) -> None:
+        for hook in self._removed_hooks:
+            try:
+                await hook(box_id)
+            except Exception:  # a hook's failure must not undo nor hide the removal
+                logger.exception("cleaning up after box %s failed", box_id)
 
     async def listed(self, owner: str) -> list[tuple[BoxEntry, BoxInfo]]:
         """The owner's boxes with fresh runtime info; boxes gone from the runtime are forgotten."""
-        known = self.owned_by(owner)
+        known = await self.records(owner)
         infos = {info.id: info for info in await self.runtime.list()}
-        for entry in known:  # only entries that existed before the listing started
-            if entry.id not in infos:
-                self._entries.pop(entry.id, None)
-        return [(e, infos[e.id]) for e in self.owned_by(owner) if e.id in infos]
+        listed: list[tuple[BoxEntry, BoxInfo]] = []
+        for record in known:  # only records that existed before the listing started
+            if record.id not in infos:
+                await self._forget(record.id)
+            elif (entry := await self._entry(record)) is not None:
+                listed.append((entry, infos[record.id]))
+        return listed
 
     async def _adopt_one(self, owner: str, ref: str) -> BoxEntry | None:
-        """Find an owner's box the runtime has but this process does not know yet."""
+        """Find an owner's box the runtime has but the store does not know yet."""
         digest = naming.owner_hash(owner)
         try:
             infos = await self.runtime.list()
@@ -280,7 +445,7 @@ class Registry:
             parsed = naming.parse(info.name)
             if parsed is None or parsed.owner_hash != digest:
                 continue
-            if ref in (info.id, parsed.name) and info.id not in self._entries:
+            if ref in (info.id, parsed.name) and await self.state.get_box(info.id) is None:
                 return await self._adopt(info, owner, parsed)
         return None
 
@@ -289,23 +454,25 @@ class Registry:
             box = await self.runtime.get(info.id)
         except NotFoundError:
             return None
-        entry = BoxEntry(
-            box=box,
+        record = BoxRecord(
+            id=box.id,
             owner=owner,
             name=parsed.name,
             persist=parsed.persist,
-            session=None,
             created_at=info.created_at,
+            last_used=self.clock(),
         )
-        self._entries[box.id] = entry
-        return entry
+        await self.state.put_box(record)
+        self._handles[box.id] = box
+        return await self._entry(record)
 
     async def adopt_at_startup(self) -> int:
         """Take back the boxes this server's name scheme marks (after a restart).
 
         Owners are known only by hash until they ask, so adopted boxes carry a
         placeholder owner until that owner's first request claims them.
-        Non-persistent ones are reaped after the idle TTL like any other.
+        Non-persistent ones are reaped after the idle TTL like any other. Boxes
+        the store already knows (another replica's) stay as they are.
         """
         try:
             infos = await self.runtime.list()
@@ -315,7 +482,7 @@ class Registry:
         count = 0
         for info in infos:
             parsed = naming.parse(info.name)
-            if parsed is None or info.id in self._entries:
+            if parsed is None or await self.state.get_box(info.id) is not None:
                 continue
             adopted = await self._adopt(info, _unclaimed(parsed.owner_hash), parsed)
             count += adopted is not None
@@ -334,43 +501,88 @@ class Registry:
 
         Idle means no request of its owner touched the box for the TTL and none is
         attached to it now; a command left running without attention does not count.
+        Returns the boxes this call removed (not those another replica removed first).
         """
-        now = time.monotonic()
+        now = self.clock()
         reaped = []
-        for entry in list(self._entries.values()):
-            if entry.persist:
+        for record in await self.state.boxes():
+            if record.persist or self._attached.get(record.id):
                 continue
-            if entry.idle_seconds(now) >= self.settings.box_idle_ttl_seconds:
-                reaped.append(entry.id)
-                await self._remove_quietly(entry)
+            last_used = max(record.last_used, self._used_since_round.get(record.id, 0.0))
+            if now - last_used >= self.settings.box_idle_ttl_seconds:
+                if await self._remove_quietly(record.id):
+                    reaped.append(record.id)
         if reaped:
             logger.info("reaped %d idle boxes", len(reaped))
         return reaped
 
+    async def _keep_attached(self) -> None:
+        """Touch the boxes this replica's requests are attached to (and store the uses
+        ``mark_used`` noted), so that whichever replica reaps sees them in use."""
+        now = self.clock()
+        for box_id in list(self._attached):
+            await self.state.touch_box(box_id, now)
+        noted, self._used_since_round = self._used_since_round, {}
+        for box_id, at in noted.items():
+            await self.state.touch_box(box_id, at)
+
+    def _lease_ttl(self) -> float:
+        """The reaper lease outlives a few missed rounds, then another replica takes over."""
+        return 3 * self.settings.reap_interval_seconds + 5.0
+
+    async def reap_round(self) -> list[str]:
+        """One round: keep attached boxes alive, then reap if this replica holds the lease."""
+        await self._keep_attached()
+        if not await self.state.acquire_lease(REAPER_LEASE, self.replica, self._lease_ttl()):
+            return []
+        return await self.reap_idle()
+
     async def run_reaper(self) -> None:
-        while True:
-            await anyio.sleep(self.settings.reap_interval_seconds)
-            try:
-                await self.reap_idle()
-            except Exception:  # keep reaping; a runtime bug must not stop the server
-                logger.exception("reaping idle boxes failed")
+        unavailable = False
+        try:
+            while True:
+                await anyio.sleep(self.settings.reap_interval_seconds)
+                try:
+                    await self.reap_round()
+                    if unavailable:
+                        logger.info("the state store answers again; reaping resumes")
+                    unavailable = False
+                except StateUnavailableError as exc:
+                    if not unavailable:  # once per outage, not once per round
+                        logger.warning("reaping idle boxes paused: %s", exc)
+                    unavailable = True
+                except Exception:  # keep reaping; a runtime bug must not stop the server
+                    logger.exception("reaping idle boxes failed")
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self.state.release_lease(REAPER_LEASE, self.replica)
+                except StateUnavailableError:
+                    pass  # it lapses on its own
 
     async def end_session(self, session: str) -> None:
         """A session ended: remove the non-persistent boxes it created."""
-        doomed = [e for e in self._entries.values() if e.session == session and not e.persist]
-        for entry in doomed:
-            await self._remove_quietly(entry)
-        if doomed:
-            logger.info("session ended: removed %d boxes", len(doomed))
+        doomed = [r for r in await self.state.boxes() if r.session == session and not r.persist]
+        removed = [await self._remove_quietly(r.id) for r in doomed]
+        if any(removed):
+            logger.info("session ended: removed %d boxes", sum(removed))
 
     async def shutdown(self) -> None:
-        """Remove every non-persistent box (server exit)."""
-        for entry in [e for e in self._entries.values() if not e.persist]:
-            await self._remove_quietly(entry)
-        self._entries.clear()
+        """Server exit: with the in-process store, remove every non-persistent box.
 
-    async def _remove_quietly(self, entry: BoxEntry) -> None:
+        With a shared store the boxes belong to the deployment, not to this
+        replica: they stay for the others (whose reaper removes them when idle).
+        """
+        if not self.shared:
+            for record in await self.state.boxes():
+                if not record.persist:
+                    await self._remove_quietly(record.id)
+        self._handles.clear()
+        self._attached.clear()
+
+    async def _remove_quietly(self, box_id: str) -> bool:
         try:
-            await self._remove_entry(entry, force=True)
+            return await self._remove_box(box_id, force=True)
         except BoxliteError as exc:
-            logger.warning("could not remove box %s: %s", entry.id, exc.kind)
+            logger.warning("could not remove box %s: %s", box_id, exc.kind)
+            return False

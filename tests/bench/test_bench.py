@@ -1,4 +1,4 @@
-"""``tools/bench.py --quick`` end to end: it completes and produces every row with figures.
+"""``python -m tools.bench --quick`` end to end: it completes and produces every row with figures.
 
 Behaviour, not timings: the figures themselves are whatever this machine gives.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.bench import Plan, labels
+from tools.bench.run import Plan, labels
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,7 @@ def quick_run(
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     done = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "bench.py"), "--quick", "--json", str(out)],
+        [sys.executable, "-m", "tools.bench", "--quick", "--json", str(out)],
         capture_output=True,
         text=True,
         timeout=240,
@@ -39,7 +39,7 @@ def test_quick_run_completes_and_prints_one_table_with_every_row(
     done, _ = quick_run
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("### boxlite-mcp benchmarks (`python tools/bench.py --quick`")
+    assert lines[0].startswith("### boxlite-mcp benchmarks (`python -m tools.bench --quick`")
     header = [i for i, line in enumerate(lines) if line.startswith("| what |")]
     assert len(header) == 1, "exactly one table"
     table = lines[header[0] + 2 :]

@@ -1,6 +1,6 @@
 """The official MCP conformance suite's generic server scenarios against boxlite-mcp.
 
-The fast variant of ``tools/conformance/run.py``: the real server over streamable
+The fast variant of ``python -m tools.conformance``: the real server over streamable
 HTTP (bwrap runtime), every generic scenario of every leg, one test each. Needs Node
 (for ``npm ci`` of the pinned packages in tools/conformance); without it the tests
 skip and say why, unless ``BOXLITE_MCP_REQUIRE_CONFORMANCE=1`` (CI) makes that a

@@ -9,12 +9,8 @@ addresses in its environment. Which replica answered comes from the
 from __future__ import annotations
 
 import itertools
-import os
-import shutil
-import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,72 +21,21 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from tools.benchlib.procs import REPO
+from tests.harness.external import need_haproxy
 from tools.redislib.server import free_port
+from tools.replicas.haproxy import haproxy
 from tools.soaklib.server import McpHttpServer
 
 pytestmark = pytest.mark.anyio
 
-CONFIG = REPO / "deploy" / "haproxy.cfg"
-REQUIRE_ENV = "BOXLITE_MCP_REQUIRE_HAPROXY"
 SESSION = "mcp-session-id"
-
-
-def _haproxy() -> str:
-    binary = shutil.which("haproxy")
-    if binary is None:
-        reason = f"haproxy is not installed (apt-get install haproxy); set {REQUIRE_ENV}=1 to fail"
-        if os.environ.get(REQUIRE_ENV):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return binary
-
-
-@contextmanager
-def haproxy(lb_port: int, replicas: list[str], log: Path) -> Iterator[str]:
-    """HAProxy on 127.0.0.1:lb_port with deploy/haproxy.cfg; yields the MCP URL."""
-    env = {**os.environ, "MCP_LB_BIND": f"127.0.0.1:{lb_port}"}
-    for index, address in enumerate(replicas, start=1):
-        env[f"MCP_REPLICA_{index}"] = address
-    binary = _haproxy()
-    checked = subprocess.run(
-        [binary, "-c", "-q", "-f", str(CONFIG)], env=env, capture_output=True, text=True
-    )
-    assert checked.returncode == 0, checked.stderr
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [binary, "-db", "-f", str(CONFIG)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                httpx2.get(f"http://127.0.0.1:{lb_port}/mcp", timeout=1)
-                break
-            except httpx2.TransportError:
-                assert process.poll() is None, log.read_text(errors="replace")
-                time.sleep(0.05)
-        else:
-            raise AssertionError("haproxy did not start: " + log.read_text(errors="replace"))
-        yield f"http://127.0.0.1:{lb_port}/mcp"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @asynccontextmanager
 async def replicas_behind_haproxy(
     tmp_path: Path, count: int = 2, transport: str = "streamable-http"
 ) -> AsyncIterator[tuple[str, list[McpHttpServer]]]:
+    need_haproxy()
     lb_port = free_port()
     servers = [
         McpHttpServer(

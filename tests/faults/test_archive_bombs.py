@@ -1,6 +1,6 @@
 """Tar bombs against ``runtime.archive`` directly: what the full hostile fuzz found.
 
-The full run of ``tools/hostile_fuzz.py`` sends 1,100,000 empty entries; the client
+The full run of ``python -m tools.hostile_fuzz`` sends 1,100,000 empty entries; the client
 refuses them by its entry cap (1,000,000), but only after 45 s and 459 MiB: the
 archive is scanned whole, keeping every header. The test measures the memory a
 scan of 25,000 entries allocates (about 11 MiB today); a scan that keeps nothing

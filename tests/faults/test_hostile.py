@@ -1,4 +1,4 @@
-"""The fast variant of ``tools/hostile_fuzz.py``: every hostile behaviour once, per API
+"""The fast variant of ``python -m tools.hostile_fuzz``: every hostile behaviour once, per API
 generation, against the real RestRuntime over real sockets.
 
 The fuzz runs once for the module (hostile server in a child process, probes
@@ -21,7 +21,7 @@ import sys
 import pytest
 
 from tools.faultproxy.upstream import REPO
-from tools.hostile_fuzz import PROBES, QUICK, Result, fuzz, plan
+from tools.hostile_fuzz.run import PROBES, QUICK, Result, fuzz, plan
 from tools.hostile_server import BEHAVIOURS
 
 pytestmark = pytest.mark.anyio
@@ -79,7 +79,8 @@ def test_the_command_prints_its_tables() -> None:
     done = subprocess.run(
         [
             sys.executable,
-            "tools/hostile_fuzz.py",
+            "-m",
+            "tools.hostile_fuzz",
             "--quick",
             "--only",
             "tar-dotdot,tar-hardlink-abs,sse-bad-base64,ws-exit-without-code",

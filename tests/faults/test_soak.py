@@ -1,4 +1,4 @@
-"""The fast variant of ``tools/fault_soak.py``: 100 execs per API generation through the
+"""The fast variant of ``python -m tools.fault_soak``: 100 execs per API generation through the
 cutting proxy lose, corrupt and repeat nothing and never hang; a server killed with
 SIGKILL mid-exec is a clear UnavailableError within the client's patience."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.fault_soak import SERVER_ARGS, kill_scenario, soak_generation
+from tools.fault_soak.run import SERVER_ARGS, kill_scenario, soak_generation
 from tools.faultproxy import CutPolicy
 from tools.faultproxy.upstream import REPO, ServerProcess
 
@@ -65,7 +65,7 @@ async def test_a_server_killed_mid_exec_is_a_clear_error_in_time(
 
 def test_the_command_prints_its_tables(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "tools/fault_soak.py", "--execs", "10", "--only", "soak"],
+        [sys.executable, "-m", "tools.fault_soak", "--execs", "10", "--only", "soak"],
         cwd=REPO,
         capture_output=True,
         text=True,

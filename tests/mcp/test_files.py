@@ -164,3 +164,28 @@ async def test_file_read_sends_pictures_as_image_content(make_server: ServerFact
         assert svg.structured_content["content"] == "<svg/>"
         assert svg.structured_content["mime_type"] is None
         assert all(b.type == "text" for b in svg.content)
+
+
+async def test_file_read_needs_no_program_in_the_box(
+    make_server: ServerFactory, tmp_path: Path
+) -> None:
+    """A box whose root filesystem holds two data files and nothing else: no shell, no
+    stat, no coreutils. file_read still reads text, a PNG (as image content), and
+    refuses a directory and a file over the cap, naming the path."""
+    rootfs = tmp_path / "bare"
+    (rootfs / "data").mkdir(parents=True)
+    (rootfs / "data" / "note.txt").write_text("no programs here\n")
+    (rootfs / "data" / "dot.png").write_bytes(expected_png())
+    (rootfs / "data" / "big").write_bytes(bytes(3000))
+    async with Client(make_server(file_transfer_cap_bytes=2000)) as client:
+        await ok(client, "box_create", name="bare", rootfs_path=str(rootfs))
+        ran = await client.call_tool("exec_run", {"box": "bare", "command": "true"})
+        assert ran.is_error or (ran.structured_content or {}).get("exit_code") != 0
+        read = await ok(client, "file_read", box="bare", path="/data/note.txt")
+        assert read["content"] == "no programs here\n"
+        picture = await client.call_tool("file_read", {"box": "bare", "path": "/data/dot.png"})
+        assert [b.type for b in picture.content] == ["text", "image"]
+        message = await fails(client, "file_read", box="bare", path="/data")
+        assert "'/data' is a directory" in message
+        message = await fails(client, "file_read", box="bare", path="/data/big")
+        assert "'/data/big' is 3000 bytes" in message and "2000-byte" in message

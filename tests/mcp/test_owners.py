@@ -118,7 +118,7 @@ async def test_registry_lookups_are_by_owner(runtime: Runtime) -> None:
         )
     with pytest.raises(NotFoundError):
         await registry.remove("owner-b", mine.id)
-    assert registry.owned_by("owner-b") == []
+    assert await registry.owned_by("owner-b") == []
     await registry.shutdown()
     assert await runtime.list() == []
 

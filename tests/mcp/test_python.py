@@ -114,7 +114,7 @@ async def test_an_unknown_box_is_a_clear_error(make_server: ServerFactory) -> No
 
 async def test_a_bad_session_name_is_a_clear_error(make_server: ServerFactory) -> None:
     # Raised inside the call's progress task group: it must still reach the model as
-    # an error naming what was asked (found by tools/fuzz_tools.py).
+    # an error naming what was asked (found by python -m tools.fuzz_tools).
     async with Client(make_server()) as client:
         await ok(client, "box_create", name="py")
         message = await fails(client, "python_run", box="py", code="1", session="no way")

@@ -33,6 +33,7 @@ from boxlite_mcp.runtime.errors import (
 from boxlite_mcp.runtime.types import BoxInfo, BoxOptions
 from boxlite_mcp.sessions import naming
 from boxlite_mcp.sessions.registry import BoxEntry, Registry
+from boxlite_mcp.sessions.state import REAPER_LEASE, InProcessState
 from boxlite_mcp.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -82,6 +83,23 @@ async def out_of_band(runtime: BwrapRuntime, runtime_name: str) -> Box:
     return await runtime.create(BoxOptions(name=runtime_name))
 
 
+class Clock:
+    """A wall clock the test moves on (the registry's idle clock)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def last_used(registry: Registry, box_id: str) -> float:
+    """The box's last use as the store keeps it (what every replica's reaper reads)."""
+    record = await registry.state.get_box(box_id)
+    assert record is not None
+    return record.last_used
+
+
 def names(entries: list[BoxEntry]) -> list[str]:
     return [e.name or "" for e in entries]
 
@@ -123,18 +141,18 @@ async def test_restart_adopts_each_owners_boxes_for_that_owner_only(tmp_path: Pa
     try:
         after = Registry(runtime, Settings())
         assert await after.adopt_at_startup() == 3
-        assert after.total() == 3
+        assert await after.total() == 3
         assert await after.adopt_at_startup() == 0  # already known: not adopted twice
-        assert after.total() == 3
+        assert await after.total() == 3
 
-        alices = after.owned_by("alice")
+        alices = await after.owned_by("alice")
         assert [e.id for e in alices] == [alice_dev.id, alice_tmp.id]  # by creation time
         assert [(e.name, e.persist, e.session) for e in alices] == [
             ("dev", True, None),
             (None, False, None),
         ]
         assert [e.created_at for e in alices] == [created[alice_dev.id], created[alice_tmp.id]]
-        bobs = after.owned_by("bob")
+        bobs = await after.owned_by("bob")
         assert [(e.id, e.name, e.persist) for e in bobs] == [(bob_dev.id, "dev", True)]
         assert (await after.resolve("bob", "dev")).id == bob_dev.id
         assert (await after.resolve("alice", "dev")).id == alice_dev.id
@@ -151,8 +169,8 @@ async def test_restart_adopts_each_owners_boxes_for_that_owner_only(tmp_path: Pa
         ]:
             with pytest.raises(NotFoundError):
                 await after.resolve(owner, ref)
-        assert after.owned_by("carol") == []
-        assert after.total() == 3
+        assert await after.owned_by("carol") == []
+        assert await after.total() == 3
         assert {i.id for i in await runtime.list()} >= {foreign.id, lookalike.id}
     finally:
         await runtime.aclose()
@@ -167,10 +185,10 @@ async def test_adopted_boxes_wait_unclaimed_until_their_owner_asks(
         assert await registry.adopt_at_startup() == 1
     assert "adopted 1 boxes left by an earlier run" in caplog.text
     # Before alice shows up the box is nobody's: not even an id lookup reaches it.
-    assert registry.entry_by_id("alice", box.id) is None
-    assert registry.owned_by("bob") == []
-    assert names(registry.owned_by("alice")) == ["dev"]
-    entry = registry.entry_by_id("alice", box.id)
+    assert await registry.entry_by_id("alice", box.id) is None
+    assert await registry.owned_by("bob") == []
+    assert names(await registry.owned_by("alice")) == ["dev"]
+    entry = await registry.entry_by_id("alice", box.id)
     assert entry is not None and entry.owner == "alice" and not entry.persist
 
 
@@ -187,7 +205,7 @@ async def test_a_box_of_another_run_is_adopted_on_first_use_by_its_owner_only(
     for owner, ref in [("bob", alice_box.id), ("carol", "dev"), ("alice", "my-own-box")]:
         with pytest.raises(NotFoundError):
             await registry.resolve(owner, ref)
-    assert registry.total() == 0
+    assert await registry.total() == 0
 
     by_name = await registry.resolve("alice", "dev")
     assert (by_name.id, by_name.owner, by_name.name, by_name.persist) == (
@@ -198,9 +216,9 @@ async def test_a_box_of_another_run_is_adopted_on_first_use_by_its_owner_only(
     )
     by_id = await registry.resolve("bob", bob_box.id)
     assert (by_id.owner, by_id.name, by_id.persist) == ("bob", "dev", False)
-    assert registry.total() == 2
+    assert await registry.total() == 2
     # Known now: a second lookup finds the same entry, not a second adoption.
-    assert await registry.resolve("alice", alice_box.id) is by_name
+    assert (await registry.resolve("alice", alice_box.id)).id == by_name.id
 
 
 async def test_an_unnamed_box_of_another_run_is_found_by_id(runtime: FaultyRuntime) -> None:
@@ -234,7 +252,7 @@ async def test_a_box_that_vanishes_between_listing_and_lookup_is_skipped(
     runtime.vanish_after_list = frozenset({gone.id})
     registry = Registry(runtime, Settings())
     assert await registry.adopt_at_startup() == 1
-    assert [e.id for e in registry.owned_by("alice")] == [kept.id]
+    assert [e.id for e in await registry.owned_by("alice")] == [kept.id]
 
     again = await out_of_band(runtime, naming.runtime_name("alice", "again", persist=True))
     runtime.vanish_after_list = frozenset({again.id})
@@ -251,7 +269,7 @@ async def test_startup_adoption_goes_past_foreign_and_known_boxes(runtime: Fault
     order = [i.id for i in await runtime.list()]
     assert order[0] == known.id  # listed in creation order: the known box comes first
     assert await registry.adopt_at_startup() == 1
-    assert [e.id for e in registry.owned_by("alice")] == [known.id, later.id]
+    assert [e.id for e in await registry.owned_by("alice")] == [known.id, later.id]
 
 
 async def test_lazy_adoption_takes_the_box_asked_for(runtime: FaultyRuntime) -> None:
@@ -259,11 +277,11 @@ async def test_lazy_adoption_takes_the_box_asked_for(runtime: FaultyRuntime) -> 
     second = await out_of_band(runtime, naming.runtime_name("alice", "two", persist=True))
     registry = Registry(runtime, Settings())
     assert (await registry.resolve("alice", "two")).id == second.id
-    assert registry.total() == 1
+    assert await registry.total() == 1
     assert (await registry.resolve("alice", first.id)).name == "one"
     with pytest.raises(NotFoundError):
         await registry.resolve("alice", "three")
-    assert registry.total() == 2
+    assert await registry.total() == 2
 
 
 # -- limits and reservations -------------------------------------------------
@@ -288,8 +306,8 @@ async def test_concurrent_creates_count_against_the_per_owner_limit(
         # The limit is per owner: bob is not held up by alice's creations.
         bob = await registry.create("bob", None, BoxOptions(name="one"), persist=False)
         gate.open.set()
-    assert sorted(names(registry.owned_by("alice"))) == ["one", "two"]
-    assert names(registry.owned_by("bob")) == ["one"]
+    assert sorted(names(await registry.owned_by("alice"))) == ["one", "two"]
+    assert names(await registry.owned_by("bob")) == ["one"]
     assert bob.owner == "bob"
     # Finished creations are boxes now, no longer reservations: still exactly 2.
     with pytest.raises(InvalidArgumentError, match="You already have 2 boxes"):
@@ -312,7 +330,7 @@ async def test_concurrent_creates_count_against_the_total_limit(runtime: FaultyR
             "Remove a box you no longer need, or try again later."
         )
         gate.open.set()
-    assert registry.total() == 2
+    assert await registry.total() == 2
 
 
 async def test_exactly_the_limits_fit_one_create_after_another(runtime: FaultyRuntime) -> None:
@@ -324,7 +342,7 @@ async def test_exactly_the_limits_fit_one_create_after_another(runtime: FaultyRu
     await registry.create("bob", None, BoxOptions(), persist=False)
     with pytest.raises(InvalidStateError, match="limit of 4 boxes in total"):
         await registry.create("bob", None, BoxOptions(), persist=False)
-    assert registry.total() == 4
+    assert await registry.total() == 4
 
 
 async def test_a_failed_create_gives_its_reservation_back(runtime: FaultyRuntime) -> None:
@@ -340,7 +358,7 @@ async def test_a_failed_create_gives_its_reservation_back(runtime: FaultyRuntime
             await registry.create("alice", None, BoxOptions(name="n" * 101), persist=False)
     await registry.create("alice", None, BoxOptions(name="a"), persist=False)
     await registry.create("alice", None, BoxOptions(name="b"), persist=False)
-    assert registry.total() == 2
+    assert await registry.total() == 2
 
 
 async def test_one_owners_two_creates_in_flight_both_finish(runtime: FaultyRuntime) -> None:
@@ -361,7 +379,7 @@ async def test_one_owners_two_creates_in_flight_both_finish(runtime: FaultyRunti
         first.open.set()
         await first_done.wait()
         second.open.set()
-    assert sorted(names(registry.owned_by("alice"))) == ["a", "b"]
+    assert sorted(names(await registry.owned_by("alice"))) == ["a", "b"]
     await registry.create("alice", None, BoxOptions(name="c"), persist=False)
 
 
@@ -382,7 +400,7 @@ async def test_box_names_have_at_most_100_characters(runtime: FaultyRuntime) -> 
     assert entry.name == longest
     with pytest.raises(InvalidArgumentError, match="at most 100 characters"):
         await registry.create("alice", None, BoxOptions(name=longest + "n"), persist=False)
-    assert registry.total() == 1
+    assert await registry.total() == 1
 
 
 async def test_created_boxes_carry_the_reserved_runtime_name(runtime: FaultyRuntime) -> None:
@@ -419,7 +437,7 @@ async def test_names_are_per_owner_and_unique_within_one(runtime: FaultyRuntime)
     # Unnamed boxes never clash.
     await registry.create("alice", None, BoxOptions(), persist=False)
     await registry.create("alice", None, BoxOptions(), persist=False)
-    assert registry.total() == 4
+    assert await registry.total() == 4
 
 
 async def test_a_name_being_created_is_taken(runtime: FaultyRuntime) -> None:
@@ -441,7 +459,7 @@ async def test_a_name_being_created_is_taken(runtime: FaultyRuntime) -> None:
             await registry.create("bob", None, BoxOptions(name="dev"), persist=False)
         finally:
             gate.open.set()
-    assert names(registry.owned_by("alice")) == ["dev"]
+    assert names(await registry.owned_by("alice")) == ["dev"]
     # A creation that failed frees its name again.
     await registry.remove("alice", "dev")
 
@@ -475,23 +493,24 @@ async def test_not_found_lists_at_most_20_of_the_owners_boxes(runtime: FaultyRun
 async def test_resolve_and_touch_id_restart_the_idle_clock_of_the_owner_only(
     runtime: FaultyRuntime,
 ) -> None:
-    registry = Registry(runtime, Settings())
+    clock = Clock()
+    registry = Registry(runtime, Settings(), clock=clock)
     entry = await registry.create("alice", None, BoxOptions(name="dev"), persist=False)
-    long_ago = time.monotonic() - 1000
-    entry.last_used = long_ago
-    registry.touch_id("bob", entry.id)
-    registry.touch_id("alice", "no-such-box")
-    assert entry.last_used == long_ago
-    assert registry.entry_by_id("bob", entry.id) is None
-    assert registry.entry_by_id("alice", entry.id) is entry
+    created = entry.last_used
+    clock.now += 1000
+    await registry.touch_id("bob", entry.id)
+    await registry.touch_id("alice", "no-such-box")
+    assert await last_used(registry, entry.id) == created
+    assert await registry.entry_by_id("bob", entry.id) is None
+    assert (await registry.entry_by_id("alice", entry.id) or entry).last_used == created
 
-    before = time.monotonic()
-    registry.touch_id("alice", entry.id)
-    assert entry.last_used >= before
+    await registry.touch_id("alice", entry.id)
+    assert await last_used(registry, entry.id) == clock.now
 
-    entry.last_used = long_ago
-    assert await registry.resolve("alice", "dev") is entry
-    assert entry.last_used >= before
+    clock.now += 1000
+    resolved = await registry.resolve("alice", "dev")
+    assert resolved.id == entry.id and resolved.last_used == clock.now
+    assert await last_used(registry, entry.id) == clock.now
 
 
 async def test_listing_forgets_boxes_gone_from_the_runtime(runtime: FaultyRuntime) -> None:
@@ -503,18 +522,18 @@ async def test_listing_forgets_boxes_gone_from_the_runtime(runtime: FaultyRuntim
     await runtime.remove(bobs.id, force=True)
     listed = await registry.listed("alice")
     assert [(e.id, info.id) for e, info in listed] == [(kept.id, kept.id)]
-    assert registry.entry_by_id("alice", gone.id) is None
+    assert await registry.entry_by_id("alice", gone.id) is None
     # Another owner's listing does not forget bob's entry; his own does.
-    assert registry.entry_by_id("bob", bobs.id) is bobs
+    assert await registry.entry_by_id("bob", bobs.id) is not None
     assert await registry.listed("bob") == []
-    assert registry.total() == 1
+    assert await registry.total() == 1
 
 
 async def test_removing_a_running_box_stops_it_by_default(runtime: FaultyRuntime) -> None:
     registry = Registry(runtime, Settings())
     entry = await registry.create("alice", None, BoxOptions(name="dev"), persist=True)
     await entry.box.start()
-    assert await registry.remove("alice", "dev") is entry
+    assert (await registry.remove("alice", "dev")).id == entry.id
     assert await runtime.list() == []
 
 
@@ -527,7 +546,7 @@ async def test_persist_and_force_are_keyword_only(runtime: FaultyRuntime) -> Non
     await registry.create("alice", None, BoxOptions(name="dev"), persist=False)
     with pytest.raises(TypeError):
         await registry.remove("alice", "dev", False)  # type: ignore[call-arg]
-    assert registry.total() == 1
+    assert await registry.total() == 1
 
 
 async def test_removing_a_box_already_gone_from_the_runtime_forgets_it(
@@ -536,15 +555,16 @@ async def test_removing_a_box_already_gone_from_the_runtime_forgets_it(
     registry = Registry(runtime, Settings())
     entry = await registry.create("alice", None, BoxOptions(name="dev"), persist=False)
     await runtime.remove(entry.id, force=True)
-    assert await registry.remove("alice", "dev") is entry
-    assert registry.total() == 0
+    assert (await registry.remove("alice", "dev")).id == entry.id
+    assert await registry.total() == 0
 
 
 # -- the idle clock and cleanup ------------------------------------------------
 
 
 async def test_expiry_counts_down_from_the_last_use(runtime: FaultyRuntime) -> None:
-    registry = Registry(runtime, Settings(box_idle_ttl_seconds=TTL))
+    clock = Clock()
+    registry = Registry(runtime, Settings(box_idle_ttl_seconds=TTL), clock=clock)
     entry = await registry.create("alice", None, BoxOptions(), persist=False)
     kept = await registry.create("alice", None, BoxOptions(), persist=True)
     used = entry.last_used
@@ -552,44 +572,65 @@ async def test_expiry_counts_down_from_the_last_use(runtime: FaultyRuntime) -> N
     assert registry.expires_in(entry, now=used + TTL + 5) == 0.0
     assert registry.expires_in(entry, now=used - 10) == TTL  # a clock behind is no idle time
     assert registry.expires_in(kept, now=used + TTL + 5) is None
-    assert 0 < (registry.expires_in(entry) or 0) <= TTL
-    with entry.in_use():
+    clock.now += 10
+    assert registry.expires_in(entry) == TTL - 10
+    async with entry.in_use():
         assert entry.attached == 1
         assert entry.idle_seconds(used + 10_000) == 0.0
+        # Another request's view of the box sees it attached on this replica.
+        assert (await registry.resolve("alice", entry.id)).attached == 1
     assert entry.attached == 0
     assert entry.idle_seconds(entry.last_used + 7) == 7
 
 
 async def test_in_use_detaches_even_when_the_request_fails(runtime: FaultyRuntime) -> None:
-    registry = Registry(runtime, Settings())
+    clock = Clock()
+    registry = Registry(runtime, Settings(), clock=clock)
     entry = await registry.create("alice", None, BoxOptions(), persist=False)
-    entry.last_used = 0.0
-    with pytest.raises(RuntimeError), entry.in_use():
-        assert entry.last_used > 0
-        entry.last_used = 0.0
-        raise RuntimeError("the request failed")
-    assert entry.attached == 0 and entry.last_used > 0
+    clock.now += 100
+    with pytest.raises(RuntimeError):
+        async with entry.in_use():
+            assert await last_used(registry, entry.id) == clock.now
+            clock.now += 100
+            raise RuntimeError("the request failed")
+    assert entry.attached == 0
+    assert (await registry.resolve("alice", entry.id)).attached == 0
+    assert await last_used(registry, entry.id) == clock.now  # touched again on the way out
 
 
 async def test_reaping_removes_only_idle_unattended_ephemeral_boxes(
     runtime: FaultyRuntime, caplog: pytest.LogCaptureFixture
 ) -> None:
-    registry = Registry(runtime, Settings(box_idle_ttl_seconds=TTL))
+    clock = Clock()
+    registry = Registry(runtime, Settings(box_idle_ttl_seconds=TTL), clock=clock)
     # A persistent box first: skipping it must not end the scan.
     kept = await registry.create("alice", None, BoxOptions(name="kept"), persist=True)
     idle = await registry.create("alice", None, BoxOptions(name="idle"), persist=False)
     busy = await registry.create("alice", None, BoxOptions(name="busy"), persist=False)
-    fresh = await registry.create("bob", None, BoxOptions(name="fresh"), persist=False)
     await idle.box.start()  # something still runs in it: reaping kills it
-    for entry in (idle, kept, busy):
-        entry.last_used = time.monotonic() - TTL - 1
-    with busy.in_use(), caplog.at_level(logging.INFO, logger="boxlite_mcp.sessions.registry"):
-        busy.last_used = time.monotonic() - TTL - 1
-        assert await registry.reap_idle() == [idle.id]
+    async with busy.in_use():
+        clock.now += TTL + 1
+        fresh = await registry.create("bob", None, BoxOptions(name="fresh"), persist=False)
+        with caplog.at_level(logging.INFO, logger="boxlite_mcp.sessions.registry"):
+            assert await registry.reap_idle() == [idle.id]
     assert "reaped 1 idle boxes" in caplog.text
     assert {i.id for i in await runtime.list()} == {kept.id, busy.id, fresh.id}
-    assert registry.total() == 3
+    assert await registry.total() == 3
     assert await registry.reap_idle() == []
+
+
+async def test_an_execution_that_ends_restarts_the_idle_clock(runtime: FaultyRuntime) -> None:
+    """``mark_used`` (synchronous, from an execution's end) counts at the next reap."""
+    clock = Clock()
+    registry = Registry(runtime, Settings(box_idle_ttl_seconds=TTL), clock=clock)
+    entry = await registry.create("alice", None, BoxOptions(), persist=False)
+    clock.now += TTL + 1
+    entry.mark_used()
+    assert await registry.reap_idle() == []
+    assert await registry.reap_round() == []
+    assert await last_used(registry, entry.id) == clock.now  # stored by the round
+    clock.now += TTL + 1
+    assert await registry.reap_round() == [entry.id]
 
 
 async def test_the_reaper_keeps_going_after_a_failure(
@@ -611,7 +652,7 @@ async def test_the_reaper_keeps_going_after_a_failure(
             await runtime.removal_tried.wait()  # ... and a later one removed the box
             tg.cancel_scope.cancel()
     assert "reaping idle boxes failed" in caplog.text
-    assert registry.total() == 0
+    assert await registry.total() == 0
     assert entry.id not in {i.id for i in await runtime.list()}
 
 
@@ -624,7 +665,7 @@ async def test_a_removal_the_runtime_refuses_is_logged_not_raised(
     with caplog.at_level(logging.WARNING, logger="boxlite_mcp.sessions.registry"):
         await registry.end_session("s1")
     assert f"could not remove box {entry.id}: InvalidStateError" in caplog.text
-    assert registry.entry_by_id("alice", entry.id) is entry  # still known, retried later
+    assert await registry.entry_by_id("alice", entry.id) is not None  # still known: retried later
 
 
 async def test_ending_a_session_removes_its_ephemeral_boxes_only(
@@ -638,7 +679,7 @@ async def test_ending_a_session_removes_its_ephemeral_boxes_only(
         await registry.end_session("s1")
     assert "session ended: removed 1 boxes" in caplog.text
     assert {i.id for i in await runtime.list()} == {kept.id, other.id}
-    assert registry.entry_by_id("alice", doomed.id) is None
+    assert await registry.entry_by_id("alice", doomed.id) is None
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="boxlite_mcp.sessions.registry"):
         await registry.end_session("s3")
@@ -652,5 +693,88 @@ async def test_shutdown_removes_ephemeral_boxes_and_keeps_persistent_ones(
     await registry.create("alice", "s1", BoxOptions(), persist=False)
     kept = await registry.create("bob", None, BoxOptions(), persist=True)
     await registry.shutdown()
-    assert registry.total() == 0
+    # The persistent box stays known (an SSE server runs its lifespan again per connection).
+    assert [e.id for e in await registry.owned_by("bob")] == [kept.id]
+    assert await registry.total() == 1
     assert [i.id for i in await runtime.list()] == [kept.id]
+
+
+# -- several replicas over one store -------------------------------------------
+
+
+async def test_two_replicas_reaping_at_once_remove_each_box_once_and_quietly(
+    runtime: FaultyRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Even without the lease (both reap in the same instant), ``remove_box`` decides
+    who removes a box: each goes once, and the loser neither logs a warning nor raises."""
+    clock = Clock()
+    settings = Settings(box_idle_ttl_seconds=TTL)
+    state = InProcessState()
+    one = Registry(runtime, settings, state, clock=clock)
+    two = Registry(runtime, settings, state, clock=clock)
+    made = [(await one.create("alice", None, BoxOptions(), persist=False)).id for _ in range(4)]
+    made.append((await two.create("bob", None, BoxOptions(), persist=False)).id)
+    assert {e.id for e in await two.owned_by("alice")} == set(made[:4])  # shared records
+    clock.now += TTL + 1
+    results: list[list[str]] = []
+
+    async def reap(registry: Registry) -> None:
+        results.append(await registry.reap_idle())
+
+    with caplog.at_level(logging.WARNING, logger="boxlite_mcp.sessions.registry"):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reap, one)
+            tg.start_soon(reap, two)
+    assert sorted(results[0] + results[1]) == sorted(made)  # every box, none twice
+    assert caplog.records == []
+    assert await runtime.list() == []
+    assert await one.total() == 0 and await two.total() == 0
+
+
+async def test_only_the_lease_holder_reaps_and_another_takes_over_when_it_stops(
+    runtime: FaultyRuntime,
+) -> None:
+    clock = Clock()
+    settings = Settings(box_idle_ttl_seconds=TTL, reap_interval_seconds=3600)
+    state = InProcessState()
+    one = Registry(runtime, settings, state, clock=clock)
+    two = Registry(runtime, settings, state, clock=clock)
+    first = await one.create("alice", None, BoxOptions(), persist=False)
+    clock.now += TTL + 1
+    assert await one.reap_round() == [first.id]
+    second = await two.create("alice", None, BoxOptions(), persist=False)
+    clock.now += TTL + 1
+    assert await two.reap_round() == []  # one holds the lease
+    assert await state.lease_holder(REAPER_LEASE) == one.replica
+    # A replica's reaper gives the lease up when it stops (here, between two rounds);
+    # the next round elsewhere reaps.
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one.run_reaper)
+            await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
+    assert await two.total() == 1
+    assert await state.lease_holder(REAPER_LEASE) is None
+    assert await two.reap_round() == [second.id]
+    assert await state.lease_holder(REAPER_LEASE) == two.replica
+
+
+async def test_a_box_made_by_another_replica_is_used_through_a_handle_of_its_own(
+    runtime: FaultyRuntime,
+) -> None:
+    """A replica that did not create a box rebuilds its handle with ``runtime.get``."""
+    state = InProcessState()
+    one = Registry(runtime, Settings(), state)
+    two = Registry(runtime, Settings(), state)
+    made = await one.create("alice", None, BoxOptions(name="dev"), persist=False)
+    assert two.cached_box(made.id) is None
+    found = await two.resolve("alice", "dev")
+    assert found.id == made.id and two.cached_box(made.id) is found.box
+    await found.box.start()
+    with pytest.raises(NotFoundError):
+        await two.resolve("bob", made.id)
+    assert (await two.remove("alice", "dev")).id == made.id
+    with pytest.raises(NotFoundError):
+        await one.resolve("alice", "dev")
+    assert one.cached_box(made.id) is not None  # a stale handle is harmless: no record
+    assert await runtime.list() == []

@@ -21,7 +21,6 @@ from boxlite_mcp.server.errors import redact, to_tool_error
 from boxlite_mcp.sessions import naming
 from boxlite_mcp.sessions.executions import (
     Capture,
-    OutputStore,
     sent_size,
     share_budget,
     utf8_safe_end,
@@ -71,29 +70,6 @@ def test_coalescer_decodes_split_characters_and_binary() -> None:
     second = co.take(now=2.0)
     assert first is None  # half a character: nothing to show yet
     assert second is not None and second.message == "€\ufffd" and second.progress == 4
-
-
-def test_output_store_interleaves_caps_and_reads_by_cursor() -> None:
-    store = OutputStore(cap_bytes=10)
-    store.append("stdout", b"abc")
-    store.append("stderr", b"de")
-    store.append("stdout", b"fghijkl")
-    assert store.size == 10 and store.dropped == 2
-    assert store.read(0, 100) == [("stdout", b"abc"), ("stderr", b"de"), ("stdout", b"fghij")]
-    assert store.read(4, 3) == [("stderr", b"e"), ("stdout", b"fg")]
-    assert store.read(10, 5) == []
-    store.close()
-    assert store.read(0, 5) == []
-
-
-def test_output_store_spools_large_output(tmp_path: Path) -> None:
-    store = OutputStore(cap_bytes=8 * 1024 * 1024)
-    chunk = bytes(range(256)) * 256
-    for _ in range(40):  # 2.5 MiB, beyond the in-memory threshold
-        store.append("stdout", chunk)
-    assert store.size == 40 * len(chunk)
-    assert store.read(len(chunk) * 39, len(chunk)) == [("stdout", chunk)]
-    store.close()
 
 
 def test_capture_keeps_head_and_tail_and_shows_any_window() -> None:

@@ -1,4 +1,5 @@
-"""The fast variant of ``tools/fuzz_tools.py``: 500 generated calls, in memory and over stdio.
+"""The fast variant of ``python -m tools.fuzz_tools``: 500 generated calls, in memory and
+over stdio.
 
 Complements ``tests/mcp/test_fuzz.py`` (30 broken arguments per tool, in memory): here
 calls are valid-shaped as well as broken, drawn from the served schemas with real ids
@@ -24,9 +25,9 @@ from boxlite_mcp.server import build_server
 from boxlite_mcp.settings import Settings
 from tests.harness.bwrap import factory
 from tools.benchlib.procs import REPO
+from tools.fuzz_tools.fuzz import FuzzResult, normalise, run_fuzz, tame
+from tools.fuzz_tools.schemagen import Pool, arguments, hostile
 from tools.soaklib.calls import crash_reason, text_of
-from tools.soaklib.fuzz import FuzzResult, normalise, run_fuzz, tame
-from tools.soaklib.schemagen import Pool, arguments, hostile
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +140,8 @@ def test_the_command_prints_its_table() -> None:
     done = subprocess.run(
         [
             sys.executable,
-            "tools/fuzz_tools.py",
+            "-m",
+            "tools.fuzz_tools",
             "--calls",
             "60",
             "--stdio-share",

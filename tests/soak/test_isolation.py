@@ -1,4 +1,4 @@
-"""The isolation probe in full (``tools/isolation_probe.py``): B never reaches A's things.
+"""The isolation probe in full (``python -m tools.isolation_probe``): B never reaches A's things.
 
 Both scenarios (bearer tokens; two handshake-era sessions without auth) over real
 streamable HTTP. Every surface must give B nothing: a success is a breach. The last
@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tools.soaklib.isolation import KINDS, ProbeResult, run_probe
+from tools.isolation_probe.isolation import KINDS, ProbeResult, run_probe
 
 OWNER_SCOPED = [k for k in KINDS if k not in ("inside a box", "host roots")]
 

@@ -1,4 +1,4 @@
-"""The fast variant of ``tools/leak_soak.py``: 40 vanishing clients of five kinds.
+"""The fast variant of ``python -m tools.leak_soak``: 40 vanishing clients of five kinds.
 
 Each kind's clients create boxes, run commands (one leaves a background process in
 its box), and every third leaves a long ``sleep`` running or an ``exec_run`` of one
@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from tools.benchlib.procs import REPO
-from tools.soaklib.soak import KINDS, SoakResult, run_soak, split
+from tools.leak_soak.soak import KINDS, SoakResult, run_soak, split
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,8 @@ def test_the_command_prints_its_table() -> None:
     done = subprocess.run(
         [
             sys.executable,
-            "tools/leak_soak.py",
+            "-m",
+            "tools.leak_soak",
             "--clients",
             "3",
             "--ttl",

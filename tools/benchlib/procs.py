@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import signal
-import sys
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +12,13 @@ from pathlib import Path
 #: The repository root: subprocesses import ``tools.*`` from here.
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    """A loopback port free right now, for a child server told where to listen."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -38,45 +43,12 @@ async def rest_server(home: Path, api_key: str, log: Path) -> AsyncIterator[Rest
     Its own process, so that it never shares an event loop or the GIL with the
     clients being measured, as a real BoxLite server would not.
     """
-    with log.open("ab") as errors:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tools.boxlite_server",
-            "--home",
-            str(home),
-            "--api-key",
-            api_key,
-            "--generation",
-            "both",
-            "--log-level",
-            "warning",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=errors,
-            cwd=REPO,
-            env=child_env(),
-        )
-    try:
-        assert process.stdout is not None
-        try:
-            line = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)
-        except TimeoutError:
-            raise RuntimeError(
-                f"the BoxLite test server did not start in {START_TIMEOUT:g}s; see {log}"
-            ) from None
-        text = line.decode().strip()
-        if "listening on " not in text:
-            raise RuntimeError(f"the BoxLite test server failed to start ({text!r}); see {log}")
-        yield RestServer(text.rsplit(" ", 1)[1], process.pid)
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 20)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+    # Here, not at the top: the fault proxy's ServerProcess takes child_env from this module.
+    from tools.faultproxy.upstream import ServerProcess
+
+    args = ("--api-key", api_key, "--generation", "both", "--log-level", "warning")
+    async with ServerProcess(home, *args, log_path=log, start_timeout=START_TIMEOUT) as server:
+        yield RestServer(server.url, server.pid)
 
 
 def rss_kib(pid: int) -> int:

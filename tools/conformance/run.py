@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Run the official MCP conformance suite against boxlite-mcp; print a Markdown report.
 
-    tools/conformance/run.py            # generic server scenarios, all legs; exit 1 on a failure
-    tools/conformance/run.py --all      # also run the fixture scenarios, reported, not judged
+    python -m tools.conformance            # generic server scenarios, all legs; exit 1 on a failure
+    python -m tools.conformance --all      # also run the fixture scenarios, reported, not judged
 
 Starts ``boxlite-mcp --transport streamable-http --runtime bwrap`` on a free loopback
 port (or tests ``--url``), installs the pinned npm packages with ``npm ci`` when they
@@ -16,7 +15,6 @@ import argparse
 import json
 import logging
 import platform
-import shlex
 import sys
 import tempfile
 import time
@@ -24,9 +22,6 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make `tools.conformance` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tools.conformance.catalogue import LEGS, Leg, ServerFacts
 from tools.conformance.runner import (
@@ -41,13 +36,14 @@ from tools.conformance.runner import (
     probe,
     run_scenario,
 )
+from tools.soaklib.report import command_line
 
 log = logging.getLogger("conformance")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="tools/conformance/run.py", description=__doc__.split("\n\n")[0]
+        prog="python -m tools.conformance", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
         "--all", action="store_true", help="also run the fixture scenarios (informational)"
@@ -198,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 verdicts += leg_verdicts
                 problems += leg_problems
-        given = sys.argv[1:] if argv is None else argv
-        command = shlex.join(["tools/conformance/run.py", *given])
+        command = command_line("conformance", argv)
         print(report(verdicts, problems, toolchain, args.runtime, url, command))
         if args.results:
             log.info("checks.json files kept under %s", args.results)
@@ -209,7 +204,3 @@ def main(argv: list[str] | None = None) -> int:
     for v in failed:
         print(f"FAIL {v.leg} {v.scenario}: " + "; ".join(v.failures), file=sys.stderr)
     return 1 if failed or problems else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,7 @@
 
 ``FaultProxy`` sits between a client and a BoxLite server on 127.0.0.1 and cuts
 connections where a seeded ``CutPolicy`` says: mid-request, mid-response, mid-SSE
-event, mid-WebSocket frame, in either direction. ``tools/fault_soak.py`` drives
+event, mid-WebSocket frame, in either direction. ``python -m tools.fault_soak`` drives
 the REST runtime through it; ``python -m tools.faultproxy`` runs it standalone.
 """
 

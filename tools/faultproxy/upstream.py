@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
-REPO = Path(__file__).resolve().parents[2]
+from tools.benchlib.procs import REPO, child_env
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -58,6 +59,11 @@ class ServerProcess:
         self.killed = False
 
     @property
+    def pid(self) -> int:
+        assert self.process is not None, "the server is not started"
+        return self.process.pid
+
+    @property
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1])
 
@@ -66,10 +72,6 @@ class ServerProcess:
         if self.home is not None:
             self.home.mkdir(parents=True, exist_ok=True)
             home_args = ["--home", str(self.home)]
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        }
         with open(self.log_path, "ab") as log:  # noqa: ASYNC230 (a local file, opened once)
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -78,7 +80,7 @@ class ServerProcess:
                 *home_args,
                 *self.args,
                 cwd=REPO,
-                env=env,
+                env=child_env(),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,

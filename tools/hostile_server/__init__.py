@@ -10,7 +10,7 @@ trickling bodies and HTTP broken on the wire (``bodies``, ``raw``).
     async with serve_hostile(HostileConfig()) as server:
         settings = RestSettings(url=server.base_url("tar-dotdot"), api="0.9")
 
-``python -m tools.hostile_server`` runs it standalone; ``tools/hostile_fuzz.py``
+``python -m tools.hostile_server`` runs it standalone; ``python -m tools.hostile_fuzz``
 drives the REST runtime through every behaviour.
 """
 

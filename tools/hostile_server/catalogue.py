@@ -3,7 +3,7 @@ correct client does about it.
 
 A behaviour overrides one or two operations (``handlers``, keyed by the operation
 names of ``base.route``); everything else is answered correctly. ``probe`` names the
-client call that meets it (``tools/hostile_fuzz.py`` implements the probes).
+client call that meets it (``python -m tools.hostile_fuzz`` implements the probes).
 ``expect`` is what a correct client does: ``error`` (a clear ``BoxliteError``),
 ``ok`` (a result; for execs, ``stdout`` exactly), ``either``, or, for execs,
 ``stopped``: a clear error, or a result that is not a success and whose

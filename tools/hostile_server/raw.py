@@ -56,7 +56,11 @@ def _peer(transport: asyncio.BaseTransport) -> Address | None:
 def protocol_classes(registry: Transports) -> tuple[type[H11Protocol], type[WSProtocol]]:
     """uvicorn protocol classes that record their transports in ``registry``."""
 
-    class RecordedHttp(H11Protocol):
+    class Recording(asyncio.Protocol):
+        """Put first in the bases: records the transport, then lets the protocol run."""
+
+        transport: asyncio.Transport
+
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             registry.add(transport)
             super().connection_made(transport)
@@ -65,14 +69,11 @@ def protocol_classes(registry: Transports) -> tuple[type[H11Protocol], type[WSPr
             registry.remove(self.transport)
             super().connection_lost(exc)
 
-    class RecordedWebSocket(WSProtocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            registry.add(transport)
-            super().connection_made(transport)
+    class RecordedHttp(Recording, H11Protocol):
+        pass
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            registry.remove(self.transport)
-            super().connection_lost(exc)
+    class RecordedWebSocket(Recording, WSProtocol):
+        pass
 
     return RecordedHttp, RecordedWebSocket
 

@@ -107,30 +107,25 @@ async def sse_keepalive_forever(ctx: Ctx) -> Response:
     return _sse(_keepalives(ctx))
 
 
-async def _output_forever(ctx: Ctx) -> AsyncIterator[bytes]:
+async def _yes_events(limit: int) -> AsyncIterator[bytes]:
+    """stdout events of ``y`` lines, CHUNK bytes each, until ``limit`` bytes went out."""
     event = sse_event(
         "stdout", json.dumps({"data": base64.b64encode(b"y\n" * (CHUNK // 2)).decode()})
     )
     sent = 0
-    while sent < ctx.config.endless_bytes:
+    while sent < limit:
         yield event
         sent += CHUNK
         await pace()
 
 
 async def sse_output_forever(ctx: Ctx) -> Response:
-    return _sse(_output_forever(ctx))
+    return _sse(_yes_events(ctx.config.endless_bytes))
 
 
 async def _output_big(ctx: Ctx) -> AsyncIterator[bytes]:
-    event = sse_event(
-        "stdout", json.dumps({"data": base64.b64encode(b"y\n" * (CHUNK // 2)).decode()})
-    )
-    sent = 0
-    while sent < ctx.config.big_bytes:
+    async for event in _yes_events(ctx.config.big_bytes):
         yield event
-        sent += CHUNK
-        await pace()
     yield EXIT_0
 
 

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from tools.benchlib.procs import free_port as free_port  # re-exported: tools.replicas uses it
+
 REQUIRE_ENV = "BOXLITE_MCP_REQUIRE_REDIS"
 START_TIMEOUT = 15.0
 
@@ -37,12 +39,6 @@ def missing_reason() -> str:
 
 def redis_required() -> bool:
     return bool(os.environ.get(REQUIRE_ENV))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ping(port: int, timeout: float = 1.0) -> bool:

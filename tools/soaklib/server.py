@@ -54,8 +54,12 @@ class McpHttpServer:
         *,
         env: dict[str, str] | None = None,
         args: list[str] | None = None,
+        port: int = 0,
     ) -> None:
         self.home = home
+        # 0: a free port each start; a fixed one lets a restarted server keep its
+        # address (a load balancer's configuration names it).
+        self.port = port
         self.log_path = log_path
         self.env = env or {}
         self.args = args or []
@@ -69,6 +73,8 @@ class McpHttpServer:
 
     async def start(self) -> str:
         self.home.mkdir(parents=True, exist_ok=True)
+        # A restart reads only what this run logs (the log file is appended to).
+        logged_before = self.log_path.stat().st_size if self.log_path.exists() else 0
         argv = [
             sys.executable,
             "-m",
@@ -76,7 +82,7 @@ class McpHttpServer:
             "--transport",
             "streamable-http",
             "--port",
-            "0",
+            str(self.port),
             "--runtime",
             "bwrap",
             "--home",
@@ -97,7 +103,9 @@ class McpHttpServer:
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            found = _SERVING.search(self.log_path.read_text(errors="replace"))
+            found = _SERVING.search(
+                self.log_path.read_bytes()[logged_before:].decode(errors="replace")
+            )
             if found is not None:
                 self.url = found.group(1)
                 return self.url

@@ -16,8 +16,14 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.to_thread
 
-from ..base import Box
-from ..errors import BoxliteError, InternalError, InvalidArgumentError, NotFoundError
+from ..base import Box, Execution
+from ..errors import (
+    BoxliteError,
+    InternalError,
+    InvalidArgumentError,
+    NotFoundError,
+    attach_unsupported,
+)
 from ..shared import validation
 from ..types import (
     BoxInfo,
@@ -222,6 +228,16 @@ class BwrapBox:
 
     # -- exec ------------------------------------------------------------------
 
+    async def attach(
+        self,
+        execution_id: str,
+        *,
+        stdout_offset: int = 0,
+        stderr_offset: int = 0,
+        timeout_seconds: float | None = None,
+    ) -> Execution:
+        raise attach_unsupported("bwrap", execution_id)
+
     async def exec(self, request: ExecRequest) -> BwrapExecution:
         state = self._state
         try:
@@ -327,6 +343,12 @@ class BwrapBox:
         state = await self._ensure_running()
         assert state.sandbox is not None
         await files.copy_out(state.sandbox.init_pid, box_src, host_dest, self._runtime.copy_limits)
+
+    async def read_file(self, box_src: str, max_bytes: int) -> bytes:
+        files.check_box_path(box_src)
+        state = await self._ensure_running()
+        assert state.sandbox is not None
+        return await files.read_file(state.sandbox.init_pid, box_src, max_bytes)
 
     # -- metrics ---------------------------------------------------------------
 

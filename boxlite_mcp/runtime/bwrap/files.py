@@ -19,7 +19,14 @@ from typing import BinaryIO
 
 import anyio.to_thread
 
-from ..errors import BoxliteError, InvalidArgumentError, NotFoundError
+from ..errors import (
+    BoxliteError,
+    InvalidArgumentError,
+    NotFoundError,
+    not_a_regular_file,
+    quote_reference,
+    too_big_for_transfer,
+)
 from ..shared import archive
 from . import idmap
 from .boxfs import BoxRoot, TreeWriter, normalize
@@ -88,6 +95,40 @@ async def copy_out(
         await archive.aunpack(spool, host_dest, limits)
     finally:
         spool.close()
+
+
+async def read_file(init_pid: int, box_src: str, max_bytes: int) -> bytes:
+    """One box file's bytes, at most ``max_bytes`` (see ``Box.read_file``)."""
+    src = check_box_path(box_src)
+    return await anyio.to_thread.run_sync(_read_file, init_pid, src, box_src, max_bytes)
+
+
+def _read_file(init_pid: int, src: str, asked: str, max_bytes: int) -> bytes:
+    """Open in the box (links resolved inside it), check the kind and size, read to the cap.
+
+    The size is checked twice: from ``fstat`` before reading, and by reading at
+    most one byte past the cap, since a file may grow while it is read.
+    """
+    with BoxRoot.of_pid(init_pid) as root:
+        try:
+            fd = root.open(src, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{quote_reference(asked)} does not exist in the box") from exc
+        except OSError as exc:
+            raise InvalidArgumentError(
+                f"cannot read {quote_reference(asked)} in the box: {exc.strerror}"
+            ) from exc
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise not_a_regular_file(asked, directory=stat.S_ISDIR(st.st_mode))
+    with os.fdopen(fd, "rb") as f:
+        if st.st_size > max_bytes:
+            raise too_big_for_transfer(quote_reference(asked), st.st_size, max_bytes)
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise too_big_for_transfer(quote_reference(asked), None, max_bytes)
+    return data
 
 
 class _Budget:

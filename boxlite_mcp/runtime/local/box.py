@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..base import Box
+from ..base import Box, Execution
 from ..errors import (
     BoxliteError,
     InvalidArgumentError,
@@ -20,6 +20,7 @@ from ..errors import (
     NotFoundError,
     StoppedError,
     UnsupportedError,
+    attach_unsupported,
 )
 from ..shared import clones, validation
 from ..shared.boxpaths import check_box_path
@@ -86,6 +87,16 @@ class LocalBox:
         finally:
             self._handle = None  # spent either way
 
+    async def attach(
+        self,
+        execution_id: str,
+        *,
+        stdout_offset: int = 0,
+        stderr_offset: int = 0,
+        timeout_seconds: float | None = None,
+    ) -> Execution:
+        raise attach_unsupported("local", execution_id)
+
     async def exec(self, request: ExecRequest) -> LocalExecution:
         request = validation.exec_request(request)
         if request.user is not None and self._runtime.remote:
@@ -129,6 +140,17 @@ class LocalBox:
                 f"copy {box_src} out of box {self._label} to {host_dest}",
                 lambda box: box.copy_out(box_src, str(staging)),
             )
+
+    async def read_file(self, box_src: str, max_bytes: int) -> bytes:
+        check_box_path(box_src, "source")
+
+        async def copy(src: str, staged: Path) -> None:
+            await self._call(
+                f"read {src} from box {self._label}",
+                lambda box: box.copy_out(src, str(staged)),
+            )
+
+        return await files.read_through_copy(box_src, max_bytes, copy)
 
     async def metrics(self) -> BoxMetrics:
         if not self._runtime.remote and not (await self.info()).running:

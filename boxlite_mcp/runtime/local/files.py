@@ -14,11 +14,22 @@ import posixpath
 import secrets
 import shutil
 import stat
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from ..errors import InternalError, InvalidArgumentError, NotFoundError
+import anyio
+
+from ..errors import (
+    BoxliteError,
+    InternalError,
+    InvalidArgumentError,
+    NotFoundError,
+    not_a_regular_file,
+    quote_reference,
+    too_big_for_transfer,
+)
 from ..shared.boxpaths import check_copy_destination
 
 
@@ -64,6 +75,87 @@ async def staged_file(final: Path) -> AsyncIterator[Path]:
     except BaseException:
         _discard(partial, created)
         raise
+
+
+#: How often a read through the SDK's copy checks how much has landed.
+READ_WATCH_SECONDS = 0.05
+#: Symlinks followed (in the box) before a read gives up.
+MAX_SYMLINK_HOPS = 8
+
+
+async def read_through_copy(
+    box_src: str, max_bytes: int, copy: Callable[[str, Path], Awaitable[None]]
+) -> bytes:
+    """``Box.read_file`` on the SDK, whose only file API is a copy to a host path.
+
+    The SDK takes no size cap and streams no bytes to Python, so the copy goes to
+    a private temporary directory that is watched while it fills: once more than
+    ``max_bytes`` have landed the call is cancelled and the directory removed.
+    What the SDK's worker still had in flight at that moment may land in the
+    removed directory before it notices, so the host disk holds at most the cap
+    plus one watch interval of transfer, never the whole file. A symlink comes
+    out as a link (the SDK does not follow it); it is followed in the box.
+    """
+    asked = box_src
+    for _ in range(MAX_SYMLINK_HOPS):
+        with tempfile.TemporaryDirectory(prefix="boxlite-mcp-read-") as tmp:
+            staged = Path(tmp) / "out"
+            over = await _copy_capped(copy, box_src, staged, max_bytes)
+            if over or _landed(staged) > max_bytes:  # stopped part-way: the size is unknown
+                size = staged.stat().st_size if staged.is_file() and not over else None
+                raise too_big_for_transfer(quote_reference(asked), size, max_bytes)
+            if staged.is_symlink():
+                target = os.readlink(staged)
+                box_src = posixpath.join(posixpath.dirname(box_src), target)
+                continue
+            if not staged.exists():
+                raise NotFoundError(f"{quote_reference(asked)} does not exist in the box")
+            if not staged.is_file():
+                raise not_a_regular_file(asked, directory=staged.is_dir())
+            return await anyio.Path(staged).read_bytes()
+    raise InvalidArgumentError(
+        f"{quote_reference(asked)} is a chain of more than {MAX_SYMLINK_HOPS} symlinks; "
+        "read the file it ends at"
+    )
+
+
+async def _copy_capped(
+    copy: Callable[[str, Path], Awaitable[None]], box_src: str, staged: Path, max_bytes: int
+) -> bool:
+    """Run the copy while watching ``staged``; True when it was stopped at the cap."""
+    over = False
+    failed: BoxliteError | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            nonlocal over
+            while True:
+                await anyio.sleep(READ_WATCH_SECONDS)
+                if _landed(staged) > max_bytes:
+                    over = True
+                    tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        try:
+            await copy(box_src, staged)
+        except BoxliteError as exc:  # raised as itself, not inside an exception group
+            failed = exc
+        tg.cancel_scope.cancel()
+    if failed is not None and not over:
+        raise failed
+    return over
+
+
+def _landed(path: Path) -> int:
+    """Bytes written under ``path`` so far (a file, or a tree)."""
+    try:
+        if path.is_symlink() or not path.is_dir():
+            return path.lstat().st_size if path.is_file() or path.is_symlink() else 0
+        return sum(
+            (Path(d) / f).lstat().st_size for d, _, names in os.walk(path) for f in names
+        )
+    except OSError:
+        return 0  # still being created, or gone
 
 
 def export_target(dest: Path, name: str) -> Path:

@@ -367,10 +367,10 @@ async def _child(scratch: Path) -> dict[str, object]:
 
 
 def _run_child(scratch: Path) -> int:
-    import asyncio
+    import anyio  # here, not at the top: only the probe's child process runs an event loop
 
     try:
-        report = asyncio.run(_child(scratch))
+        report = anyio.run(_child, scratch)  # the asyncio backend, which the SDK needs
     except Exception as exc:  # setting up failed (no sh to build from, home unusable)
         report = {
             "ok": False,

@@ -190,6 +190,34 @@ class RestBox:
         execution.start(self._tasks)
         return execution
 
+    async def attach(
+        self,
+        execution_id: str,
+        *,
+        stdout_offset: int = 0,
+        stderr_offset: int = 0,
+        timeout_seconds: float | None = None,
+    ) -> RestExecution:
+        """Follow an execution by its id: 0.10 attaches with the offsets (the server
+        resumes each stream after them); 0.9 reads the output stream from the start and
+        skips each stream's first bytes (its event ids are opaque, not offsets), so it
+        needs a server that still holds them. NotFoundError when the server lost it."""
+        if stdout_offset < 0 or stderr_offset < 0:
+            raise InvalidArgumentError(
+                f"attach offsets must be >= 0 (stdout {stdout_offset}, stderr {stderr_offset})"
+            )
+        request = ExecRequest(command="(re-attached)", timeout_seconds=timeout_seconds)
+        offsets = (stdout_offset, stderr_offset)
+        await self._client.ensure_ready()
+        execution: RestExecution
+        if self._client.generation == "0.10":
+            execution = WsExecution(self._client, self._id, execution_id, request, offsets=offsets)
+        else:
+            execution = SseExecution(self._client, self._id, execution_id, request, offsets=offsets)
+        await execution.check_known()
+        execution.start(self._tasks)
+        return execution
+
     # -- files and metrics -----------------------------------------------------------
 
     async def copy_in(self, host_src: Path, box_dest: str) -> None:
@@ -197,6 +225,9 @@ class RestBox:
 
     async def copy_out(self, box_src: str, host_dest: Path) -> None:
         await files.copy_out(self._client, self._id, box_src, host_dest)
+
+    async def read_file(self, box_src: str, max_bytes: int) -> bytes:
+        return await files.read_file(self._client, self._id, box_src, max_bytes)
 
     async def metrics(self) -> BoxMetrics:
         response = await self._client.request(

@@ -39,6 +39,7 @@ import asyncio
 import binascii
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -50,7 +51,7 @@ from ..errors import (
     NotFoundError,
     UnavailableError,
 )
-from ..types import ExecResult
+from ..types import ExecResult, StreamName
 from .execution import RestExecution
 from .reconnect import Reconnect
 from .sse import SseStalled, read_events
@@ -196,7 +197,7 @@ class SseExecution(RestExecution):
         timeouts = httpx.Timeout(
             settings.timeout, connect=settings.connect_timeout, read=settings.stream_idle_timeout
         )
-        put = self._pipe.put
+        put = self._pipe.put if self._start_offsets == (0, 0) else self._skipping_put()
         loop = asyncio.get_running_loop()
         resume = _Resume()
         error_text: str | None = None
@@ -299,6 +300,19 @@ class SseExecution(RestExecution):
 
             self._drop_cause = cause
             await reconnect.after_drop(cause)
+
+    def _skipping_put(self) -> Callable[[StreamName, bytes], Awaitable[None]]:
+        """A re-attach (``RestBox.attach``): 0.9 event ids are the server's own, not
+        offsets, so the stream is read from the start (no ``Last-Event-ID``) and each
+        stream's first bytes, up to its offset, are skipped."""
+        skip = {"stdout": self._start_offsets[0], "stderr": self._start_offsets[1]}
+
+        async def put(stream: StreamName, data: bytes) -> None:
+            dropped = min(skip[stream], len(data))
+            skip[stream] -= dropped
+            await self._pipe.put(stream, data[dropped:])
+
+        return put
 
     async def _send_stdin(self, data: bytes) -> None:
         await self._post_input(data, close=False)

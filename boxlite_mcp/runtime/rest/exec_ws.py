@@ -120,7 +120,8 @@ class WsExecution(RestExecution):
     async def _attach_loop(self) -> ExecResult:
         settings = self._client.settings
         url = await self._url("attach")
-        self._offsets = [0, 0, 0]  # payload bytes received; index 1: stdout, 2: stderr
+        # Payload bytes received; index 1: stdout, 2: stderr (a re-attach starts further on).
+        self._offsets = [0, *self._start_offsets]
         self._lost = [0, 0, 0]
         self._head = [bytearray(), bytearray(), bytearray()]  # first bytes delivered
         self._error_text: str | None = None

@@ -42,6 +42,8 @@ class RestExecution:
         box_id: str,
         execution_id: str,
         request: ExecRequest,
+        *,
+        offsets: tuple[int, int] = (0, 0),
     ) -> None:
         self._client = client
         self._box_id = box_id
@@ -57,6 +59,9 @@ class RestExecution:
         self._started = time.monotonic()
         #: Why the stream is down, while the pump is reconnecting; None while it flows.
         self._drop_cause: str | None = None
+        #: Where output starts per stream (stdout, stderr): 0 for an exec, the bytes
+        #: already had for a re-attach (``RestBox.attach``).
+        self._start_offsets = offsets
 
     def start(self, tasks: set[asyncio.Task[None]]) -> None:
         """Start the pump; ``tasks`` holds it until it ends (the runtime cancels leftovers)."""
@@ -179,6 +184,17 @@ class RestExecution:
             "GET", await self._url(), what=f"read the status of execution {self._id}"
         )
         return parse(ExecutionInfo, response.content, f"read execution {self._id}")
+
+    async def check_known(self) -> None:
+        """NotFoundError (naming the execution) unless the server knows it: a re-attach
+        asks first, so that an unknown id fails the call rather than the pump."""
+        try:
+            await self._info()
+        except NotFoundError:
+            raise NotFoundError(
+                f"execution {self._id} in box {self._box_id} is unknown to the server "
+                "(it restarted or reaped the execution): it cannot be re-attached"
+            ) from None
 
     async def _info_or_none(self) -> ExecutionInfo | None:
         try:

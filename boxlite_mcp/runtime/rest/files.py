@@ -6,6 +6,7 @@ module only moves them. Uploads stream from the spool and are retried from its
 start (PUT is idempotent); downloads are spooled, capped, then unpacked. A download's
 entry headers are checked as they arrive, so a member declaring more than the size cap
 (the server's ``file_transfer_max_bytes`` when it advertises one) stops it at once.
+``read_file`` takes the same download into memory, closing it once past its cap.
 
 Copies land in the box's root filesystem. ``/tmp``, ``/dev/shm`` and ``/run`` are
 tmpfs mounts inside a box, so a file copied there would be invisible to its
@@ -16,9 +17,10 @@ finds nothing says why.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import TypeVar
 
 import httpx
 
@@ -28,6 +30,8 @@ from ..shared.boxpaths import check_box_path, check_copy_destination
 from .bodies import paced
 from .client import RestClient
 from .errors import unavailable
+
+T = TypeVar("T")
 
 
 async def copy_in(client: RestClient, box_id: str, host_src: Path, box_dest: str) -> None:
@@ -60,20 +64,52 @@ async def copy_out(client: RestClient, box_id: str, box_src: str, host_dest: Pat
     mount = check_box_path(box_src, "source")
     url = await client.url("boxes", box_id, "files")
     limits = await _limits(client)
-    try:
-        spool = await _download(client, url, box_src, f"copy {box_src} out of box {box_id}", limits)
-    except NotFoundError as exc:
-        if mount:
-            raise NotFoundError(
-                f"{exc.message}. Note: {mount} is a tmpfs mount inside the box and file "
-                "transfer reads the box's disk, so files under it cannot be copied out; "
-                "write them elsewhere (e.g. /root) first"
-            ) from None
-        raise
+    with _tmpfs_hint(mount):
+        spool = await _download(
+            client,
+            url,
+            box_src,
+            f"copy {box_src} out of box {box_id}",
+            lambda body: archive.spool(body, limits),
+        )
     try:
         await archive.aunpack(spool, host_dest, limits)
     finally:
         spool.close()
+
+
+async def read_file(client: RestClient, box_id: str, box_src: str, max_bytes: int) -> bytes:
+    """One file's bytes from the tar ``GET``, the transfer stopped once past ``max_bytes``.
+
+    Nothing is spooled to disk: the body is read only up to the cap (plus the tar
+    headers) and the response is closed there (see ``archive.read_single_file``).
+    """
+    mount = check_box_path(box_src, "source")
+    url = await client.url("boxes", box_id, "files")
+    what = f"read {box_src} from box {box_id}"
+    with _tmpfs_hint(mount):
+        return await _download(
+            client,
+            url,
+            box_src,
+            what,
+            lambda body: archive.read_single_file(body, box_src, max_bytes),
+        )
+
+
+@contextmanager
+def _tmpfs_hint(mount: str) -> Iterator[None]:
+    """A path not found under a tmpfs mount: say why file transfer cannot see it."""
+    try:
+        yield
+    except NotFoundError as exc:
+        if mount:
+            raise NotFoundError(
+                f"{exc.message}. Note: {mount} is a tmpfs mount inside the box and file "
+                "transfer reads the box's disk, so files under it cannot be read or copied "
+                "out; write them elsewhere (e.g. /root) first"
+            ) from None
+        raise
 
 
 async def _limits(client: RestClient) -> archive.Limits:
@@ -86,9 +122,14 @@ async def _limits(client: RestClient) -> archive.Limits:
 
 
 async def _download(
-    client: RestClient, url: str, box_src: str, what: str, limits: archive.Limits
-) -> BinaryIO:
-    """The tar, spooled; a body cut mid-way is fetched again (GET is idempotent)."""
+    client: RestClient,
+    url: str,
+    box_src: str,
+    what: str,
+    take: Callable[[AsyncIterator[bytes]], Awaitable[T]],
+) -> T:
+    """``take`` applied to the tar body; a body cut mid-way is fetched again (GET is
+    idempotent). ``take`` may stop reading early: leaving the stream closes it."""
     attempt = 0
     while True:
         try:
@@ -100,7 +141,7 @@ async def _download(
                 what=what,
             ) as response:
                 body = paced(response.aiter_raw(), window=client.settings.timeout, what=what)
-                return await archive.spool(body, limits)
+                return await take(body)
         except httpx.TransportError as exc:
             if attempt >= client.settings.retries:
                 raise unavailable(url, exc) from exc

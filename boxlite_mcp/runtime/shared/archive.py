@@ -23,6 +23,7 @@ the blocking work in a worker thread and never hold an archive in memory.
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import shutil
@@ -38,7 +39,13 @@ from typing import IO, BinaryIO, overload
 
 import anyio.to_thread
 
-from ..errors import InvalidArgumentError, NotFoundError
+from ..errors import (
+    InvalidArgumentError,
+    NotFoundError,
+    not_a_regular_file,
+    quote_reference,
+    too_big_for_transfer,
+)
 
 #: Archives above this many bytes of file content are refused (tar-bomb guard).
 DEFAULT_MAX_BYTES = 8 * 1024**3
@@ -237,6 +244,62 @@ async def spool(chunks: AsyncIterable[bytes], limits: Limits = Limits()) -> Bina
         raise
     out.seek(0)
     return out
+
+
+#: Room for what precedes a file's bytes in a tar: its header, a PAX header with a
+#: long name, and the end-of-archive blocks after it.
+SINGLE_FILE_OVERHEAD = 64 * 1024
+
+
+async def read_single_file(chunks: AsyncIterable[bytes], path: str, max_bytes: int) -> bytes:
+    """The one regular file a box's tar of ``path`` holds, held in memory, capped.
+
+    For ``Box.read_file`` over a tar download. The stream is consumed only up to
+    ``max_bytes`` plus the tar overhead: a bigger file stops the transfer there
+    (the caller's ``break`` out of the body closes the response), so a huge file
+    never crosses whole. Then :func:`single_file` judges what arrived.
+    """
+    limit = max_bytes + SINGLE_FILE_OVERHEAD
+    data = bytearray()
+    cut = False
+    async for chunk in chunks:
+        data += chunk
+        if len(data) > limit:
+            cut = True
+            break
+    return single_file(bytes(data), path, max_bytes, cut)
+
+
+def single_file(data: bytes, path: str, max_bytes: int, cut: bool) -> bytes:
+    """The file in a tar of one box path (BoxLite's semantics: a file is one entry
+    named after its basename, a directory is its contents), or a clear error.
+
+    ``cut``: the stream was stopped at the cap, so ``data`` is a prefix.
+    """
+    name = posixpath.basename(posixpath.normpath(path))
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r|") as tar:
+            first = tar.next()
+            if first is None:  # an empty archive: an empty directory
+                raise not_a_regular_file(path, directory=True)
+            if first.isreg() and first.size > max_bytes:
+                raise too_big_for_transfer(quote_reference(path), first.size, max_bytes)
+            if not first.isreg() or clean_name(first.name) != name:
+                raise not_a_regular_file(path, directory=first.isdir() or first.name != name)
+            member = tar.extractfile(first)
+            content = member.read() if member is not None else b""
+            if len(content) != first.size:
+                raise tarfile.ReadError("truncated")
+            if cut or tar.next() is not None:  # more entries: the contents of a directory
+                raise not_a_regular_file(path, directory=True)
+    except (tarfile.TarError, EOFError) as exc:
+        if cut:
+            raise too_big_for_transfer(quote_reference(path), None, max_bytes) from exc
+        raise InvalidArgumentError(
+            f"the box's answer for {quote_reference(path)} is not a readable tar archive "
+            f"({exc}); try again, or read the file with exec_run"
+        ) from exc
+    return content
 
 
 async def apack(src: Path) -> BinaryIO:

@@ -61,20 +61,23 @@ def check_env(field: str, env: Mapping[str, str] | None) -> None:
         check_nul(f"{field}[{key!r}]", value)
 
 
+def check_process_text(spec: BoxOptions | ExecRequest) -> None:
+    """No NUL in what a box and an exec both say of a process: directory, user, environment."""
+    check_nul("working_dir", spec.working_dir)
+    check_nul("user", spec.user)
+    check_env("env", spec.env)
+
+
 def check_request_text(request: ExecRequest) -> None:
     """No NUL in any text field of an exec request (checked before anything is spawned)."""
     check_nul("command", request.command)
     check_all("args", request.args)
-    check_env("env", request.env)
-    check_nul("working_dir", request.working_dir)
-    check_nul("user", request.user)
+    check_process_text(request)
 
 
 def check_options_text(options: BoxOptions) -> None:
     """No NUL in the text fields of box options that later reach a process or a path."""
-    check_nul("working_dir", options.working_dir)
-    check_nul("user", options.user)
-    check_env("env", options.env)
+    check_process_text(options)
     check_nul("rootfs_path", options.rootfs_path)
     check_nul("image", options.image)
     for volume in options.volumes or []:

@@ -114,9 +114,8 @@ idle) and the ids of executions still running in it.""",
 async def box_info(call: ToolCall, args: BoxRefInput) -> BoxInfoResult:
     entry = await call.box(args.box)
     info = await entry.box.info()
-    running = [
-        r.id for r in call.executions.owned_by(call.who.owner) if r.box_id == entry.id and r.running
-    ]
+    mine = await call.executions.owned_by(call.who.owner)
+    running = [r.id for r in mine if r.box_id == entry.id and r.running]
     return BoxInfoResult(
         box=call.services.view(entry, info),
         limits=info.limits,
@@ -192,7 +191,6 @@ gone). Do this when you are done with a box; copy anything you need out first
 )
 async def box_remove(call: ToolCall, args: BoxRemoveInput) -> BoxRemoveResult:
     entry = await call.registry.remove(call.who.owner, args.box, force=args.force)
-    await call.services.python.close_box(entry.id)
     return BoxRemoveResult(
         id=entry.id, name=entry.name, message=f"Box {entry.label} and its files are gone."
     )

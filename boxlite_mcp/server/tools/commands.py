@@ -8,7 +8,7 @@ import logging
 import math
 import shlex
 import signal as signals
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
 import anyio
@@ -16,7 +16,7 @@ from mcp_types import CallToolResult, ResourceLink, TextContent
 
 from ...runtime.errors import BoxliteError, InvalidArgumentError, UnsupportedError
 from ...runtime.types import ExecRequest, StreamName
-from ...sessions.executions import ExecutionRecord, fit_to_budget, sent_size, utf8_safe_end
+from ...sessions.executions import ExecView, Follower, fit_to_budget, sent_size, utf8_safe_end
 from ...sessions.progress import Coalescer, send_note
 from ...sessions.registry import BoxEntry
 from ..errors import owner_text
@@ -45,15 +45,15 @@ tools = ToolGroup()
 KILL_CONFIRM_SECONDS = 5.0
 
 
-def _error(call: ToolCall, record: ExecutionRecord) -> str | None:
+def _error(call: ToolCall, record: ExecView) -> str | None:
     """The execution's error, if any, as its owner should read it."""
     if not record.error:
         return None
-    entry = call.registry.entry_by_id(call.who.owner, record.box_id)
-    return owner_text(record.error, [entry.box.name or entry.id] if entry else [])
+    box = call.registry.cached_box(record.box_id)
+    return owner_text(record.error, [box.name or box.id] if box else [])
 
 
-def _status_line(record: ExecutionRecord, error: str | None) -> str:
+def _status_line(record: ExecView, error: str | None) -> str:
     if record.running:
         return f"still running after {record.elapsed_ms} ms"
     parts = [f"exit code {record.exit_code}" if record.exit_code is not None else "no exit code"]
@@ -73,11 +73,22 @@ def _decode(pieces: list[tuple[StreamName, bytes]], stream: StreamName) -> str:
     return b"".join(d for s, d in pieces if s == stream).decode("utf-8", errors="replace")
 
 
+def _clip(pieces: list[tuple[StreamName, bytes]], max_bytes: int) -> list[tuple[StreamName, bytes]]:
+    """The first ``max_bytes`` of ``pieces``."""
+    clipped: list[tuple[StreamName, bytes]] = []
+    for stream, data in pieces:
+        if max_bytes <= 0:
+            break
+        clipped.append((stream, data[:max_bytes]))
+        max_bytes -= len(data)
+    return clipped
+
+
 def _read_window(
-    record: ExecutionRecord, cursor: int, max_bytes: int
+    pieces: list[tuple[StreamName, bytes]], max_bytes: int
 ) -> list[tuple[StreamName, bytes]]:
-    """Stored output from ``cursor``, at most ``max_bytes``, not ending mid-character."""
-    pieces = record.read(cursor, max_bytes)
+    """The first ``max_bytes`` of the output read, not ending mid-character."""
+    pieces = _clip(pieces, max_bytes)
     if pieces:
         stream, last = pieces[-1]
         keep = utf8_safe_end(last)
@@ -106,7 +117,7 @@ def _parse_signal(value: int | str) -> int:
 
 async def _start(
     call: ToolCall, entry: BoxEntry, args: CommandInput, keep_open: bool
-) -> ExecutionRecord:
+) -> Follower:
     settings, executions = call.settings, call.executions
     if executions.running_count() >= settings.max_executions_kept:
         raise UnsupportedError(
@@ -130,7 +141,7 @@ async def _start(
         timeout_seconds=timeout,
     )
     execution = await entry.box.exec(request)
-    record = executions.start(
+    record = await executions.start(
         owner=call.who.owner,
         box_id=entry.id,
         box_label=entry.label,
@@ -138,7 +149,7 @@ async def _start(
         execution=execution,
         timeout_seconds=timeout,
         task_group=call.task_group(),
-        on_exit=entry.touch,
+        on_exit=entry.mark_used,
     )
     try:
         if args.stdin:
@@ -153,20 +164,20 @@ async def _start(
     return record
 
 
-async def _stream_progress(call: ToolCall, record: ExecutionRecord) -> None:
+async def _stream_progress(call: ToolCall, record: Follower) -> None:
     """Send the output as progress notifications until the execution ends."""
     settings, ctx = call.settings, call.ctx
     coalescer = Coalescer(settings.progress_chunk_bytes, settings.progress_interval_seconds)
     cursor = 0
     while True:
         if coalescer.room:
-            pieces = record.read(cursor, coalescer.room)
+            pieces = await record.read(cursor, coalescer.room)
             for stream, data in pieces:
                 coalescer.add(stream, data)
                 cursor += len(data)
-            if not pieces and cursor < record.store.size:
-                break  # the store was closed under us (record evicted)
-        drained = cursor >= record.store.size
+            if not pieces and cursor < record.size.stored:
+                break  # the record was evicted under us
+        drained = cursor >= record.size.stored
         if drained and record.done.is_set():
             break
         wait = coalescer.due_in(anyio.current_time())
@@ -179,17 +190,17 @@ async def _stream_progress(call: ToolCall, record: ExecutionRecord) -> None:
             else:
                 await anyio.sleep(math.inf)
     await send_note(coalescer, ctx.report_progress, final=True)
-    if record.store.dropped:
+    if record.size.dropped:
         await ctx.report_progress(
-            cursor + record.store.dropped,
+            cursor + record.size.dropped,
             None,
-            f"\n[{record.store.dropped} more bytes exceeded the server's output store and "
+            f"\n[{record.size.dropped} more bytes exceeded the server's output store and "
             "were not kept]\n",
         )
 
 
 def _result_text(
-    record: ExecutionRecord,
+    record: ExecView,
     error: str | None,
     stdout: str,
     stderr: str,
@@ -208,7 +219,7 @@ def _result_text(
     return "\n".join(parts)
 
 
-def _follow_hint(record: ExecutionRecord, cursor: int, wait_seconds: float) -> str | None:
+def _follow_hint(record: ExecView, cursor: int, wait_seconds: float) -> str | None:
     """One sentence on how to get the rest of a command that is still running."""
     if not record.running:
         return None
@@ -219,11 +230,12 @@ def _follow_hint(record: ExecutionRecord, cursor: int, wait_seconds: float) -> s
     )
 
 
-def _run_result(call: ToolCall, record: ExecutionRecord, waited: float) -> CallToolResult:
+def _run_result(call: ToolCall, follower: Follower, waited: float) -> CallToolResult:
     """``waited``: how long the call waited, also a fair wait for each exec_read."""
+    record = follower.view()
     error = _error(call, record)
-    capped = record.capped()
-    cursor = record.store.size
+    capped = follower.capped()
+    cursor = record.stored
     follow = _follow_hint(record, cursor, max(waited, 1))
     result = ExecRunResult.of(
         record,
@@ -232,8 +244,8 @@ def _run_result(call: ToolCall, record: ExecutionRecord, waited: float) -> CallT
         stderr=capped.stderr,
         stdout_truncated=capped.stdout_truncated,
         stderr_truncated=capped.stderr_truncated,
-        stdout_bytes=record.stdout.total,
-        stderr_bytes=record.stderr.total,
+        stdout_bytes=follower.stdout.total,
+        stderr_bytes=follower.stderr.total,
         timeout_seconds=record.timeout_seconds,
         next_cursor=cursor,
         next_step=follow,
@@ -255,10 +267,9 @@ def _run_result(call: ToolCall, record: ExecutionRecord, waited: float) -> CallT
     )
 
 
-def _attending(call: ToolCall, record: ExecutionRecord) -> AbstractContextManager[None]:
+def _attending(call: ToolCall, record: ExecView) -> AbstractAsyncContextManager[None]:
     """Its owner is attending to this execution: its box is in use meanwhile."""
-    entry = call.registry.entry_by_id(call.who.owner, record.box_id)
-    return entry.in_use() if entry is not None else nullcontext()
+    return call.registry.attending(call.who.owner, record.box_id)
 
 
 @tools.tool(
@@ -283,7 +294,7 @@ async def exec_run(call: ToolCall, args: ExecRunInput) -> Annotated[CallToolResu
     return_after = args.return_after_seconds
     if return_after is None:
         return_after = call.settings.exec_return_after_seconds
-    with entry.in_use():
+    async with entry.in_use():
         record = await _start(call, entry, args, keep_open=False)
         returned = False
         try:
@@ -311,7 +322,7 @@ applies. Same command/argv rules as exec_run.""",
 )
 async def exec_start(call: ToolCall, args: ExecStartInput) -> ExecStartResult:
     entry = await call.box(args.box)
-    record = await _start(call, entry, args, keep_open=args.keep_stdin_open)
+    record = (await _start(call, entry, args, keep_open=args.keep_stdin_open)).view()
     return ExecStartResult(
         execution_id=record.id,
         box_id=entry.id,
@@ -335,29 +346,29 @@ avoids busy polling.""",
 async def exec_read(
     call: ToolCall, args: ExecReadInput
 ) -> Annotated[CallToolResult, ExecReadResult]:
-    record = call.executions.get(call.who.owner, args.execution_id)
-    cursor = min(args.cursor, record.store.size)
-    with _attending(call, record):
-        if args.wait_seconds > 0:
+    executions = call.executions
+    record = await executions.get(call.who.owner, args.execution_id)
+    cursor = min(args.cursor, record.stored)
+    if args.wait_seconds > 0 and record.running:
+        async with _attending(call, record):
             with anyio.move_on_after(args.wait_seconds):
-                if args.until_exit:
-                    await record.done.wait()
-                else:
-                    await record.wait_beyond(cursor)
+                await executions.wait(record.id, cursor, until_exit=args.until_exit)
+        record = await executions.get(call.who.owner, args.execution_id)
+    budget = call.settings.result_output_cap_bytes
+    read = await executions.read(record.id, cursor, args.max_bytes or budget)
     if args.max_bytes is not None:  # asked for: that many bytes, however they are sent
-        pieces = _read_window(record, cursor, args.max_bytes)
+        pieces = _read_window(read, args.max_bytes)
     else:  # the result cap, counted as the result is sent
 
         def sent_at(limit: int) -> int:
-            pieces = _read_window(record, cursor, limit)
+            pieces = _read_window(read, limit)
             return sum(sent_size(_decode(pieces, s)) for s in ("stdout", "stderr"))
 
-        budget = call.settings.result_output_cap_bytes
         # At least a byte, so that a reader always moves on (one byte is sent as 6 at most).
-        pieces = _read_window(record, cursor, max(1, fit_to_budget(sent_at, budget, budget)))
+        pieces = _read_window(read, max(1, fit_to_budget(sent_at, budget, budget)))
     next_cursor = cursor + sum(len(d) for _, d in pieces)
     error = _error(call, record)
-    has_more = next_cursor < record.store.size
+    has_more = next_cursor < record.stored
     result = ExecReadResult.of(
         record,
         error,
@@ -367,9 +378,9 @@ async def exec_read(
         next_cursor=next_cursor,
         has_more=has_more,
         total_bytes=record.total_bytes,
-        dropped_bytes=record.store.dropped,
+        dropped_bytes=record.dropped,
     )
-    window = f"bytes {cursor}-{next_cursor} of {record.store.size} stored"
+    window = f"bytes {cursor}-{next_cursor} of {record.stored} stored"
     follow: str | None = None
     if has_more:
         follow = f"More is stored: call exec_read again with cursor={next_cursor}."
@@ -398,7 +409,8 @@ newline when a program reads lines.""",
     destructive=True,
 )
 async def exec_write(call: ToolCall, args: ExecWriteInput) -> ExecWriteResult:
-    record = call.executions.get(call.who.owner, args.execution_id)
+    executions = call.executions
+    record = await executions.get(call.who.owner, args.execution_id)
     if args.data_base64 is not None:
         try:
             data = base64.b64decode(args.data_base64, validate=True)
@@ -406,13 +418,15 @@ async def exec_write(call: ToolCall, args: ExecWriteInput) -> ExecWriteResult:
             raise InvalidArgumentError("data_base64 is not valid base64.") from None
     else:
         data = (args.text or "").encode()
-    with _attending(call, record):
+    async with _attending(call, record):
         if data:
-            await record.write_stdin(data)
+            await executions.write_stdin(record, data)
         if args.close:
-            await record.close_stdin()
+            await executions.close_stdin(record)
     return ExecWriteResult(
-        execution_id=record.id, bytes_written=len(data), stdin_closed=record.stdin_closed
+        execution_id=record.id,
+        bytes_written=len(data),
+        stdin_closed=record.stdin_closed or args.close,
     )
 
 
@@ -424,9 +438,10 @@ let a server shut down cleanly. Use exec_kill to end it for certain.""",
     destructive=True,
 )
 async def exec_signal(call: ToolCall, args: ExecSignalInput) -> ExecControlResult:
-    record = call.executions.get(call.who.owner, args.execution_id)
+    executions = call.executions
+    record = await executions.get(call.who.owner, args.execution_id)
     number = _parse_signal(args.signal)
-    call.registry.touch_id(call.who.owner, record.box_id)
+    await call.registry.touch_id(call.who.owner, record.box_id)
     if not record.running:
         return ExecControlResult(
             execution_id=record.id,
@@ -434,9 +449,8 @@ async def exec_signal(call: ToolCall, args: ExecSignalInput) -> ExecControlResul
             running=False,
             message="It had already finished; nothing was sent.",
         )
-    await record.execution.signal(number)
-    with anyio.move_on_after(0.2):
-        await record.done.wait()
+    await executions.signal(record, number)
+    record = await executions.wait_end(record, 0.2)
     return ExecControlResult(
         execution_id=record.id,
         signal=number,
@@ -454,8 +468,9 @@ Its output so far stays readable with exec_read. Killing a finished one does not
     idempotent=True,
 )
 async def exec_kill(call: ToolCall, args: ExecKillInput) -> ExecControlResult:
-    record = call.executions.get(call.who.owner, args.execution_id)
-    call.registry.touch_id(call.who.owner, record.box_id)
+    executions = call.executions
+    record = await executions.get(call.who.owner, args.execution_id)
+    await call.registry.touch_id(call.who.owner, record.box_id)
     if not record.running:
         return ExecControlResult(
             execution_id=record.id,
@@ -463,9 +478,8 @@ async def exec_kill(call: ToolCall, args: ExecKillInput) -> ExecControlResult:
             running=False,
             message="It had already finished; nothing was killed.",
         )
-    await record.kill()
-    with anyio.move_on_after(KILL_CONFIRM_SECONDS):
-        await record.done.wait()
+    await executions.kill(record)
+    record = await executions.wait_end(record, KILL_CONFIRM_SECONDS)
     return ExecControlResult(
         execution_id=record.id,
         signal=9,

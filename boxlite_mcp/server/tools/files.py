@@ -117,7 +117,7 @@ async def file_write(call: ToolCall, args: FileWriteInput) -> FileWriteResult:
         local = Path(tmp) / (posixpath.basename(args.path) or "content")
         await anyio.Path(local).write_bytes(data)
         await entry.box.copy_in(local, args.path)
-    entry.touch()
+    await entry.touch()
     return FileWriteResult(box_id=entry.id, path=args.path, bytes_written=len(data))
 
 
@@ -140,7 +140,7 @@ async def copy_in(call: ToolCall, args: CopyInInput) -> CopyResult:
     source = call.host_paths.confine(args.host_path, must_exist=True, purpose="source")
     entry = await call.box(args.box)
     await entry.box.copy_in(source, args.box_path)
-    entry.touch()
+    await entry.touch()
     return CopyResult(box_id=entry.id, source=str(source), destination=args.box_path)
 
 
@@ -164,5 +164,5 @@ async def copy_out(call: ToolCall, args: CopyOutInput) -> CopyResult:
         raise InvalidArgumentError(f"The host directory {str(dest.parent)!r} does not exist.")
     entry = await call.box(args.box)
     await entry.box.copy_out(args.box_path, dest)
-    entry.touch()
+    await entry.touch()
     return CopyResult(box_id=entry.id, source=args.box_path, destination=str(dest))

@@ -46,7 +46,7 @@ async def runtime_info(call: ToolCall, args: RuntimeInfoInput) -> RuntimeInfoRes
         metrics = await services.runtime.metrics()
     except BoxliteError:
         metrics = None
-    running = [r for r in services.executions.owned_by(who.owner) if r.running]
+    running = [r for r in await services.executions.owned_by(who.owner) if r.running]
     return RuntimeInfoResult(
         runtime=info,
         reason=services.runtime_reason,
@@ -65,7 +65,7 @@ async def runtime_info(call: ToolCall, args: RuntimeInfoInput) -> RuntimeInfoRes
         ),
         you=Caller(
             owner_kind=who.kind,
-            boxes=len(services.registry.owned_by(who.owner)),
+            boxes=len(await services.registry.records(who.owner)),
             running_executions=len(running),
             # No principal over HTTP: this server has no bearer auth.
             note=SHARED_OWNER_NOTE if who.kind in ("anonymous", "session") else None,

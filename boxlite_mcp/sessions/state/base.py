@@ -140,6 +140,8 @@ class OutputSize(_Record):
 
     stored: int  # bytes readable with read_output (at most the stored cap)
     total: int  # bytes produced: the offset of the next append
+    stdout: int = 0  # of which on stdout (``append_stream`` keeps these; see there)
+    stderr: int = 0  # of which on stderr
 
     @property
     def dropped(self) -> int:
@@ -221,6 +223,20 @@ class StateStore(Protocol):
         ``OutputGapError``. Bytes beyond the stored cap are counted, not kept.
         """
 
+    async def append_stream(
+        self, execution_id: str, stream: StreamName, stream_offset: int, data: bytes
+    ) -> OutputSize:
+        """Add ``stream``'s bytes from ``stream_offset`` on (counting that stream only).
+
+        What an execution's follower uses: the runtime resumes each stream by its own
+        offset (a re-attach after takeover), so the per-stream totals are updated in
+        the same atomic step as the bytes. Bytes of that stream already produced are
+        skipped, the new ones go at the end of the interleaved output; a follower
+        that dies between two appends leaves no gap and no duplicate for the next.
+        An offset beyond the stream's total raises ``OutputGapError``. Do not mix
+        with ``append_output`` on one execution.
+        """
+
     async def read_output(
         self, execution_id: str, cursor: int, max_bytes: int
     ) -> list[tuple[StreamName, bytes]]:
@@ -231,6 +247,13 @@ class StateStore(Protocol):
     async def wait_output(self, execution_id: str, cursor: int) -> None:
         """Return once more than ``cursor`` bytes are stored or the execution is no
         longer running (or unknown); callers bound the wait (``anyio.move_on_after``)."""
+
+    async def push_control(self, execution_id: str, message: bytes) -> None:
+        """Queue a control request (stdin, signal, kill) for the execution's follower:
+        a replica that does not follow it cannot reach its runtime handle."""
+
+    async def take_control(self, execution_id: str) -> list[bytes]:
+        """The queued control requests, oldest first; each is returned once."""
 
     # -- resumable-stream events -------------------------------------------
     async def store_event(self, stream_id: str, payload: bytes | None) -> str:

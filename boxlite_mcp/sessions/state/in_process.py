@@ -46,6 +46,7 @@ class _Output:
         self.streams: list[StreamName] = []
         self.stored = 0
         self.total = 0
+        self.streams_total: dict[StreamName, int] = {"stdout": 0, "stderr": 0}
 
     def append(self, offset: int, stream: StreamName, data: bytes, cap: int) -> None:
         if offset > self.total:
@@ -60,6 +61,21 @@ class _Output:
             self.file.write(keep)
             self.stored += len(keep)
         self.total += len(new)
+        self.streams_total[stream] += len(new)
+
+    def append_stream(self, stream: StreamName, stream_offset: int, data: bytes, cap: int) -> None:
+        produced = self.streams_total[stream]
+        if stream_offset > produced:
+            raise OutputGapError(stream_offset, produced)
+        self.append(self.total, stream, data[produced - stream_offset :], cap)
+
+    def size(self) -> OutputSize:
+        return OutputSize(
+            stored=self.stored,
+            total=self.total,
+            stdout=self.streams_total["stdout"],
+            stderr=self.streams_total["stderr"],
+        )
 
     def read(self, cursor: int, max_bytes: int) -> list[tuple[StreamName, bytes]]:
         cursor = max(0, cursor)
@@ -125,6 +141,7 @@ class InProcessState:
         self._execs: OrderedDict[str, ExecRecord] = OrderedDict()
         self._outputs: dict[str, _Output] = {}
         self._changed: dict[str, anyio.Event] = {}
+        self._control: dict[str, list[bytes]] = {}
         self._streams: dict[str, _Stream] = {}
         self._event_ids = itertools.count(1)
         self._leases: dict[str, _Lease] = {}
@@ -218,6 +235,7 @@ class InProcessState:
             output = self._outputs.pop(victim, None)
             if output is not None:
                 output.close()
+            self._control.pop(victim, None)
             self._notify(victim)
 
     async def get_execution(self, execution_id: str) -> ExecRecord | None:
@@ -226,15 +244,27 @@ class InProcessState:
     async def executions(self, owner: str | None = None) -> list[ExecRecord]:
         return [r for r in self._execs.values() if owner is None or r.owner == owner]
 
-    async def append_output(
-        self, execution_id: str, offset: int, stream: StreamName, data: bytes
-    ) -> OutputSize:
+    def _output(self, execution_id: str) -> _Output:
         output = self._outputs.get(execution_id)
         if output is None:
             output = self._outputs[execution_id] = _Output()
+        return output
+
+    async def append_output(
+        self, execution_id: str, offset: int, stream: StreamName, data: bytes
+    ) -> OutputSize:
+        output = self._output(execution_id)
         output.append(offset, stream, data, self.stored_output_cap_bytes)
         self._notify(execution_id)
-        return OutputSize(stored=output.stored, total=output.total)
+        return output.size()
+
+    async def append_stream(
+        self, execution_id: str, stream: StreamName, stream_offset: int, data: bytes
+    ) -> OutputSize:
+        output = self._output(execution_id)
+        output.append_stream(stream, stream_offset, data, self.stored_output_cap_bytes)
+        self._notify(execution_id)
+        return output.size()
 
     async def read_output(
         self, execution_id: str, cursor: int, max_bytes: int
@@ -244,9 +274,7 @@ class InProcessState:
 
     async def output_size(self, execution_id: str) -> OutputSize:
         output = self._outputs.get(execution_id)
-        if output is None:
-            return OutputSize(stored=0, total=0)
-        return OutputSize(stored=output.stored, total=output.total)
+        return OutputSize(stored=0, total=0) if output is None else output.size()
 
     def _notify(self, execution_id: str) -> None:
         event = self._changed.pop(execution_id, None)
@@ -265,6 +293,12 @@ class InProcessState:
             if event is None:
                 event = self._changed[execution_id] = anyio.Event()
             await event.wait()
+
+    async def push_control(self, execution_id: str, message: bytes) -> None:
+        self._control.setdefault(execution_id, []).append(message)
+
+    async def take_control(self, execution_id: str) -> list[bytes]:
+        return self._control.pop(execution_id, [])
 
     # -- resumable-stream events -------------------------------------------
     async def store_event(self, stream_id: str, payload: bytes | None) -> str:

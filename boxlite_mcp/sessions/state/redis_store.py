@@ -10,8 +10,9 @@ Layout under ``prefix`` (default ``boxlite-mcp:``): ``boxes`` (hash id → JSON)
 ``used`` (hash id → last use), ``owned:<owner>`` (set of box ids, an index),
 ``reservations`` (hash), ``execs`` (hash id →
 JSON), ``exec:order`` (sorted set), ``exec:owner`` (hash id → owner),
-``exec:running`` (set), ``out:<id>:data|segs|total`` (output bytes, where each
-stream's run starts, bytes produced), ``ev:<stream>`` (a Redis stream of events),
+``exec:running`` (set), ``out:<id>:data|segs|total|streams|control`` (output
+bytes, where each stream's run starts, bytes produced in all and per stream,
+control requests for the follower), ``ev:<stream>`` (a Redis stream of events),
 ``lease:<name>``. Scripts touch keys they compute from the prefix, so this needs
 a single Redis (or a primary with replicas), not Redis Cluster.
 
@@ -57,6 +58,8 @@ DEFAULT_PREFIX: Final = "boxlite-mcp:"
 POLL_SECONDS: Final = 0.05
 CONNECT_TIMEOUT_SECONDS: Final = 2.0
 COMMAND_TIMEOUT_SECONDS: Final = 5.0
+#: Control requests nobody took (their follower died and nobody took over) expire.
+CONTROL_TTL_SECONDS: Final = 3600.0
 
 _RESERVE: Final = """
 local t = redis.call('TIME')
@@ -138,6 +141,7 @@ for _, old in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
     redis.call('ZREM', KEYS[2], old)
     local out = ARGV[6] .. old
     redis.call('DEL', out .. ':data', out .. ':segs', out .. ':total')
+    redis.call('DEL', out .. ':streams', out .. ':control')
     excess = excess - 1
     evicted = evicted + 1
   end
@@ -146,11 +150,19 @@ return evicted
 """
 
 _APPEND: Final = """
-local offset = tonumber(ARGV[1])
+-- ARGV: offset (interleaved), stream, data, cap, stream offset ('' for none)
 local total = tonumber(redis.call('GET', KEYS[3]) or '0')
 local stored = redis.call('STRLEN', KEYS[1])
-if offset > total then return {-1, stored, total} end
 local data = ARGV[3]
+local offset = tonumber(ARGV[1])
+if ARGV[5] ~= '' then
+  local produced = tonumber(redis.call('HGET', KEYS[4], ARGV[2]) or '0')
+  local from = tonumber(ARGV[5])
+  if from > produced then return {-1, stored, produced} end
+  data = string.sub(data, produced - from + 1)
+  offset = total
+end
+if offset > total then return {-1, stored, total} end
 local skip = total - offset
 if skip >= #data then return {0, stored, total} end
 local new = string.sub(data, skip + 1)
@@ -166,6 +178,7 @@ if room > 0 then
 end
 total = total + #new
 redis.call('SET', KEYS[3], total)
+redis.call('HINCRBY', KEYS[4], ARGV[2], #new)
 return {1, stored, total}
 """
 
@@ -421,19 +434,31 @@ class RedisState:
 
     def _out(self, execution_id: str) -> list[str]:
         base = self._key("out", execution_id)
-        return [f"{base}:data", f"{base}:segs", f"{base}:total"]
+        return [f"{base}:data", f"{base}:segs", f"{base}:total", f"{base}:streams"]
 
     async def append_output(
         self, execution_id: str, offset: int, stream: StreamName, data: bytes
     ) -> OutputSize:
-        status, stored, total = await self._run(
+        status, _, total = await self._run(
             "append",
             self._out(execution_id),
-            [offset, stream, data, self.stored_output_cap_bytes],
+            [offset, stream, data, self.stored_output_cap_bytes, ""],
         )
         if int(status) < 0:
             raise OutputGapError(offset, int(total))
-        return OutputSize(stored=int(stored), total=int(total))
+        return await self.output_size(execution_id)
+
+    async def append_stream(
+        self, execution_id: str, stream: StreamName, stream_offset: int, data: bytes
+    ) -> OutputSize:
+        status, _, produced = await self._run(
+            "append",
+            self._out(execution_id),
+            [0, stream, data, self.stored_output_cap_bytes, stream_offset],
+        )
+        if int(status) < 0:
+            raise OutputGapError(stream_offset, int(produced))
+        return await self.output_size(execution_id)
 
     async def read_output(
         self, execution_id: str, cursor: int, max_bytes: int
@@ -441,7 +466,7 @@ class RedisState:
         cursor = max(0, cursor)
         if max_bytes <= 0:
             return []
-        data_key, segs_key, _ = self._out(execution_id)
+        data_key, segs_key, _, _ = self._out(execution_id)
         with self._reachable():
             async with self._redis.pipeline(transaction=True) as tx:
                 tx.getrange(data_key, cursor, cursor + max_bytes - 1)
@@ -458,16 +483,19 @@ class RedisState:
         return _split(bytes(blob), cursor, starts, streams)
 
     async def output_size(self, execution_id: str) -> OutputSize:
-        data_key, _, total_key = self._out(execution_id)
+        data_key, _, total_key, streams_key = self._out(execution_id)
         with self._reachable():
             async with self._redis.pipeline(transaction=True) as tx:
                 tx.strlen(data_key)
                 tx.get(total_key)
-                stored, total = await tx.execute()
-        return OutputSize(stored=int(stored), total=int(total or 0))
+                tx.hmget(streams_key, ["stdout", "stderr"])
+                stored, total, (out, err) = await tx.execute()
+        return OutputSize(
+            stored=int(stored), total=int(total or 0), stdout=int(out or 0), stderr=int(err or 0)
+        )
 
     async def wait_output(self, execution_id: str, cursor: int) -> None:
-        data_key, _, _ = self._out(execution_id)
+        data_key = self._out(execution_id)[0]
         while True:
             with self._reachable():
                 async with self._redis.pipeline(transaction=True) as tx:
@@ -477,6 +505,23 @@ class RedisState:
             if int(stored) > cursor or not running:
                 return
             await anyio.sleep(POLL_SECONDS)
+
+    async def push_control(self, execution_id: str, message: bytes) -> None:
+        key = self._key("out", execution_id) + ":control"
+        with self._reachable():
+            async with self._redis.pipeline(transaction=True) as tx:
+                tx.rpush(key, message)
+                tx.pexpire(key, _ms(CONTROL_TTL_SECONDS))
+                await tx.execute()
+
+    async def take_control(self, execution_id: str) -> list[bytes]:
+        key = self._key("out", execution_id) + ":control"
+        with self._reachable():
+            async with self._redis.pipeline(transaction=True) as tx:
+                tx.lrange(key, 0, -1)
+                tx.delete(key)
+                messages, _ = await tx.execute()
+        return [bytes(m) for m in messages]
 
     # -- resumable-stream events -------------------------------------------
     async def store_event(self, stream_id: str, payload: bytes | None) -> str:

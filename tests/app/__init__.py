@@ -1,0 +1,1 @@
+"""Tests of the process layer: the configuration it reads (settings) and doctor."""
