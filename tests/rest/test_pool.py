@@ -21,12 +21,9 @@ from starlette.routing import Route
 from boxlite_mcp.runtime.errors import BoxliteError
 from boxlite_mcp.runtime.rest import RestSettings
 from boxlite_mcp.runtime.rest.client import RestClient
-from boxlite_mcp.runtime.rest.pool import (
-    SHARDS,
-    FastLivenessBackend,
-    ShardedTransport,
-    _readable,
-)
+from boxlite_mcp.runtime.rest.netstream import AsyncioBackend
+from boxlite_mcp.runtime.rest.netstream import readable as _readable
+from boxlite_mcp.runtime.rest.pool import SHARDS, ShardedTransport
 
 from .serving import Recorder, serve
 
@@ -105,7 +102,7 @@ async def test_every_pool_gets_the_cheap_liveness_check() -> None:
     try:
         backends = [shard._pool._network_backend for shard in transport._shards]
         assert len(backends) == SHARDS
-        assert all(isinstance(b, FastLivenessBackend) for b in backends)
+        assert all(isinstance(b, AsyncioBackend) for b in backends)
     finally:
         await transport.aclose()
 

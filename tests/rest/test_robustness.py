@@ -41,6 +41,16 @@ BOX = {
     "cpus": 1,
     "memory_mib": 512,
 }
+def raw_answer(request_line: bytes) -> bytes:
+    """A raw server's answer: the box to a GET, a new execution to a POST."""
+    body = json.dumps(BOX if request_line.startswith(b"GET") else {"execution_id": "e1"})
+    status = b"200 OK" if request_line.startswith(b"GET") else b"201 Created"
+    return (
+        b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body.encode()
+    )
+
+
 QUICK = {**FAST, "timeout": 1.0, "stream_idle_timeout": 0.5, "retries": 0}
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -289,12 +299,7 @@ async def test_a_handshake_with_a_wrong_accept_is_refused() -> None:
                 await writer.drain()
                 writer.close()
                 return
-            body = json.dumps(BOX if line.startswith(b"GET") else {"execution_id": "e1"})
-            status = b"200 OK" if line.startswith(b"GET") else b"201 Created"
-            writer.write(
-                b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
-                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body.encode()
-            )
+            writer.write(raw_answer(line))
             await writer.drain()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)

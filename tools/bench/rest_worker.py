@@ -95,6 +95,7 @@ async def measure(
     clients: dict[str, Exec], iterations: int, flood_bytes: int, repeats: int
 ) -> dict[str, Any]:
     roundtrip: dict[str, list[float]] = {name: [] for name in clients}
+    roundtrip_cpu: dict[str, list[float]] = {name: [] for name in clients}
     flood: dict[str, list[dict[str, float]]] = {name: [] for name in clients}
     errors: dict[str, str] = {}
     live = dict(clients)
@@ -126,6 +127,7 @@ async def measure(
             taken = await timed(name, "true", [], 0)
             if taken is not None:
                 roundtrip[name].append(taken[0] * 1000)
+                roundtrip_cpu[name].append(taken[1] * 1000)
     command, *args = flood_command(flood_bytes)
     for i in range(repeats):
         names = list(live)
@@ -139,7 +141,13 @@ async def measure(
                         "cpu_seconds": taken[1],
                     }
                 )
-    return {"roundtrip_ms": roundtrip, "flood": flood, "flood_bytes": flood_bytes, "errors": errors}
+    return {
+        "roundtrip_ms": roundtrip,
+        "roundtrip_cpu_ms": roundtrip_cpu,
+        "flood": flood,
+        "flood_bytes": flood_bytes,
+        "errors": errors,
+    }
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:

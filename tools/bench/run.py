@@ -110,9 +110,9 @@ def labels(plan: Plan) -> dict[str, str]:
     scale = f"{plan.scale_boxes} boxes, {plan.scale_concurrency} concurrent execs of `true`"
     return {
         "rest_rtt_010": "exec round trip of `true`, REST API 0.10: our client vs the official "
-        "SDK's (same server, same box; median, p99)",
+        "SDK's (same server, same box; median, p99; client CPU per round trip, mean)",
         "rest_rtt_09": "exec round trip of `true`, REST API 0.9 (SSE): our client alone "
-        "(the SDK speaks only 0.10)",
+        "(the SDK speaks only 0.10; client CPU per round trip, mean)",
         "rest_flood_010": f"{plan.rest_flood_mib} MiB of stdout, REST API 0.10: our client vs "
         "the official SDK's (median MB/s; client CPU)",
         "rest_flood_09": f"{plan.rest_flood_mib} MiB of stdout, REST API 0.9 (SSE): our "
@@ -261,21 +261,35 @@ async def rest_clients(plan: Plan, url: str, results: Results) -> None:
     def missing(name: str) -> str:
         return f"not measured: {errors.get(name, 'no samples')}"[:200]
 
+    cpu: dict[str, list[float]] = data.get("roundtrip_cpu_ms") or {}
+
+    def rtt_cell(name: str) -> str:
+        """``3.40 ms (p99 4.21); CPU 1.30 ms``: wall median and p99, client CPU mean."""
+        text = Summary.of(rtt[name]).ms()
+        spent = cpu.get(name) or []
+        return f"{text}; CPU {ms(statistics.mean(spent))} ms" if spent else text
+
     ours, sdk = rtt.get("ours-0.10") or [], rtt.get("sdk") or []
     if ours and sdk:
         a, b = Summary.of(ours), Summary.of(sdk)
         r = ratio(a.median, b.median)
-        results.add("rest_rtt_010", a.ms(), b.ms(), fmt_ratio(r), Goal("ratio ≤ 1.0", r <= 1.0))
+        results.add(
+            "rest_rtt_010",
+            rtt_cell("ours-0.10"),
+            rtt_cell("sdk"),
+            fmt_ratio(r),
+            Goal("ratio ≤ 1.0", r <= 1.0),
+        )
     else:
         results.add(
             "rest_rtt_010",
-            Summary.of(ours).ms() if ours else missing("ours-0.10"),
-            Summary.of(sdk).ms() if sdk else missing("sdk"),
+            rtt_cell("ours-0.10") if ours else missing("ours-0.10"),
+            rtt_cell("sdk") if sdk else missing("sdk"),
             "—",
             Goal("ratio ≤ 1.0", None),
         )
     v09 = rtt.get("ours-0.9") or []
-    results.add("rest_rtt_09", Summary.of(v09).ms() if v09 else missing("ours-0.9"))
+    results.add("rest_rtt_09", rtt_cell("ours-0.9") if v09 else missing("ours-0.9"))
 
     def flood_cell(name: str) -> tuple[str, float | None]:
         runs = flood.get(name) or []

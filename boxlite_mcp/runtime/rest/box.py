@@ -164,6 +164,7 @@ class RestBox(BoxIdentity):
                 json=body,
                 idempotency_key=True,
                 what=f"run {request.command!r} in {self._label()}",
+                lane=True,
             )
             execution_id = parse(ExecResponse, response.content, "start an exec").execution_id
         except BaseException:

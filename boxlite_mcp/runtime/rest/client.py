@@ -24,6 +24,8 @@ for) and redirects are refused. WebSocket upgrades for exec attaches are in
 
 from __future__ import annotations
 
+# asyncio: one cheap deadline per attempt (anyio's cancel scope costs more).
+import asyncio
 import json as json_module
 import logging
 import uuid
@@ -52,6 +54,7 @@ from .errors import (
     unavailable,
 )
 from .generation import detect_generation, exchange_credentials, routing_slot
+from .http1 import Lane
 from .settings import Generation, RestSettings
 from .types import ServerConfig, TokenResponse
 from .upgrade import Upgrades
@@ -64,6 +67,19 @@ _RETRY_STATUSES = frozenset({502, 503, 504})
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 Content = bytes | AsyncIterable[bytes] | Callable[[], AsyncIterable[bytes]] | None
+
+
+#: Headers on every request (no compression is asked for: answers are small).
+_HEADERS = {"User-Agent": "boxlite-mcp", "Accept-Encoding": "identity"}
+#: What the pooled client sends besides, for requests written over the lane.
+_LANE_HEADERS = {"Accept": "*/*", "Connection": "keep-alive", **_HEADERS}
+
+
+def _json_bytes(value: Any) -> bytes:
+    """A JSON body as httpx encodes one (compact, UTF-8, no NaN)."""
+    return json_module.dumps(
+        value, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    ).encode("utf-8")
 
 
 def _failed(url: str, exc: BaseException, timeout: float) -> BoxliteError:
@@ -97,7 +113,7 @@ class RestClient:
             # Pools that stay cheap at 64 concurrent requests (``pool.py``); proxies
             # from the environment still get httpx's own transports.
             transport=transport if transport is not None else pool.ShardedTransport(limits),
-            headers={"User-Agent": "boxlite-mcp", "Accept-Encoding": "identity"},
+            headers=_HEADERS,
         )
         self._generation: Generation | None = None
         self._auth: Auth = Auth()
@@ -109,6 +125,9 @@ class RestClient:
         self._config_lock = anyio.Lock()
         #: WebSocket upgrades for exec attaches (``upgrade.py``).
         self.upgrades = Upgrades(self)
+        #: A kept connection for hot-path requests (``http1.py``); none under a
+        #: transport given by the caller (tests), which must see every request.
+        self._lane = Lane(self.upgrades.open_stream) if transport is None else None
 
     def __repr__(self) -> str:
         return f"RestClient(url={self.settings.url!r}, generation={self._generation!r})"
@@ -230,10 +249,13 @@ class RestClient:
         timeouts: httpx.Timeout | None = None,
         ok_statuses: Collection[int] = (),
         what: str = "",
+        lane: bool = False,
     ) -> Answer:
         """Send, retrying as the module docstring says; a read 2xx or a BoxliteError.
 
         Statuses in ``ok_statuses`` are returned (body read) instead of raised.
+        ``lane``: a hot-path request (the exec ``POST``); its first attempt goes over
+        the kept connection of ``http1.Lane`` when that is free.
         """
         answer = await self._send(
             method,
@@ -250,6 +272,7 @@ class RestClient:
             what=what,
             stream=False,
             ok_statuses=ok_statuses,
+            lane=lane,
         )
         assert isinstance(answer, Answer)
         return answer
@@ -309,6 +332,7 @@ class RestClient:
         what: str,
         stream: bool,
         ok_statuses: Collection[int],
+        lane: bool = False,
     ) -> httpx.Response | Answer:
         """One logical request: a streamed response (``stream``) or a read Answer."""
         key = str(uuid.uuid4()) if idempotency_key else None
@@ -325,24 +349,41 @@ class RestClient:
             if key is not None:
                 request_headers["Idempotency-Key"] = key
             body = content() if callable(content) else content
-            request = self._http.build_request(
-                method,
-                parsed_url(url),
-                json=json,
-                data=data,
-                content=body,
-                params=params,
-                headers=request_headers,
-                timeout=timeouts if timeouts is not None else httpx.USE_CLIENT_DEFAULT,
-            )
+            lane_body: bytes | None = None
+            plain = not (data or params or timeouts)
+            if lane and attempt == 0 and self._lane is not None and plain:
+                if json is not None:
+                    lane_body = _json_bytes(json)
+                    request_headers.setdefault("Content-Type", "application/json")
+                elif isinstance(body, bytes) or body is None:
+                    lane_body = body or b""
             failure: BaseException | None = None
             response: httpx.Response | None = None
             answer: Answer | None = None
             try:
                 # The whole answer (headers, and the body unless streamed) within
                 # ``timeout``: a server trickling bytes cannot hold a request forever.
-                with anyio.fail_after(self.settings.timeout):
-                    response = await self._dispatch(request)
+                async with asyncio.timeout(self.settings.timeout):
+                    if lane_body is not None and self._lane is not None:
+                        response = await self._lane.send(
+                            method,
+                            url,
+                            {**_LANE_HEADERS, **request_headers},
+                            lane_body,
+                            MAX_ANSWER_BYTES,
+                        )
+                    if response is None:
+                        request = self._http.build_request(
+                            method,
+                            parsed_url(url),
+                            json=json,
+                            data=data,
+                            content=body,
+                            params=params,
+                            headers=request_headers,
+                            timeout=timeouts if timeouts is not None else httpx.USE_CLIENT_DEFAULT,
+                        )
+                        response = await self._dispatch(request)
                     status = response.status_code
                     self._check_answer(response, what, ok_statuses)
                     if not stream and (status < 300 or status in ok_statuses):
@@ -387,7 +428,7 @@ class RestClient:
                 reauthorized = True
                 continue
             try:
-                with anyio.fail_after(self.settings.timeout):
+                async with asyncio.timeout(self.settings.timeout):
                     error_body = await read_capped(response, ERROR_BODY_BYTES, what, truncate=True)
             except (httpx.TransportError, TimeoutError):
                 error_body = b""
@@ -450,4 +491,6 @@ class RestClient:
         await anyio.sleep(delay)
 
     async def aclose(self) -> None:
+        if self._lane is not None:
+            await self._lane.aclose()
         await self._http.aclose()

@@ -5,10 +5,23 @@ on one opened ahead of time (``open_stream``, while ``POST /exec`` is in flight)
 else through the pooled client with its retries. Either way the server must
 prove it read the key (``Sec-WebSocket-Accept``); a 409 means someone else is
 attached.
+
+On a pre-opened connection the upgrade is written and its answer's head read
+here rather than through httpcore's HTTP/1.1 connection: that layer (request and
+response models, h11's state machine, locks that yield to the loop, trace hooks)
+was a fifth of the client's CPU per exec round trip (``docs/benchmarks.md``),
+for a request whose answer, when it succeeds, is a head and nothing else. Only
+the success is handled here: a ``101`` with the right accept. Any other answer,
+or a head this parser does not take, closes that connection and sends the
+upgrade through the pooled client (httpx and h11, retries, every error mapped),
+so refusals behave exactly as there. The head is written and read with
+``http1.py``.
 """
 
 from __future__ import annotations
 
+# asyncio: one cheap deadline around the upgrade (anyio's scope costs more).
+import asyncio
 import base64
 import logging
 import secrets
@@ -17,14 +30,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-import anyio
 import httpcore
 import httpx
 
 from ..errors import InternalError
 from .bodies import ERROR_BODY_BYTES, read_capped
 from .errors import AttachConflictError, error_from_status, parse_error_body
-from .pool import FastLivenessBackend
+from .http1 import parse_head, read_head, request_head
+from .netstream import AsyncioBackend
 from .urls import origin_of
 from .websocket import WebSocket, accept_for
 
@@ -34,25 +47,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-async def head_of(response: httpcore.Response) -> bytes:
-    """At most ERROR_BODY_BYTES of an httpcore answer's body (for an error message)."""
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in response.aiter_stream():
-        chunks.append(chunk)
-        total += len(chunk)
-        if total >= ERROR_BODY_BYTES:
-            break
-    return b"".join(chunks)[:ERROR_BODY_BYTES]
-
-
 class Upgrades:
     """WebSocket upgrades through one ``RestClient`` (its settings, auth and pool)."""
 
     def __init__(self, client: RestClient) -> None:
         self._client = client
-        # Streams that read and write without a cancel scope each (``pool.py``).
-        self._backend = FastLivenessBackend(httpcore.AnyIOBackend())
+        # Plain asyncio streams, as in the pools (``netstream.py``).
+        self._backend = AsyncioBackend(httpcore.AnyIOBackend())
         self._ssl_context: ssl.SSLContext | None = None
 
     async def open_stream(self, url: str) -> httpcore.AsyncNetworkStream | None:
@@ -103,12 +104,13 @@ class Upgrades:
         if stream is not None:
             upgraded = await self._upgrade_on(stream, url, headers, what)
             if upgraded is not None:
-                network, answer_headers = upgraded
+                initial, answer_headers = upgraded
                 socket = WebSocket(
-                    network,
+                    stream,
                     ping_interval=self._client.settings.ws_ping_interval,
                     max_message_bytes=self._client.settings.ws_max_message_bytes,
                     headers=answer_headers,
+                    initial=initial,
                 )
                 try:
                     yield socket
@@ -141,53 +143,39 @@ class Upgrades:
         url: str,
         headers: dict[str, str],
         what: str,
-    ) -> tuple[httpcore.AsyncNetworkStream, dict[str, str]] | None:
-        """The upgrade request on a pre-opened connection: the upgraded stream and the
-        answer's headers; None if that connection failed."""
-        target = origin_of(url)
-        origin = httpcore.Origin(
-            target.raw_scheme,
-            target.raw_host,
-            target.port or (443 if target.scheme == "https" else 80),
-        )
-        request_headers = [(b"Host", target.netloc), (b"User-Agent", b"boxlite-mcp")]
-        request_headers += [(k.encode(), v.encode()) for k, v in headers.items()]
+    ) -> tuple[bytes, dict[str, str]] | None:
+        """The upgrade request on a pre-opened connection, written and read here (module
+        docstring): what already arrived after the answer's head and the answer's
+        headers; None when that connection cannot serve (the pooled path then asks
+        again, with retries and full error handling)."""
+        fields = {"User-Agent": "boxlite-mcp", **headers}
         if (value := await self._client.auth.authorization()) is not None:
-            request_headers.append((b"Authorization", value.encode()))
-        timeout = self._client.settings.timeout
-        connection = httpcore.AsyncHTTP11Connection(origin=origin, stream=stream)
+            fields["Authorization"] = value
+        request = request_head("GET", url, fields)
+        if request is None:
+            await stream.aclose()
+            return None  # let httpx refuse it with its own error
+        failures = (httpcore.NetworkError, httpcore.TimeoutException, TimeoutError, httpx.HTTPError)
         try:
-            with anyio.fail_after(timeout):
-                response = await connection.handle_async_request(
-                    httpcore.Request(
-                        "GET",
-                        url,
-                        headers=request_headers,
-                        extensions={"timeout": {"read": timeout, "write": timeout}},
-                    )
-                )
-        except (
-            httpcore.NetworkError,
-            httpcore.TimeoutException,
-            httpcore.ProtocolError,
-            TimeoutError,
-        ) as exc:
+            async with asyncio.timeout(self._client.settings.timeout):
+                await stream.write(request)
+                head, rest = await read_head(stream)
+        except failures as exc:
             logger.debug("upgrade on a pre-opened connection failed: %r", exc)
-            await connection.aclose()
+            await stream.aclose()
+            return None
+        status, answer_headers = parse_head(head)
+        if status != 101:
+            # 401 (new credentials), 409 (still attached), errors: the pooled path
+            # repeats the GET (harmless) and handles each as it always has.
+            await stream.aclose()
             return None
         try:
-            if response.status == 401 and self._client.auth.invalidate():
-                return None  # let the pooled path fetch new credentials and retry
-            await self._upgraded(response.status, lambda: head_of(response), what)
-            answer_headers = {
-                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers
-            }
             self._check_accept(answer_headers.get("sec-websocket-accept"), headers, what)
         except BaseException:
-            await connection.aclose()
+            await stream.aclose()
             raise
-        network: httpcore.AsyncNetworkStream = response.extensions["network_stream"]
-        return network, answer_headers
+        return rest, answer_headers
 
     @staticmethod
     def _check_accept(accept: str | None, headers: dict[str, str], what: str) -> None:
@@ -213,3 +201,4 @@ class Upgrades:
         raise InternalError(
             f"{what}: the server answered HTTP {status} instead of upgrading to a WebSocket"
         )
+
