@@ -8,6 +8,7 @@ registry and the request context themselves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ from ..sessions.state import StateStore, open_state
 from ..settings import Settings
 from .identity import Requester, requester
 from .models import BoxView
-from .sdk import ToolContext
+from .sdk import ToolContext, response_heard
 
 
 @dataclass
@@ -123,11 +124,15 @@ class ToolCall:
     services: Services
     ctx: ToolContext
     who: Requester = field(init=False)
+    #: Whether its client can still hear this call: a box it waits on stays in use
+    #: only meanwhile (``Registry.in_use``).
+    heard: Callable[[], bool] = field(init=False)
     #: Runtime names of the boxes this call resolved, to show errors in the owner's names.
     boxes: list[str] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.who = self.services.requester(self.ctx.request_context)
+        self.heard = response_heard(self.ctx)
 
     @property
     def settings(self) -> Settings:
