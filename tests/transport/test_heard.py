@@ -5,12 +5,14 @@ the SDK keeps serving it so that the client can resume. The registry lets such a
 request keep its box only while ``response_heard`` says its client hears it. Here
 a raw HTTP client (so that nothing but the connection tells the server anything:
 no cancellation, no DELETE) opens a session, calls a tool that watches the probe,
-drops the connection, then resumes the stream with ``Last-Event-ID``.
+drops the connection, then resumes the stream with ``Last-Event-ID``. A call run as
+a task (answered at once, then polled) is heard for as long as it runs.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,8 +23,9 @@ from mcp.server.mcpserver import Context, MCPServer
 
 from boxlite_mcp.server.sdk import response_heard
 from boxlite_mcp.settings import Settings
+from tests.mcp.test_legacy_tasks import poll, send, start
 
-from .conftest import serve_settings
+from .conftest import real_server, serve_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -145,3 +148,25 @@ async def test_without_a_legacy_http_session_every_call_is_heard() -> None:
             assert client.protocol_version != LEGACY
             await client.call_tool("probe", {})
     assert seen == [True, True, True]
+
+
+async def test_a_legacy_task_keeps_its_box_while_it_runs(tmp_path: Path) -> None:
+    """A task is answered at once (its request's stream ends) and polled: it attends its
+    box for as long as it runs, past the idle TTL, as before tasks were heard."""
+    async with real_server(
+        tmp_path / "home",
+        transport="streamable-http",
+        box_idle_ttl_seconds=1.0,
+        reap_interval_seconds=0.1,
+    ) as (server, _runtime, settings):
+        async with serve_settings(server, settings) as port:
+            async with Client(f"http://127.0.0.1:{port}/mcp", mode="legacy") as client:
+                assert client.protocol_version == LEGACY
+                created = await client.call_tool("box_create", {"name": "t"})
+                assert not created.is_error
+                task_id = await start(client, "exec_run", box="t", command="sleep 2.5; echo done")
+                task = await poll(client.session, task_id)
+                assert task["status"] == "completed"
+                result = await send(client.session, "tasks/result", taskId=task_id)
+                assert result["structuredContent"]["exit_code"] == 0
+                assert result["structuredContent"]["stdout"] == "done\n"
