@@ -8,6 +8,8 @@ registry and the request context themselves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +27,16 @@ from ..sessions.state import StateStore, open_state
 from ..settings import Settings
 from .identity import Requester, requester
 from .models import BoxView
-from .sdk import ToolContext
+from .sdk import ToolContext, response_heard
+
+#: Set while a tool call runs as a task (``tasks.TaskStore``): its client follows it by
+#: polling the task store, not on the request's stream (answered at once with the
+#: task), so that stream says nothing about whether anyone still waits for the call.
+RUNNING_AS_TASK: ContextVar[bool] = ContextVar("boxlite_mcp_running_as_task", default=False)
+
+
+def _heard_while_it_runs() -> bool:
+    return True
 
 
 @dataclass
@@ -123,11 +134,15 @@ class ToolCall:
     services: Services
     ctx: ToolContext
     who: Requester = field(init=False)
+    #: Whether its client can still hear this call: a box it waits on stays in use
+    #: only meanwhile (``Registry.in_use``). A task is heard for as long as it runs.
+    heard: Callable[[], bool] = field(init=False)
     #: Runtime names of the boxes this call resolved, to show errors in the owner's names.
     boxes: list[str] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.who = self.services.requester(self.ctx.request_context)
+        self.heard = _heard_while_it_runs if RUNNING_AS_TASK.get() else response_heard(self.ctx)
 
     @property
     def settings(self) -> Settings:

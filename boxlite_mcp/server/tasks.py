@@ -46,7 +46,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from ..runtime.errors import quote_reference
 from ..settings import MAX_CALL_WAIT_SECONDS
 from .identity import owner_of
-from .services import LifespanState
+from .services import RUNNING_AS_TASK, LifespanState
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +172,7 @@ class TaskStore:
     async def _run(
         self, task: _Task, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> None:
+        RUNNING_AS_TASK.set(True)  # this task's own context: the call it runs sees it
         with task.scope:
             try:
                 task.result = _dump(await call_next(ctx))

@@ -64,6 +64,14 @@ RESERVATION_TTL_SECONDS = 900.0
 #: Called with a box's id when the registry removed it (python sessions close theirs).
 RemovedHook = Callable[[str], Awaitable[None]]
 
+#: Whether the client behind an attached request can still hear it (the transport
+#: knows: ``server/sdk.py`` ``response_heard``). Asked once per reap round.
+Heard = Callable[[], bool]
+
+
+def _always_heard() -> bool:
+    return True
+
 
 @dataclass
 class BoxEntry:
@@ -79,7 +87,8 @@ class BoxEntry:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     #: Wall-clock seconds (``time.time()``): replicas compare it.
     last_used: float = field(default_factory=time.time)
-    #: Requests in flight on this replica that wait on this box (exec_run, exec_read).
+    #: Requests in flight on this replica that wait on this box (exec_run, exec_read)
+    #: and that their client can still hear.
     attached: int = 0
 
     @property
@@ -106,9 +115,9 @@ class BoxEntry:
         self.last_used = self.registry.clock()
         self.registry.mark_used(self.id, self.last_used)
 
-    def in_use(self) -> AbstractAsyncContextManager[None]:
-        """``async with entry.in_use():`` a request waits on it (see ``Registry.in_use``)."""
-        return self.registry.in_use(self)
+    def in_use(self, heard: Heard = _always_heard) -> AbstractAsyncContextManager[None]:
+        """``async with entry.in_use(heard):`` a request waits on it (see ``Registry.in_use``)."""
+        return self.registry.in_use(self, heard)
 
 
 def _label(record: BoxRecord) -> str:
@@ -145,7 +154,7 @@ class Registry:
         self.shared = self.state.shared
         self.replica = replica_id()
         self._handles: dict[str, Box] = {}  # by runtime box id
-        self._attached: dict[str, int] = {}
+        self._attached: dict[str, list[Heard]] = {}  # by box id: one per attached request
         self._used_since_round: dict[str, float] = {}  # mark_used, not yet stored
         self._removed_hooks: list[RemovedHook] = []
 
@@ -184,7 +193,7 @@ class Registry:
             registry=self,
             created_at=record.created_at,
             last_used=record.last_used,
-            attached=self._attached.get(record.id, 0),
+            attached=self._attending(record.id),
         )
 
     async def owned_by(self, owner: str) -> list[BoxEntry]:
@@ -240,27 +249,36 @@ class Registry:
         """This replica's handle on a box, if it has one (no store nor runtime call)."""
         return self._handles.get(box_id)
 
-    @asynccontextmanager
-    async def in_use(self, entry: BoxEntry) -> AsyncIterator[None]:
-        """Mark the box as used by a request for as long as the block runs.
+    def _attending(self, box_id: str) -> int:
+        """How many requests attached to this box their clients can still hear."""
+        return sum(1 for heard in self._attached.get(box_id, ()) if heard())
 
-        Only an attached request keeps a box from idling: a command started with
+    @asynccontextmanager
+    async def in_use(self, entry: BoxEntry, heard: Heard = _always_heard) -> AsyncIterator[None]:
+        """Mark the box as used by a request for as long as the block runs and
+        ``heard()`` says its client can still hear it.
+
+        Only an attended request keeps a box from idling: a command started with
         exec_start and then left alone does not, so a client that vanishes cannot
-        keep its box (and the command in it) alive past the TTL. Another replica's
-        reaper sees the box in use because this replica touches its attached boxes
-        every reap interval (``run_reaper``).
+        keep its box (and the command in it) alive past the TTL. Nor does a request
+        whose client is gone although the request runs on (a handshake-era HTTP
+        request whose stream dropped: the client may resume it, so the SDK keeps
+        serving it): the box idles from the last round its client was heard, and a
+        client that resumes within the TTL keeps it. Another replica's reaper sees
+        the box in use because this replica touches its attended boxes every reap
+        interval (``run_reaper``).
         """
-        self._attached[entry.id] = self._attached.get(entry.id, 0) + 1
+        self._attached.setdefault(entry.id, []).append(heard)
         entry.attached += 1
         try:
             await self.touch(entry)
             yield
         finally:
             entry.attached -= 1
-            left = self._attached.get(entry.id, 1) - 1
-            if left > 0:
-                self._attached[entry.id] = left
-            else:
+            attached = self._attached.get(entry.id, [])
+            if heard in attached:
+                attached.remove(heard)
+            if not attached:
                 self._attached.pop(entry.id, None)
             with anyio.CancelScope(shield=True):
                 try:
@@ -269,13 +287,16 @@ class Registry:
                     pass  # the touch on entry stands; the call's own error says more
 
     @asynccontextmanager
-    async def attending(self, owner: str, box_id: str) -> AsyncIterator[None]:
-        """The owner attends to an execution of this box: the box is in use meanwhile."""
+    async def attending(
+        self, owner: str, box_id: str, heard: Heard = _always_heard
+    ) -> AsyncIterator[None]:
+        """The owner attends to an execution of this box: the box is in use meanwhile
+        (while ``heard()``, as for ``in_use``)."""
         entry = await self.entry_by_id(owner, box_id)
         if entry is None:
             yield
             return
-        async with self.in_use(entry):
+        async with self.in_use(entry, heard):
             yield
 
     async def not_found(self, owner: str, ref: str) -> NotFoundError:
@@ -500,13 +521,14 @@ class Registry:
         """Remove non-persistent boxes idle past the TTL, killing what still runs in them.
 
         Idle means no request of its owner touched the box for the TTL and none is
-        attached to it now; a command left running without attention does not count.
+        attending it now (attached and heard); a command left running without
+        attention does not count.
         Returns the boxes this call removed (not those another replica removed first).
         """
         now = self.clock()
         reaped = []
         for record in await self.state.boxes():
-            if record.persist or self._attached.get(record.id):
+            if record.persist or self._attending(record.id):
                 continue
             last_used = max(record.last_used, self._used_since_round.get(record.id, 0.0))
             if now - last_used >= self.settings.box_idle_ttl_seconds:
@@ -517,10 +539,10 @@ class Registry:
         return reaped
 
     async def _keep_attached(self) -> None:
-        """Touch the boxes this replica's requests are attached to (and store the uses
+        """Touch the boxes this replica's requests attend (and store the uses
         ``mark_used`` noted), so that whichever replica reaps sees them in use."""
         now = self.clock()
-        for box_id in list(self._attached):
+        for box_id in [b for b in list(self._attached) if self._attending(b)]:
             await self.state.touch_box(box_id, now)
         noted, self._used_since_round = self._used_since_round, {}
         for box_id, at in noted.items():

@@ -619,6 +619,37 @@ async def test_reaping_removes_only_idle_unattended_ephemeral_boxes(
     assert await registry.reap_idle() == []
 
 
+async def test_a_request_nobody_hears_attends_its_box_only_until_the_ttl(
+    runtime: FaultyRuntime,
+) -> None:
+    """A request still running for a client that left (a legacy HTTP stream dropped)
+    does not keep its box: the box idles from the last round its client was heard;
+    a client that comes back (resumes) within the TTL keeps it."""
+    clock = Clock()
+    registry = Registry(runtime, Settings(box_idle_ttl_seconds=TTL), clock=clock)
+    gone = await registry.create("alice", None, BoxOptions(name="gone"), persist=False)
+    back = await registry.create("alice", None, BoxOptions(name="back"), persist=False)
+    heard = {"gone": True, "back": True}
+    async with gone.in_use(lambda: heard["gone"]), back.in_use(lambda: heard["back"]):
+        clock.now += 10
+        assert await registry.reap_round() == []
+        assert await last_used(registry, gone.id) == clock.now  # heard: kept alive
+        assert (await registry.resolve("alice", "gone")).attached == 1
+        heard_at = clock.now
+        heard.update(gone=False, back=False)  # both streams drop
+        clock.now += 10
+        assert await registry.reap_round() == []
+        assert await last_used(registry, gone.id) == heard_at  # no longer touched
+        seen = await registry.entry_by_id("alice", gone.id)  # as box_list shows it
+        assert seen is not None and seen.attached == 0
+        assert registry.expires_in(seen) == TTL - 10
+        heard["back"] = True  # one client resumes within the TTL
+        clock.now = heard_at + TTL
+        assert await registry.reap_round() == [gone.id]
+        assert {i.id for i in await runtime.list()} == {back.id}
+        assert await last_used(registry, back.id) == clock.now
+
+
 async def test_an_execution_that_ends_restarts_the_idle_clock(runtime: FaultyRuntime) -> None:
     """``mark_used`` (synchronous, from an execution's end) counts at the next reap."""
     clock = Clock()

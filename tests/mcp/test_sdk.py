@@ -16,6 +16,8 @@ from mcp.server.connection import Connection
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
+from mcp.server.streamable_http import StreamableHTTPServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,6 +80,20 @@ def test_the_private_connection_attribute_is_still_where_we_look() -> None:
     """``ServerSession._connection``; the live check is in the next test."""
     for attribute in ("protocol_version", "state", "exit_stack"):
         assert attribute in inspect.getsource(Connection), attribute
+
+
+def test_the_transport_internals_response_heard_reads_are_still_there() -> None:
+    """The session manager's ``_server_instances`` and each transport's
+    ``_request_streams`` (keyed by ``str(request id)``, re-keyed by a resume); the
+    live check is ``tests/transport/test_heard.py``."""
+    assert "self._server_instances[session_id] = http_transport" in inspect.getsource(
+        StreamableHTTPSessionManager
+    )
+    transport = inspect.getsource(StreamableHTTPServerTransport)
+    assert "request_id = str(message.id)" in transport
+    assert "self._request_streams[request_id] = " in transport  # the POST's stream
+    assert "self._request_streams[stream_id] = " in transport  # a resumed GET's
+    assert isinstance(StreamableHTTPServerTransport.is_terminated, property)
 
 
 async def test_a_model_tool_has_the_models_schemas_and_clear_argument_errors() -> None:

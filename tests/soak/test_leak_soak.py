@@ -87,22 +87,13 @@ def test_nothing_is_left_that_no_runtime_knows_about(soak: SoakResult) -> None:
     assert after.clean and after.servers == [], after.summary()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Since 1bc0019 only an attending request keeps a box alive, so exec_start jobs of "
-        "vanished clients no longer hold boxes. What remains: a handshake-era HTTP client "
-        "that vanishes with an exec_run in flight; the SDK keeps serving that request after "
-        "the connection dropped (a 2026-07-28 request is cancelled), so the exec_run stays "
-        "attached (boxlite_mcp/registry.py BoxEntry.in_use) and the box lives until the "
-        "call returns (return_after_seconds, 50 s by default; before that, the command's "
-        "timeout), longer than this soak's TTL and margin. Fix: end the call when its "
-        "response stream is gone (e.g. exec_run stops attending once progress cannot be "
-        "delivered), or let an attached call hold a box at most the TTL past its last "
-        "delivered output."
-    ),
-)
 def test_killed_clients_leave_nothing_after_the_ttl(soak: SoakResult) -> None:
+    """Even a legacy HTTP client killed with an exec_run in flight: the SDK serves that
+    request on, but it attends its box only while its client can hear it.
+
+    Found by the leak soak; fixed by ``response_heard`` (server/sdk.py), which the
+    registry asks each reap round (``Registry.in_use``).
+    """
     for kind in soak.kinds:
         if kind.spec.vanish == "kill":
             assert not kind.leaked, (kind.spec.name, kind.unexpected())

@@ -269,7 +269,7 @@ def _run_result(call: ToolCall, follower: Follower, waited: float) -> CallToolRe
 
 def _attending(call: ToolCall, record: ExecView) -> AbstractAsyncContextManager[None]:
     """Its owner is attending to this execution: its box is in use meanwhile."""
-    return call.registry.attending(call.who.owner, record.box_id)
+    return call.registry.attending(call.who.owner, record.box_id, call.heard)
 
 
 @tools.tool(
@@ -294,7 +294,7 @@ async def exec_run(call: ToolCall, args: ExecRunInput) -> Annotated[CallToolResu
     return_after = args.return_after_seconds
     if return_after is None:
         return_after = call.settings.exec_return_after_seconds
-    async with entry.in_use():
+    async with entry.in_use(call.heard):
         record = await _start(call, entry, args, keep_open=False)
         returned = False
         try:

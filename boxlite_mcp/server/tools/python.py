@@ -131,7 +131,7 @@ async def python_run(
         await send.send(chunk)
 
     result: PythonRunResult | None = None
-    async with entry.in_use():
+    async with entry.in_use(call.heard):
         async with anyio.create_task_group() as tg:
             tg.start_soon(_progress, call, receive)
             async with send:
