@@ -128,7 +128,6 @@ class _Task:
             body["error"] = self.error
         return body
 
-
     def legacy_wire(self) -> dict[str, Any]:
         """The task as the 2025-11-25 revision puts it on the wire (``Task``)."""
         return {**self._state(), "ttl": TASK_TTL_MS, "pollInterval": POLL_INTERVAL_MS}

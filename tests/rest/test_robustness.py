@@ -41,6 +41,8 @@ BOX = {
     "cpus": 1,
     "memory_mib": 512,
 }
+
+
 def raw_answer(request_line: bytes) -> bytes:
     """A raw server's answer: the box to a GET, a new execution to a POST."""
     body = json.dumps(BOX if request_line.startswith(b"GET") else {"execution_id": "e1"})

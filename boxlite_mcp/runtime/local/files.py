@@ -151,9 +151,7 @@ def _landed(path: Path) -> int:
     try:
         if path.is_symlink() or not path.is_dir():
             return path.lstat().st_size if path.is_file() or path.is_symlink() else 0
-        return sum(
-            (Path(d) / f).lstat().st_size for d, _, names in os.walk(path) for f in names
-        )
+        return sum((Path(d) / f).lstat().st_size for d, _, names in os.walk(path) for f in names)
     except OSError:
         return 0  # still being created, or gone
 

@@ -201,4 +201,3 @@ class Upgrades:
         raise InternalError(
             f"{what}: the server answered HTTP {status} instead of upgrading to a WebSocket"
         )
-

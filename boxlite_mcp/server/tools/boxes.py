@@ -84,8 +84,7 @@ async def box_create(call: ToolCall, args: BoxCreateInput) -> BoxResult:
     return BoxResult(
         box=view,
         exposed=exposed or None,
-        message=f"Created box {entry.label}. Run commands with exec_run(box={view.id!r})."
-        + reach,
+        message=f"Created box {entry.label}. Run commands with exec_run(box={view.id!r})." + reach,
     )
 
 

@@ -115,9 +115,7 @@ def _parse_signal(value: int | str) -> int:
     )
 
 
-async def _start(
-    call: ToolCall, entry: BoxEntry, args: CommandInput, keep_open: bool
-) -> Follower:
+async def _start(call: ToolCall, entry: BoxEntry, args: CommandInput, keep_open: bool) -> Follower:
     settings, executions = call.settings, call.executions
     if executions.running_count() >= settings.max_executions_kept:
         raise UnsupportedError(
