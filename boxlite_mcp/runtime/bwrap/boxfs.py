@@ -23,14 +23,11 @@ from contextlib import contextmanager
 from typing import IO
 
 from ..errors import InternalError
+from .syscall import syscall, write_all
 
 _SYS_OPENAT2 = 437  # the same number on every architecture (added in 5.6)
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_IN_ROOT = 0x10
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
 
 
 class _OpenHow(ctypes.Structure):
@@ -50,7 +47,7 @@ def openat2(
 ) -> int:
     """``openat2(2)``; raises OSError like ``os.open``."""
     how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    fd = _syscall(
+    fd = syscall(
         ctypes.c_long(_SYS_OPENAT2),
         ctypes.c_int(dirfd),
         ctypes.c_char_p(os.fsencode(path)),
@@ -263,7 +260,7 @@ class TreeWriter:
             try:
                 if data is not None:
                     while chunk := data.read(1024 * 1024):
-                        _write_all(fd, chunk)
+                        write_all(fd, chunk)
                 self._owner(fd, member, None)
                 os.fchmod(fd, member.mode & 0o7777)
                 os.utime(fd, (member.mtime, member.mtime))
@@ -288,9 +285,3 @@ class TreeWriter:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=pfd)
             raise
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]

@@ -43,6 +43,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .mountapi import detached_tmpfs
+from .syscall import write_all
 
 ALLOW, EMPTY, DENY, REPLACE = "allow", "empty", "deny", "replace"
 
@@ -379,9 +380,7 @@ def _build(entries: Sequence[Entry]) -> int:
                     dir_fd=parent,
                 )
                 try:
-                    view = memoryview(e.content)
-                    while view:
-                        view = view[os.write(fd, view) :]
+                    write_all(fd, e.content)
                     os.fchown(fd, e.uid, e.gid)
                     os.fchmod(fd, e.mode)
                 finally:

@@ -16,6 +16,7 @@ import ctypes
 import os
 
 from ..errors import UnavailableError
+from .syscall import syscall
 
 # Syscall numbers shared by every architecture (added after the table unification).
 _SYS_OPEN_TREE = 428
@@ -32,10 +33,6 @@ MOUNT_ATTR_NODEV = 0x00000004
 MOUNT_ATTR_IDMAP = 0x00100000
 FSCONFIG_SET_STRING = 1
 FSCONFIG_CMD_CREATE = 6
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
 
 
 class _MountAttr(ctypes.Structure):
@@ -73,14 +70,14 @@ def idmapped_clone(path: str | int, userns_fd: int) -> int:
     """
     what = path if isinstance(path, str) else "the default image's mask"
     if isinstance(path, str):
-        rc = _syscall(
+        rc = syscall(
             ctypes.c_long(_SYS_OPEN_TREE),
             ctypes.c_int(AT_FDCWD),
             ctypes.c_char_p(os.fsencode(path)),
             ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC),
         )
     else:
-        rc = _syscall(
+        rc = syscall(
             ctypes.c_long(_SYS_OPEN_TREE),
             ctypes.c_int(path),
             ctypes.c_char_p(b""),
@@ -90,7 +87,7 @@ def idmapped_clone(path: str | int, userns_fd: int) -> int:
     attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
     try:
         _check(
-            _syscall(
+            syscall(
                 ctypes.c_long(_SYS_MOUNT_SETATTR),
                 ctypes.c_int(fd),
                 ctypes.c_char_p(b""),
@@ -115,7 +112,7 @@ def detached_mount(fstype: str, options: dict[str, str], what: str, attrs: int =
     are ``MOUNT_ATTR_*`` flags of the mount (e.g. ``MOUNT_ATTR_NOSUID``).
     """
     fs = _check(
-        _syscall(ctypes.c_long(_SYS_FSOPEN), ctypes.c_char_p(fstype.encode()), ctypes.c_uint(1)),
+        syscall(ctypes.c_long(_SYS_FSOPEN), ctypes.c_char_p(fstype.encode()), ctypes.c_uint(1)),
         "fsopen",
         what,
         MOUNT_HINT,
@@ -123,7 +120,7 @@ def detached_mount(fstype: str, options: dict[str, str], what: str, attrs: int =
     try:
         for key, value in options.items():
             _check(
-                _syscall(
+                syscall(
                     ctypes.c_long(_SYS_FSCONFIG),
                     ctypes.c_int(fs),
                     ctypes.c_uint(FSCONFIG_SET_STRING),
@@ -136,7 +133,7 @@ def detached_mount(fstype: str, options: dict[str, str], what: str, attrs: int =
                 MOUNT_HINT,
             )
         _check(
-            _syscall(
+            syscall(
                 ctypes.c_long(_SYS_FSCONFIG),
                 ctypes.c_int(fs),
                 ctypes.c_uint(FSCONFIG_CMD_CREATE),
@@ -149,7 +146,7 @@ def detached_mount(fstype: str, options: dict[str, str], what: str, attrs: int =
             MOUNT_HINT,
         )
         return _check(
-            _syscall(
+            syscall(
                 ctypes.c_long(_SYS_FSMOUNT),
                 ctypes.c_int(fs),
                 ctypes.c_uint(1),
