@@ -7,6 +7,7 @@ per box and cgroup limits: weaker than a VM (one shared kernel), and
 
 from __future__ import annotations
 
+# asyncio: a fire-and-forget timer for the coalesced record save (no task group owns it).
 import asyncio
 import contextlib
 import logging
