@@ -66,6 +66,18 @@ def _run(*argv: str) -> str:
     return lines[0] if lines else ""
 
 
+def _bubblewrap() -> str:
+    """The ``bwrap`` the bwrap runtime runs (the system's, else the bundled one)."""
+    from boxlite_mcp.runtime.bwrap.host import bwrap_version, find_bwrap
+    from boxlite_mcp.runtime.errors import UnavailableError
+
+    try:
+        binary = find_bwrap()
+        return binary.describe(bwrap_version(binary.path))
+    except UnavailableError as exc:
+        return f"unavailable ({exc})"
+
+
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
@@ -107,7 +119,7 @@ def describe(repo: Path, load_at_start: float | None = None) -> list[str]:
         f"- CPU: {_cpu_model()}, {cores}; memory {_memory()}; {_virtualisation()}",
         f"- kernel: {platform.release()} ({platform.machine()}); OS: {_os_name()}",
         f"- Python {platform.python_version()} ({sys.implementation.name}); "
-        f"bubblewrap: {_run('bwrap', '--version')}",
+        f"bubblewrap: {_bubblewrap()}",
         f"- packages: {versions}",
         f"- boxlite-mcp commit: {commit}",
         "- load average (1 min): "
