@@ -15,7 +15,23 @@ from .serving import serve
 
 GENERATIONS = ["0.9", "0.10"]
 
+
 #: Quick retries and resumes, so fault tests take milliseconds.
+def wire_box(box_id: str = "b1", **fields: Any) -> dict[str, Any]:
+    """A running box as a BoxLite server answers it (the wire form)."""
+    return {
+        "box_id": box_id,
+        "name": "b",
+        "status": "running",
+        "created_at": "2024-01-01T00:00:00Z",
+        "updated_at": "2024-01-01T00:00:00Z",
+        "image": "alpine",
+        "cpus": 1,
+        "memory_mib": 512,
+        **fields,
+    }
+
+
 FAST = {"backoff_initial": 0.01, "backoff_max": 0.05, "reconnect_seconds": 5.0}
 
 

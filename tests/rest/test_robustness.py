@@ -25,22 +25,13 @@ from boxlite_mcp.runtime.errors import (
 from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
 from boxlite_mcp.runtime.types import BoxOptions, ExecRequest
 
-from .conftest import FAST, running
+from .conftest import FAST, running, wire_box
 from .fake import FakeBoxlite
 from .serving import serve
 
 pytestmark = pytest.mark.anyio
 
-BOX = {
-    "box_id": "b1",
-    "name": "b",
-    "status": "running",
-    "created_at": "2024-01-01T00:00:00Z",
-    "updated_at": "2024-01-01T00:00:00Z",
-    "image": "alpine",
-    "cpus": 1,
-    "memory_mib": 512,
-}
+BOX = wire_box()
 
 
 def raw_answer(request_line: bytes) -> bytes:

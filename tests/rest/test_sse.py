@@ -15,21 +15,12 @@ from boxlite_mcp.runtime.errors import InternalError
 from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
 from boxlite_mcp.runtime.types import ExecRequest, ExecResult
 
-from .conftest import FAST
+from .conftest import FAST, wire_box
 from .serving import serve
 
 pytestmark = pytest.mark.anyio
 
-BOX = {
-    "box_id": "01HJK4TNRPQSXYZ8WM6NCVT9R5",
-    "name": "b",
-    "status": "running",
-    "created_at": "2024-01-01T00:00:00Z",
-    "updated_at": "2024-01-01T00:00:00Z",
-    "image": "alpine",
-    "cpus": 1,
-    "memory_mib": 512,
-}
+BOX = wire_box("01HJK4TNRPQSXYZ8WM6NCVT9R5")
 
 
 def data(payload: bytes) -> str:

@@ -16,21 +16,12 @@ from boxlite_mcp.runtime.errors import InternalError, InvalidStateError
 from boxlite_mcp.runtime.rest import RestRuntime, RestSettings
 from boxlite_mcp.runtime.types import ExecRequest, ExecResult
 
-from .conftest import FAST
+from .conftest import FAST, wire_box
 from .serving import serve
 
 pytestmark = pytest.mark.anyio
 
-BOX = {
-    "box_id": "b1",
-    "name": "b",
-    "status": "running",
-    "created_at": "2024-01-01T00:00:00Z",
-    "updated_at": "2024-01-01T00:00:00Z",
-    "image": "alpine",
-    "cpus": 1,
-    "memory_mib": 512,
-}
+BOX = wire_box()
 
 Attach = Callable[[WebSocket, int], Awaitable[None]]
 
